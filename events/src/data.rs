@@ -1,0 +1,516 @@
+//! The typed payload (`data`) of every event type, per version, with its rules.
+//!
+//! Decoding goes `(type, version, JSON text)` → the struct of that version → upcast to the
+//! current version → [`EventData`]. Old versions keep decoding forever: their golden
+//! examples live in `events/golden/` and `tests/golden.rs` checks them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::{
+    error::{Errors, ValidationErrors},
+    money::{Currency, Money},
+};
+
+/// Longest identifier (customer, order, complaint, post, community, sku …), in bytes.
+pub const ID_LEN_MAX: usize = 128;
+/// Longest short string (name, email, product, channel …), in bytes.
+pub const SHORT_LEN_MAX: usize = 512;
+/// Longest free text (complaint, post), in bytes.
+pub const TEXT_LEN_MAX: usize = 16 * 1024;
+/// Most entries in any list (items, tags, mentions) or map (traits).
+pub const LIST_LEN_MAX: usize = 1000;
+
+macro_rules! event_types {
+    ($( $variant:ident = $name:literal, $current:literal, $doc:literal; )*) => {
+        /// Every event type Rapport knows. The name is the wire `type`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum EventType { $( #[doc = $doc] $variant, )* }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(EventType::$variant => $name,)* }
+            }
+
+            pub fn parse(s: &str) -> Option<EventType> {
+                match s { $($name => Some(EventType::$variant),)* _ => None }
+            }
+
+            /// The version new events of this type are written in.
+            pub fn current_version(self) -> u16 {
+                match self { $(EventType::$variant => $current,)* }
+            }
+        }
+    };
+}
+
+event_types! {
+    CustomerRegistered = "customer_registered", 1, "A customer became known (sign-up, first order, import).";
+    ProfileUpdated = "profile_updated", 1, "Traits of the customer changed.";
+    Purchase = "purchase", 1, "An order was paid.";
+    Refund = "refund", 1, "Money for an order went back to the customer.";
+    Referral = "referral", 1, "The customer (referrer) brought in another (referee).";
+    Complaint = "complaint", 1, "The customer complained about something.";
+    ComplaintResolved = "complaint_resolved", 1, "A complaint was closed.";
+    Post = "post", 1, "The customer posted in a community.";
+    CommunityJoined = "community_joined", 1, "The customer joined a community.";
+    CommunityLeft = "community_left", 1, "The customer left a community.";
+    Contacted = "contacted", 1, "The firm reached out to the customer.";
+    PersonalDataErased = "personal_data_erased", 1, "System event: the customer's personal data was crypto-shredded.";
+}
+
+impl EventType {
+    /// System events are written by Rapport itself (through its own endpoints), never
+    /// accepted from clients, so nobody can forge an erasure record.
+    pub fn is_system(self) -> bool {
+        matches!(self, EventType::PersonalDataErased)
+    }
+
+    pub fn known_versions(self) -> std::ops::RangeInclusive<u16> {
+        1..=self.current_version()
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerRegistered {
+    /// Personal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Personal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Personal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdated {
+    /// Trait name → value. Values are personal unless the name is one of
+    /// [`crate::personal::NON_PERSONAL_TRAITS`].
+    pub traits: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub sku: String,
+    /// A positive count.
+    pub quantity: u32,
+    pub unit_price: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Purchase {
+    pub order_id: String,
+    pub amount: Money,
+    pub currency: Currency,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refund {
+    pub order_id: String,
+    pub amount: Money,
+    /// The order's currency when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    /// Personal (free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Referral {
+    /// The customer id of the person referred; the event's `customer` is the referrer.
+    pub referee: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// What a complaint is about; at least one field is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct About {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Complaint {
+    pub complaint_id: String,
+    pub about: About,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// 1 (minor) to 5 (severe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<u8>,
+    /// Personal (free text).
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintResolved {
+    pub complaint_id: String,
+    /// Personal (free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfied: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Post {
+    pub post_id: String,
+    pub community: String,
+    /// Personal (free text).
+    pub text: String,
+    /// The post id this post replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// A complaint id this post supports ("me too").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echoes: Option<String>,
+    /// Customer ids mentioned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Community {
+    pub community: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contacted {
+    pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonalDataErased {
+    /// Id of the API key that asked for the erasure (not a person's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// Generation of the destroyed data key.
+    pub key_generation: u32,
+}
+
+/// A decoded, validated payload in its current version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventData {
+    CustomerRegistered(CustomerRegistered),
+    ProfileUpdated(ProfileUpdated),
+    Purchase(Purchase),
+    Refund(Refund),
+    Referral(Referral),
+    Complaint(Complaint),
+    ComplaintResolved(ComplaintResolved),
+    Post(Post),
+    CommunityJoined(Community),
+    CommunityLeft(Community),
+    Contacted(Contacted),
+    PersonalDataErased(PersonalDataErased),
+}
+
+fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = pointer_of(e.path());
+        let msg = e.inner().to_string();
+        // serde_json appends " at line L column C"; the path already says where.
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_owned(),
+            None => msg,
+        };
+        ValidationErrors::one(path, msg)
+    })
+}
+
+/// Turns serde_path_to_error's `a.b[3].c` into a JSON pointer `/a/b/3/c`.
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        out.push('/');
+        match seg {
+            Segment::Seq { index } => out.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"))
+            }
+            Segment::Unknown => out.push('?'),
+        }
+    }
+    out
+}
+
+impl EventData {
+    /// Decodes `data` of `(ty, version)` from its JSON text, upcasts it to the current
+    /// version and checks every rule. Paths in errors are relative to `data`.
+    pub fn decode(ty: EventType, version: u16, text: &str) -> Result<EventData, ValidationErrors> {
+        if !ty.known_versions().contains(&version) {
+            return Err(ValidationErrors::one(
+                "",
+                format!("unknown version {version} of `{ty}` (known: 1 to {})", ty.current_version()),
+            ));
+        }
+        // Every type is at version 1 today. When a type gains version 2, its version-1
+        // struct stays here and an upcaster maps it: `(T, 1) => upcast(decode_as::<V1>(text)?)`.
+        let data = match ty {
+            EventType::CustomerRegistered => EventData::CustomerRegistered(decode_as(text)?),
+            EventType::ProfileUpdated => EventData::ProfileUpdated(decode_as(text)?),
+            EventType::Purchase => EventData::Purchase(decode_as(text)?),
+            EventType::Refund => EventData::Refund(decode_as(text)?),
+            EventType::Referral => EventData::Referral(decode_as(text)?),
+            EventType::Complaint => EventData::Complaint(decode_as(text)?),
+            EventType::ComplaintResolved => EventData::ComplaintResolved(decode_as(text)?),
+            EventType::Post => EventData::Post(decode_as(text)?),
+            EventType::CommunityJoined => EventData::CommunityJoined(decode_as(text)?),
+            EventType::CommunityLeft => EventData::CommunityLeft(decode_as(text)?),
+            EventType::Contacted => EventData::Contacted(decode_as(text)?),
+            EventType::PersonalDataErased => EventData::PersonalDataErased(decode_as(text)?),
+        };
+        data.validate()?;
+        Ok(data)
+    }
+
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventData::CustomerRegistered(_) => EventType::CustomerRegistered,
+            EventData::ProfileUpdated(_) => EventType::ProfileUpdated,
+            EventData::Purchase(_) => EventType::Purchase,
+            EventData::Refund(_) => EventType::Refund,
+            EventData::Referral(_) => EventType::Referral,
+            EventData::Complaint(_) => EventType::Complaint,
+            EventData::ComplaintResolved(_) => EventType::ComplaintResolved,
+            EventData::Post(_) => EventType::Post,
+            EventData::CommunityJoined(_) => EventType::CommunityJoined,
+            EventData::CommunityLeft(_) => EventType::CommunityLeft,
+            EventData::Contacted(_) => EventType::Contacted,
+            EventData::PersonalDataErased(_) => EventType::PersonalDataErased,
+        }
+    }
+
+    /// The canonical JSON of the payload (current version; money as strings).
+    pub fn to_json(&self) -> serde_json::Value {
+        let v = match self {
+            EventData::CustomerRegistered(d) => serde_json::to_value(d),
+            EventData::ProfileUpdated(d) => serde_json::to_value(d),
+            EventData::Purchase(d) => serde_json::to_value(d),
+            EventData::Refund(d) => serde_json::to_value(d),
+            EventData::Referral(d) => serde_json::to_value(d),
+            EventData::Complaint(d) => serde_json::to_value(d),
+            EventData::ComplaintResolved(d) => serde_json::to_value(d),
+            EventData::Post(d) => serde_json::to_value(d),
+            EventData::CommunityJoined(d) | EventData::CommunityLeft(d) => serde_json::to_value(d),
+            EventData::Contacted(d) => serde_json::to_value(d),
+            EventData::PersonalDataErased(d) => serde_json::to_value(d),
+        };
+        // Plain structs of strings, numbers and maps with string keys always serialize.
+        v.expect("event data serializes to JSON")
+    }
+
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut e = Errors::default();
+        match self {
+            EventData::CustomerRegistered(d) => {
+                opt_short(&mut e, "/name", &d.name);
+                opt_short(&mut e, "/email", &d.email);
+                if let Some(email) = &d.email {
+                    if !email.contains('@') {
+                        e.push("/email", "must be an e-mail address (contain `@`)");
+                    }
+                }
+                opt_short(&mut e, "/phone", &d.phone);
+                opt_short(&mut e, "/region", &d.region);
+                opt_short(&mut e, "/channel", &d.channel);
+                list(&mut e, "/tags", &d.tags, SHORT_LEN_MAX);
+            }
+            EventData::ProfileUpdated(d) => {
+                if d.traits.is_empty() {
+                    e.push("/traits", "must have at least one trait");
+                }
+                if d.traits.len() > LIST_LEN_MAX {
+                    e.push("/traits", format!("must have at most {LIST_LEN_MAX} traits"));
+                }
+                for (k, v) in &d.traits {
+                    let p = format!("/traits/{k}");
+                    if k.is_empty() || k.len() > ID_LEN_MAX {
+                        e.push(&p, format!("trait names must be 1 to {ID_LEN_MAX} bytes"));
+                    }
+                    short(&mut e, &p, v, true);
+                }
+            }
+            EventData::Purchase(d) => {
+                id(&mut e, "/order_id", &d.order_id);
+                opt_short(&mut e, "/channel", &d.channel);
+                if d.items.len() > LIST_LEN_MAX {
+                    e.push("/items", format!("must have at most {LIST_LEN_MAX} items"));
+                }
+                for (i, item) in d.items.iter().enumerate() {
+                    id(&mut e, &format!("/items/{i}/sku"), &item.sku);
+                    if item.quantity == 0 {
+                        e.push(format!("/items/{i}/quantity"), "must be a positive integer");
+                    }
+                    opt_short(&mut e, &format!("/items/{i}/product"), &item.product);
+                    opt_short(&mut e, &format!("/items/{i}/category"), &item.category);
+                }
+            }
+            EventData::Refund(d) => {
+                id(&mut e, "/order_id", &d.order_id);
+                opt_text(&mut e, "/reason", &d.reason);
+            }
+            EventData::Referral(d) => {
+                id(&mut e, "/referee", &d.referee);
+                opt_short(&mut e, "/channel", &d.channel);
+            }
+            EventData::Complaint(d) => {
+                id(&mut e, "/complaint_id", &d.complaint_id);
+                let a = &d.about;
+                if [&a.product, &a.sku, &a.batch, &a.store, &a.topic].iter().all(|f| f.is_none()) {
+                    e.push("/about", "must name at least one of product, sku, batch, store, topic");
+                }
+                for (name, f) in [("product", &a.product), ("sku", &a.sku), ("batch", &a.batch), ("store", &a.store), ("topic", &a.topic)] {
+                    opt_short(&mut e, &format!("/about/{name}"), f);
+                }
+                opt_short(&mut e, "/category", &d.category);
+                if let Some(s) = d.severity {
+                    if !(1..=5).contains(&s) {
+                        e.push("/severity", "must be an integer from 1 to 5");
+                    }
+                }
+                text(&mut e, "/text", &d.text);
+                opt_short(&mut e, "/channel", &d.channel);
+            }
+            EventData::ComplaintResolved(d) => {
+                id(&mut e, "/complaint_id", &d.complaint_id);
+                opt_text(&mut e, "/resolution", &d.resolution);
+            }
+            EventData::Post(d) => {
+                id(&mut e, "/post_id", &d.post_id);
+                id(&mut e, "/community", &d.community);
+                text(&mut e, "/text", &d.text);
+                if let Some(r) = &d.reply_to {
+                    id(&mut e, "/reply_to", r);
+                }
+                if let Some(c) = &d.echoes {
+                    id(&mut e, "/echoes", c);
+                }
+                list(&mut e, "/mentions", &d.mentions, ID_LEN_MAX);
+            }
+            EventData::CommunityJoined(d) | EventData::CommunityLeft(d) => id(&mut e, "/community", &d.community),
+            EventData::Contacted(d) => {
+                short(&mut e, "/channel", &d.channel, false);
+                opt_short(&mut e, "/campaign", &d.campaign);
+                opt_short(&mut e, "/outcome", &d.outcome);
+            }
+            EventData::PersonalDataErased(_) => {}
+        }
+        e.into_result()
+    }
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+}
+
+pub(crate) fn id(e: &mut Errors, path: &str, v: &str) {
+    if v.trim().is_empty() {
+        e.push(path, "must not be empty");
+    } else if v.len() > ID_LEN_MAX {
+        e.push(path, format!("must be at most {ID_LEN_MAX} bytes"));
+    } else if v.chars().any(|c| c.is_control()) {
+        e.push(path, "must not contain control characters");
+    }
+}
+
+fn short(e: &mut Errors, path: &str, v: &str, allow_empty: bool) {
+    if !allow_empty && v.trim().is_empty() {
+        e.push(path, "must not be empty");
+    } else if v.len() > SHORT_LEN_MAX {
+        e.push(path, format!("must be at most {SHORT_LEN_MAX} bytes"));
+    } else if v.chars().any(|c| c.is_control()) {
+        e.push(path, "must not contain control characters");
+    }
+}
+
+fn opt_short(e: &mut Errors, path: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        short(e, path, v, false);
+    }
+}
+
+fn text(e: &mut Errors, path: &str, v: &str) {
+    if v.trim().is_empty() {
+        e.push(path, "must not be empty");
+    } else if v.len() > TEXT_LEN_MAX {
+        e.push(path, format!("must be at most {TEXT_LEN_MAX} bytes"));
+    } else if has_control(v) {
+        e.push(path, "must not contain control characters other than tab and newline");
+    }
+}
+
+fn opt_text(e: &mut Errors, path: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        text(e, path, v);
+    }
+}
+
+fn list(e: &mut Errors, path: &str, v: &[String], each_max: usize) {
+    if v.len() > LIST_LEN_MAX {
+        e.push(path, format!("must have at most {LIST_LEN_MAX} entries"));
+    }
+    for (i, s) in v.iter().enumerate() {
+        if s.trim().is_empty() || s.len() > each_max || s.chars().any(|c| c.is_control()) {
+            e.push(format!("{path}/{i}"), format!("must be 1 to {each_max} bytes without control characters"));
+        }
+    }
+}

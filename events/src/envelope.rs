@@ -1,0 +1,348 @@
+//! The envelope: what a client sends ([`EventInput`]), what is validated and stored
+//! ([`Event`]), and what readers get back ([`RecordedEvent`]).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::{
+    data::{self, EventData, EventType},
+    error::{Errors, FieldError, ValidationErrors},
+    personal::PersonalView,
+};
+
+/// Longest customer id, in bytes.
+pub const CUSTOMER_ID_LEN_MAX: usize = data::ID_LEN_MAX;
+/// Most metadata entries per event.
+pub const METADATA_ENTRIES_MAX: usize = 32;
+/// Earliest and latest accepted `occurred_at` years.
+pub const OCCURRED_YEAR_MIN: i32 = 1900;
+pub const OCCURRED_YEAR_MAX: i32 = 9999;
+
+/// An event as a client sends it (Rapport's own JSON form).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// UUID; the idempotency key. Generated (UUIDv7) when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The event type, e.g. `purchase`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Version of `data`'s shape; the type's current version when absent.
+    #[serde(default)]
+    pub version: Option<u16>,
+    /// The customer the event is about (the subject); decides the stream.
+    pub customer: String,
+    /// Business time: when it happened (RFC 3339 with offset).
+    pub occurred_at: String,
+    /// The type's payload; see `events/schema/<type>.v<version>.json`.
+    #[schemars(with = "serde_json::Value")]
+    pub data: Box<RawValue>,
+    /// Free-form string tags (source, correlation_id …). Never put personal data here.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A validated event in canonical form: what the store keeps (before encryption).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: Uuid,
+    pub data: EventData,
+    pub customer: String,
+    pub occurred_at: DateTime<Utc>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Event {
+    pub fn event_type(&self) -> EventType {
+        self.data.event_type()
+    }
+
+    /// The stream the event lands in: see [`stream_for`].
+    pub fn stream(&self) -> String {
+        stream_for(&self.customer)
+    }
+}
+
+/// What an event is about, which decides its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject<'a> {
+    Customer(&'a str),
+}
+
+/// The one stream rule: every event type today is about a customer and lands in
+/// `customer-<customer id>`. Later subjects (communities, alerts, segments) get their
+/// own prefixes (`community-`, `alert-`, `segment-`); prefixes never overlap.
+pub fn stream_for(customer: &str) -> String {
+    format!("customer-{customer}")
+}
+
+/// Where ids come from when a client sends none. Injected, so tests are deterministic.
+pub trait IdSource {
+    fn next_id(&mut self) -> Uuid;
+}
+
+impl<F: FnMut() -> Uuid> IdSource for F {
+    fn next_id(&mut self) -> Uuid {
+        self()
+    }
+}
+
+/// Formats a time the way Rapport writes every timestamp: UTC, `Z`, only the fractional
+/// digits needed.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+pub(crate) fn parse_time(e: &mut Errors, path: &str, s: &str) -> Option<DateTime<Utc>> {
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => {
+            let t = t.with_timezone(&Utc);
+            if !(OCCURRED_YEAR_MIN..=OCCURRED_YEAR_MAX).contains(&t.year()) {
+                e.push(path, format!("must be between the years {OCCURRED_YEAR_MIN} and {OCCURRED_YEAR_MAX}"));
+                return None;
+            }
+            Some(t)
+        }
+        Err(_) => {
+            e.push(path, "must be an RFC 3339 timestamp with an offset, e.g. 2026-03-01T10:00:00Z");
+            None
+        }
+    }
+}
+
+impl EventInput {
+    /// Validates and canonicalises. Errors are relative to this event (`/data/amount`).
+    pub fn validate(self, ids: &mut dyn IdSource, allow_system: bool) -> Result<Event, ValidationErrors> {
+        let mut e = Errors::default();
+        let id = match &self.id {
+            None => Some(ids.next_id()),
+            Some(s) => match Uuid::parse_str(s) {
+                Ok(u) if !u.is_nil() => Some(u),
+                _ => {
+                    e.push("/id", "must be a UUID (not the nil UUID)");
+                    None
+                }
+            },
+        };
+        let ty = match EventType::parse(&self.event_type) {
+            Some(t) if t.is_system() && !allow_system => {
+                e.push("/type", format!("`{t}` is written by Rapport itself and cannot be sent"));
+                None
+            }
+            Some(t) => Some(t),
+            None => {
+                let known: Vec<_> = EventType::ALL.iter().filter(|t| !t.is_system()).map(|t| t.as_str()).collect();
+                e.push("/type", format!("unknown event type `{}` (known: {})", self.event_type, known.join(", ")));
+                None
+            }
+        };
+        data::id(&mut e, "/customer", &self.customer);
+        let occurred_at = parse_time(&mut e, "/occurred_at", &self.occurred_at);
+        if self.metadata.len() > METADATA_ENTRIES_MAX {
+            e.push("/metadata", format!("must have at most {METADATA_ENTRIES_MAX} entries"));
+        }
+        for (k, v) in &self.metadata {
+            if k.is_empty() || k.len() > 64 || v.len() > data::SHORT_LEN_MAX {
+                e.push(format!("/metadata/{k}"), format!("keys must be 1 to 64 bytes and values at most {} bytes", data::SHORT_LEN_MAX));
+            }
+        }
+        let data = ty.and_then(|ty| {
+            let version = self.version.unwrap_or(ty.current_version());
+            match EventData::decode(ty, version, self.data.get()) {
+                Ok(d) => Some(d),
+                Err(errs) => {
+                    e.0.extend(errs.under("/data").0);
+                    None
+                }
+            }
+        });
+        e.into_result()?;
+        match (id, data, occurred_at) {
+            (Some(id), Some(data), Some(occurred_at)) => {
+                Ok(Event { id, data, customer: self.customer, occurred_at, metadata: self.metadata })
+            }
+            // Every `None` above pushed an error, so `into_result` returned already.
+            _ => Err(ValidationErrors::one("", "invalid event")),
+        }
+    }
+}
+
+fn syntax_error(path: String, e: serde_json::Error) -> ValidationErrors {
+    ValidationErrors(vec![FieldError::new(path, format!("invalid JSON: {e}"))])
+}
+
+/// Parses one event in Rapport's JSON form. `allow_system` admits system event types
+/// (only Rapport's own endpoints and trusted imports set it).
+pub fn parse_one(text: &str, ids: &mut dyn IdSource, allow_system: bool) -> Result<Event, ValidationErrors> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let input: EventInput = match serde_path_to_error::deserialize(de) {
+        Ok(i) => i,
+        Err(err) => {
+            let path: String = err.path().iter().map(|s| format!("/{s}")).collect();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(syntax_error(String::new(), inner));
+            }
+            let msg = inner.to_string();
+            let msg = msg.rfind(" at line ").map(|i| msg[..i].to_owned()).unwrap_or(msg);
+            return Err(ValidationErrors::one(path, msg));
+        }
+    };
+    input.validate(ids, allow_system)
+}
+
+/// Parses a batch: a JSON array of events, a single JSON object, or (with `ndjson`) one
+/// event per line. A path's first segment is the index in the array (for NDJSON, the
+/// line number minus one). Any error rejects the whole batch.
+pub fn parse_batch(
+    body: &str,
+    ndjson: bool,
+    ids: &mut dyn IdSource,
+    allow_system: bool,
+) -> Result<Vec<Event>, ValidationErrors> {
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    let mut one = |i: usize, text: &str, errs: &mut Vec<FieldError>| match parse_one(text, ids, allow_system) {
+        Ok(ev) => out.push(ev),
+        Err(e) => errs.extend(e.under(&format!("/{i}")).0),
+    };
+    if ndjson {
+        for (i, line) in body.lines().enumerate() {
+            if !line.trim().is_empty() {
+                one(i, line, &mut errs);
+            }
+        }
+    } else if body.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(body).map_err(|e| syntax_error(String::new(), e))?;
+        for (i, item) in items.iter().enumerate() {
+            one(i, item.get(), &mut errs);
+        }
+    } else {
+        return parse_one(body, ids, allow_system).map(|e| vec![e]);
+    }
+    if !errs.is_empty() {
+        return Err(ValidationErrors(errs));
+    }
+    Ok(out)
+}
+
+/// An event as readers get it back, with what the store added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordedEvent {
+    /// Global position in the log: gapless, from 1.
+    pub position: u64,
+    pub stream: String,
+    /// Version within the stream, from 0.
+    pub stream_version: u64,
+    /// When the store recorded it (the store's clock; not used by projections).
+    pub recorded_at: DateTime<Utc>,
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub version: u16,
+    pub customer: String,
+    pub occurred_at: DateTime<Utc>,
+    /// The payload in its current version. Personal fields appear as `personal` says.
+    pub data: serde_json::Value,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Present when the event type has personal fields: how they are shown here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal: Option<PersonalView>,
+}
+
+impl RecordedEvent {
+    /// The event's JSON in Rapport's input form (no store fields), for re-import.
+    pub fn to_input_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "id": self.id,
+            "type": self.event_type,
+            "version": self.version,
+            "customer": self.customer,
+            "occurred_at": format_time(&self.occurred_at),
+            "data": self.data,
+        });
+        if !self.metadata.is_empty() {
+            v["metadata"] = serde_json::to_value(&self.metadata).unwrap_or_default();
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> impl FnMut() -> Uuid {
+        let mut n = 0u128;
+        move || {
+            n += 1;
+            Uuid::from_u128(n)
+        }
+    }
+
+    fn rules(body: &str) -> Vec<String> {
+        match parse_batch(body, false, &mut ids(), false) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const GOOD: &str = r#"{"type":"purchase","customer":"c-1","occurred_at":"2026-03-01T10:00:00+08:00","data":{"order_id":"o-1","amount":"129.90","currency":"CNY"}}"#;
+
+    #[test]
+    fn a_valid_purchase_is_canonicalised() {
+        let ev = parse_one(GOOD, &mut ids(), false).unwrap();
+        assert_eq!(ev.id, Uuid::from_u128(1));
+        assert_eq!(format_time(&ev.occurred_at), "2026-03-01T02:00:00Z");
+        assert_eq!(ev.data.to_json()["amount"], "129.90");
+        assert_eq!(ev.stream(), "customer-c-1");
+    }
+
+    #[test]
+    fn errors_name_the_batch_index_and_field() {
+        let bad = GOOD.replace(r#""129.90""#, r#""-5""#);
+        let body = format!("[{GOOD},{GOOD},{GOOD},{bad}]");
+        assert_eq!(rules(&body), ["/3/data/amount: must be a non-negative decimal"]);
+    }
+
+    #[test]
+    fn unknown_fields_types_and_missing_fields_are_named() {
+        let typo = GOOD.replace("order_id", "order");
+        assert!(rules(&format!("[{typo}]"))[0].starts_with("/0/data/order: unknown field `order`"), "{:?}", rules(&format!("[{typo}]")));
+        let ty = GOOD.replace("purchase", "purchse");
+        assert!(rules(&format!("[{ty}]"))[0].starts_with("/0/type: unknown event type `purchse`"));
+        let no_customer = GOOD.replace(r#""customer":"c-1","#, "");
+        assert_eq!(rules(&format!("[{no_customer}]")), ["/0: missing field `customer`"]);
+    }
+
+    #[test]
+    fn system_types_cannot_be_sent_by_clients() {
+        let body = r#"{"type":"personal_data_erased","customer":"c","occurred_at":"2026-01-01T00:00:00Z","data":{"key_generation":1}}"#;
+        assert!(rules(body)[0].contains("written by Rapport itself"));
+        assert!(parse_one(body, &mut ids(), true).is_ok());
+    }
+
+    #[test]
+    fn ndjson_paths_are_line_numbers_minus_one() {
+        let bad = GOOD.replace("2026-03-01T10:00:00+08:00", "yesterday");
+        let body = format!("{GOOD}\n\n{bad}\n");
+        let e = parse_batch(&body, true, &mut ids(), false).unwrap_err();
+        assert_eq!(e.0[0].path, "/2/occurred_at");
+    }
+
+    #[test]
+    fn complaint_rules() {
+        let c = r#"{"type":"complaint","customer":"c","occurred_at":"2026-01-01T00:00:00Z","data":{"complaint_id":"k","about":{},"severity":9,"text":" "}}"#;
+        assert_eq!(
+            rules(c),
+            ["/data/about: must name at least one of product, sku, batch, store, topic", "/data/severity: must be an integer from 1 to 5", "/data/text: must not be empty"]
+        );
+    }
+}

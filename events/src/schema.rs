@@ -1,0 +1,43 @@
+//! JSON Schemas of the wire format, generated from the types in this crate.
+//!
+//! `events/schema/` holds one file per event type and version (`purchase.v1.json`) plus
+//! the envelope (`envelope.json`) and the recorded form (`recorded.json`). The test
+//! `tests/schema.rs` fails when a committed file differs from what the code generates;
+//! `RAPPORT_UPDATE_SCHEMAS=1 cargo test -p rapport-events` rewrites them.
+
+use schemars::{schema_for, Schema};
+
+use crate::{data::*, envelope::{EventInput, RecordedEvent}};
+
+/// Every schema file: (file name, schema).
+pub fn all() -> Vec<(String, Schema)> {
+    let mut out = vec![
+        ("envelope.json".to_string(), schema_for!(EventInput)),
+        ("recorded.json".to_string(), schema_for!(RecordedEvent)),
+    ];
+    for ty in EventType::ALL {
+        for v in ty.known_versions() {
+            out.push((format!("{}.v{v}.json", ty.as_str()), data_schema(*ty, v)));
+        }
+    }
+    out
+}
+
+/// The schema of `data` for one type and version.
+pub fn data_schema(ty: EventType, version: u16) -> Schema {
+    // All types are at version 1; a version 2 adds an arm for its old struct here.
+    let _ = version;
+    match ty {
+        EventType::CustomerRegistered => schema_for!(CustomerRegistered),
+        EventType::ProfileUpdated => schema_for!(ProfileUpdated),
+        EventType::Purchase => schema_for!(Purchase),
+        EventType::Refund => schema_for!(Refund),
+        EventType::Referral => schema_for!(Referral),
+        EventType::Complaint => schema_for!(Complaint),
+        EventType::ComplaintResolved => schema_for!(ComplaintResolved),
+        EventType::Post => schema_for!(Post),
+        EventType::CommunityJoined | EventType::CommunityLeft => schema_for!(Community),
+        EventType::Contacted => schema_for!(Contacted),
+        EventType::PersonalDataErased => schema_for!(PersonalDataErased),
+    }
+}
