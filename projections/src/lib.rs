@@ -1,1 +1,1 @@
-
+//! Projections: pure, deterministic folds over recorded events. Filled by the projections issue.

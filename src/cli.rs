@@ -1,0 +1,242 @@
+//! The command line (`rapport …`). Parses flags and environment once, then calls into the
+//! library with explicit options; nothing below this module reads the environment.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    auth::{ApiKeys, Role},
+    crypto::MasterKey,
+    import::{self, ImportOptions, Input},
+    log::PersonalAccess,
+    server::{self, ServeOptions},
+    store::{sqlite::SqliteOptions, EventStore},
+};
+
+#[derive(Parser)]
+#[command(name = "rapport", version, about = "Event-sourced customer-community CRM")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct DataDir {
+    /// Where the embedded store lives.
+    #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Clone)]
+pub struct MasterKeyArgs {
+    /// File holding the 256-bit master key (base64). Created (mode 0600) if missing.
+    /// Default: $XDG_CONFIG_HOME/rapport/master.key or ~/.config/rapport/master.key,
+    /// deliberately outside the data directory.
+    #[arg(long, env = "RAPPORT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (base64), instead of a file. Environment only.
+    #[arg(long, env = "RAPPORT_MASTER_KEY", hide = true, hide_env_values = true)]
+    pub master_key: Option<String>,
+}
+
+impl MasterKeyArgs {
+    pub fn resolve(&self, create: bool) -> anyhow::Result<MasterKey> {
+        if let Some(text) = &self.master_key {
+            return Ok(MasterKey::from_text(text).context("RAPPORT_MASTER_KEY")?);
+        }
+        let path = match &self.master_key_file {
+            Some(p) => p.clone(),
+            None => default_master_key_path()?,
+        };
+        let (key, created) = MasterKey::load_or_create(&path, create)?;
+        if created {
+            tracing::warn!(path = %path.display(), id = %key.id(), "created a new master key; back it up: without it personal data cannot be read");
+        }
+        Ok(key)
+    }
+}
+
+fn default_master_key_path() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("rapport/master.key"));
+    }
+    let home = std::env::var_os("HOME").filter(|d| !d.is_empty()).context("set --master-key-file (no HOME to put the default master key in)")?;
+    Ok(PathBuf::from(home).join(".config/rapport/master.key"))
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Runs the HTTP service on the embedded store.
+    Serve {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        master: MasterKeyArgs,
+        /// Address to listen on (port 0 picks a free port; the bound address is printed).
+        #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:7700")]
+        listen: SocketAddr,
+    },
+    /// Imports events (NDJSON or JSON arrays; `-` for stdin) straight into the store.
+    Import {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        master: MasterKeyArgs,
+        /// Write the valid events even if some lines are invalid (they are still reported).
+        #[arg(long)]
+        skip_invalid: bool,
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Writes the log as NDJSON to stdout.
+    Export {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        master: MasterKeyArgs,
+        /// Start after this position.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Stop at this position (inclusive).
+        #[arg(long)]
+        until: Option<u64>,
+        /// How personal fields are written: plain (decrypted), pseudonymised, or withheld.
+        #[arg(long, value_enum, default_value_t = PersonalArg::Withheld)]
+        personal: PersonalArg,
+    },
+    /// Manages API keys and the master key.
+    Keys {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PersonalArg {
+    Plain,
+    Pseudonymised,
+    Withheld,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Creates an API key and prints its token (shown once).
+    Create {
+        #[arg(long, value_enum)]
+        role: Role,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Lists API keys.
+    List,
+    /// Revokes an API key (a running server notices within 2 s).
+    Revoke { id: String },
+    /// Re-wraps every data key under a new master key (the server must be stopped).
+    RotateMaster {
+        #[command(flatten)]
+        master: MasterKeyArgs,
+        /// Where to write the new master key (must not exist).
+        #[arg(long)]
+        new_master_key_file: PathBuf,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { data, master, listen } => {
+            let master = master.resolve(true)?;
+            server::run(ServeOptions { data_dir: data.data_dir, listen, master }, server::shutdown_signal()).await
+        }
+        Command::Import { data, master, skip_invalid, files } => {
+            let master = master.resolve(true)?;
+            let (store, log) = server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
+            let inputs = files.iter().map(|f| Input::read(f)).collect::<anyhow::Result<Vec<_>>>()?;
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let report = import::import(&store, &log, &inputs, ImportOptions { skip_invalid, progress }).await?;
+            store.close();
+            for e in &report.errors {
+                eprintln!("{e}");
+            }
+            if report.invalid as usize > report.errors.len() {
+                eprintln!("… and {} more invalid lines", report.invalid as usize - report.errors.len());
+            }
+            let rate = report.events_read as f64 / report.seconds.max(1e-9);
+            eprintln!(
+                "read {} events: {} written, {} already stored, {} invalid, in {:.2} s ({:.0} events/s){}",
+                report.events_read,
+                report.events_written,
+                report.duplicates,
+                report.invalid,
+                report.seconds,
+                rate,
+                if report.invalid > 0 && !skip_invalid { "; nothing was written because some lines are invalid (see above, or use --skip-invalid)" } else { "" }
+            );
+            if report.invalid > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Export { data, master, after, until, personal } => {
+            let master = master.resolve(false)?;
+            let (store, log) = server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
+            let access = match personal {
+                PersonalArg::Plain => PersonalAccess::Plain,
+                PersonalArg::Pseudonymised => PersonalAccess::Pseudonymised,
+                PersonalArg::Withheld => PersonalAccess::Withheld,
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let started = std::time::Instant::now();
+            let n = tokio::task::block_in_place(|| import::export(&store, &log, after, until.unwrap_or(u64::MAX), access, &mut out))?;
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("exported {n} events in {secs:.2} s ({:.0} events/s)", n as f64 / secs.max(1e-9));
+            Ok(())
+        }
+        Command::Keys { data, command } => run_keys(data, command).await,
+    }
+}
+
+async fn run_keys(data: DataDir, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { role, label } => {
+            let keys = ApiKeys::open(&data.data_dir)?;
+            let (info, token) = keys.create(role, label.as_deref())?;
+            eprintln!("created key {} with role {}; the token below is shown once:", info.id, role.as_str());
+            println!("{token}");
+        }
+        KeysCommand::List => {
+            let keys = ApiKeys::open(&data.data_dir)?;
+            for k in keys.list()? {
+                println!("{}\t{}\t{}\t{}\t{}", k.id, k.role.as_str(), k.created_at, k.revoked_at.as_deref().unwrap_or("active"), k.label.unwrap_or_default());
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let keys = ApiKeys::open(&data.data_dir)?;
+            anyhow::ensure!(keys.revoke(&id)?, "no active key `{id}`");
+            eprintln!("revoked {id}");
+        }
+        KeysCommand::RotateMaster { master, new_master_key_file } => {
+            let old = master.resolve(false)?;
+            let (store, log) = server::open_log(&data.data_dir, old, SqliteOptions::default()).await?;
+            let new = MasterKey::generate();
+            crate::crypto::write_secret_file(&new_master_key_file, new.to_text().as_bytes())
+                .with_context(|| format!("failed to write {}", new_master_key_file.display()))?;
+            let rewrapped = log.keys.rewrap_all(&new);
+            let n = rewrapped.len();
+            store.rewrap_keys(rewrapped, &new.id()).await?;
+            store.purge().await.ok();
+            store.close();
+            eprintln!(
+                "re-wrapped {n} data keys under the new master key {} (written to {}); start Rapport with --master-key-file {} and then destroy the old key",
+                new.id(),
+                new_master_key_file.display(),
+                new_master_key_file.display()
+            );
+        }
+    }
+    Ok(())
+}

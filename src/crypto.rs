@@ -1,0 +1,379 @@
+//! Personal-data encryption: the master key, per-customer data keys, sealing and opening
+//! the personal fields of an event, and pseudonyms.
+//!
+//! Scheme (see `docs/privacy.md`):
+//! - every customer has a 256-bit data key per *generation* (a new generation starts when
+//!   personal data arrives after an erasure);
+//! - data keys are wrapped with XChaCha20-Poly1305 under the 256-bit master key, with the
+//!   customer id and generation as associated data, and stored wrapped only;
+//! - an event's personal fields are one JSON object sealed with XChaCha20-Poly1305 under the
+//!   data key, with the event id and key generation as associated data, so a sealed blob
+//!   cannot be moved to another event undetected;
+//! - destroying a data key (erasure) makes every blob sealed with it unreadable.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use base64::Engine;
+use chacha20poly1305::{
+    aead::{Aead, KeyInit, Payload},
+    XChaCha20Poly1305, XNonce,
+};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::store::WrappedKey;
+
+const NONCE_LEN: usize = 24;
+const KEY_LEN: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// Authentication failed: wrong key, or the bytes were changed.
+    #[error("authentication failed (tampered data or wrong key)")]
+    Tampered,
+    #[error("master key: {0}")]
+    MasterKey(String),
+}
+
+/// The 256-bit master key. Never printed, zeroed on drop.
+#[derive(Clone)]
+pub struct MasterKey {
+    key: Zeroizing<[u8; KEY_LEN]>,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey(id={})", self.id())
+    }
+}
+
+impl MasterKey {
+    pub fn generate() -> MasterKey {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut());
+        MasterKey { key }
+    }
+
+    /// Parses the text form: 32 bytes in standard base64 (surrounding whitespace ignored).
+    pub fn from_text(text: &str) -> Result<MasterKey, CryptoError> {
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| CryptoError::MasterKey("must be 32 bytes in base64".into()))?,
+        );
+        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| CryptoError::MasterKey("must be 32 bytes in base64".into()))?;
+        Ok(MasterKey { key: Zeroizing::new(key) })
+    }
+
+    pub fn to_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.key.as_ref()))
+    }
+
+    /// Reads the key file, or creates it (mode 0600) when `create` and it does not exist.
+    pub fn load_or_create(path: &Path, create: bool) -> Result<(MasterKey, bool), CryptoError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok((MasterKey::from_text(&text).map_err(|e| CryptoError::MasterKey(format!("{}: {e}", path.display())))?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                let key = MasterKey::generate();
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| CryptoError::MasterKey(format!("cannot create {}: {e}", dir.display())))?;
+                }
+                write_secret_file(path, key.to_text().as_bytes()).map_err(|e| CryptoError::MasterKey(format!("cannot write {}: {e}", path.display())))?;
+                Ok((key, true))
+            }
+            Err(e) => Err(CryptoError::MasterKey(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// A public fingerprint: which master key wrapped a data key (not secret).
+    pub fn id(&self) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_ref()).expect("HMAC takes any key length");
+        mac.update(b"rapport master key id");
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
+
+    fn wrap(&self, customer: &str, generation: u32, dk: &[u8; KEY_LEN]) -> Vec<u8> {
+        seal_bytes(&self.key, dk, &wrap_aad(customer, generation))
+    }
+
+    fn unwrap(&self, customer: &str, generation: u32, wrapped: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
+        let plain = Zeroizing::new(open_bytes(&self.key, wrapped, &wrap_aad(customer, generation))?);
+        let key: [u8; KEY_LEN] = plain.as_slice().try_into().map_err(|_| CryptoError::Tampered)?;
+        Ok(Zeroizing::new(key))
+    }
+}
+
+/// Writes a file readable by its owner only (0600), atomically replacing nothing.
+pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+fn wrap_aad(customer: &str, generation: u32) -> Vec<u8> {
+    format!("rapport-dk\0{customer}\0{generation}").into_bytes()
+}
+
+fn seal_aad(id: Uuid, generation: u32) -> Vec<u8> {
+    let mut aad = id.as_bytes().to_vec();
+    aad.extend_from_slice(&generation.to_be_bytes());
+    aad
+}
+
+fn seal_bytes(key: &[u8; KEY_LEN], plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ct = cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad }).expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+fn open_bytes(key: &[u8; KEY_LEN], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < NONCE_LEN {
+        return Err(CryptoError::Tampered);
+    }
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher.decrypt(XNonce::from_slice(&sealed[..NONCE_LEN]), Payload { msg: &sealed[NONCE_LEN..], aad }).map_err(|_| CryptoError::Tampered)
+}
+
+/// A customer's data key of one generation. `None` once destroyed.
+#[derive(Clone)]
+pub struct DataKey {
+    pub generation: u32,
+    key: Option<Arc<Zeroizing<[u8; KEY_LEN]>>>,
+}
+
+impl DataKey {
+    pub fn is_destroyed(&self) -> bool {
+        self.key.is_none()
+    }
+
+    pub fn seal(&self, id: Uuid, plain: &[u8]) -> Option<Vec<u8>> {
+        self.key.as_ref().map(|k| seal_bytes(k, plain, &seal_aad(id, self.generation)))
+    }
+
+    pub fn open(&self, id: Uuid, sealed: &[u8]) -> Option<Result<Vec<u8>, CryptoError>> {
+        self.key.as_ref().map(|k| open_bytes(k, sealed, &seal_aad(id, self.generation)))
+    }
+
+    /// 16-byte keyed digest (HMAC-SHA-256) of `bytes`.
+    pub fn digest(&self, bytes: &[u8]) -> Option<[u8; 16]> {
+        let k = self.key.as_ref()?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&k[..]).expect("HMAC takes any key length");
+        mac.update(b"digest\0");
+        mac.update(bytes);
+        Some(mac.finalize().into_bytes()[..16].try_into().expect("16 of 32 bytes"))
+    }
+
+    /// A stable pseudonym for `value` at `path`: the same value of the same customer
+    /// always gets the same pseudonym; nothing can be learned from it once the key is gone.
+    pub fn pseudonym(&self, path: &str, value: &str) -> Option<String> {
+        let k = self.key.as_ref()?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&k[..]).expect("HMAC takes any key length");
+        mac.update(b"pseudonym\0");
+        mac.update(path.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        Some(format!("anon-{}", hex::encode(&mac.finalize().into_bytes()[..8])))
+    }
+}
+
+/// Plain SHA-256 digest for events without personal fields (nothing secret inside).
+pub fn public_digest(bytes: &[u8]) -> [u8; 16] {
+    Sha256::digest(bytes)[..16].try_into().expect("16 of 32 bytes")
+}
+
+#[derive(Default)]
+struct CustomerKeys {
+    /// By generation, ascending; the last one is current.
+    generations: Vec<DataKey>,
+    /// Generations created in memory but not yet durable in the store.
+    pending: Vec<WrappedKey>,
+}
+
+/// All customers' data keys, unwrapped in memory.
+pub struct Keyring {
+    master: MasterKey,
+    customers: Mutex<HashMap<String, CustomerKeys>>,
+}
+
+impl Keyring {
+    /// Unwraps every stored key. Fails if a key was wrapped by another master key.
+    pub fn load(master: MasterKey, wrapped: Vec<WrappedKey>) -> Result<Keyring, CryptoError> {
+        let id = master.id();
+        let mut customers: HashMap<String, CustomerKeys> = HashMap::new();
+        for w in wrapped {
+            let key = match &w.wrapped {
+                Some(bytes) => {
+                    if w.master_key_id != id {
+                        return Err(CryptoError::MasterKey(format!(
+                            "the store's data keys are wrapped by master key {} but the configured master key is {id}",
+                            w.master_key_id
+                        )));
+                    }
+                    Some(Arc::new(master.unwrap(&w.customer, w.generation, bytes)?))
+                }
+                None => None,
+            };
+            customers.entry(w.customer).or_default().generations.push(DataKey { generation: w.generation, key });
+        }
+        Ok(Keyring { master, customers: Mutex::new(customers) })
+    }
+
+    pub fn master_id(&self) -> String {
+        self.master.id()
+    }
+
+    /// The customer's current usable key, creating a new generation when there is none
+    /// (first personal data, or first after an erasure). New keys are returned wrapped in
+    /// `new_keys` until [`Keyring::mark_durable`] is called.
+    pub fn current_or_create(&self, customer: &str, new_keys: &mut Vec<WrappedKey>) -> DataKey {
+        let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(customer.to_owned()).or_default();
+        if let Some(k) = entry.generations.last() {
+            if !k.is_destroyed() {
+                for p in &entry.pending {
+                    if p.generation == k.generation && !new_keys.iter().any(|n| n.customer == customer && n.generation == p.generation) {
+                        new_keys.push(p.clone());
+                    }
+                }
+                return k.clone();
+            }
+        }
+        let generation = entry.generations.last().map_or(1, |k| k.generation + 1);
+        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+        rand::rngs::OsRng.fill_bytes(raw.as_mut());
+        let wrapped = WrappedKey {
+            customer: customer.to_owned(),
+            generation,
+            wrapped: Some(self.master.wrap(customer, generation, &raw)),
+            master_key_id: self.master.id(),
+        };
+        let key = DataKey { generation, key: Some(Arc::new(raw)) };
+        entry.generations.push(key.clone());
+        entry.pending.push(wrapped.clone());
+        new_keys.push(wrapped);
+        key
+    }
+
+    /// The key of one generation, if known (destroyed keys come back destroyed).
+    pub fn get(&self, customer: &str, generation: u32) -> Option<DataKey> {
+        let map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(customer)?.generations.iter().find(|k| k.generation == generation).cloned()
+    }
+
+    /// The current generation, if the customer has a usable key.
+    pub fn current(&self, customer: &str) -> Option<DataKey> {
+        let map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(customer)?.generations.last().filter(|k| !k.is_destroyed()).cloned()
+    }
+
+    /// The keys were committed with an append: they are no longer pending.
+    pub fn mark_durable(&self, keys: &[WrappedKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if let Some(c) = map.get_mut(&k.customer) {
+                c.pending.retain(|p| p.generation != k.generation);
+            }
+        }
+    }
+
+    /// Forgets the key of `(customer, generation)` in memory (after the store destroyed it).
+    pub fn destroy(&self, customer: &str, generation: u32) {
+        let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get_mut(customer) {
+            for k in c.generations.iter_mut().filter(|k| k.generation == generation) {
+                k.key = None;
+            }
+            c.pending.retain(|p| p.generation != generation);
+        }
+    }
+
+    /// Every live key, re-wrapped under `new_master` (for master-key rotation).
+    pub fn rewrap_all(&self, new_master: &MasterKey) -> Vec<WrappedKey> {
+        let map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (customer, keys) in map.iter() {
+            for k in &keys.generations {
+                if let Some(raw) = &k.key {
+                    out.push(WrappedKey {
+                        customer: customer.clone(),
+                        generation: k.generation,
+                        wrapped: Some(new_master.wrap(customer, k.generation, raw)),
+                        master_key_id: new_master.id(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_personal_data_opens_only_with_its_key_and_event() {
+        let ring = Keyring::load(MasterKey::generate(), vec![]).unwrap();
+        let mut new = vec![];
+        let k = ring.current_or_create("c-1", &mut new);
+        assert_eq!(new.len(), 1);
+        let id = Uuid::from_u128(1);
+        let sealed = k.seal(id, b"{\"name\":\"Ann\"}").unwrap();
+        assert_eq!(k.open(id, &sealed).unwrap().unwrap(), b"{\"name\":\"Ann\"}");
+        // Moved to another event: detected.
+        assert!(matches!(k.open(Uuid::from_u128(2), &sealed), Some(Err(CryptoError::Tampered))));
+        // One flipped bit: detected.
+        let mut bad = sealed.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(matches!(k.open(id, &bad), Some(Err(CryptoError::Tampered))));
+    }
+
+    #[test]
+    fn keys_survive_a_reload_only_under_the_same_master_key() {
+        let master = MasterKey::generate();
+        let ring = Keyring::load(master.clone(), vec![]).unwrap();
+        let mut new = vec![];
+        let k = ring.current_or_create("c-1", &mut new);
+        let sealed = k.seal(Uuid::nil(), b"x").unwrap();
+        let again = Keyring::load(master, new.clone()).unwrap();
+        assert_eq!(again.get("c-1", 1).unwrap().open(Uuid::nil(), &sealed).unwrap().unwrap(), b"x");
+        assert!(Keyring::load(MasterKey::generate(), new).is_err());
+    }
+
+    #[test]
+    fn after_destruction_a_new_generation_starts() {
+        let ring = Keyring::load(MasterKey::generate(), vec![]).unwrap();
+        let mut new = vec![];
+        let k1 = ring.current_or_create("c", &mut new);
+        ring.mark_durable(&new);
+        ring.destroy("c", k1.generation);
+        assert!(ring.get("c", 1).unwrap().is_destroyed());
+        let mut new2 = vec![];
+        assert_eq!(ring.current_or_create("c", &mut new2).generation, 2);
+    }
+}

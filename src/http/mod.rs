@@ -1,0 +1,135 @@
+//! The HTTP API (axum). `router(state)` builds the app without a socket, so tests can
+//! drive it; [`serve`] binds it to a listener with graceful shutdown.
+
+pub mod error;
+mod events;
+pub mod metrics;
+mod openapi;
+mod privacy;
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    extract::{FromRequestParts, MatchedPath, Request, State},
+    http::{request::Parts, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+    Json, Router,
+};
+use uuid::Uuid;
+
+pub use error::ApiError;
+
+use crate::{
+    auth::{ApiKeys, Role},
+    log::{Log, PersonalAccess},
+};
+
+/// Largest request body, in bytes (413 beyond).
+pub const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Generates ids for events that arrive without one.
+pub type IdGen = Arc<dyn Fn() -> Uuid + Send + Sync>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub log: Log,
+    pub keys: Arc<ApiKeys>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub ids: IdGen,
+    /// Flips to `true` when shutdown starts; `/readyz` then answers 503.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+            Err(ApiError::Forbidden(format!("this needs the role {}; the key `{}` has `{}`", names.join(" or "), self.key_id, self.role.as_str())))
+        }
+    }
+
+    /// What the caller may see of personal data.
+    pub fn access(&self) -> PersonalAccess {
+        match self.role {
+            Role::Admin | Role::Support => PersonalAccess::Plain,
+            Role::Analyst => PersonalAccess::Pseudonymised,
+            Role::Ingest => PersonalAccess::Withheld,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let token = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).ok_or(crate::auth::AuthError::Missing)?;
+        let (key_id, role) = state.keys.authenticate(token)?;
+        Ok(Caller { key_id, role })
+    }
+}
+
+/// Readers' roles: everything but `ingest`.
+pub const READERS: &[Role] = &[Role::Support, Role::Analyst, Role::Admin];
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/v1/events", post(events::append).get(events::read_all))
+        .route("/v1/events/subscribe", get(events::subscribe))
+        .route("/v1/streams/{stream}", get(events::read_stream))
+        .route("/v1/keys", post(privacy::create_key).get(privacy::list_keys))
+        .route("/v1/keys/{id}", delete(privacy::revoke_key))
+        .route("/v1/customers/{id}/personal-data", delete(privacy::erase))
+        .route("/v1/customers/{id}/export", get(privacy::export_customer))
+        .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Records latency per route (the matched pattern, not the raw path: bounded label values).
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    let labels = metrics::RouteLabels { method, route, status: resp.status().as_u16() };
+    state.metrics.http_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        return ApiError::Unavailable("shutting down".into()).into_response();
+    }
+    Json(serde_json::json!({"status": "ready", "last_position": state.log.store.last_position()})).into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin, Role::Analyst, Role::Support])?;
+    Ok((StatusCode::OK, [("content-type", "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; in-flight requests finish.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,87 @@
+//! `GET /openapi.json`: OpenAPI 3.1, generated from the route table below and the JSON
+//! Schemas the `events` crate derives from its types. `tests/api` checks that every
+//! documented route exists and that every route is documented.
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// (method, path, summary, roles, request body schema, success status)
+pub const ROUTES: &[(&str, &str, &str, &str, Option<&str>, u16)] = &[
+    ("get", "/healthz", "Liveness", "open", None, 200),
+    ("get", "/readyz", "Readiness (503 while shutting down)", "open", None, 200),
+    ("get", "/metrics", "Prometheus metrics", "support, analyst, admin", None, 200),
+    ("get", "/openapi.json", "This document", "open", None, 200),
+    ("post", "/v1/events", "Append one event, a JSON array, NDJSON, or CloudEvents (single or batch). Query: stream, expected_version (any | no_stream | N)", "ingest, admin", Some("EventInput"), 201),
+    ("get", "/v1/events", "The global log, paged. Query: after (position), limit", "support, analyst, admin", None, 200),
+    ("get", "/v1/events/subscribe", "Server-Sent Events: catch-up from `after` (or Last-Event-ID), then live", "support, analyst, admin", None, 200),
+    ("get", "/v1/streams/{stream}", "One stream, paged. Query: from_version, limit", "support, analyst, admin", None, 200),
+    ("post", "/v1/keys", "Create an API key: {\"role\": ..., \"label\": ...}; the token is shown once", "admin", None, 201),
+    ("get", "/v1/keys", "List API keys (never their secrets)", "admin", None, 200),
+    ("delete", "/v1/keys/{id}", "Revoke an API key", "admin", None, 204),
+    ("delete", "/v1/customers/{id}/personal-data", "Erase a customer's personal data (crypto-shredding)", "admin", None, 200),
+    ("get", "/v1/customers/{id}/export", "Everything held about a customer, decrypted (access and portability)", "support, admin", None, 200),
+];
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary, roles, body, status) in ROUTES {
+        let mut op = json!({
+            "summary": summary,
+            "description": format!("Roles: {roles}."),
+            "responses": {
+                status.to_string(): {"description": "Success"},
+                "4XX": {"description": "Client error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        });
+        if *roles != "open" {
+            op["security"] = json!([{"bearer": []}]);
+        }
+        if let Some(schema) = body {
+            op["requestBody"] = json!({"required": true, "content": {
+                "application/json": {"schema": {"oneOf": [{"$ref": format!("#/components/schemas/{schema}")}, {"type": "array", "items": {"$ref": format!("#/components/schemas/{schema}")}}]}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/cloudevents+json": {"schema": {"type": "object"}},
+                "application/cloudevents-batch+json": {"schema": {"type": "array"}},
+            }});
+        }
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    let mut schemas = Map::new();
+    for (name, schema) in rapport_events::schema::all() {
+        let mut v = schema.to_value();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("$schema");
+        }
+        let key = match name.as_str() {
+            "envelope.json" => "EventInput".to_string(),
+            "recorded.json" => "RecordedEvent".to_string(),
+            other => other.trim_end_matches(".json").replace('.', "_"),
+        };
+        schemas.insert(key, v);
+    }
+    schemas.insert(
+        "Error".into(),
+        json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"},
+            "details": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "rule": {"type": "string"}}}}}}}}),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Rapport", "version": env!("CARGO_PKG_VERSION"), "description": "Event-sourced customer-community CRM"},
+        "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    })
+}
+
+pub async fn openapi_json() -> Json<Value> {
+    Json(document())
+}

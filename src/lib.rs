@@ -1,0 +1,11 @@
+//! Rapport, the service: IO wired around the pure `rapport-events` and
+//! `rapport-projections` crates. See `docs/ARCHITECTURE.md` for the code map.
+
+pub mod auth;
+pub mod cli;
+pub mod crypto;
+pub mod http;
+pub mod import;
+pub mod log;
+pub mod server;
+pub mod store;

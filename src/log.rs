@@ -1,0 +1,203 @@
+//! The log: the event store seen through the keyring. Appending seals personal fields;
+//! reading opens them as far as the reader's role allows. Handlers, importers and
+//! projections all go through here, never to a backend directly.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rapport_events::{
+    data::PersonalDataErased,
+    personal::{self, PersonalFields, PersonalView},
+    Event, EventData, RecordedEvent,
+};
+use uuid::Uuid;
+
+use crate::{
+    crypto::{public_digest, Keyring},
+    store::{AppendRequest, Appended, EventStore, ExpectedVersion, SealedEvent, StoreError, StoredEvent},
+};
+
+/// How much of the personal data a reader may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonalAccess {
+    /// Decrypted values (roles `support`, `admin`; the data subject's own export).
+    Plain,
+    /// Stable pseudonyms instead of values (role `analyst`).
+    Pseudonymised,
+    /// Personal fields left out.
+    Withheld,
+}
+
+#[derive(Clone)]
+pub struct Log {
+    pub store: Arc<dyn EventStore>,
+    pub keys: Arc<Keyring>,
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Erasure {
+    pub customer: String,
+    /// The `personal_data_erased` event.
+    pub event: Appended,
+    /// Key generations destroyed (empty when the customer never had personal data).
+    pub destroyed_generations: Vec<u32>,
+    /// Whether the store's files were purged of freed pages right away.
+    pub files_purged: bool,
+}
+
+impl Log {
+    pub fn new(store: Arc<dyn EventStore>, keys: Arc<Keyring>) -> Log {
+        Log { store, keys }
+    }
+
+    /// Seals one validated event: takes out its personal fields and encrypts them with the
+    /// customer's data key (creating one if needed; it is added to `new_keys`).
+    pub fn seal(&self, ev: &Event, new_keys: &mut Vec<crate::store::WrappedKey>) -> SealedEvent {
+        let ty = ev.event_type();
+        let mut data = ev.data.to_json();
+        let personal = personal::split(ty, &mut data);
+        let public = data.to_string();
+        let metadata = (!ev.metadata.is_empty()).then(|| serde_json::to_string(&ev.metadata).expect("string map serializes"));
+        let occurred = rapport_events::envelope::format_time(&ev.occurred_at);
+        let personal_json = personal.as_ref().map(|p| serde_json::to_string(&p.0).expect("JSON map serializes"));
+        let mut canonical = Vec::with_capacity(public.len() + 128);
+        for part in [
+            ev.id.as_bytes().as_slice(),
+            ty.as_str().as_bytes(),
+            &ty.current_version().to_be_bytes(),
+            ev.customer.as_bytes(),
+            occurred.as_bytes(),
+            public.as_bytes(),
+            metadata.as_deref().unwrap_or("").as_bytes(),
+            personal_json.as_deref().unwrap_or("").as_bytes(),
+        ] {
+            canonical.extend_from_slice(part);
+            canonical.push(0);
+        }
+        let (sealed, digest) = match personal_json {
+            Some(pj) => {
+                let key = self.keys.current_or_create(&ev.customer, new_keys);
+                let sealed = key.seal(ev.id, pj.as_bytes()).expect("a current key is never destroyed");
+                let digest = key.digest(&canonical).expect("a current key is never destroyed");
+                (Some((sealed, key.generation)), digest)
+            }
+            None => (None, public_digest(&canonical)),
+        };
+        SealedEvent {
+            id: ev.id,
+            stream: ev.stream(),
+            event_type: ty,
+            version: ty.current_version(),
+            customer: ev.customer.clone(),
+            occurred_at: ev.occurred_at,
+            data: public,
+            metadata,
+            sealed,
+            digest,
+        }
+    }
+
+    /// Appends validated events atomically; returns where each landed.
+    pub async fn append(&self, events: &[Event], expected: Option<(String, ExpectedVersion)>) -> Result<Vec<Appended>, StoreError> {
+        let req = self.seal_request(events, expected);
+        let keys = req.new_keys.clone();
+        let out = self.store.append(req).await?;
+        self.keys.mark_durable(&keys);
+        Ok(out)
+    }
+
+    pub fn seal_request(&self, events: &[Event], expected: Option<(String, ExpectedVersion)>) -> AppendRequest {
+        let mut new_keys = Vec::new();
+        let events = events.iter().map(|e| self.seal(e, &mut new_keys)).collect();
+        AppendRequest { events, expected, new_keys, destroy_keys: vec![] }
+    }
+
+    /// Opens a stored event for a reader with `access`.
+    pub fn open(&self, stored: StoredEvent, access: PersonalAccess) -> Result<RecordedEvent, StoreError> {
+        let position = stored.position;
+        let ev = stored.event;
+        let mut data: serde_json::Value =
+            serde_json::from_str(&ev.data).map_err(|e| StoreError::Integrity { position, what: format!("data is not JSON: {e}") })?;
+        let metadata = match &ev.metadata {
+            Some(m) => serde_json::from_str(m).map_err(|e| StoreError::Integrity { position, what: format!("metadata is not a string map: {e}") })?,
+            None => Default::default(),
+        };
+        let personal = match &ev.sealed {
+            None => personal::may_carry_personal(ev.event_type).then_some(PersonalView::Plain),
+            Some((blob, generation)) => {
+                let key = self.keys.get(&ev.customer, *generation).ok_or_else(|| StoreError::Integrity {
+                    position,
+                    what: format!("no data key generation {generation} for customer {}", ev.customer),
+                })?;
+                if key.is_destroyed() {
+                    Some(PersonalView::Erased)
+                } else if access == PersonalAccess::Withheld {
+                    Some(PersonalView::Withheld)
+                } else {
+                    let plain = key
+                        .open(ev.id, blob)
+                        .expect("checked: not destroyed")
+                        .map_err(|e| StoreError::Integrity { position, what: format!("personal data: {e}") })?;
+                    let fields: PersonalFields = serde_json::from_slice(&plain)
+                        .map_err(|e| StoreError::Integrity { position, what: format!("personal data is not JSON: {e}") })?;
+                    if access == PersonalAccess::Pseudonymised {
+                        let pseud = fields.map_strings(|path, v| key.pseudonym(path, v).expect("checked: not destroyed"));
+                        personal::merge(&mut data, &pseud);
+                        Some(PersonalView::Pseudonymised)
+                    } else {
+                        personal::merge(&mut data, &fields);
+                        Some(PersonalView::Plain)
+                    }
+                }
+            }
+        };
+        Ok(RecordedEvent {
+            position,
+            stream: ev.stream,
+            stream_version: stored.stream_version,
+            recorded_at: stored.recorded_at,
+            id: ev.id,
+            event_type: ev.event_type,
+            version: ev.version,
+            customer: ev.customer,
+            occurred_at: ev.occurred_at,
+            data,
+            metadata,
+            personal,
+        })
+    }
+
+    pub fn open_all(&self, stored: Vec<StoredEvent>, access: PersonalAccess) -> Result<Vec<RecordedEvent>, StoreError> {
+        stored.into_iter().map(|s| self.open(s, access)).collect()
+    }
+
+    /// Crypto-shreds a customer's personal data: records `personal_data_erased` and
+    /// destroys the customer's data key in the same transaction, then purges freed pages.
+    pub async fn erase(&self, customer: &str, requested_by: Option<String>, id: Uuid, now: DateTime<Utc>) -> Result<Erasure, StoreError> {
+        let current = self.keys.current(customer);
+        let generation = current.as_ref().map_or(0, |k| k.generation);
+        let event = Event {
+            id,
+            data: EventData::PersonalDataErased(PersonalDataErased { requested_by, key_generation: generation }),
+            customer: customer.to_owned(),
+            occurred_at: now,
+            metadata: Default::default(),
+        };
+        let mut req = self.seal_request(std::slice::from_ref(&event), None);
+        let destroyed: Vec<u32> = current.iter().map(|k| k.generation).collect();
+        req.destroy_keys = destroyed.iter().map(|g| (customer.to_owned(), *g)).collect();
+        let appended = self.store.append(req).await?;
+        for g in &destroyed {
+            self.keys.destroy(customer, *g);
+        }
+        let files_purged = match self.store.purge().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "erasure committed; purging freed pages is deferred to the next checkpoint");
+                false
+            }
+        };
+        Ok(Erasure { customer: customer.to_owned(), event: appended.into_iter().next().expect("one event appended"), destroyed_generations: destroyed, files_purged })
+    }
+}

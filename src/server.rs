@@ -1,0 +1,95 @@
+//! Startup and shutdown of the service: opens the store and keyring, bootstraps the admin
+//! key, serves HTTP until a signal, then drains in-flight appends and closes the store.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{atomic::AtomicBool, Arc},
+};
+
+use anyhow::Context;
+
+use crate::{
+    auth::ApiKeys,
+    crypto::{Keyring, MasterKey},
+    http::{self, metrics::Metrics, AppState},
+    log::Log,
+    store::{
+        sqlite::{SqliteOptions, SqliteStore},
+        EventStore,
+    },
+};
+
+/// Opens the embedded store and its keyring under `master`.
+pub async fn open_log(data_dir: &Path, master: MasterKey, opts: SqliteOptions) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
+    let store = Arc::new(SqliteStore::open(data_dir, opts).with_context(|| format!("failed to open the store in {}", data_dir.display()))?);
+    if let Some(id) = store.master_key_id().await? {
+        anyhow::ensure!(
+            id == master.id(),
+            "the configured master key (id {}) is not the one this store's data keys are wrapped with (id {id}); \
+             without that key no personal data can be read (see docs/privacy.md)",
+            master.id()
+        );
+    }
+    let wrapped = store.load_keys().await?;
+    let keyring = Keyring::load(master, wrapped).context("failed to unwrap the data keys")?;
+    let log = Log::new(store.clone() as Arc<dyn EventStore>, Arc::new(keyring));
+    Ok((store, log))
+}
+
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub master: MasterKey,
+}
+
+/// Runs the service until `shutdown` resolves. Prints `rapport listening on http://ADDR`
+/// on stdout once the socket is bound (tests and scripts read it).
+pub async fn run(opts: ServeOptions, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let (store, log) = open_log(&opts.data_dir, opts.master, SqliteOptions { durable: true, metrics: metrics.clone() }).await?;
+    let keys = Arc::new(ApiKeys::open(&opts.data_dir)?);
+    let admin_path = opts.data_dir.join("admin-key");
+    if let Some(id) = keys.bootstrap_admin(&admin_path)? {
+        tracing::warn!(key = %id, path = %admin_path.display(), "no API keys existed: created an admin key; read it from this file (mode 0600)");
+    }
+    let stopping = Arc::new(AtomicBool::new(false));
+    let state = AppState { log, keys, metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: stopping.clone() };
+    let listener = tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("failed to listen on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    println!("rapport listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %opts.data_dir.display(), last_position = store.last_position(), "serving");
+    let app = http::router(state);
+    http::serve(listener, app, async move {
+        shutdown.await;
+        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+    .await?;
+    // Every acknowledged append already committed; this drains whatever is still queued.
+    store.close();
+    tracing::info!("store closed");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
