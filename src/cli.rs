@@ -106,6 +106,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PersonalArg::Withheld)]
         personal: PersonalArg,
     },
+    /// Measures ingest, encryption, export and HTTP rates on synthetic data (prints rates).
+    Bench {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 100_000)]
+        customers: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 10)]
+        http_seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        http_clients: usize,
+        #[arg(long)]
+        skip_http: bool,
+    },
     /// Manages API keys and the master key.
     Keys {
         #[command(flatten)]
@@ -197,6 +212,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { data, command } => run_keys(data, command).await,
+        Command::Bench { events, customers, seed, http_seconds, http_clients, skip_http } => {
+            crate::bench::run(crate::bench::BenchOptions { events, customers, seed, http_seconds, http_clients, skip_http }).await
+        }
     }
 }
 

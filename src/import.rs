@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::{
     log::{Log, PersonalAccess},
+    store::AppendRequest,
     store::sqlite::SqliteStore,
 };
 
@@ -91,66 +92,62 @@ pub struct ImportOptions {
 pub async fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOptions) -> anyhow::Result<ImportReport> {
     let started = Instant::now();
     let mut report = ImportReport::default();
-    let mut all: Vec<(&Input, Vec<(usize, &str)>)> = Vec::new();
+    let bar = if opts.progress { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:10} {bar:40} {pos}/{len} events  {per_sec}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    // Pass 1, on every core: parse, validate and seal every event, keeping the sealed
+    // chunks in memory (the input is in memory already), so that nothing is written
+    // unless everything is valid.
+    bar.set_message("checking");
+    let mut sealed: Vec<(AppendRequest, u64)> = Vec::new();
     for input in inputs {
         let items = input.items().map_err(anyhow::Error::msg)?;
         report.events_read += items.len() as u64;
-        all.push((input, items));
-    }
-    // Pass 1: validate everything (in parallel on every core), list the invalid lines.
-    let mut bad: Vec<(String, usize)> = Vec::new();
-    for (input, items) in &all {
+        bar.inc_length(items.len() as u64);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let per = items.len().div_ceil(threads).max(1);
-        let found: Vec<Vec<(usize, String)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = items
-                .chunks(per)
-                .map(|chunk| s.spawn(move || chunk.iter().filter_map(|(line, text)| parse_item(text).err().map(|e| (*line, e.to_string()))).collect::<Vec<_>>()))
+        let chunks: Vec<&[(usize, &str)]> = items.chunks(IMPORT_CHUNK_EVENTS).collect();
+        let per_thread = chunks.len().div_ceil(threads).max(1);
+        let results: Vec<Vec<ChunkResult>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .chunks(per_thread)
+                .map(|group| {
+                    let bar = bar.clone();
+                    s.spawn(move || group.iter().map(|chunk| check_chunk(log, chunk, &bar)).collect::<Vec<_>>())
+                })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("validation threads do not panic")).collect()
+            handles.into_iter().map(|h| h.join().expect("import threads do not panic")).collect()
         });
-        for (line, err) in found.into_iter().flatten() {
-            report.invalid += 1;
-            let at = if input.is_array() { format!("{}:[{line}]", input.name) } else { format!("{}:{line}", input.name) };
-            if report.errors.len() < IMPORT_ERRORS_SHOWN_MAX {
-                report.errors.push(format!("{at}: {err}"));
+        for r in results.into_iter().flatten() {
+            for (line, err) in r.errors {
+                report.invalid += 1;
+                let at = if input.is_array() { format!("{}:[{line}]", input.name) } else { format!("{}:{line}", input.name) };
+                if report.errors.len() < IMPORT_ERRORS_SHOWN_MAX {
+                    report.errors.push(format!("{at}: {err}"));
+                }
             }
-            bad.push((input.name.clone(), line));
+            if let Some(req) = r.sealed {
+                let n = req.events.len() as u64;
+                sealed.push((req, n));
+            }
         }
     }
     if report.invalid > 0 && !opts.skip_invalid {
+        bar.finish_and_clear();
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    bad.sort();
-    // Pass 2: write.
-    let bar = if opts.progress { ProgressBar::new(report.events_read) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "checked and sealed");
+    // Pass 2: hand the sealed chunks to the writer in order, several in flight so it
+    // group-commits.
+    bar.set_message("writing");
+    bar.set_position(0);
     let mut in_flight = VecDeque::new();
-    for (input, items) in &all {
-        let valid = items.iter().filter(|(line, _)| bad.binary_search(&(input.name.clone(), *line)).is_err());
-        let mut chunk = Vec::with_capacity(IMPORT_CHUNK_EVENTS);
-        let flush = |chunk: &mut Vec<Event>, in_flight: &mut VecDeque<_>| -> anyhow::Result<()> {
-            let req = log.seal_request(chunk, None);
-            let keys = req.new_keys.clone();
-            let n = chunk.len() as u64;
-            in_flight.push_back((store.append_nowait(req)?, keys, n));
-            chunk.clear();
-            Ok(())
-        };
-        for (_, text) in valid {
-            chunk.push(parse_item(text).map_err(|e| anyhow::anyhow!("{e}"))?);
-            if chunk.len() == IMPORT_CHUNK_EVENTS {
-                flush(&mut chunk, &mut in_flight)?;
-                while in_flight.len() >= IMPORT_IN_FLIGHT_MAX {
-                    settle(in_flight.pop_front().expect("not empty"), log, &mut report, &bar).await?;
-                }
-            }
-        }
-        if !chunk.is_empty() {
-            flush(&mut chunk, &mut in_flight)?;
+    for (req, n) in sealed {
+        let keys = req.new_keys.clone();
+        in_flight.push_back((store.append_nowait(req)?, keys, n));
+        while in_flight.len() >= IMPORT_IN_FLIGHT_MAX {
+            settle(in_flight.pop_front().expect("not empty"), log, &mut report, &bar).await?;
         }
     }
     while let Some(job) = in_flight.pop_front() {
@@ -159,6 +156,25 @@ pub async fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: Impo
     bar.finish_and_clear();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+struct ChunkResult {
+    sealed: Option<AppendRequest>,
+    errors: Vec<(usize, String)>,
+}
+
+fn check_chunk(log: &Log, chunk: &[(usize, &str)], bar: &ProgressBar) -> ChunkResult {
+    let mut events = Vec::with_capacity(chunk.len());
+    let mut errors = Vec::new();
+    for (line, text) in chunk {
+        match parse_item(text) {
+            Ok(ev) => events.push(ev),
+            Err(e) => errors.push((*line, e.to_string())),
+        }
+    }
+    bar.inc(chunk.len() as u64);
+    let sealed = (!events.is_empty()).then(|| log.seal_request(&events, None));
+    ChunkResult { sealed, errors }
 }
 
 type Pending = (tokio::sync::oneshot::Receiver<Result<Vec<crate::store::Appended>, crate::store::StoreError>>, Vec<crate::store::WrappedKey>, u64);

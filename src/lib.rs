@@ -2,6 +2,7 @@
 //! `rapport-projections` crates. See `docs/ARCHITECTURE.md` for the code map.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod crypto;
 pub mod http;

@@ -13,7 +13,7 @@ use rapport_events::{
 use uuid::Uuid;
 
 use crate::{
-    crypto::{public_digest, Keyring},
+    crypto::{public_digest, Keyring, NewKeys},
     store::{AppendRequest, Appended, EventStore, ExpectedVersion, SealedEvent, StoreError, StoredEvent},
 };
 
@@ -32,6 +32,10 @@ pub enum PersonalAccess {
 pub struct Log {
     pub store: Arc<dyn EventStore>,
     pub keys: Arc<Keyring>,
+    /// Always `true` in the service. `false` only in `rapport bench`, to measure what
+    /// encryption costs: personal fields are then stored unencrypted under generation 0,
+    /// which [`Log::open`] refuses to read.
+    encrypt: bool,
 }
 
 /// What an erasure did.
@@ -48,12 +52,17 @@ pub struct Erasure {
 
 impl Log {
     pub fn new(store: Arc<dyn EventStore>, keys: Arc<Keyring>) -> Log {
-        Log { store, keys }
+        Log { store, keys, encrypt: true }
+    }
+
+    /// A log that stores personal fields unencrypted: for the encryption-cost benchmark only.
+    pub fn without_encryption_for_benchmarks(store: Arc<dyn EventStore>, keys: Arc<Keyring>) -> Log {
+        Log { store, keys, encrypt: false }
     }
 
     /// Seals one validated event: takes out its personal fields and encrypts them with the
     /// customer's data key (creating one if needed; it is added to `new_keys`).
-    pub fn seal(&self, ev: &Event, new_keys: &mut Vec<crate::store::WrappedKey>) -> SealedEvent {
+    pub fn seal(&self, ev: &Event, new_keys: &mut NewKeys) -> SealedEvent {
         let ty = ev.event_type();
         let mut data = ev.data.to_json();
         let personal = personal::split(ty, &mut data);
@@ -76,6 +85,7 @@ impl Log {
             canonical.push(0);
         }
         let (sealed, digest) = match personal_json {
+            Some(pj) if !self.encrypt => (Some((pj.into_bytes(), 0)), public_digest(&canonical)),
             Some(pj) => {
                 let key = self.keys.current_or_create(&ev.customer, new_keys);
                 let sealed = key.seal(ev.id, pj.as_bytes()).expect("a current key is never destroyed");
@@ -108,9 +118,9 @@ impl Log {
     }
 
     pub fn seal_request(&self, events: &[Event], expected: Option<(String, ExpectedVersion)>) -> AppendRequest {
-        let mut new_keys = Vec::new();
+        let mut new_keys = NewKeys::default();
         let events = events.iter().map(|e| self.seal(e, &mut new_keys)).collect();
-        AppendRequest { events, expected, new_keys, destroy_keys: vec![] }
+        AppendRequest { events, expected, new_keys: new_keys.into_vec(), destroy_keys: vec![] }
     }
 
     /// Opens a stored event for a reader with `access`.
@@ -125,6 +135,7 @@ impl Log {
         };
         let personal = match &ev.sealed {
             None => personal::may_carry_personal(ev.event_type).then_some(PersonalView::Plain),
+            Some((_, 0)) => return Err(StoreError::Integrity { position, what: "personal data stored unencrypted (a benchmark store)".into() }),
             Some((blob, generation)) => {
                 let key = self.keys.get(&ev.customer, *generation).ok_or_else(|| StoreError::Integrity {
                     position,

@@ -1,5 +1,10 @@
 use clap::Parser;
 
+// mimalloc: the import path allocates from two threads at once, where glibc malloc
+// spent a fifth of the time in its arena locks (measured with `perf record`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| "info".into()))

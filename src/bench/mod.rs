@@ -1,0 +1,208 @@
+//! Benchmarks (`rapport bench …`, and `cargo bench` which runs the same code): seeded
+//! synthetic events of about 300 bytes, and the rates of each stage of ingest and export.
+//! Numbers are printed, never asserted: targets are checked by reading them.
+
+use std::{fmt::Write as _, time::Instant};
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+/// One NDJSON line per event, about 300 bytes each, deterministic for a seed.
+/// Mix: 60% purchases, 20% posts (personal text), 10% registrations (personal), 10% others.
+pub fn synthetic_ndjson(events: usize, customers: u32, seed: u64) -> String {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = String::with_capacity(events * 310);
+    for i in 0..events {
+        let c = rng.gen_range(0..customers);
+        let id = uuid::Uuid::from_u128(rng.gen::<u128>() & !(0xF000u128 << 64) | (0x4000u128 << 64));
+        let day = 1 + (i % 28);
+        let r: f64 = rng.gen();
+        let _ = if r < 0.6 {
+            writeln!(
+                out,
+                r#"{{"id":"{id}","type":"purchase","customer":"c-{c}","occurred_at":"2026-03-{day:02}T10:{:02}:00Z","data":{{"order_id":"o-{i}","amount":"{}.{:02}","currency":"CNY","items":[{{"sku":"SKU-{}","quantity":1,"unit_price":"12.50"}}]}},"metadata":{{"source":"shop"}}}}"#,
+                i % 60,
+                rng.gen_range(1..1000),
+                rng.gen_range(0..100),
+                rng.gen_range(0..1000)
+            )
+        } else if r < 0.8 {
+            writeln!(
+                out,
+                r#"{{"id":"{id}","type":"post","customer":"c-{c}","occurred_at":"2026-03-{day:02}T11:00:00Z","data":{{"post_id":"p-{i}","community":"g-{}","text":"The tea from batch L0421 tastes odd, anyone else? 茶叶有点霉味"}}}}"#,
+                rng.gen_range(0..100)
+            )
+        } else if r < 0.9 {
+            writeln!(
+                out,
+                r#"{{"id":"{id}","type":"customer_registered","customer":"c-{c}","occurred_at":"2026-03-{day:02}T09:00:00Z","data":{{"name":"Customer {c}","email":"c{c}@example.com","region":"Shanghai","channel":"wechat"}}}}"#
+            )
+        } else {
+            writeln!(
+                out,
+                r#"{{"id":"{id}","type":"community_joined","customer":"c-{c}","occurred_at":"2026-03-{day:02}T08:00:00Z","data":{{"community":"g-{}"}},"metadata":{{"source":"group-bot","correlation_id":"x-{i}"}}}}"#,
+                rng.gen_range(0..100)
+            )
+        };
+    }
+    out
+}
+
+pub struct Rate {
+    pub what: &'static str,
+    pub events: u64,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:<44} {:>10} events in {:>7.3} s = {:>10.0} events/s", self.what, self.events, self.seconds, self.events as f64 / self.seconds.max(1e-9))
+    }
+}
+
+pub fn time<T>(what: &'static str, events: u64, f: impl FnOnce() -> T) -> (Rate, T) {
+    let started = Instant::now();
+    let out = f();
+    (Rate { what, events, seconds: started.elapsed().as_secs_f64() }, out)
+}
+
+use std::sync::Arc;
+
+use crate::{
+    crypto::{Keyring, MasterKey},
+    import::{self, ImportOptions, Input},
+    log::{Log, PersonalAccess},
+    store::{sqlite::{SqliteOptions, SqliteStore}, EventStore},
+};
+
+pub struct BenchOptions {
+    pub events: usize,
+    pub customers: u32,
+    pub seed: u64,
+    pub http_seconds: u64,
+    pub http_clients: usize,
+    pub skip_http: bool,
+}
+
+fn fresh_log(dir: &std::path::Path, encrypt: bool) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
+    let store = Arc::new(SqliteStore::open(dir, SqliteOptions::default())?);
+    let keys = Arc::new(Keyring::load(MasterKey::generate(), vec![])?);
+    let dynstore = store.clone() as Arc<dyn EventStore>;
+    let log = if encrypt { Log::new(dynstore, keys) } else { Log::without_encryption_for_benchmarks(dynstore, keys) };
+    Ok((store, log))
+}
+
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    println!("rapport bench: {} events, {} customers, seed {}, data in {}", opts.events, opts.customers, opts.seed, tmp.path().display());
+    let (r, text) = time("generate synthetic NDJSON", opts.events as u64, || synthetic_ndjson(opts.events, opts.customers, opts.seed));
+    println!("{r}   ({:.0} bytes/event)", text.len() as f64 / opts.events as f64);
+    let lines: Vec<&str> = text.lines().collect();
+    let (r, _) = time("parse + validate (1 thread)", lines.len() as u64, || {
+        lines.iter().filter(|l| rapport_events::parse_one(l, &mut uuid::Uuid::nil, false).is_ok()).count()
+    });
+    println!("{r}");
+    {
+        let (_store, log) = fresh_log(&tmp.path().join("seal"), true)?;
+        let events: Vec<_> = lines.iter().map(|l| rapport_events::parse_one(l, &mut uuid::Uuid::nil, false)).collect::<Result<_, _>>()?;
+        let (r, _) = time("seal (encrypt personal fields, 1 thread)", events.len() as u64, || {
+            events.chunks(import::IMPORT_CHUNK_EVENTS).map(|c| log.seal_request(c, None).events.len()).sum::<usize>()
+        });
+        println!("{r}");
+    }
+    let input = [Input { name: "synthetic".into(), text }];
+    let mut rates = Vec::new();
+    for (label, encrypt) in [("import, encryption OFF (durable)", false), ("import, encryption ON (durable)", true)] {
+        let dir = tmp.path().join(if encrypt { "on" } else { "off" });
+        let (store, log) = fresh_log(&dir, encrypt)?;
+        let report = import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }).await?;
+        anyhow::ensure!(report.events_written == opts.events as u64, "import wrote {} of {}", report.events_written, opts.events);
+        let r = Rate { what: label, events: report.events_written, seconds: report.seconds };
+        println!("{r}");
+        rates.push(r.events as f64 / r.seconds);
+        if encrypt {
+            let report = import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }).await?;
+            println!("{}", Rate { what: "re-import of the same file (all duplicates)", events: report.duplicates, seconds: report.seconds });
+            for (what, access) in [("export to a sink, personal withheld", PersonalAccess::Withheld), ("export to a sink, personal decrypted", PersonalAccess::Plain)] {
+                let (r, n) = time(what, opts.events as u64, || tokio::task::block_in_place(|| import::export(&store, &log, 0, u64::MAX, access, &mut std::io::sink())));
+                n?;
+                println!("{r}");
+            }
+        }
+        store.close();
+    }
+    println!("encryption costs {:.1}% of import throughput (target: at most 15%)", (1.0 - rates[1] / rates[0]) * 100.0);
+    if !opts.skip_http {
+        http_bench(&tmp.path().join("http"), &opts).await?;
+    }
+    Ok(())
+}
+
+/// `opts.http_clients` concurrent clients, each POSTing one event at a time to a server
+/// in this process for `opts.http_seconds`; prints the rate and latency percentiles.
+async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Result<()> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let metrics = Arc::new(crate::http::metrics::Metrics::new());
+    let store = Arc::new(SqliteStore::open(dir, SqliteOptions { durable: true, metrics: metrics.clone() })?);
+    let keyring = Arc::new(Keyring::load(MasterKey::generate(), vec![])?);
+    let log = Log::new(store.clone() as Arc<dyn EventStore>, keyring);
+    let keys = Arc::new(crate::auth::ApiKeys::open(dir)?);
+    let (_, token) = keys.create(crate::auth::Role::Ingest, Some("bench"))?;
+    let state = crate::http::AppState { log, keys, metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: Default::default() };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::http::serve(listener, crate::http::router(state), async move {
+        let _ = stop_rx.await;
+    }));
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(opts.http_clients).build_http();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(opts.http_seconds);
+    let mut tasks = Vec::new();
+    for t in 0..opts.http_clients {
+        let client = client.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while std::time::Instant::now() < deadline {
+                i += 1;
+                let body = format!(
+                    r#"{{"type":"purchase","customer":"c-{t}-{}","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"o-{t}-{i}","amount":"129.90","currency":"CNY","items":[{{"sku":"TEA-01","quantity":2,"unit_price":"64.95"}}]}},"metadata":{{"source":"bench"}}}}"#,
+                    i % 1000
+                );
+                let req = hyper::Request::post(format!("http://{addr}/v1/events"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(bytes::Bytes::from(body)))
+                    .expect("valid request");
+                let started = std::time::Instant::now();
+                let resp = client.request(req).await?;
+                let status = resp.status();
+                let _ = resp.into_body().collect().await?;
+                anyhow::ensure!(status == hyper::StatusCode::CREATED, "status {status}");
+                lat.push(started.elapsed().as_secs_f64());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let started = std::time::Instant::now();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0) * 1000.0;
+    println!(
+        "{}   p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        Rate { what: "HTTP single-event POST, durable, 64 clients", events: all.len() as u64, seconds: secs },
+        pct(0.5),
+        pct(0.99),
+        all.last().copied().unwrap_or(0.0) * 1000.0
+    );
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    store.close();
+    Ok(())
+}

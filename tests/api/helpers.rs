@@ -1,0 +1,119 @@
+//! A Rapport server in this process, on a free loopback port, with its own temporary
+//! data directory and master key. Every test gets its own; nothing is shared.
+
+use std::{path::PathBuf, sync::Arc};
+
+use rapport::{
+    auth::{ApiKeys, Role},
+    crypto::{Keyring, MasterKey},
+    http::{self, metrics::Metrics, AppState},
+    log::Log,
+    store::{
+        sqlite::{SqliteOptions, SqliteStore},
+        EventStore,
+    },
+};
+use serde_json::Value;
+
+pub struct TestServer {
+    pub base: String,
+    pub admin: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub store: Arc<SqliteStore>,
+    pub keys: Arc<ApiKeys>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions { durable: true, metrics: metrics.clone() }).unwrap());
+        let keyring = Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap());
+        let log = Log::new(store.clone() as Arc<dyn EventStore>, keyring);
+        let keys = Arc::new(ApiKeys::open(dir.path()).unwrap());
+        let admin_path = dir.path().join("admin-key");
+        keys.bootstrap_admin(&admin_path).unwrap();
+        let admin = std::fs::read_to_string(&admin_path).unwrap().trim().to_owned();
+        let state = AppState { log, keys: keys.clone(), metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: Default::default() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(http::serve(listener, http::router(state), async move {
+            let _ = rx.await;
+        }));
+        TestServer { base, admin, http: reqwest::Client::new(), dir, store, keys, stop: Some(stop), task: Some(task) }
+    }
+
+    pub fn key(&self, role: Role) -> String {
+        self.keys.create(role, Some("test")).unwrap().1
+    }
+
+    pub async fn post(&self, path: &str, token: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post(path, &self.admin.clone(), "application/json", body.to_string()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        let resp = self.http.delete(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        self.store.close();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+pub fn purchase(customer: &str, order: &str, amount: &str) -> Value {
+    serde_json::json!({"type": "purchase", "customer": customer, "occurred_at": "2026-03-01T10:00:00Z",
+        "data": {"order_id": order, "amount": amount, "currency": "CNY"}})
+}
+
+pub fn registered(customer: &str, name: &str, email: &str, phone: &str) -> Value {
+    serde_json::json!({"type": "customer_registered", "customer": customer, "occurred_at": "2026-01-01T09:00:00Z",
+        "data": {"name": name, "email": email, "phone": phone, "region": "Shanghai"}})
+}
+
+pub fn complaint(customer: &str, id: &str, text: &str) -> Value {
+    serde_json::json!({"type": "complaint", "customer": customer, "occurred_at": "2026-03-02T10:00:00Z",
+        "data": {"complaint_id": id, "about": {"batch": "L0421"}, "text": text, "severity": 3}})
+}

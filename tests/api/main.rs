@@ -1,0 +1,8 @@
+//! End-to-end tests through the HTTP API. One binary (see STYLE.md: link time).
+
+mod helpers;
+
+mod append;
+mod auth;
+mod privacy;
+mod read;
