@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct DataDir {
     /// Where the embedded store lives.
-    #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
+    #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data", global = true)]
     pub data_dir: PathBuf,
 }
 

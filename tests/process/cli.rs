@@ -1,0 +1,99 @@
+//! The command line: import (all or nothing, idempotent, refuses a store in use), export,
+//! keys, master-key rotation.
+
+use std::process::Output;
+
+use crate::{paths, rapport, Server};
+
+fn run(args: &[&str], data: &std::path::Path, master: &std::path::Path) -> Output {
+    rapport().args(args).arg("--data-dir").arg(data).arg("--master-key-file").arg(master).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const GOOD: &str = r#"{"type":"customer_registered","customer":"c-1","occurred_at":"2026-01-01T00:00:00Z","data":{"name":"Import Person","email":"ip@example.com"}}
+{"type":"purchase","customer":"c-1","occurred_at":"2026-01-02T00:00:00Z","data":{"order_id":"o-1","amount":"10.50","currency":"GBP"}}
+{"type":"purchase","customer":"c-2","occurred_at":"2026-01-03T00:00:00Z","data":{"order_id":"o-2","amount":"3","currency":"GBP"}}
+"#;
+
+#[test]
+fn import_is_all_or_nothing_idempotent_and_exportable() {
+    let (tmp, data, master) = paths();
+    let file = tmp.path().join("events.ndjson");
+    let bad = GOOD.replace(r#""amount":"3""#, r#""amount":"three""#);
+    std::fs::write(&file, &bad).unwrap();
+    let f = file.to_str().unwrap();
+    let out = run(&["import", f], &data, &master);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("{f}:3: /data/amount: must be a non-negative decimal")), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing was written"));
+    let out = rapport().args(["keys", "create", "--role", "admin", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success());
+    let exported = run(&["export"], &data, &master);
+    assert_eq!(String::from_utf8_lossy(&exported.stdout).lines().count(), 0, "nothing of the rejected import was written");
+
+    std::fs::write(&file, GOOD).unwrap();
+    let out = run(&["import", f], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("3 written, 0 already stored"), "{}", stderr(&out));
+    let out = run(&["import", f], &data, &master);
+    assert!(stderr(&out).contains("0 written, 3 already stored"), "re-import is a no-op: {}", stderr(&out));
+
+    let plain = run(&["export", "--personal", "plain"], &data, &master);
+    let text = String::from_utf8(plain.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    assert!(text.contains("Import Person"));
+    let withheld = run(&["export", "--after", "1"], &data, &master);
+    let text = String::from_utf8(withheld.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["position"], 2);
+    let all = run(&["export"], &data, &master);
+    assert!(!String::from_utf8(all.stdout).unwrap().contains("Import Person"), "personal fields are withheld by default");
+}
+
+#[test]
+fn import_refuses_a_store_held_by_a_running_server() {
+    let (tmp, data, master) = paths();
+    let _server = Server::start(&data, &master);
+    let file = tmp.path().join("e.ndjson");
+    std::fs::write(&file, GOOD).unwrap();
+    let out = run(&["import", file.to_str().unwrap()], &data, &master);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("in use by another process"), "{}", stderr(&out));
+}
+
+#[test]
+fn keys_can_be_created_listed_and_revoked() {
+    let (_tmp, data, _) = paths();
+    let keys = |args: &[&str]| rapport().arg("keys").args(args).arg("--data-dir").arg(&data).output().unwrap();
+    let out = keys(&["create", "--role", "analyst", "--label", "bi-team"]);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert!(token.starts_with("rpk_"));
+    let id = token.trim().strip_prefix("rpk_").unwrap().split('_').next().unwrap().to_owned();
+    let list = String::from_utf8(keys(&["list"]).stdout).unwrap();
+    assert!(list.contains(&id) && list.contains("analyst") && list.contains("active") && list.contains("bi-team"), "{list}");
+    assert!(keys(&["revoke", &id]).status.success());
+    assert!(String::from_utf8(keys(&["list"]).stdout).unwrap().lines().any(|l| l.starts_with(&id) && !l.contains("active")));
+    assert!(!keys(&["revoke", &id]).status.success(), "revoking twice fails");
+    assert!(!keys(&["create", "--role", "boss"]).status.success());
+}
+
+#[test]
+fn rotating_the_master_key_keeps_personal_data_readable_with_the_new_key_only() {
+    let (tmp, data, master) = paths();
+    let file = tmp.path().join("e.ndjson");
+    std::fs::write(&file, GOOD).unwrap();
+    assert!(run(&["import", file.to_str().unwrap()], &data, &master).status.success());
+    let new = tmp.path().join("new.key");
+    let out = rapport().args(["keys", "rotate-master", "--data-dir"]).arg(&data).arg("--master-key-file").arg(&master).arg("--new-master-key-file").arg(&new).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let with_new = run(&["export", "--personal", "plain"], &data, &new);
+    assert!(String::from_utf8(with_new.stdout).unwrap().contains("Import Person"));
+    let with_old = run(&["export", "--personal", "plain"], &data, &master);
+    assert!(!with_old.status.success());
+    assert!(stderr(&with_old).contains("not the one this store's data keys are wrapped with"), "{}", stderr(&with_old));
+}

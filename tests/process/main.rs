@@ -1,0 +1,60 @@
+//! Tests that run the real `rapport` binary as a child process: crash safety and the CLI.
+
+mod cli;
+mod crash;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+pub fn rapport() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rapport"));
+    c.env("RAPPORT_LOG", "warn").env_remove("RAPPORT_MASTER_KEY").env_remove("RAPPORT_DATA_DIR");
+    c
+}
+
+/// A `rapport serve` child on a free port. Killed (SIGKILL) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub admin: String,
+}
+
+impl Server {
+    pub fn start(dir: &Path, master: &Path) -> Server {
+        let mut child = rapport()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .arg("--master-key-file")
+            .arg(master)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn rapport serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("rapport listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_owned();
+        let admin = std::fs::read_to_string(dir.join("admin-key")).unwrap().trim().to_owned();
+        Server { child, base, admin }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn paths() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let master = tmp.path().join("master.key");
+    (tmp, data, master)
+}

@@ -1,0 +1,179 @@
+//! The `EventStore` contract, run against the embedded backend (and, when a KurrentDB
+//! backend exists, against it too). Seeded and deterministic: a failure prints its seed.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rapport::{
+    crypto::{Keyring, MasterKey},
+    log::{Log, PersonalAccess},
+    store::{
+        self,
+        sqlite::{SqliteOptions, SqliteStore},
+        EventStore, ExpectedVersion, StoreError,
+    },
+};
+use rapport_events::{parse_one, Event};
+use uuid::Uuid;
+
+fn event(rng: &mut StdRng, customers: u32) -> Event {
+    let c = rng.gen_range(0..customers);
+    let id = Uuid::from_u128(rng.gen());
+    let text = if rng.gen_bool(0.3) {
+        format!(r#"{{"id":"{id}","type":"post","customer":"c-{c}","occurred_at":"2026-03-01T10:00:00Z","data":{{"post_id":"p-{id}","community":"g","text":"hello {c}"}}}}"#)
+    } else {
+        format!(r#"{{"id":"{id}","type":"purchase","customer":"c-{c}","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"o-{id}","amount":"{}.5","currency":"CNY"}}}}"#, rng.gen_range(0..500))
+    };
+    parse_one(&text, &mut Uuid::nil, false).unwrap()
+}
+
+fn open(dir: &std::path::Path, master: &MasterKey) -> (Arc<SqliteStore>, Log) {
+    let store = Arc::new(SqliteStore::open(dir, SqliteOptions::default()).unwrap());
+    let keys = futures::executor::block_on(store.load_keys()).unwrap();
+    let log = Log::new(store.clone() as Arc<dyn EventStore>, Arc::new(Keyring::load(master.clone(), keys).unwrap()));
+    (store, log)
+}
+
+/// Concurrent appends of random batches: the log is gapless, every stream's versions are
+/// contiguous, and every event reads back as it was appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_random_batches_give_a_gapless_log_and_contiguous_streams() {
+    for seed in [1u64, 2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::generate();
+        let (store, log) = open(dir.path(), &master);
+        let mut tasks = Vec::new();
+        for t in 0..8u64 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed * 100 + t);
+                let mut sent = Vec::new();
+                for _ in 0..20 {
+                    let n = rng.gen_range(1..30);
+                    let batch: Vec<Event> = (0..n).map(|_| event(&mut rng, 20)).collect();
+                    log.append(&batch, None).await.unwrap();
+                    sent.extend(batch);
+                }
+                sent
+            }));
+        }
+        let mut sent = std::collections::HashMap::new();
+        for t in tasks {
+            for e in t.await.unwrap() {
+                sent.insert(e.id, e);
+            }
+        }
+        let all = log.open_all(store.read_all(0, 100_000).await.unwrap(), PersonalAccess::Plain).unwrap();
+        assert_eq!(all.len(), sent.len(), "seed {seed}");
+        let mut versions: std::collections::HashMap<String, u64> = Default::default();
+        for (i, ev) in all.iter().enumerate() {
+            assert_eq!(ev.position, i as u64 + 1, "seed {seed}: gap");
+            let next = versions.entry(ev.stream.clone()).or_default();
+            assert_eq!(ev.stream_version, *next, "seed {seed}: stream {} not contiguous", ev.stream);
+            *next += 1;
+            let orig = &sent[&ev.id];
+            assert_eq!(ev.data, orig.data.to_json(), "seed {seed}: data changed");
+        }
+        // Reopening rebuilds the in-memory indexes from the table.
+        store.close();
+        drop((store, log));
+        let (store, log) = open(dir.path(), &master);
+        assert_eq!(store.last_position(), sent.len() as u64);
+        for (stream, n) in &versions {
+            assert_eq!(store.stream_version(stream), Some(n - 1));
+        }
+        let some: Vec<Event> = sent.values().take(5).cloned().collect();
+        let again = log.append(&some, None).await.unwrap();
+        assert!(again.iter().all(|a| a.duplicate), "seed {seed}: ids are still known after reopening");
+        assert_eq!(store.last_position(), sent.len() as u64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_inside_one_batch_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open(dir.path(), &MasterKey::generate());
+    let mut rng = StdRng::seed_from_u64(7);
+    let e = event(&mut rng, 1);
+    let out = log.append(&[e.clone(), e.clone()], None).await.unwrap();
+    assert_eq!((out[0].position, out[1].position), (1, 1));
+    assert!(!out[0].duplicate && out[1].duplicate);
+    assert_eq!(store.last_position(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_expected_version_writes_nothing_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open(dir.path(), &MasterKey::generate());
+    let mut rng = StdRng::seed_from_u64(8);
+    let batch: Vec<Event> = (0..3).map(|_| event(&mut rng, 1)).collect();
+    let stream = batch[0].stream();
+    log.append(&batch[..1], Some((stream.clone(), ExpectedVersion::NoStream))).await.unwrap();
+    let err = log.append(&batch[1..], Some((stream.clone(), ExpectedVersion::NoStream))).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongExpectedVersion { ref actual, .. } if actual == "0"), "{err}");
+    assert_eq!(store.last_position(), 1);
+    log.append(&batch[1..], Some((stream, ExpectedVersion::Exact(0)))).await.unwrap();
+    assert_eq!(store.last_position(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_never_sees_a_later_position_before_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open(dir.path(), &MasterKey::generate());
+    let sub = store::subscribe(store.clone() as Arc<dyn EventStore>, 0);
+    let writers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(t);
+                for _ in 0..25 {
+                    let batch: Vec<Event> = (0..rng.gen_range(1..5)).map(|_| event(&mut rng, 5)).collect();
+                    log.append(&batch, None).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let total = store.last_position();
+    let got: Vec<u64> = sub.take(total as usize).map(|r| r.unwrap().position).collect().await;
+    assert_eq!(got, (1..=total).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_ciphertext_is_detected_not_decrypted_to_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate();
+    let (store, log) = open(dir.path(), &master);
+    let ev = parse_one(
+        r#"{"type":"customer_registered","customer":"c","occurred_at":"2026-01-01T00:00:00Z","data":{"name":"Ann","email":"a@b.c"}}"#,
+        &mut Uuid::now_v7,
+        false,
+    )
+    .unwrap();
+    log.append(&[ev], None).await.unwrap();
+    store.close();
+    drop((store, log));
+    let conn = rusqlite::Connection::open(dir.path().join("rapport.sqlite")).unwrap();
+    let mut sealed: Vec<u8> = conn.query_row("SELECT sealed FROM events WHERE position = 1", [], |r| r.get(0)).unwrap();
+    let last = sealed.len() - 1;
+    sealed[last] ^= 0x01;
+    conn.execute("UPDATE events SET sealed = ?1 WHERE position = 1", [&sealed]).unwrap();
+    drop(conn);
+    let (store, log) = open(dir.path(), &master);
+    let stored = store.read_all(0, 10).await.unwrap();
+    let err = log.open(stored[0].clone(), PersonalAccess::Plain).unwrap_err();
+    assert!(matches!(err, StoreError::Integrity { position: 1, .. }), "{err}");
+    // Without access to personal data the event still reads (nothing is decrypted).
+    assert!(log.open(stored[0].clone(), PersonalAccess::Withheld).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_process_cannot_open_a_store_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let err = SqliteStore::open(dir.path(), SqliteOptions::default()).err().expect("locked");
+    assert!(err.to_string().contains("in use by another process"), "{err}");
+}
