@@ -171,7 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (store, log) = server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
             let inputs = files.iter().map(|f| Input::read(f)).collect::<anyhow::Result<Vec<_>>>()?;
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let report = import::import(&store, &log, &inputs, ImportOptions { skip_invalid, progress }).await?;
+            let report = tokio::task::block_in_place(|| import::import(&store, &log, &inputs, ImportOptions { skip_invalid, progress }))?;
             store.close();
             for e in &report.errors {
                 eprintln!("{e}");

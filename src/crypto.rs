@@ -163,9 +163,16 @@ fn open_bytes(key: &[u8; KEY_LEN], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>,
 pub struct DataKey {
     pub generation: u32,
     key: Option<Arc<Zeroizing<[u8; KEY_LEN]>>>,
+    /// HMAC-SHA-256 already keyed with the data key (saves two compressions per digest).
+    mac: Option<Hmac<Sha256>>,
 }
 
 impl DataKey {
+    fn new(generation: u32, key: Option<Arc<Zeroizing<[u8; KEY_LEN]>>>) -> DataKey {
+        let mac = key.as_ref().map(|k| <Hmac<Sha256> as Mac>::new_from_slice(&k[..]).expect("HMAC takes any key length"));
+        DataKey { generation, key, mac }
+    }
+
     pub fn is_destroyed(&self) -> bool {
         self.key.is_none()
     }
@@ -180,8 +187,7 @@ impl DataKey {
 
     /// 16-byte keyed digest (HMAC-SHA-256) of `bytes`.
     pub fn digest(&self, bytes: &[u8]) -> Option<[u8; 16]> {
-        let k = self.key.as_ref()?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&k[..]).expect("HMAC takes any key length");
+        let mut mac = self.mac.clone()?;
         mac.update(b"digest\0");
         mac.update(bytes);
         Some(mac.finalize().into_bytes()[..16].try_into().expect("16 of 32 bytes"))
@@ -190,8 +196,7 @@ impl DataKey {
     /// A stable pseudonym for `value` at `path`: the same value of the same customer
     /// always gets the same pseudonym; nothing can be learned from it once the key is gone.
     pub fn pseudonym(&self, path: &str, value: &str) -> Option<String> {
-        let k = self.key.as_ref()?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&k[..]).expect("HMAC takes any key length");
+        let mut mac = self.mac.clone()?;
         mac.update(b"pseudonym\0");
         mac.update(path.as_bytes());
         mac.update(b"\0");
@@ -205,13 +210,36 @@ pub fn public_digest(bytes: &[u8]) -> [u8; 16] {
     Sha256::digest(bytes)[..16].try_into().expect("16 of 32 bytes")
 }
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Keys that an append must make durable, at most once each.
 #[derive(Default)]
-pub struct NewKeys(pub std::collections::BTreeMap<(String, u32), WrappedKey>);
+pub struct NewKeys(FastMap<String, Vec<WrappedKey>>);
 
 impl NewKeys {
+    fn add(&mut self, key: &WrappedKey) {
+        match self.0.get_mut(key.customer.as_str()) {
+            Some(v) if v.iter().any(|k| k.generation == key.generation) => {}
+            Some(v) => v.push(key.clone()),
+            None => {
+                self.0.insert(key.customer.clone(), vec![key.clone()]);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn into_vec(self) -> Vec<WrappedKey> {
-        self.0.into_values().collect()
+        let mut v: Vec<WrappedKey> = self.0.into_values().flatten().collect();
+        // Deterministic order, whatever the hash seed.
+        v.sort_by(|a, b| (&a.customer, a.generation).cmp(&(&b.customer, b.generation)));
+        v
     }
 }
 
@@ -226,14 +254,14 @@ struct CustomerKeys {
 /// All customers' data keys, unwrapped in memory.
 pub struct Keyring {
     master: MasterKey,
-    customers: Mutex<HashMap<String, CustomerKeys>>,
+    customers: Mutex<FastMap<String, CustomerKeys>>,
 }
 
 impl Keyring {
     /// Unwraps every stored key. Fails if a key was wrapped by another master key.
     pub fn load(master: MasterKey, wrapped: Vec<WrappedKey>) -> Result<Keyring, CryptoError> {
         let id = master.id();
-        let mut customers: HashMap<String, CustomerKeys> = HashMap::new();
+        let mut customers: FastMap<String, CustomerKeys> = FastMap::default();
         for w in wrapped {
             let key = match &w.wrapped {
                 Some(bytes) => {
@@ -247,7 +275,7 @@ impl Keyring {
                 }
                 None => None,
             };
-            customers.entry(w.customer).or_default().generations.push(DataKey { generation: w.generation, key });
+            customers.entry(w.customer).or_default().generations.push(DataKey::new(w.generation, key));
         }
         Ok(Keyring { master, customers: Mutex::new(customers) })
     }
@@ -268,7 +296,7 @@ impl Keyring {
         if let Some(k) = entry.generations.last() {
             if !k.is_destroyed() {
                 if let Some(p) = entry.pending.iter().find(|p| p.generation == k.generation) {
-                    new_keys.0.entry((customer.to_owned(), k.generation)).or_insert_with(|| p.clone());
+                    new_keys.add(p);
                 }
                 return k.clone();
             }
@@ -282,10 +310,10 @@ impl Keyring {
             wrapped: Some(self.master.wrap(customer, generation, &raw)),
             master_key_id: self.master.id(),
         };
-        let key = DataKey { generation, key: Some(Arc::new(raw)) };
+        let key = DataKey::new(generation, Some(Arc::new(raw)));
         entry.generations.push(key.clone());
-        entry.pending.push(wrapped.clone());
-        new_keys.0.insert((customer.to_owned(), generation), wrapped);
+        new_keys.add(&wrapped);
+        entry.pending.push(wrapped);
         key
     }
 
@@ -320,6 +348,7 @@ impl Keyring {
         if let Some(c) = map.get_mut(customer) {
             for k in c.generations.iter_mut().filter(|k| k.generation == generation) {
                 k.key = None;
+                k.mac = None;
             }
             c.pending.retain(|p| p.generation != generation);
         }
@@ -354,7 +383,7 @@ mod tests {
         let ring = Keyring::load(MasterKey::generate(), vec![]).unwrap();
         let mut new = NewKeys::default();
         let k = ring.current_or_create("c-1", &mut new);
-        assert_eq!(new.0.len(), 1);
+        assert_eq!(new.len(), 1);
         let id = Uuid::from_u128(1);
         let sealed = k.seal(id, b"{\"name\":\"Ann\"}").unwrap();
         assert_eq!(k.open(id, &sealed).unwrap().unwrap(), b"{\"name\":\"Ann\"}");

@@ -1,14 +1,12 @@
 //! `rapport import` and `rapport export`: the log in and out as NDJSON, straight against
 //! the embedded store (no server).
 //!
-//! Import is all-or-nothing by default: a first pass validates every line of every file
-//! and, if any is invalid, reports each as `file:line: error` and writes nothing. The
-//! second pass writes in chunks of [`IMPORT_CHUNK_EVENTS`] events, several in flight so the
-//! writer group-commits while the next chunk is parsed. An event without an `id` gets one
-//! derived from its line (UUIDv5), so re-running an import is a no-op.
+//! Import is all-or-nothing by default: everything goes into one transaction; if any line
+//! is invalid, each is reported as `file:line: error` and the transaction is rolled back.
+//! An event without an `id` gets one derived from its line (UUIDv5), so re-running an
+//! import is a no-op.
 
 use std::{
-    collections::VecDeque,
     io::{Read, Write},
     path::PathBuf,
     time::Instant,
@@ -29,6 +27,8 @@ use crate::{
 pub const IMPORT_CHUNK_EVENTS: usize = 8192;
 /// Appends in flight during import.
 pub const IMPORT_IN_FLIGHT_MAX: usize = 4;
+/// Threads that parse and seal during import (the writer is one more).
+pub const IMPORT_SEALERS_MAX: usize = 4;
 /// Invalid lines listed before the rest are only counted.
 pub const IMPORT_ERRORS_SHOWN_MAX: usize = 100;
 
@@ -89,105 +89,128 @@ pub struct ImportOptions {
     pub progress: bool,
 }
 
-pub async fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOptions) -> anyhow::Result<ImportReport> {
+/// Imports `inputs` into the store. Synchronous: call it outside async code (or in
+/// `tokio::task::block_in_place`).
+///
+/// One pass, in one bulk transaction: this thread parses and seals chunk after chunk and
+/// hands each to the writer thread, which writes it into the open transaction; a second
+/// thread collects the answers. At most [`IMPORT_IN_FLIGHT_MAX`] chunks are in flight. An
+/// invalid line stops the writing (parsing goes on, to report every invalid line) and the
+/// transaction is rolled back, so nothing is written; otherwise it commits with one fsync.
+pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOptions) -> anyhow::Result<ImportReport> {
     let started = Instant::now();
     let mut report = ImportReport::default();
     let bar = if opts.progress { ProgressBar::new(0) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{msg:10} {bar:40} {pos}/{len} events  {per_sec}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    // Pass 1, on every core: parse, validate and seal every event, keeping the sealed
-    // chunks in memory (the input is in memory already), so that nothing is written
-    // unless everything is valid.
-    bar.set_message("checking");
-    let mut sealed: Vec<(AppendRequest, u64)> = Vec::new();
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let mut all = Vec::with_capacity(inputs.len());
     for input in inputs {
         let items = input.items().map_err(anyhow::Error::msg)?;
         report.events_read += items.len() as u64;
         bar.inc_length(items.len() as u64);
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let chunks: Vec<&[(usize, &str)]> = items.chunks(IMPORT_CHUNK_EVENTS).collect();
-        let per_thread = chunks.len().div_ceil(threads).max(1);
-        let results: Vec<Vec<ChunkResult>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .chunks(per_thread)
-                .map(|group| {
-                    let bar = bar.clone();
-                    s.spawn(move || group.iter().map(|chunk| check_chunk(log, chunk, &bar)).collect::<Vec<_>>())
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("import threads do not panic")).collect()
+        all.push((input, items));
+    }
+    // Every chunk of every input, in order; sealer `w` takes chunks w, w + n, w + 2n …
+    let chunks: Vec<(&Input, &[(usize, &str)])> = all.iter().flat_map(|(input, items)| items.chunks(IMPORT_CHUNK_EVENTS).map(move |c| (*input, c))).collect();
+    // One core is the writer's; the others seal.
+    let sealers = std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_sub(1).clamp(1, IMPORT_SEALERS_MAX);
+    let any_invalid = std::sync::atomic::AtomicBool::new(false);
+    store.bulk_begin()?;
+    let (tx, rx) = crossbeam_channel::bounded::<Pending>(IMPORT_IN_FLIGHT_MAX);
+    let outcome = std::thread::scope(|s| -> anyhow::Result<(u64, u64)> {
+        let waiter = s.spawn(|| -> anyhow::Result<(u64, u64)> {
+            let (mut written, mut duplicates) = (0, 0);
+            for (reply, keys, n) in rx {
+                let appended = reply.blocking_recv().map_err(|_| anyhow::anyhow!("the store stopped"))??;
+                log.keys.mark_durable(&keys);
+                let dups = appended.iter().filter(|a| a.duplicate).count() as u64;
+                duplicates += dups;
+                written += appended.len() as u64 - dups;
+                bar.inc(n);
+            }
+            Ok((written, duplicates))
         });
-        for r in results.into_iter().flatten() {
-            for (line, err) in r.errors {
-                report.invalid += 1;
-                let at = if input.is_array() { format!("{}:[{line}]", input.name) } else { format!("{}:{line}", input.name) };
-                if report.errors.len() < IMPORT_ERRORS_SHOWN_MAX {
-                    report.errors.push(format!("{at}: {err}"));
+        let outputs: Vec<crossbeam_channel::Receiver<SealedChunk>> = (0..sealers)
+            .map(|w| {
+                let (out_tx, out_rx) = crossbeam_channel::bounded(2);
+                let (chunks, any_invalid) = (&chunks, &any_invalid);
+                s.spawn(move || {
+                    for (input, chunk) in chunks.iter().skip(w).step_by(sealers) {
+                        if out_tx.send(seal_chunk(log, input, chunk, any_invalid, opts.skip_invalid)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                out_rx
+            })
+            .collect();
+        // Hand the sealed chunks to the writer in input order.
+        let sent = (|| -> anyhow::Result<()> {
+            for i in 0..chunks.len() {
+                let out = outputs[i % sealers].recv().map_err(|_| anyhow::anyhow!("a sealing thread stopped"))?;
+                for e in out.errors {
+                    report.invalid += 1;
+                    if report.errors.len() < IMPORT_ERRORS_SHOWN_MAX {
+                        report.errors.push(e);
+                    }
+                }
+                match out.sealed {
+                    Some(req) if report.invalid == 0 || opts.skip_invalid => {
+                        let keys = req.new_keys.clone();
+                        tx.send((store.append_nowait(req)?, keys, out.lines)).map_err(|_| anyhow::anyhow!("the import stopped waiting for the writer"))?;
+                    }
+                    _ => bar.inc(out.lines),
                 }
             }
-            if let Some(req) = r.sealed {
-                let n = req.events.len() as u64;
-                sealed.push((req, n));
-            }
-        }
-    }
-    if report.invalid > 0 && !opts.skip_invalid {
-        bar.finish_and_clear();
-        report.seconds = started.elapsed().as_secs_f64();
-        return Ok(report);
-    }
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "checked and sealed");
-    // Pass 2: hand the sealed chunks to the writer in order, several in flight so it
-    // group-commits.
-    bar.set_message("writing");
-    bar.set_position(0);
-    let mut in_flight = VecDeque::new();
-    for (req, n) in sealed {
-        let keys = req.new_keys.clone();
-        in_flight.push_back((store.append_nowait(req)?, keys, n));
-        while in_flight.len() >= IMPORT_IN_FLIGHT_MAX {
-            settle(in_flight.pop_front().expect("not empty"), log, &mut report, &bar).await?;
-        }
-    }
-    while let Some(job) = in_flight.pop_front() {
-        settle(job, log, &mut report, &bar).await?;
+            Ok(())
+        })();
+        drop(tx);
+        drop(outputs);
+        let counts = waiter.join().expect("the waiter does not panic");
+        sent?;
+        counts
+    });
+    let commit = outcome.is_ok() && (report.invalid == 0 || opts.skip_invalid);
+    let ended = store.bulk_end(commit);
+    let (written, duplicates) = outcome?;
+    let committed = ended?;
+    if commit {
+        anyhow::ensure!(committed == written, "the store committed {committed} events but {written} were written");
+        report.events_written = written;
+        report.duplicates = duplicates;
     }
     bar.finish_and_clear();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
-struct ChunkResult {
+struct SealedChunk {
+    lines: u64,
+    errors: Vec<String>,
     sealed: Option<AppendRequest>,
-    errors: Vec<(usize, String)>,
 }
 
-fn check_chunk(log: &Log, chunk: &[(usize, &str)], bar: &ProgressBar) -> ChunkResult {
+/// Parses a chunk and, unless some line anywhere was invalid, seals it.
+fn seal_chunk(log: &Log, input: &Input, chunk: &[(usize, &str)], any_invalid: &std::sync::atomic::AtomicBool, skip_invalid: bool) -> SealedChunk {
     let mut events = Vec::with_capacity(chunk.len());
     let mut errors = Vec::new();
     for (line, text) in chunk {
         match parse_item(text) {
             Ok(ev) => events.push(ev),
-            Err(e) => errors.push((*line, e.to_string())),
+            Err(e) => {
+                any_invalid.store(true, std::sync::atomic::Ordering::Relaxed);
+                let at = if input.is_array() { format!("{}:[{line}]", input.name) } else { format!("{}:{line}", input.name) };
+                errors.push(format!("{at}: {e}"));
+            }
         }
     }
-    bar.inc(chunk.len() as u64);
-    let sealed = (!events.is_empty()).then(|| log.seal_request(&events, None));
-    ChunkResult { sealed, errors }
+    // After an invalid line nothing will be written (unless invalid lines are skipped):
+    // sealing would be wasted work.
+    let doomed = !skip_invalid && any_invalid.load(std::sync::atomic::Ordering::Relaxed);
+    let sealed = (!events.is_empty() && !doomed).then(|| log.seal_request(&events, None));
+    SealedChunk { lines: chunk.len() as u64, errors, sealed }
 }
 
 type Pending = (tokio::sync::oneshot::Receiver<Result<Vec<crate::store::Appended>, crate::store::StoreError>>, Vec<crate::store::WrappedKey>, u64);
-
-async fn settle((rx, keys, n): Pending, log: &Log, report: &mut ImportReport, bar: &ProgressBar) -> anyhow::Result<()> {
-    let appended = rx.await.map_err(|_| anyhow::anyhow!("the store stopped"))??;
-    log.keys.mark_durable(&keys);
-    let dups = appended.iter().filter(|a| a.duplicate).count() as u64;
-    report.duplicates += dups;
-    report.events_written += appended.len() as u64 - dups;
-    bar.inc(n);
-    Ok(())
-}
 
 /// Writes the log as NDJSON (one [`rapport_events::RecordedEvent`] a line) to `out`.
 pub fn export(store: &SqliteStore, log: &Log, after: u64, until: u64, access: PersonalAccess, out: &mut dyn Write) -> anyhow::Result<u64> {

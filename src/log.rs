@@ -64,12 +64,9 @@ impl Log {
     /// customer's data key (creating one if needed; it is added to `new_keys`).
     pub fn seal(&self, ev: &Event, new_keys: &mut NewKeys) -> SealedEvent {
         let ty = ev.event_type();
-        let mut data = ev.data.to_json();
-        let personal = personal::split(ty, &mut data);
-        let public = data.to_string();
+        let (public, personal_json) = personal::split_data(&ev.data);
         let metadata = (!ev.metadata.is_empty()).then(|| serde_json::to_string(&ev.metadata).expect("string map serializes"));
         let occurred = rapport_events::envelope::format_time(&ev.occurred_at);
-        let personal_json = personal.as_ref().map(|p| serde_json::to_string(&p.0).expect("JSON map serializes"));
         let mut canonical = Vec::with_capacity(public.len() + 128);
         for part in [
             ev.id.as_bytes().as_slice(),

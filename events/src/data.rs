@@ -262,6 +262,10 @@ pub enum EventData {
 }
 
 fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
+    // Fast path without path tracking; only a failure pays for a second, tracked parse.
+    if let Ok(v) = serde_json::from_str(text) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = pointer_of(e.path());
@@ -337,6 +341,24 @@ impl EventData {
             EventData::Contacted(_) => EventType::Contacted,
             EventData::PersonalDataErased(_) => EventType::PersonalDataErased,
         }
+    }
+
+    /// The canonical JSON text of the payload, written straight from the struct.
+    pub fn to_json_string(&self) -> String {
+        let s = match self {
+            EventData::CustomerRegistered(d) => serde_json::to_string(d),
+            EventData::ProfileUpdated(d) => serde_json::to_string(d),
+            EventData::Purchase(d) => serde_json::to_string(d),
+            EventData::Refund(d) => serde_json::to_string(d),
+            EventData::Referral(d) => serde_json::to_string(d),
+            EventData::Complaint(d) => serde_json::to_string(d),
+            EventData::ComplaintResolved(d) => serde_json::to_string(d),
+            EventData::Post(d) => serde_json::to_string(d),
+            EventData::CommunityJoined(d) | EventData::CommunityLeft(d) => serde_json::to_string(d),
+            EventData::Contacted(d) => serde_json::to_string(d),
+            EventData::PersonalDataErased(d) => serde_json::to_string(d),
+        };
+        s.expect("event data serializes to JSON")
     }
 
     /// The canonical JSON of the payload (current version; money as strings).

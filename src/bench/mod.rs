@@ -110,17 +110,26 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         println!("{r}");
     }
     let input = [Input { name: "synthetic".into(), text }];
-    let mut rates = Vec::new();
-    for (label, encrypt) in [("import, encryption OFF (durable)", false), ("import, encryption ON (durable)", true)] {
-        let dir = tmp.path().join(if encrypt { "on" } else { "off" });
+    // Alternating OFF, ON, OFF, ON so that neither side profits from running first.
+    let mut rates = [Vec::new(), Vec::new()];
+    for (round, (label, encrypt)) in [
+        ("import, encryption OFF (durable)", false),
+        ("import, encryption ON (durable)", true),
+        ("import, encryption OFF (durable)", false),
+        ("import, encryption ON (durable)", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(format!("import-{round}"));
         let (store, log) = fresh_log(&dir, encrypt)?;
-        let report = import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }).await?;
+        let report = tokio::task::block_in_place(|| import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }))?;
         anyhow::ensure!(report.events_written == opts.events as u64, "import wrote {} of {}", report.events_written, opts.events);
         let r = Rate { what: label, events: report.events_written, seconds: report.seconds };
         println!("{r}");
-        rates.push(r.events as f64 / r.seconds);
-        if encrypt {
-            let report = import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }).await?;
+        rates[encrypt as usize].push(r.events as f64 / r.seconds);
+        if encrypt && round == 3 {
+            let report = tokio::task::block_in_place(|| import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }))?;
             println!("{}", Rate { what: "re-import of the same file (all duplicates)", events: report.duplicates, seconds: report.seconds });
             for (what, access) in [("export to a sink, personal withheld", PersonalAccess::Withheld), ("export to a sink, personal decrypted", PersonalAccess::Plain)] {
                 let (r, n) = time(what, opts.events as u64, || tokio::task::block_in_place(|| import::export(&store, &log, 0, u64::MAX, access, &mut std::io::sink())));
@@ -129,8 +138,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             }
         }
         store.close();
+        drop(store);
+        drop(log);
+        std::fs::remove_dir_all(&dir)?;
     }
-    println!("encryption costs {:.1}% of import throughput (target: at most 15%)", (1.0 - rates[1] / rates[0]) * 100.0);
+    let best = |v: &Vec<f64>| v.iter().copied().fold(0.0, f64::max);
+    println!(
+        "encryption costs {:.1}% of import throughput, best of two each (target: at most 15%)",
+        (1.0 - best(&rates[1]) / best(&rates[0])) * 100.0
+    );
     if !opts.skip_http {
         http_bench(&tmp.path().join("http"), &opts).await?;
     }

@@ -74,6 +74,12 @@ struct Shared {
 
 enum Job {
     Append(AppendRequest, oneshot::Sender<Result<Vec<Appended>, StoreError>>),
+    /// Starts a bulk transaction: later appends are written into it and answered at once
+    /// (not yet durable) until `BulkEnd`.
+    BulkBegin(oneshot::Sender<Result<(), StoreError>>),
+    /// Commits (`true`) or rolls back (`false`) the bulk transaction; answers the number of
+    /// events written.
+    BulkEnd(bool, oneshot::Sender<Result<u64, StoreError>>),
     Rewrap(Vec<WrappedKey>, String, oneshot::Sender<Result<(), StoreError>>),
     Purge(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -147,15 +153,17 @@ CREATE TABLE IF NOT EXISTS events (
     key_gen        INTEGER,              -- generation of the customer's data key that sealed them
     digest         BLOB NOT NULL         -- 16-byte content digest for idempotent retries
 );
+-- Append-only like `events`: (customer, generation) is unique, enforced by the writer's
+-- in-memory map (a unique index here would make every new customer a random B-tree insert).
 CREATE TABLE IF NOT EXISTS data_keys (
+    key_row       INTEGER PRIMARY KEY,
     customer      TEXT NOT NULL,
     generation    INTEGER NOT NULL,
     wrapped       BLOB,                  -- nonce || ciphertext under the master key; NULL once destroyed
     master_key_id TEXT NOT NULL,
     created_at    TEXT NOT NULL,
-    destroyed_at  TEXT,
-    PRIMARY KEY (customer, generation)
-) WITHOUT ROWID;
+    destroyed_at  TEXT
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     id         TEXT PRIMARY KEY,
     role       TEXT NOT NULL,
@@ -278,6 +286,23 @@ impl SqliteStore {
         Ok(rx)
     }
 
+    /// Starts a bulk transaction (for `rapport import`): appends sent until
+    /// [`SqliteStore::bulk_end`] go into one transaction and are answered before they are
+    /// durable. Blocking; call it outside async code.
+    pub fn bulk_begin(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::BulkBegin(tx))?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits (durably, one fsync) or rolls back the bulk transaction; returns the number
+    /// of events it wrote. Blocking.
+    pub fn bulk_end(&self, commit: bool) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::BulkEnd(commit, tx))?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
@@ -380,7 +405,45 @@ fn load_index(conn: &Connection) -> Result<(Index, u64), StoreError> {
     Ok((index, last))
 }
 
+/// customer → [(generation, `data_keys.key_row`)]: which data keys are durable.
+#[derive(Default)]
+struct KeyRows(FastMap<Box<str>, Vec<(u32, i64)>>);
+
+impl KeyRows {
+    fn get(&self, customer: &str, generation: u32) -> Option<i64> {
+        self.0.get(customer)?.iter().find(|(g, _)| *g == generation).map(|(_, r)| *r)
+    }
+
+    fn insert(&mut self, customer: &str, generation: u32, row: i64) {
+        match self.0.get_mut(customer) {
+            Some(v) => v.push((generation, row)),
+            None => {
+                self.0.insert(customer.into(), vec![(generation, row)]);
+            }
+        }
+    }
+}
+
+fn load_key_rows(conn: &Connection) -> Result<KeyRows, StoreError> {
+    let mut rows = KeyRows::default();
+    let mut stmt = conn.prepare("SELECT key_row, customer, generation FROM data_keys")?;
+    let mut q = stmt.query([])?;
+    while let Some(r) = q.next()? {
+        let customer: String = r.get(1)?;
+        rows.insert(&customer, r.get(2)?, r.get(0)?);
+    }
+    Ok(rows)
+}
+
 fn writer_loop(mut conn: Connection, rx: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, metrics: Arc<dyn WriterMetrics>) {
+    let mut key_rows = match load_key_rows(&conn) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the data keys; the writer stops");
+            return;
+        }
+    };
+    let mut bulk: Option<Bulk> = None;
     while let Ok(first) = rx.recv() {
         let mut appends = Vec::new();
         let mut events = 0usize;
@@ -400,15 +463,56 @@ fn writer_loop(mut conn: Connection, rx: crossbeam_channel::Receiver<Job>, share
             }
         }
         if !appends.is_empty() {
-            let started = Instant::now();
-            let jobs = appends.len();
-            let n = commit_group(&mut conn, &shared, appends);
-            metrics.group_committed(n, jobs, started.elapsed().as_secs_f64());
+            if let Some(b) = bulk.as_mut() {
+                bulk_write(&conn, &shared, &key_rows, b, appends);
+            } else {
+                let started = Instant::now();
+                let jobs = appends.len();
+                let n = commit_group(&mut conn, &shared, &mut key_rows, appends);
+                metrics.group_committed(n, jobs, started.elapsed().as_secs_f64());
+            }
         }
         for job in others {
             match job {
+                Job::BulkBegin(reply) => {
+                    let r = if bulk.is_some() {
+                        Err(StoreError::Invalid("a bulk import is already running".into()))
+                    } else {
+                        conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from).map(|()| {
+                            let last = shared.last.load(Ordering::Acquire);
+                            bulk = Some(Bulk { pending: Pending::new(last), recorded_at: time_text(&Utc::now()), failed: None });
+                        })
+                    };
+                    let _ = reply.send(r);
+                }
+                Job::BulkEnd(commit, reply) => {
+                    let r = match bulk.take() {
+                        None => Err(StoreError::Invalid("no bulk import is running".into())),
+                        Some(b) => {
+                            let started = Instant::now();
+                            let ok = commit && b.failed.is_none();
+                            let sql = if ok { "COMMIT" } else { "ROLLBACK" };
+                            match conn.execute_batch(sql) {
+                                Ok(()) if ok => {
+                                    let n = publish(&shared, &mut key_rows, b.pending);
+                                    metrics.group_committed(n, 1, started.elapsed().as_secs_f64());
+                                    Ok(n as u64)
+                                }
+                                Ok(()) => match b.failed {
+                                    Some(f) => Err(StoreError::Io(f)),
+                                    None => Ok(0),
+                                },
+                                Err(e) => {
+                                    let _ = conn.execute_batch("ROLLBACK");
+                                    Err(e.into())
+                                }
+                            }
+                        }
+                    };
+                    let _ = reply.send(r);
+                }
                 Job::Rewrap(keys, master_id, reply) => {
-                    let _ = reply.send(rewrap(&mut conn, keys, &master_id));
+                    let _ = reply.send(rewrap(&mut conn, &key_rows, keys, &master_id));
                 }
                 Job::Purge(reply) => {
                     let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)).map_err(StoreError::from).and_then(|busy| {
@@ -426,12 +530,15 @@ fn writer_loop(mut conn: Connection, rx: crossbeam_channel::Receiver<Job>, share
     }
 }
 
-fn rewrap(conn: &mut Connection, keys: Vec<WrappedKey>, master_id: &str) -> Result<(), StoreError> {
+fn rewrap(conn: &mut Connection, key_rows: &KeyRows, keys: Vec<WrappedKey>, master_id: &str) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
-        let mut stmt = tx.prepare("UPDATE data_keys SET wrapped = ?3, master_key_id = ?4 WHERE customer = ?1 AND generation = ?2 AND wrapped IS NOT NULL")?;
+        let mut stmt = tx.prepare("UPDATE data_keys SET wrapped = ?2, master_key_id = ?3 WHERE key_row = ?1 AND wrapped IS NOT NULL")?;
         for k in &keys {
-            stmt.execute(params![k.customer, k.generation, k.wrapped, master_id])?;
+            let row = key_rows
+                .get(&k.customer, k.generation)
+                .ok_or_else(|| StoreError::Invalid(format!("no stored data key {} generation {}", k.customer, k.generation)))?;
+            stmt.execute(params![row, k.wrapped, master_id])?;
         }
         tx.execute("INSERT INTO meta(key, value) VALUES ('master_key_id', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [master_id])?;
     }
@@ -439,130 +546,223 @@ fn rewrap(conn: &mut Connection, keys: Vec<WrappedKey>, master_id: &str) -> Resu
     Ok(())
 }
 
-/// The stream positions the group has added so far, on top of the shared index.
-#[derive(Default)]
-struct Overlay {
+/// What an open transaction has added on top of the shared index: positions, streams and
+/// key rows that become visible (merged into the shared state) only when it commits.
+struct Pending {
     ids: FastMap<u128, (u64, [u8; 16], Option<u32>, String, u64)>,
     streams: FastMap<String, Vec<u64>>,
+    key_rows: KeyRows,
+    /// The position the next new event gets.
+    next: u64,
 }
 
-fn commit_group(conn: &mut Connection, shared: &Shared, jobs: Vec<(AppendRequest, oneshot::Sender<Result<Vec<Appended>, StoreError>>)>) -> usize {
-    let recorded_at = time_text(&Utc::now());
-    let last = shared.last.load(Ordering::Acquire);
-    let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
-    let mut overlay = Overlay::default();
-    let mut next = last + 1;
+impl Pending {
+    fn new(last: u64) -> Pending {
+        Pending { ids: FastMap::default(), streams: FastMap::default(), key_rows: KeyRows::default(), next: last + 1 }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
+
+/// Writes `jobs` into the open transaction. Returns each job's outcome, or an IO error
+/// (then the transaction must be rolled back) with the replies still to be answered.
+fn write_jobs(
+    conn: &Connection,
+    idx: &Index,
+    key_rows: &KeyRows,
+    p: &mut Pending,
+    recorded_at: &str,
+    jobs: Vec<(AppendRequest, Reply)>,
+) -> Result<Vec<(Reply, Result<Vec<Appended>, StoreError>)>, (StoreError, Vec<Reply>)> {
     let mut replies = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
     let result = (|| -> Result<(), StoreError> {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events (position, id, stream, stream_version, type, version, customer, occurred_at, recorded_at, data, metadata, sealed, key_gen, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?;
-            let mut lookup = tx.prepare_cached("SELECT digest, key_gen, stream, stream_version FROM events WHERE position = ?1")?;
-            let mut insert_key = tx.prepare_cached(
-                "INSERT OR IGNORE INTO data_keys (customer, generation, wrapped, master_key_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut destroy_key =
-                tx.prepare_cached("UPDATE data_keys SET wrapped = NULL, destroyed_at = ?3 WHERE customer = ?1 AND generation = ?2")?;
-            for (req, reply) in jobs {
-                // Decide everything about this job before writing any of it.
-                let plan = plan_job(&req, &idx, &overlay, next, &mut lookup);
-                let plan = match plan {
-                    Ok(p) => p,
-                    Err(e) => {
-                        replies.push((reply, Err(e)));
-                        continue;
-                    }
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO events (position, id, stream, stream_version, type, version, customer, occurred_at, recorded_at, data, metadata, sealed, key_gen, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        let mut lookup = conn.prepare_cached("SELECT digest, key_gen, stream, stream_version FROM events WHERE position = ?1")?;
+        let mut insert_key =
+            conn.prepare_cached("INSERT INTO data_keys (customer, generation, wrapped, master_key_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut destroy_key = conn.prepare_cached("UPDATE data_keys SET wrapped = NULL, destroyed_at = ?2 WHERE key_row = ?1")?;
+        for (req, reply) in jobs.by_ref() {
+            // Decide everything about this job before writing any of it.
+            let plan = match plan_job(&req, idx, p, &mut lookup) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    replies.push((reply, Err(e)));
+                    continue;
+                }
+            };
+            // From here on an error is an IO error: the reply joins the failed ones.
+            replies.push((reply, Ok(Vec::new())));
+            for (ev, slot) in req.events.iter().zip(&plan) {
+                if slot.duplicate {
+                    continue;
+                }
+                let (sealed, key_gen) = match &ev.sealed {
+                    Some((s, g)) => (Some(s.as_slice()), Some(*g)),
+                    None => (None, None),
                 };
-                for (ev, slot) in req.events.iter().zip(&plan) {
-                    if slot.duplicate {
-                        continue;
+                insert.execute(params![
+                    slot.position as i64,
+                    ev.id.as_bytes().as_slice(),
+                    ev.stream,
+                    slot.stream_version as i64,
+                    ev.event_type.as_str(),
+                    ev.version,
+                    ev.customer,
+                    time_text(&ev.occurred_at),
+                    recorded_at,
+                    ev.data,
+                    ev.metadata,
+                    sealed,
+                    key_gen,
+                    ev.digest.as_slice(),
+                ])?;
+                p.ids.insert(ev.id.as_u128(), (slot.position, ev.digest, key_gen, ev.stream.clone(), slot.stream_version));
+                match p.streams.get_mut(ev.stream.as_str()) {
+                    Some(v) => v.push(slot.position),
+                    None => {
+                        p.streams.insert(ev.stream.clone(), vec![slot.position]);
                     }
-                    let (sealed, key_gen) = match &ev.sealed {
-                        Some((s, g)) => (Some(s.as_slice()), Some(*g)),
-                        None => (None, None),
-                    };
-                    insert.execute(params![
-                        slot.position as i64,
-                        ev.id.as_bytes().as_slice(),
-                        ev.stream,
-                        slot.stream_version as i64,
-                        ev.event_type.as_str(),
-                        ev.version,
-                        ev.customer,
-                        time_text(&ev.occurred_at),
-                        recorded_at,
-                        ev.data,
-                        ev.metadata,
-                        sealed,
-                        key_gen,
-                        ev.digest.as_slice(),
-                    ])?;
-                    overlay.ids.insert(ev.id.as_u128(), (slot.position, ev.digest, key_gen, ev.stream.clone(), slot.stream_version));
-                    overlay.streams.entry(ev.stream.clone()).or_default().push(slot.position);
-                    next = slot.position + 1;
                 }
-                for k in &req.new_keys {
-                    insert_key.execute(params![k.customer, k.generation, k.wrapped, k.master_key_id, recorded_at])?;
-                }
-                for (customer, generation) in &req.destroy_keys {
-                    destroy_key.execute(params![customer, generation, recorded_at])?;
-                }
-                if !req.new_keys.is_empty() {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO meta(key, value) VALUES ('master_key_id', ?1)",
-                        [&req.new_keys[0].master_key_id],
-                    )?;
-                }
-                let appended = req
-                    .events
-                    .iter()
-                    .zip(plan)
-                    .map(|(ev, slot)| Appended {
-                        id: ev.id,
-                        position: slot.position,
-                        stream: slot.stream.unwrap_or_else(|| ev.stream.clone()),
-                        stream_version: slot.stream_version,
-                        duplicate: slot.duplicate,
-                    })
-                    .collect();
-                replies.push((reply, Ok(appended)));
+                p.next = slot.position + 1;
             }
+            for k in &req.new_keys {
+                if key_rows.get(&k.customer, k.generation).is_some() || p.key_rows.get(&k.customer, k.generation).is_some() {
+                    continue;
+                }
+                insert_key.execute(params![k.customer, k.generation, k.wrapped, k.master_key_id, recorded_at])?;
+                p.key_rows.insert(&k.customer, k.generation, conn.last_insert_rowid());
+            }
+            for (customer, generation) in &req.destroy_keys {
+                if let Some(row) = key_rows.get(customer, *generation).or_else(|| p.key_rows.get(customer, *generation)) {
+                    destroy_key.execute(params![row, recorded_at])?;
+                }
+            }
+            if let Some(k) = req.new_keys.first() {
+                conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('master_key_id', ?1)", [&k.master_key_id])?;
+            }
+            let appended = req
+                .events
+                .iter()
+                .zip(plan)
+                .map(|(ev, slot)| Appended {
+                    id: ev.id,
+                    position: slot.position,
+                    stream: slot.stream.unwrap_or_else(|| ev.stream.clone()),
+                    stream_version: slot.stream_version,
+                    duplicate: slot.duplicate,
+                })
+                .collect();
+            replies.last_mut().expect("pushed above").1 = Ok(appended);
         }
-        tx.commit()?;
         Ok(())
     })();
-    drop(idx);
-    let mut written = 0;
     match result {
-        Ok(()) => {
-            written = (next - 1 - last) as usize;
-            if written > 0 {
-                let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
-                for (id, (pos, ..)) in overlay.ids {
-                    idx.ids.insert(id, pos);
+        Ok(()) => Ok(replies),
+        Err(e) => {
+            let mut failed: Vec<Reply> = replies.into_iter().map(|(r, _)| r).collect();
+            failed.extend(jobs.map(|(_, r)| r));
+            Err((e, failed))
+        }
+    }
+}
+
+/// Makes a committed transaction visible: merges its additions into the shared index.
+fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> usize {
+    let last = shared.last.load(Ordering::Acquire);
+    let written = (p.next - 1 - last) as usize;
+    for (customer, gens) in p.key_rows.0 {
+        for (g, row) in gens {
+            key_rows.insert(&customer, g, row);
+        }
+    }
+    if written > 0 {
+        let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
+        idx.ids.reserve(p.ids.len());
+        for (id, (pos, ..)) in p.ids {
+            idx.ids.insert(id, pos);
+        }
+        for (stream, positions) in p.streams {
+            match idx.streams.get_mut(stream.as_str()) {
+                Some(v) => v.extend(positions),
+                None => {
+                    idx.streams.insert(stream.into_boxed_str(), positions);
                 }
-                for (stream, positions) in overlay.streams {
-                    idx.streams.entry(stream.into_boxed_str()).or_default().extend(positions);
-                }
-                drop(idx);
-                shared.last.store(next - 1, Ordering::Release);
-                shared.notify.send_replace(next - 1);
             }
+        }
+        drop(idx);
+        shared.last.store(p.next - 1, Ordering::Release);
+        shared.notify.send_replace(p.next - 1);
+    }
+    written
+}
+
+fn fail_all(replies: Vec<Reply>, e: &StoreError) {
+    for r in replies {
+        let _ = r.send(Err(StoreError::Io(e.to_string())));
+    }
+}
+
+/// One group commit: one transaction, one fsync, then every caller is answered.
+fn commit_group(conn: &mut Connection, shared: &Shared, key_rows: &mut KeyRows, jobs: Vec<(AppendRequest, Reply)>) -> usize {
+    let recorded_at = time_text(&Utc::now());
+    let mut pending = Pending::new(shared.last.load(Ordering::Acquire));
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        fail_all(jobs.into_iter().map(|(_, r)| r).collect(), &e.into());
+        return 0;
+    }
+    let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
+    let outcome = write_jobs(conn, &idx, key_rows, &mut pending, &recorded_at, jobs);
+    drop(idx);
+    match outcome.and_then(|replies| match conn.execute_batch("COMMIT") {
+        Ok(()) => Ok(replies),
+        Err(e) => Err((e.into(), replies.into_iter().map(|(r, _)| r).collect())),
+    }) {
+        Ok(replies) => {
+            let written = publish(shared, key_rows, pending);
+            for (reply, r) in replies {
+                let _ = reply.send(r);
+            }
+            written
+        }
+        Err((e, replies)) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "group commit failed; nothing of it was written");
+            fail_all(replies, &e);
+            0
+        }
+    }
+}
+
+/// A bulk import's transaction: open across many appends, committed (one fsync) or rolled
+/// back as a whole at the end, so an import is all or nothing and never half-visible.
+struct Bulk {
+    pending: Pending,
+    recorded_at: String,
+    /// The first IO error; once set, the bulk can only be rolled back.
+    failed: Option<String>,
+}
+
+fn bulk_write(conn: &Connection, shared: &Shared, key_rows: &KeyRows, b: &mut Bulk, jobs: Vec<(AppendRequest, Reply)>) {
+    if let Some(f) = &b.failed {
+        fail_all(jobs.into_iter().map(|(_, r)| r).collect(), &StoreError::Io(f.clone()));
+        return;
+    }
+    let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
+    match write_jobs(conn, &idx, key_rows, &mut b.pending, &b.recorded_at, jobs) {
+        Ok(replies) => {
             for (reply, r) in replies {
                 let _ = reply.send(r);
             }
         }
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed; nothing of it was written");
-            for (reply, _) in replies {
-                let _ = reply.send(Err(StoreError::Io(e.to_string())));
-            }
+        Err((e, replies)) => {
+            b.failed = Some(e.to_string());
+            fail_all(replies, &e);
         }
     }
-    written
 }
 
 struct Slot {
@@ -573,13 +773,8 @@ struct Slot {
     stream: Option<String>,
 }
 
-fn plan_job(
-    req: &AppendRequest,
-    idx: &Index,
-    overlay: &Overlay,
-    mut next: u64,
-    lookup: &mut rusqlite::CachedStatement<'_>,
-) -> Result<Vec<Slot>, StoreError> {
+fn plan_job(req: &AppendRequest, idx: &Index, overlay: &Pending, lookup: &mut rusqlite::CachedStatement<'_>) -> Result<Vec<Slot>, StoreError> {
+    let mut next = overlay.next;
     let mut slots = Vec::with_capacity(req.events.len());
     // Ids and stream lengths this job itself adds, for duplicates inside one request.
     let mut local_ids: FastMap<u128, usize> = FastMap::default();
@@ -693,7 +888,7 @@ impl EventStore for SqliteStore {
     async fn load_keys(&self) -> Result<Vec<WrappedKey>, StoreError> {
         tokio::task::block_in_place(|| {
             self.with_reader(|c| {
-                let mut stmt = c.prepare("SELECT customer, generation, wrapped, master_key_id FROM data_keys ORDER BY customer, generation")?;
+                let mut stmt = c.prepare("SELECT customer, generation, wrapped, master_key_id FROM data_keys ORDER BY key_row")?;
                 let rows = stmt.query_map([], |r| {
                     Ok(WrappedKey { customer: r.get(0)?, generation: r.get(1)?, wrapped: r.get(2)?, master_key_id: r.get(3)? })
                 })?;
