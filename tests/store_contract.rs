@@ -177,3 +177,32 @@ async fn a_second_process_cannot_open_a_store_in_use() {
     let err = SqliteStore::open(dir.path(), SqliteOptions::default()).err().expect("locked");
     assert!(err.to_string().contains("in use by another process"), "{err}");
 }
+
+/// The export's fast path (copying stored bytes) must say exactly what `Log::open` says.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fast_export_path_equals_opening_each_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open(dir.path(), &MasterKey::generate());
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut batch: Vec<Event> = (0..200).map(|_| event(&mut rng, 10)).collect();
+    batch.push(
+        parse_one(
+            r#"{"type":"community_joined","customer":"c-1","occurred_at":"2026-03-01T10:00:00.123456Z","data":{"community":"g \"quoted\" 社区"},"metadata":{"source":"bot"}}"#,
+            &mut Uuid::now_v7,
+            false,
+        )
+        .unwrap(),
+    );
+    log.append(&batch, None).await.unwrap();
+    log.erase("c-3", None, Uuid::now_v7(), chrono::Utc::now()).await.unwrap();
+    for access in [PersonalAccess::Plain, PersonalAccess::Pseudonymised, PersonalAccess::Withheld] {
+        let mut out = Vec::new();
+        let n = tokio::task::block_in_place(|| rapport::import::export(&store, &log, 0, u64::MAX, access, &mut out)).unwrap();
+        let opened = log.open_all(store.read_all(0, 10_000).await.unwrap(), access).unwrap();
+        assert_eq!(n as usize, opened.len());
+        for (line, ev) in String::from_utf8(out).unwrap().lines().zip(&opened) {
+            let exported: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(exported, serde_json::to_value(ev).unwrap(), "{access:?}: {line}");
+        }
+    }
+}

@@ -182,6 +182,31 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| StoreError::Format(format!("bad timestamp {s:?}: {e}")))
 }
 
+/// One stored row, borrowed from SQLite's buffers (see [`SqliteStore::for_each_raw_blocking`]).
+pub struct RawRow<'a> {
+    row: &'a rusqlite::Row<'a>,
+    pub position: u64,
+    pub stream_version: u64,
+    pub recorded_at: &'a str,
+    pub id: &'a [u8],
+    pub stream: &'a str,
+    pub event_type: &'a str,
+    pub version: u16,
+    pub customer: &'a str,
+    pub occurred_at: &'a str,
+    pub data: &'a str,
+    pub metadata: Option<&'a str>,
+    pub sealed: Option<&'a [u8]>,
+    pub key_gen: Option<u32>,
+}
+
+impl RawRow<'_> {
+    /// The owned, checked form.
+    pub fn stored(&self) -> Result<StoredEvent, StoreError> {
+        row_to_event(self.row)?
+    }
+}
+
 const SELECT_EVENT: &str =
     "SELECT position, stream_version, recorded_at, id, stream, type, version, customer, occurred_at, data, metadata, sealed, key_gen, digest FROM events";
 
@@ -343,6 +368,38 @@ impl SqliteStore {
             let rows = stmt.query_map(params![after as i64, until as i64], row_to_event)?;
             for r in rows {
                 f(r??)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Like [`SqliteStore::for_each_blocking`], but hands out rows borrowed from SQLite's
+    /// buffers, so a caller that only copies bytes (an export) allocates nothing per event.
+    pub fn for_each_raw_blocking(&self, after: u64, until: u64, mut f: impl FnMut(&RawRow<'_>) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let until = until.min(self.shared.last.load(Ordering::Acquire));
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(&format!("{SELECT_EVENT} WHERE position > ?1 AND position <= ?2 ORDER BY position"))?;
+            let mut rows = stmt.query(params![after as i64, until as i64])?;
+            while let Some(row) = rows.next()? {
+                let text = |i: usize| -> Result<&str, StoreError> { Ok(row.get_ref(i)?.as_str().map_err(|e| StoreError::Format(e.to_string()))?) };
+                let blob = |i: usize| -> Result<Option<&[u8]>, StoreError> { Ok(row.get_ref(i)?.as_blob_or_null().map_err(|e| StoreError::Format(e.to_string()))?) };
+                let raw = RawRow {
+                    row,
+                    position: row.get::<_, i64>(0)? as u64,
+                    stream_version: row.get::<_, i64>(1)? as u64,
+                    recorded_at: text(2)?,
+                    id: blob(3)?.unwrap_or_default(),
+                    stream: text(4)?,
+                    event_type: text(5)?,
+                    version: row.get(6)?,
+                    customer: text(7)?,
+                    occurred_at: text(8)?,
+                    data: text(9)?,
+                    metadata: row.get_ref(10)?.as_str_or_null().map_err(|e| StoreError::Format(e.to_string()))?,
+                    sealed: blob(11)?,
+                    key_gen: row.get(12)?,
+                };
+                f(&raw)?;
             }
             Ok(())
         })
