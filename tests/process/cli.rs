@@ -97,3 +97,19 @@ fn rotating_the_master_key_keeps_personal_data_readable_with_the_new_key_only() 
     assert!(!with_old.status.success());
     assert!(stderr(&with_old).contains("not the one this store's data keys are wrapped with"), "{}", stderr(&with_old));
 }
+
+#[test]
+fn sigterm_stops_the_server_gracefully_and_keeps_what_it_acknowledged() {
+    let (_tmp, data, master) = paths();
+    let mut server = Server::start(&data, &master);
+    let client = reqwest::blocking::Client::new();
+    let body = r#"[{"type":"purchase","customer":"c-1","occurred_at":"2026-01-02T00:00:00Z","data":{"order_id":"o-1","amount":"1","currency":"GBP"}}]"#;
+    let resp = client.post(format!("{}/v1/events", server.base)).bearer_auth(&server.admin).header("content-type", "application/json").body(body).send().unwrap();
+    assert_eq!(resp.status(), 201);
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    drop(server);
+    let out = run(&["export"], &data, &master);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
