@@ -8,5 +8,6 @@ pub mod crypto;
 pub mod http;
 pub mod import;
 pub mod log;
+pub mod read_model;
 pub mod server;
 pub mod store;

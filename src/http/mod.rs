@@ -1,6 +1,7 @@
 //! The HTTP API (axum). `router(state)` builds the app without a socket, so tests can
 //! drive it; [`serve`] binds it to a listener with graceful shutdown.
 
+mod customers;
 pub mod error;
 mod events;
 pub mod metrics;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub ids: IdGen,
     /// Flips to `true` when shutdown starts; `/readyz` then answers 503.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    pub read_model: Arc<crate::read_model::ReadModel>,
 }
 
 /// The authenticated caller.
@@ -95,6 +97,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams/{stream}", get(events::read_stream))
         .route("/v1/keys", post(privacy::create_key).get(privacy::list_keys))
         .route("/v1/keys/{id}", delete(privacy::revoke_key))
+        .route("/v1/customers", get(customers::list_customers))
+        .route("/v1/customers/{id}", get(customers::get_customer))
+        .route("/v1/customers/{id}/timeline", get(customers::timeline))
+        .route("/v1/rfm", get(customers::get_rfm))
+        .route("/v1/cohorts", get(customers::get_cohorts))
         .route("/v1/customers/{id}/personal-data", delete(privacy::erase))
         .route("/v1/customers/{id}/export", get(privacy::export_customer))
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })

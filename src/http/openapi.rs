@@ -18,6 +18,11 @@ pub const ROUTES: &[(&str, &str, &str, &str, Option<&str>, u16)] = &[
     ("post", "/v1/keys", "Create an API key: {\"role\": ..., \"label\": ...}; the token is shown once", "admin", None, 201),
     ("get", "/v1/keys", "List API keys (never their secrets)", "admin", None, 200),
     ("delete", "/v1/keys/{id}", "Revoke an API key", "admin", None, 204),
+    ("get", "/v1/customers", "Customers, paged. Query: status (lifecycle), community, sort (id | revenue | last_seen | influence), cursor, limit, as_of, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/customers/{id}", "The customer's profile. Query: as_of, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/customers/{id}/timeline", "The customer's events, newest first. Query: cursor, limit, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/rfm", "RFM scores and segments. Query: as_of, currency, format=csv, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/cohorts", "Monthly acquisition cohorts: retention and revenue. Query: period=month, as_of, min_position", "support, analyst, admin", None, 200),
     ("delete", "/v1/customers/{id}/personal-data", "Erase a customer's personal data (crypto-shredding)", "admin", None, 200),
     ("get", "/v1/customers/{id}/export", "Everything held about a customer, decrypted (access and portability)", "support, admin", None, 200),
 ];

@@ -4,5 +4,6 @@ mod helpers;
 
 mod append;
 mod auth;
+mod customers;
 mod privacy;
 mod read;

@@ -1,0 +1,76 @@
+//! Monthly acquisition cohorts: customers grouped by the month of their first purchase;
+//! for each cohort and month offset, how many of them purchased in that month, the
+//! retention percentage, and the revenue of those purchases. A purchase counts when its
+//! amount is positive; refunds and cancellations are not purchases (and are not
+//! subtracted from cohort revenue).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::customers::{currency_str, Customers};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cohort {
+    /// `YYYY-MM` of the first purchase.
+    pub cohort: String,
+    pub customers: usize,
+    pub periods: Vec<CohortPeriod>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CohortPeriod {
+    /// Months after the cohort's month (0 = the cohort's own month).
+    pub offset: u32,
+    pub customers: usize,
+    /// `customers / cohort size × 100`, rounded half-even to two places.
+    pub retention_pct: Decimal,
+    /// Revenue of the purchases in that month, per currency.
+    pub revenue: BTreeMap<String, Decimal>,
+}
+
+fn month_index(t: DateTime<Utc>) -> i32 {
+    t.year() * 12 + t.month0() as i32
+}
+
+fn month_label(i: i32) -> String {
+    format!("{:04}-{:02}", i.div_euclid(12), i.rem_euclid(12) + 1)
+}
+
+pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
+    let last = month_index(as_of);
+    // cohort month → offset → (distinct customers, revenue per currency)
+    let mut cells: BTreeMap<i32, BTreeMap<u32, (BTreeSet<&str>, BTreeMap<String, Decimal>)>> = BTreeMap::new();
+    let mut sizes: BTreeMap<i32, usize> = BTreeMap::new();
+    for p in customers.sorted() {
+        let n = p.orders_until(as_of);
+        if n == 0 {
+            continue;
+        }
+        let first = month_index(p.purchases[0].at);
+        *sizes.entry(first).or_default() += 1;
+        let cohort = cells.entry(first).or_default();
+        for x in &p.purchases[..n] {
+            let offset = (month_index(x.at) - first) as u32;
+            let cell = cohort.entry(offset).or_default();
+            cell.0.insert(&p.id);
+            *cell.1.entry(currency_str(&x.currency).to_owned()).or_default() += x.amount;
+        }
+    }
+    sizes
+        .into_iter()
+        .map(|(month, size)| {
+            let mut cohort_cells = cells.remove(&month).unwrap_or_default();
+            let periods = (0..=(last - month).max(0) as u32)
+                .map(|offset| {
+                    let (who, revenue) = cohort_cells.remove(&offset).unwrap_or_default();
+                    let pct = (Decimal::from(who.len() as u64) * Decimal::ONE_HUNDRED / Decimal::from(size as u64)).round_dp(2);
+                    CohortPeriod { offset, customers: who.len(), retention_pct: pct, revenue }
+                })
+                .collect();
+            Cohort { cohort: month_label(month), customers: size, periods }
+        })
+        .collect()
+}

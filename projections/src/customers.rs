@@ -1,0 +1,333 @@
+//! The customer profile: a 360° view folded from the customer's events and from the
+//! events of others that concern them (a referral names its referee, a reply names the
+//! author of the post it answers, an echo names the complaint it supports).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use rapport_events::{EventType, Money, RecordedEvent};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Projection;
+
+/// One purchase or refund, as the analytics need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Money3 {
+    pub at: DateTime<Utc>,
+    pub amount: Decimal,
+    /// ISO 4217 code as three ASCII bytes.
+    #[serde(serialize_with = "ser_currency")]
+    pub currency: [u8; 3],
+}
+
+fn ser_currency<S: serde::Serializer>(c: &[u8; 3], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(std::str::from_utf8(c).unwrap_or("???"))
+}
+
+pub fn currency_str(c: &[u8; 3]) -> &str {
+    std::str::from_utf8(c).unwrap_or("???")
+}
+
+/// Everything Rapport knows about one customer. Personal fields (`name`, `email`,
+/// `phone`, personal traits) are cleared when the customer is erased.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Profile {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub region: Option<String>,
+    pub channel: Option<String>,
+    pub tags: BTreeSet<String>,
+    pub traits: BTreeMap<String, String>,
+    /// The customer's personal data was crypto-shredded.
+    pub erased: bool,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Purchases with a positive amount, sorted by time (late events are inserted in place).
+    pub purchases: Vec<Money3>,
+    /// Refunds, sorted by time.
+    pub refunds: Vec<Money3>,
+    /// sku or product → units bought.
+    pub products: BTreeMap<String, u64>,
+    /// category → units bought.
+    pub categories: BTreeMap<String, u64>,
+    /// Customers this one referred (ids), in order.
+    pub referees: Vec<String>,
+    pub referred_by: Option<String>,
+    pub complaints_open: BTreeSet<String>,
+    pub complaints_resolved: u32,
+    pub resolutions_satisfied: u32,
+    pub resolutions_unsatisfied: u32,
+    pub posts: u32,
+    pub replies_received: u32,
+    pub echoes_received: u32,
+    pub mentions_received: u32,
+    pub communities: BTreeSet<String>,
+    pub contacts: u32,
+    pub last_contacted_at: Option<DateTime<Utc>>,
+    pub last_campaign: Option<String>,
+    pub last_outcome: Option<String>,
+    /// Campaign → (contacts, the time of the last one).
+    pub campaigns: BTreeMap<String, (u32, Option<DateTime<Utc>>)>,
+}
+
+impl Profile {
+    pub fn orders_until(&self, as_of: DateTime<Utc>) -> usize {
+        self.purchases.partition_point(|p| p.at <= as_of)
+    }
+
+    /// Revenue net of refunds per currency, up to `as_of` (inclusive).
+    pub fn net_revenue(&self, as_of: DateTime<Utc>) -> BTreeMap<String, Decimal> {
+        let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
+        for p in self.purchases.iter().take_while(|p| p.at <= as_of) {
+            *out.entry(currency_str(&p.currency).to_owned()).or_default() += p.amount;
+        }
+        for r in self.refunds.iter().take_while(|r| r.at <= as_of) {
+            *out.entry(currency_str(&r.currency).to_owned()).or_default() -= r.amount;
+        }
+        out
+    }
+
+    pub fn last_purchase_until(&self, as_of: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.purchases[..self.orders_until(as_of)].last().map(|p| p.at)
+    }
+
+    /// Most bought first; ties by name, so the order never depends on hashing.
+    pub fn favourites(map: &BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = map.iter().map(|(k, c)| (k.clone(), *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+/// All profiles, plus the little that is needed to attribute other customers' events.
+#[derive(Debug, Default)]
+pub struct Customers {
+    profiles: HashMap<String, Profile>,
+    /// post id → author, so a reply can be credited to the author it answers.
+    post_authors: HashMap<String, String>,
+    /// complaint id → complainant, so an echo can be credited.
+    complaint_authors: HashMap<String, String>,
+    /// The last position applied.
+    pub position: u64,
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn money(v: &Value, key: &str) -> Option<Decimal> {
+    s(v, key).and_then(|t| Money::parse(t).ok()).map(Money::decimal)
+}
+
+fn currency(v: &Value, key: &str) -> Option<[u8; 3]> {
+    let c = s(v, key)?.as_bytes();
+    (c.len() == 3).then(|| [c[0], c[1], c[2]])
+}
+
+fn insert_sorted(v: &mut Vec<Money3>, m: Money3) {
+    let i = v.partition_point(|p| p.at <= m.at);
+    v.insert(i, m);
+}
+
+impl Customers {
+    pub fn get(&self, id: &str) -> Option<&Profile> {
+        self.profiles.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+
+    /// Every profile, in customer-id order (never hash order).
+    pub fn sorted(&self) -> Vec<&Profile> {
+        let mut v: Vec<&Profile> = self.profiles.values().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    fn profile(&mut self, id: &str) -> &mut Profile {
+        self.profiles.entry(id.to_owned()).or_insert_with(|| Profile { id: id.to_owned(), ..Default::default() })
+    }
+}
+
+impl Projection for Customers {
+    const NAME: &'static str = "customers";
+    const VERSION: u32 = 1;
+
+    fn apply(&mut self, ev: &RecordedEvent) {
+        self.position = ev.position;
+        let at = ev.occurred_at;
+        let d = &ev.data;
+        {
+            let p = self.profile(&ev.customer);
+            p.first_seen = Some(p.first_seen.map_or(at, |f| f.min(at)));
+            p.last_seen = Some(p.last_seen.map_or(at, |l| l.max(at)));
+        }
+        match ev.event_type {
+            EventType::CustomerRegistered => {
+                let p = self.profile(&ev.customer);
+                for (field, slot) in [("name", &mut p.name), ("email", &mut p.email), ("phone", &mut p.phone), ("region", &mut p.region), ("channel", &mut p.channel)] {
+                    if let Some(v) = s(d, field) {
+                        *slot = Some(v.to_owned());
+                    }
+                }
+                if let Some(tags) = d.get("tags").and_then(Value::as_array) {
+                    p.tags.extend(tags.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+            }
+            EventType::ProfileUpdated => {
+                let p = self.profile(&ev.customer);
+                if let Some(traits) = d.get("traits").and_then(Value::as_object) {
+                    for (k, v) in traits {
+                        if let Some(v) = v.as_str() {
+                            p.traits.insert(k.clone(), v.to_owned());
+                        }
+                    }
+                }
+            }
+            EventType::Purchase => {
+                let p = self.profile(&ev.customer);
+                if let (Some(amount), Some(currency)) = (money(d, "amount"), currency(d, "currency")) {
+                    // A zero-value order is not a purchase (the standard cleaning rule).
+                    if amount > Decimal::ZERO {
+                        insert_sorted(&mut p.purchases, Money3 { at, amount, currency });
+                    }
+                }
+                if let Some(items) = d.get("items").and_then(Value::as_array) {
+                    for item in items {
+                        let qty = item.get("quantity").and_then(Value::as_u64).unwrap_or(1);
+                        if let Some(name) = s(item, "product").or_else(|| s(item, "sku")) {
+                            *p.products.entry(name.to_owned()).or_default() += qty;
+                        }
+                        if let Some(c) = s(item, "category") {
+                            *p.categories.entry(c.to_owned()).or_default() += qty;
+                        }
+                    }
+                }
+            }
+            EventType::Refund => {
+                let p = self.profile(&ev.customer);
+                if let Some(amount) = money(d, "amount") {
+                    // Without a currency the refund is in the currency of the latest purchase.
+                    let currency = currency(d, "currency").or_else(|| p.purchases.last().map(|x| x.currency));
+                    if let Some(currency) = currency {
+                        insert_sorted(&mut p.refunds, Money3 { at, amount, currency });
+                    }
+                }
+            }
+            EventType::Referral => {
+                if let Some(referee) = s(d, "referee") {
+                    let referee = referee.to_owned();
+                    let referrer = ev.customer.clone();
+                    let p = self.profile(&referrer);
+                    if !p.referees.contains(&referee) {
+                        p.referees.push(referee.clone());
+                    }
+                    let r = self.profile(&referee);
+                    if r.referred_by.is_none() {
+                        r.referred_by = Some(referrer);
+                    }
+                }
+            }
+            EventType::Complaint => {
+                if let Some(id) = s(d, "complaint_id") {
+                    self.complaint_authors.insert(id.to_owned(), ev.customer.clone());
+                    self.profile(&ev.customer).complaints_open.insert(id.to_owned());
+                }
+            }
+            EventType::ComplaintResolved => {
+                if let Some(id) = s(d, "complaint_id") {
+                    // Resolutions may be recorded on the complainant's stream or by staff on
+                    // it; either way the complaint's author is credited.
+                    let author = self.complaint_authors.get(id).cloned().unwrap_or_else(|| ev.customer.clone());
+                    let p = self.profile(&author);
+                    if p.complaints_open.remove(id) {
+                        p.complaints_resolved += 1;
+                        match d.get("satisfied").and_then(Value::as_bool) {
+                            Some(true) => p.resolutions_satisfied += 1,
+                            Some(false) => p.resolutions_unsatisfied += 1,
+                            None => {}
+                        }
+                    }
+                }
+            }
+            EventType::Post => {
+                if let Some(id) = s(d, "post_id") {
+                    self.post_authors.insert(id.to_owned(), ev.customer.clone());
+                }
+                self.profile(&ev.customer).posts += 1;
+                if let Some(author) = s(d, "reply_to").and_then(|r| self.post_authors.get(r)).cloned() {
+                    if author != ev.customer {
+                        self.profile(&author).replies_received += 1;
+                    }
+                }
+                if let Some(author) = s(d, "echoes").and_then(|c| self.complaint_authors.get(c)).cloned() {
+                    if author != ev.customer {
+                        self.profile(&author).echoes_received += 1;
+                    }
+                }
+                if let Some(mentions) = d.get("mentions").and_then(Value::as_array) {
+                    let mentioned: BTreeSet<&str> = mentions.iter().filter_map(Value::as_str).filter(|m| *m != ev.customer).collect();
+                    for m in mentioned {
+                        self.profile(m).mentions_received += 1;
+                    }
+                }
+            }
+            EventType::CommunityJoined => {
+                if let Some(c) = s(d, "community") {
+                    self.profile(&ev.customer).communities.insert(c.to_owned());
+                }
+            }
+            EventType::CommunityLeft => {
+                if let Some(c) = s(d, "community") {
+                    self.profile(&ev.customer).communities.remove(c);
+                }
+            }
+            EventType::Contacted => {
+                let p = self.profile(&ev.customer);
+                p.contacts += 1;
+                p.last_contacted_at = Some(p.last_contacted_at.map_or(at, |l| l.max(at)));
+                p.last_campaign = s(d, "campaign").map(str::to_owned);
+                p.last_outcome = s(d, "outcome").map(str::to_owned);
+                if let Some(c) = s(d, "campaign") {
+                    let e = p.campaigns.entry(c.to_owned()).or_default();
+                    e.0 += 1;
+                    e.1 = Some(e.1.map_or(at, |l| l.max(at)));
+                }
+            }
+            EventType::PersonalDataErased => {
+                let p = self.profile(&ev.customer);
+                p.erased = true;
+                p.name = None;
+                p.email = None;
+                p.phone = None;
+                p.traits.retain(|k, _| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()));
+            }
+        }
+    }
+}
+
+impl Customers {
+    /// Referees of `p` who bought at least once up to `as_of`.
+    pub fn referees_who_bought(&self, p: &Profile, as_of: DateTime<Utc>) -> usize {
+        p.referees.iter().filter(|r| self.profiles.get(*r).is_some_and(|x| x.orders_until(as_of) > 0)).count()
+    }
+
+    /// The influence score (documented in `docs/projections.md`):
+    /// 3 per referee who bought + 1 per other referee + 2 per echo of their complaints
+    /// + 1 per reply to their posts + 1 per mention.
+    pub fn influence(&self, p: &Profile, as_of: DateTime<Utc>) -> u64 {
+        let bought = self.referees_who_bought(p, as_of) as u64;
+        let others = p.referees.len() as u64 - bought;
+        3 * bought + others + 2 * p.echoes_received as u64 + p.replies_received as u64 + p.mentions_received as u64
+    }
+}

@@ -1,0 +1,146 @@
+//! RFM: recency, frequency and monetary value, scored 1–5 by quintile as of a date, and the
+//! standard named segments.
+//!
+//! - Recency: days from the last purchase to `as_of` (fewer is better: 5).
+//! - Frequency: purchases up to `as_of`.
+//! - Monetary: revenue net of refunds in one currency up to `as_of`.
+//!
+//! Scores: customers are ranked by the value (ties by customer id); a customer's score is
+//! `1 + ⌊5 · r / n⌋` where `r` is the rank of the *first* customer with the same value, so
+//! equal values always get equal scores. Segments use R and F (the usual grid):
+//!
+//! | segment | R | F |
+//! |---|---|---|
+//! | Champions | 5 | 4–5 |
+//! | Loyal | 3–4 | 4–5 |
+//! | Potential Loyalist | 4–5 | 2–3 |
+//! | New | 5 | 1 |
+//! | Promising | 4 | 1 |
+//! | Need Attention | 3 | 3 |
+//! | About to Sleep | 3 | 1–2 |
+//! | At Risk | 1–2 | 3–4 |
+//! | Can't Lose Them | 1–2 | 5 |
+//! | Hibernating | 1–2 | 1–2, except R1 F1 |
+//! | Lost | 1 | 1 |
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::customers::{currency_str, Customers};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RfmRow {
+    pub customer: String,
+    pub recency_days: i64,
+    pub frequency: u64,
+    pub monetary: Decimal,
+    pub r: u8,
+    pub f: u8,
+    pub m: u8,
+    pub segment: &'static str,
+}
+
+pub const SEGMENTS: &[&str] =
+    &["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep", "At Risk", "Can't Lose Them", "Hibernating", "Lost"];
+
+pub fn segment(r: u8, f: u8) -> &'static str {
+    match (r, f) {
+        (5, 4..=5) => "Champions",
+        (3..=4, 4..=5) => "Loyal",
+        (4..=5, 2..=3) => "Potential Loyalist",
+        (5, 1) => "New",
+        (4, 1) => "Promising",
+        (3, 3) => "Need Attention",
+        (3, 1..=2) => "About to Sleep",
+        (1..=2, 3..=4) => "At Risk",
+        (1..=2, 5) => "Can't Lose Them",
+        (1, 1) => "Lost",
+        _ => "Hibernating",
+    }
+}
+
+/// Scores `values` (higher is better) into quintiles; ties share the score of their first rank.
+fn quintiles<T: Ord + Copy>(values: &[(T, &str)]) -> Vec<u8> {
+    let n = values.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| values[a].0.cmp(&values[b].0).then_with(|| values[a].1.cmp(values[b].1)));
+    let mut scores = vec![0u8; n];
+    let mut first_rank = 0;
+    for (rank, &i) in order.iter().enumerate() {
+        if rank > 0 && values[order[rank - 1]].0 != values[i].0 {
+            first_rank = rank;
+        }
+        scores[i] = 1 + (5 * first_rank / n) as u8;
+    }
+    scores
+}
+
+/// The currency with the most purchases up to `as_of` (ties: alphabetical).
+pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for p in customers.sorted() {
+        for x in p.purchases.iter().take_while(|x| x.at <= as_of) {
+            *counts.entry(currency_str(&x.currency)).or_default() += 1;
+        }
+    }
+    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0))).map(|(c, _)| c.to_owned())
+}
+
+/// RFM rows of every customer with a purchase up to `as_of`, in customer-id order.
+pub fn rfm(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Vec<RfmRow> {
+    let mut rows = Vec::new();
+    for p in customers.sorted() {
+        let n = p.orders_until(as_of);
+        if n == 0 {
+            continue;
+        }
+        let last = p.purchases[n - 1].at;
+        rows.push(RfmRow {
+            customer: p.id.clone(),
+            recency_days: (as_of - last).num_days(),
+            frequency: n as u64,
+            monetary: p.net_revenue(as_of).get(currency).copied().unwrap_or_default(),
+            r: 0,
+            f: 0,
+            m: 0,
+            segment: "",
+        });
+    }
+    let r: Vec<(i64, &str)> = rows.iter().map(|x| (-x.recency_days, x.customer.as_str())).collect();
+    let f: Vec<(u64, &str)> = rows.iter().map(|x| (x.frequency, x.customer.as_str())).collect();
+    let m: Vec<(Decimal, &str)> = rows.iter().map(|x| (x.monetary, x.customer.as_str())).collect();
+    let (rs, fs, ms) = (quintiles(&r), quintiles(&f), quintiles(&m));
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.r = rs[i];
+        row.f = fs[i];
+        row.m = ms[i];
+        row.segment = segment(row.r, row.f);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_score_pair_has_exactly_one_segment_and_all_eleven_are_used() {
+        let mut used = std::collections::BTreeSet::new();
+        for r in 1..=5 {
+            for f in 1..=5 {
+                used.insert(segment(r, f));
+            }
+        }
+        assert_eq!(used.len(), SEGMENTS.len());
+    }
+
+    #[test]
+    fn ties_share_a_score_and_scores_span_one_to_five() {
+        let v = [(1, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e"), (5, "f"), (6, "g"), (7, "h"), (8, "i"), (9, "j")];
+        let s = quintiles(&v);
+        assert_eq!(s, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
+        let same = [(7, "a"), (7, "b"), (7, "c")];
+        assert_eq!(quintiles(&same), [1, 1, 1]);
+    }
+}

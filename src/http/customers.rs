@@ -1,0 +1,304 @@
+//! The read side over HTTP: customer profiles and timelines, lists, RFM, cohorts.
+//!
+//! Every endpoint accepts `min_position=P` (wait, bounded, until the read model has
+//! applied position P; 503 after `ReadModel::min_position_wait`, 5 s by default) and `as_of`
+//! (RFC 3339, or a date `YYYY-MM-DD` meaning its first instant, UTC). Without `as_of` the
+//! reference time is the `occurred_at` of the latest event applied, never the wall clock.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::header,
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use rapport_projections::{cohorts, customers::currency_str, rfm, Lifecycle, Profile};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState, Caller, READERS};
+use crate::log::PersonalAccess;
+
+const LIST_LIMIT_DEFAULT: usize = 50;
+const LIST_LIMIT_MAX: usize = 1000;
+const FAVOURITES_MAX: usize = 5;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    min_position: Option<u64>,
+    as_of: Option<String>,
+    // Lists.
+    status: Option<String>,
+    community: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+    // RFM and cohorts.
+    currency: Option<String>,
+    period: Option<String>,
+    format: Option<String>,
+}
+
+type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
+
+fn query(q: Q) -> Result<ReadQuery, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| ApiError::bad("query", e.body_text()))
+}
+
+pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        .map_err(|_| ApiError::bad("as_of", "must be an RFC 3339 time or a date YYYY-MM-DD"))
+}
+
+/// Waits for `min_position`, then resolves `as_of`.
+async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiError> {
+    if let Some(p) = q.min_position {
+        if !state.read_model.wait_for(p).await {
+            return Err(ApiError::Unavailable(format!(
+                "the read model has applied position {} and did not reach min_position {p} within {} ms; retry",
+                state.read_model.applied_position(),
+                state.read_model.min_position_wait.as_millis()
+            )));
+        }
+    }
+    match &q.as_of {
+        Some(s) => parse_as_of(s),
+        None => Ok(state.read_model.latest.read().await.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
+    }
+}
+
+/// Identity as the caller may see it.
+fn identity(state: &AppState, caller: &Caller, p: &Profile) -> Value {
+    if p.erased {
+        return json!({"erased": true});
+    }
+    let fields = [("name", &p.name), ("email", &p.email), ("phone", &p.phone)];
+    let personal_traits: Vec<(&String, &String)> =
+        p.traits.iter().filter(|(k, _)| !rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())).collect();
+    match caller.access() {
+        PersonalAccess::Plain => {
+            let mut v = json!({});
+            for (k, f) in fields {
+                if let Some(f) = f {
+                    v[k] = json!(f);
+                }
+            }
+            v["personal_traits"] = json!(personal_traits.into_iter().collect::<std::collections::BTreeMap<_, _>>());
+            v
+        }
+        PersonalAccess::Pseudonymised => {
+            let key = state.log.keys.current(&p.id);
+            let pseud = |path: &str, v: &str| key.as_ref().and_then(|k| k.pseudonym(path, v));
+            let mut v = json!({});
+            for (k, f) in fields {
+                if let Some(f) = f {
+                    v[k] = json!(pseud(&format!("/{k}"), f));
+                }
+            }
+            let traits: std::collections::BTreeMap<_, _> = personal_traits.into_iter().map(|(k, val)| (k, pseud(&format!("/traits/{k}"), val))).collect();
+            v["personal_traits"] = json!(traits);
+            v
+        }
+        PersonalAccess::Withheld => json!({"withheld": true}),
+    }
+}
+
+fn profile_json(state: &AppState, caller: &Caller, c: &rapport_projections::Customers, p: &Profile, as_of: DateTime<Utc>) -> Value {
+    let lc = &state.read_model.lifecycle;
+    let n = p.orders_until(as_of);
+    let mut gross: std::collections::BTreeMap<String, (Decimal, u64)> = Default::default();
+    for x in &p.purchases[..n] {
+        let e = gross.entry(currency_str(&x.currency).to_owned()).or_default();
+        e.0 += x.amount;
+        e.1 += 1;
+    }
+    let aov: std::collections::BTreeMap<_, _> = gross.iter().map(|(cur, (sum, k))| (cur.clone(), (sum / Decimal::from(*k)).round_dp(2))).collect();
+    let public_traits: std::collections::BTreeMap<_, _> =
+        p.traits.iter().filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())).collect();
+    let favourites = |m| Profile::favourites(m, FAVOURITES_MAX).into_iter().map(|(name, units)| json!({"name": name, "units": units})).collect::<Vec<_>>();
+    json!({
+        "id": p.id,
+        "identity": identity(state, caller, p),
+        "region": p.region,
+        "channel": p.channel,
+        "tags": p.tags,
+        "traits": public_traits,
+        "first_seen": p.first_seen,
+        "last_seen": p.last_seen,
+        "first_purchase": p.purchases.first().filter(|x| x.at <= as_of).map(|x| x.at),
+        "last_purchase": p.last_purchase_until(as_of),
+        "orders": n,
+        "revenue": p.net_revenue(as_of),
+        "average_order_value": aov,
+        "favourite_products": favourites(&p.products),
+        "favourite_categories": favourites(&p.categories),
+        "referrals": {
+            "referees": p.referees,
+            "referees_who_bought": c.referees_who_bought(p, as_of),
+            "referred_by": p.referred_by,
+        },
+        "complaints": {
+            "open": p.complaints_open,
+            "resolved": p.complaints_resolved,
+            "satisfied": p.resolutions_satisfied,
+            "unsatisfied": p.resolutions_unsatisfied,
+        },
+        "community": {
+            "communities": p.communities,
+            "posts": p.posts,
+            "replies_received": p.replies_received,
+            "echoes_received": p.echoes_received,
+            "mentions_received": p.mentions_received,
+        },
+        "outreach": {
+            "contacts": p.contacts,
+            "last_contacted_at": p.last_contacted_at,
+            "last_campaign": p.last_campaign,
+            "last_outcome": p.last_outcome,
+        },
+        "influence": c.influence(p, as_of),
+        "lifecycle": lc.state(p, as_of),
+        "relationship": lc.relationship(p, as_of),
+        "as_of": as_of,
+    })
+}
+
+pub async fn get_customer(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, q: Q) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    let as_of = prepare(&state, &q).await?;
+    let c = state.read_model.customers.read().await;
+    let p = c.get(&id).ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
+    let mut v = profile_json(&state, &caller, &c, p, as_of);
+    v["position"] = json!(c.position);
+    Ok(Json(v))
+}
+
+/// The customer's events, newest first. `cursor` is the stream version to continue below.
+pub async fn timeline(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, q: Q) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    prepare(&state, &q).await?;
+    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
+    if limit == 0 || limit > LIST_LIMIT_MAX {
+        return Err(ApiError::bad("limit", format!("must be 1 to {LIST_LIMIT_MAX}")));
+    }
+    let stream = rapport_events::stream_for(&id);
+    let stored = state.log.store.read_stream(&stream, 0, 1).await?;
+    if stored.is_empty() {
+        return Err(ApiError::NotFound(format!("no customer `{id}`")));
+    }
+    let end: u64 = match &q.cursor {
+        Some(c) => c.parse().map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
+        None => u64::MAX,
+    };
+    // Find the stream's length by reading its tail once.
+    let mut versions_end = end;
+    if versions_end == u64::MAX {
+        let mut from = 0;
+        loop {
+            let page = state.log.store.read_stream(&stream, from, crate::store::READ_EVENTS_MAX).await?;
+            if page.len() < crate::store::READ_EVENTS_MAX {
+                versions_end = from + page.len() as u64;
+                break;
+            }
+            from += page.len() as u64;
+        }
+    }
+    let start = versions_end.saturating_sub(limit as u64);
+    let page = state.log.store.read_stream(&stream, start, (versions_end - start) as usize).await?;
+    let mut events = state.log.open_all(page, caller.access())?;
+    events.reverse();
+    let next = (start > 0).then(|| start.to_string());
+    Ok(Json(json!({"customer": id, "events": events, "next_cursor": next})))
+}
+
+pub async fn list_customers(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    let as_of = prepare(&state, &q).await?;
+    let status = match &q.status {
+        Some(s) => Some(Lifecycle::parse(s).ok_or_else(|| ApiError::bad("status", "must be one of prospect, new, active, reactivated, at_risk, dormant, churned"))?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
+    if limit == 0 || limit > LIST_LIMIT_MAX {
+        return Err(ApiError::bad("limit", format!("must be 1 to {LIST_LIMIT_MAX}")));
+    }
+    let offset: usize = match &q.cursor {
+        Some(c) => c.parse().map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
+        None => 0,
+    };
+    let c = state.read_model.customers.read().await;
+    let lc = &state.read_model.lifecycle;
+    let mut rows: Vec<&Profile> = c
+        .sorted()
+        .into_iter()
+        .filter(|p| status.is_none_or(|s| lc.state(p, as_of) == s))
+        .filter(|p| q.community.as_ref().is_none_or(|g| p.communities.contains(g)))
+        .collect();
+    let total_revenue = |p: &Profile| p.net_revenue(as_of).values().copied().sum::<Decimal>();
+    match q.sort.as_deref().unwrap_or("id") {
+        "id" => {}
+        "revenue" => rows.sort_by(|a, b| total_revenue(b).cmp(&total_revenue(a)).then_with(|| a.id.cmp(&b.id))),
+        "last_seen" => rows.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id))),
+        "influence" => rows.sort_by(|a, b| c.influence(b, as_of).cmp(&c.influence(a, as_of)).then_with(|| a.id.cmp(&b.id))),
+        _ => return Err(ApiError::bad("sort", "must be one of id, revenue, last_seen, influence")),
+    }
+    let total = rows.len();
+    let page: Vec<Value> = rows.iter().skip(offset).take(limit).map(|p| profile_json(&state, &caller, &c, p, as_of)).collect();
+    let next = (offset + page.len() < total).then(|| (offset + page.len()).to_string());
+    Ok(Json(json!({"customers": page, "total": total, "next_cursor": next, "as_of": as_of})))
+}
+
+pub async fn get_rfm(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Response, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    let as_of = prepare(&state, &q).await?;
+    let c = state.read_model.customers.read().await;
+    let currency = match &q.currency {
+        Some(cur) => cur.clone(),
+        None => rfm::main_currency(&c, as_of).unwrap_or_else(|| "CNY".into()),
+    };
+    let rows = rfm::rfm(&c, as_of, &currency);
+    let mut segments: std::collections::BTreeMap<&str, (usize, Decimal)> = rfm::SEGMENTS.iter().map(|s| (*s, (0, Decimal::ZERO))).collect();
+    for r in &rows {
+        let e = segments.entry(r.segment).or_default();
+        e.0 += 1;
+        e.1 += r.monetary;
+    }
+    if q.format.as_deref() == Some("csv") {
+        let mut out = String::from("customer,recency_days,frequency,monetary,r,f,m,segment\n");
+        for r in &rows {
+            out.push_str(&format!("{},{},{},{},{},{},{},{}\n", csv(&r.customer), r.recency_days, r.frequency, r.monetary, r.r, r.f, r.m, csv(r.segment)));
+        }
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
+    }
+    let segments: Vec<Value> = segments.into_iter().map(|(name, (n, m))| json!({"segment": name, "customers": n, "monetary": m})).collect();
+    Ok(Json(json!({"as_of": as_of, "currency": currency, "segments": segments, "customers": rows})).into_response())
+}
+
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+pub async fn get_cohorts(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    if q.period.as_deref().is_some_and(|p| p != "month") {
+        return Err(ApiError::bad("period", "only `month` is supported"));
+    }
+    let as_of = prepare(&state, &q).await?;
+    let c = state.read_model.customers.read().await;
+    Ok(Json(json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(&c, as_of)})))
+}
