@@ -1,10 +1,18 @@
 //! The read model: the projections of `rapport-projections`, kept up to date by a
 //! catch-up-then-live subscription on the log, and the wait that gives read-your-writes.
 //!
-//! Not built yet (see `docs/projections.md`): snapshots and checkpoints. Today the read
-//! model is rebuilt from the first event whenever the service starts.
+//! Snapshots: every [`SNAPSHOT_EVERY_EVENTS`] applied events the state is written to
+//! `<data-dir>/snapshots/customers.snapshot` (a JSON header line with the projection's name,
+//! code version and position, then the state; written to a temporary file, fsynced and
+//! renamed). At start the snapshot is loaded if its version is the code's and its position
+//! is in the log; otherwise the projection is rebuilt from the first event and says why.
+//! Snapshots hold no personal data (see `rapport_projections::customers::Profile`).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -20,6 +28,90 @@ use crate::{
 pub const MIN_POSITION_WAIT_MS: u64 = 5_000;
 /// Events applied under one write lock.
 const APPLY_BATCH_EVENTS: usize = 1024;
+/// A snapshot is written after this many events since the last one.
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotHeader {
+    projection: String,
+    version: u32,
+    position: u64,
+}
+
+fn snapshot_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{}.snapshot", Customers::NAME))
+}
+
+/// Loads the snapshot if it was written by this code's projection version and is not ahead
+/// of the log; otherwise says why not and returns `None`.
+pub fn load_snapshot(dir: &Path, last_position: u64) -> Option<Customers> {
+    let bytes = std::fs::read(snapshot_path(dir)).ok()?;
+    let split = bytes.iter().position(|b| *b == b'\n')?;
+    let header: SnapshotHeader = match serde_json::from_slice(&bytes[..split]) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable snapshot header; rebuilding from the first event");
+            return None;
+        }
+    };
+    if header.projection != Customers::NAME || header.version != Customers::VERSION {
+        tracing::warn!(found = header.version, code = Customers::VERSION, "snapshot written by another projection version; rebuilding from the first event");
+        return None;
+    }
+    if header.position > last_position {
+        tracing::warn!(snapshot = header.position, log = last_position, "snapshot is ahead of the log; rebuilding from the first event");
+        return None;
+    }
+    match Customers::from_snapshot_bytes(&bytes[split + 1..]) {
+        Ok(c) if c.position == header.position => Some(c),
+        Ok(_) => {
+            tracing::warn!("snapshot header and body disagree; rebuilding from the first event");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable snapshot; rebuilding from the first event");
+            None
+        }
+    }
+}
+
+/// Writes a snapshot atomically (temporary file, fsync, rename).
+pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{}.snapshot.tmp", Customers::NAME));
+    let mut f = std::fs::File::create(&tmp)?;
+    let header = SnapshotHeader { projection: Customers::NAME.into(), version: Customers::VERSION, position };
+    serde_json::to_writer(&mut f, &header)?;
+    f.write_all(b"\n")?;
+    f.write_all(state)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, snapshot_path(dir))?;
+    Ok(())
+}
+
+/// How the read model runs; every option is set by the caller.
+#[derive(Clone)]
+pub struct ReadModelOptions {
+    pub lifecycle: LifecycleConfig,
+    /// Longest wait of a query for `min_position`.
+    pub min_position_wait: Duration,
+    /// Where snapshots live; `None` keeps everything in memory only.
+    pub snapshots: Option<PathBuf>,
+    pub snapshot_every_events: u64,
+}
+
+impl ReadModelOptions {
+    /// The service's defaults, with snapshots in `dir`.
+    pub fn service(dir: Option<PathBuf>) -> ReadModelOptions {
+        ReadModelOptions {
+            lifecycle: LifecycleConfig::default(),
+            min_position_wait: Duration::from_millis(MIN_POSITION_WAIT_MS),
+            snapshots: dir,
+            snapshot_every_events: SNAPSHOT_EVERY_EVENTS,
+        }
+    }
+}
 
 pub struct ReadModel {
     pub customers: RwLock<Customers>,
@@ -33,18 +125,28 @@ pub struct ReadModel {
 
 impl ReadModel {
     /// Starts following the log from its first event.
-    pub fn spawn(log: Log, lifecycle: LifecycleConfig, min_position_wait: Duration) -> Arc<ReadModel> {
-        let (applied, _) = watch::channel(0);
-        let model = Arc::new(ReadModel { customers: RwLock::new(Customers::default()), latest: RwLock::new(None), lifecycle, min_position_wait, applied });
+    /// Starts following the log, from the snapshot in `opts.snapshots` when there is a
+    /// usable one.
+    pub fn spawn(log: Log, opts: ReadModelOptions) -> Arc<ReadModel> {
+        let ReadModelOptions { lifecycle, min_position_wait, snapshots, snapshot_every_events } = opts;
+        let start = snapshots.as_deref().and_then(|d| load_snapshot(d, log.store.last_position())).unwrap_or_default();
+        let from = start.position;
+        if from > 0 {
+            tracing::info!(position = from, "read model resumed from its snapshot");
+        }
+        let latest = start.sorted().iter().filter_map(|p| p.last_seen).max();
+        let (applied, _) = watch::channel(from);
+        let model = Arc::new(ReadModel { customers: RwLock::new(start), latest: RwLock::new(latest), lifecycle, min_position_wait, applied });
         let m = model.clone();
         tokio::spawn(async move {
-            let mut events = store::subscribe(log.store.clone(), 0).ready_chunks(APPLY_BATCH_EVENTS);
+            let mut snapshot_at = from;
+            let mut events = store::subscribe(log.store.clone(), from).ready_chunks(APPLY_BATCH_EVENTS);
             while let Some(batch) = events.next().await {
                 let mut opened = Vec::with_capacity(batch.len());
                 for r in batch {
-                    // Projections see personal data as support staff do; what a reader may
-                    // see of it is decided when it is read (see `http::customers`).
-                    match r.and_then(|s| log.open(s, PersonalAccess::Plain)) {
+                    // Projections never see personal data (nothing to decrypt, nothing to
+                    // erase, nothing in snapshots); identity is read from the log when shown.
+                    match r.and_then(|s| log.open(s, PersonalAccess::Withheld)) {
                         Ok(ev) => opened.push(ev),
                         Err(e) => {
                             tracing::error!(error = %e, "the read model stopped: an event could not be read");
@@ -63,6 +165,20 @@ impl ReadModel {
                 {
                     let mut latest = m.latest.write().await;
                     *latest = (*latest).max(newest);
+                }
+                // The snapshot (every `snapshot_every_events`) is written before the new
+                // position is published, so whoever sees position P may rely on a snapshot
+                // at or after the last interval boundary before P.
+                if let Some(dir) = &snapshots {
+                    if last - snapshot_at >= snapshot_every_events {
+                        let bytes = m.customers.read().await.snapshot_bytes();
+                        let dir = dir.clone();
+                        match tokio::task::spawn_blocking(move || write_snapshot(&dir, last, &bytes)).await {
+                            Ok(Ok(())) => snapshot_at = last,
+                            Ok(Err(e)) => tracing::warn!(error = %e, "could not write the snapshot"),
+                            Err(e) => tracing::warn!(error = %e, "could not write the snapshot"),
+                        }
+                    }
                 }
                 m.applied.send_replace(last);
             }

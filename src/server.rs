@@ -54,7 +54,7 @@ pub async fn run(opts: ServeOptions, shutdown: impl std::future::Future<Output =
         tracing::warn!(key = %id, path = %admin_path.display(), "no API keys existed: created an admin key; read it from this file (mode 0600)");
     }
     let stopping = Arc::new(AtomicBool::new(false));
-    let read_model = crate::read_model::ReadModel::spawn(log.clone(), rapport_projections::LifecycleConfig::default(), std::time::Duration::from_millis(crate::read_model::MIN_POSITION_WAIT_MS));
+    let read_model = crate::read_model::ReadModel::spawn(log.clone(), crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots"))));
     let state = AppState { log, keys, metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: stopping.clone(), read_model };
     let listener = tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("failed to listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;

@@ -7,43 +7,43 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use rapport_events::{EventType, Money, RecordedEvent};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Projection;
 
 /// One purchase or refund, as the analytics need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money3 {
     pub at: DateTime<Utc>,
     pub amount: Decimal,
     /// ISO 4217 code as three ASCII bytes.
-    #[serde(serialize_with = "ser_currency")]
     pub currency: [u8; 3],
-}
-
-fn ser_currency<S: serde::Serializer>(c: &[u8; 3], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(std::str::from_utf8(c).unwrap_or("???"))
 }
 
 pub fn currency_str(c: &[u8; 3]) -> &str {
     std::str::from_utf8(c).unwrap_or("???")
 }
 
-/// Everything Rapport knows about one customer. Personal fields (`name`, `email`,
-/// `phone`, personal traits) are cleared when the customer is erased.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// Everything Rapport knows about one customer, except personal data.
+///
+/// Invariant: no personal field is ever held here (the read model folds events with
+/// personal fields withheld). Identity (name, e-mail, phone, personal traits) is read from
+/// the log when a profile is shown, so an erasure needs nothing from projections and no
+/// snapshot can keep erased values alive.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     pub id: String,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
     pub region: Option<String>,
     pub channel: Option<String>,
     pub tags: BTreeSet<String>,
+    /// Non-personal traits only.
     pub traits: BTreeMap<String, String>,
     /// The customer's personal data was crypto-shredded.
     pub erased: bool,
+    /// Log positions of the events that carry the customer's identity
+    /// (`customer_registered`, `profile_updated`), in order: where to read it from.
+    pub identity_positions: Vec<u64>,
     pub first_seen: Option<DateTime<Utc>>,
     pub last_seen: Option<DateTime<Utc>>,
     /// Purchases with a positive amount, sorted by time (late events are inserted in place).
@@ -105,7 +105,7 @@ impl Profile {
 }
 
 /// All profiles, plus the little that is needed to attribute other customers' events.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customers {
     profiles: HashMap<String, Profile>,
     /// post id → author, so a reply can be credited to the author it answers.
@@ -175,7 +175,8 @@ impl Projection for Customers {
         match ev.event_type {
             EventType::CustomerRegistered => {
                 let p = self.profile(&ev.customer);
-                for (field, slot) in [("name", &mut p.name), ("email", &mut p.email), ("phone", &mut p.phone), ("region", &mut p.region), ("channel", &mut p.channel)] {
+                p.identity_positions.push(ev.position);
+                for (field, slot) in [("region", &mut p.region), ("channel", &mut p.channel)] {
                     if let Some(v) = s(d, field) {
                         *slot = Some(v.to_owned());
                     }
@@ -186,8 +187,10 @@ impl Projection for Customers {
             }
             EventType::ProfileUpdated => {
                 let p = self.profile(&ev.customer);
+                p.identity_positions.push(ev.position);
                 if let Some(traits) = d.get("traits").and_then(Value::as_object) {
-                    for (k, v) in traits {
+                    let public = traits.iter().filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()));
+                    for (k, v) in public {
                         if let Some(v) = v.as_str() {
                             p.traits.insert(k.clone(), v.to_owned());
                         }
@@ -305,18 +308,36 @@ impl Projection for Customers {
                 }
             }
             EventType::PersonalDataErased => {
-                let p = self.profile(&ev.customer);
-                p.erased = true;
-                p.name = None;
-                p.email = None;
-                p.phone = None;
-                p.traits.retain(|k, _| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()));
+                self.profile(&ev.customer).erased = true;
             }
         }
     }
 }
 
 impl Customers {
+    /// The state as bytes, the same for the same events however they were batched: maps
+    /// are written in key order, never hash order. Snapshots are these bytes.
+    pub fn snapshot_bytes(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Ordered<'a> {
+            position: u64,
+            profiles: BTreeMap<&'a String, &'a Profile>,
+            post_authors: BTreeMap<&'a String, &'a String>,
+            complaint_authors: BTreeMap<&'a String, &'a String>,
+        }
+        let o = Ordered {
+            position: self.position,
+            profiles: self.profiles.iter().collect(),
+            post_authors: self.post_authors.iter().collect(),
+            complaint_authors: self.complaint_authors.iter().collect(),
+        };
+        serde_json::to_vec(&o).expect("projection state serializes")
+    }
+
+    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<Customers, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
     /// Referees of `p` who bought at least once up to `as_of`.
     pub fn referees_who_bought(&self, p: &Profile, as_of: DateTime<Utc>) -> usize {
         p.referees.iter().filter(|r| self.profiles.get(*r).is_some_and(|x| x.orders_until(as_of) > 0)).count()

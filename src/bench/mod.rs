@@ -167,7 +167,7 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     let log = Log::new(store.clone() as Arc<dyn EventStore>, keyring);
     let keys = Arc::new(crate::auth::ApiKeys::open(dir)?);
     let (_, token) = keys.create(crate::auth::Role::Ingest, Some("bench"))?;
-    let read_model = crate::read_model::ReadModel::spawn(log.clone(), rapport_projections::LifecycleConfig::default(), std::time::Duration::from_millis(crate::read_model::MIN_POSITION_WAIT_MS));
+    let read_model = crate::read_model::ReadModel::spawn(log.clone(), crate::read_model::ReadModelOptions::service(None));
     let state = crate::http::AppState { log, keys, metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: Default::default(), read_model };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::http::serve(listener, crate::http::router(state), async move {

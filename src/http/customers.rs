@@ -73,43 +73,42 @@ async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiEr
     }
 }
 
-/// Identity as the caller may see it.
-fn identity(state: &AppState, caller: &Caller, p: &Profile) -> Value {
+/// Identity as the caller may see it, read from the log (projections hold none): the
+/// customer's `customer_registered` and `profile_updated` events, opened for the caller.
+/// Erased events contribute nothing, so an erased customer's identity is simply absent.
+async fn identity(state: &AppState, caller: &Caller, p: &Profile) -> Result<Value, ApiError> {
+    if caller.access() == PersonalAccess::Withheld {
+        return Ok(json!({"withheld": true}));
+    }
+    let mut v = json!({});
+    let mut traits = serde_json::Map::new();
+    for pos in &p.identity_positions {
+        let stored = state.log.store.read_all(pos - 1, 1).await?;
+        for ev in state.log.open_all(stored, caller.access())? {
+            for k in ["name", "email", "phone"] {
+                if let Some(x) = ev.data.get(k) {
+                    v[k] = x.clone();
+                }
+            }
+            if let Some(t) = ev.data.get("traits").and_then(Value::as_object) {
+                for (k, x) in t {
+                    if !rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()) {
+                        traits.insert(k.clone(), x.clone());
+                    }
+                }
+            }
+        }
+    }
+    if !traits.is_empty() {
+        v["personal_traits"] = Value::Object(traits);
+    }
     if p.erased {
-        return json!({"erased": true});
+        v["erased"] = json!(true);
     }
-    let fields = [("name", &p.name), ("email", &p.email), ("phone", &p.phone)];
-    let personal_traits: Vec<(&String, &String)> =
-        p.traits.iter().filter(|(k, _)| !rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())).collect();
-    match caller.access() {
-        PersonalAccess::Plain => {
-            let mut v = json!({});
-            for (k, f) in fields {
-                if let Some(f) = f {
-                    v[k] = json!(f);
-                }
-            }
-            v["personal_traits"] = json!(personal_traits.into_iter().collect::<std::collections::BTreeMap<_, _>>());
-            v
-        }
-        PersonalAccess::Pseudonymised => {
-            let key = state.log.keys.current(&p.id);
-            let pseud = |path: &str, v: &str| key.as_ref().and_then(|k| k.pseudonym(path, v));
-            let mut v = json!({});
-            for (k, f) in fields {
-                if let Some(f) = f {
-                    v[k] = json!(pseud(&format!("/{k}"), f));
-                }
-            }
-            let traits: std::collections::BTreeMap<_, _> = personal_traits.into_iter().map(|(k, val)| (k, pseud(&format!("/traits/{k}"), val))).collect();
-            v["personal_traits"] = json!(traits);
-            v
-        }
-        PersonalAccess::Withheld => json!({"withheld": true}),
-    }
+    Ok(v)
 }
 
-fn profile_json(state: &AppState, caller: &Caller, c: &rapport_projections::Customers, p: &Profile, as_of: DateTime<Utc>) -> Value {
+async fn profile_json(state: &AppState, caller: &Caller, c: &rapport_projections::Customers, p: &Profile, as_of: DateTime<Utc>) -> Result<Value, ApiError> {
     let lc = &state.read_model.lifecycle;
     let n = p.orders_until(as_of);
     let mut gross: std::collections::BTreeMap<String, (Decimal, u64)> = Default::default();
@@ -122,9 +121,10 @@ fn profile_json(state: &AppState, caller: &Caller, c: &rapport_projections::Cust
     let public_traits: std::collections::BTreeMap<_, _> =
         p.traits.iter().filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())).collect();
     let favourites = |m| Profile::favourites(m, FAVOURITES_MAX).into_iter().map(|(name, units)| json!({"name": name, "units": units})).collect::<Vec<_>>();
-    json!({
+    let identity = identity(state, caller, p).await?;
+    Ok(json!({
         "id": p.id,
-        "identity": identity(state, caller, p),
+        "identity": identity,
         "region": p.region,
         "channel": p.channel,
         "tags": p.tags,
@@ -166,7 +166,7 @@ fn profile_json(state: &AppState, caller: &Caller, c: &rapport_projections::Cust
         "lifecycle": lc.state(p, as_of),
         "relationship": lc.relationship(p, as_of),
         "as_of": as_of,
-    })
+    }))
 }
 
 pub async fn get_customer(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, q: Q) -> Result<Json<Value>, ApiError> {
@@ -175,7 +175,7 @@ pub async fn get_customer(State(state): State<AppState>, caller: Caller, Path(id
     let as_of = prepare(&state, &q).await?;
     let c = state.read_model.customers.read().await;
     let p = c.get(&id).ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
-    let mut v = profile_json(&state, &caller, &c, p, as_of);
+    let mut v = profile_json(&state, &caller, &c, p, as_of).await?;
     v["position"] = json!(c.position);
     Ok(Json(v))
 }
@@ -252,7 +252,10 @@ pub async fn list_customers(State(state): State<AppState>, caller: Caller, q: Q)
         _ => return Err(ApiError::bad("sort", "must be one of id, revenue, last_seen, influence")),
     }
     let total = rows.len();
-    let page: Vec<Value> = rows.iter().skip(offset).take(limit).map(|p| profile_json(&state, &caller, &c, p, as_of)).collect();
+    let mut page = Vec::new();
+    for p in rows.iter().skip(offset).take(limit) {
+        page.push(profile_json(&state, &caller, &c, p, as_of).await?);
+    }
     let next = (offset + page.len() < total).then(|| (offset + page.len()).to_string());
     Ok(Json(json!({"customers": page, "total": total, "next_cursor": next, "as_of": as_of})))
 }

@@ -37,7 +37,7 @@ impl TestServer {
         let admin_path = dir.path().join("admin-key");
         keys.bootstrap_admin(&admin_path).unwrap();
         let admin = std::fs::read_to_string(&admin_path).unwrap().trim().to_owned();
-        let read_model = rapport::read_model::ReadModel::spawn(log.clone(), rapport_projections::LifecycleConfig::default(), std::time::Duration::from_millis(300));
+        let read_model = rapport::read_model::ReadModel::spawn(log.clone(), rapport::read_model::ReadModelOptions { min_position_wait: std::time::Duration::from_millis(300), ..rapport::read_model::ReadModelOptions::service(None) });
         let state = AppState { log, keys: keys.clone(), metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: Default::default(), read_model };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,58 @@
+//! The service's read model: it resumes from its snapshot, and rebuilds (saying why)
+//! when the snapshot was written by other projection code.
+
+use std::sync::Arc;
+
+use rapport::{
+    crypto::{Keyring, MasterKey},
+    log::Log,
+    read_model::{ReadModel, ReadModelOptions},
+    store::{
+        sqlite::{SqliteOptions, SqliteStore},
+        EventStore,
+    },
+};
+use rapport_events::parse_one;
+
+async fn wait(model: &ReadModel, position: u64) {
+    assert!(model.wait_for(position).await, "the read model did not reach {position}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let log = Log::new(store.clone() as Arc<dyn EventStore>, Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()));
+    let events: Vec<_> = (0..50)
+        .map(|i| {
+            let text = format!(
+                r#"{{"type":"purchase","customer":"c-{}","occurred_at":"2026-03-{:02}T10:00:00Z","data":{{"order_id":"o-{i}","amount":"{i}.5","currency":"CNY"}}}}"#,
+                i % 7,
+                1 + i % 28
+            );
+            parse_one(&text, &mut uuid::Uuid::now_v7, false).unwrap()
+        })
+        .collect();
+    log.append(&events, None).await.unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let opts = ReadModelOptions { snapshots: Some(snapshots.clone()), snapshot_every_events: 10, ..ReadModelOptions::service(None) };
+
+    let first = ReadModel::spawn(log.clone(), opts.clone());
+    wait(&first, 50).await;
+    let built = first.customers.read().await.snapshot_bytes();
+    assert!(snapshots.join("customers.snapshot").exists());
+
+    let resumed = ReadModel::spawn(log.clone(), opts.clone());
+    assert!(resumed.applied_position() > 0, "it started from the snapshot, not from zero");
+    wait(&resumed, 50).await;
+    assert_eq!(resumed.customers.read().await.snapshot_bytes(), built);
+
+    // A snapshot from another projection version is not misread: it is rebuilt.
+    let path = snapshots.join("customers.snapshot");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("\"version\":1", "\"version\":0", 1)).unwrap();
+    let rebuilt = ReadModel::spawn(log.clone(), opts);
+    assert_eq!(rebuilt.applied_position(), 0, "rebuilt from the first event");
+    wait(&rebuilt, 50).await;
+    assert_eq!(rebuilt.customers.read().await.snapshot_bytes(), built);
+}
