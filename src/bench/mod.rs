@@ -131,6 +131,20 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         if encrypt && round == 3 {
             let report = tokio::task::block_in_place(|| import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }))?;
             println!("{}", Rate { what: "re-import of the same file (all duplicates)", events: report.duplicates, seconds: report.seconds });
+            let (r, folded) = time("rebuild the customer projection from the store", opts.events as u64, || {
+                use rapport_projections::Projection;
+                let mut c = rapport_projections::Customers::default();
+                tokio::task::block_in_place(|| {
+                    store.for_each_blocking(0, u64::MAX, |s| {
+                        c.apply(&log.open(s, PersonalAccess::Withheld)?);
+                        Ok(())
+                    })
+                })
+                .map(|()| c)
+            });
+            let folded = folded?;
+            println!("{r}   ({} customers)", folded.len());
+            drop(folded);
             for (what, access) in [("export to a sink, personal withheld", PersonalAccess::Withheld), ("export to a sink, personal decrypted", PersonalAccess::Plain)] {
                 let (r, n) = time(what, opts.events as u64, || tokio::task::block_in_place(|| import::export(&store, &log, 0, u64::MAX, access, &mut std::io::sink())));
                 n?;
