@@ -70,8 +70,8 @@ pub struct Profile {
     pub last_contacted_at: Option<DateTime<Utc>>,
     pub last_campaign: Option<String>,
     pub last_outcome: Option<String>,
-    /// Campaign → (contacts, the time of the last one).
-    pub campaigns: BTreeMap<String, (u32, Option<DateTime<Utc>>)>,
+    /// Campaign → the times the customer was contacted by it, sorted.
+    pub campaigns: BTreeMap<String, Vec<DateTime<Utc>>>,
 }
 
 impl Profile {
@@ -302,9 +302,9 @@ impl Projection for Customers {
                 p.last_campaign = s(d, "campaign").map(str::to_owned);
                 p.last_outcome = s(d, "outcome").map(str::to_owned);
                 if let Some(c) = s(d, "campaign") {
-                    let e = p.campaigns.entry(c.to_owned()).or_default();
-                    e.0 += 1;
-                    e.1 = Some(e.1.map_or(at, |l| l.max(at)));
+                    let times = p.campaigns.entry(c.to_owned()).or_default();
+                    let i = times.partition_point(|t| *t <= at);
+                    times.insert(i, at);
                 }
             }
             EventType::PersonalDataErased => {

@@ -11,10 +11,13 @@
 //! - [`lifecycle`]: lifecycle states and the customer/user distinction, with thresholds.
 //! - [`rfm`]: recency/frequency/monetary quintiles and named segments as of a date.
 //! - [`cohorts`]: monthly acquisition cohorts: retention and revenue.
+//! - [`reactivation`]: dormant customers ranked by the expected value of winning them
+//!   back, and what outreach campaigns reactivated.
 
 pub mod cohorts;
 pub mod customers;
 pub mod lifecycle;
+pub mod reactivation;
 pub mod rfm;
 
 use rapport_events::RecordedEvent;

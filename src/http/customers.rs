@@ -12,7 +12,7 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use rapport_projections::{cohorts, customers::currency_str, rfm, Lifecycle, Profile};
+use rapport_projections::{cohorts, customers::currency_str, reactivation, rfm, Lifecycle, Profile};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -304,4 +304,31 @@ pub async fn get_cohorts(State(state): State<AppState>, caller: Caller, q: Q) ->
     let as_of = prepare(&state, &q).await?;
     let c = state.read_model.customers.read().await;
     Ok(Json(json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(&c, as_of)})))
+}
+
+pub async fn get_reactivation(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    let as_of = prepare(&state, &q).await?;
+    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
+    if limit == 0 || limit > LIST_LIMIT_MAX {
+        return Err(ApiError::bad("limit", format!("must be 1 to {LIST_LIMIT_MAX}")));
+    }
+    let c = state.read_model.customers.read().await;
+    let currency = match &q.currency {
+        Some(cur) => cur.clone(),
+        None => rfm::main_currency(&c, as_of).unwrap_or_else(|| "CNY".into()),
+    };
+    let all = reactivation::candidates(&c, &state.read_model.lifecycle, as_of, &currency);
+    let total = all.len();
+    let top: Vec<_> = all.into_iter().take(limit).collect();
+    Ok(Json(json!({"as_of": as_of, "currency": currency, "total": total, "customers": top})))
+}
+
+pub async fn get_campaigns(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    let as_of = prepare(&state, &q).await?;
+    let c = state.read_model.customers.read().await;
+    Ok(Json(json!({"as_of": as_of, "attribution_days": reactivation::ATTRIBUTION_DAYS, "campaigns": reactivation::campaigns(&c, &state.read_model.lifecycle, as_of)})))
 }

@@ -102,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers/{id}/timeline", get(customers::timeline))
         .route("/v1/rfm", get(customers::get_rfm))
         .route("/v1/cohorts", get(customers::get_cohorts))
+        .route("/v1/reactivation", get(customers::get_reactivation))
+        .route("/v1/campaigns", get(customers::get_campaigns))
         .route("/v1/customers/{id}/personal-data", delete(privacy::erase))
         .route("/v1/customers/{id}/export", get(privacy::export_customer))
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })

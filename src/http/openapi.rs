@@ -23,6 +23,8 @@ pub const ROUTES: &[(&str, &str, &str, &str, Option<&str>, u16)] = &[
     ("get", "/v1/customers/{id}/timeline", "The customer's events, newest first. Query: cursor, limit, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/rfm", "RFM scores and segments. Query: as_of, currency, format=csv, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/cohorts", "Monthly acquisition cohorts: retention and revenue. Query: period=month, as_of, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/reactivation", "Dormant customers ranked by the expected value of winning them back, with the parts of the score. Query: as_of, limit, currency, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/campaigns", "Outreach campaigns: contacts and reactivations after outreach. Query: as_of, min_position", "support, analyst, admin", None, 200),
     ("delete", "/v1/customers/{id}/personal-data", "Erase a customer's personal data (crypto-shredding)", "admin", None, 200),
     ("get", "/v1/customers/{id}/export", "Everything held about a customer, decrypted (access and portability)", "support, admin", None, 200),
 ];

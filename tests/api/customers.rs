@@ -164,3 +164,39 @@ async fn min_position_beyond_the_log_is_a_503_with_a_clear_message() {
     assert_eq!(status, 503);
     assert!(body["error"]["message"].as_str().unwrap().contains("min_position"), "{body}");
 }
+
+/// d-1 bought monthly from January to September 2025, then went quiet; d-2 bought once long ago; d-1's referrer
+/// r-1 is active. A spring campaign contacts both lapsing customers; d-2 buys after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn dormant_customers_are_ranked_with_the_parts_of_their_score_and_campaigns_count_reactivations() {
+    let s = TestServer::start().await;
+    let mut events = vec![ev("referral", "r-1", "2024-12-01T00:00:00Z", json!({"referee": "d-1"}))];
+    for m in 1..=9 {
+        events.push(ev("purchase", "d-1", &format!("2025-{m:02}-01T10:00:00Z"), json!({"order_id": format!("d1-{m}"), "amount": "80.00", "currency": "CNY"})));
+    }
+    events.push(ev("purchase", "d-2", "2025-01-15T10:00:00Z", json!({"order_id": "d2-1", "amount": "500.00", "currency": "CNY"})));
+    events.push(ev("purchase", "r-1", "2026-03-20T10:00:00Z", json!({"order_id": "r1-1", "amount": "10.00", "currency": "CNY"})));
+    events.push(ev("contacted", "d-1", "2026-03-25T10:00:00Z", json!({"channel": "sms", "campaign": "spring"})));
+    events.push(ev("contacted", "d-2", "2026-03-25T10:00:00Z", json!({"channel": "sms", "campaign": "spring"})));
+    events.push(ev("purchase", "d-2", "2026-04-02T10:00:00Z", json!({"order_id": "d2-2", "amount": "60.00", "currency": "CNY"})));
+    let (_, body) = s.post_json("/v1/events", &json!(events)).await;
+    let last = body["last_position"].as_u64().unwrap();
+
+    let (status, r) = s.get(&format!("/v1/reactivation?as_of=2026-04-01&min_position={last}"), &s.admin).await;
+    assert_eq!(status, 200, "{r}");
+    let ranked: Vec<_> = r["customers"].as_array().unwrap().iter().map(|c| c["customer"].as_str().unwrap()).collect();
+    assert_eq!(ranked, ["d-1", "d-2"], "{r}");
+    let d1 = &r["customers"][0];
+    assert_eq!(d1["lifecycle"], "dormant");
+    assert_eq!(d1["active_referrer"], "r-1");
+    assert_eq!(d1["reach"], 1.5);
+    assert_eq!(d1["recently_contacted"], true);
+    assert_eq!(r["customers"][1]["lifecycle"], "churned");
+
+    let (_, c) = s.get("/v1/campaigns?as_of=2026-04-30", &s.admin).await;
+    assert_eq!(c["campaigns"][0]["campaign"], "spring");
+    assert_eq!(c["campaigns"][0]["contacts"], 2);
+    assert_eq!(c["campaigns"][0]["reactivated_customers"], json!(["d-2"]));
+    let (_, before) = s.get("/v1/campaigns?as_of=2026-03-31", &s.admin).await;
+    assert_eq!(before["campaigns"][0]["reactivated"], 0, "as of then, nobody had bought yet");
+}

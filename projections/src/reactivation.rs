@@ -1,0 +1,159 @@
+//! Which dormant customers are worth winning back, and why; and what campaigns achieved.
+//!
+//! For every customer whose lifecycle state (as of `as_of`) is `dormant` or `churned`:
+//!
+//! - **value**: average order value × orders per year while active, in the main currency
+//!   (orders per year = orders ÷ years between first purchase and `as_of`, at least 1/12
+//!   of a year);
+//! - **p_alive**: how likely the customer is still "alive" — a documented simplification
+//!   of the BG/NBD idea, `1 / (1 + t / T)`, where `t` is the time since the last purchase
+//!   and `T` the customer's mean gap between purchases (or 90 days after a single
+//!   purchase): the longer the silence relative to their own rhythm, the less likely;
+//! - **reach**: how reachable they are through the community, `1 + 0.5·[referrer is
+//!   active] + 0.25·(active referees) + 0.1·min(active co-members of their communities, 20)`;
+//!   "active" means `new`, `active` or `reactivated` as of `as_of`;
+//! - **score** = value × p_alive × reach, and `recently_contacted` when they were
+//!   contacted in the 30 days before `as_of` (shown, not penalised: the marketer decides).
+//!
+//! Campaigns: a contact *reactivated* a customer when the customer was `at_risk`,
+//! `dormant` or `churned` at the time of the contact and bought within 30 days after it
+//! (up to `as_of`); each customer counts once per campaign.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::{prelude::ToPrimitive, Decimal};
+use serde::Serialize;
+
+use crate::{
+    customers::{currency_str, Customers, Profile},
+    lifecycle::{Lifecycle, LifecycleConfig},
+};
+
+pub const RECENT_CONTACT_DAYS: i64 = 30;
+pub const ATTRIBUTION_DAYS: i64 = 30;
+const SINGLE_PURCHASE_GAP_DAYS: f64 = 90.0;
+const CO_MEMBERS_MAX: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub customer: String,
+    pub lifecycle: Lifecycle,
+    pub days_since_last_purchase: i64,
+    pub orders: usize,
+    pub revenue: Decimal,
+    /// Expected value per year while active, main currency.
+    pub value: Decimal,
+    pub p_alive: f64,
+    pub reach: f64,
+    pub active_referrer: Option<String>,
+    pub active_referees: usize,
+    pub active_co_members: usize,
+    pub recently_contacted: bool,
+    pub score: f64,
+}
+
+fn is_active(s: Lifecycle) -> bool {
+    matches!(s, Lifecycle::New | Lifecycle::Active | Lifecycle::Reactivated)
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// Ranked candidates (highest score first; ties by customer id).
+pub fn candidates(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>, currency: &str) -> Vec<Candidate> {
+    let profiles = c.sorted();
+    let states: BTreeMap<&str, Lifecycle> = profiles.iter().map(|p| (p.id.as_str(), lc.state(p, as_of))).collect();
+    let mut active_members: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &profiles {
+        if is_active(states[p.id.as_str()]) {
+            for g in &p.communities {
+                *active_members.entry(g.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in &profiles {
+        let state = states[p.id.as_str()];
+        if !matches!(state, Lifecycle::Dormant | Lifecycle::Churned) {
+            continue;
+        }
+        out.push(candidate(p, state, &states, &active_members, as_of, currency));
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.customer.cmp(&b.customer)));
+    out
+}
+
+fn candidate(p: &Profile, state: Lifecycle, states: &BTreeMap<&str, Lifecycle>, active_members: &BTreeMap<&str, usize>, as_of: DateTime<Utc>, currency: &str) -> Candidate {
+    let n = p.orders_until(as_of);
+    let purchases = &p.purchases[..n];
+    let (first, last) = (purchases[0].at, purchases[n - 1].at);
+    let in_currency: Vec<_> = purchases.iter().filter(|x| currency_str(&x.currency) == currency).collect();
+    let aov = if in_currency.is_empty() { Decimal::ZERO } else { in_currency.iter().map(|x| x.amount).sum::<Decimal>() / Decimal::from(in_currency.len() as u64) };
+    let years = ((as_of - first).num_days() as f64 / 365.0).max(1.0 / 12.0);
+    let per_year = in_currency.len() as f64 / years;
+    let value = (aov * Decimal::try_from(per_year).unwrap_or_default()).round_dp(2);
+    let since_days = (as_of - last).num_seconds() as f64 / 86_400.0;
+    let gap_days = if n >= 2 { (last - first).num_seconds() as f64 / 86_400.0 / (n - 1) as f64 } else { SINGLE_PURCHASE_GAP_DAYS }.max(1.0);
+    let p_alive = 1.0 / (1.0 + since_days / gap_days);
+    let active_referrer = p.referred_by.clone().filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s)));
+    let active_referees = p.referees.iter().filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s))).count();
+    let active_co_members: usize = p.communities.iter().map(|g| active_members.get(g.as_str()).copied().unwrap_or(0)).sum::<usize>().min(CO_MEMBERS_MAX);
+    let reach = 1.0 + if active_referrer.is_some() { 0.5 } else { 0.0 } + 0.25 * active_referees as f64 + 0.1 * active_co_members as f64;
+    let recently_contacted = p.last_contacted_at.is_some_and(|t| t <= as_of && as_of - t <= Duration::days(RECENT_CONTACT_DAYS));
+    let score = value.to_f64().unwrap_or(0.0) * p_alive * reach;
+    Candidate {
+        customer: p.id.clone(),
+        lifecycle: state,
+        days_since_last_purchase: (as_of - last).num_days(),
+        orders: n,
+        revenue: p.net_revenue(as_of).get(currency).copied().unwrap_or_default(),
+        value,
+        p_alive: round4(p_alive),
+        reach: round4(reach),
+        active_referrer,
+        active_referees,
+        active_co_members,
+        recently_contacted,
+        score: round4(score),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    pub campaign: String,
+    pub contacts: usize,
+    pub customers: usize,
+    /// Customers who were lapsing when contacted and bought within 30 days after.
+    pub reactivated: usize,
+    pub reactivated_customers: Vec<String>,
+}
+
+pub fn campaigns(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<Campaign> {
+    let mut by: BTreeMap<&str, (usize, BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    for p in c.sorted() {
+        for (campaign, times) in &p.campaigns {
+            let e = by.entry(campaign.as_str()).or_default();
+            for t in times.iter().filter(|t| **t <= as_of) {
+                e.0 += 1;
+                e.1.insert(p.id.as_str());
+                let lapsing = matches!(lc.state(p, *t), Lifecycle::AtRisk | Lifecycle::Dormant | Lifecycle::Churned);
+                let bought_after = p.purchases.iter().any(|x| x.at > *t && x.at <= (*t + Duration::days(ATTRIBUTION_DAYS)).min(as_of));
+                if lapsing && bought_after {
+                    e.2.insert(p.id.as_str());
+                }
+            }
+        }
+    }
+    by.into_iter()
+        .filter(|(_, (n, ..))| *n > 0)
+        .map(|(name, (contacts, who, re))| Campaign {
+            campaign: name.to_owned(),
+            contacts,
+            customers: who.len(),
+            reactivated: re.len(),
+            reactivated_customers: re.into_iter().map(str::to_owned).collect(),
+        })
+        .collect()
+}
