@@ -108,7 +108,7 @@ async fn identity(state: &AppState, caller: &Caller, p: &Profile) -> Result<Valu
     Ok(v)
 }
 
-async fn profile_json(state: &AppState, caller: &Caller, c: &rapport_projections::Customers, p: &Profile, as_of: DateTime<Utc>) -> Result<Value, ApiError> {
+pub(super) async fn profile_json(state: &AppState, caller: &Caller, c: &rapport_projections::Customers, p: &Profile, as_of: DateTime<Utc>) -> Result<Value, ApiError> {
     let lc = &state.read_model.lifecycle;
     let n = p.orders_until(as_of);
     let mut gross: std::collections::BTreeMap<String, (Decimal, u64)> = Default::default();

@@ -73,11 +73,20 @@ pub async fn export_customer(State(state): State<AppState>, caller: Caller, Path
     }
     let erased = events.iter().any(|e| e.personal == Some(rapport_events::PersonalView::Erased));
     let key = state.log.keys.current(&customer).map(|k| k.generation);
+    let profile = {
+        let c = state.read_model.customers.read().await;
+        let as_of = state.read_model.latest.read().await.unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+        match c.get(&customer) {
+            Some(p) => Some(super::customers::profile_json(&state, &caller, &c, p, as_of).await?),
+            None => None,
+        }
+    };
     Ok(Json(json!({
         "customer": customer,
         "stream": stream,
         "exported_at": chrono::Utc::now(),
         "personal_data": {"current_key_generation": key, "some_events_erased": erased},
+        "profile": profile,
         "events": events,
     })))
 }
