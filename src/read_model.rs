@@ -28,6 +28,8 @@ use crate::{
 pub const MIN_POSITION_WAIT_MS: u64 = 5_000;
 /// Events applied under one write lock.
 const APPLY_BATCH_EVENTS: usize = 1024;
+/// Opened batches waiting for the applier.
+const APPLY_QUEUE_BATCHES: usize = 8;
 /// A snapshot is written after this many events since the last one.
 pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
 
@@ -138,8 +140,10 @@ impl ReadModel {
         let (applied, _) = watch::channel(from);
         let model = Arc::new(ReadModel { customers: RwLock::new(start), latest: RwLock::new(latest), lifecycle, min_position_wait, applied });
         let m = model.clone();
+        // Two stages, so reading and decoding overlap with folding: a reader task opens
+        // events and hands batches over a bounded channel to the applier task.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<rapport_events::RecordedEvent>>(APPLY_QUEUE_BATCHES);
         tokio::spawn(async move {
-            let mut snapshot_at = from;
             let mut events = store::subscribe(log.store.clone(), from).ready_chunks(APPLY_BATCH_EVENTS);
             while let Some(batch) = events.next().await {
                 let mut opened = Vec::with_capacity(batch.len());
@@ -154,6 +158,14 @@ impl ReadModel {
                         }
                     }
                 }
+                if tx.send(opened).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut snapshot_at = from;
+            while let Some(opened) = rx.recv().await {
                 let Some(last) = opened.last().map(|e| e.position) else { continue };
                 let newest = opened.iter().map(|e| e.occurred_at).max();
                 {

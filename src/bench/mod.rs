@@ -59,6 +59,14 @@ impl std::fmt::Display for Rate {
     }
 }
 
+/// Resident memory of this process, KiB (Linux; 0 elsewhere).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
 pub fn time<T>(what: &'static str, events: u64, f: impl FnOnce() -> T) -> (Rate, T) {
     let started = Instant::now();
     let out = f();
@@ -131,20 +139,13 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         if encrypt && round == 3 {
             let report = tokio::task::block_in_place(|| import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }))?;
             println!("{}", Rate { what: "re-import of the same file (all duplicates)", events: report.duplicates, seconds: report.seconds });
-            let (r, folded) = time("rebuild the customer projection from the store", opts.events as u64, || {
-                use rapport_projections::Projection;
-                let mut c = rapport_projections::Customers::default();
-                tokio::task::block_in_place(|| {
-                    store.for_each_blocking(0, u64::MAX, |s| {
-                        c.apply(&log.open(s, PersonalAccess::Withheld)?);
-                        Ok(())
-                    })
-                })
-                .map(|()| c)
-            });
-            let folded = folded?;
-            println!("{r}   ({} customers)", folded.len());
-            drop(folded);
+            let rss_before = rss_kib();
+            let started = Instant::now();
+            let model = crate::read_model::ReadModel::spawn(log.clone(), crate::read_model::ReadModelOptions::service(None));
+            anyhow::ensure!(model.wait_for(store.last_position()).await, "the read model did not catch up");
+            let r = Rate { what: "read model catch-up from the store (all projections)", events: opts.events as u64, seconds: started.elapsed().as_secs_f64() };
+            let customers = model.customers.read().await.len();
+            println!("{r}   ({customers} customers, +{} MiB resident)", rss_kib().saturating_sub(rss_before) / 1024);
             for (what, access) in [("export to a sink, personal withheld", PersonalAccess::Withheld), ("export to a sink, personal decrypted", PersonalAccess::Plain)] {
                 let (r, n) = time(what, opts.events as u64, || tokio::task::block_in_place(|| import::export(&store, &log, 0, u64::MAX, access, &mut std::io::sink())));
                 n?;
