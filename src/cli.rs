@@ -44,7 +44,7 @@ pub struct MasterKeyArgs {
 impl MasterKeyArgs {
     pub fn resolve(&self, create: bool) -> anyhow::Result<MasterKey> {
         if let Some(text) = &self.master_key {
-            return Ok(MasterKey::from_text(text).context("RAPPORT_MASTER_KEY")?);
+            return MasterKey::from_text(text).context("RAPPORT_MASTER_KEY");
         }
         let path = match &self.master_key_file {
             Some(p) => p.clone(),
