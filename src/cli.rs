@@ -87,6 +87,9 @@ pub enum Command {
         /// Write the valid events even if some lines are invalid (they are still reported).
         #[arg(long)]
         skip_invalid: bool,
+        /// What the files are: Rapport's NDJSON/JSON, or a public dataset (see docs/importers.md).
+        #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
+        format: ImportFormat,
         #[arg(required = true)]
         files: Vec<String>,
     },
@@ -131,6 +134,12 @@ pub enum Command {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ImportFormat {
+    Ndjson,
+    OnlineRetail,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 pub enum PersonalArg {
     Plain,
     Pseudonymised,
@@ -166,10 +175,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let master = master.resolve(true)?;
             server::run(ServeOptions { data_dir: data.data_dir, listen, master }, server::shutdown_signal()).await
         }
-        Command::Import { data, master, skip_invalid, files } => {
+        Command::Import { data, master, skip_invalid, format, files } => {
+            let started = std::time::Instant::now();
+            let inputs = match format {
+                ImportFormat::Ndjson => files.iter().map(|f| Input::read(f)).collect::<anyhow::Result<Vec<_>>>()?,
+                ImportFormat::OnlineRetail => {
+                    let mut files = files.clone();
+                    files.sort();
+                    let (text, conv) = crate::importers::online_retail::convert(&files)?;
+                    eprintln!("online-retail: {} rows → {} events", conv.rows, conv.events);
+                    for (why, n) in &conv.skipped {
+                        eprintln!("  skipped {n} {why}");
+                    }
+                    vec![Input { name: "online-retail".into(), text }]
+                }
+            };
             let master = master.resolve(true)?;
             let (store, log) = server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
-            let inputs = files.iter().map(|f| Input::read(f)).collect::<anyhow::Result<Vec<_>>>()?;
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let report = tokio::task::block_in_place(|| import::import(&store, &log, &inputs, ImportOptions { skip_invalid, progress }))?;
             store.close();
@@ -180,8 +202,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("… and {} more invalid lines", report.invalid as usize - report.errors.len());
             }
             let rate = report.events_read as f64 / report.seconds.max(1e-9);
+            let total = started.elapsed().as_secs_f64();
             eprintln!(
-                "read {} events: {} written, {} already stored, {} invalid, in {:.2} s ({:.0} events/s){}",
+                "read {} events: {} written, {} already stored, {} invalid, in {:.2} s ({:.0} events/s; {total:.2} s in all){}",
                 report.events_read,
                 report.events_written,
                 report.duplicates,

@@ -165,9 +165,10 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
         })();
         drop(tx);
         drop(outputs);
-        let counts = waiter.join().expect("the waiter does not panic");
+        // The waiter's error is the cause when both failed (it stopped, so sending failed).
+        let counts = waiter.join().expect("the waiter does not panic")?;
         sent?;
-        counts
+        Ok(counts)
     });
     let commit = outcome.is_ok() && (report.invalid == 0 || opts.skip_invalid);
     let ended = store.bulk_end(commit);

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod crypto;
 pub mod http;
 pub mod import;
+pub mod importers;
 pub mod log;
 pub mod read_model;
 pub mod server;

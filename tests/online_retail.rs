@@ -1,0 +1,105 @@
+//! The full UCI Online Retail data through Rapport, checked against an independent
+//! computation of the same definitions by another engine (SQL in SQLite over the raw CSV
+//! rows). Needs `../shared/data` (or `RAPPORT_SHARED_DATA`); says loudly when it is absent.
+
+use std::{path::PathBuf, sync::Arc};
+
+use rapport::{
+    crypto::{Keyring, MasterKey},
+    import::{self, ImportOptions, Input},
+    log::{Log, PersonalAccess},
+    store::{
+        sqlite::{SqliteOptions, SqliteStore},
+        EventStore,
+    },
+};
+use rapport_projections::{cohorts, Customers, Projection};
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("RAPPORT_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")));
+    let by_day = dir.join("online-retail/by-day");
+    by_day.is_dir().then_some(by_day)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn online_retail_cohorts_and_customer_count_match_an_independent_sql_computation() {
+    let Some(by_day) = data_dir() else {
+        eprintln!("\n*** SKIPPED: online-retail data not found (set RAPPORT_SHARED_DATA to the shared/data folder) ***\n");
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&by_day).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "csv")).collect();
+    files.sort();
+    assert_eq!(files.len(), 305);
+
+    // Rapport: convert, import, fold.
+    let (text, conv) = rapport::importers::online_retail::convert(&files).unwrap();
+    assert_eq!(conv.rows, 541_909);
+    assert_eq!(conv.skipped["rows without a CustomerID"], 135_080);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let log = Log::new(store.clone() as Arc<dyn EventStore>, Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()));
+    let report = tokio::task::block_in_place(|| import::import(&store, &log, &[Input { name: "online-retail".into(), text }], ImportOptions { skip_invalid: false, progress: false })).unwrap();
+    assert_eq!(report.invalid, 0, "{:?}", report.errors);
+    let mut customers = Customers::default();
+    for ev in log.open_all(store.read_all(0, 10_000).await.unwrap(), PersonalAccess::Withheld).unwrap() {
+        customers.apply(&ev);
+    }
+    let mut after = 10_000;
+    loop {
+        let page = store.read_all(after, 10_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().unwrap().position;
+        for ev in log.open_all(page, PersonalAccess::Withheld).unwrap() {
+            customers.apply(&ev);
+        }
+    }
+    let as_of = chrono::DateTime::parse_from_rfc3339("2011-12-10T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let ours = cohorts::monthly(&customers, as_of);
+    let buyers: usize = ours.iter().map(|c| c.customers).sum();
+
+    // Independent: the raw rows in SQLite, the same definitions in SQL.
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch("CREATE TABLE r (invoice TEXT, quantity INTEGER, price TEXT, date TEXT, customer TEXT)").unwrap();
+    {
+        let mut ins = db.prepare("INSERT INTO r VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
+        for f in &files {
+            let mut rdr = csv::Reader::from_path(f).unwrap();
+            for rec in rdr.records() {
+                let rec = rec.unwrap();
+                ins.execute(rusqlite::params![&rec[0], rec[3].parse::<i64>().unwrap(), &rec[5], &rec[4], rec[6].trim()]).unwrap();
+            }
+        }
+    }
+    // Prices have at most 3 decimals: sums in thousandths are exact integers.
+    let sql = "
+        WITH inv AS (
+            SELECT invoice, customer, min(date) AS date, sum(quantity * CAST(round(CAST(price AS REAL) * 1000) AS INTEGER)) AS milli
+            FROM r WHERE customer <> '' AND invoice NOT LIKE 'C%' GROUP BY invoice, customer),
+        p AS (SELECT customer, substr(date, 1, 7) AS month FROM inv WHERE milli > 0),
+        firsts AS (SELECT customer, min(month) AS cohort FROM p GROUP BY customer)
+        SELECT f.cohort, p.month, count(DISTINCT p.customer) FROM p JOIN firsts f USING (customer)
+        GROUP BY f.cohort, p.month ORDER BY f.cohort, p.month";
+    let mut stmt = db.prepare(sql).unwrap();
+    let theirs: Vec<(String, String, usize)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as usize))).unwrap().map(Result::unwrap).collect();
+    let their_buyers: usize = db
+        .query_row("SELECT count(DISTINCT customer) FROM (SELECT invoice, customer, sum(quantity * CAST(price AS REAL)) AS v FROM r WHERE customer <> '' AND invoice NOT LIKE 'C%' GROUP BY invoice, customer) WHERE v > 0", [], |r| r.get::<_, i64>(0))
+        .unwrap() as usize;
+    let all_ids: usize = db.query_row("SELECT count(DISTINCT customer) FROM r WHERE customer <> ''", [], |r| r.get::<_, i64>(0)).unwrap() as usize;
+
+    assert_eq!(all_ids, 4372, "distinct CustomerIDs, as SOURCES.md says");
+    assert_eq!(customers.len(), all_ids, "every attributable customer has a profile");
+    assert_eq!(buyers, their_buyers);
+    assert_eq!(buyers, 4338, "customers with at least one purchase, the figure published analyses report");
+    let mut ours_cells = Vec::new();
+    for c in &ours {
+        let (y, m) = (c.cohort[..4].parse::<i32>().unwrap(), c.cohort[5..].parse::<i32>().unwrap());
+        for p in c.periods.iter().filter(|p| p.customers > 0) {
+            let idx = y * 12 + (m - 1) + p.offset as i32;
+            ours_cells.push((c.cohort.clone(), format!("{:04}-{:02}", idx / 12, idx % 12 + 1), p.customers));
+        }
+    }
+    assert_eq!(ours_cells, theirs, "every cohort cell matches the SQL computation");
+    assert_eq!((ours[0].cohort.as_str(), ours[0].customers, ours[0].periods[1].customers), ("2010-12", 885, 324));
+}
