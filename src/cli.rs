@@ -137,6 +137,8 @@ pub enum Command {
 pub enum ImportFormat {
     Ndjson,
     OnlineRetail,
+    OlistReviews,
+    Cfpb,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -179,15 +181,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let inputs = match format {
                 ImportFormat::Ndjson => files.iter().map(|f| Input::read(f)).collect::<anyhow::Result<Vec<_>>>()?,
-                ImportFormat::OnlineRetail => {
+                ImportFormat::OnlineRetail | ImportFormat::OlistReviews | ImportFormat::Cfpb => {
                     let mut files = files.clone();
                     files.sort();
-                    let (text, conv) = crate::importers::online_retail::convert(&files)?;
-                    eprintln!("online-retail: {} rows → {} events", conv.rows, conv.events);
+                    let (name, (text, conv)) = match format {
+                        ImportFormat::OnlineRetail => ("online-retail", crate::importers::online_retail::convert(&files)?),
+                        ImportFormat::OlistReviews => ("olist-reviews", crate::importers::olist::convert(&files)?),
+                        _ => ("cfpb", crate::importers::cfpb::convert(&files)?),
+                    };
+                    eprintln!("{name}: {} rows → {} events", conv.rows, conv.events);
                     for (why, n) in &conv.skipped {
                         eprintln!("  skipped {n} {why}");
                     }
-                    vec![Input { name: "online-retail".into(), text }]
+                    vec![Input { name: name.into(), text }]
                 }
             };
             let master = master.resolve(true)?;

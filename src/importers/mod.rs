@@ -2,6 +2,8 @@
 //! NDJSON, with deterministic ids (so re-importing is a no-op), and reports what it skipped
 //! and why. The events then go through the normal import (validation, one transaction).
 
+pub mod cfpb;
+pub mod olist;
 pub mod online_retail;
 
 /// What an importer did with its input.

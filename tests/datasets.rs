@@ -1,6 +1,7 @@
-//! The full UCI Online Retail data through Rapport, checked against an independent
-//! computation of the same definitions by another engine (SQL in SQLite over the raw CSV
-//! rows). Needs `../shared/data` (or `RAPPORT_SHARED_DATA`); says loudly when it is absent.
+//! The public datasets through Rapport's importers. The full UCI Online Retail data is
+//! checked against an independent computation of the same definitions by another engine
+//! (SQL in SQLite over the raw CSV rows). Needs `../shared/data` (or `RAPPORT_SHARED_DATA`);
+//! says loudly when it is absent.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -15,18 +16,64 @@ use rapport::{
 };
 use rapport_projections::{cohorts, Customers, Projection};
 
-fn data_dir() -> Option<PathBuf> {
+fn shared(sub: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("RAPPORT_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")));
-    let by_day = dir.join("online-retail/by-day");
-    by_day.is_dir().then_some(by_day)
+    let p = dir.join(sub);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("\n*** SKIPPED: {} not found (set RAPPORT_SHARED_DATA to the shared/data folder) ***\n", p.display());
+        None
+    }
+}
+
+fn data_dir() -> Option<PathBuf> {
+    shared("online-retail/by-day")
+}
+
+async fn import_text(text: String) -> (tempfile::TempDir, Arc<SqliteStore>, Log, rapport::import::ImportReport) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let log = Log::new(store.clone() as Arc<dyn EventStore>, Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()));
+    let report = tokio::task::block_in_place(|| import::import(&store, &log, &[Input { name: "data".into(), text }], ImportOptions { skip_invalid: false, progress: false })).unwrap();
+    assert_eq!(report.invalid, 0, "{:?}", report.errors);
+    (dir, store, log, report)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn olist_low_scored_problem_reviews_become_complaints() {
+    let Some(file) = shared("olist/olist_classified_public_dataset.csv") else { return };
+    let (text, conv) = rapport::importers::olist::convert(&[file]).unwrap();
+    assert_eq!(conv.rows, 3584);
+    assert_eq!(conv.skipped["reviews scored 3 to 5 (not complaints)"], 2501);
+    let (_dir, store, log, report) = import_text(text).await;
+    assert_eq!(report.events_written, conv.events);
+    let events = log.open_all(store.read_all(0, 10_000).await.unwrap(), PersonalAccess::Plain).unwrap();
+    let complaints: Vec<_> = events.iter().filter(|e| e.event_type == rapport_events::EventType::Complaint).collect();
+    assert_eq!(complaints.len(), 3584 - 2501 - 90);
+    assert!(complaints.iter().all(|c| c.data["category"].as_str().unwrap().starts_with("problemas")));
+    assert!(complaints.iter().all(|c| matches!(c.data["severity"].as_u64(), Some(4 | 5))));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cfpb_files_are_read_as_they_are_one_customer_per_complaint() {
+    let Some(dir) = shared("cfpb") else { return };
+    let files = [dir.join("complaints.csv"), dir.join("complaints_sample.csv")];
+    let (text, conv) = rapport::importers::cfpb::convert(&files).unwrap();
+    assert_eq!(conv.rows, 20_000 + 6_623);
+    assert_eq!(conv.skipped["lines before the CSV header (tool output)"], 2);
+    let (_dir, store, log, report) = import_text(text).await;
+    assert_eq!(report.events_written, 26_623);
+    let first_sample = log.open(store.read_all(20_000, 1).await.unwrap().remove(0), PersonalAccess::Plain).unwrap();
+    assert_eq!(first_sample.data["complaint_id"], "cfpb-3571115");
+    assert_eq!(first_sample.data["about"]["store"], "TRANSUNION INTERMEDIATE HOLDINGS, INC.");
+    assert_eq!(first_sample.data["text"], "Incorrect information on your report: Information belongs to someone else");
+    assert_eq!(first_sample.customer, "cfpb-3571115");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn online_retail_cohorts_and_customer_count_match_an_independent_sql_computation() {
-    let Some(by_day) = data_dir() else {
-        eprintln!("\n*** SKIPPED: online-retail data not found (set RAPPORT_SHARED_DATA to the shared/data folder) ***\n");
-        return;
-    };
+    let Some(by_day) = data_dir() else { return };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&by_day).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "csv")).collect();
     files.sort();
     assert_eq!(files.len(), 305);
