@@ -109,6 +109,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PersonalArg::Withheld)]
         personal: PersonalArg,
     },
+    /// Writes an analyst's report (Markdown and SVG charts) of the store as of a date.
+    Report {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        master: MasterKeyArgs,
+        /// Reference time: RFC 3339 or YYYY-MM-DD (its first instant, UTC).
+        #[arg(long)]
+        as_of: String,
+        /// Folder for report.md and the charts.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Measures ingest, encryption, export and HTTP rates on synthetic data (prints rates).
     Bench {
         #[arg(long, default_value_t = 1_000_000)]
@@ -241,6 +254,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { data, command } => run_keys(data, command).await,
+        Command::Report { data, master, as_of, out } => {
+            let as_of = crate::http::parse_as_of(&as_of).map_err(|_| anyhow::anyhow!("--as-of must be an RFC 3339 time or a date YYYY-MM-DD"))?;
+            let master = master.resolve(false)?;
+            let (store, log) = server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
+            let customers = tokio::task::block_in_place(|| crate::report::fold(&store, &log))?;
+            crate::report::write(&customers, as_of, &out)?;
+            eprintln!("wrote {}/report.md, cohort-retention.svg, lifecycle-by-month.svg", out.display());
+            Ok(())
+        }
         Command::Bench { events, customers, seed, http_seconds, http_clients, skip_http } => {
             crate::bench::run(crate::bench::BenchOptions { events, customers, seed, http_seconds, http_clients, skip_http }).await
         }

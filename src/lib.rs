@@ -10,5 +10,6 @@ pub mod import;
 pub mod importers;
 pub mod log;
 pub mod read_model;
+pub mod report;
 pub mod server;
 pub mod store;

@@ -149,4 +149,14 @@ async fn online_retail_cohorts_and_customer_count_match_an_independent_sql_compu
     }
     assert_eq!(ours_cells, theirs, "every cohort cell matches the SQL computation");
     assert_eq!((ours[0].cohort.as_str(), ours[0].customers, ours[0].periods[1].customers), ("2010-12", 885, 324));
+
+    // The analyst's report is drawn from the same state.
+    let out = tempfile::tempdir().unwrap();
+    let md = rapport::report::write(&customers, as_of, out.path()).unwrap();
+    assert!(md.contains("customers with at least one purchase: **4338**"), "{md}");
+    assert!(md.contains("| 2010-12 | 885 | 885 (100%) | 324 (36.6%) |"));
+    for chart in ["cohort-retention.svg", "lifecycle-by-month.svg"] {
+        let svg = std::fs::read_to_string(out.path().join(chart)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("2010-12"), "{chart}");
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! For every customer whose lifecycle state (as of `as_of`) is `dormant` or `churned`:
 //!
-//! - **value**: average order value × orders per year while active, in the main currency
+//! - **value**: average order value (net of refunds) × orders per year while active, in the main currency
 //!   (orders per year = orders ÷ years between first purchase and `as_of`, at least 1/12
 //!   of a year);
 //! - **p_alive**: how likely the customer is still "alive" — a documented simplification
@@ -90,7 +90,9 @@ fn candidate(p: &Profile, state: Lifecycle, states: &BTreeMap<&str, Lifecycle>, 
     let purchases = &p.purchases[..n];
     let (first, last) = (purchases[0].at, purchases[n - 1].at);
     let in_currency: Vec<_> = purchases.iter().filter(|x| currency_str(&x.currency) == currency).collect();
-    let aov = if in_currency.is_empty() { Decimal::ZERO } else { in_currency.iter().map(|x| x.amount).sum::<Decimal>() / Decimal::from(in_currency.len() as u64) };
+    // Net of refunds: an order that was cancelled in full is worth nothing.
+    let net = p.net_revenue(as_of).get(currency).copied().unwrap_or_default().max(Decimal::ZERO);
+    let aov = if in_currency.is_empty() { Decimal::ZERO } else { net / Decimal::from(in_currency.len() as u64) };
     let years = ((as_of - first).num_days() as f64 / 365.0).max(1.0 / 12.0);
     let per_year = in_currency.len() as f64 / years;
     let value = (aov * Decimal::try_from(per_year).unwrap_or_default()).round_dp(2);

@@ -20,6 +20,7 @@ use axum::{
 };
 use uuid::Uuid;
 
+pub use customers::parse_as_of;
 pub use error::ApiError;
 
 use crate::{
