@@ -177,7 +177,7 @@ fn heatmap(cohorts: &[cohorts::Cohort], path: &Path) -> anyhow::Result<()> {
         .x_labels(cols)
         .x_label_formatter(&|x| centre(x).map(|i| format!("+{i}")).unwrap_or_default())
         .y_labels(rows)
-        .y_label_formatter(&|y| centre(y).and_then(|i| labels.get(rows - 1 - i as usize).cloned()).unwrap_or_default())
+        .y_label_formatter(&|y| centre(y).and_then(|i| (rows as i32 - 1).checked_sub(i)).and_then(|r| usize::try_from(r).ok()).and_then(|r| labels.get(r).cloned()).unwrap_or_default())
         .draw()?;
     for (r, co) in cohorts.iter().enumerate() {
         let y = (rows - 1 - r) as i32;

@@ -190,27 +190,13 @@ pub async fn timeline(State(state): State<AppState>, caller: Caller, Path(id): P
         return Err(ApiError::bad("limit", format!("must be 1 to {LIST_LIMIT_MAX}")));
     }
     let stream = rapport_events::stream_for(&id);
-    let stored = state.log.store.read_stream(&stream, 0, 1).await?;
-    if stored.is_empty() {
+    let Some(last_version) = state.log.store.stream_version(&stream) else {
         return Err(ApiError::NotFound(format!("no customer `{id}`")));
-    }
-    let end: u64 = match &q.cursor {
-        Some(c) => c.parse().map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
-        None => u64::MAX,
     };
-    // Find the stream's length by reading its tail once.
-    let mut versions_end = end;
-    if versions_end == u64::MAX {
-        let mut from = 0;
-        loop {
-            let page = state.log.store.read_stream(&stream, from, crate::store::READ_EVENTS_MAX).await?;
-            if page.len() < crate::store::READ_EVENTS_MAX {
-                versions_end = from + page.len() as u64;
-                break;
-            }
-            from += page.len() as u64;
-        }
-    }
+    let versions_end: u64 = match &q.cursor {
+        Some(c) => c.parse::<u64>().map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?.min(last_version + 1),
+        None => last_version + 1,
+    };
     let start = versions_end.saturating_sub(limit as u64);
     let page = state.log.store.read_stream(&stream, start, (versions_end - start) as usize).await?;
     let mut events = state.log.open_all(page, caller.access())?;

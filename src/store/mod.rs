@@ -156,6 +156,8 @@ pub trait EventStore: Send + Sync + 'static {
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
     /// The last durable position (0 when empty).
     fn last_position(&self) -> u64;
+    /// The stream's last version, `None` when it has no events.
+    fn stream_version(&self, stream: &str) -> Option<u64>;
     /// Resolves when `last_position` may have moved past `seen`.
     async fn wait_for_position_after(&self, seen: u64);
     /// Every data key, wrapped (destroyed ones with `wrapped: None`).

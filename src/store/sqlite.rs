@@ -425,7 +425,7 @@ impl SqliteStore {
     }
 
     /// The stream's last version, if it has events.
-    pub fn stream_version(&self, stream: &str) -> Option<u64> {
+    pub fn stream_version_now(&self, stream: &str) -> Option<u64> {
         let idx = self.shared.index.read().unwrap_or_else(|e| e.into_inner());
         idx.streams.get(stream).map(|p| p.len() as u64 - 1)
     }
@@ -935,6 +935,10 @@ impl EventStore for SqliteStore {
 
     fn last_position(&self) -> u64 {
         self.shared.last.load(Ordering::Acquire)
+    }
+
+    fn stream_version(&self, stream: &str) -> Option<u64> {
+        self.stream_version_now(stream)
     }
 
     async fn wait_for_position_after(&self, seen: u64) {
