@@ -182,6 +182,7 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     let log = Log::new(store.clone() as Arc<dyn EventStore>, keyring);
     let keys = Arc::new(crate::auth::ApiKeys::open(dir)?);
     let (_, token) = keys.create(crate::auth::Role::Ingest, Some("bench"))?;
+    let (_, reader_token) = keys.create(crate::auth::Role::Support, Some("bench-reader"))?;
     let read_model = crate::read_model::ReadModel::spawn(log.clone(), crate::read_model::ReadModelOptions::service(None));
     let state = crate::http::AppState { log, keys, metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: Default::default(), read_model };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -218,6 +219,40 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
             Ok::<_, anyhow::Error>(lat)
         }));
     }
+    // Meanwhile: profile lookups at a steady PROFILE_LOOKUPS_PER_S, each on its own task so a
+    // slow answer does not hold the next one back.
+    const PROFILE_LOOKUPS_PER_S: u64 = 1000;
+    let reader = {
+        let (client, token) = (client.clone(), reader_token.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_micros(1_000_000 / PROFILE_LOOKUPS_PER_S));
+            let mut lookups = Vec::new();
+            let mut i = 0u64;
+            while std::time::Instant::now() < deadline {
+                tick.tick().await;
+                i += 1;
+                let (client, token) = (client.clone(), token.clone());
+                let uri = format!("http://{addr}/v1/customers/c-{}-{}", i % 64, i % 1000);
+                lookups.push(tokio::spawn(async move {
+                    let req = hyper::Request::get(uri).header("authorization", format!("Bearer {token}")).body(Full::new(bytes::Bytes::new())).expect("valid request");
+                    let started = std::time::Instant::now();
+                    let resp = client.request(req).await.ok()?;
+                    let ok = resp.status() == hyper::StatusCode::OK;
+                    let _ = resp.into_body().collect().await;
+                    ok.then(|| started.elapsed().as_secs_f64())
+                }));
+            }
+            let mut lat = Vec::new();
+            let mut missing = 0;
+            for l in lookups {
+                match l.await {
+                    Ok(Some(x)) => lat.push(x),
+                    _ => missing += 1,
+                }
+            }
+            (lat, missing)
+        })
+    };
     let started = std::time::Instant::now();
     let mut all = Vec::new();
     for t in tasks {
@@ -232,6 +267,16 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
         pct(0.5),
         pct(0.99),
         all.last().copied().unwrap_or(0.0) * 1000.0
+    );
+    let (mut lat, missing) = reader.await?;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let p = |q: f64| lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0) * 1000.0;
+    println!(
+        "profile lookups during that ingest: {} answered (+{missing} not found or failed), {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        lat.len(),
+        lat.len() as f64 / secs,
+        p(0.5),
+        p(0.99)
     );
     let _ = stop_tx.send(());
     let _ = server.await;
