@@ -110,12 +110,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     });
     println!("{r}");
     {
-        let (_store, log) = fresh_log(&tmp.path().join("seal"), true)?;
         let events: Vec<_> = lines.iter().map(|l| rapport_events::parse_one(l, &mut uuid::Uuid::nil, false)).collect::<Result<_, _>>()?;
-        let (r, _) = time("seal (encrypt personal fields, 1 thread)", events.len() as u64, || {
-            events.chunks(import::IMPORT_CHUNK_EVENTS).map(|c| log.seal_request(c, None).events.len()).sum::<usize>()
-        });
-        println!("{r}");
+        for (what, encrypt) in [("seal, encryption OFF (1 thread)", false), ("seal, encryption ON (1 thread)", true)] {
+            let (_store, log) = fresh_log(&tmp.path().join(format!("seal-{encrypt}")), encrypt)?;
+            let (r, _) = time(what, events.len() as u64, || events.chunks(import::IMPORT_CHUNK_EVENTS).map(|c| log.seal_request(c, None).events.len()).sum::<usize>());
+            println!("{r}");
+        }
     }
     let input = [Input { name: "synthetic".into(), text }];
     // Alternating OFF, ON, OFF, ON so that neither side profits from running first.
