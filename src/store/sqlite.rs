@@ -149,7 +149,7 @@ CREATE TABLE IF NOT EXISTS events (
     recorded_at    TEXT NOT NULL,        -- RFC 3339, UTC
     data           TEXT NOT NULL,        -- canonical JSON without personal fields
     metadata       TEXT,                 -- JSON object or NULL
-    sealed         BLOB,                 -- XChaCha20-Poly1305 nonce || ciphertext of the personal fields
+    sealed         BLOB,                 -- AES-256-GCM nonce || ciphertext || tag of the personal fields
     key_gen        INTEGER,              -- generation of the customer's data key that sealed them
     digest         BLOB NOT NULL         -- 16-byte content digest for idempotent retries
 );
