@@ -26,8 +26,10 @@ use crate::{
 
 /// Default longest wait of a query for `min_position` before it answers 503.
 pub const MIN_POSITION_WAIT_MS: u64 = 5_000;
-/// Events applied under one write lock.
+/// Events read and opened per batch.
 const APPLY_BATCH_EVENTS: usize = 1024;
+/// Events applied under one hold of the write lock (readers queue between holds).
+const APPLY_LOCK_EVENTS_MAX: usize = 64;
 /// Opened batches waiting for the applier.
 const APPLY_QUEUE_BATCHES: usize = 8;
 /// A snapshot is written after this many events since the last one.
@@ -168,9 +170,10 @@ impl ReadModel {
             while let Some(opened) = rx.recv().await {
                 let Some(last) = opened.last().map(|e| e.position) else { continue };
                 let newest = opened.iter().map(|e| e.occurred_at).max();
-                {
+                // Short write-lock holds, so lookups (fair queue) get in between.
+                for part in opened.chunks(APPLY_LOCK_EVENTS_MAX) {
                     let mut c = m.customers.write().await;
-                    for ev in &opened {
+                    for ev in part {
                         c.apply(ev);
                     }
                 }
