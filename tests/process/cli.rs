@@ -113,3 +113,73 @@ fn sigterm_stops_the_server_gracefully_and_keeps_what_it_acknowledged() {
     let out = run(&["export"], &data, &master);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+/// Erasure seen from outside the process: after it, neither the server's log output, nor
+/// the store's files (snapshots included), nor any export mode reveals the erased values,
+/// while the purchase survives.
+#[test]
+fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
+    const NAME: &str = "Wilhelmina Erasable-Zed";
+    const PHONE: &str = "+44 7700 900123";
+    let (tmp, data, master) = paths();
+    let log_path = tmp.path().join("server.log");
+    let mut child = rapport()
+        .env("RAPPORT_LOG", "debug")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--master-key-file")
+        .arg(&master)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let base = line.trim().strip_prefix("rapport listening on ").unwrap().to_owned();
+    let admin = std::fs::read_to_string(data.join("admin-key")).unwrap().trim().to_owned();
+    let http = reqwest::blocking::Client::new();
+    let body = format!(
+        r#"[{{"type":"customer_registered","customer":"w-1","occurred_at":"2026-01-01T00:00:00Z","data":{{"name":"{NAME}","phone":"{PHONE}"}}}},
+            {{"type":"purchase","customer":"w-1","occurred_at":"2026-01-02T00:00:00Z","data":{{"order_id":"o-1","amount":"42.00","currency":"GBP"}}}},
+            {{"type":"complaint","customer":"w-1","occurred_at":"2026-01-03T00:00:00Z","data":{{"complaint_id":"k","about":{{"sku":"s"}},"text":"{NAME} says the box was wet"}}}}]"#
+    );
+    let r = http.post(format!("{base}/v1/events")).bearer_auth(&admin).header("content-type", "application/json").body(body).send().unwrap();
+    assert_eq!(r.status(), 201);
+    let profile = http.get(format!("{base}/v1/customers/w-1?min_position=3")).bearer_auth(&admin).send().unwrap().text().unwrap();
+    assert!(profile.contains(NAME), "before the erasure support sees the name: {profile}");
+    let r = http.delete(format!("{base}/v1/customers/w-1/personal-data")).bearer_auth(&admin).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let profile = http.get(format!("{base}/v1/customers/w-1?min_position=4")).bearer_auth(&admin).send().unwrap().text().unwrap();
+    assert!(!profile.contains(NAME) && profile.contains("42.00"), "{profile}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+
+    let mut outputs: Vec<(String, Vec<u8>)> = vec![("server log".into(), std::fs::read(&log_path).unwrap())];
+    for entry in walk(&data) {
+        outputs.push((entry.display().to_string(), std::fs::read(&entry).unwrap()));
+    }
+    for personal in ["plain", "pseudonymised", "withheld"] {
+        let out = run(&["export", "--personal", personal], &data, &master);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("42.00"), "the purchase survives the erasure");
+        outputs.push((format!("export --personal {personal}"), out.stdout));
+    }
+    for (what, bytes) in &outputs {
+        for secret in [NAME, PHONE, "Erasable"] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{what} reveals {secret:?}");
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
