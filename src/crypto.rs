@@ -369,6 +369,20 @@ impl Keyring {
         }
     }
 
+    /// Puts keys back to pending: a bulk transaction that carried them was rolled back
+    /// (see `import`), so they must travel with the next append that uses them.
+    pub fn restore_pending(&self, keys: &[WrappedKey]) {
+        let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if let Some(c) = map.get_mut(&k.customer) {
+                let live = c.generations.iter().any(|g| g.generation == k.generation && !g.is_destroyed());
+                if live && !c.pending.iter().any(|p| p.generation == k.generation) {
+                    c.pending.push(k.clone());
+                }
+            }
+        }
+    }
+
     /// Forgets the key of `(customer, generation)` in memory (after the store destroyed it).
     pub fn destroy(&self, customer: &str, generation: u32) {
         let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());

@@ -115,13 +115,18 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
     let sealers = std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_sub(1).clamp(1, IMPORT_SEALERS_MAX);
     let any_invalid = std::sync::atomic::AtomicBool::new(false);
     store.bulk_begin()?;
+    let carried = std::sync::Mutex::new(Vec::new());
     let (tx, rx) = crossbeam_channel::bounded::<Pending>(IMPORT_IN_FLIGHT_MAX);
     let outcome = std::thread::scope(|s| -> anyhow::Result<(u64, u64)> {
         let waiter = s.spawn(|| -> anyhow::Result<(u64, u64)> {
             let (mut written, mut duplicates) = (0, 0);
             for (reply, keys, n) in rx {
                 let appended = reply.blocking_recv().map_err(|_| anyhow::anyhow!("the store stopped"))??;
+                // Written into the bulk transaction: later chunks of this import need not
+                // carry these keys again. Until the commit they are not durable; if the
+                // transaction rolls back they go back to pending (below).
                 log.keys.mark_durable(&keys);
+                carried.lock().unwrap_or_else(|e| e.into_inner()).extend(keys);
                 let dups = appended.iter().filter(|a| a.duplicate).count() as u64;
                 duplicates += dups;
                 written += appended.len() as u64 - dups;
@@ -172,6 +177,9 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
     });
     let commit = outcome.is_ok() && (report.invalid == 0 || opts.skip_invalid);
     let ended = store.bulk_end(commit);
+    if !(commit && ended.is_ok()) {
+        log.keys.restore_pending(&carried.into_inner().unwrap_or_else(|e| e.into_inner()));
+    }
     let (written, duplicates) = outcome?;
     let committed = ended?;
     if commit {

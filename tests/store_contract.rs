@@ -206,3 +206,33 @@ async fn the_fast_export_path_equals_opening_each_event() {
         }
     }
 }
+
+/// Regression: a rolled-back import had marked the data keys it carried as durable, so a
+/// later append in the same process sealed personal data with a key that was never stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_carried_by_a_rolled_back_import_are_stored_by_the_next_append() {
+    use rapport::import::{self, ImportOptions, Input};
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate();
+    let (store, log) = open(dir.path(), &master);
+    let good = r#"{"type":"customer_registered","customer":"k-1","occurred_at":"2026-01-01T00:00:00Z","data":{"name":"Kept Key"}}"#;
+    let bad = r#"{"type":"purchase","customer":"k-2","occurred_at":"2026-01-01T00:00:00Z","data":{"order_id":"o","amount":"-1","currency":"GBP"}}"#;
+    // The invalid line comes in a later chunk, after the first chunk was written into the bulk.
+    let mut text = String::from(good);
+    text.push('\n');
+    for i in 0..import::IMPORT_CHUNK_EVENTS {
+        text.push_str(&format!(r#"{{"type":"purchase","customer":"p","occurred_at":"2026-01-01T00:00:00Z","data":{{"order_id":"o-{i}","amount":"1","currency":"GBP"}}}}"#));
+        text.push('\n');
+    }
+    text.push_str(bad);
+    let report = tokio::task::block_in_place(|| import::import(&store, &log, &[Input { name: "x".into(), text }], ImportOptions { skip_invalid: false, progress: false })).unwrap();
+    assert_eq!(report.invalid, 1);
+    assert_eq!(store.last_position(), 0, "nothing of the import was written");
+    let ev = parse_one(good, &mut Uuid::now_v7, false).unwrap();
+    log.append(&[ev], None).await.unwrap();
+    store.close();
+    drop((store, log));
+    let (store, log) = open(dir.path(), &master);
+    let read = log.open_all(store.read_all(0, 10).await.unwrap(), PersonalAccess::Plain).unwrap();
+    assert_eq!(read[0].data["name"], "Kept Key");
+}
