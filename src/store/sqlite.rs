@@ -606,7 +606,9 @@ fn rewrap(conn: &mut Connection, key_rows: &KeyRows, keys: Vec<WrappedKey>, mast
 /// What an open transaction has added on top of the shared index: positions, streams and
 /// key rows that become visible (merged into the shared state) only when it commits.
 struct Pending {
-    ids: FastMap<u128, (u64, [u8; 16], Option<u32>, String, u64)>,
+    /// Event id → position. The rest of a duplicate's record is read back from the open
+    /// transaction (a connection sees its own uncommitted rows), so this stays small.
+    ids: FastMap<u128, u64>,
     streams: FastMap<String, Vec<u64>>,
     key_rows: KeyRows,
     /// The position the next new event gets.
@@ -677,7 +679,7 @@ fn write_jobs(
                     key_gen,
                     ev.digest.as_slice(),
                 ])?;
-                p.ids.insert(ev.id.as_u128(), (slot.position, ev.digest, key_gen, ev.stream.clone(), slot.stream_version));
+                p.ids.insert(ev.id.as_u128(), slot.position);
                 match p.streams.get_mut(ev.stream.as_str()) {
                     Some(v) => v.push(slot.position),
                     None => {
@@ -739,7 +741,7 @@ fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> usize {
     if written > 0 {
         let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
         idx.ids.reserve(p.ids.len());
-        for (id, (pos, ..)) in p.ids {
+        for (id, pos) in p.ids {
             idx.ids.insert(id, pos);
         }
         for (stream, positions) in p.streams {
@@ -846,9 +848,7 @@ fn plan_job(req: &AppendRequest, idx: &Index, overlay: &Pending, lookup: &mut ru
     }
     for ev in &req.events {
         let key = ev.id.as_u128();
-        let stored = if let Some(&(pos, digest, gen, ref stream, version)) = overlay.ids.get(&key) {
-            Some((pos, digest, gen, stream.clone(), version))
-        } else if let Some(&pos) = idx.ids.get(&key) {
+        let stored = if let Some(&pos) = overlay.ids.get(&key).or_else(|| idx.ids.get(&key)) {
             let (digest, gen, stream, version): (Vec<u8>, Option<u32>, String, i64) =
                 lookup.query_row([pos as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             let digest: [u8; 16] = digest.as_slice().try_into().map_err(|_| StoreError::Integrity { position: pos, what: "bad digest".into() })?;
