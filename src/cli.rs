@@ -239,7 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export { data, master, after, until, personal } => {
             let master = master.resolve(false)?;
-            let (store, log) = server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
+            let (store, log) = server::open_log_read_only(&data.data_dir, master).await?;
             let access = match personal {
                 PersonalArg::Plain => PersonalAccess::Plain,
                 PersonalArg::Pseudonymised => PersonalAccess::Pseudonymised,
@@ -257,7 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { data, master, as_of, out } => {
             let as_of = crate::http::parse_as_of(&as_of).map_err(|_| anyhow::anyhow!("--as-of must be an RFC 3339 time or a date YYYY-MM-DD"))?;
             let master = master.resolve(false)?;
-            let (store, log) = server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
+            let (store, log) = server::open_log_read_only(&data.data_dir, master).await?;
             let customers = tokio::task::block_in_place(|| crate::report::fold(&store, &log))?;
             crate::report::write(&customers, as_of, &out)?;
             eprintln!("wrote {}/report.md, cohort-retention.svg, lifecycle-by-month.svg", out.display());

@@ -23,6 +23,16 @@ use crate::{
 /// Opens the embedded store and its keyring under `master`.
 pub async fn open_log(data_dir: &Path, master: MasterKey, opts: SqliteOptions) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
     let store = Arc::new(SqliteStore::open(data_dir, opts).with_context(|| format!("failed to open the store in {}", data_dir.display()))?);
+    keyring_for(store, master).await
+}
+
+/// Opens the store read-only (no lock; works beside a running server) with its keyring.
+pub async fn open_log_read_only(data_dir: &Path, master: MasterKey) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
+    let store = Arc::new(SqliteStore::open_read_only(data_dir).with_context(|| format!("failed to open the store in {}", data_dir.display()))?);
+    keyring_for(store, master).await
+}
+
+async fn keyring_for(store: Arc<SqliteStore>, master: MasterKey) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
     if let Some(id) = store.master_key_id().await? {
         anyhow::ensure!(
             id == master.id(),

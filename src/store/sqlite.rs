@@ -105,8 +105,9 @@ pub struct SqliteStore {
     shared: Arc<Shared>,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Held for the store's lifetime so that a second process cannot open it.
-    _lock: File,
+    /// Held for the store's lifetime so that a second writer cannot open it (`None` for a
+    /// read-only store, which takes no lock).
+    _lock: Option<File>,
 }
 
 /// Opens a connection with Rapport's pragmas and makes sure the schema exists.
@@ -283,8 +284,26 @@ impl SqliteStore {
             shared,
             readers: Mutex::new(Vec::new()),
             writer: Mutex::new(Some(writer)),
-            _lock: lock,
+            _lock: Some(lock),
         })
+    }
+
+    /// Opens an existing store for reading only, without the lock, so `export` and
+    /// `report` work while a server is running. It sees the log as of opening; appends fail.
+    pub fn open_read_only(dir: &Path) -> Result<SqliteStore, StoreError> {
+        let db_path = dir.join(DB_FILE);
+        if !db_path.exists() {
+            return Err(StoreError::Io(format!("no store at {}", dir.display())));
+        }
+        let conn = Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // One read transaction for the scan, so the index and `last` describe one moment.
+        conn.execute_batch("BEGIN")?;
+        let (index, last) = load_index(&conn)?;
+        conn.execute_batch("COMMIT")?;
+        let (notify, _) = watch::channel(last);
+        let shared = Arc::new(Shared { index: RwLock::new(index), last: AtomicU64::new(last), notify });
+        Ok(SqliteStore { db_path, jobs: Mutex::new(None), shared, readers: Mutex::new(vec![conn]), writer: Mutex::new(None), _lock: None })
     }
 
     pub fn db_path(&self) -> &Path {

@@ -55,14 +55,24 @@ fn import_is_all_or_nothing_idempotent_and_exportable() {
 }
 
 #[test]
-fn import_refuses_a_store_held_by_a_running_server() {
+fn import_refuses_a_store_held_by_a_running_server_but_export_and_report_read_beside_it() {
     let (tmp, data, master) = paths();
-    let _server = Server::start(&data, &master);
+    let server = Server::start(&data, &master);
     let file = tmp.path().join("e.ndjson");
     std::fs::write(&file, GOOD).unwrap();
     let out = run(&["import", file.to_str().unwrap()], &data, &master);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("in use by another process"), "{}", stderr(&out));
+    let client = reqwest::blocking::Client::new();
+    let resp = client.post(format!("{}/v1/events", server.base)).bearer_auth(&server.admin).header("content-type", "application/x-ndjson").body(GOOD).send().unwrap();
+    assert_eq!(resp.status(), 201);
+    let out = run(&["export", "--personal", "plain"], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    let report = tmp.path().join("report");
+    let out = run(&["report", "--as-of", "2026-02-01", "--out", report.to_str().unwrap()], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(report.join("report.md")).unwrap().contains("customers with at least one purchase: **2**"));
 }
 
 #[test]
