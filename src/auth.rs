@@ -24,7 +24,9 @@ use crate::store::{sqlite, StoreError};
 /// How long a looked-up key is trusted before it is read again.
 pub const AUTH_CACHE_TTL_MS: u64 = 2_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Appends events.
@@ -48,7 +50,9 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Ingest, Role::Support, Role::Analyst, Role::Admin].into_iter().find(|r| r.as_str() == s)
+        [Role::Ingest, Role::Support, Role::Analyst, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 
@@ -82,9 +86,13 @@ fn now_text() -> String {
 
 impl ApiKeys {
     pub fn open(dir: &Path) -> Result<ApiKeys, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let conn = sqlite::connect(&dir.join(sqlite::DB_FILE), true)?;
-        Ok(ApiKeys { conn: Mutex::new(conn), cache: Mutex::new(HashMap::new()) })
+        Ok(ApiKeys {
+            conn: Mutex::new(conn),
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -106,28 +114,55 @@ impl ApiKeys {
             params![id, role.as_str(), hash.as_slice(), label, created_at],
         )?;
         let token = format!("rpk_{id}_{secret}");
-        Ok((KeyInfo { id, role, label: label.map(str::to_owned), created_at, revoked_at: None }, token))
+        Ok((
+            KeyInfo {
+                id,
+                role,
+                label: label.map(str::to_owned),
+                created_at,
+                revoked_at: None,
+            },
+            token,
+        ))
     }
 
     pub fn list(&self) -> Result<Vec<KeyInfo>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, role, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id")?;
+        let mut stmt = conn.prepare(
+            "SELECT id, role, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+        )?;
         let rows = stmt.query_map([], |r| {
             let role: String = r.get(1)?;
-            Ok(KeyInfo { id: r.get(0)?, role: Role::parse(&role).unwrap_or(Role::Ingest), label: r.get(2)?, created_at: r.get(3)?, revoked_at: r.get(4)? })
+            Ok(KeyInfo {
+                id: r.get(0)?,
+                role: Role::parse(&role).unwrap_or(Role::Ingest),
+                label: r.get(2)?,
+                created_at: r.get(3)?,
+                revoked_at: r.get(4)?,
+            })
         })?;
         rows.collect::<Result<_, _>>().map_err(StoreError::from)
     }
 
     /// Revokes a key; `false` if there is no such (unrevoked) key.
     pub fn revoke(&self, id: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, now_text()])?;
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let n = self.conn().execute(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now_text()],
+        )?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         Ok(n == 1)
     }
 
     pub fn active_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn().query_row("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// Checks a bearer token; returns the key id and role.
@@ -137,17 +172,31 @@ impl ApiKeys {
         let now = Instant::now();
         let cached = {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.get(id).filter(|(_, at)| now.duration_since(*at) < Duration::from_millis(AUTH_CACHE_TTL_MS)).map(|(k, _)| *k)
+            cache
+                .get(id)
+                .filter(|(_, at)| {
+                    now.duration_since(*at) < Duration::from_millis(AUTH_CACHE_TTL_MS)
+                })
+                .map(|(k, _)| *k)
         };
         let entry = match cached {
             Some(e) => e,
             None => {
                 let row: Option<(String, Vec<u8>)> = self
                     .conn()
-                    .query_row("SELECT role, hash FROM api_keys WHERE id = ?1 AND revoked_at IS NULL", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row(
+                        "SELECT role, hash FROM api_keys WHERE id = ?1 AND revoked_at IS NULL",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .optional()
                     .map_err(StoreError::from)?;
-                let e = row.and_then(|(role, hash)| Some((Role::parse(&role)?, <[u8; 32]>::try_from(hash.as_slice()).ok()?)));
+                let e = row.and_then(|(role, hash)| {
+                    Some((
+                        Role::parse(&role)?,
+                        <[u8; 32]>::try_from(hash.as_slice()).ok()?,
+                    ))
+                });
                 let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                 if cache.len() > 10_000 {
                     cache.clear();
@@ -172,7 +221,8 @@ impl ApiKeys {
         }
         let (info, token) = self.create(Role::Admin, Some("bootstrap admin"))?;
         let _ = std::fs::remove_file(path);
-        crate::crypto::write_secret_file(path, token.as_bytes()).map_err(|e| StoreError::Io(format!("cannot write {}: {e}", path.display())))?;
+        crate::crypto::write_secret_file(path, token.as_bytes())
+            .map_err(|e| StoreError::Io(format!("cannot write {}: {e}", path.display())))?;
         Ok(Some(info.id))
     }
 }

@@ -16,7 +16,11 @@ use crate::{
 };
 
 #[derive(Parser)]
-#[command(name = "rapport", version, about = "Event-sourced customer-community CRM")]
+#[command(
+    name = "rapport",
+    version,
+    about = "Event-sourced customer-community CRM"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -25,7 +29,12 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct DataDir {
     /// Where the embedded store lives.
-    #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data", global = true)]
+    #[arg(
+        long,
+        env = "RAPPORT_DATA_DIR",
+        default_value = "./rapport-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 }
 
@@ -62,7 +71,9 @@ fn default_master_key_path() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("rapport/master.key"));
     }
-    let home = std::env::var_os("HOME").filter(|d| !d.is_empty()).context("set --master-key-file (no HOME to put the default master key in)")?;
+    let home = std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .context("set --master-key-file (no HOME to put the default master key in)")?;
     Ok(PathBuf::from(home).join(".config/rapport/master.key"))
 }
 
@@ -186,39 +197,82 @@ pub enum KeysCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { data, master, listen } => {
+        Command::Serve {
+            data,
+            master,
+            listen,
+        } => {
             let master = master.resolve(true)?;
-            server::run(ServeOptions { data_dir: data.data_dir, listen, master }, server::shutdown_signal()).await
+            server::run(
+                ServeOptions {
+                    data_dir: data.data_dir,
+                    listen,
+                    master,
+                },
+                server::shutdown_signal(),
+            )
+            .await
         }
-        Command::Import { data, master, skip_invalid, format, files } => {
+        Command::Import {
+            data,
+            master,
+            skip_invalid,
+            format,
+            files,
+        } => {
             let started = std::time::Instant::now();
             let inputs = match format {
-                ImportFormat::Ndjson => files.iter().map(|f| Input::read(f)).collect::<anyhow::Result<Vec<_>>>()?,
+                ImportFormat::Ndjson => files
+                    .iter()
+                    .map(|f| Input::read(f))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
                 ImportFormat::OnlineRetail | ImportFormat::OlistReviews | ImportFormat::Cfpb => {
                     let mut files = files.clone();
                     files.sort();
                     let (name, (text, conv)) = match format {
-                        ImportFormat::OnlineRetail => ("online-retail", crate::importers::online_retail::convert(&files)?),
-                        ImportFormat::OlistReviews => ("olist-reviews", crate::importers::olist::convert(&files)?),
+                        ImportFormat::OnlineRetail => (
+                            "online-retail",
+                            crate::importers::online_retail::convert(&files)?,
+                        ),
+                        ImportFormat::OlistReviews => {
+                            ("olist-reviews", crate::importers::olist::convert(&files)?)
+                        }
                         _ => ("cfpb", crate::importers::cfpb::convert(&files)?),
                     };
                     eprintln!("{name}: {} rows → {} events", conv.rows, conv.events);
                     for (why, n) in &conv.skipped {
                         eprintln!("  skipped {n} {why}");
                     }
-                    vec![Input { name: name.into(), text }]
+                    vec![Input {
+                        name: name.into(),
+                        text,
+                    }]
                 }
             };
             let master = master.resolve(true)?;
-            let (store, log) = server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
+            let (store, log) =
+                server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let report = tokio::task::block_in_place(|| import::import(&store, &log, &inputs, ImportOptions { skip_invalid, progress }))?;
+            let report = tokio::task::block_in_place(|| {
+                import::import(
+                    &store,
+                    &log,
+                    &inputs,
+                    ImportOptions {
+                        skip_invalid,
+                        progress,
+                    },
+                )
+            })?;
             store.close();
             for e in &report.errors {
                 eprintln!("{e}");
             }
             if report.invalid as usize > report.errors.len() {
-                eprintln!("… and {} more invalid lines", report.invalid as usize - report.errors.len());
+                eprintln!(
+                    "… and {} more invalid lines",
+                    report.invalid as usize - report.errors.len()
+                );
             }
             let rate = report.events_read as f64 / report.seconds.max(1e-9);
             let total = started.elapsed().as_secs_f64();
@@ -237,7 +291,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Export { data, master, after, until, personal } => {
+        Command::Export {
+            data,
+            master,
+            after,
+            until,
+            personal,
+        } => {
             let master = master.resolve(false)?;
             let (store, log) = server::open_log_read_only(&data.data_dir, master).await?;
             let access = match personal {
@@ -248,23 +308,60 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             let started = std::time::Instant::now();
-            let n = tokio::task::block_in_place(|| import::export(&store, &log, after, until.unwrap_or(u64::MAX), access, &mut out))?;
+            let n = tokio::task::block_in_place(|| {
+                import::export(
+                    &store,
+                    &log,
+                    after,
+                    until.unwrap_or(u64::MAX),
+                    access,
+                    &mut out,
+                )
+            })?;
             let secs = started.elapsed().as_secs_f64();
-            eprintln!("exported {n} events in {secs:.2} s ({:.0} events/s)", n as f64 / secs.max(1e-9));
+            eprintln!(
+                "exported {n} events in {secs:.2} s ({:.0} events/s)",
+                n as f64 / secs.max(1e-9)
+            );
             Ok(())
         }
         Command::Keys { data, command } => run_keys(data, command).await,
-        Command::Report { data, master, as_of, out } => {
-            let as_of = crate::http::parse_as_of(&as_of).map_err(|_| anyhow::anyhow!("--as-of must be an RFC 3339 time or a date YYYY-MM-DD"))?;
+        Command::Report {
+            data,
+            master,
+            as_of,
+            out,
+        } => {
+            let as_of = crate::http::parse_as_of(&as_of).map_err(|_| {
+                anyhow::anyhow!("--as-of must be an RFC 3339 time or a date YYYY-MM-DD")
+            })?;
             let master = master.resolve(false)?;
             let (store, log) = server::open_log_read_only(&data.data_dir, master).await?;
             let customers = tokio::task::block_in_place(|| crate::report::fold(&store, &log))?;
             crate::report::write(&customers, as_of, &out)?;
-            eprintln!("wrote {}/report.md, cohort-retention.svg, lifecycle-by-month.svg", out.display());
+            eprintln!(
+                "wrote {}/report.md, cohort-retention.svg, lifecycle-by-month.svg",
+                out.display()
+            );
             Ok(())
         }
-        Command::Bench { events, customers, seed, http_seconds, http_clients, skip_http } => {
-            crate::bench::run(crate::bench::BenchOptions { events, customers, seed, http_seconds, http_clients, skip_http }).await
+        Command::Bench {
+            events,
+            customers,
+            seed,
+            http_seconds,
+            http_clients,
+            skip_http,
+        } => {
+            crate::bench::run(crate::bench::BenchOptions {
+                events,
+                customers,
+                seed,
+                http_seconds,
+                http_clients,
+                skip_http,
+            })
+            .await
         }
     }
 }
@@ -274,13 +371,24 @@ async fn run_keys(data: DataDir, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Create { role, label } => {
             let keys = ApiKeys::open(&data.data_dir)?;
             let (info, token) = keys.create(role, label.as_deref())?;
-            eprintln!("created key {} with role {}; the token below is shown once:", info.id, role.as_str());
+            eprintln!(
+                "created key {} with role {}; the token below is shown once:",
+                info.id,
+                role.as_str()
+            );
             println!("{token}");
         }
         KeysCommand::List => {
             let keys = ApiKeys::open(&data.data_dir)?;
             for k in keys.list()? {
-                println!("{}\t{}\t{}\t{}\t{}", k.id, k.role.as_str(), k.created_at, k.revoked_at.as_deref().unwrap_or("active"), k.label.unwrap_or_default());
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id,
+                    k.role.as_str(),
+                    k.created_at,
+                    k.revoked_at.as_deref().unwrap_or("active"),
+                    k.label.unwrap_or_default()
+                );
             }
         }
         KeysCommand::Revoke { id } => {
@@ -288,9 +396,13 @@ async fn run_keys(data: DataDir, command: KeysCommand) -> anyhow::Result<()> {
             anyhow::ensure!(keys.revoke(&id)?, "no active key `{id}`");
             eprintln!("revoked {id}");
         }
-        KeysCommand::RotateMaster { master, new_master_key_file } => {
+        KeysCommand::RotateMaster {
+            master,
+            new_master_key_file,
+        } => {
             let old = master.resolve(false)?;
-            let (store, log) = server::open_log(&data.data_dir, old, SqliteOptions::default()).await?;
+            let (store, log) =
+                server::open_log(&data.data_dir, old, SqliteOptions::default()).await?;
             let new = MasterKey::generate();
             crate::crypto::write_secret_file(&new_master_key_file, new.to_text().as_bytes())
                 .with_context(|| format!("failed to write {}", new_master_key_file.display()))?;

@@ -24,11 +24,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use base64::Engine;
 use aes_gcm::{
     aead::{Aead, KeyInit, Payload},
     Aes256Gcm, Nonce,
 };
+use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -73,7 +73,8 @@ impl MasterKey {
     }
 
     fn from_bytes(key: Zeroizing<[u8; KEY_LEN]>) -> MasterKey {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key[..]).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&key[..]).expect("HMAC takes any key length");
         mac.update(b"rapport master key id");
         let id = hex::encode(&mac.finalize().into_bytes()[..8]);
         let cipher = Arc::new(Aes256Gcm::new((&*key).into()));
@@ -87,7 +88,10 @@ impl MasterKey {
                 .decode(text.trim())
                 .map_err(|_| CryptoError::MasterKey("must be 32 bytes in base64".into()))?,
         );
-        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| CryptoError::MasterKey("must be 32 bytes in base64".into()))?;
+        let key: [u8; KEY_LEN] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::MasterKey("must be 32 bytes in base64".into()))?;
         Ok(MasterKey::from_bytes(Zeroizing::new(key)))
     }
 
@@ -98,16 +102,27 @@ impl MasterKey {
     /// Reads the key file, or creates it (mode 0600) when `create` and it does not exist.
     pub fn load_or_create(path: &Path, create: bool) -> Result<(MasterKey, bool), CryptoError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok((MasterKey::from_text(&text).map_err(|e| CryptoError::MasterKey(format!("{}: {e}", path.display())))?, false)),
+            Ok(text) => Ok((
+                MasterKey::from_text(&text)
+                    .map_err(|e| CryptoError::MasterKey(format!("{}: {e}", path.display())))?,
+                false,
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let key = MasterKey::generate();
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| CryptoError::MasterKey(format!("cannot create {}: {e}", dir.display())))?;
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        CryptoError::MasterKey(format!("cannot create {}: {e}", dir.display()))
+                    })?;
                 }
-                write_secret_file(path, key.to_text().as_bytes()).map_err(|e| CryptoError::MasterKey(format!("cannot write {}: {e}", path.display())))?;
+                write_secret_file(path, key.to_text().as_bytes()).map_err(|e| {
+                    CryptoError::MasterKey(format!("cannot write {}: {e}", path.display()))
+                })?;
                 Ok((key, true))
             }
-            Err(e) => Err(CryptoError::MasterKey(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(CryptoError::MasterKey(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -124,9 +139,21 @@ impl MasterKey {
         seal_bytes(self.cipher(), dk, &wrap_aad(customer, generation))
     }
 
-    fn unwrap(&self, customer: &str, generation: u32, wrapped: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
-        let plain = Zeroizing::new(open_bytes(self.cipher(), wrapped, &wrap_aad(customer, generation))?);
-        let key: [u8; KEY_LEN] = plain.as_slice().try_into().map_err(|_| CryptoError::Tampered)?;
+    fn unwrap(
+        &self,
+        customer: &str,
+        generation: u32,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
+        let plain = Zeroizing::new(open_bytes(
+            self.cipher(),
+            wrapped,
+            &wrap_aad(customer, generation),
+        )?);
+        let key: [u8; KEY_LEN] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Tampered)?;
         Ok(Zeroizing::new(key))
     }
 }
@@ -168,7 +195,9 @@ fn seal_bytes(cipher: &Aes256Gcm, plain: &[u8], aad: &[u8]) -> Vec<u8> {
     rand::thread_rng().fill_bytes(&mut out[..NONCE_LEN]);
     out.extend_from_slice(plain);
     let (nonce, body) = out.split_at_mut(NONCE_LEN);
-    let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(nonce), aad, body).expect("AES-GCM encryption cannot fail for in-memory buffers");
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, body)
+        .expect("AES-GCM encryption cannot fail for in-memory buffers");
     out.extend_from_slice(&tag);
     out
 }
@@ -177,7 +206,15 @@ fn open_bytes(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, 
     if sealed.len() < NONCE_LEN {
         return Err(CryptoError::Tampered);
     }
-    cipher.decrypt(Nonce::from_slice(&sealed[..NONCE_LEN]), Payload { msg: &sealed[NONCE_LEN..], aad }).map_err(|_| CryptoError::Tampered)
+    cipher
+        .decrypt(
+            Nonce::from_slice(&sealed[..NONCE_LEN]),
+            Payload {
+                msg: &sealed[NONCE_LEN..],
+                aad,
+            },
+        )
+        .map_err(|_| CryptoError::Tampered)
 }
 
 /// A customer's data key of one generation. `None` once destroyed.
@@ -193,9 +230,18 @@ pub struct DataKey {
 
 impl DataKey {
     fn new(generation: u32, key: Option<Arc<Zeroizing<[u8; KEY_LEN]>>>) -> DataKey {
-        let mac = key.as_ref().map(|k| <Hmac<Sha256> as Mac>::new_from_slice(&k[..]).expect("HMAC takes any key length"));
-        let cipher = key.as_ref().map(|k| Arc::new(Aes256Gcm::new((&***k).into())));
-        DataKey { generation, key, mac, cipher }
+        let mac = key.as_ref().map(|k| {
+            <Hmac<Sha256> as Mac>::new_from_slice(&k[..]).expect("HMAC takes any key length")
+        });
+        let cipher = key
+            .as_ref()
+            .map(|k| Arc::new(Aes256Gcm::new((&***k).into())));
+        DataKey {
+            generation,
+            key,
+            mac,
+            cipher,
+        }
     }
 
     pub fn is_destroyed(&self) -> bool {
@@ -203,11 +249,15 @@ impl DataKey {
     }
 
     pub fn seal(&self, id: Uuid, plain: &[u8]) -> Option<Vec<u8>> {
-        self.cipher.as_ref().map(|c| seal_bytes(c, plain, &seal_aad(id, self.generation)))
+        self.cipher
+            .as_ref()
+            .map(|c| seal_bytes(c, plain, &seal_aad(id, self.generation)))
     }
 
     pub fn open(&self, id: Uuid, sealed: &[u8]) -> Option<Result<Vec<u8>, CryptoError>> {
-        self.cipher.as_ref().map(|c| open_bytes(c, sealed, &seal_aad(id, self.generation)))
+        self.cipher
+            .as_ref()
+            .map(|c| open_bytes(c, sealed, &seal_aad(id, self.generation)))
     }
 
     /// 16-byte keyed digest (HMAC-SHA-256) of `bytes`.
@@ -215,7 +265,11 @@ impl DataKey {
         let mut mac = self.mac.clone()?;
         mac.update(b"digest\0");
         mac.update(bytes);
-        Some(mac.finalize().into_bytes()[..16].try_into().expect("16 of 32 bytes"))
+        Some(
+            mac.finalize().into_bytes()[..16]
+                .try_into()
+                .expect("16 of 32 bytes"),
+        )
     }
 
     /// A stable pseudonym for `value` at `path`: the same value of the same customer
@@ -226,13 +280,18 @@ impl DataKey {
         mac.update(path.as_bytes());
         mac.update(b"\0");
         mac.update(value.as_bytes());
-        Some(format!("anon-{}", hex::encode(&mac.finalize().into_bytes()[..8])))
+        Some(format!(
+            "anon-{}",
+            hex::encode(&mac.finalize().into_bytes()[..8])
+        ))
     }
 }
 
 /// Plain SHA-256 digest for events without personal fields (nothing secret inside).
 pub fn public_digest(bytes: &[u8]) -> [u8; 16] {
-    Sha256::digest(bytes)[..16].try_into().expect("16 of 32 bytes")
+    Sha256::digest(bytes)[..16]
+        .try_into()
+        .expect("16 of 32 bytes")
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -300,9 +359,16 @@ impl Keyring {
                 }
                 None => None,
             };
-            customers.entry(w.customer).or_default().generations.push(DataKey::new(w.generation, key));
+            customers
+                .entry(w.customer)
+                .or_default()
+                .generations
+                .push(DataKey::new(w.generation, key));
         }
-        Ok(Keyring { master, customers: Mutex::new(customers) })
+        Ok(Keyring {
+            master,
+            customers: Mutex::new(customers),
+        })
     }
 
     pub fn master_id(&self) -> String {
@@ -347,13 +413,21 @@ impl Keyring {
     /// The key of one generation, if known (destroyed keys come back destroyed).
     pub fn get(&self, customer: &str, generation: u32) -> Option<DataKey> {
         let map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(customer)?.generations.iter().find(|k| k.generation == generation).cloned()
+        map.get(customer)?
+            .generations
+            .iter()
+            .find(|k| k.generation == generation)
+            .cloned()
     }
 
     /// The current generation, if the customer has a usable key.
     pub fn current(&self, customer: &str) -> Option<DataKey> {
         let map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(customer)?.generations.last().filter(|k| !k.is_destroyed()).cloned()
+        map.get(customer)?
+            .generations
+            .last()
+            .filter(|k| !k.is_destroyed())
+            .cloned()
     }
 
     /// The keys were committed with an append: they are no longer pending.
@@ -375,7 +449,10 @@ impl Keyring {
         let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
         for k in keys {
             if let Some(c) = map.get_mut(&k.customer) {
-                let live = c.generations.iter().any(|g| g.generation == k.generation && !g.is_destroyed());
+                let live = c
+                    .generations
+                    .iter()
+                    .any(|g| g.generation == k.generation && !g.is_destroyed());
                 if live && !c.pending.iter().any(|p| p.generation == k.generation) {
                     c.pending.push(k.clone());
                 }
@@ -387,7 +464,11 @@ impl Keyring {
     pub fn destroy(&self, customer: &str, generation: u32) {
         let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = map.get_mut(customer) {
-            for k in c.generations.iter_mut().filter(|k| k.generation == generation) {
+            for k in c
+                .generations
+                .iter_mut()
+                .filter(|k| k.generation == generation)
+            {
                 k.key = None;
                 k.mac = None;
                 k.cipher = None;
@@ -430,7 +511,10 @@ mod tests {
         let sealed = k.seal(id, b"{\"name\":\"Ann\"}").unwrap();
         assert_eq!(k.open(id, &sealed).unwrap().unwrap(), b"{\"name\":\"Ann\"}");
         // Moved to another event: detected.
-        assert!(matches!(k.open(Uuid::from_u128(2), &sealed), Some(Err(CryptoError::Tampered))));
+        assert!(matches!(
+            k.open(Uuid::from_u128(2), &sealed),
+            Some(Err(CryptoError::Tampered))
+        ));
         // One flipped bit: detected.
         let mut bad = sealed.clone();
         *bad.last_mut().unwrap() ^= 1;
@@ -446,7 +530,15 @@ mod tests {
         let new = new.into_vec();
         let sealed = k.seal(Uuid::nil(), b"x").unwrap();
         let again = Keyring::load(master, new.clone()).unwrap();
-        assert_eq!(again.get("c-1", 1).unwrap().open(Uuid::nil(), &sealed).unwrap().unwrap(), b"x");
+        assert_eq!(
+            again
+                .get("c-1", 1)
+                .unwrap()
+                .open(Uuid::nil(), &sealed)
+                .unwrap()
+                .unwrap(),
+            b"x"
+        );
         assert!(Keyring::load(MasterKey::generate(), new).is_err());
     }
 

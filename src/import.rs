@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::{
     log::{Log, PersonalAccess},
-    store::AppendRequest,
     store::sqlite::SqliteStore,
+    store::AppendRequest,
 };
 
 /// Events per append during import.
@@ -45,21 +45,42 @@ impl Input {
     pub fn read(path: &str) -> anyhow::Result<Input> {
         let text = if path == "-" {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("failed to read stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("failed to read stdin")?;
             s
         } else {
-            std::fs::read_to_string(PathBuf::from(path)).with_context(|| format!("failed to read {path}"))?
+            std::fs::read_to_string(PathBuf::from(path))
+                .with_context(|| format!("failed to read {path}"))?
         };
-        Ok(Input { name: if path == "-" { "<stdin>".into() } else { path.to_owned() }, text })
+        Ok(Input {
+            name: if path == "-" {
+                "<stdin>".into()
+            } else {
+                path.to_owned()
+            },
+            text,
+        })
     }
 
     /// The input's events as (label for errors, JSON text) in order.
     fn items(&self) -> Result<Vec<(usize, &str)>, String> {
         if self.text.trim_start().starts_with('[') {
-            let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(&self.text).map_err(|e| format!("{}: invalid JSON array: {e}", self.name))?;
-            Ok(items.into_iter().enumerate().map(|(i, r)| (i, r.get())).collect())
+            let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(&self.text)
+                .map_err(|e| format!("{}: invalid JSON array: {e}", self.name))?;
+            Ok(items
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (i, r.get()))
+                .collect())
         } else {
-            Ok(self.text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, l)).collect())
+            Ok(self
+                .text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| (i + 1, l))
+                .collect())
         }
     }
 
@@ -97,11 +118,23 @@ pub struct ImportOptions {
 /// thread collects the answers. At most [`IMPORT_IN_FLIGHT_MAX`] chunks are in flight. An
 /// invalid line stops the writing (parsing goes on, to report every invalid line) and the
 /// transaction is rolled back, so nothing is written; otherwise it commits with one fsync.
-pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOptions) -> anyhow::Result<ImportReport> {
+pub fn import(
+    store: &SqliteStore,
+    log: &Log,
+    inputs: &[Input],
+    opts: ImportOptions,
+) -> anyhow::Result<ImportReport> {
     let started = Instant::now();
     let mut report = ImportReport::default();
-    let bar = if opts.progress { ProgressBar::new(0) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let bar = if opts.progress {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let mut all = Vec::with_capacity(inputs.len());
     for input in inputs {
         let items = input.items().map_err(anyhow::Error::msg)?;
@@ -110,9 +143,15 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
         all.push((input, items));
     }
     // Every chunk of every input, in order; sealer `w` takes chunks w, w + n, w + 2n …
-    let chunks: Vec<(&Input, &[(usize, &str)])> = all.iter().flat_map(|(input, items)| items.chunks(IMPORT_CHUNK_EVENTS).map(move |c| (*input, c))).collect();
+    let chunks: Vec<(&Input, &[(usize, &str)])> = all
+        .iter()
+        .flat_map(|(input, items)| items.chunks(IMPORT_CHUNK_EVENTS).map(move |c| (*input, c)))
+        .collect();
     // One core is the writer's; the others seal.
-    let sealers = std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_sub(1).clamp(1, IMPORT_SEALERS_MAX);
+    let sealers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .saturating_sub(1)
+        .clamp(1, IMPORT_SEALERS_MAX);
     let any_invalid = std::sync::atomic::AtomicBool::new(false);
     store.bulk_begin()?;
     let carried = std::sync::Mutex::new(Vec::new());
@@ -121,12 +160,17 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
         let waiter = s.spawn(|| -> anyhow::Result<(u64, u64)> {
             let (mut written, mut duplicates) = (0, 0);
             for (reply, keys, n) in rx {
-                let appended = reply.blocking_recv().map_err(|_| anyhow::anyhow!("the store stopped"))??;
+                let appended = reply
+                    .blocking_recv()
+                    .map_err(|_| anyhow::anyhow!("the store stopped"))??;
                 // Written into the bulk transaction: later chunks of this import need not
                 // carry these keys again. Until the commit they are not durable; if the
                 // transaction rolls back they go back to pending (below).
                 log.keys.mark_durable(&keys);
-                carried.lock().unwrap_or_else(|e| e.into_inner()).extend(keys);
+                carried
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(keys);
                 let dups = appended.iter().filter(|a| a.duplicate).count() as u64;
                 duplicates += dups;
                 written += appended.len() as u64 - dups;
@@ -140,7 +184,16 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
                 let (chunks, any_invalid) = (&chunks, &any_invalid);
                 s.spawn(move || {
                     for (input, chunk) in chunks.iter().skip(w).step_by(sealers) {
-                        if out_tx.send(seal_chunk(log, input, chunk, any_invalid, opts.skip_invalid)).is_err() {
+                        if out_tx
+                            .send(seal_chunk(
+                                log,
+                                input,
+                                chunk,
+                                any_invalid,
+                                opts.skip_invalid,
+                            ))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -151,7 +204,9 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
         // Hand the sealed chunks to the writer in input order.
         let sent = (|| -> anyhow::Result<()> {
             for i in 0..chunks.len() {
-                let out = outputs[i % sealers].recv().map_err(|_| anyhow::anyhow!("a sealing thread stopped"))?;
+                let out = outputs[i % sealers]
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("a sealing thread stopped"))?;
                 for e in out.errors {
                     report.invalid += 1;
                     if report.errors.len() < IMPORT_ERRORS_SHOWN_MAX {
@@ -161,7 +216,10 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
                 match out.sealed {
                     Some(req) if report.invalid == 0 || opts.skip_invalid => {
                         let keys = req.new_keys.clone();
-                        tx.send((store.append_nowait(req)?, keys, out.lines)).map_err(|_| anyhow::anyhow!("the import stopped waiting for the writer"))?;
+                        tx.send((store.append_nowait(req)?, keys, out.lines))
+                            .map_err(|_| {
+                                anyhow::anyhow!("the import stopped waiting for the writer")
+                            })?;
                     }
                     _ => bar.inc(out.lines),
                 }
@@ -178,12 +236,16 @@ pub fn import(store: &SqliteStore, log: &Log, inputs: &[Input], opts: ImportOpti
     let commit = outcome.is_ok() && (report.invalid == 0 || opts.skip_invalid);
     let ended = store.bulk_end(commit);
     if !(commit && ended.is_ok()) {
-        log.keys.restore_pending(&carried.into_inner().unwrap_or_else(|e| e.into_inner()));
+        log.keys
+            .restore_pending(&carried.into_inner().unwrap_or_else(|e| e.into_inner()));
     }
     let (written, duplicates) = outcome?;
     let committed = ended?;
     if commit {
-        anyhow::ensure!(committed == written, "the store committed {committed} events but {written} were written");
+        anyhow::ensure!(
+            committed == written,
+            "the store committed {committed} events but {written} were written"
+        );
         report.events_written = written;
         report.duplicates = duplicates;
     }
@@ -199,7 +261,13 @@ struct SealedChunk {
 }
 
 /// Parses a chunk and, unless some line anywhere was invalid, seals it.
-fn seal_chunk(log: &Log, input: &Input, chunk: &[(usize, &str)], any_invalid: &std::sync::atomic::AtomicBool, skip_invalid: bool) -> SealedChunk {
+fn seal_chunk(
+    log: &Log,
+    input: &Input,
+    chunk: &[(usize, &str)],
+    any_invalid: &std::sync::atomic::AtomicBool,
+    skip_invalid: bool,
+) -> SealedChunk {
     let mut events = Vec::with_capacity(chunk.len());
     let mut errors = Vec::new();
     for (line, text) in chunk {
@@ -207,7 +275,11 @@ fn seal_chunk(log: &Log, input: &Input, chunk: &[(usize, &str)], any_invalid: &s
             Ok(ev) => events.push(ev),
             Err(e) => {
                 any_invalid.store(true, std::sync::atomic::Ordering::Relaxed);
-                let at = if input.is_array() { format!("{}:[{line}]", input.name) } else { format!("{}:{line}", input.name) };
+                let at = if input.is_array() {
+                    format!("{}:[{line}]", input.name)
+                } else {
+                    format!("{}:{line}", input.name)
+                };
                 errors.push(format!("{at}: {e}"));
             }
         }
@@ -216,17 +288,32 @@ fn seal_chunk(log: &Log, input: &Input, chunk: &[(usize, &str)], any_invalid: &s
     // sealing would be wasted work.
     let doomed = !skip_invalid && any_invalid.load(std::sync::atomic::Ordering::Relaxed);
     let sealed = (!events.is_empty() && !doomed).then(|| log.seal_request(&events, None));
-    SealedChunk { lines: chunk.len() as u64, errors, sealed }
+    SealedChunk {
+        lines: chunk.len() as u64,
+        errors,
+        sealed,
+    }
 }
 
-type Pending = (tokio::sync::oneshot::Receiver<Result<Vec<crate::store::Appended>, crate::store::StoreError>>, Vec<crate::store::WrappedKey>, u64);
+type Pending = (
+    tokio::sync::oneshot::Receiver<Result<Vec<crate::store::Appended>, crate::store::StoreError>>,
+    Vec<crate::store::WrappedKey>,
+    u64,
+);
 
 /// Writes the log as NDJSON (one [`rapport_events::RecordedEvent`] a line) to `out`.
 ///
 /// Events whose personal fields need not be opened (none, withheld, or erased) are written
 /// straight from the stored bytes; the others go through [`Log::open`]. Both give the same
 /// JSON values (`tests/store_contract.rs` compares them).
-pub fn export(store: &SqliteStore, log: &Log, after: u64, until: u64, access: PersonalAccess, out: &mut dyn Write) -> anyhow::Result<u64> {
+pub fn export(
+    store: &SqliteStore,
+    log: &Log,
+    after: u64,
+    until: u64,
+    access: PersonalAccess,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
     use rapport_events::PersonalView;
     let mut n = 0u64;
     let mut line = Vec::with_capacity(1024);
@@ -236,7 +323,10 @@ pub fn export(store: &SqliteStore, log: &Log, after: u64, until: u64, access: Pe
         let view = match (r.sealed, r.key_gen) {
             (None, _) => {
                 let ty = rapport_events::EventType::parse(r.event_type);
-                Some(ty.filter(|t| rapport_events::personal::may_carry_personal(*t)).map(|_| PersonalView::Plain))
+                Some(
+                    ty.filter(|t| rapport_events::personal::may_carry_personal(*t))
+                        .map(|_| PersonalView::Plain),
+                )
             }
             (Some(_), Some(g)) if g != 0 => match log.keys.get(r.customer, g) {
                 Some(k) if k.is_destroyed() => Some(Some(PersonalView::Erased)),
@@ -249,7 +339,8 @@ pub fn export(store: &SqliteStore, log: &Log, after: u64, until: u64, access: Pe
             Some(view) => write_raw(&mut line, r, view).map_err(io)?,
             None => {
                 let ev = log.open(r.stored()?, access)?;
-                serde_json::to_writer(&mut line, &ev).map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
+                serde_json::to_writer(&mut line, &ev)
+                    .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
             }
         }
         line.push(b'\n');
@@ -263,12 +354,21 @@ pub fn export(store: &SqliteStore, log: &Log, after: u64, until: u64, access: Pe
 
 /// Writes a stored row as the JSON of its [`rapport_events::RecordedEvent`], copying the
 /// stored JSON of `data` and `metadata` as it is (the store wrote it canonical).
-fn write_raw(out: &mut Vec<u8>, r: &crate::store::sqlite::RawRow<'_>, personal: Option<rapport_events::PersonalView>) -> std::io::Result<()> {
-    let s = |out: &mut Vec<u8>, v: &str| serde_json::to_writer(out, v).map_err(std::io::Error::other);
+fn write_raw(
+    out: &mut Vec<u8>,
+    r: &crate::store::sqlite::RawRow<'_>,
+    personal: Option<rapport_events::PersonalView>,
+) -> std::io::Result<()> {
+    let s =
+        |out: &mut Vec<u8>, v: &str| serde_json::to_writer(out, v).map_err(std::io::Error::other);
     let id = Uuid::from_slice(r.id).map_err(std::io::Error::other)?;
     write!(out, "{{\"position\":{},\"stream\":", r.position)?;
     s(out, r.stream)?;
-    write!(out, ",\"stream_version\":{},\"recorded_at\":", r.stream_version)?;
+    write!(
+        out,
+        ",\"stream_version\":{},\"recorded_at\":",
+        r.stream_version
+    )?;
     s(out, r.recorded_at)?;
     write!(out, ",\"id\":\"{}\",\"type\":", id.hyphenated())?;
     s(out, r.event_type)?;

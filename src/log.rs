@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use crate::{
     crypto::{public_digest, Keyring, NewKeys},
-    store::{AppendRequest, Appended, EventStore, ExpectedVersion, SealedEvent, StoreError, StoredEvent},
+    store::{
+        AppendRequest, Appended, EventStore, ExpectedVersion, SealedEvent, StoreError, StoredEvent,
+    },
 };
 
 /// How much of the personal data a reader may see.
@@ -52,12 +54,23 @@ pub struct Erasure {
 
 impl Log {
     pub fn new(store: Arc<dyn EventStore>, keys: Arc<Keyring>) -> Log {
-        Log { store, keys, encrypt: true }
+        Log {
+            store,
+            keys,
+            encrypt: true,
+        }
     }
 
     /// A log that stores personal fields unencrypted: for the encryption-cost benchmark only.
-    pub fn without_encryption_for_benchmarks(store: Arc<dyn EventStore>, keys: Arc<Keyring>) -> Log {
-        Log { store, keys, encrypt: false }
+    pub fn without_encryption_for_benchmarks(
+        store: Arc<dyn EventStore>,
+        keys: Arc<Keyring>,
+    ) -> Log {
+        Log {
+            store,
+            keys,
+            encrypt: false,
+        }
     }
 
     /// Seals one validated event: takes out its personal fields and encrypts them with the
@@ -65,7 +78,8 @@ impl Log {
     pub fn seal(&self, ev: &Event, new_keys: &mut NewKeys) -> SealedEvent {
         let ty = ev.event_type();
         let (public, personal_json) = personal::split_data(&ev.data);
-        let metadata = (!ev.metadata.is_empty()).then(|| serde_json::to_string(&ev.metadata).expect("string map serializes"));
+        let metadata = (!ev.metadata.is_empty())
+            .then(|| serde_json::to_string(&ev.metadata).expect("string map serializes"));
         let occurred = rapport_events::envelope::format_time(&ev.occurred_at);
         let mut canonical = Vec::with_capacity(public.len() + 128);
         for part in [
@@ -85,8 +99,12 @@ impl Log {
             Some(pj) if !self.encrypt => (Some((pj.into_bytes(), 0)), public_digest(&canonical)),
             Some(pj) => {
                 let key = self.keys.current_or_create(&ev.customer, new_keys);
-                let sealed = key.seal(ev.id, pj.as_bytes()).expect("a current key is never destroyed");
-                let digest = key.digest(&canonical).expect("a current key is never destroyed");
+                let sealed = key
+                    .seal(ev.id, pj.as_bytes())
+                    .expect("a current key is never destroyed");
+                let digest = key
+                    .digest(&canonical)
+                    .expect("a current key is never destroyed");
                 (Some((sealed, key.generation)), digest)
             }
             None => (None, public_digest(&canonical)),
@@ -106,7 +124,11 @@ impl Log {
     }
 
     /// Appends validated events atomically; returns where each landed.
-    pub async fn append(&self, events: &[Event], expected: Option<(String, ExpectedVersion)>) -> Result<Vec<Appended>, StoreError> {
+    pub async fn append(
+        &self,
+        events: &[Event],
+        expected: Option<(String, ExpectedVersion)>,
+    ) -> Result<Vec<Appended>, StoreError> {
         let req = self.seal_request(events, expected);
         let keys = req.new_keys.clone();
         let out = self.store.append(req).await?;
@@ -114,29 +136,58 @@ impl Log {
         Ok(out)
     }
 
-    pub fn seal_request(&self, events: &[Event], expected: Option<(String, ExpectedVersion)>) -> AppendRequest {
+    pub fn seal_request(
+        &self,
+        events: &[Event],
+        expected: Option<(String, ExpectedVersion)>,
+    ) -> AppendRequest {
         let mut new_keys = NewKeys::default();
         let events = events.iter().map(|e| self.seal(e, &mut new_keys)).collect();
-        AppendRequest { events, expected, new_keys: new_keys.into_vec(), destroy_keys: vec![] }
+        AppendRequest {
+            events,
+            expected,
+            new_keys: new_keys.into_vec(),
+            destroy_keys: vec![],
+        }
     }
 
     /// Opens a stored event for a reader with `access`.
-    pub fn open(&self, stored: StoredEvent, access: PersonalAccess) -> Result<RecordedEvent, StoreError> {
+    pub fn open(
+        &self,
+        stored: StoredEvent,
+        access: PersonalAccess,
+    ) -> Result<RecordedEvent, StoreError> {
         let position = stored.position;
         let ev = stored.event;
         let mut data: serde_json::Value =
-            serde_json::from_str(&ev.data).map_err(|e| StoreError::Integrity { position, what: format!("data is not JSON: {e}") })?;
+            serde_json::from_str(&ev.data).map_err(|e| StoreError::Integrity {
+                position,
+                what: format!("data is not JSON: {e}"),
+            })?;
         let metadata = match &ev.metadata {
-            Some(m) => serde_json::from_str(m).map_err(|e| StoreError::Integrity { position, what: format!("metadata is not a string map: {e}") })?,
+            Some(m) => serde_json::from_str(m).map_err(|e| StoreError::Integrity {
+                position,
+                what: format!("metadata is not a string map: {e}"),
+            })?,
             None => Default::default(),
         };
         let personal = match &ev.sealed {
             None => personal::may_carry_personal(ev.event_type).then_some(PersonalView::Plain),
-            Some((_, 0)) => return Err(StoreError::Integrity { position, what: "personal data stored unencrypted (a benchmark store)".into() }),
-            Some((blob, generation)) => {
-                let key = self.keys.get(&ev.customer, *generation).ok_or_else(|| StoreError::Integrity {
+            Some((_, 0)) => {
+                return Err(StoreError::Integrity {
                     position,
-                    what: format!("no data key generation {generation} for customer {}", ev.customer),
+                    what: "personal data stored unencrypted (a benchmark store)".into(),
+                })
+            }
+            Some((blob, generation)) => {
+                let key = self.keys.get(&ev.customer, *generation).ok_or_else(|| {
+                    StoreError::Integrity {
+                        position,
+                        what: format!(
+                            "no data key generation {generation} for customer {}",
+                            ev.customer
+                        ),
+                    }
                 })?;
                 if key.is_destroyed() {
                     Some(PersonalView::Erased)
@@ -146,11 +197,19 @@ impl Log {
                     let plain = key
                         .open(ev.id, blob)
                         .expect("checked: not destroyed")
-                        .map_err(|e| StoreError::Integrity { position, what: format!("personal data: {e}") })?;
-                    let fields: PersonalFields = serde_json::from_slice(&plain)
-                        .map_err(|e| StoreError::Integrity { position, what: format!("personal data is not JSON: {e}") })?;
+                        .map_err(|e| StoreError::Integrity {
+                            position,
+                            what: format!("personal data: {e}"),
+                        })?;
+                    let fields: PersonalFields =
+                        serde_json::from_slice(&plain).map_err(|e| StoreError::Integrity {
+                            position,
+                            what: format!("personal data is not JSON: {e}"),
+                        })?;
                     if access == PersonalAccess::Pseudonymised {
-                        let pseud = fields.map_strings(|path, v| key.pseudonym(path, v).expect("checked: not destroyed"));
+                        let pseud = fields.map_strings(|path, v| {
+                            key.pseudonym(path, v).expect("checked: not destroyed")
+                        });
                         personal::merge(&mut data, &pseud);
                         Some(PersonalView::Pseudonymised)
                     } else {
@@ -176,25 +235,41 @@ impl Log {
         })
     }
 
-    pub fn open_all(&self, stored: Vec<StoredEvent>, access: PersonalAccess) -> Result<Vec<RecordedEvent>, StoreError> {
+    pub fn open_all(
+        &self,
+        stored: Vec<StoredEvent>,
+        access: PersonalAccess,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         stored.into_iter().map(|s| self.open(s, access)).collect()
     }
 
     /// Crypto-shreds a customer's personal data: records `personal_data_erased` and
     /// destroys the customer's data key in the same transaction, then purges freed pages.
-    pub async fn erase(&self, customer: &str, requested_by: Option<String>, id: Uuid, now: DateTime<Utc>) -> Result<Erasure, StoreError> {
+    pub async fn erase(
+        &self,
+        customer: &str,
+        requested_by: Option<String>,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Erasure, StoreError> {
         let current = self.keys.current(customer);
         let generation = current.as_ref().map_or(0, |k| k.generation);
         let event = Event {
             id,
-            data: EventData::PersonalDataErased(PersonalDataErased { requested_by, key_generation: generation }),
+            data: EventData::PersonalDataErased(PersonalDataErased {
+                requested_by,
+                key_generation: generation,
+            }),
             customer: customer.to_owned(),
             occurred_at: now,
             metadata: Default::default(),
         };
         let mut req = self.seal_request(std::slice::from_ref(&event), None);
         let destroyed: Vec<u32> = current.iter().map(|k| k.generation).collect();
-        req.destroy_keys = destroyed.iter().map(|g| (customer.to_owned(), *g)).collect();
+        req.destroy_keys = destroyed
+            .iter()
+            .map(|g| (customer.to_owned(), *g))
+            .collect();
         let appended = self.store.append(req).await?;
         for g in &destroyed {
             self.keys.destroy(customer, *g);
@@ -206,6 +281,11 @@ impl Log {
                 false
             }
         };
-        Ok(Erasure { customer: customer.to_owned(), event: appended.into_iter().next().expect("one event appended"), destroyed_generations: destroyed, files_purged })
+        Ok(Erasure {
+            customer: customer.to_owned(),
+            event: appended.into_iter().next().expect("one event appended"),
+            destroyed_generations: destroyed,
+            files_purged,
+        })
     }
 }

@@ -59,11 +59,19 @@ pub fn load_snapshot(dir: &Path, last_position: u64) -> Option<Customers> {
         }
     };
     if header.projection != Customers::NAME || header.version != Customers::VERSION {
-        tracing::warn!(found = header.version, code = Customers::VERSION, "snapshot written by another projection version; rebuilding from the first event");
+        tracing::warn!(
+            found = header.version,
+            code = Customers::VERSION,
+            "snapshot written by another projection version; rebuilding from the first event"
+        );
         return None;
     }
     if header.position > last_position {
-        tracing::warn!(snapshot = header.position, log = last_position, "snapshot is ahead of the log; rebuilding from the first event");
+        tracing::warn!(
+            snapshot = header.position,
+            log = last_position,
+            "snapshot is ahead of the log; rebuilding from the first event"
+        );
         return None;
     }
     match Customers::from_snapshot_bytes(&bytes[split + 1..]) {
@@ -85,7 +93,11 @@ pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Resul
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{}.snapshot.tmp", Customers::NAME));
     let mut f = std::fs::File::create(&tmp)?;
-    let header = SnapshotHeader { projection: Customers::NAME.into(), version: Customers::VERSION, position };
+    let header = SnapshotHeader {
+        projection: Customers::NAME.into(),
+        version: Customers::VERSION,
+        position,
+    };
     serde_json::to_writer(&mut f, &header)?;
     f.write_all(b"\n")?;
     f.write_all(state)?;
@@ -132,21 +144,37 @@ impl ReadModel {
     /// Starts following the log, from the snapshot in `opts.snapshots` when there is a
     /// usable one.
     pub fn spawn(log: Log, opts: ReadModelOptions) -> Arc<ReadModel> {
-        let ReadModelOptions { lifecycle, min_position_wait, snapshots, snapshot_every_events } = opts;
-        let start = snapshots.as_deref().and_then(|d| load_snapshot(d, log.store.last_position())).unwrap_or_default();
+        let ReadModelOptions {
+            lifecycle,
+            min_position_wait,
+            snapshots,
+            snapshot_every_events,
+        } = opts;
+        let start = snapshots
+            .as_deref()
+            .and_then(|d| load_snapshot(d, log.store.last_position()))
+            .unwrap_or_default();
         let from = start.position;
         if from > 0 {
             tracing::info!(position = from, "read model resumed from its snapshot");
         }
         let latest = start.sorted().iter().filter_map(|p| p.last_seen).max();
         let (applied, _) = watch::channel(from);
-        let model = Arc::new(ReadModel { customers: RwLock::new(start), latest: RwLock::new(latest), lifecycle, min_position_wait, applied });
+        let model = Arc::new(ReadModel {
+            customers: RwLock::new(start),
+            latest: RwLock::new(latest),
+            lifecycle,
+            min_position_wait,
+            applied,
+        });
         let m = model.clone();
         // Two stages, so reading and decoding overlap with folding: a reader task opens
         // events and hands batches over a bounded channel to the applier task.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<rapport_events::RecordedEvent>>(APPLY_QUEUE_BATCHES);
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<Vec<rapport_events::RecordedEvent>>(APPLY_QUEUE_BATCHES);
         tokio::spawn(async move {
-            let mut events = store::subscribe(log.store.clone(), from).ready_chunks(APPLY_BATCH_EVENTS);
+            let mut events =
+                store::subscribe(log.store.clone(), from).ready_chunks(APPLY_BATCH_EVENTS);
             while let Some(batch) = events.next().await {
                 let mut opened = Vec::with_capacity(batch.len());
                 for r in batch {
@@ -168,7 +196,9 @@ impl ReadModel {
         tokio::spawn(async move {
             let mut snapshot_at = from;
             while let Some(opened) = rx.recv().await {
-                let Some(last) = opened.last().map(|e| e.position) else { continue };
+                let Some(last) = opened.last().map(|e| e.position) else {
+                    continue;
+                };
                 let newest = opened.iter().map(|e| e.occurred_at).max();
                 // Short write-lock holds, so lookups (fair queue) get in between.
                 for part in opened.chunks(APPLY_LOCK_EVENTS_MAX) {
@@ -188,9 +218,15 @@ impl ReadModel {
                     if last - snapshot_at >= snapshot_every_events {
                         let bytes = m.customers.read().await.snapshot_bytes();
                         let dir = dir.clone();
-                        match tokio::task::spawn_blocking(move || write_snapshot(&dir, last, &bytes)).await {
+                        match tokio::task::spawn_blocking(move || {
+                            write_snapshot(&dir, last, &bytes)
+                        })
+                        .await
+                        {
                             Ok(Ok(())) => snapshot_at = last,
-                            Ok(Err(e)) => tracing::warn!(error = %e, "could not write the snapshot"),
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "could not write the snapshot")
+                            }
                             Err(e) => tracing::warn!(error = %e, "could not write the snapshot"),
                         }
                     }
@@ -208,6 +244,8 @@ impl ReadModel {
     /// Waits until the read model has applied `position`; `false` on timeout.
     pub async fn wait_for(&self, position: u64) -> bool {
         let mut rx = self.applied.subscribe();
-        tokio::time::timeout(self.min_position_wait, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(self.min_position_wait, rx.wait_for(|p| *p >= position))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }

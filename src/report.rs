@@ -8,7 +8,9 @@ use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 use anyhow::Context;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use plotters::prelude::*;
-use rapport_projections::{cohorts, reactivation, rfm, Customers, Lifecycle, LifecycleConfig, Projection};
+use rapport_projections::{
+    cohorts, reactivation, rfm, Customers, Lifecycle, LifecycleConfig, Projection,
+};
 use rust_decimal::Decimal;
 
 use crate::{
@@ -31,8 +33,17 @@ pub fn fold(store: &SqliteStore, log: &Log) -> anyhow::Result<Customers> {
 }
 
 fn month_end(year: i32, month: u32) -> DateTime<Utc> {
-    let (y, m) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
-    NaiveDate::from_ymd_opt(y, m, 1).expect("valid month").and_hms_opt(0, 0, 0).expect("midnight").and_utc() - Duration::seconds(1)
+    let (y, m) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1)
+        .expect("valid month")
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        - Duration::seconds(1)
 }
 
 /// Writes `report.md`, `cohort-retention.svg` and `lifecycle-by-month.svg` into `out`.
@@ -40,14 +51,31 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let lc = LifecycleConfig::default();
     let mut md = String::new();
-    let buyers = c.sorted().iter().filter(|p| p.orders_until(as_of) > 0).count();
-    let _ = writeln!(md, "# Report as of {}\n", as_of.format("%Y-%m-%d %H:%M UTC"));
-    let _ = writeln!(md, "- Customers known: **{}**; customers with at least one purchase: **{buyers}**.\n", c.len());
+    let buyers = c
+        .sorted()
+        .iter()
+        .filter(|p| p.orders_until(as_of) > 0)
+        .count();
+    let _ = writeln!(
+        md,
+        "# Report as of {}\n",
+        as_of.format("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = writeln!(
+        md,
+        "- Customers known: **{}**; customers with at least one purchase: **{buyers}**.\n",
+        c.len()
+    );
 
     // Cohorts.
     let cohorts = cohorts::monthly(c, as_of);
     let _ = writeln!(md, "## Monthly cohort retention\n\nCustomers by month of first purchase; each cell: customers who bought in that month (and % of the cohort).\n");
-    let width = cohorts.iter().map(|c| c.periods.len()).max().unwrap_or(0).min(TABLE_OFFSETS_MAX as usize + 1);
+    let width = cohorts
+        .iter()
+        .map(|c| c.periods.len())
+        .max()
+        .unwrap_or(0)
+        .min(TABLE_OFFSETS_MAX as usize + 1);
     let _ = write!(md, "| cohort | size |");
     for o in 0..width {
         let _ = write!(md, " +{o} |");
@@ -75,7 +103,10 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     // RFM.
     let currency = rfm::main_currency(c, as_of).unwrap_or_else(|| "GBP".into());
     let rows = rfm::rfm(c, as_of, &currency);
-    let mut seg: BTreeMap<&str, (usize, Decimal)> = rfm::SEGMENTS.iter().map(|s| (*s, (0, Decimal::ZERO))).collect();
+    let mut seg: BTreeMap<&str, (usize, Decimal)> = rfm::SEGMENTS
+        .iter()
+        .map(|s| (*s, (0, Decimal::ZERO)))
+        .collect();
     for r in &rows {
         let e = seg.entry(r.segment).or_default();
         e.0 += 1;
@@ -85,7 +116,12 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     let mut segs: Vec<_> = seg.into_iter().collect();
     segs.sort_by(|a, b| b.1 .1.cmp(&a.1 .1));
     for (name, (n, rev)) in segs {
-        let share = if rows.is_empty() { Decimal::ZERO } else { (Decimal::from(n as u64) * Decimal::ONE_HUNDRED / Decimal::from(rows.len() as u64)).round_dp(1) };
+        let share = if rows.is_empty() {
+            Decimal::ZERO
+        } else {
+            (Decimal::from(n as u64) * Decimal::ONE_HUNDRED / Decimal::from(rows.len() as u64))
+                .round_dp(1)
+        };
         let _ = writeln!(md, "| {name} | {n} | {share}% | {} |", rev.round_dp(2));
     }
 
@@ -113,7 +149,11 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     }
 
     // Lifecycle by month.
-    let first = c.sorted().iter().filter_map(|p| p.purchases.first().map(|x| x.at)).min();
+    let first = c
+        .sorted()
+        .iter()
+        .filter_map(|p| p.purchases.first().map(|x| x.at))
+        .min();
     let mut months: Vec<(String, BTreeMap<Lifecycle, usize>)> = Vec::new();
     if let Some(first) = first {
         let (mut y, mut m) = (first.year(), first.month());
@@ -132,8 +172,18 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
             (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
         }
     }
-    let states = [Lifecycle::New, Lifecycle::Active, Lifecycle::Reactivated, Lifecycle::AtRisk, Lifecycle::Dormant, Lifecycle::Churned];
-    let _ = write!(md, "\n## Lifecycle states at the end of each month (buyers only)\n\n| month |");
+    let states = [
+        Lifecycle::New,
+        Lifecycle::Active,
+        Lifecycle::Reactivated,
+        Lifecycle::AtRisk,
+        Lifecycle::Dormant,
+        Lifecycle::Churned,
+    ];
+    let _ = write!(
+        md,
+        "\n## Lifecycle states at the end of each month (buyers only)\n\n| month |"
+    );
     for s in states {
         let _ = write!(md, " {} |", s.as_str());
     }
@@ -157,15 +207,27 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
 
 fn heatmap(cohorts: &[cohorts::Cohort], path: &Path) -> anyhow::Result<()> {
     let rows = cohorts.len().max(1);
-    let cols = cohorts.iter().map(|c| c.periods.len()).max().unwrap_or(1).max(1);
-    let root = SVGBackend::new(path, (120 + 56 * cols as u32, 90 + 30 * rows as u32)).into_drawing_area();
+    let cols = cohorts
+        .iter()
+        .map(|c| c.periods.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let root =
+        SVGBackend::new(path, (120 + 56 * cols as u32, 90 + 30 * rows as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Monthly cohort retention (% of cohort buying in month +n)", ("sans-serif", 18))
+        .caption(
+            "Monthly cohort retention (% of cohort buying in month +n)",
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..cols as i32).into_segmented(), (0..rows as i32).into_segmented())?;
+        .build_cartesian_2d(
+            (0..cols as i32).into_segmented(),
+            (0..rows as i32).into_segmented(),
+        )?;
     let labels: Vec<String> = cohorts.iter().map(|c| c.cohort.clone()).collect();
     let centre = |v: &SegmentValue<i32>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => Some(*i),
@@ -177,7 +239,13 @@ fn heatmap(cohorts: &[cohorts::Cohort], path: &Path) -> anyhow::Result<()> {
         .x_labels(cols)
         .x_label_formatter(&|x| centre(x).map(|i| format!("+{i}")).unwrap_or_default())
         .y_labels(rows)
-        .y_label_formatter(&|y| centre(y).and_then(|i| (rows as i32 - 1).checked_sub(i)).and_then(|r| usize::try_from(r).ok()).and_then(|r| labels.get(r).cloned()).unwrap_or_default())
+        .y_label_formatter(&|y| {
+            centre(y)
+                .and_then(|i| (rows as i32 - 1).checked_sub(i))
+                .and_then(|r| usize::try_from(r).ok())
+                .and_then(|r| labels.get(r).cloned())
+                .unwrap_or_default()
+        })
         .draw()?;
     for (r, co) in cohorts.iter().enumerate() {
         let y = (rows - 1 - r) as i32;
@@ -185,41 +253,88 @@ fn heatmap(cohorts: &[cohorts::Cohort], path: &Path) -> anyhow::Result<()> {
             let pct: f64 = p.retention_pct.try_into().unwrap_or(0.0);
             let shade = 255 - (pct.clamp(0.0, 100.0) * 2.2) as u8;
             let x = p.offset as i32;
-            let cell = [(SegmentValue::Exact(x), SegmentValue::Exact(y)), (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1))];
-            chart.draw_series(std::iter::once(Rectangle::new(cell, RGBColor(shade, shade, 255).filled())))?;
+            let cell = [
+                (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+            ];
+            chart.draw_series(std::iter::once(Rectangle::new(
+                cell,
+                RGBColor(shade, shade, 255).filled(),
+            )))?;
             let ink = if pct > 60.0 { WHITE } else { BLACK };
-            chart.draw_series(std::iter::once(Text::new(format!("{pct:.0}"), (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)), ("sans-serif", 12).into_font().color(&ink))))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{pct:.0}"),
+                (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
+                ("sans-serif", 12).into_font().color(&ink),
+            )))?;
         }
     }
     root.present()?;
     Ok(())
 }
 
-fn lifecycle_chart(months: &[(String, BTreeMap<Lifecycle, usize>)], states: &[Lifecycle], path: &Path) -> anyhow::Result<()> {
+fn lifecycle_chart(
+    months: &[(String, BTreeMap<Lifecycle, usize>)],
+    states: &[Lifecycle],
+    path: &Path,
+) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE)?;
-    let max = months.iter().map(|(_, c)| c.values().sum::<usize>()).max().unwrap_or(1).max(1);
+    let max = months
+        .iter()
+        .map(|(_, c)| c.values().sum::<usize>())
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let mut chart = ChartBuilder::on(&root)
-        .caption("Buyers by lifecycle state at each month's end", ("sans-serif", 18))
+        .caption(
+            "Buyers by lifecycle state at each month's end",
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(0..months.len() as i32, 0..max as i32)?;
     let labels: Vec<String> = months.iter().map(|(m, _)| m.clone()).collect();
-    chart.configure_mesh().x_labels(months.len()).x_label_formatter(&|x| labels.get(*x as usize).cloned().unwrap_or_default()).draw()?;
-    let palette = [RGBColor(102, 194, 165), RGBColor(66, 146, 198), RGBColor(171, 221, 164), RGBColor(253, 174, 97), RGBColor(244, 109, 67), RGBColor(158, 1, 66)];
+    chart
+        .configure_mesh()
+        .x_labels(months.len())
+        .x_label_formatter(&|x| labels.get(*x as usize).cloned().unwrap_or_default())
+        .draw()?;
+    let palette = [
+        RGBColor(102, 194, 165),
+        RGBColor(66, 146, 198),
+        RGBColor(171, 221, 164),
+        RGBColor(253, 174, 97),
+        RGBColor(244, 109, 67),
+        RGBColor(158, 1, 66),
+    ];
     for (i, state) in states.iter().enumerate() {
         let color = palette[i % palette.len()];
         chart
             .draw_series(months.iter().enumerate().map(|(x, (_, counts))| {
-                let below: usize = states[..i].iter().map(|s| counts.get(s).copied().unwrap_or(0)).sum();
+                let below: usize = states[..i]
+                    .iter()
+                    .map(|s| counts.get(s).copied().unwrap_or(0))
+                    .sum();
                 let here = counts.get(state).copied().unwrap_or(0);
-                Rectangle::new([(x as i32, below as i32), (x as i32 + 1, (below + here) as i32)], color.filled())
+                Rectangle::new(
+                    [
+                        (x as i32, below as i32),
+                        (x as i32 + 1, (below + here) as i32),
+                    ],
+                    color.filled(),
+                )
             }))?
             .label(state.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

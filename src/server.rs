@@ -21,18 +21,34 @@ use crate::{
 };
 
 /// Opens the embedded store and its keyring under `master`.
-pub async fn open_log(data_dir: &Path, master: MasterKey, opts: SqliteOptions) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
-    let store = Arc::new(SqliteStore::open(data_dir, opts).with_context(|| format!("failed to open the store in {}", data_dir.display()))?);
+pub async fn open_log(
+    data_dir: &Path,
+    master: MasterKey,
+    opts: SqliteOptions,
+) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
+    let store = Arc::new(
+        SqliteStore::open(data_dir, opts)
+            .with_context(|| format!("failed to open the store in {}", data_dir.display()))?,
+    );
     keyring_for(store, master).await
 }
 
 /// Opens the store read-only (no lock; works beside a running server) with its keyring.
-pub async fn open_log_read_only(data_dir: &Path, master: MasterKey) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
-    let store = Arc::new(SqliteStore::open_read_only(data_dir).with_context(|| format!("failed to open the store in {}", data_dir.display()))?);
+pub async fn open_log_read_only(
+    data_dir: &Path,
+    master: MasterKey,
+) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
+    let store = Arc::new(
+        SqliteStore::open_read_only(data_dir)
+            .with_context(|| format!("failed to open the store in {}", data_dir.display()))?,
+    );
     keyring_for(store, master).await
 }
 
-async fn keyring_for(store: Arc<SqliteStore>, master: MasterKey) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
+async fn keyring_for(
+    store: Arc<SqliteStore>,
+    master: MasterKey,
+) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
     if let Some(id) = store.master_key_id().await? {
         anyhow::ensure!(
             id == master.id(),
@@ -55,18 +71,41 @@ pub struct ServeOptions {
 
 /// Runs the service until `shutdown` resolves. Prints `rapport listening on http://ADDR`
 /// on stdout once the socket is bound (tests and scripts read it).
-pub async fn run(opts: ServeOptions, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let (store, log) = open_log(&opts.data_dir, opts.master, SqliteOptions { durable: true, metrics: metrics.clone() }).await?;
+    let (store, log) = open_log(
+        &opts.data_dir,
+        opts.master,
+        SqliteOptions {
+            durable: true,
+            metrics: metrics.clone(),
+        },
+    )
+    .await?;
     let keys = Arc::new(ApiKeys::open(&opts.data_dir)?);
     let admin_path = opts.data_dir.join("admin-key");
     if let Some(id) = keys.bootstrap_admin(&admin_path)? {
         tracing::warn!(key = %id, path = %admin_path.display(), "no API keys existed: created an admin key; read it from this file (mode 0600)");
     }
     let stopping = Arc::new(AtomicBool::new(false));
-    let read_model = crate::read_model::ReadModel::spawn(log.clone(), crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots"))));
-    let state = AppState { log, keys, metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: stopping.clone(), read_model };
-    let listener = tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("failed to listen on {}", opts.listen))?;
+    let read_model = crate::read_model::ReadModel::spawn(
+        log.clone(),
+        crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots"))),
+    );
+    let state = AppState {
+        log,
+        keys,
+        metrics,
+        ids: Arc::new(uuid::Uuid::now_v7),
+        stopping: stopping.clone(),
+        read_model,
+    };
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
     println!("rapport listening on http://{addr}");
     tracing::info!(%addr, data_dir = %opts.data_dir.display(), last_position = store.last_position(), "serving");

@@ -4,8 +4,15 @@ use rapport_events::{personal, EventType};
 
 #[test]
 fn the_documented_personal_fields_are_the_declared_ones() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/privacy.md")).unwrap();
-    let table = doc.split("<!-- personal-fields:start -->").nth(1).unwrap().split("<!-- personal-fields:end -->").next().unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/privacy.md")).unwrap();
+    let table = doc
+        .split("<!-- personal-fields:start -->")
+        .nth(1)
+        .unwrap()
+        .split("<!-- personal-fields:end -->")
+        .next()
+        .unwrap();
     let mut documented = std::collections::BTreeMap::new();
     for row in table.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
@@ -15,18 +22,32 @@ fn the_documented_personal_fields_are_the_declared_ones() {
         let fields = personal::personal_fields(*ty);
         let traits = personal::has_personal_traits(*ty);
         match documented.get(ty.as_str()) {
-            None => assert!(fields.is_empty() && !traits, "{ty} has personal fields but docs/privacy.md does not list it"),
+            None => assert!(
+                fields.is_empty() && !traits,
+                "{ty} has personal fields but docs/privacy.md does not list it"
+            ),
             Some(cell) => {
                 for f in fields {
-                    assert!(cell.contains(&format!("`{f}`")), "{ty}.{f} is personal but not documented");
+                    assert!(
+                        cell.contains(&format!("`{f}`")),
+                        "{ty}.{f} is personal but not documented"
+                    );
                 }
                 if traits {
                     for t in personal::NON_PERSONAL_TRAITS {
-                        assert!(cell.contains(&format!("`{t}`")), "non-personal trait {t} not documented");
+                        assert!(
+                            cell.contains(&format!("`{t}`")),
+                            "non-personal trait {t} not documented"
+                        );
                     }
                 }
                 let listed = cell.matches('`').count() / 2;
-                let expected = fields.len() + if traits { 1 + personal::NON_PERSONAL_TRAITS.len() } else { 0 };
+                let expected = fields.len()
+                    + if traits {
+                        1 + personal::NON_PERSONAL_TRAITS.len()
+                    } else {
+                        0
+                    };
                 assert_eq!(listed, expected, "{ty}: docs list {cell}");
             }
         }

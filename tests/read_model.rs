@@ -15,14 +15,20 @@ use rapport::{
 use rapport_events::parse_one;
 
 async fn wait(model: &ReadModel, position: u64) {
-    assert!(model.wait_for(position).await, "the read model did not reach {position}");
+    assert!(
+        model.wait_for(position).await,
+        "the read model did not reach {position}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-    let log = Log::new(store.clone() as Arc<dyn EventStore>, Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()));
+    let log = Log::new(
+        store.clone() as Arc<dyn EventStore>,
+        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+    );
     let events: Vec<_> = (0..50)
         .map(|i| {
             let text = format!(
@@ -35,7 +41,11 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
         .collect();
     log.append(&events, None).await.unwrap();
     let snapshots = dir.path().join("snapshots");
-    let opts = ReadModelOptions { snapshots: Some(snapshots.clone()), snapshot_every_events: 10, ..ReadModelOptions::service(None) };
+    let opts = ReadModelOptions {
+        snapshots: Some(snapshots.clone()),
+        snapshot_every_events: 10,
+        ..ReadModelOptions::service(None)
+    };
 
     let first = ReadModel::spawn(log.clone(), opts.clone());
     wait(&first, 50).await;
@@ -43,7 +53,10 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     assert!(snapshots.join("customers.snapshot").exists());
 
     let resumed = ReadModel::spawn(log.clone(), opts.clone());
-    assert!(resumed.applied_position() > 0, "it started from the snapshot, not from zero");
+    assert!(
+        resumed.applied_position() > 0,
+        "it started from the snapshot, not from zero"
+    );
     wait(&resumed, 50).await;
     assert_eq!(resumed.customers.read().await.snapshot_bytes(), built);
 
@@ -52,7 +65,11 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("\"version\":1", "\"version\":0", 1)).unwrap();
     let rebuilt = ReadModel::spawn(log.clone(), opts);
-    assert_eq!(rebuilt.applied_position(), 0, "rebuilt from the first event");
+    assert_eq!(
+        rebuilt.applied_position(),
+        0,
+        "rebuilt from the first event"
+    );
     wait(&rebuilt, 50).await;
     assert_eq!(rebuilt.customers.read().await.snapshot_bytes(), built);
 }

@@ -21,9 +21,14 @@ fn event(rng: &mut StdRng, customers: u32) -> Event {
     let c = rng.gen_range(0..customers);
     let id = Uuid::from_u128(rng.gen());
     let text = if rng.gen_bool(0.3) {
-        format!(r#"{{"id":"{id}","type":"post","customer":"c-{c}","occurred_at":"2026-03-01T10:00:00Z","data":{{"post_id":"p-{id}","community":"g","text":"hello {c}"}}}}"#)
+        format!(
+            r#"{{"id":"{id}","type":"post","customer":"c-{c}","occurred_at":"2026-03-01T10:00:00Z","data":{{"post_id":"p-{id}","community":"g","text":"hello {c}"}}}}"#
+        )
     } else {
-        format!(r#"{{"id":"{id}","type":"purchase","customer":"c-{c}","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"o-{id}","amount":"{}.5","currency":"CNY"}}}}"#, rng.gen_range(0..500))
+        format!(
+            r#"{{"id":"{id}","type":"purchase","customer":"c-{c}","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"o-{id}","amount":"{}.5","currency":"CNY"}}}}"#,
+            rng.gen_range(0..500)
+        )
     };
     parse_one(&text, &mut Uuid::nil, false).unwrap()
 }
@@ -31,7 +36,10 @@ fn event(rng: &mut StdRng, customers: u32) -> Event {
 fn open(dir: &std::path::Path, master: &MasterKey) -> (Arc<SqliteStore>, Log) {
     let store = Arc::new(SqliteStore::open(dir, SqliteOptions::default()).unwrap());
     let keys = futures::executor::block_on(store.load_keys()).unwrap();
-    let log = Log::new(store.clone() as Arc<dyn EventStore>, Arc::new(Keyring::load(master.clone(), keys).unwrap()));
+    let log = Log::new(
+        store.clone() as Arc<dyn EventStore>,
+        Arc::new(Keyring::load(master.clone(), keys).unwrap()),
+    );
     (store, log)
 }
 
@@ -64,13 +72,22 @@ async fn concurrent_random_batches_give_a_gapless_log_and_contiguous_streams() {
                 sent.insert(e.id, e);
             }
         }
-        let all = log.open_all(store.read_all(0, 100_000).await.unwrap(), PersonalAccess::Plain).unwrap();
+        let all = log
+            .open_all(
+                store.read_all(0, 100_000).await.unwrap(),
+                PersonalAccess::Plain,
+            )
+            .unwrap();
         assert_eq!(all.len(), sent.len(), "seed {seed}");
         let mut versions: std::collections::HashMap<String, u64> = Default::default();
         for (i, ev) in all.iter().enumerate() {
             assert_eq!(ev.position, i as u64 + 1, "seed {seed}: gap");
             let next = versions.entry(ev.stream.clone()).or_default();
-            assert_eq!(ev.stream_version, *next, "seed {seed}: stream {} not contiguous", ev.stream);
+            assert_eq!(
+                ev.stream_version, *next,
+                "seed {seed}: stream {} not contiguous",
+                ev.stream
+            );
             *next += 1;
             let orig = &sent[&ev.id];
             assert_eq!(ev.data, orig.data.to_json(), "seed {seed}: data changed");
@@ -85,7 +102,10 @@ async fn concurrent_random_batches_give_a_gapless_log_and_contiguous_streams() {
         }
         let some: Vec<Event> = sent.values().take(5).cloned().collect();
         let again = log.append(&some, None).await.unwrap();
-        assert!(again.iter().all(|a| a.duplicate), "seed {seed}: ids are still known after reopening");
+        assert!(
+            again.iter().all(|a| a.duplicate),
+            "seed {seed}: ids are still known after reopening"
+        );
         assert_eq!(store.last_position(), sent.len() as u64);
     }
 }
@@ -109,11 +129,27 @@ async fn a_failed_expected_version_writes_nothing_of_its_batch() {
     let mut rng = StdRng::seed_from_u64(8);
     let batch: Vec<Event> = (0..3).map(|_| event(&mut rng, 1)).collect();
     let stream = batch[0].stream();
-    log.append(&batch[..1], Some((stream.clone(), ExpectedVersion::NoStream))).await.unwrap();
-    let err = log.append(&batch[1..], Some((stream.clone(), ExpectedVersion::NoStream))).await.unwrap_err();
-    assert!(matches!(err, StoreError::WrongExpectedVersion { ref actual, .. } if actual == "0"), "{err}");
+    log.append(
+        &batch[..1],
+        Some((stream.clone(), ExpectedVersion::NoStream)),
+    )
+    .await
+    .unwrap();
+    let err = log
+        .append(
+            &batch[1..],
+            Some((stream.clone(), ExpectedVersion::NoStream)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::WrongExpectedVersion { ref actual, .. } if actual == "0"),
+        "{err}"
+    );
     assert_eq!(store.last_position(), 1);
-    log.append(&batch[1..], Some((stream, ExpectedVersion::Exact(0)))).await.unwrap();
+    log.append(&batch[1..], Some((stream, ExpectedVersion::Exact(0))))
+        .await
+        .unwrap();
     assert_eq!(store.last_position(), 3);
 }
 
@@ -128,7 +164,9 @@ async fn a_subscriber_never_sees_a_later_position_before_an_earlier_one() {
             tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(t);
                 for _ in 0..25 {
-                    let batch: Vec<Event> = (0..rng.gen_range(1..5)).map(|_| event(&mut rng, 5)).collect();
+                    let batch: Vec<Event> = (0..rng.gen_range(1..5))
+                        .map(|_| event(&mut rng, 5))
+                        .collect();
                     log.append(&batch, None).await.unwrap();
                 }
             })
@@ -138,7 +176,11 @@ async fn a_subscriber_never_sees_a_later_position_before_an_earlier_one() {
         w.await.unwrap();
     }
     let total = store.last_position();
-    let got: Vec<u64> = sub.take(total as usize).map(|r| r.unwrap().position).collect().await;
+    let got: Vec<u64> = sub
+        .take(total as usize)
+        .map(|r| r.unwrap().position)
+        .collect()
+        .await;
     assert_eq!(got, (1..=total).collect::<Vec<_>>());
 }
 
@@ -157,25 +199,45 @@ async fn tampered_ciphertext_is_detected_not_decrypted_to_garbage() {
     store.close();
     drop((store, log));
     let conn = rusqlite::Connection::open(dir.path().join("rapport.sqlite")).unwrap();
-    let mut sealed: Vec<u8> = conn.query_row("SELECT sealed FROM events WHERE position = 1", [], |r| r.get(0)).unwrap();
+    let mut sealed: Vec<u8> = conn
+        .query_row("SELECT sealed FROM events WHERE position = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     let last = sealed.len() - 1;
     sealed[last] ^= 0x01;
-    conn.execute("UPDATE events SET sealed = ?1 WHERE position = 1", [&sealed]).unwrap();
+    conn.execute(
+        "UPDATE events SET sealed = ?1 WHERE position = 1",
+        [&sealed],
+    )
+    .unwrap();
     drop(conn);
     let (store, log) = open(dir.path(), &master);
     let stored = store.read_all(0, 10).await.unwrap();
-    let err = log.open(stored[0].clone(), PersonalAccess::Plain).unwrap_err();
-    assert!(matches!(err, StoreError::Integrity { position: 1, .. }), "{err}");
+    let err = log
+        .open(stored[0].clone(), PersonalAccess::Plain)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Integrity { position: 1, .. }),
+        "{err}"
+    );
     // Without access to personal data the event still reads (nothing is decrypted).
-    assert!(log.open(stored[0].clone(), PersonalAccess::Withheld).is_ok());
+    assert!(log
+        .open(stored[0].clone(), PersonalAccess::Withheld)
+        .is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_process_cannot_open_a_store_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let _held = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    let err = SqliteStore::open(dir.path(), SqliteOptions::default()).err().expect("locked");
-    assert!(err.to_string().contains("in use by another process"), "{err}");
+    let err = SqliteStore::open(dir.path(), SqliteOptions::default())
+        .err()
+        .expect("locked");
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
 }
 
 /// The export's fast path (copying stored bytes) must say exactly what `Log::open` says.
@@ -194,15 +256,30 @@ async fn the_fast_export_path_equals_opening_each_event() {
         .unwrap(),
     );
     log.append(&batch, None).await.unwrap();
-    log.erase("c-3", None, Uuid::now_v7(), chrono::Utc::now()).await.unwrap();
-    for access in [PersonalAccess::Plain, PersonalAccess::Pseudonymised, PersonalAccess::Withheld] {
+    log.erase("c-3", None, Uuid::now_v7(), chrono::Utc::now())
+        .await
+        .unwrap();
+    for access in [
+        PersonalAccess::Plain,
+        PersonalAccess::Pseudonymised,
+        PersonalAccess::Withheld,
+    ] {
         let mut out = Vec::new();
-        let n = tokio::task::block_in_place(|| rapport::import::export(&store, &log, 0, u64::MAX, access, &mut out)).unwrap();
-        let opened = log.open_all(store.read_all(0, 10_000).await.unwrap(), access).unwrap();
+        let n = tokio::task::block_in_place(|| {
+            rapport::import::export(&store, &log, 0, u64::MAX, access, &mut out)
+        })
+        .unwrap();
+        let opened = log
+            .open_all(store.read_all(0, 10_000).await.unwrap(), access)
+            .unwrap();
         assert_eq!(n as usize, opened.len());
         for (line, ev) in String::from_utf8(out).unwrap().lines().zip(&opened) {
             let exported: serde_json::Value = serde_json::from_str(line).unwrap();
-            assert_eq!(exported, serde_json::to_value(ev).unwrap(), "{access:?}: {line}");
+            assert_eq!(
+                exported,
+                serde_json::to_value(ev).unwrap(),
+                "{access:?}: {line}"
+            );
         }
     }
 }
@@ -225,14 +302,34 @@ async fn keys_carried_by_a_rolled_back_import_are_stored_by_the_next_append() {
         text.push('\n');
     }
     text.push_str(bad);
-    let report = tokio::task::block_in_place(|| import::import(&store, &log, &[Input { name: "x".into(), text }], ImportOptions { skip_invalid: false, progress: false })).unwrap();
+    let report = tokio::task::block_in_place(|| {
+        import::import(
+            &store,
+            &log,
+            &[Input {
+                name: "x".into(),
+                text,
+            }],
+            ImportOptions {
+                skip_invalid: false,
+                progress: false,
+            },
+        )
+    })
+    .unwrap();
     assert_eq!(report.invalid, 1);
-    assert_eq!(store.last_position(), 0, "nothing of the import was written");
+    assert_eq!(
+        store.last_position(),
+        0,
+        "nothing of the import was written"
+    );
     let ev = parse_one(good, &mut Uuid::now_v7, false).unwrap();
     log.append(&[ev], None).await.unwrap();
     store.close();
     drop((store, log));
     let (store, log) = open(dir.path(), &master);
-    let read = log.open_all(store.read_all(0, 10).await.unwrap(), PersonalAccess::Plain).unwrap();
+    let read = log
+        .open_all(store.read_all(0, 10).await.unwrap(), PersonalAccess::Plain)
+        .unwrap();
     assert_eq!(read[0].data["name"], "Kept Key");
 }

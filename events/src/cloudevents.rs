@@ -20,9 +20,21 @@ use crate::{
 };
 
 /// Namespace for ids derived from (source, id) pairs. Never change it: ids depend on it.
-pub const CLOUDEVENTS_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f0c_2a1e_4d7b_4b8e_9a51_7d0e_2c3b_91a4);
+pub const CLOUDEVENTS_ID_NAMESPACE: Uuid =
+    Uuid::from_u128(0x6f0c_2a1e_4d7b_4b8e_9a51_7d0e_2c3b_91a4);
 
-const CORE: &[&str] = &["specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64"];
+const CORE: &[&str] = &[
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "data_base64",
+];
 
 fn to_input(obj: &Map<String, Value>) -> Result<EventInput, ValidationErrors> {
     let mut errs = Vec::new();
@@ -35,7 +47,10 @@ fn to_input(obj: &Map<String, Value>) -> Result<EventInput, ValidationErrors> {
                 None
             }
             Some(_) => {
-                errs.push(FieldError::new(format!("/{k}"), "must be a non-empty string"));
+                errs.push(FieldError::new(
+                    format!("/{k}"),
+                    "must be a non-empty string",
+                ));
                 None
             }
         }
@@ -55,11 +70,17 @@ fn to_input(obj: &Map<String, Value>) -> Result<EventInput, ValidationErrors> {
     if let Some(ct) = &ct {
         let base = ct.split(';').next().unwrap_or_default().trim();
         if base != "application/json" && !base.ends_with("+json") {
-            errs.push(FieldError::new("/datacontenttype", "must be application/json (or a +json type)"));
+            errs.push(FieldError::new(
+                "/datacontenttype",
+                "must be application/json (or a +json type)",
+            ));
         }
     }
     if obj.contains_key("data_base64") {
-        errs.push(FieldError::new("/data_base64", "binary data is not accepted; send JSON in `data`"));
+        errs.push(FieldError::new(
+            "/data_base64",
+            "binary data is not accepted; send JSON in `data`",
+        ));
     }
     let data = match obj.get("data") {
         Some(v @ Value::Object(_)) => Some(v),
@@ -79,7 +100,9 @@ fn to_input(obj: &Map<String, Value>) -> Result<EventInput, ValidationErrors> {
             continue;
         }
         match (k.as_str(), v) {
-            ("rapportversion", Value::Number(n)) => version = n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            ("rapportversion", Value::Number(n)) => {
+                version = n.as_u64().and_then(|n| u16::try_from(n).ok())
+            }
             ("rapportversion", Value::String(s)) => version = s.parse().ok(),
             (_, Value::String(s)) => {
                 metadata.insert(k.clone(), s.clone());
@@ -87,21 +110,35 @@ fn to_input(obj: &Map<String, Value>) -> Result<EventInput, ValidationErrors> {
             (_, Value::Number(_) | Value::Bool(_)) => {
                 metadata.insert(k.clone(), v.to_string());
             }
-            _ => errs.push(FieldError::new(format!("/{k}"), "extension attributes must be strings, numbers or booleans")),
+            _ => errs.push(FieldError::new(
+                format!("/{k}"),
+                "extension attributes must be strings, numbers or booleans",
+            )),
         }
     }
     if !errs.is_empty() {
         return Err(ValidationErrors(errs));
     }
-    let (id, source, ty, subject, time, data) = (id.unwrap(), source.unwrap(), ty.unwrap(), subject.unwrap(), time.unwrap(), data.unwrap());
+    let (id, source, ty, subject, time, data) = (
+        id.unwrap(),
+        source.unwrap(),
+        ty.unwrap(),
+        subject.unwrap(),
+        time.unwrap(),
+        data.unwrap(),
+    );
     let event_id = match Uuid::parse_str(&id) {
         Ok(u) => u,
-        Err(_) => Uuid::new_v5(&CLOUDEVENTS_ID_NAMESPACE, format!("{source}\n{id}").as_bytes()),
+        Err(_) => Uuid::new_v5(
+            &CLOUDEVENTS_ID_NAMESPACE,
+            format!("{source}\n{id}").as_bytes(),
+        ),
     };
     metadata.insert("source".into(), source);
     metadata.insert("ce_id".into(), id);
     let short_type = ty.rsplit('.').next().unwrap_or(&ty).to_owned();
-    let data = RawValue::from_string(data.to_string()).map_err(|e| ValidationErrors::one("/data", e.to_string()))?;
+    let data = RawValue::from_string(data.to_string())
+        .map_err(|e| ValidationErrors::one("/data", e.to_string()))?;
     Ok(EventInput {
         id: Some(event_id.to_string()),
         event_type: short_type,
@@ -118,7 +155,11 @@ fn rename_paths(e: ValidationErrors) -> ValidationErrors {
     ValidationErrors(
         e.0.into_iter()
             .map(|mut f| {
-                for (ours, theirs) in [("/customer", "/subject"), ("/occurred_at", "/time"), ("/version", "/rapportversion")] {
+                for (ours, theirs) in [
+                    ("/customer", "/subject"),
+                    ("/occurred_at", "/time"),
+                    ("/version", "/rapportversion"),
+                ] {
                     if f.path == ours {
                         f.path = theirs.to_owned();
                     }
@@ -131,17 +172,22 @@ fn rename_paths(e: ValidationErrors) -> ValidationErrors {
 
 /// Parses one structured-mode CloudEvent.
 pub fn parse_one(text: &str, ids: &mut dyn IdSource) -> Result<Event, ValidationErrors> {
-    let v: Value = serde_json::from_str(text).map_err(|e| ValidationErrors::one("", format!("invalid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ValidationErrors::one("", format!("invalid JSON: {e}")))?;
     let Value::Object(obj) = v else {
-        return Err(ValidationErrors::one("", "a CloudEvent must be a JSON object"));
+        return Err(ValidationErrors::one(
+            "",
+            "a CloudEvent must be a JSON object",
+        ));
     };
     to_input(&obj)?.validate(ids, false).map_err(rename_paths)
 }
 
 /// Parses a batch (`application/cloudevents-batch+json`: a JSON array). All or nothing.
 pub fn parse_batch(text: &str, ids: &mut dyn IdSource) -> Result<Vec<Event>, ValidationErrors> {
-    let items: Vec<&RawValue> =
-        serde_json::from_str(text).map_err(|e| ValidationErrors::one("", format!("a CloudEvents batch must be a JSON array: {e}")))?;
+    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
+        ValidationErrors::one("", format!("a CloudEvents batch must be a JSON array: {e}"))
+    })?;
     let mut out = Vec::with_capacity(items.len());
     let mut errs = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -197,16 +243,27 @@ mod tests {
         assert_eq!(ev.customer, "c-1042");
         assert_eq!(ev.metadata["source"], "/shop/eu");
         assert_eq!(ev.metadata["correlationid"], "x-1");
-        assert_eq!(ev.id, Uuid::new_v5(&CLOUDEVENTS_ID_NAMESPACE, b"/shop/eu\norder-77-paid"));
+        assert_eq!(
+            ev.id,
+            Uuid::new_v5(&CLOUDEVENTS_ID_NAMESPACE, b"/shop/eu\norder-77-paid")
+        );
         // Redelivery of the same CloudEvent gets the same id, so it deduplicates.
         assert_eq!(parse_one(CE, &mut ids()).unwrap().id, ev.id);
     }
 
     #[test]
     fn cloudevent_errors_use_cloudevents_names() {
-        let bad = CE.replace(r#""subject":"c-1042","#, "").replace("\"1.0\"", "\"0.3\"");
+        let bad = CE
+            .replace(r#""subject":"c-1042","#, "")
+            .replace("\"1.0\"", "\"0.3\"");
         let e = parse_one(&bad, &mut ids()).unwrap_err();
         let paths: Vec<_> = e.0.iter().map(|f| f.to_string()).collect();
-        assert_eq!(paths, ["/subject: is required", "/specversion: must be \"1.0\""].map(String::from).to_vec(), "{paths:?}");
+        assert_eq!(
+            paths,
+            ["/subject: is required", "/specversion: must be \"1.0\""]
+                .map(String::from)
+                .to_vec(),
+            "{paths:?}"
+        );
     }
 }

@@ -303,7 +303,10 @@ impl EventData {
         if !ty.known_versions().contains(&version) {
             return Err(ValidationErrors::one(
                 "",
-                format!("unknown version {version} of `{ty}` (known: 1 to {})", ty.current_version()),
+                format!(
+                    "unknown version {version} of `{ty}` (known: 1 to {})",
+                    ty.current_version()
+                ),
             ));
         }
         // Every type is at version 1 today. When a type gains version 2, its version-1
@@ -401,7 +404,10 @@ impl EventData {
                     e.push("/traits", "must have at least one trait");
                 }
                 if d.traits.len() > LIST_LEN_MAX {
-                    e.push("/traits", format!("must have at most {LIST_LEN_MAX} traits"));
+                    e.push(
+                        "/traits",
+                        format!("must have at most {LIST_LEN_MAX} traits"),
+                    );
                 }
                 for (k, v) in &d.traits {
                     let p = format!("/traits/{k}");
@@ -437,10 +443,22 @@ impl EventData {
             EventData::Complaint(d) => {
                 id(&mut e, "/complaint_id", &d.complaint_id);
                 let a = &d.about;
-                if [&a.product, &a.sku, &a.batch, &a.store, &a.topic].iter().all(|f| f.is_none()) {
-                    e.push("/about", "must name at least one of product, sku, batch, store, topic");
+                if [&a.product, &a.sku, &a.batch, &a.store, &a.topic]
+                    .iter()
+                    .all(|f| f.is_none())
+                {
+                    e.push(
+                        "/about",
+                        "must name at least one of product, sku, batch, store, topic",
+                    );
                 }
-                for (name, f) in [("product", &a.product), ("sku", &a.sku), ("batch", &a.batch), ("store", &a.store), ("topic", &a.topic)] {
+                for (name, f) in [
+                    ("product", &a.product),
+                    ("sku", &a.sku),
+                    ("batch", &a.batch),
+                    ("store", &a.store),
+                    ("topic", &a.topic),
+                ] {
                     opt_short(&mut e, &format!("/about/{name}"), f);
                 }
                 opt_short(&mut e, "/category", &d.category);
@@ -468,7 +486,9 @@ impl EventData {
                 }
                 list(&mut e, "/mentions", &d.mentions, ID_LEN_MAX);
             }
-            EventData::CommunityJoined(d) | EventData::CommunityLeft(d) => id(&mut e, "/community", &d.community),
+            EventData::CommunityJoined(d) | EventData::CommunityLeft(d) => {
+                id(&mut e, "/community", &d.community)
+            }
             EventData::Contacted(d) => {
                 short(&mut e, "/channel", &d.channel, false);
                 opt_short(&mut e, "/campaign", &d.campaign);
@@ -481,7 +501,8 @@ impl EventData {
 }
 
 fn has_control(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
 }
 
 pub(crate) fn id(e: &mut Errors, path: &str, v: &str) {
@@ -516,7 +537,10 @@ fn text(e: &mut Errors, path: &str, v: &str) {
     } else if v.len() > TEXT_LEN_MAX {
         e.push(path, format!("must be at most {TEXT_LEN_MAX} bytes"));
     } else if has_control(v) {
-        e.push(path, "must not contain control characters other than tab and newline");
+        e.push(
+            path,
+            "must not contain control characters other than tab and newline",
+        );
     }
 }
 
@@ -532,7 +556,10 @@ fn list(e: &mut Errors, path: &str, v: &[String], each_max: usize) {
     }
     for (i, s) in v.iter().enumerate() {
         if s.trim().is_empty() || s.len() > each_max || s.chars().any(|c| c.is_control()) {
-            e.push(format!("{path}/{i}"), format!("must be 1 to {each_max} bytes without control characters"));
+            e.push(
+                format!("{path}/{i}"),
+                format!("must be 1 to {each_max} bytes without control characters"),
+            );
         }
     }
 }

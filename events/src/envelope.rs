@@ -69,12 +69,6 @@ impl Event {
     }
 }
 
-/// What an event is about, which decides its stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject<'a> {
-    Customer(&'a str),
-}
-
 /// The one stream rule: every event type today is about a customer and lands in
 /// `customer-<customer id>`. Later subjects (communities, alerts, segments) get their
 /// own prefixes (`community-`, `alert-`, `segment-`); prefixes never overlap.
@@ -104,13 +98,21 @@ pub(crate) fn parse_time(e: &mut Errors, path: &str, s: &str) -> Option<DateTime
         Ok(t) => {
             let t = t.with_timezone(&Utc);
             if !(OCCURRED_YEAR_MIN..=OCCURRED_YEAR_MAX).contains(&t.year()) {
-                e.push(path, format!("must be between the years {OCCURRED_YEAR_MIN} and {OCCURRED_YEAR_MAX}"));
+                e.push(
+                    path,
+                    format!(
+                        "must be between the years {OCCURRED_YEAR_MIN} and {OCCURRED_YEAR_MAX}"
+                    ),
+                );
                 return None;
             }
             Some(t)
         }
         Err(_) => {
-            e.push(path, "must be an RFC 3339 timestamp with an offset, e.g. 2026-03-01T10:00:00Z");
+            e.push(
+                path,
+                "must be an RFC 3339 timestamp with an offset, e.g. 2026-03-01T10:00:00Z",
+            );
             None
         }
     }
@@ -118,7 +120,11 @@ pub(crate) fn parse_time(e: &mut Errors, path: &str, s: &str) -> Option<DateTime
 
 impl EventInput {
     /// Validates and canonicalises. Errors are relative to this event (`/data/amount`).
-    pub fn validate(self, ids: &mut dyn IdSource, allow_system: bool) -> Result<Event, ValidationErrors> {
+    pub fn validate(
+        self,
+        ids: &mut dyn IdSource,
+        allow_system: bool,
+    ) -> Result<Event, ValidationErrors> {
         let mut e = Errors::default();
         let id = match &self.id {
             None => Some(ids.next_id()),
@@ -132,24 +138,47 @@ impl EventInput {
         };
         let ty = match EventType::parse(&self.event_type) {
             Some(t) if t.is_system() && !allow_system => {
-                e.push("/type", format!("`{t}` is written by Rapport itself and cannot be sent"));
+                e.push(
+                    "/type",
+                    format!("`{t}` is written by Rapport itself and cannot be sent"),
+                );
                 None
             }
             Some(t) => Some(t),
             None => {
-                let known: Vec<_> = EventType::ALL.iter().filter(|t| !t.is_system()).map(|t| t.as_str()).collect();
-                e.push("/type", format!("unknown event type `{}` (known: {})", self.event_type, known.join(", ")));
+                let known: Vec<_> = EventType::ALL
+                    .iter()
+                    .filter(|t| !t.is_system())
+                    .map(|t| t.as_str())
+                    .collect();
+                e.push(
+                    "/type",
+                    format!(
+                        "unknown event type `{}` (known: {})",
+                        self.event_type,
+                        known.join(", ")
+                    ),
+                );
                 None
             }
         };
         data::id(&mut e, "/customer", &self.customer);
         let occurred_at = parse_time(&mut e, "/occurred_at", &self.occurred_at);
         if self.metadata.len() > METADATA_ENTRIES_MAX {
-            e.push("/metadata", format!("must have at most {METADATA_ENTRIES_MAX} entries"));
+            e.push(
+                "/metadata",
+                format!("must have at most {METADATA_ENTRIES_MAX} entries"),
+            );
         }
         for (k, v) in &self.metadata {
             if k.is_empty() || k.len() > 64 || v.len() > data::SHORT_LEN_MAX {
-                e.push(format!("/metadata/{k}"), format!("keys must be 1 to 64 bytes and values at most {} bytes", data::SHORT_LEN_MAX));
+                e.push(
+                    format!("/metadata/{k}"),
+                    format!(
+                        "keys must be 1 to 64 bytes and values at most {} bytes",
+                        data::SHORT_LEN_MAX
+                    ),
+                );
             }
         }
         let data = ty.and_then(|ty| {
@@ -164,9 +193,13 @@ impl EventInput {
         });
         e.into_result()?;
         match (id, data, occurred_at) {
-            (Some(id), Some(data), Some(occurred_at)) => {
-                Ok(Event { id, data, customer: self.customer, occurred_at, metadata: self.metadata })
-            }
+            (Some(id), Some(data), Some(occurred_at)) => Ok(Event {
+                id,
+                data,
+                customer: self.customer,
+                occurred_at,
+                metadata: self.metadata,
+            }),
             // Every `None` above pushed an error, so `into_result` returned already.
             _ => Err(ValidationErrors::one("", "invalid event")),
         }
@@ -179,7 +212,11 @@ fn syntax_error(path: String, e: serde_json::Error) -> ValidationErrors {
 
 /// Parses one event in Rapport's JSON form. `allow_system` admits system event types
 /// (only Rapport's own endpoints and trusted imports set it).
-pub fn parse_one(text: &str, ids: &mut dyn IdSource, allow_system: bool) -> Result<Event, ValidationErrors> {
+pub fn parse_one(
+    text: &str,
+    ids: &mut dyn IdSource,
+    allow_system: bool,
+) -> Result<Event, ValidationErrors> {
     // Fast path without path tracking; only a failure pays for a second, tracked parse.
     if let Ok(input) = serde_json::from_str::<EventInput>(text) {
         return input.validate(ids, allow_system);
@@ -194,7 +231,10 @@ pub fn parse_one(text: &str, ids: &mut dyn IdSource, allow_system: bool) -> Resu
                 return Err(syntax_error(String::new(), inner));
             }
             let msg = inner.to_string();
-            let msg = msg.rfind(" at line ").map(|i| msg[..i].to_owned()).unwrap_or(msg);
+            let msg = msg
+                .rfind(" at line ")
+                .map(|i| msg[..i].to_owned())
+                .unwrap_or(msg);
             return Err(ValidationErrors::one(path, msg));
         }
     };
@@ -212,10 +252,12 @@ pub fn parse_batch(
 ) -> Result<Vec<Event>, ValidationErrors> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
-    let mut one = |i: usize, text: &str, errs: &mut Vec<FieldError>| match parse_one(text, ids, allow_system) {
-        Ok(ev) => out.push(ev),
-        Err(e) => errs.extend(e.under(&format!("/{i}")).0),
-    };
+    let mut one =
+        |i: usize, text: &str, errs: &mut Vec<FieldError>| match parse_one(text, ids, allow_system)
+        {
+            Ok(ev) => out.push(ev),
+            Err(e) => errs.extend(e.under(&format!("/{i}")).0),
+        };
     if ndjson {
         for (i, line) in body.lines().enumerate() {
             if !line.trim().is_empty() {
@@ -223,7 +265,8 @@ pub fn parse_batch(
             }
         }
     } else if body.trim_start().starts_with('[') {
-        let items: Vec<&RawValue> = serde_json::from_str(body).map_err(|e| syntax_error(String::new(), e))?;
+        let items: Vec<&RawValue> =
+            serde_json::from_str(body).map_err(|e| syntax_error(String::new(), e))?;
         for (i, item) in items.iter().enumerate() {
             one(i, item.get(), &mut errs);
         }
@@ -313,17 +356,27 @@ mod tests {
     fn errors_name_the_batch_index_and_field() {
         let bad = GOOD.replace(r#""129.90""#, r#""-5""#);
         let body = format!("[{GOOD},{GOOD},{GOOD},{bad}]");
-        assert_eq!(rules(&body), ["/3/data/amount: must be a non-negative decimal"]);
+        assert_eq!(
+            rules(&body),
+            ["/3/data/amount: must be a non-negative decimal"]
+        );
     }
 
     #[test]
     fn unknown_fields_types_and_missing_fields_are_named() {
         let typo = GOOD.replace("order_id", "order");
-        assert!(rules(&format!("[{typo}]"))[0].starts_with("/0/data/order: unknown field `order`"), "{:?}", rules(&format!("[{typo}]")));
+        assert!(
+            rules(&format!("[{typo}]"))[0].starts_with("/0/data/order: unknown field `order`"),
+            "{:?}",
+            rules(&format!("[{typo}]"))
+        );
         let ty = GOOD.replace("purchase", "purchse");
         assert!(rules(&format!("[{ty}]"))[0].starts_with("/0/type: unknown event type `purchse`"));
         let no_customer = GOOD.replace(r#""customer":"c-1","#, "");
-        assert_eq!(rules(&format!("[{no_customer}]")), ["/0: missing field `customer`"]);
+        assert_eq!(
+            rules(&format!("[{no_customer}]")),
+            ["/0: missing field `customer`"]
+        );
     }
 
     #[test]
@@ -346,7 +399,11 @@ mod tests {
         let c = r#"{"type":"complaint","customer":"c","occurred_at":"2026-01-01T00:00:00Z","data":{"complaint_id":"k","about":{},"severity":9,"text":" "}}"#;
         assert_eq!(
             rules(c),
-            ["/data/about: must name at least one of product, sku, batch, store, topic", "/data/severity: must be an integer from 1 to 5", "/data/text: must not be empty"]
+            [
+                "/data/about: must name at least one of product, sku, batch, store, topic",
+                "/data/severity: must be an integer from 1 to 5",
+                "/data/text: must not be empty"
+            ]
         );
     }
 }

@@ -13,7 +13,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(path: impl Into<String>, rule: impl Into<String>) -> Self {
-        FieldError { path: path.into(), rule: rule.into() }
+        FieldError {
+            path: path.into(),
+            rule: rule.into(),
+        }
     }
 
     /// The same error, seen from one level up (e.g. the batch index `3`).
@@ -25,7 +28,11 @@ impl FieldError {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
         write!(f, "{path}: {}", self.rule)
     }
 }

@@ -19,7 +19,7 @@ pub mod schema;
 
 pub use data::{EventData, EventType};
 pub use envelope::{
-    parse_batch, parse_one, stream_for, Event, EventInput, IdSource, RecordedEvent, Subject,
+    parse_batch, parse_one, stream_for, Event, EventInput, IdSource, RecordedEvent,
     CUSTOMER_ID_LEN_MAX, METADATA_ENTRIES_MAX,
 };
 pub use error::{FieldError, ValidationErrors};

@@ -65,7 +65,9 @@ impl<'de> Deserialize<'de> for Money {
         } else if text.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
             text.to_owned()
         } else {
-            return Err(de::Error::custom("must be a non-negative decimal (a string or a number)"));
+            return Err(de::Error::custom(
+                "must be a non-negative decimal (a string or a number)",
+            ));
         };
         Money::parse(&text).map_err(de::Error::custom)
     }
@@ -144,7 +146,9 @@ mod tests {
     }
 
     fn amount(json: &str) -> Result<String, String> {
-        serde_json::from_str::<Holder>(json).map(|h| h.amount.to_string()).map_err(|e| e.to_string())
+        serde_json::from_str::<Holder>(json)
+            .map(|h| h.amount.to_string())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -152,12 +156,24 @@ mod tests {
         assert_eq!(amount(r#"{"amount": "129.90"}"#).unwrap(), "129.90");
         assert_eq!(amount(r#"{"amount": 129.90}"#).unwrap(), "129.90");
         assert_eq!(amount(r#"{"amount": 0.1}"#).unwrap(), "0.1");
-        assert_eq!(amount(r#"{"amount": 12345678901234567.01}"#).unwrap(), "12345678901234567.01");
+        assert_eq!(
+            amount(r#"{"amount": 12345678901234567.01}"#).unwrap(),
+            "12345678901234567.01"
+        );
     }
 
     #[test]
     fn negative_exponent_and_garbage_are_rejected() {
-        for bad in [r#""-1""#, "-0.5", "1e3", r#""abc""#, "true", "null", r#""""#, r#""1.123456789""#] {
+        for bad in [
+            r#""-1""#,
+            "-0.5",
+            "1e3",
+            r#""abc""#,
+            "true",
+            "null",
+            r#""""#,
+            r#""1.123456789""#,
+        ] {
             let e = amount(&format!(r#"{{"amount": {bad}}}"#)).unwrap_err();
             assert!(e.contains("decimal"), "{bad}: {e}");
         }

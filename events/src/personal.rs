@@ -12,7 +12,9 @@ use crate::data::EventType;
 
 /// Trait names whose values are *not* personal; every other trait value is.
 /// Coarse facts used for segmenting stay readable after an erasure.
-pub const NON_PERSONAL_TRAITS: &[&str] = &["country", "region", "language", "currency", "tier", "channel", "source", "segment"];
+pub const NON_PERSONAL_TRAITS: &[&str] = &[
+    "country", "region", "language", "currency", "tier", "channel", "source", "segment",
+];
 
 /// How the personal fields of a recorded event are shown to its reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -111,8 +113,8 @@ impl PersonalFields {
 /// a test checks that both agree for every golden example.
 pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
     use crate::data::*;
-    use serde::Serialize;
     use crate::EventData as D;
+    use serde::Serialize;
 
     fn json<T: Serialize>(v: &T) -> String {
         serde_json::to_string(v).expect("event data serializes to JSON")
@@ -145,10 +147,27 @@ pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
                 phone: &'a Option<String>,
             }
             let empty = d.name.is_none() && d.email.is_none() && d.phone.is_none();
-            (json(&Public { region: &d.region, channel: &d.channel, tags: &d.tags }), some_personal(Personal { name: &d.name, email: &d.email, phone: &d.phone }, empty))
+            (
+                json(&Public {
+                    region: &d.region,
+                    channel: &d.channel,
+                    tags: &d.tags,
+                }),
+                some_personal(
+                    Personal {
+                        name: &d.name,
+                        email: &d.email,
+                        phone: &d.phone,
+                    },
+                    empty,
+                ),
+            )
         }
         D::ProfileUpdated(d) => {
-            let (public, personal): (Vec<_>, Vec<_>) = d.traits.iter().partition(|(k, _)| NON_PERSONAL_TRAITS.contains(&k.as_str()));
+            let (public, personal): (Vec<_>, Vec<_>) = d
+                .traits
+                .iter()
+                .partition(|(k, _)| NON_PERSONAL_TRAITS.contains(&k.as_str()));
             let public: std::collections::BTreeMap<_, _> = public.into_iter().collect();
             let personal: std::collections::BTreeMap<_, _> = personal.into_iter().collect();
             #[derive(Serialize)]
@@ -156,7 +175,10 @@ pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
                 traits: std::collections::BTreeMap<&'a String, &'a String>,
             }
             let empty = personal.is_empty();
-            (json(&Traits { traits: public }), some_personal(Traits { traits: personal }, empty))
+            (
+                json(&Traits { traits: public }),
+                some_personal(Traits { traits: personal }, empty),
+            )
         }
         D::Refund(d) => {
             #[derive(Serialize)]
@@ -170,7 +192,14 @@ pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
             struct Personal<'a> {
                 reason: &'a str,
             }
-            (json(&Public { order_id: &d.order_id, amount: &d.amount, currency: &d.currency }), d.reason.as_deref().map(|r| json(&Personal { reason: r })))
+            (
+                json(&Public {
+                    order_id: &d.order_id,
+                    amount: &d.amount,
+                    currency: &d.currency,
+                }),
+                d.reason.as_deref().map(|r| json(&Personal { reason: r })),
+            )
         }
         D::Complaint(d) => {
             #[derive(Serialize)]
@@ -184,7 +213,13 @@ pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
                 #[serde(skip_serializing_if = "Option::is_none")]
                 channel: &'a Option<String>,
             }
-            let public = Public { complaint_id: &d.complaint_id, about: &d.about, category: &d.category, severity: &d.severity, channel: &d.channel };
+            let public = Public {
+                complaint_id: &d.complaint_id,
+                about: &d.about,
+                category: &d.category,
+                severity: &d.severity,
+                channel: &d.channel,
+            };
             (json(&public), Some(json(&Text { text: &d.text })))
         }
         D::ComplaintResolved(d) => {
@@ -198,7 +233,15 @@ pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
             struct Personal<'a> {
                 resolution: &'a str,
             }
-            (json(&Public { complaint_id: &d.complaint_id, satisfied: &d.satisfied }), d.resolution.as_deref().map(|r| json(&Personal { resolution: r })))
+            (
+                json(&Public {
+                    complaint_id: &d.complaint_id,
+                    satisfied: &d.satisfied,
+                }),
+                d.resolution
+                    .as_deref()
+                    .map(|r| json(&Personal { resolution: r })),
+            )
         }
         D::Post(d) => {
             #[derive(Serialize)]
@@ -212,7 +255,13 @@ pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
                 #[serde(skip_serializing_if = "<[String]>::is_empty")]
                 mentions: &'a [String],
             }
-            let public = Public { post_id: &d.post_id, community: &d.community, reply_to: &d.reply_to, echoes: &d.echoes, mentions: &d.mentions };
+            let public = Public {
+                post_id: &d.post_id,
+                community: &d.community,
+                reply_to: &d.reply_to,
+                echoes: &d.echoes,
+                mentions: &d.mentions,
+            };
             (json(&public), Some(json(&Text { text: &d.text })))
         }
         other => {
@@ -234,7 +283,11 @@ pub fn split(ty: EventType, data: &mut Value) -> Option<PersonalFields> {
     }
     if has_personal_traits(ty) {
         if let Some(Value::Object(traits)) = obj.get_mut("traits") {
-            let keys: Vec<String> = traits.keys().filter(|k| !NON_PERSONAL_TRAITS.contains(&k.as_str())).cloned().collect();
+            let keys: Vec<String> = traits
+                .keys()
+                .filter(|k| !NON_PERSONAL_TRAITS.contains(&k.as_str()))
+                .cloned()
+                .collect();
             let mut personal = Map::new();
             for k in keys {
                 if let Some(v) = traits.remove(&k) {
@@ -251,7 +304,9 @@ pub fn split(ty: EventType, data: &mut Value) -> Option<PersonalFields> {
 
 /// Puts personal fields back into `data` (the inverse of [`split`]).
 pub fn merge(data: &mut Value, personal: &PersonalFields) {
-    let Some(obj) = data.as_object_mut() else { return };
+    let Some(obj) = data.as_object_mut() else {
+        return;
+    };
     for (k, v) in &personal.0 {
         match (obj.get_mut(k), v) {
             (Some(Value::Object(existing)), Value::Object(more)) => {
@@ -280,15 +335,21 @@ mod tests {
             let mut via_value = ev.data.to_json();
             let personal = split(ev.event_type(), &mut via_value);
             let (public, direct_personal) = split_data(&ev.data);
-            assert_eq!(serde_json::from_str::<serde_json::Value>(&public).unwrap(), via_value, "{text}");
-            let direct_personal = direct_personal.map(|p| serde_json::from_str::<Map<String, Value>>(&p).unwrap());
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&public).unwrap(),
+                via_value,
+                "{text}"
+            );
+            let direct_personal =
+                direct_personal.map(|p| serde_json::from_str::<Map<String, Value>>(&p).unwrap());
             assert_eq!(direct_personal, personal.map(|p| p.0), "{text}");
         }
     }
 
     #[test]
     fn split_then_merge_gives_back_the_data() {
-        let original = json!({"traits": {"country": "UK", "email": "a@b.c", "birthday": "1990-01-01"}});
+        let original =
+            json!({"traits": {"country": "UK", "email": "a@b.c", "birthday": "1990-01-01"}});
         let mut data = original.clone();
         let p = split(EventType::ProfileUpdated, &mut data).unwrap();
         assert_eq!(data, json!({"traits": {"country": "UK"}}));

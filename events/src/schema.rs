@@ -7,7 +7,10 @@
 
 use schemars::{schema_for, Schema};
 
-use crate::{data::*, envelope::{EventInput, RecordedEvent}};
+use crate::{
+    data::*,
+    envelope::{EventInput, RecordedEvent},
+};
 
 /// Every schema file: (file name, schema).
 pub fn all() -> Vec<(String, Schema)> {

@@ -30,5 +30,8 @@ fn committed_schemas_match_the_code() {
             stale.push(format!("{name} (no longer generated; delete it)"));
         }
     }
-    assert!(stale.is_empty(), "stale schemas: {stale:?}; run RAPPORT_UPDATE_SCHEMAS=1 cargo test -p rapport-events");
+    assert!(
+        stale.is_empty(),
+        "stale schemas: {stale:?}; run RAPPORT_UPDATE_SCHEMAS=1 cargo test -p rapport-events"
+    );
 }

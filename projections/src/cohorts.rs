@@ -42,7 +42,8 @@ fn month_label(i: i32) -> String {
 pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
     let last = month_index(as_of);
     // cohort month → offset → (distinct customers, revenue per currency)
-    let mut cells: BTreeMap<i32, BTreeMap<u32, (BTreeSet<&str>, BTreeMap<String, Decimal>)>> = BTreeMap::new();
+    let mut cells: BTreeMap<i32, BTreeMap<u32, (BTreeSet<&str>, BTreeMap<String, Decimal>)>> =
+        BTreeMap::new();
     let mut sizes: BTreeMap<i32, usize> = BTreeMap::new();
     for p in customers.sorted() {
         let n = p.orders_until(as_of);
@@ -56,7 +57,10 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
             let offset = (month_index(x.at) - first) as u32;
             let cell = cohort.entry(offset).or_default();
             cell.0.insert(&p.id);
-            *cell.1.entry(currency_str(&x.currency).to_owned()).or_default() += x.amount;
+            *cell
+                .1
+                .entry(currency_str(&x.currency).to_owned())
+                .or_default() += x.amount;
         }
     }
     sizes
@@ -66,11 +70,22 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
             let periods = (0..=(last - month).max(0) as u32)
                 .map(|offset| {
                     let (who, revenue) = cohort_cells.remove(&offset).unwrap_or_default();
-                    let pct = (Decimal::from(who.len() as u64) * Decimal::ONE_HUNDRED / Decimal::from(size as u64)).round_dp(2);
-                    CohortPeriod { offset, customers: who.len(), retention_pct: pct, revenue }
+                    let pct = (Decimal::from(who.len() as u64) * Decimal::ONE_HUNDRED
+                        / Decimal::from(size as u64))
+                    .round_dp(2);
+                    CohortPeriod {
+                        offset,
+                        customers: who.len(),
+                        retention_pct: pct,
+                        revenue,
+                    }
                 })
                 .collect();
-            Cohort { cohort: month_label(month), customers: size, periods }
+            Cohort {
+                cohort: month_label(month),
+                customers: size,
+                periods,
+            }
         })
         .collect()
 }

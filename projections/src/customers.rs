@@ -92,7 +92,9 @@ impl Profile {
     }
 
     pub fn last_purchase_until(&self, as_of: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.purchases[..self.orders_until(as_of)].last().map(|p| p.at)
+        self.purchases[..self.orders_until(as_of)]
+            .last()
+            .map(|p| p.at)
     }
 
     /// Most bought first; ties by name, so the order never depends on hashing.
@@ -121,7 +123,9 @@ fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn money(v: &Value, key: &str) -> Option<Decimal> {
-    s(v, key).and_then(|t| Money::parse(t).ok()).map(Money::decimal)
+    s(v, key)
+        .and_then(|t| Money::parse(t).ok())
+        .map(Money::decimal)
 }
 
 fn currency(v: &Value, key: &str) -> Option<[u8; 3]> {
@@ -155,7 +159,12 @@ impl Customers {
     }
 
     fn profile(&mut self, id: &str) -> &mut Profile {
-        self.profiles.entry(id.to_owned()).or_insert_with(|| Profile { id: id.to_owned(), ..Default::default() })
+        self.profiles
+            .entry(id.to_owned())
+            .or_insert_with(|| Profile {
+                id: id.to_owned(),
+                ..Default::default()
+            })
     }
 }
 
@@ -182,14 +191,17 @@ impl Projection for Customers {
                     }
                 }
                 if let Some(tags) = d.get("tags").and_then(Value::as_array) {
-                    p.tags.extend(tags.iter().filter_map(Value::as_str).map(str::to_owned));
+                    p.tags
+                        .extend(tags.iter().filter_map(Value::as_str).map(str::to_owned));
                 }
             }
             EventType::ProfileUpdated => {
                 let p = self.profile(&ev.customer);
                 p.identity_positions.push(ev.position);
                 if let Some(traits) = d.get("traits").and_then(Value::as_object) {
-                    let public = traits.iter().filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()));
+                    let public = traits.iter().filter(|(k, _)| {
+                        rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())
+                    });
                     for (k, v) in public {
                         if let Some(v) = v.as_str() {
                             p.traits.insert(k.clone(), v.to_owned());
@@ -199,10 +211,19 @@ impl Projection for Customers {
             }
             EventType::Purchase => {
                 let p = self.profile(&ev.customer);
-                if let (Some(amount), Some(currency)) = (money(d, "amount"), currency(d, "currency")) {
+                if let (Some(amount), Some(currency)) =
+                    (money(d, "amount"), currency(d, "currency"))
+                {
                     // A zero-value order is not a purchase (the standard cleaning rule).
                     if amount > Decimal::ZERO {
-                        insert_sorted(&mut p.purchases, Money3 { at, amount, currency });
+                        insert_sorted(
+                            &mut p.purchases,
+                            Money3 {
+                                at,
+                                amount,
+                                currency,
+                            },
+                        );
                     }
                 }
                 if let Some(items) = d.get("items").and_then(Value::as_array) {
@@ -221,9 +242,17 @@ impl Projection for Customers {
                 let p = self.profile(&ev.customer);
                 if let Some(amount) = money(d, "amount") {
                     // Without a currency the refund is in the currency of the latest purchase.
-                    let currency = currency(d, "currency").or_else(|| p.purchases.last().map(|x| x.currency));
+                    let currency =
+                        currency(d, "currency").or_else(|| p.purchases.last().map(|x| x.currency));
                     if let Some(currency) = currency {
-                        insert_sorted(&mut p.refunds, Money3 { at, amount, currency });
+                        insert_sorted(
+                            &mut p.refunds,
+                            Money3 {
+                                at,
+                                amount,
+                                currency,
+                            },
+                        );
                     }
                 }
             }
@@ -243,15 +272,22 @@ impl Projection for Customers {
             }
             EventType::Complaint => {
                 if let Some(id) = s(d, "complaint_id") {
-                    self.complaint_authors.insert(id.to_owned(), ev.customer.clone());
-                    self.profile(&ev.customer).complaints_open.insert(id.to_owned());
+                    self.complaint_authors
+                        .insert(id.to_owned(), ev.customer.clone());
+                    self.profile(&ev.customer)
+                        .complaints_open
+                        .insert(id.to_owned());
                 }
             }
             EventType::ComplaintResolved => {
                 if let Some(id) = s(d, "complaint_id") {
                     // Resolutions may be recorded on the complainant's stream or by staff on
                     // it; either way the complaint's author is credited.
-                    let author = self.complaint_authors.get(id).cloned().unwrap_or_else(|| ev.customer.clone());
+                    let author = self
+                        .complaint_authors
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| ev.customer.clone());
                     let p = self.profile(&author);
                     if p.complaints_open.remove(id) {
                         p.complaints_resolved += 1;
@@ -268,18 +304,28 @@ impl Projection for Customers {
                     self.post_authors.insert(id.to_owned(), ev.customer.clone());
                 }
                 self.profile(&ev.customer).posts += 1;
-                if let Some(author) = s(d, "reply_to").and_then(|r| self.post_authors.get(r)).cloned() {
+                if let Some(author) = s(d, "reply_to")
+                    .and_then(|r| self.post_authors.get(r))
+                    .cloned()
+                {
                     if author != ev.customer {
                         self.profile(&author).replies_received += 1;
                     }
                 }
-                if let Some(author) = s(d, "echoes").and_then(|c| self.complaint_authors.get(c)).cloned() {
+                if let Some(author) = s(d, "echoes")
+                    .and_then(|c| self.complaint_authors.get(c))
+                    .cloned()
+                {
                     if author != ev.customer {
                         self.profile(&author).echoes_received += 1;
                     }
                 }
                 if let Some(mentions) = d.get("mentions").and_then(Value::as_array) {
-                    let mentioned: BTreeSet<&str> = mentions.iter().filter_map(Value::as_str).filter(|m| *m != ev.customer).collect();
+                    let mentioned: BTreeSet<&str> = mentions
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter(|m| *m != ev.customer)
+                        .collect();
                     for m in mentioned {
                         self.profile(m).mentions_received += 1;
                     }
@@ -340,7 +386,14 @@ impl Customers {
 
     /// Referees of `p` who bought at least once up to `as_of`.
     pub fn referees_who_bought(&self, p: &Profile, as_of: DateTime<Utc>) -> usize {
-        p.referees.iter().filter(|r| self.profiles.get(*r).is_some_and(|x| x.orders_until(as_of) > 0)).count()
+        p.referees
+            .iter()
+            .filter(|r| {
+                self.profiles
+                    .get(*r)
+                    .is_some_and(|x| x.orders_until(as_of) > 0)
+            })
+            .count()
     }
 
     /// The influence score (documented in `docs/projections.md`):
@@ -349,6 +402,10 @@ impl Customers {
     pub fn influence(&self, p: &Profile, as_of: DateTime<Utc>) -> u64 {
         let bought = self.referees_who_bought(p, as_of) as u64;
         let others = p.referees.len() as u64 - bought;
-        3 * bought + others + 2 * p.echoes_received as u64 + p.replies_received as u64 + p.mentions_received as u64
+        3 * bought
+            + others
+            + 2 * p.echoes_received as u64
+            + p.replies_received as u64
+            + p.mentions_received as u64
     }
 }

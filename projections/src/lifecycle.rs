@@ -36,7 +36,14 @@ pub struct LifecycleConfig {
 
 impl Default for LifecycleConfig {
     fn default() -> Self {
-        LifecycleConfig { new_days: 30, active_days: 90, dormant_days: 180, churned_days: 365, user_min_orders: 3, user_window_days: 365 }
+        LifecycleConfig {
+            new_days: 30,
+            active_days: 90,
+            dormant_days: 180,
+            churned_days: 365,
+            user_min_orders: 3,
+            user_window_days: 365,
+        }
     }
 }
 
@@ -66,9 +73,17 @@ impl Lifecycle {
     }
 
     pub fn parse(s: &str) -> Option<Lifecycle> {
-        [Lifecycle::Prospect, Lifecycle::New, Lifecycle::Active, Lifecycle::Reactivated, Lifecycle::AtRisk, Lifecycle::Dormant, Lifecycle::Churned]
-            .into_iter()
-            .find(|l| l.as_str() == s)
+        [
+            Lifecycle::Prospect,
+            Lifecycle::New,
+            Lifecycle::Active,
+            Lifecycle::Reactivated,
+            Lifecycle::AtRisk,
+            Lifecycle::Dormant,
+            Lifecycle::Churned,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
     }
 }
 
@@ -99,8 +114,13 @@ impl LifecycleConfig {
             return Lifecycle::New;
         }
         if since <= Duration::days(self.active_days) {
-            let gap_before_last = n >= 2 && last - purchases[n - 2].at > Duration::days(self.dormant_days);
-            return if gap_before_last { Lifecycle::Reactivated } else { Lifecycle::Active };
+            let gap_before_last =
+                n >= 2 && last - purchases[n - 2].at > Duration::days(self.dormant_days);
+            return if gap_before_last {
+                Lifecycle::Reactivated
+            } else {
+                Lifecycle::Active
+            };
         }
         if since <= Duration::days(self.dormant_days) {
             Lifecycle::AtRisk
@@ -118,7 +138,10 @@ impl LifecycleConfig {
         }
         let since = as_of - Duration::days(self.user_window_days);
         let recent = p.purchases[..n].iter().filter(|x| x.at > since).count();
-        let net_positive = p.net_revenue(as_of).values().any(|v| v.is_sign_positive() && !v.is_zero());
+        let net_positive = p
+            .net_revenue(as_of)
+            .values()
+            .any(|v| v.is_sign_positive() && !v.is_zero());
         if recent >= self.user_min_orders && net_positive {
             Relationship::User
         } else {
@@ -139,7 +162,14 @@ mod tests {
 
     fn with_purchases(days: &[i64]) -> Profile {
         Profile {
-            purchases: days.iter().map(|d| Money3 { at: at(*d), amount: Decimal::ONE, currency: *b"GBP" }).collect(),
+            purchases: days
+                .iter()
+                .map(|d| Money3 {
+                    at: at(*d),
+                    amount: Decimal::ONE,
+                    currency: *b"GBP",
+                })
+                .collect(),
             ..Default::default()
         }
     }
@@ -148,7 +178,11 @@ mod tests {
     fn states_follow_the_days_since_the_last_purchase() {
         let c = LifecycleConfig::default();
         let p = with_purchases(&[0, 40]);
-        assert_eq!(c.state(&p, at(-1)), Lifecycle::Prospect, "nothing bought yet as of then");
+        assert_eq!(
+            c.state(&p, at(-1)),
+            Lifecycle::Prospect,
+            "nothing bought yet as of then"
+        );
         assert_eq!(c.state(&p, at(10)), Lifecycle::New);
         assert_eq!(c.state(&p, at(100)), Lifecycle::Active);
         assert_eq!(c.state(&p, at(200)), Lifecycle::AtRisk);
@@ -161,14 +195,28 @@ mod tests {
         let c = LifecycleConfig::default();
         let p = with_purchases(&[0, 300]);
         assert_eq!(c.state(&p, at(310)), Lifecycle::Reactivated);
-        assert_eq!(c.state(&p, at(420)), Lifecycle::AtRisk, "a reactivation that lapses is at risk again");
+        assert_eq!(
+            c.state(&p, at(420)),
+            Lifecycle::AtRisk,
+            "a reactivation that lapses is at risk again"
+        );
     }
 
     #[test]
     fn a_user_buys_repeatedly_a_customer_once() {
         let c = LifecycleConfig::default();
-        assert_eq!(c.relationship(&with_purchases(&[0]), at(1)), Relationship::Customer);
-        assert_eq!(c.relationship(&with_purchases(&[0, 10, 20]), at(30)), Relationship::User);
-        assert_eq!(c.relationship(&with_purchases(&[0, 10, 20]), at(500)), Relationship::Customer, "no longer repeat");
+        assert_eq!(
+            c.relationship(&with_purchases(&[0]), at(1)),
+            Relationship::Customer
+        );
+        assert_eq!(
+            c.relationship(&with_purchases(&[0, 10, 20]), at(30)),
+            Relationship::User
+        );
+        assert_eq!(
+            c.relationship(&with_purchases(&[0, 10, 20]), at(500)),
+            Relationship::Customer,
+            "no longer repeat"
+        );
     }
 }

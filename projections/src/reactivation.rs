@@ -54,7 +54,10 @@ pub struct Candidate {
 }
 
 fn is_active(s: Lifecycle) -> bool {
-    matches!(s, Lifecycle::New | Lifecycle::Active | Lifecycle::Reactivated)
+    matches!(
+        s,
+        Lifecycle::New | Lifecycle::Active | Lifecycle::Reactivated
+    )
 }
 
 fn round4(x: f64) -> f64 {
@@ -62,9 +65,17 @@ fn round4(x: f64) -> f64 {
 }
 
 /// Ranked candidates (highest score first; ties by customer id).
-pub fn candidates(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>, currency: &str) -> Vec<Candidate> {
+pub fn candidates(
+    c: &Customers,
+    lc: &LifecycleConfig,
+    as_of: DateTime<Utc>,
+    currency: &str,
+) -> Vec<Candidate> {
     let profiles = c.sorted();
-    let states: BTreeMap<&str, Lifecycle> = profiles.iter().map(|p| (p.id.as_str(), lc.state(p, as_of))).collect();
+    let states: BTreeMap<&str, Lifecycle> = profiles
+        .iter()
+        .map(|p| (p.id.as_str(), lc.state(p, as_of)))
+        .collect();
     let mut active_members: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &profiles {
         if is_active(states[p.id.as_str()]) {
@@ -79,38 +90,94 @@ pub fn candidates(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>, cur
         if !matches!(state, Lifecycle::Dormant | Lifecycle::Churned) {
             continue;
         }
-        out.push(candidate(p, state, &states, &active_members, as_of, currency));
+        out.push(candidate(
+            p,
+            state,
+            &states,
+            &active_members,
+            as_of,
+            currency,
+        ));
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.customer.cmp(&b.customer)));
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.customer.cmp(&b.customer))
+    });
     out
 }
 
-fn candidate(p: &Profile, state: Lifecycle, states: &BTreeMap<&str, Lifecycle>, active_members: &BTreeMap<&str, usize>, as_of: DateTime<Utc>, currency: &str) -> Candidate {
+fn candidate(
+    p: &Profile,
+    state: Lifecycle,
+    states: &BTreeMap<&str, Lifecycle>,
+    active_members: &BTreeMap<&str, usize>,
+    as_of: DateTime<Utc>,
+    currency: &str,
+) -> Candidate {
     let n = p.orders_until(as_of);
     let purchases = &p.purchases[..n];
     let (first, last) = (purchases[0].at, purchases[n - 1].at);
-    let in_currency: Vec<_> = purchases.iter().filter(|x| currency_str(&x.currency) == currency).collect();
+    let in_currency: Vec<_> = purchases
+        .iter()
+        .filter(|x| currency_str(&x.currency) == currency)
+        .collect();
     // Net of refunds: an order that was cancelled in full is worth nothing.
-    let net = p.net_revenue(as_of).get(currency).copied().unwrap_or_default().max(Decimal::ZERO);
-    let aov = if in_currency.is_empty() { Decimal::ZERO } else { net / Decimal::from(in_currency.len() as u64) };
+    let net = p
+        .net_revenue(as_of)
+        .get(currency)
+        .copied()
+        .unwrap_or_default()
+        .max(Decimal::ZERO);
+    let aov = if in_currency.is_empty() {
+        Decimal::ZERO
+    } else {
+        net / Decimal::from(in_currency.len() as u64)
+    };
     let years = ((as_of - first).num_days() as f64 / 365.0).max(1.0 / 12.0);
     let per_year = in_currency.len() as f64 / years;
     let value = (aov * Decimal::try_from(per_year).unwrap_or_default()).round_dp(2);
     let since_days = (as_of - last).num_seconds() as f64 / 86_400.0;
-    let gap_days = if n >= 2 { (last - first).num_seconds() as f64 / 86_400.0 / (n - 1) as f64 } else { SINGLE_PURCHASE_GAP_DAYS }.max(1.0);
+    let gap_days = if n >= 2 {
+        (last - first).num_seconds() as f64 / 86_400.0 / (n - 1) as f64
+    } else {
+        SINGLE_PURCHASE_GAP_DAYS
+    }
+    .max(1.0);
     let p_alive = 1.0 / (1.0 + since_days / gap_days);
-    let active_referrer = p.referred_by.clone().filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s)));
-    let active_referees = p.referees.iter().filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s))).count();
-    let active_co_members: usize = p.communities.iter().map(|g| active_members.get(g.as_str()).copied().unwrap_or(0)).sum::<usize>().min(CO_MEMBERS_MAX);
-    let reach = 1.0 + if active_referrer.is_some() { 0.5 } else { 0.0 } + 0.25 * active_referees as f64 + 0.1 * active_co_members as f64;
-    let recently_contacted = p.last_contacted_at.is_some_and(|t| t <= as_of && as_of - t <= Duration::days(RECENT_CONTACT_DAYS));
+    let active_referrer = p
+        .referred_by
+        .clone()
+        .filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s)));
+    let active_referees = p
+        .referees
+        .iter()
+        .filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s)))
+        .count();
+    let active_co_members: usize = p
+        .communities
+        .iter()
+        .map(|g| active_members.get(g.as_str()).copied().unwrap_or(0))
+        .sum::<usize>()
+        .min(CO_MEMBERS_MAX);
+    let reach = 1.0
+        + if active_referrer.is_some() { 0.5 } else { 0.0 }
+        + 0.25 * active_referees as f64
+        + 0.1 * active_co_members as f64;
+    let recently_contacted = p
+        .last_contacted_at
+        .is_some_and(|t| t <= as_of && as_of - t <= Duration::days(RECENT_CONTACT_DAYS));
     let score = value.to_f64().unwrap_or(0.0) * p_alive * reach;
     Candidate {
         customer: p.id.clone(),
         lifecycle: state,
         days_since_last_purchase: (as_of - last).num_days(),
         orders: n,
-        revenue: p.net_revenue(as_of).get(currency).copied().unwrap_or_default(),
+        revenue: p
+            .net_revenue(as_of)
+            .get(currency)
+            .copied()
+            .unwrap_or_default(),
         value,
         p_alive: round4(p_alive),
         reach: round4(reach),
@@ -140,8 +207,13 @@ pub fn campaigns(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> V
             for t in times.iter().filter(|t| **t <= as_of) {
                 e.0 += 1;
                 e.1.insert(p.id.as_str());
-                let lapsing = matches!(lc.state(p, *t), Lifecycle::AtRisk | Lifecycle::Dormant | Lifecycle::Churned);
-                let bought_after = p.purchases.iter().any(|x| x.at > *t && x.at <= (*t + Duration::days(ATTRIBUTION_DAYS)).min(as_of));
+                let lapsing = matches!(
+                    lc.state(p, *t),
+                    Lifecycle::AtRisk | Lifecycle::Dormant | Lifecycle::Churned
+                );
+                let bought_after = p.purchases.iter().any(|x| {
+                    x.at > *t && x.at <= (*t + Duration::days(ATTRIBUTION_DAYS)).min(as_of)
+                });
                 if lapsing && bought_after {
                     e.2.insert(p.id.as_str());
                 }

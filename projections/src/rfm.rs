@@ -41,8 +41,19 @@ pub struct RfmRow {
     pub segment: &'static str,
 }
 
-pub const SEGMENTS: &[&str] =
-    &["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep", "At Risk", "Can't Lose Them", "Hibernating", "Lost"];
+pub const SEGMENTS: &[&str] = &[
+    "Champions",
+    "Loyal",
+    "Potential Loyalist",
+    "New",
+    "Promising",
+    "Need Attention",
+    "About to Sleep",
+    "At Risk",
+    "Can't Lose Them",
+    "Hibernating",
+    "Lost",
+];
 
 pub fn segment(r: u8, f: u8) -> &'static str {
     match (r, f) {
@@ -64,7 +75,12 @@ pub fn segment(r: u8, f: u8) -> &'static str {
 fn quintiles<T: Ord + Copy>(values: &[(T, &str)]) -> Vec<u8> {
     let n = values.len();
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| values[a].0.cmp(&values[b].0).then_with(|| values[a].1.cmp(values[b].1)));
+    order.sort_by(|&a, &b| {
+        values[a]
+            .0
+            .cmp(&values[b].0)
+            .then_with(|| values[a].1.cmp(values[b].1))
+    });
     let mut scores = vec![0u8; n];
     let mut first_rank = 0;
     for (rank, &i) in order.iter().enumerate() {
@@ -84,7 +100,10 @@ pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<Stri
             *counts.entry(currency_str(&x.currency)).or_default() += 1;
         }
     }
-    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0))).map(|(c, _)| c.to_owned())
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(c, _)| c.to_owned())
 }
 
 /// RFM rows of every customer with a purchase up to `as_of`, in customer-id order.
@@ -100,16 +119,29 @@ pub fn rfm(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Vec<R
             customer: p.id.clone(),
             recency_days: (as_of - last).num_days(),
             frequency: n as u64,
-            monetary: p.net_revenue(as_of).get(currency).copied().unwrap_or_default(),
+            monetary: p
+                .net_revenue(as_of)
+                .get(currency)
+                .copied()
+                .unwrap_or_default(),
             r: 0,
             f: 0,
             m: 0,
             segment: "",
         });
     }
-    let r: Vec<(i64, &str)> = rows.iter().map(|x| (-x.recency_days, x.customer.as_str())).collect();
-    let f: Vec<(u64, &str)> = rows.iter().map(|x| (x.frequency, x.customer.as_str())).collect();
-    let m: Vec<(Decimal, &str)> = rows.iter().map(|x| (x.monetary, x.customer.as_str())).collect();
+    let r: Vec<(i64, &str)> = rows
+        .iter()
+        .map(|x| (-x.recency_days, x.customer.as_str()))
+        .collect();
+    let f: Vec<(u64, &str)> = rows
+        .iter()
+        .map(|x| (x.frequency, x.customer.as_str()))
+        .collect();
+    let m: Vec<(Decimal, &str)> = rows
+        .iter()
+        .map(|x| (x.monetary, x.customer.as_str()))
+        .collect();
     let (rs, fs, ms) = (quintiles(&r), quintiles(&f), quintiles(&m));
     for (i, row) in rows.iter_mut().enumerate() {
         row.r = rs[i];
@@ -137,7 +169,18 @@ mod tests {
 
     #[test]
     fn ties_share_a_score_and_scores_span_one_to_five() {
-        let v = [(1, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e"), (5, "f"), (6, "g"), (7, "h"), (8, "i"), (9, "j")];
+        let v = [
+            (1, "a"),
+            (1, "b"),
+            (2, "c"),
+            (3, "d"),
+            (4, "e"),
+            (5, "f"),
+            (6, "g"),
+            (7, "h"),
+            (8, "i"),
+            (9, "j"),
+        ];
         let s = quintiles(&v);
         assert_eq!(s, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
         let same = [(7, "a"), (7, "b"), (7, "c")];

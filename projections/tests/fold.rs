@@ -11,7 +11,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -66,7 +69,11 @@ fn fold(evs: &[RecordedEvent]) -> Customers {
 fn the_same_events_give_byte_identical_state() {
     for seed in 1..=20 {
         let evs = events(seed, 400);
-        assert_eq!(fold(&evs).snapshot_bytes(), fold(&evs).snapshot_bytes(), "seed {seed}");
+        assert_eq!(
+            fold(&evs).snapshot_bytes(),
+            fold(&evs).snapshot_bytes(),
+            "seed {seed}"
+        );
     }
 }
 
@@ -81,7 +88,11 @@ fn resuming_from_a_snapshot_equals_folding_from_the_first_event() {
         for e in &evs[cut..] {
             resumed.apply(e);
         }
-        assert_eq!(resumed.snapshot_bytes(), whole, "seed {seed}, snapshot after {cut} events");
+        assert_eq!(
+            resumed.snapshot_bytes(),
+            whole,
+            "seed {seed}, snapshot after {cut} events"
+        );
     }
 }
 
@@ -90,9 +101,18 @@ fn a_zero_value_order_is_not_a_purchase_and_refunds_reduce_revenue() {
     let mut evs = events(1, 0);
     let t = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
     for (i, (ty, data)) in [
-        (EventType::Purchase, json!({"order_id": "o-1", "amount": "0", "currency": "GBP"})),
-        (EventType::Purchase, json!({"order_id": "o-2", "amount": "10.10", "currency": "GBP"})),
-        (EventType::Refund, json!({"order_id": "o-2", "amount": "0.10"})),
+        (
+            EventType::Purchase,
+            json!({"order_id": "o-1", "amount": "0", "currency": "GBP"}),
+        ),
+        (
+            EventType::Purchase,
+            json!({"order_id": "o-2", "amount": "10.10", "currency": "GBP"}),
+        ),
+        (
+            EventType::Refund,
+            json!({"order_id": "o-2", "amount": "0.10"}),
+        ),
     ]
     .into_iter()
     .enumerate()

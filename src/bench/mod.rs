@@ -13,7 +13,8 @@ pub fn synthetic_ndjson(events: usize, customers: u32, seed: u64) -> String {
     let mut out = String::with_capacity(events * 310);
     for i in 0..events {
         let c = rng.gen_range(0..customers);
-        let id = uuid::Uuid::from_u128(rng.gen::<u128>() & !(0xF000u128 << 64) | (0x4000u128 << 64));
+        let id =
+            uuid::Uuid::from_u128(rng.gen::<u128>() & !(0xF000u128 << 64) | (0x4000u128 << 64));
         let day = 1 + (i % 28);
         let r: f64 = rng.gen();
         let _ = if r < 0.6 {
@@ -55,7 +56,14 @@ pub struct Rate {
 
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:<44} {:>10} events in {:>7.3} s = {:>10.0} events/s", self.what, self.events, self.seconds, self.events as f64 / self.seconds.max(1e-9))
+        write!(
+            f,
+            "{:<44} {:>10} events in {:>7.3} s = {:>10.0} events/s",
+            self.what,
+            self.events,
+            self.seconds,
+            self.events as f64 / self.seconds.max(1e-9)
+        )
     }
 }
 
@@ -63,14 +71,26 @@ impl std::fmt::Display for Rate {
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 pub fn time<T>(what: &'static str, events: u64, f: impl FnOnce() -> T) -> (Rate, T) {
     let started = Instant::now();
     let out = f();
-    (Rate { what, events, seconds: started.elapsed().as_secs_f64() }, out)
+    (
+        Rate {
+            what,
+            events,
+            seconds: started.elapsed().as_secs_f64(),
+        },
+        out,
+    )
 }
 
 use std::sync::Arc;
@@ -79,7 +99,10 @@ use crate::{
     crypto::{Keyring, MasterKey},
     import::{self, ImportOptions, Input},
     log::{Log, PersonalAccess},
-    store::{sqlite::{SqliteOptions, SqliteStore}, EventStore},
+    store::{
+        sqlite::{SqliteOptions, SqliteStore},
+        EventStore,
+    },
 };
 
 pub struct BenchOptions {
@@ -95,56 +118,156 @@ fn fresh_log(dir: &std::path::Path, encrypt: bool) -> anyhow::Result<(Arc<Sqlite
     let store = Arc::new(SqliteStore::open(dir, SqliteOptions::default())?);
     let keys = Arc::new(Keyring::load(MasterKey::generate(), vec![])?);
     let dynstore = store.clone() as Arc<dyn EventStore>;
-    let log = if encrypt { Log::new(dynstore, keys) } else { Log::without_encryption_for_benchmarks(dynstore, keys) };
+    let log = if encrypt {
+        Log::new(dynstore, keys)
+    } else {
+        Log::without_encryption_for_benchmarks(dynstore, keys)
+    };
     Ok((store, log))
 }
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    println!("rapport bench: {} events, {} customers, seed {}, data in {}", opts.events, opts.customers, opts.seed, tmp.path().display());
-    let (r, text) = time("generate synthetic NDJSON", opts.events as u64, || synthetic_ndjson(opts.events, opts.customers, opts.seed));
-    println!("{r}   ({:.0} bytes/event)", text.len() as f64 / opts.events as f64);
+    println!(
+        "rapport bench: {} events, {} customers, seed {}, data in {}",
+        opts.events,
+        opts.customers,
+        opts.seed,
+        tmp.path().display()
+    );
+    let (r, text) = time("generate synthetic NDJSON", opts.events as u64, || {
+        synthetic_ndjson(opts.events, opts.customers, opts.seed)
+    });
+    println!(
+        "{r}   ({:.0} bytes/event)",
+        text.len() as f64 / opts.events as f64
+    );
     let lines: Vec<&str> = text.lines().collect();
     let (r, _) = time("parse + validate (1 thread)", lines.len() as u64, || {
-        lines.iter().filter(|l| rapport_events::parse_one(l, &mut uuid::Uuid::nil, false).is_ok()).count()
+        lines
+            .iter()
+            .filter(|l| rapport_events::parse_one(l, &mut uuid::Uuid::nil, false).is_ok())
+            .count()
     });
     println!("{r}");
     {
-        let events: Vec<_> = lines.iter().map(|l| rapport_events::parse_one(l, &mut uuid::Uuid::nil, false)).collect::<Result<_, _>>()?;
-        for (what, encrypt) in [("seal, encryption OFF (1 thread)", false), ("seal, encryption ON (1 thread)", true)] {
+        let events: Vec<_> = lines
+            .iter()
+            .map(|l| rapport_events::parse_one(l, &mut uuid::Uuid::nil, false))
+            .collect::<Result<_, _>>()?;
+        for (what, encrypt) in [
+            ("seal, encryption OFF (1 thread)", false),
+            ("seal, encryption ON (1 thread)", true),
+        ] {
             let (_store, log) = fresh_log(&tmp.path().join(format!("seal-{encrypt}")), encrypt)?;
-            let (r, _) = time(what, events.len() as u64, || events.chunks(import::IMPORT_CHUNK_EVENTS).map(|c| log.seal_request(c, None).events.len()).sum::<usize>());
+            let (r, _) = time(what, events.len() as u64, || {
+                events
+                    .chunks(import::IMPORT_CHUNK_EVENTS)
+                    .map(|c| log.seal_request(c, None).events.len())
+                    .sum::<usize>()
+            });
             println!("{r}");
         }
     }
-    let input = [Input { name: "synthetic".into(), text }];
+    let input = [Input {
+        name: "synthetic".into(),
+        text,
+    }];
     // Alternating OFF, ON, OFF, ON … so that neither side profits from running first or
     // from a quiet moment of the machine; compared by median.
     const IMPORT_ROUNDS: usize = 3;
     let mut rates = [Vec::new(), Vec::new()];
-    let plan: Vec<(&str, bool)> =
-        (0..IMPORT_ROUNDS).flat_map(|_| [("import, encryption OFF (durable)", false), ("import, encryption ON (durable)", true)]).collect();
+    let plan: Vec<(&str, bool)> = (0..IMPORT_ROUNDS)
+        .flat_map(|_| {
+            [
+                ("import, encryption OFF (durable)", false),
+                ("import, encryption ON (durable)", true),
+            ]
+        })
+        .collect();
     let last_round = plan.len() - 1;
     for (round, (label, encrypt)) in plan.into_iter().enumerate() {
         let dir = tmp.path().join(format!("import-{round}"));
         let (store, log) = fresh_log(&dir, encrypt)?;
-        let report = tokio::task::block_in_place(|| import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }))?;
-        anyhow::ensure!(report.events_written == opts.events as u64, "import wrote {} of {}", report.events_written, opts.events);
-        let r = Rate { what: label, events: report.events_written, seconds: report.seconds };
+        let report = tokio::task::block_in_place(|| {
+            import::import(
+                &store,
+                &log,
+                &input,
+                ImportOptions {
+                    skip_invalid: false,
+                    progress: false,
+                },
+            )
+        })?;
+        anyhow::ensure!(
+            report.events_written == opts.events as u64,
+            "import wrote {} of {}",
+            report.events_written,
+            opts.events
+        );
+        let r = Rate {
+            what: label,
+            events: report.events_written,
+            seconds: report.seconds,
+        };
         println!("{r}");
         rates[encrypt as usize].push(r.events as f64 / r.seconds);
         if encrypt && round == last_round {
-            let report = tokio::task::block_in_place(|| import::import(&store, &log, &input, ImportOptions { skip_invalid: false, progress: false }))?;
-            println!("{}", Rate { what: "re-import of the same file (all duplicates)", events: report.duplicates, seconds: report.seconds });
+            let report = tokio::task::block_in_place(|| {
+                import::import(
+                    &store,
+                    &log,
+                    &input,
+                    ImportOptions {
+                        skip_invalid: false,
+                        progress: false,
+                    },
+                )
+            })?;
+            println!(
+                "{}",
+                Rate {
+                    what: "re-import of the same file (all duplicates)",
+                    events: report.duplicates,
+                    seconds: report.seconds
+                }
+            );
             let rss_before = rss_kib();
             let started = Instant::now();
-            let model = crate::read_model::ReadModel::spawn(log.clone(), crate::read_model::ReadModelOptions::service(None));
-            anyhow::ensure!(model.wait_for(store.last_position()).await, "the read model did not catch up");
-            let r = Rate { what: "read model catch-up from the store (all projections)", events: opts.events as u64, seconds: started.elapsed().as_secs_f64() };
+            let model = crate::read_model::ReadModel::spawn(
+                log.clone(),
+                crate::read_model::ReadModelOptions::service(None),
+            );
+            anyhow::ensure!(
+                model.wait_for(store.last_position()).await,
+                "the read model did not catch up"
+            );
+            let r = Rate {
+                what: "read model catch-up from the store (all projections)",
+                events: opts.events as u64,
+                seconds: started.elapsed().as_secs_f64(),
+            };
             let customers = model.customers.read().await.len();
-            println!("{r}   ({customers} customers, +{} MiB resident)", rss_kib().saturating_sub(rss_before) / 1024);
-            for (what, access) in [("export to a sink, personal withheld", PersonalAccess::Withheld), ("export to a sink, personal decrypted", PersonalAccess::Plain)] {
-                let (r, n) = time(what, opts.events as u64, || tokio::task::block_in_place(|| import::export(&store, &log, 0, u64::MAX, access, &mut std::io::sink())));
+            println!(
+                "{r}   ({customers} customers, +{} MiB resident)",
+                rss_kib().saturating_sub(rss_before) / 1024
+            );
+            for (what, access) in [
+                (
+                    "export to a sink, personal withheld",
+                    PersonalAccess::Withheld,
+                ),
+                (
+                    "export to a sink, personal decrypted",
+                    PersonalAccess::Plain,
+                ),
+            ] {
+                let (r, n) = time(what, opts.events as u64, || {
+                    tokio::task::block_in_place(|| {
+                        import::export(&store, &log, 0, u64::MAX, access, &mut std::io::sink())
+                    })
+                });
                 n?;
                 println!("{r}");
             }
@@ -159,7 +282,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         v[v.len() / 2]
     };
     let (off, on) = (median(&mut rates[0].clone()), median(&mut rates[1].clone()));
-    let pairs: Vec<String> = rates[0].iter().zip(&rates[1]).map(|(off, on)| format!("{:.1}%", (1.0 - on / off) * 100.0)).collect();
+    let pairs: Vec<String> = rates[0]
+        .iter()
+        .zip(&rates[1])
+        .map(|(off, on)| format!("{:.1}%", (1.0 - on / off) * 100.0))
+        .collect();
     println!(
         "encryption costs {:.1}% of import throughput, median of {IMPORT_ROUNDS} each (per round: {}; target: at most 15%)",
         (1.0 - on / off) * 100.0,
@@ -180,19 +307,41 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let metrics = Arc::new(crate::http::metrics::Metrics::new());
-    let store = Arc::new(SqliteStore::open(dir, SqliteOptions { durable: true, metrics: metrics.clone() })?);
+    let store = Arc::new(SqliteStore::open(
+        dir,
+        SqliteOptions {
+            durable: true,
+            metrics: metrics.clone(),
+        },
+    )?);
     let keyring = Arc::new(Keyring::load(MasterKey::generate(), vec![])?);
     let log = Log::new(store.clone() as Arc<dyn EventStore>, keyring);
     let keys = Arc::new(crate::auth::ApiKeys::open(dir)?);
     let (_, token) = keys.create(crate::auth::Role::Ingest, Some("bench"))?;
     let (_, reader_token) = keys.create(crate::auth::Role::Support, Some("bench-reader"))?;
-    let read_model = crate::read_model::ReadModel::spawn(log.clone(), crate::read_model::ReadModelOptions::service(None));
-    let state = crate::http::AppState { log, keys, metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: Default::default(), read_model };
+    let read_model = crate::read_model::ReadModel::spawn(
+        log.clone(),
+        crate::read_model::ReadModelOptions::service(None),
+    );
+    let state = crate::http::AppState {
+        log,
+        keys,
+        metrics,
+        ids: Arc::new(uuid::Uuid::now_v7),
+        stopping: Default::default(),
+        read_model,
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::http::serve(listener, crate::http::router(state), async move {
-        let _ = stop_rx.await;
-    }));
-    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(opts.http_clients).build_http();
+    let server = tokio::spawn(crate::http::serve(
+        listener,
+        crate::http::router(state),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(opts.http_clients)
+        .build_http();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(opts.http_seconds);
     let mut tasks = Vec::new();
     for t in 0..opts.http_clients {
@@ -228,7 +377,9 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     let reader = {
         let (client, token) = (client.clone(), reader_token.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_micros(1_000_000 / PROFILE_LOOKUPS_PER_S));
+            let mut tick = tokio::time::interval(std::time::Duration::from_micros(
+                1_000_000 / PROFILE_LOOKUPS_PER_S,
+            ));
             let mut lookups = Vec::new();
             let mut i = 0u64;
             while std::time::Instant::now() < deadline {
@@ -237,7 +388,10 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
                 let (client, token) = (client.clone(), token.clone());
                 let uri = format!("http://{addr}/v1/customers/c-{}-{}", i % 64, i % 1000);
                 lookups.push(tokio::spawn(async move {
-                    let req = hyper::Request::get(uri).header("authorization", format!("Bearer {token}")).body(Full::new(bytes::Bytes::new())).expect("valid request");
+                    let req = hyper::Request::get(uri)
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(Full::new(bytes::Bytes::new()))
+                        .expect("valid request");
                     let started = std::time::Instant::now();
                     let resp = client.request(req).await.ok()?;
                     let ok = resp.status() == hyper::StatusCode::OK;
@@ -263,17 +417,31 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     }
     let secs = started.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0) * 1000.0;
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+            * 1000.0
+    };
     println!(
         "{}   p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        Rate { what: "HTTP single-event POST, durable, 64 clients", events: all.len() as u64, seconds: secs },
+        Rate {
+            what: "HTTP single-event POST, durable, 64 clients",
+            events: all.len() as u64,
+            seconds: secs
+        },
         pct(0.5),
         pct(0.99),
         all.last().copied().unwrap_or(0.0) * 1000.0
     );
     let (mut lat, missing) = reader.await?;
     lat.sort_by(|a, b| a.total_cmp(b));
-    let p = |q: f64| lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0) * 1000.0;
+    let p = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+            * 1000.0
+    };
     println!(
         "profile lookups during that ingest: {} answered (+{missing} not found or failed), {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
         lat.len(),

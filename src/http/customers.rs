@@ -12,7 +12,9 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use rapport_projections::{cohorts, customers::currency_str, reactivation, rfm, Lifecycle, Profile};
+use rapport_projections::{
+    cohorts, customers::currency_str, reactivation, rfm, Lifecycle, Profile,
+};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -44,7 +46,8 @@ pub struct ReadQuery {
 type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
 
 fn query(q: Q) -> Result<ReadQuery, ApiError> {
-    q.map(|Query(q)| q).map_err(|e| ApiError::bad("query", e.body_text()))
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad("query", e.body_text()))
 }
 
 pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -69,7 +72,12 @@ async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiEr
     }
     match &q.as_of {
         Some(s) => parse_as_of(s),
-        None => Ok(state.read_model.latest.read().await.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
+        None => Ok(state
+            .read_model
+            .latest
+            .read()
+            .await
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
     }
 }
 
@@ -108,19 +116,38 @@ async fn identity(state: &AppState, caller: &Caller, p: &Profile) -> Result<Valu
     Ok(v)
 }
 
-pub(super) async fn profile_json(state: &AppState, caller: &Caller, c: &rapport_projections::Customers, p: &Profile, as_of: DateTime<Utc>) -> Result<Value, ApiError> {
+pub(super) async fn profile_json(
+    state: &AppState,
+    caller: &Caller,
+    c: &rapport_projections::Customers,
+    p: &Profile,
+    as_of: DateTime<Utc>,
+) -> Result<Value, ApiError> {
     let lc = &state.read_model.lifecycle;
     let n = p.orders_until(as_of);
     let mut gross: std::collections::BTreeMap<String, (Decimal, u64)> = Default::default();
     for x in &p.purchases[..n] {
-        let e = gross.entry(currency_str(&x.currency).to_owned()).or_default();
+        let e = gross
+            .entry(currency_str(&x.currency).to_owned())
+            .or_default();
         e.0 += x.amount;
         e.1 += 1;
     }
-    let aov: std::collections::BTreeMap<_, _> = gross.iter().map(|(cur, (sum, k))| (cur.clone(), (sum / Decimal::from(*k)).round_dp(2))).collect();
-    let public_traits: std::collections::BTreeMap<_, _> =
-        p.traits.iter().filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())).collect();
-    let favourites = |m| Profile::favourites(m, FAVOURITES_MAX).into_iter().map(|(name, units)| json!({"name": name, "units": units})).collect::<Vec<_>>();
+    let aov: std::collections::BTreeMap<_, _> = gross
+        .iter()
+        .map(|(cur, (sum, k))| (cur.clone(), (sum / Decimal::from(*k)).round_dp(2)))
+        .collect();
+    let public_traits: std::collections::BTreeMap<_, _> = p
+        .traits
+        .iter()
+        .filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()))
+        .collect();
+    let favourites = |m| {
+        Profile::favourites(m, FAVOURITES_MAX)
+            .into_iter()
+            .map(|(name, units)| json!({"name": name, "units": units}))
+            .collect::<Vec<_>>()
+    };
     let identity = identity(state, caller, p).await?;
     Ok(json!({
         "id": p.id,
@@ -169,56 +196,94 @@ pub(super) async fn profile_json(state: &AppState, caller: &Caller, c: &rapport_
     }))
 }
 
-pub async fn get_customer(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, q: Q) -> Result<Json<Value>, ApiError> {
+pub async fn get_customer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
     let c = state.read_model.customers.read().await;
-    let p = c.get(&id).ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
+    let p = c
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
     let mut v = profile_json(&state, &caller, &c, p, as_of).await?;
     v["position"] = json!(c.position);
     Ok(Json(v))
 }
 
 /// The customer's events, newest first. `cursor` is the stream version to continue below.
-pub async fn timeline(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, q: Q) -> Result<Json<Value>, ApiError> {
+pub async fn timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
     prepare(&state, &q).await?;
     let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
     if limit == 0 || limit > LIST_LIMIT_MAX {
-        return Err(ApiError::bad("limit", format!("must be 1 to {LIST_LIMIT_MAX}")));
+        return Err(ApiError::bad(
+            "limit",
+            format!("must be 1 to {LIST_LIMIT_MAX}"),
+        ));
     }
     let stream = rapport_events::stream_for(&id);
     let Some(last_version) = state.log.store.stream_version(&stream) else {
         return Err(ApiError::NotFound(format!("no customer `{id}`")));
     };
     let versions_end: u64 = match &q.cursor {
-        Some(c) => c.parse::<u64>().map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?.min(last_version + 1),
+        Some(c) => c
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?
+            .min(last_version + 1),
         None => last_version + 1,
     };
     let start = versions_end.saturating_sub(limit as u64);
-    let page = state.log.store.read_stream(&stream, start, (versions_end - start) as usize).await?;
+    let page = state
+        .log
+        .store
+        .read_stream(&stream, start, (versions_end - start) as usize)
+        .await?;
     let mut events = state.log.open_all(page, caller.access())?;
     events.reverse();
     let next = (start > 0).then(|| start.to_string());
-    Ok(Json(json!({"customer": id, "events": events, "next_cursor": next})))
+    Ok(Json(
+        json!({"customer": id, "events": events, "next_cursor": next}),
+    ))
 }
 
-pub async fn list_customers(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Json<Value>, ApiError> {
+pub async fn list_customers(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
     let status = match &q.status {
-        Some(s) => Some(Lifecycle::parse(s).ok_or_else(|| ApiError::bad("status", "must be one of prospect, new, active, reactivated, at_risk, dormant, churned"))?),
+        Some(s) => Some(Lifecycle::parse(s).ok_or_else(|| {
+            ApiError::bad(
+                "status",
+                "must be one of prospect, new, active, reactivated, at_risk, dormant, churned",
+            )
+        })?),
         None => None,
     };
     let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
     if limit == 0 || limit > LIST_LIMIT_MAX {
-        return Err(ApiError::bad("limit", format!("must be 1 to {LIST_LIMIT_MAX}")));
+        return Err(ApiError::bad(
+            "limit",
+            format!("must be 1 to {LIST_LIMIT_MAX}"),
+        ));
     }
     let offset: usize = match &q.cursor {
-        Some(c) => c.parse().map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
+        Some(c) => c
+            .parse()
+            .map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
         None => 0,
     };
     let c = state.read_model.customers.read().await;
@@ -227,15 +292,34 @@ pub async fn list_customers(State(state): State<AppState>, caller: Caller, q: Q)
         .sorted()
         .into_iter()
         .filter(|p| status.is_none_or(|s| lc.state(p, as_of) == s))
-        .filter(|p| q.community.as_ref().is_none_or(|g| p.communities.contains(g)))
+        .filter(|p| {
+            q.community
+                .as_ref()
+                .is_none_or(|g| p.communities.contains(g))
+        })
         .collect();
     let total_revenue = |p: &Profile| p.net_revenue(as_of).values().copied().sum::<Decimal>();
     match q.sort.as_deref().unwrap_or("id") {
         "id" => {}
-        "revenue" => rows.sort_by(|a, b| total_revenue(b).cmp(&total_revenue(a)).then_with(|| a.id.cmp(&b.id))),
-        "last_seen" => rows.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id))),
-        "influence" => rows.sort_by(|a, b| c.influence(b, as_of).cmp(&c.influence(a, as_of)).then_with(|| a.id.cmp(&b.id))),
-        _ => return Err(ApiError::bad("sort", "must be one of id, revenue, last_seen, influence")),
+        "revenue" => rows.sort_by(|a, b| {
+            total_revenue(b)
+                .cmp(&total_revenue(a))
+                .then_with(|| a.id.cmp(&b.id))
+        }),
+        "last_seen" => {
+            rows.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)))
+        }
+        "influence" => rows.sort_by(|a, b| {
+            c.influence(b, as_of)
+                .cmp(&c.influence(a, as_of))
+                .then_with(|| a.id.cmp(&b.id))
+        }),
+        _ => {
+            return Err(ApiError::bad(
+                "sort",
+                "must be one of id, revenue, last_seen, influence",
+            ))
+        }
     }
     let total = rows.len();
     let mut page = Vec::new();
@@ -243,10 +327,16 @@ pub async fn list_customers(State(state): State<AppState>, caller: Caller, q: Q)
         page.push(profile_json(&state, &caller, &c, p, as_of).await?);
     }
     let next = (offset + page.len() < total).then(|| (offset + page.len()).to_string());
-    Ok(Json(json!({"customers": page, "total": total, "next_cursor": next, "as_of": as_of})))
+    Ok(Json(
+        json!({"customers": page, "total": total, "next_cursor": next, "as_of": as_of}),
+    ))
 }
 
-pub async fn get_rfm(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Response, ApiError> {
+pub async fn get_rfm(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Q,
+) -> Result<Response, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
@@ -256,7 +346,10 @@ pub async fn get_rfm(State(state): State<AppState>, caller: Caller, q: Q) -> Res
         None => rfm::main_currency(&c, as_of).unwrap_or_else(|| "CNY".into()),
     };
     let rows = rfm::rfm(&c, as_of, &currency);
-    let mut segments: std::collections::BTreeMap<&str, (usize, Decimal)> = rfm::SEGMENTS.iter().map(|s| (*s, (0, Decimal::ZERO))).collect();
+    let mut segments: std::collections::BTreeMap<&str, (usize, Decimal)> = rfm::SEGMENTS
+        .iter()
+        .map(|s| (*s, (0, Decimal::ZERO)))
+        .collect();
     for r in &rows {
         let e = segments.entry(r.segment).or_default();
         e.0 += 1;
@@ -265,12 +358,30 @@ pub async fn get_rfm(State(state): State<AppState>, caller: Caller, q: Q) -> Res
     if q.format.as_deref() == Some("csv") {
         let mut out = String::from("customer,recency_days,frequency,monetary,r,f,m,segment\n");
         for r in &rows {
-            out.push_str(&format!("{},{},{},{},{},{},{},{}\n", csv(&r.customer), r.recency_days, r.frequency, r.monetary, r.r, r.f, r.m, csv(r.segment)));
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{}\n",
+                csv(&r.customer),
+                r.recency_days,
+                r.frequency,
+                r.monetary,
+                r.r,
+                r.f,
+                r.m,
+                csv(r.segment)
+            ));
         }
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
     }
-    let segments: Vec<Value> = segments.into_iter().map(|(name, (n, m))| json!({"segment": name, "customers": n, "monetary": m})).collect();
-    Ok(Json(json!({"as_of": as_of, "currency": currency, "segments": segments, "customers": rows})).into_response())
+    let segments: Vec<Value> = segments
+        .into_iter()
+        .map(|(name, (n, m))| json!({"segment": name, "customers": n, "monetary": m}))
+        .collect();
+    Ok(
+        Json(
+            json!({"as_of": as_of, "currency": currency, "segments": segments, "customers": rows}),
+        )
+        .into_response(),
+    )
 }
 
 fn csv(s: &str) -> String {
@@ -281,7 +392,11 @@ fn csv(s: &str) -> String {
     }
 }
 
-pub async fn get_cohorts(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Json<Value>, ApiError> {
+pub async fn get_cohorts(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
     if q.period.as_deref().is_some_and(|p| p != "month") {
@@ -289,16 +404,25 @@ pub async fn get_cohorts(State(state): State<AppState>, caller: Caller, q: Q) ->
     }
     let as_of = prepare(&state, &q).await?;
     let c = state.read_model.customers.read().await;
-    Ok(Json(json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(&c, as_of)})))
+    Ok(Json(
+        json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(&c, as_of)}),
+    ))
 }
 
-pub async fn get_reactivation(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Json<Value>, ApiError> {
+pub async fn get_reactivation(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
     let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
     if limit == 0 || limit > LIST_LIMIT_MAX {
-        return Err(ApiError::bad("limit", format!("must be 1 to {LIST_LIMIT_MAX}")));
+        return Err(ApiError::bad(
+            "limit",
+            format!("must be 1 to {LIST_LIMIT_MAX}"),
+        ));
     }
     let c = state.read_model.customers.read().await;
     let currency = match &q.currency {
@@ -308,13 +432,21 @@ pub async fn get_reactivation(State(state): State<AppState>, caller: Caller, q: 
     let all = reactivation::candidates(&c, &state.read_model.lifecycle, as_of, &currency);
     let total = all.len();
     let top: Vec<_> = all.into_iter().take(limit).collect();
-    Ok(Json(json!({"as_of": as_of, "currency": currency, "total": total, "customers": top})))
+    Ok(Json(
+        json!({"as_of": as_of, "currency": currency, "total": total, "customers": top}),
+    ))
 }
 
-pub async fn get_campaigns(State(state): State<AppState>, caller: Caller, q: Q) -> Result<Json<Value>, ApiError> {
+pub async fn get_campaigns(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
     let c = state.read_model.customers.read().await;
-    Ok(Json(json!({"as_of": as_of, "attribution_days": reactivation::ATTRIBUTION_DAYS, "campaigns": reactivation::campaigns(&c, &state.read_model.lifecycle, as_of)})))
+    Ok(Json(
+        json!({"as_of": as_of, "attribution_days": reactivation::ATTRIBUTION_DAYS, "campaigns": reactivation::campaigns(&c, &state.read_model.lifecycle, as_of)}),
+    ))
 }

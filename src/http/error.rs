@@ -39,15 +39,24 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError::BadRequest { field: field.to_owned(), message: message.into() }
+        ApiError::BadRequest {
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::WrongExpectedVersion { .. } => ApiError::Conflict { code: "wrong_expected_version", message: e.to_string() },
-            StoreError::IdConflict { .. } => ApiError::Conflict { code: "id_conflict", message: e.to_string() },
+            StoreError::WrongExpectedVersion { .. } => ApiError::Conflict {
+                code: "wrong_expected_version",
+                message: e.to_string(),
+            },
+            StoreError::IdConflict { .. } => ApiError::Conflict {
+                code: "id_conflict",
+                message: e.to_string(),
+            },
             StoreError::Invalid(m) => ApiError::bad("", m),
             StoreError::Closed => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
@@ -68,12 +77,30 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, details) = match self {
             ApiError::Invalid(errs) => {
-                let details: Vec<_> = errs.0.iter().take(rapport_events::error::FIELD_ERRORS_MAX).map(|e| json!({"path": e.path, "rule": e.rule})).collect();
-                (StatusCode::BAD_REQUEST, "invalid_event", errs.to_string(), details)
+                let details: Vec<_> = errs
+                    .0
+                    .iter()
+                    .take(rapport_events::error::FIELD_ERRORS_MAX)
+                    .map(|e| json!({"path": e.path, "rule": e.rule}))
+                    .collect();
+                (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_event",
+                    errs.to_string(),
+                    details,
+                )
             }
             ApiError::BadRequest { field, message } => {
-                let details = if field.is_empty() { vec![] } else { vec![json!({"path": field, "rule": message})] };
-                let message = if field.is_empty() { message } else { format!("{field}: {message}") };
+                let details = if field.is_empty() {
+                    vec![]
+                } else {
+                    vec![json!({"path": field, "rule": message})]
+                };
+                let message = if field.is_empty() {
+                    message
+                } else {
+                    format!("{field}: {message}")
+                };
                 (StatusCode::BAD_REQUEST, "bad_request", message, details)
             }
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, vec![]),
@@ -81,11 +108,21 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, vec![]),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message, vec![]),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", m, vec![]),
-            ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", m, vec![]),
+            ApiError::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m,
+                vec![],
+            ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, vec![]),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log".to_owned(), vec![])
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log".to_owned(),
+                    vec![],
+                )
             }
         };
         let mut body = json!({"error": {"code": code, "message": message}});
@@ -94,7 +131,10 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }

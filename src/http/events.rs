@@ -43,8 +43,16 @@ enum BodyFormat {
 }
 
 fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
-    let ct = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let base = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let base = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     match base.as_str() {
         "application/json" | "" => Ok(BodyFormat::Json),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(BodyFormat::Ndjson),
@@ -56,7 +64,11 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
     }
 }
 
-fn parse_body(text: &str, format: BodyFormat, ids: &super::IdGen) -> Result<Vec<Event>, ValidationErrors> {
+fn parse_body(
+    text: &str,
+    format: BodyFormat,
+    ids: &super::IdGen,
+) -> Result<Vec<Event>, ValidationErrors> {
     let mut next = || ids();
     match format {
         BodyFormat::Json => rapport_events::parse_batch(text, false, &mut next, false),
@@ -74,17 +86,28 @@ async fn body_text(body: Body) -> Result<String, ApiError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad("/", "the body must be UTF-8"))
 }
 
-pub async fn append(State(state): State<AppState>, caller: Caller, Query(q): Query<AppendQuery>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn append(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AppendQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Ingest, Role::Admin])?;
     let format = body_format(&headers)?;
     let expected = match &q.expected_version {
-        Some(v) => Some(v.parse::<ExpectedVersion>().map_err(|m| ApiError::bad("expected_version", m))?),
+        Some(v) => Some(
+            v.parse::<ExpectedVersion>()
+                .map_err(|m| ApiError::bad("expected_version", m))?,
+        ),
         None => None,
     };
     let text = body_text(body).await?;
     let events = if text.len() > INLINE_PARSE_BYTES_MAX {
         let ids = state.ids.clone();
-        tokio::task::spawn_blocking(move || parse_body(&text, format, &ids)).await.map_err(|e| ApiError::Internal(e.to_string()))?
+        tokio::task::spawn_blocking(move || parse_body(&text, format, &ids))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
     } else {
         parse_body(&text, format, &state.ids)
     }
@@ -93,14 +116,23 @@ pub async fn append(State(state): State<AppState>, caller: Caller, Query(q): Que
         return Err(ApiError::bad("/", "the body holds no events"));
     }
     if events.len() > APPEND_EVENTS_MAX {
-        return Err(ApiError::bad("/", format!("a batch may hold at most {APPEND_EVENTS_MAX} events; this one has {}", events.len())));
+        return Err(ApiError::bad(
+            "/",
+            format!(
+                "a batch may hold at most {APPEND_EVENTS_MAX} events; this one has {}",
+                events.len()
+            ),
+        ));
     }
     let stream = match (&q.stream, expected) {
         (Some(s), _) => Some(s.clone()),
         (None, Some(_)) => {
             let first = events[0].stream();
             if events.iter().any(|e| e.stream() != first) {
-                return Err(ApiError::bad("stream", "expected_version needs all events in one stream; name it with `stream`"));
+                return Err(ApiError::bad(
+                    "stream",
+                    "expected_version needs all events in one stream; name it with `stream`",
+                ));
             }
             Some(first)
         }
@@ -108,13 +140,20 @@ pub async fn append(State(state): State<AppState>, caller: Caller, Query(q): Que
     };
     if let Some(s) = &stream {
         if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| &e.stream() != s) {
-            return Err(ApiError::bad(&format!("/{i}/customer"), format!("the event belongs to stream `{}`, not `{s}`", e.stream())));
+            return Err(ApiError::bad(
+                &format!("/{i}/customer"),
+                format!("the event belongs to stream `{}`, not `{s}`", e.stream()),
+            ));
         }
     }
     let expected = stream.map(|s| (s, expected.unwrap_or(ExpectedVersion::Any)));
     let appended = state.log.append(&events, expected).await?;
     let positions: Vec<u64> = appended.iter().map(|a| a.position).collect();
-    let status = if appended.iter().all(|a| a.duplicate) { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if appended.iter().all(|a| a.duplicate) {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(json!({"positions": positions, "events": appended, "last_position": state.log.store.last_position()}))).into_response())
 }
 
@@ -129,19 +168,28 @@ fn check_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(READ_EVENTS_DEFAULT),
         Some(0) => Err(ApiError::bad("limit", "must be at least 1")),
-        Some(n) if n > READ_EVENTS_MAX => Err(ApiError::bad("limit", format!("must be at most {READ_EVENTS_MAX}"))),
+        Some(n) if n > READ_EVENTS_MAX => Err(ApiError::bad(
+            "limit",
+            format!("must be at most {READ_EVENTS_MAX}"),
+        )),
         Some(n) => Ok(n),
     }
 }
 
-pub async fn read_all(State(state): State<AppState>, caller: Caller, q: Result<Query<ReadAllQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn read_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<ReadAllQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let limit = check_limit(q.limit)?;
     let stored = state.log.store.read_all(q.after, limit).await?;
     let events = state.log.open_all(stored, caller.access())?;
     let next_after = events.last().map_or(q.after, |e| e.position);
-    Ok(Json(json!({"events": events, "next_after": next_after, "last_position": state.log.store.last_position()})))
+    Ok(Json(
+        json!({"events": events, "next_after": next_after, "last_position": state.log.store.last_position()}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -160,13 +208,23 @@ pub async fn read_stream(
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let limit = check_limit(q.limit)?;
-    let stored = state.log.store.read_stream(&stream, q.from_version, limit).await?;
+    let stored = state
+        .log
+        .store
+        .read_stream(&stream, q.from_version, limit)
+        .await?;
     if stored.is_empty() && q.from_version == 0 {
-        return Err(ApiError::NotFound(format!("stream `{stream}` has no events")));
+        return Err(ApiError::NotFound(format!(
+            "stream `{stream}` has no events"
+        )));
     }
     let events = state.log.open_all(stored, caller.access())?;
-    let next = events.last().map_or(q.from_version, |e| e.stream_version + 1);
-    Ok(Json(json!({"stream": stream, "events": events, "next_from_version": next})))
+    let next = events
+        .last()
+        .map_or(q.from_version, |e| e.stream_version + 1);
+    Ok(Json(
+        json!({"stream": stream, "events": events, "next_from_version": next}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -176,19 +234,33 @@ pub struct SubscribeQuery {
 
 /// Server-Sent Events: catch-up from `after` (or `Last-Event-ID`), then live. Each SSE
 /// event has `id` = position, so a reconnecting client resumes with no gap.
-pub async fn subscribe(State(state): State<AppState>, caller: Caller, headers: HeaderMap, q: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>) -> Result<impl IntoResponse, ApiError> {
+pub async fn subscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    q: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("after", e.body_text()))?;
-    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<u64>().ok());
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
     let after = q.after.or(last_event_id).unwrap_or(0);
     let log = state.log.clone();
     let access = caller.access();
     let stream = store::subscribe(state.log.store.clone(), after).map(move |r| {
         let ev = match r.and_then(|s| log.open(s, access)) {
-            Ok(ev) => SseEvent::default().event("event").id(ev.position.to_string()).json_data(&ev).unwrap_or_else(|_| SseEvent::default().event("error")),
+            Ok(ev) => SseEvent::default()
+                .event("event")
+                .id(ev.position.to_string())
+                .json_data(&ev)
+                .unwrap_or_else(|_| SseEvent::default().event("error")),
             Err(e) => {
                 tracing::error!(error = %e, "subscription read failed");
-                SseEvent::default().event("error").data("read failed; reconnect with Last-Event-ID")
+                SseEvent::default()
+                    .event("error")
+                    .data("read failed; reconnect with Last-Event-ID")
             }
         };
         Ok::<_, Infallible>(ev)

@@ -26,21 +26,53 @@ pub struct Metrics {
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter()
+    [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ]
+    .into_iter()
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("rapport");
         let events_appended = Counter::<u64, AtomicU64>::default();
-        registry.register("events_appended", "Events durably appended (duplicates excluded)", events_appended.clone());
-        let group_commit_events = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 16384.0].into_iter());
-        registry.register("group_commit_events", "Events written per group commit (one transaction, one fsync)", group_commit_events.clone());
+        registry.register(
+            "events_appended",
+            "Events durably appended (duplicates excluded)",
+            events_appended.clone(),
+        );
+        let group_commit_events = Histogram::new(
+            [
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 16384.0,
+            ]
+            .into_iter(),
+        );
+        registry.register(
+            "group_commit_events",
+            "Events written per group commit (one transaction, one fsync)",
+            group_commit_events.clone(),
+        );
         let group_commit_seconds = Histogram::new(latency_buckets());
-        registry.register("group_commit_seconds", "Time to write and fsync one group commit", group_commit_seconds.clone());
-        let http_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
-        registry.register("http_request_duration_seconds", "HTTP request latency by route", http_seconds.clone());
-        Metrics { registry, events_appended, group_commit_events, group_commit_seconds, http_seconds }
+        registry.register(
+            "group_commit_seconds",
+            "Time to write and fsync one group commit",
+            group_commit_seconds.clone(),
+        );
+        let http_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            events_appended,
+            group_commit_events,
+            group_commit_seconds,
+            http_seconds,
+        }
     }
 
     pub fn render(&self) -> String {

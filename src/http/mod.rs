@@ -59,7 +59,12 @@ impl Caller {
             Ok(())
         } else {
             let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
-            Err(ApiError::Forbidden(format!("this needs the role {}; the key `{}` has `{}`", names.join(" or "), self.key_id, self.role.as_str())))
+            Err(ApiError::Forbidden(format!(
+                "this needs the role {}; the key `{}` has `{}`",
+                names.join(" or "),
+                self.key_id,
+                self.role.as_str()
+            )))
         }
     }
 
@@ -76,9 +81,18 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let token = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).ok_or(crate::auth::AuthError::Missing)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(crate::auth::AuthError::Missing)?;
         let (key_id, role) = state.keys.authenticate(token)?;
         Ok(Caller { key_id, role })
     }
@@ -96,7 +110,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(events::append).get(events::read_all))
         .route("/v1/events/subscribe", get(events::subscribe))
         .route("/v1/streams/{stream}", get(events::read_stream))
-        .route("/v1/keys", post(privacy::create_key).get(privacy::list_keys))
+        .route(
+            "/v1/keys",
+            post(privacy::create_key).get(privacy::list_keys),
+        )
         .route("/v1/keys/{id}", delete(privacy::revoke_key))
         .route("/v1/customers", get(customers::list_customers))
         .route("/v1/customers/{id}", get(customers::get_customer))
@@ -116,10 +133,21 @@ pub fn router(state: AppState) -> Router {
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let resp = next.run(req).await;
-    let labels = metrics::RouteLabels { method, route, status: resp.status().as_u16() };
-    state.metrics.http_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    let labels = metrics::RouteLabels {
+        method,
+        route,
+        status: resp.status().as_u16(),
+    };
+    state
+        .metrics
+        .http_seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     resp
 }
 
@@ -131,15 +159,27 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.stopping.load(std::sync::atomic::Ordering::Relaxed) {
         return ApiError::Unavailable("shutting down".into()).into_response();
     }
-    Json(serde_json::json!({"status": "ready", "last_position": state.log.store.last_position()})).into_response()
+    Json(serde_json::json!({"status": "ready", "last_position": state.log.store.last_position()}))
+        .into_response()
 }
 
 async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Analyst, Role::Support])?;
-    Ok((StatusCode::OK, [("content-type", "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
+    Ok((
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; in-flight requests finish.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

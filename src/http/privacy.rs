@@ -17,21 +17,36 @@ pub struct CreateKey {
     label: Option<String>,
 }
 
-pub async fn create_key(State(state): State<AppState>, caller: Caller, body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(&[Role::Admin])?;
     let Json(body) = body.map_err(|e| ApiError::bad("/", e.body_text()))?;
-    let role = Role::parse(&body.role).ok_or_else(|| ApiError::bad("/role", "must be one of ingest, support, analyst, admin"))?;
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::bad("/role", "must be one of ingest, support, analyst, admin"))?;
     let (info, token) = state.keys.create(role, body.label.as_deref())?;
     tracing::info!(key = %info.id, role = role.as_str(), by = %caller.key_id, "API key created");
-    Ok((StatusCode::CREATED, Json(json!({"key": info, "token": token}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"key": info, "token": token})),
+    ))
 }
 
-pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Role::Admin])?;
     Ok(Json(json!({"keys": state.keys.list()?})))
 }
 
-pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Admin])?;
     if state.keys.revoke(&id)? {
         tracing::info!(key = %id, by = %caller.key_id, "API key revoked");
@@ -41,26 +56,48 @@ pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id):
     }
 }
 
-pub async fn erase(State(state): State<AppState>, caller: Caller, Path(customer): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(customer): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Role::Admin])?;
     let stream = rapport_events::stream_for(&customer);
     if state.log.store.read_stream(&stream, 0, 1).await?.is_empty() {
-        return Err(ApiError::NotFound(format!("customer `{customer}` has no events")));
+        return Err(ApiError::NotFound(format!(
+            "customer `{customer}` has no events"
+        )));
     }
-    let erasure = state.log.erase(&customer, Some(caller.key_id.clone()), (state.ids)(), chrono::Utc::now()).await?;
+    let erasure = state
+        .log
+        .erase(
+            &customer,
+            Some(caller.key_id.clone()),
+            (state.ids)(),
+            chrono::Utc::now(),
+        )
+        .await?;
     // The customer id is a pseudonymous key, not personal data; the values are never logged.
     tracing::info!(customer = %customer, by = %caller.key_id, generations = ?erasure.destroyed_generations, "personal data erased");
     Ok(Json(json!({"erasure": erasure})))
 }
 
 /// Everything Rapport holds about one customer, decrypted (access and portability).
-pub async fn export_customer(State(state): State<AppState>, caller: Caller, Path(customer): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn export_customer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(customer): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Role::Admin, Role::Support])?;
     let stream = rapport_events::stream_for(&customer);
     let mut events = Vec::new();
     let mut from = 0;
     loop {
-        let page = state.log.store.read_stream(&stream, from, READ_EVENTS_MAX).await?;
+        let page = state
+            .log
+            .store
+            .read_stream(&stream, from, READ_EVENTS_MAX)
+            .await?;
         let n = page.len();
         events.extend(state.log.open_all(page, PersonalAccess::Plain)?);
         if n < READ_EVENTS_MAX {
@@ -69,13 +106,22 @@ pub async fn export_customer(State(state): State<AppState>, caller: Caller, Path
         from += n as u64;
     }
     if events.is_empty() {
-        return Err(ApiError::NotFound(format!("customer `{customer}` has no events")));
+        return Err(ApiError::NotFound(format!(
+            "customer `{customer}` has no events"
+        )));
     }
-    let erased = events.iter().any(|e| e.personal == Some(rapport_events::PersonalView::Erased));
+    let erased = events
+        .iter()
+        .any(|e| e.personal == Some(rapport_events::PersonalView::Erased));
     let key = state.log.keys.current(&customer).map(|k| k.generation);
     let profile = {
         let c = state.read_model.customers.read().await;
-        let as_of = state.read_model.latest.read().await.unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+        let as_of = state
+            .read_model
+            .latest
+            .read()
+            .await
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
         match c.get(&customer) {
             Some(p) => Some(super::customers::profile_json(&state, &caller, &c, p, as_of).await?),
             None => None,

@@ -36,7 +36,8 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
     let mut out = String::new();
     for file in files {
         let file = file.as_ref();
-        let bytes = std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
         let text = String::from_utf8_lossy(&bytes);
         // The header is the first line that starts with the first column's name; whatever
         // comes before it is not data.
@@ -47,21 +48,37 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
                 break;
             }
             match line.find('\n') {
-                Some(i) if preamble_lines(&text[..line_start + i]) < HEADER_SEARCH_LINES_MAX => line_start += i + 1,
-                _ => anyhow::bail!("{}: no `Date received` header in its first {HEADER_SEARCH_LINES_MAX} lines", file.display()),
+                Some(i) if preamble_lines(&text[..line_start + i]) < HEADER_SEARCH_LINES_MAX => {
+                    line_start += i + 1
+                }
+                _ => anyhow::bail!(
+                    "{}: no `Date received` header in its first {HEADER_SEARCH_LINES_MAX} lines",
+                    file.display()
+                ),
             }
         }
         let preamble = text[..line_start].lines().count() as u64;
         if preamble > 0 {
             conv.skip("lines before the CSV header (tool output)", preamble);
         }
-        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text[line_start..].as_bytes());
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(text[line_start..].as_bytes());
         let headers = rdr.headers()?.clone();
         let col = |name: &str| headers.iter().position(|h| h == name);
-        let need = |name: &str| col(name).with_context(|| format!("{}: no column `{name}`", file.display()));
-        let (date_c, product_c, company_c) = (need("Date received")?, need("Product")?, need("Company")?);
-        let (sub_c, issue_c, subissue_c, narrative_c, via_c, id_c) =
-            (col("Sub-product"), col("Issue"), col("Sub-issue"), col("Consumer complaint narrative"), col("Submitted via"), col("Complaint ID"));
+        let need = |name: &str| {
+            col(name).with_context(|| format!("{}: no column `{name}`", file.display()))
+        };
+        let (date_c, product_c, company_c) =
+            (need("Date received")?, need("Product")?, need("Company")?);
+        let (sub_c, issue_c, subissue_c, narrative_c, via_c, id_c) = (
+            col("Sub-product"),
+            col("Issue"),
+            col("Sub-issue"),
+            col("Consumer complaint narrative"),
+            col("Submitted via"),
+            col("Complaint ID"),
+        );
         let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("cfpb");
         for (i, rec) in rdr.records().enumerate() {
             let Ok(rec) = rec else {
@@ -83,7 +100,11 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
                 "" => format!("cfpb-mdv-{}", i + 1),
                 id => format!("cfpb-{id}"),
             };
-            let product_line = if f(sub_c).is_empty() { product.to_owned() } else { format!("{product} / {}", f(sub_c)) };
+            let product_line = if f(sub_c).is_empty() {
+                product.to_owned()
+            } else {
+                format!("{product} / {}", f(sub_c))
+            };
             let text = if !f(narrative_c).is_empty() {
                 let mut t = f(narrative_c).to_owned();
                 if t.len() > rapport_events::data::TEXT_LEN_MAX {
@@ -96,7 +117,11 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
                 }
                 t
             } else if !f(issue_c).is_empty() {
-                [f(issue_c), f(subissue_c)].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(": ")
+                [f(issue_c), f(subissue_c)]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": ")
             } else {
                 product_line.clone()
             };
@@ -114,7 +139,9 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
             if !f(via_c).is_empty() {
                 data["channel"] = json!(f(via_c));
             }
-            let at = rapport_events::envelope::format_time(&day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+            let at = rapport_events::envelope::format_time(
+                &day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
+            );
             let ev = json!({"id": Uuid::new_v5(&NAMESPACE, format!("{stem}\n{complaint_id}").as_bytes()), "type": "complaint",
                 "customer": complaint_id, "occurred_at": at, "data": data, "metadata": {"source": "cfpb"}});
             let _ = writeln!(out, "{ev}");

@@ -33,9 +33,15 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
     let mut out = String::new();
     for file in files {
         let file = file.as_ref();
-        let mut rdr = csv::Reader::from_path(file).with_context(|| format!("failed to open {}", file.display()))?;
+        let mut rdr = csv::Reader::from_path(file)
+            .with_context(|| format!("failed to open {}", file.display()))?;
         let headers = rdr.headers()?.clone();
-        let col = |name: &str| headers.iter().position(|h| h == name).with_context(|| format!("{}: no column `{name}`", file.display()));
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .with_context(|| format!("{}: no column `{name}`", file.display()))
+        };
         let (id_c, value_c, bought_c, cat_c, score_c, title_c, msg_c, review_c, class_c, sub_c) = (
             col("id")?,
             col("order_products_value")?,
@@ -54,7 +60,11 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
             let f = |c: usize| rec.get(c).unwrap_or("").trim();
             let id = f(id_c);
             let customer = format!("olist-{id}");
-            let category = if f(cat_c).is_empty() { "unknown" } else { f(cat_c) };
+            let category = if f(cat_c).is_empty() {
+                "unknown"
+            } else {
+                f(cat_c)
+            };
             match (time(f(bought_c)), rapport_events::Money::parse(f(value_c))) {
                 (Some(at), Ok(value)) if !value.decimal().is_zero() => {
                     let ev = json!({"id": Uuid::new_v5(&NAMESPACE, format!("order\n{id}").as_bytes()), "type": "purchase", "customer": customer, "occurred_at": at,
@@ -75,7 +85,11 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
                 conv.skip("low-scored reviews without a problem label", 1);
                 continue;
             }
-            let text = [f(title_c), f(msg_c)].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" — ");
+            let text = [f(title_c), f(msg_c)]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" — ");
             let Some(at) = time(f(review_c)) else {
                 conv.skip("complaints without a review date", 1);
                 continue;

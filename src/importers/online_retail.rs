@@ -52,7 +52,11 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
     let mut invoices: BTreeMap<String, Invoice> = BTreeMap::new();
     for file in files {
         let file = file.as_ref();
-        let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_path(file).with_context(|| format!("failed to open {}", file.display()))?;
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_path(file)
+            .with_context(|| format!("failed to open {}", file.display()))?;
         for (i, rec) in rdr.records().enumerate() {
             let rec = rec.with_context(|| format!("{}:{}", file.display(), i + 2))?;
             conv.rows += 1;
@@ -63,37 +67,60 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
                 continue;
             }
             let customer = customer.strip_suffix(".0").unwrap_or(customer).to_owned();
-            let (Ok(quantity), Ok(price)) = (field(3).parse::<i64>(), Decimal::from_str_exact(field(5))) else {
+            let (Ok(quantity), Ok(price)) =
+                (field(3).parse::<i64>(), Decimal::from_str_exact(field(5)))
+            else {
                 conv.skip("rows with an unreadable quantity or price", 1);
                 continue;
             };
             let number = field(0).to_owned();
             let inv = invoices.entry(number.clone()).or_insert_with(|| {
                 order.push(number.clone());
-                Invoice { number, customer, country: field(7).to_owned(), date: field(4).to_owned(), lines: Vec::new() }
+                Invoice {
+                    number,
+                    customer,
+                    country: field(7).to_owned(),
+                    date: field(4).to_owned(),
+                    lines: Vec::new(),
+                }
             });
-            inv.lines.push(Line { stock: field(1).to_owned(), description: field(2).to_owned(), quantity, price });
+            inv.lines.push(Line {
+                stock: field(1).to_owned(),
+                description: field(2).to_owned(),
+                quantity,
+                price,
+            });
         }
     }
     let mut out = String::new();
     let mut countries: BTreeMap<String, String> = BTreeMap::new();
     for number in order {
         let inv = &invoices[&number];
-        let Some(at) = chrono::NaiveDateTime::parse_from_str(&inv.date, "%Y-%m-%d %H:%M:%S").ok().map(|t| t.and_utc()) else {
+        let Some(at) = chrono::NaiveDateTime::parse_from_str(&inv.date, "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .map(|t| t.and_utc())
+        else {
             conv.skip("invoices with an unreadable date", 1);
             continue;
         };
         let at = rapport_events::envelope::format_time(&at);
         if countries.get(&inv.customer) != Some(&inv.country) && !inv.country.is_empty() {
             countries.insert(inv.customer.clone(), inv.country.clone());
-            let id = Uuid::new_v5(&NAMESPACE, format!("country\n{}\n{}\n{}", inv.customer, inv.country, inv.number).as_bytes());
+            let id = Uuid::new_v5(
+                &NAMESPACE,
+                format!("country\n{}\n{}\n{}", inv.customer, inv.country, inv.number).as_bytes(),
+            );
             let ev = json!({"id": id, "type": "profile_updated", "customer": inv.customer, "occurred_at": at,
                 "data": {"traits": {"country": inv.country}}, "metadata": {"source": "online-retail"}});
             let _ = writeln!(out, "{ev}");
             conv.events += 1;
         }
         let id = Uuid::new_v5(&NAMESPACE, format!("invoice\n{}", inv.number).as_bytes());
-        let amount: Decimal = inv.lines.iter().map(|l| Decimal::from(l.quantity) * l.price).sum();
+        let amount: Decimal = inv
+            .lines
+            .iter()
+            .map(|l| Decimal::from(l.quantity) * l.price)
+            .sum();
         if let Some(original) = inv.number.strip_prefix('C') {
             let refunded = -amount;
             if refunded <= Decimal::ZERO {
@@ -126,7 +153,10 @@ pub fn convert(files: &[impl AsRef<Path>]) -> anyhow::Result<(String, Conversion
         if items.len() > rapport_events::data::LIST_LEN_MAX {
             // The amount stays complete; only the item list is cut to the model's limit.
             items.truncate(rapport_events::data::LIST_LEN_MAX);
-            conv.skip("invoices with more item lines than an event holds (items cut, amount complete)", 1);
+            conv.skip(
+                "invoices with more item lines than an event holds (items cut, amount complete)",
+                1,
+            );
         }
         let ev = json!({"id": id, "type": "purchase", "customer": inv.customer, "occurred_at": at,
             "data": {"order_id": inv.number, "amount": amount.normalize().to_string(), "currency": "GBP", "items": items},

@@ -33,7 +33,10 @@ impl std::str::FromStr for ExpectedVersion {
         match s {
             "any" => Ok(ExpectedVersion::Any),
             "no_stream" => Ok(ExpectedVersion::NoStream),
-            n => n.parse().map(ExpectedVersion::Exact).map_err(|_| "must be `any`, `no_stream` or a non-negative integer".into()),
+            n => n
+                .parse()
+                .map(ExpectedVersion::Exact)
+                .map_err(|_| "must be `any`, `no_stream` or a non-negative integer".into()),
         }
     }
 }
@@ -116,7 +119,11 @@ pub struct Appended {
 pub enum StoreError {
     /// The stream is not at the expected version (HTTP 409).
     #[error("stream `{stream}` is at version {actual} but version {expected} was expected")]
-    WrongExpectedVersion { stream: String, expected: ExpectedVersion, actual: String },
+    WrongExpectedVersion {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: String,
+    },
     /// The id is stored with different content (HTTP 409).
     #[error("event id {id} is already stored at position {position} with different content")]
     IdConflict { id: Uuid, position: u64 },
@@ -151,7 +158,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Appends atomically: all events or none; durable before it returns `Ok`.
     async fn append(&self, req: AppendRequest) -> Result<Vec<Appended>, StoreError>;
     /// Events of one stream from `from_version`, at most `limit`.
-    async fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The global log after `after`, in position order, at most `limit`, up to `until` when set.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
     /// The last durable position (0 when empty).
@@ -163,7 +175,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// Every data key, wrapped (destroyed ones with `wrapped: None`).
     async fn load_keys(&self) -> Result<Vec<WrappedKey>, StoreError>;
     /// Replaces wrapped keys (master-key rotation), atomically.
-    async fn rewrap_keys(&self, keys: Vec<WrappedKey>, master_key_id: &str) -> Result<(), StoreError>;
+    async fn rewrap_keys(
+        &self,
+        keys: Vec<WrappedKey>,
+        master_key_id: &str,
+    ) -> Result<(), StoreError>;
     /// The id of the master key this store's data keys are wrapped with, if any.
     async fn master_key_id(&self) -> Result<Option<String>, StoreError>;
     /// Purges freed pages (after an erasure) so destroyed keys leave no trace in files.
@@ -173,23 +189,29 @@ pub trait EventStore: Send + Sync + 'static {
 /// Catch-up then live subscription on any store: pages through `read_all` and waits for
 /// new positions. Positions arrive strictly increasing, with no gap at the switch from
 /// catch-up to live, because both phases read by position from the last one seen.
-pub fn subscribe(store: std::sync::Arc<dyn EventStore>, after: u64) -> BoxStream<'static, Result<StoredEvent, StoreError>> {
+pub fn subscribe(
+    store: std::sync::Arc<dyn EventStore>,
+    after: u64,
+) -> BoxStream<'static, Result<StoredEvent, StoreError>> {
     const PAGE_EVENTS: usize = 1000;
-    let s = futures::stream::unfold((store, after, Vec::<StoredEvent>::new().into_iter()), |(store, mut after, mut buf)| async move {
-        loop {
-            if let Some(ev) = buf.next() {
-                after = ev.position;
-                return Some((Ok(ev), (store, after, buf)));
+    let s = futures::stream::unfold(
+        (store, after, Vec::<StoredEvent>::new().into_iter()),
+        |(store, mut after, mut buf)| async move {
+            loop {
+                if let Some(ev) = buf.next() {
+                    after = ev.position;
+                    return Some((Ok(ev), (store, after, buf)));
+                }
+                if store.last_position() <= after {
+                    store.wait_for_position_after(after).await;
+                    continue;
+                }
+                match store.read_all(after, PAGE_EVENTS).await {
+                    Ok(page) => buf = page.into_iter(),
+                    Err(e) => return Some((Err(e), (store, after, buf))),
+                }
             }
-            if store.last_position() <= after {
-                store.wait_for_position_after(after).await;
-                continue;
-            }
-            match store.read_all(after, PAGE_EVENTS).await {
-                Ok(page) => buf = page.into_iter(),
-                Err(e) => return Some((Err(e), (store, after, buf))),
-            }
-        }
-    });
+        },
+    );
     Box::pin(s)
 }

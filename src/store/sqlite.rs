@@ -31,7 +31,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use super::{AppendRequest, Appended, EventStore, ExpectedVersion, SealedEvent, StoreError, StoredEvent, WrappedKey};
+use super::{
+    AppendRequest, Appended, EventStore, ExpectedVersion, SealedEvent, StoreError, StoredEvent,
+    WrappedKey,
+};
 
 /// The on-disk format this code writes. A store with a higher number is refused.
 pub const FORMAT_VERSION: u32 = 1;
@@ -73,14 +76,21 @@ struct Shared {
 }
 
 enum Job {
-    Append(AppendRequest, oneshot::Sender<Result<Vec<Appended>, StoreError>>),
+    Append(
+        AppendRequest,
+        oneshot::Sender<Result<Vec<Appended>, StoreError>>,
+    ),
     /// Starts a bulk transaction: later appends are written into it and answered at once
     /// (not yet durable) until `BulkEnd`.
     BulkBegin(oneshot::Sender<Result<(), StoreError>>),
     /// Commits (`true`) or rolls back (`false`) the bulk transaction; answers the number of
     /// events written.
     BulkEnd(bool, oneshot::Sender<Result<u64, StoreError>>),
-    Rewrap(Vec<WrappedKey>, String, oneshot::Sender<Result<(), StoreError>>),
+    Rewrap(
+        Vec<WrappedKey>,
+        String,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
     Purge(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -95,7 +105,10 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { durable: true, metrics: Arc::new(NoMetrics) }
+        SqliteOptions {
+            durable: true,
+            metrics: Arc::new(NoMetrics),
+        }
     }
 }
 
@@ -112,7 +125,12 @@ pub struct SqliteStore {
 
 /// Opens a connection with Rapport's pragmas and makes sure the schema exists.
 pub fn connect(db_path: &Path, durable: bool) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let conn = Connection::open_with_flags(
+        db_path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
@@ -120,7 +138,13 @@ pub fn connect(db_path: &Path, durable: bool) -> Result<Connection, StoreError> 
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "cache_size", -64_000)?;
     conn.execute_batch(SCHEMA)?;
-    let format: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |r| r.get(0)).optional()?;
+    let format: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'format_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     match format.as_deref().map(str::parse::<u32>) {
         None => {
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('format_version', ?1)", [FORMAT_VERSION.to_string()])?;
@@ -180,7 +204,9 @@ fn time_text(t: &DateTime<Utc>) -> String {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| StoreError::Format(format!("bad timestamp {s:?}: {e}")))
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Format(format!("bad timestamp {s:?}: {e}")))
 }
 
 /// One stored row, borrowed from SQLite's buffers (see [`SqliteStore::for_each_raw_blocking`]).
@@ -221,10 +247,16 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredEvent, S
     let recorded_at: String = r.get(2)?;
     let occurred_at: String = r.get(8)?;
     let build = || -> Result<StoredEvent, StoreError> {
-        let bad = |what: &str| StoreError::Integrity { position: position as u64, what: what.to_owned() };
+        let bad = |what: &str| StoreError::Integrity {
+            position: position as u64,
+            what: what.to_owned(),
+        };
         let id = Uuid::from_slice(&id).map_err(|_| bad("the id is not 16 bytes"))?;
         let event_type = EventType::parse(&ty).ok_or_else(|| bad("unknown event type"))?;
-        let digest: [u8; 16] = digest.as_slice().try_into().map_err(|_| bad("the digest is not 16 bytes"))?;
+        let digest: [u8; 16] = digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("the digest is not 16 bytes"))?;
         Ok(StoredEvent {
             position: position as u64,
             stream_version: r.get::<_, i64>(1).map_err(StoreError::from)? as u64,
@@ -253,7 +285,8 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredEvent, S
 impl SqliteStore {
     /// Opens (or creates) the store in `dir`, taking an exclusive lock on it.
     pub fn open(dir: &Path, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = File::options()
             .create(true)
@@ -263,14 +296,25 @@ impl SqliteStore {
             .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.display().to_string())),
-            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Io(format!("cannot lock {}: {e}", lock_path.display()))),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(dir.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Io(format!(
+                    "cannot lock {}: {e}",
+                    lock_path.display()
+                )))
+            }
         }
         let db_path = dir.join(DB_FILE);
         let conn = connect(&db_path, opts.durable)?;
         let (index, last) = load_index(&conn)?;
         let (notify, _) = watch::channel(last);
-        let shared = Arc::new(Shared { index: RwLock::new(index), last: AtomicU64::new(last), notify });
+        let shared = Arc::new(Shared {
+            index: RwLock::new(index),
+            last: AtomicU64::new(last),
+            notify,
+        });
         let (tx, rx) = crossbeam_channel::bounded(WRITE_QUEUE_JOBS_MAX);
         let writer_shared = shared.clone();
         let metrics = opts.metrics.clone();
@@ -295,15 +339,29 @@ impl SqliteStore {
         if !db_path.exists() {
             return Err(StoreError::Io(format!("no store at {}", dir.display())));
         }
-        let conn = Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = Connection::open_with_flags(
+            &db_path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // One read transaction for the scan, so the index and `last` describe one moment.
         conn.execute_batch("BEGIN")?;
         let (index, last) = load_index(&conn)?;
         conn.execute_batch("COMMIT")?;
         let (notify, _) = watch::channel(last);
-        let shared = Arc::new(Shared { index: RwLock::new(index), last: AtomicU64::new(last), notify });
-        Ok(SqliteStore { db_path, jobs: Mutex::new(None), shared, readers: Mutex::new(vec![conn]), writer: Mutex::new(None), _lock: None })
+        let shared = Arc::new(Shared {
+            index: RwLock::new(index),
+            last: AtomicU64::new(last),
+            notify,
+        });
+        Ok(SqliteStore {
+            db_path,
+            jobs: Mutex::new(None),
+            shared,
+            readers: Mutex::new(vec![conn]),
+            writer: Mutex::new(None),
+            _lock: None,
+        })
     }
 
     pub fn db_path(&self) -> &Path {
@@ -319,12 +377,20 @@ impl SqliteStore {
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
-        let tx = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(StoreError::Closed)?;
+        let tx = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?;
         tx.send(job).map_err(|_| StoreError::Closed)
     }
 
     /// Sends an append without waiting for it (imports keep several in flight).
-    pub fn append_nowait(&self, req: AppendRequest) -> Result<oneshot::Receiver<Result<Vec<Appended>, StoreError>>, StoreError> {
+    pub fn append_nowait(
+        &self,
+        req: AppendRequest,
+    ) -> Result<oneshot::Receiver<Result<Vec<Appended>, StoreError>>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Append(req, tx))?;
         Ok(rx)
@@ -347,12 +413,18 @@ impl SqliteStore {
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
-    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
             None => {
-                let c = Connection::open_with_flags(&self.db_path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+                let c = Connection::open_with_flags(
+                    &self.db_path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
                 c
             }
@@ -366,11 +438,20 @@ impl SqliteStore {
     }
 
     /// Synchronous read of the global log (used by export and by the async API).
-    pub fn read_all_blocking(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    pub fn read_all_blocking(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let until = self.shared.last.load(Ordering::Acquire);
         self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!("{SELECT_EVENT} WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3"))?;
-            let rows = stmt.query_map(params![after as i64, until as i64, limit as i64], row_to_event)?;
+            let mut stmt = c.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                params![after as i64, until as i64, limit as i64],
+                row_to_event,
+            )?;
             let mut out = Vec::with_capacity(limit.min(4096));
             for r in rows {
                 out.push(r??);
@@ -380,10 +461,17 @@ impl SqliteStore {
     }
 
     /// Calls `f` on every event after `after`, in order, reading in one pass (fast export).
-    pub fn for_each_blocking(&self, after: u64, until: u64, mut f: impl FnMut(StoredEvent) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    pub fn for_each_blocking(
+        &self,
+        after: u64,
+        until: u64,
+        mut f: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let until = until.min(self.shared.last.load(Ordering::Acquire));
         self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!("{SELECT_EVENT} WHERE position > ?1 AND position <= ?2 ORDER BY position"))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE position > ?1 AND position <= ?2 ORDER BY position"
+            ))?;
             let rows = stmt.query_map(params![after as i64, until as i64], row_to_event)?;
             for r in rows {
                 f(r??)?;
@@ -394,14 +482,31 @@ impl SqliteStore {
 
     /// Like [`SqliteStore::for_each_blocking`], but hands out rows borrowed from SQLite's
     /// buffers, so a caller that only copies bytes (an export) allocates nothing per event.
-    pub fn for_each_raw_blocking(&self, after: u64, until: u64, mut f: impl FnMut(&RawRow<'_>) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    pub fn for_each_raw_blocking(
+        &self,
+        after: u64,
+        until: u64,
+        mut f: impl FnMut(&RawRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let until = until.min(self.shared.last.load(Ordering::Acquire));
         self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!("{SELECT_EVENT} WHERE position > ?1 AND position <= ?2 ORDER BY position"))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE position > ?1 AND position <= ?2 ORDER BY position"
+            ))?;
             let mut rows = stmt.query(params![after as i64, until as i64])?;
             while let Some(row) = rows.next()? {
-                let text = |i: usize| -> Result<&str, StoreError> { Ok(row.get_ref(i)?.as_str().map_err(|e| StoreError::Format(e.to_string()))?) };
-                let blob = |i: usize| -> Result<Option<&[u8]>, StoreError> { Ok(row.get_ref(i)?.as_blob_or_null().map_err(|e| StoreError::Format(e.to_string()))?) };
+                let text = |i: usize| -> Result<&str, StoreError> {
+                    Ok(row
+                        .get_ref(i)?
+                        .as_str()
+                        .map_err(|e| StoreError::Format(e.to_string()))?)
+                };
+                let blob = |i: usize| -> Result<Option<&[u8]>, StoreError> {
+                    Ok(row
+                        .get_ref(i)?
+                        .as_blob_or_null()
+                        .map_err(|e| StoreError::Format(e.to_string()))?)
+                };
                 let raw = RawRow {
                     row,
                     position: row.get::<_, i64>(0)? as u64,
@@ -414,7 +519,10 @@ impl SqliteStore {
                     customer: text(7)?,
                     occurred_at: text(8)?,
                     data: text(9)?,
-                    metadata: row.get_ref(10)?.as_str_or_null().map_err(|e| StoreError::Format(e.to_string()))?,
+                    metadata: row
+                        .get_ref(10)?
+                        .as_str_or_null()
+                        .map_err(|e| StoreError::Format(e.to_string()))?,
                     sealed: blob(11)?,
                     key_gen: row.get(12)?,
                 };
@@ -424,11 +532,21 @@ impl SqliteStore {
         })
     }
 
-    pub fn read_stream_blocking(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    pub fn read_stream_blocking(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let positions: Vec<u64> = {
             let idx = self.shared.index.read().unwrap_or_else(|e| e.into_inner());
             match idx.streams.get(stream) {
-                Some(p) => p.iter().skip(from_version as usize).take(limit).copied().collect(),
+                Some(p) => p
+                    .iter()
+                    .skip(from_version as usize)
+                    .take(limit)
+                    .copied()
+                    .collect(),
                 None => return Ok(Vec::new()),
             }
         };
@@ -459,7 +577,8 @@ impl Drop for SqliteStore {
 fn load_index(conn: &Connection) -> Result<(Index, u64), StoreError> {
     let mut index = Index::default();
     let mut last = 0u64;
-    let mut stmt = conn.prepare("SELECT position, id, stream, stream_version FROM events ORDER BY position")?;
+    let mut stmt =
+        conn.prepare("SELECT position, id, stream, stream_version FROM events ORDER BY position")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let position = r.get::<_, i64>(0)? as u64;
@@ -467,13 +586,22 @@ fn load_index(conn: &Connection) -> Result<(Index, u64), StoreError> {
         let stream: String = r.get(2)?;
         let version = r.get::<_, i64>(3)? as u64;
         if position != last + 1 {
-            return Err(StoreError::Integrity { position, what: format!("the log has a gap after position {last}") });
+            return Err(StoreError::Integrity {
+                position,
+                what: format!("the log has a gap after position {last}"),
+            });
         }
-        let id = Uuid::from_slice(&id).map_err(|_| StoreError::Integrity { position, what: "the id is not 16 bytes".into() })?;
+        let id = Uuid::from_slice(&id).map_err(|_| StoreError::Integrity {
+            position,
+            what: "the id is not 16 bytes".into(),
+        })?;
         index.ids.insert(id.as_u128(), position);
         let positions = index.streams.entry(stream.into_boxed_str()).or_default();
         if positions.len() as u64 != version {
-            return Err(StoreError::Integrity { position, what: "stream versions are not contiguous".into() });
+            return Err(StoreError::Integrity {
+                position,
+                what: "stream versions are not contiguous".into(),
+            });
         }
         positions.push(position);
         last = position;
@@ -487,7 +615,11 @@ struct KeyRows(FastMap<Box<str>, Vec<(u32, i64)>>);
 
 impl KeyRows {
     fn get(&self, customer: &str, generation: u32) -> Option<i64> {
-        self.0.get(customer)?.iter().find(|(g, _)| *g == generation).map(|(_, r)| *r)
+        self.0
+            .get(customer)?
+            .iter()
+            .find(|(g, _)| *g == generation)
+            .map(|(_, r)| *r)
     }
 
     fn insert(&mut self, customer: &str, generation: u32, row: i64) {
@@ -511,7 +643,12 @@ fn load_key_rows(conn: &Connection) -> Result<KeyRows, StoreError> {
     Ok(rows)
 }
 
-fn writer_loop(mut conn: Connection, rx: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, metrics: Arc<dyn WriterMetrics>) {
+fn writer_loop(
+    mut conn: Connection,
+    rx: crossbeam_channel::Receiver<Job>,
+    shared: Arc<Shared>,
+    metrics: Arc<dyn WriterMetrics>,
+) {
     let mut key_rows = match load_key_rows(&conn) {
         Ok(k) => k,
         Err(e) => {
@@ -552,12 +689,20 @@ fn writer_loop(mut conn: Connection, rx: crossbeam_channel::Receiver<Job>, share
             match job {
                 Job::BulkBegin(reply) => {
                     let r = if bulk.is_some() {
-                        Err(StoreError::Invalid("a bulk import is already running".into()))
+                        Err(StoreError::Invalid(
+                            "a bulk import is already running".into(),
+                        ))
                     } else {
-                        conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from).map(|()| {
-                            let last = shared.last.load(Ordering::Acquire);
-                            bulk = Some(Bulk { pending: Pending::new(last), recorded_at: time_text(&Utc::now()), failed: None });
-                        })
+                        conn.execute_batch("BEGIN IMMEDIATE")
+                            .map_err(StoreError::from)
+                            .map(|()| {
+                                let last = shared.last.load(Ordering::Acquire);
+                                bulk = Some(Bulk {
+                                    pending: Pending::new(last),
+                                    recorded_at: time_text(&Utc::now()),
+                                    failed: None,
+                                });
+                            })
                     };
                     let _ = reply.send(r);
                 }
@@ -606,14 +751,22 @@ fn writer_loop(mut conn: Connection, rx: crossbeam_channel::Receiver<Job>, share
     }
 }
 
-fn rewrap(conn: &mut Connection, key_rows: &KeyRows, keys: Vec<WrappedKey>, master_id: &str) -> Result<(), StoreError> {
+fn rewrap(
+    conn: &mut Connection,
+    key_rows: &KeyRows,
+    keys: Vec<WrappedKey>,
+    master_id: &str,
+) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare("UPDATE data_keys SET wrapped = ?2, master_key_id = ?3 WHERE key_row = ?1 AND wrapped IS NOT NULL")?;
         for k in &keys {
-            let row = key_rows
-                .get(&k.customer, k.generation)
-                .ok_or_else(|| StoreError::Invalid(format!("no stored data key {} generation {}", k.customer, k.generation)))?;
+            let row = key_rows.get(&k.customer, k.generation).ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "no stored data key {} generation {}",
+                    k.customer, k.generation
+                ))
+            })?;
             stmt.execute(params![row, k.wrapped, master_id])?;
         }
         tx.execute("INSERT INTO meta(key, value) VALUES ('master_key_id', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [master_id])?;
@@ -636,7 +789,12 @@ struct Pending {
 
 impl Pending {
     fn new(last: u64) -> Pending {
-        Pending { ids: FastMap::default(), streams: FastMap::default(), key_rows: KeyRows::default(), next: last + 1 }
+        Pending {
+            ids: FastMap::default(),
+            streams: FastMap::default(),
+            key_rows: KeyRows::default(),
+            next: last + 1,
+        }
     }
 }
 
@@ -659,10 +817,14 @@ fn write_jobs(
             "INSERT INTO events (position, id, stream, stream_version, type, version, customer, occurred_at, recorded_at, data, metadata, sealed, key_gen, digest)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
-        let mut lookup = conn.prepare_cached("SELECT digest, key_gen, stream, stream_version FROM events WHERE position = ?1")?;
+        let mut lookup = conn.prepare_cached(
+            "SELECT digest, key_gen, stream, stream_version FROM events WHERE position = ?1",
+        )?;
         let mut insert_key =
             conn.prepare_cached("INSERT INTO data_keys (customer, generation, wrapped, master_key_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        let mut destroy_key = conn.prepare_cached("UPDATE data_keys SET wrapped = NULL, destroyed_at = ?2 WHERE key_row = ?1")?;
+        let mut destroy_key = conn.prepare_cached(
+            "UPDATE data_keys SET wrapped = NULL, destroyed_at = ?2 WHERE key_row = ?1",
+        )?;
         for (req, reply) in jobs.by_ref() {
             // Decide everything about this job before writing any of it.
             let plan = match plan_job(&req, idx, p, &mut lookup) {
@@ -708,19 +870,34 @@ fn write_jobs(
                 p.next = slot.position + 1;
             }
             for k in &req.new_keys {
-                if key_rows.get(&k.customer, k.generation).is_some() || p.key_rows.get(&k.customer, k.generation).is_some() {
+                if key_rows.get(&k.customer, k.generation).is_some()
+                    || p.key_rows.get(&k.customer, k.generation).is_some()
+                {
                     continue;
                 }
-                insert_key.execute(params![k.customer, k.generation, k.wrapped, k.master_key_id, recorded_at])?;
-                p.key_rows.insert(&k.customer, k.generation, conn.last_insert_rowid());
+                insert_key.execute(params![
+                    k.customer,
+                    k.generation,
+                    k.wrapped,
+                    k.master_key_id,
+                    recorded_at
+                ])?;
+                p.key_rows
+                    .insert(&k.customer, k.generation, conn.last_insert_rowid());
             }
             for (customer, generation) in &req.destroy_keys {
-                if let Some(row) = key_rows.get(customer, *generation).or_else(|| p.key_rows.get(customer, *generation)) {
+                if let Some(row) = key_rows
+                    .get(customer, *generation)
+                    .or_else(|| p.key_rows.get(customer, *generation))
+                {
                     destroy_key.execute(params![row, recorded_at])?;
                 }
             }
             if let Some(k) = req.new_keys.first() {
-                conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('master_key_id', ?1)", [&k.master_key_id])?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('master_key_id', ?1)",
+                    [&k.master_key_id],
+                )?;
             }
             let appended = req
                 .events
@@ -785,7 +962,12 @@ fn fail_all(replies: Vec<Reply>, e: &StoreError) {
 }
 
 /// One group commit: one transaction, one fsync, then every caller is answered.
-fn commit_group(conn: &mut Connection, shared: &Shared, key_rows: &mut KeyRows, jobs: Vec<(AppendRequest, Reply)>) -> usize {
+fn commit_group(
+    conn: &mut Connection,
+    shared: &Shared,
+    key_rows: &mut KeyRows,
+    jobs: Vec<(AppendRequest, Reply)>,
+) -> usize {
     let recorded_at = time_text(&Utc::now());
     let mut pending = Pending::new(shared.last.load(Ordering::Acquire));
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -824,9 +1006,18 @@ struct Bulk {
     failed: Option<String>,
 }
 
-fn bulk_write(conn: &Connection, shared: &Shared, key_rows: &KeyRows, b: &mut Bulk, jobs: Vec<(AppendRequest, Reply)>) {
+fn bulk_write(
+    conn: &Connection,
+    shared: &Shared,
+    key_rows: &KeyRows,
+    b: &mut Bulk,
+    jobs: Vec<(AppendRequest, Reply)>,
+) {
     if let Some(f) = &b.failed {
-        fail_all(jobs.into_iter().map(|(_, r)| r).collect(), &StoreError::Io(f.clone()));
+        fail_all(
+            jobs.into_iter().map(|(_, r)| r).collect(),
+            &StoreError::Io(f.clone()),
+        );
         return;
     }
     let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
@@ -851,26 +1042,45 @@ struct Slot {
     stream: Option<String>,
 }
 
-fn plan_job(req: &AppendRequest, idx: &Index, overlay: &Pending, lookup: &mut rusqlite::CachedStatement<'_>) -> Result<Vec<Slot>, StoreError> {
+fn plan_job(
+    req: &AppendRequest,
+    idx: &Index,
+    overlay: &Pending,
+    lookup: &mut rusqlite::CachedStatement<'_>,
+) -> Result<Vec<Slot>, StoreError> {
     let mut next = overlay.next;
     let mut slots = Vec::with_capacity(req.events.len());
     // Ids and stream lengths this job itself adds, for duplicates inside one request.
     let mut local_ids: FastMap<u128, usize> = FastMap::default();
     let mut local_streams: FastMap<&str, u64> = FastMap::default();
     let stream_len = |s: &str, local: &FastMap<&str, u64>| -> u64 {
-        idx.streams.get(s).map_or(0, |p| p.len() as u64) + overlay.streams.get(s).map_or(0, |p| p.len() as u64) + local.get(s).copied().unwrap_or(0)
+        idx.streams.get(s).map_or(0, |p| p.len() as u64)
+            + overlay.streams.get(s).map_or(0, |p| p.len() as u64)
+            + local.get(s).copied().unwrap_or(0)
     };
     if let Some((stream, _)) = &req.expected {
         if let Some(ev) = req.events.iter().find(|e| &e.stream != stream) {
-            return Err(StoreError::Invalid(format!("event {} belongs to stream `{}`, not `{stream}`", ev.id, ev.stream)));
+            return Err(StoreError::Invalid(format!(
+                "event {} belongs to stream `{}`, not `{stream}`",
+                ev.id, ev.stream
+            )));
         }
     }
     for ev in &req.events {
         let key = ev.id.as_u128();
         let stored = if let Some(&pos) = overlay.ids.get(&key).or_else(|| idx.ids.get(&key)) {
-            let (digest, gen, stream, version): (Vec<u8>, Option<u32>, String, i64) =
-                lookup.query_row([pos as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-            let digest: [u8; 16] = digest.as_slice().try_into().map_err(|_| StoreError::Integrity { position: pos, what: "bad digest".into() })?;
+            let (digest, gen, stream, version): (Vec<u8>, Option<u32>, String, i64) = lookup
+                .query_row([pos as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+            let digest: [u8; 16] =
+                digest
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Integrity {
+                        position: pos,
+                        what: "bad digest".into(),
+                    })?;
             Some((pos, digest, gen, stream, version as u64))
         } else {
             None
@@ -880,41 +1090,75 @@ fn plan_job(req: &AppendRequest, idx: &Index, overlay: &Pending, lookup: &mut ru
             // Events sealed with different key generations cannot be compared (the old
             // key may be destroyed): the stored one wins and nothing is written, so a
             // late retry can never bring erased data back.
-            let same = digest == ev.digest || (gen.is_some() && new_gen.is_some() && gen != new_gen);
+            let same =
+                digest == ev.digest || (gen.is_some() && new_gen.is_some() && gen != new_gen);
             if !same {
-                return Err(StoreError::IdConflict { id: ev.id, position: pos });
+                return Err(StoreError::IdConflict {
+                    id: ev.id,
+                    position: pos,
+                });
             }
-            slots.push(Slot { position: pos, stream_version: version, duplicate: true, stream: Some(stream) });
+            slots.push(Slot {
+                position: pos,
+                stream_version: version,
+                duplicate: true,
+                stream: Some(stream),
+            });
             continue;
         }
         if let Some(&i) = local_ids.get(&key) {
             if req.events[i].digest != ev.digest {
-                return Err(StoreError::IdConflict { id: ev.id, position: slots[i].position });
+                return Err(StoreError::IdConflict {
+                    id: ev.id,
+                    position: slots[i].position,
+                });
             }
             let s = &slots[i];
-            let dup = Slot { position: s.position, stream_version: s.stream_version, duplicate: true, stream: None };
+            let dup = Slot {
+                position: s.position,
+                stream_version: s.stream_version,
+                duplicate: true,
+                stream: None,
+            };
             slots.push(dup);
             continue;
         }
         let version = stream_len(&ev.stream, &local_streams);
         *local_streams.entry(ev.stream.as_str()).or_default() += 1;
         local_ids.insert(key, slots.len());
-        slots.push(Slot { position: next, stream_version: version, duplicate: false, stream: None });
+        slots.push(Slot {
+            position: next,
+            stream_version: version,
+            duplicate: false,
+            stream: None,
+        });
         next += 1;
     }
     if let Some((stream, expected)) = &req.expected {
         let all_duplicates = slots.iter().all(|s| s.duplicate);
         // A retried append whose events are all stored already succeeds again (idempotent).
         if !all_duplicates {
-            let len = idx.streams.get(stream.as_str()).map_or(0, |p| p.len() as u64) + overlay.streams.get(stream).map_or(0, |p| p.len() as u64);
+            let len = idx
+                .streams
+                .get(stream.as_str())
+                .map_or(0, |p| p.len() as u64)
+                + overlay.streams.get(stream).map_or(0, |p| p.len() as u64);
             let ok = match expected {
                 ExpectedVersion::Any => true,
                 ExpectedVersion::NoStream => len == 0,
                 ExpectedVersion::Exact(v) => len == v + 1,
             };
             if !ok {
-                let actual = if len == 0 { "no_stream".to_string() } else { (len - 1).to_string() };
-                return Err(StoreError::WrongExpectedVersion { stream: stream.clone(), expected: *expected, actual });
+                let actual = if len == 0 {
+                    "no_stream".to_string()
+                } else {
+                    (len - 1).to_string()
+                };
+                return Err(StoreError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected: *expected,
+                    actual,
+                });
             }
         }
     }
@@ -925,24 +1169,42 @@ fn plan_job(req: &AppendRequest, idx: &Index, overlay: &Pending, lookup: &mut ru
 impl EventStore for SqliteStore {
     async fn append(&self, req: AppendRequest) -> Result<Vec<Appended>, StoreError> {
         if req.events.len() > super::APPEND_EVENTS_MAX {
-            return Err(StoreError::Invalid(format!("at most {} events per append", super::APPEND_EVENTS_MAX)));
+            return Err(StoreError::Invalid(format!(
+                "at most {} events per append",
+                super::APPEND_EVENTS_MAX
+            )));
         }
         let (tx, rx) = oneshot::channel();
         // The queue is bounded; when it is full this waits, which is the back-pressure we want.
         let job = Job::Append(req, tx);
-        let sender = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(StoreError::Closed)?;
+        let sender = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?;
         let job = match sender.try_send(job) {
             Ok(()) => None,
             Err(crossbeam_channel::TrySendError::Full(job)) => Some(job),
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                return Err(StoreError::Closed)
+            }
         };
         if let Some(job) = job {
-            tokio::task::spawn_blocking(move || sender.send(job)).await.map_err(|_| StoreError::Closed)?.map_err(|_| StoreError::Closed)?;
+            tokio::task::spawn_blocking(move || sender.send(job))
+                .await
+                .map_err(|_| StoreError::Closed)?
+                .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let limit = limit.min(super::READ_EVENTS_MAX);
         tokio::task::block_in_place(|| self.read_stream_blocking(stream, from_version, limit))
     }
@@ -977,7 +1239,11 @@ impl EventStore for SqliteStore {
         })
     }
 
-    async fn rewrap_keys(&self, keys: Vec<WrappedKey>, master_key_id: &str) -> Result<(), StoreError> {
+    async fn rewrap_keys(
+        &self,
+        keys: Vec<WrappedKey>,
+        master_key_id: &str,
+    ) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Rewrap(keys, master_key_id.to_owned(), tx))?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -986,14 +1252,23 @@ impl EventStore for SqliteStore {
     async fn master_key_id(&self) -> Result<Option<String>, StoreError> {
         tokio::task::block_in_place(|| {
             self.with_reader(|c| {
-                c.query_row("SELECT value FROM meta WHERE key = 'master_key_id'", [], |r| r.get(0)).optional().map_err(StoreError::from)
+                c.query_row(
+                    "SELECT value FROM meta WHERE key = 'master_key_id'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(StoreError::from)
             })
         })
     }
 
     async fn purge(&self) -> Result<(), StoreError> {
         // Idle readers hold no snapshot, but dropping them lets the checkpoint reset the WAL.
-        self.readers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let (tx, rx) = oneshot::channel();
         self.send(Job::Purge(tx))?;
         rx.await.map_err(|_| StoreError::Closed)?

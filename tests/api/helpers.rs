@@ -30,29 +30,69 @@ impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::new());
-        let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions { durable: true, metrics: metrics.clone() }).unwrap());
+        let store = Arc::new(
+            SqliteStore::open(
+                dir.path(),
+                SqliteOptions {
+                    durable: true,
+                    metrics: metrics.clone(),
+                },
+            )
+            .unwrap(),
+        );
         let keyring = Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap());
         let log = Log::new(store.clone() as Arc<dyn EventStore>, keyring);
         let keys = Arc::new(ApiKeys::open(dir.path()).unwrap());
         let admin_path = dir.path().join("admin-key");
         keys.bootstrap_admin(&admin_path).unwrap();
-        let admin = std::fs::read_to_string(&admin_path).unwrap().trim().to_owned();
-        let read_model = rapport::read_model::ReadModel::spawn(log.clone(), rapport::read_model::ReadModelOptions { min_position_wait: std::time::Duration::from_millis(300), ..rapport::read_model::ReadModelOptions::service(None) });
-        let state = AppState { log, keys: keys.clone(), metrics, ids: Arc::new(uuid::Uuid::now_v7), stopping: Default::default(), read_model };
+        let admin = std::fs::read_to_string(&admin_path)
+            .unwrap()
+            .trim()
+            .to_owned();
+        let read_model = rapport::read_model::ReadModel::spawn(
+            log.clone(),
+            rapport::read_model::ReadModelOptions {
+                min_position_wait: std::time::Duration::from_millis(300),
+                ..rapport::read_model::ReadModelOptions::service(None)
+            },
+        );
+        let state = AppState {
+            log,
+            keys: keys.clone(),
+            metrics,
+            ids: Arc::new(uuid::Uuid::now_v7),
+            stopping: Default::default(),
+            read_model,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, http::router(state), async move {
             let _ = rx.await;
         }));
-        TestServer { base, admin, http: reqwest::Client::new(), dir, store, keys, stop: Some(stop), task: Some(task) }
+        TestServer {
+            base,
+            admin,
+            http: reqwest::Client::new(),
+            dir,
+            store,
+            keys,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub fn key(&self, role: Role) -> String {
         self.keys.create(role, Some("test")).unwrap().1
     }
 
-    pub async fn post(&self, path: &str, token: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -67,22 +107,46 @@ impl TestServer {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.post(path, &self.admin.clone(), "application/json", body.to_string()).await
+        self.post(
+            path,
+            &self.admin.clone(),
+            "application/json",
+            body.to_string(),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
-        let resp = self.http.delete(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let resp = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }

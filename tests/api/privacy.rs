@@ -12,13 +12,21 @@ const TEXT: &str = "批次L0421的茶叶发霉了 the erasable-tea smells of mou
 
 async fn seeded() -> TestServer {
     let s = TestServer::start().await;
-    let batch = json!([registered("c-9", NAME, EMAIL, PHONE), purchase("c-9", "o-1", "88.80"), complaint("c-9", "k-1", TEXT), registered("c-10", "Other Person", "other@example.com", "+1 555")]);
+    let batch = json!([
+        registered("c-9", NAME, EMAIL, PHONE),
+        purchase("c-9", "o-1", "88.80"),
+        complaint("c-9", "k-1", TEXT),
+        registered("c-10", "Other Person", "other@example.com", "+1 555")
+    ]);
     assert_eq!(s.post_json("/v1/events", &batch).await.0, 201);
     s
 }
 
 fn contains_any(haystack: &[u8]) -> Vec<&'static str> {
-    [NAME, EMAIL, PHONE, TEXT, "erasable"].into_iter().filter(|v| haystack.windows(v.len()).any(|w| w == v.as_bytes())).collect()
+    [NAME, EMAIL, PHONE, TEXT, "erasable"]
+        .into_iter()
+        .filter(|v| haystack.windows(v.len()).any(|w| w == v.as_bytes()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -26,11 +34,19 @@ async fn personal_fields_are_encrypted_at_rest() {
     let s = seeded().await;
     for f in ["rapport.sqlite", "rapport.sqlite-wal"] {
         let bytes = std::fs::read(s.data_dir().join(f)).unwrap_or_default();
-        assert!(contains_any(&bytes).is_empty(), "{f} holds plaintext personal data: {:?}", contains_any(&bytes));
+        assert!(
+            contains_any(&bytes).is_empty(),
+            "{f} holds plaintext personal data: {:?}",
+            contains_any(&bytes)
+        );
     }
     // The non-personal part stays readable for analysts with the sqlite3 shell.
     let conn = rusqlite::Connection::open(s.data_dir().join("rapport.sqlite")).unwrap();
-    let data: String = conn.query_row("SELECT data FROM events WHERE type = 'purchase'", [], |r| r.get(0)).unwrap();
+    let data: String = conn
+        .query_row("SELECT data FROM events WHERE type = 'purchase'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert!(data.contains("88.80"));
 }
 
@@ -42,13 +58,22 @@ async fn support_sees_values_analysts_see_stable_pseudonyms() {
     assert_eq!(plain["events"][0]["personal"], "plain");
     let analyst = s.key(Role::Analyst);
     let (_, pseud) = s.get("/v1/streams/customer-c-9", &analyst).await;
-    let email = pseud["events"][0]["data"]["email"].as_str().unwrap().to_owned();
+    let email = pseud["events"][0]["data"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(email.starts_with("anon-"), "{email}");
     assert_eq!(pseud["events"][0]["personal"], "pseudonymised");
     assert!(contains_any(pseud.to_string().as_bytes()).is_empty());
     let (_, again) = s.get("/v1/events", &analyst).await;
-    assert_eq!(again["events"][0]["data"]["email"], email, "pseudonyms are stable");
-    assert_eq!(pseud["events"][1]["data"]["amount"], "88.80", "non-personal fields are untouched");
+    assert_eq!(
+        again["events"][0]["data"]["email"], email,
+        "pseudonyms are stable"
+    );
+    assert_eq!(
+        pseud["events"][1]["data"]["amount"], "88.80",
+        "non-personal fields are untouched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -84,23 +109,42 @@ async fn after_erasure_no_output_reveals_the_values_and_the_facts_remain() {
         outputs.push(text);
     }
     for text in &outputs {
-        assert!(contains_any(text.as_bytes()).is_empty(), "an output still reveals {:?}", contains_any(text.as_bytes()));
+        assert!(
+            contains_any(text.as_bytes()).is_empty(),
+            "an output still reveals {:?}",
+            contains_any(text.as_bytes())
+        );
     }
     let (_, stream) = s.get("/v1/streams/customer-c-9", &s.admin).await;
     let events = stream["events"].as_array().unwrap();
     assert_eq!(events[0]["personal"], "erased");
-    assert_eq!(events[1]["data"]["amount"], "88.80", "the purchase is intact");
-    assert_eq!(events[2]["data"]["about"]["batch"], "L0421", "what the complaint was about is intact");
+    assert_eq!(
+        events[1]["data"]["amount"], "88.80",
+        "the purchase is intact"
+    );
+    assert_eq!(
+        events[2]["data"]["about"]["batch"], "L0421",
+        "what the complaint was about is intact"
+    );
     assert_eq!(events[3]["type"], "personal_data_erased");
     // Another customer is untouched.
     let (_, other) = s.get("/v1/streams/customer-c-10", &s.admin).await;
     assert_eq!(other["events"][0]["data"]["name"], "Other Person");
     // New personal data after the erasure uses a new key generation and is readable.
-    s.post_json("/v1/events", &registered("c-9", "Back Again", "back@example.com", "1")).await;
+    s.post_json(
+        "/v1/events",
+        &registered("c-9", "Back Again", "back@example.com", "1"),
+    )
+    .await;
     let (_, stream) = s.get("/v1/streams/customer-c-9", &s.admin).await;
     assert_eq!(stream["events"][4]["data"]["name"], "Back Again");
     // Erasing someone unknown is a 404, not a new stream.
-    assert_eq!(s.delete("/v1/customers/nobody/personal-data", &s.admin).await.0, 404);
+    assert_eq!(
+        s.delete("/v1/customers/nobody/personal-data", &s.admin)
+            .await
+            .0,
+        404
+    );
     let dir = s.stop().await;
     for f in ["rapport.sqlite", "rapport.sqlite-wal"] {
         let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();

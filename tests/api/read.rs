@@ -8,16 +8,36 @@ use crate::helpers::{purchase, TestServer};
 #[tokio::test(flavor = "multi_thread")]
 async fn streams_and_the_global_log_page() {
     let s = TestServer::start().await;
-    let batch: Vec<_> = (0..25).map(|i| purchase(if i % 2 == 0 { "even" } else { "odd" }, &format!("o-{i}"), "1")).collect();
+    let batch: Vec<_> = (0..25)
+        .map(|i| {
+            purchase(
+                if i % 2 == 0 { "even" } else { "odd" },
+                &format!("o-{i}"),
+                "1",
+            )
+        })
+        .collect();
     assert_eq!(s.post_json("/v1/events", &json!(batch)).await.0, 201);
-    let (_, page) = s.get("/v1/streams/customer-even?from_version=10&limit=2", &s.admin).await;
-    let versions: Vec<_> = page["events"].as_array().unwrap().iter().map(|e| e["stream_version"].as_u64().unwrap()).collect();
+    let (_, page) = s
+        .get(
+            "/v1/streams/customer-even?from_version=10&limit=2",
+            &s.admin,
+        )
+        .await;
+    let versions: Vec<_> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["stream_version"].as_u64().unwrap())
+        .collect();
     assert_eq!(versions, [10, 11]);
     assert_eq!(page["next_from_version"], 12);
     let mut after = 0;
     let mut seen = Vec::new();
     loop {
-        let (_, page) = s.get(&format!("/v1/events?after={after}&limit=7"), &s.admin).await;
+        let (_, page) = s
+            .get(&format!("/v1/events?after={after}&limit=7"), &s.admin)
+            .await;
         let events = page["events"].as_array().unwrap();
         if events.is_empty() {
             break;
@@ -28,22 +48,35 @@ async fn streams_and_the_global_log_page() {
     assert_eq!(seen, (1..=25).collect::<Vec<_>>());
     assert_eq!(s.get("/v1/streams/customer-nobody", &s.admin).await.0, 404);
     let (status, body) = s.get("/v1/events?limit=0", &s.admin).await;
-    assert_eq!((status, body["error"]["details"][0]["path"].as_str()), (400, Some("limit")));
+    assert_eq!(
+        (status, body["error"]["details"][0]["path"].as_str()),
+        (400, Some("limit"))
+    );
     assert_eq!(s.get("/v1/events?after=-1", &s.admin).await.0, 400);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscription_catches_up_then_goes_live_without_gap_or_duplicate() {
     let s = std::sync::Arc::new(TestServer::start().await);
-    let first: Vec<_> = (0..30).map(|i| purchase("c", &format!("o-{i}"), "1")).collect();
+    let first: Vec<_> = (0..30)
+        .map(|i| purchase("c", &format!("o-{i}"), "1"))
+        .collect();
     s.post_json("/v1/events", &json!(first)).await;
-    let resp = s.http.get(format!("{}/v1/events/subscribe?after=5", s.base)).bearer_auth(&s.admin).send().await.unwrap();
+    let resp = s
+        .http
+        .get(format!("{}/v1/events/subscribe?after=5", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let writer = {
         let s = s.clone();
         tokio::spawn(async move {
             for i in 0..20 {
-                let batch: Vec<_> = (0..3).map(|j| purchase("d", &format!("p-{i}-{j}"), "1")).collect();
+                let batch: Vec<_> = (0..3)
+                    .map(|j| purchase("d", &format!("p-{i}-{j}"), "1"))
+                    .collect();
                 assert_eq!(s.post_json("/v1/events", &json!(batch)).await.0, 201);
             }
         })
@@ -80,18 +113,35 @@ async fn metrics_report_appends_commits_and_route_latency() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_route_exists_and_the_document_is_openapi_3_1() {
     let s = TestServer::start().await;
-    let doc: Value = s.http.get(format!("{}/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
+    let doc: Value = s
+        .http
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["components"]["schemas"]["purchase_v1"].is_object());
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
-            let url = format!("{}{}", s.base, path.replace("{stream}", "customer-x").replace("{id}", "x"));
+            let url = format!(
+                "{}{}",
+                s.base,
+                path.replace("{stream}", "customer-x").replace("{id}", "x")
+            );
             let req = s.http.request(method.to_uppercase().parse().unwrap(), url);
             let status = req.send().await.unwrap().status().as_u16();
             assert_ne!(status, 404, "{method} {path} is documented but not routed");
             assert_ne!(status, 405, "{method} {path} is documented but not routed");
         }
     }
-    let undocumented = s.http.get(format!("{}/v1/nothing", s.base)).send().await.unwrap();
+    let undocumented = s
+        .http
+        .get(format!("{}/v1/nothing", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(undocumented.status(), 404);
 }

@@ -6,7 +6,14 @@ use std::process::Output;
 use crate::{paths, rapport, Server};
 
 fn run(args: &[&str], data: &std::path::Path, master: &std::path::Path) -> Output {
-    rapport().args(args).arg("--data-dir").arg(data).arg("--master-key-file").arg(master).output().unwrap()
+    rapport()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--master-key-file")
+        .arg(master)
+        .output()
+        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -27,19 +34,41 @@ fn import_is_all_or_nothing_idempotent_and_exportable() {
     let f = file.to_str().unwrap();
     let out = run(&["import", f], &data, &master);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("{f}:3: /data/amount: must be a non-negative decimal")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{f}:3: /data/amount: must be a non-negative decimal"
+        )),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("nothing was written"));
-    let out = rapport().args(["keys", "create", "--role", "admin", "--data-dir"]).arg(&data).output().unwrap();
+    let out = rapport()
+        .args(["keys", "create", "--role", "admin", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let exported = run(&["export"], &data, &master);
-    assert_eq!(String::from_utf8_lossy(&exported.stdout).lines().count(), 0, "nothing of the rejected import was written");
+    assert_eq!(
+        String::from_utf8_lossy(&exported.stdout).lines().count(),
+        0,
+        "nothing of the rejected import was written"
+    );
 
     std::fs::write(&file, GOOD).unwrap();
     let out = run(&["import", f], &data, &master);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("3 written, 0 already stored"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 written, 0 already stored"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&["import", f], &data, &master);
-    assert!(stderr(&out).contains("0 written, 3 already stored"), "re-import is a no-op: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0 written, 3 already stored"),
+        "re-import is a no-op: {}",
+        stderr(&out)
+    );
 
     let plain = run(&["export", "--personal", "plain"], &data, &master);
     let text = String::from_utf8(plain.stdout).unwrap();
@@ -51,7 +80,12 @@ fn import_is_all_or_nothing_idempotent_and_exportable() {
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(first["position"], 2);
     let all = run(&["export"], &data, &master);
-    assert!(!String::from_utf8(all.stdout).unwrap().contains("Import Person"), "personal fields are withheld by default");
+    assert!(
+        !String::from_utf8(all.stdout)
+            .unwrap()
+            .contains("Import Person"),
+        "personal fields are withheld by default"
+    );
 }
 
 #[test]
@@ -62,33 +96,82 @@ fn import_refuses_a_store_held_by_a_running_server_but_export_and_report_read_be
     std::fs::write(&file, GOOD).unwrap();
     let out = run(&["import", file.to_str().unwrap()], &data, &master);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("in use by another process"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in use by another process"),
+        "{}",
+        stderr(&out)
+    );
     let client = reqwest::blocking::Client::new();
-    let resp = client.post(format!("{}/v1/events", server.base)).bearer_auth(&server.admin).header("content-type", "application/x-ndjson").body(GOOD).send().unwrap();
+    let resp = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&server.admin)
+        .header("content-type", "application/x-ndjson")
+        .body(GOOD)
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let out = run(&["export", "--personal", "plain"], &data, &master);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
     let report = tmp.path().join("report");
-    let out = run(&["report", "--as-of", "2026-02-01", "--out", report.to_str().unwrap()], &data, &master);
+    let out = run(
+        &[
+            "report",
+            "--as-of",
+            "2026-02-01",
+            "--out",
+            report.to_str().unwrap(),
+        ],
+        &data,
+        &master,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(std::fs::read_to_string(report.join("report.md")).unwrap().contains("customers with at least one purchase: **2**"));
+    assert!(std::fs::read_to_string(report.join("report.md"))
+        .unwrap()
+        .contains("customers with at least one purchase: **2**"));
 }
 
 #[test]
 fn keys_can_be_created_listed_and_revoked() {
     let (_tmp, data, _) = paths();
-    let keys = |args: &[&str]| rapport().arg("keys").args(args).arg("--data-dir").arg(&data).output().unwrap();
+    let keys = |args: &[&str]| {
+        rapport()
+            .arg("keys")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
     let out = keys(&["create", "--role", "analyst", "--label", "bi-team"]);
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap();
     assert!(token.starts_with("rpk_"));
-    let id = token.trim().strip_prefix("rpk_").unwrap().split('_').next().unwrap().to_owned();
+    let id = token
+        .trim()
+        .strip_prefix("rpk_")
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap()
+        .to_owned();
     let list = String::from_utf8(keys(&["list"]).stdout).unwrap();
-    assert!(list.contains(&id) && list.contains("analyst") && list.contains("active") && list.contains("bi-team"), "{list}");
+    assert!(
+        list.contains(&id)
+            && list.contains("analyst")
+            && list.contains("active")
+            && list.contains("bi-team"),
+        "{list}"
+    );
     assert!(keys(&["revoke", &id]).status.success());
-    assert!(String::from_utf8(keys(&["list"]).stdout).unwrap().lines().any(|l| l.starts_with(&id) && !l.contains("active")));
-    assert!(!keys(&["revoke", &id]).status.success(), "revoking twice fails");
+    assert!(String::from_utf8(keys(&["list"]).stdout)
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with(&id) && !l.contains("active")));
+    assert!(
+        !keys(&["revoke", &id]).status.success(),
+        "revoking twice fails"
+    );
     assert!(!keys(&["create", "--role", "boss"]).status.success());
 }
 
@@ -97,15 +180,31 @@ fn rotating_the_master_key_keeps_personal_data_readable_with_the_new_key_only() 
     let (tmp, data, master) = paths();
     let file = tmp.path().join("e.ndjson");
     std::fs::write(&file, GOOD).unwrap();
-    assert!(run(&["import", file.to_str().unwrap()], &data, &master).status.success());
+    assert!(run(&["import", file.to_str().unwrap()], &data, &master)
+        .status
+        .success());
     let new = tmp.path().join("new.key");
-    let out = rapport().args(["keys", "rotate-master", "--data-dir"]).arg(&data).arg("--master-key-file").arg(&master).arg("--new-master-key-file").arg(&new).output().unwrap();
+    let out = rapport()
+        .args(["keys", "rotate-master", "--data-dir"])
+        .arg(&data)
+        .arg("--master-key-file")
+        .arg(&master)
+        .arg("--new-master-key-file")
+        .arg(&new)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let with_new = run(&["export", "--personal", "plain"], &data, &new);
-    assert!(String::from_utf8(with_new.stdout).unwrap().contains("Import Person"));
+    assert!(String::from_utf8(with_new.stdout)
+        .unwrap()
+        .contains("Import Person"));
     let with_old = run(&["export", "--personal", "plain"], &data, &master);
     assert!(!with_old.status.success());
-    assert!(stderr(&with_old).contains("not the one this store's data keys are wrapped with"), "{}", stderr(&with_old));
+    assert!(
+        stderr(&with_old).contains("not the one this store's data keys are wrapped with"),
+        "{}",
+        stderr(&with_old)
+    );
 }
 
 #[test]
@@ -114,7 +213,13 @@ fn sigterm_stops_the_server_gracefully_and_keeps_what_it_acknowledged() {
     let mut server = Server::start(&data, &master);
     let client = reqwest::blocking::Client::new();
     let body = r#"[{"type":"purchase","customer":"c-1","occurred_at":"2026-01-02T00:00:00Z","data":{"order_id":"o-1","amount":"1","currency":"GBP"}}]"#;
-    let resp = client.post(format!("{}/v1/events", server.base)).bearer_auth(&server.admin).header("content-type", "application/json").body(body).send().unwrap();
+    let resp = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&server.admin)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 201);
     unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
     let status = server.child.wait().unwrap();
@@ -144,39 +249,85 @@ fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let base = line.trim().strip_prefix("rapport listening on ").unwrap().to_owned();
-    let admin = std::fs::read_to_string(data.join("admin-key")).unwrap().trim().to_owned();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("rapport listening on ")
+        .unwrap()
+        .to_owned();
+    let admin = std::fs::read_to_string(data.join("admin-key"))
+        .unwrap()
+        .trim()
+        .to_owned();
     let http = reqwest::blocking::Client::new();
     let body = format!(
         r#"[{{"type":"customer_registered","customer":"w-1","occurred_at":"2026-01-01T00:00:00Z","data":{{"name":"{NAME}","phone":"{PHONE}"}}}},
             {{"type":"purchase","customer":"w-1","occurred_at":"2026-01-02T00:00:00Z","data":{{"order_id":"o-1","amount":"42.00","currency":"GBP"}}}},
             {{"type":"complaint","customer":"w-1","occurred_at":"2026-01-03T00:00:00Z","data":{{"complaint_id":"k","about":{{"sku":"s"}},"text":"{NAME} says the box was wet"}}}}]"#
     );
-    let r = http.post(format!("{base}/v1/events")).bearer_auth(&admin).header("content-type", "application/json").body(body).send().unwrap();
+    let r = http
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
-    let profile = http.get(format!("{base}/v1/customers/w-1?min_position=3")).bearer_auth(&admin).send().unwrap().text().unwrap();
-    assert!(profile.contains(NAME), "before the erasure support sees the name: {profile}");
-    let r = http.delete(format!("{base}/v1/customers/w-1/personal-data")).bearer_auth(&admin).send().unwrap();
+    let profile = http
+        .get(format!("{base}/v1/customers/w-1?min_position=3"))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        profile.contains(NAME),
+        "before the erasure support sees the name: {profile}"
+    );
+    let r = http
+        .delete(format!("{base}/v1/customers/w-1/personal-data"))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let profile = http.get(format!("{base}/v1/customers/w-1?min_position=4")).bearer_auth(&admin).send().unwrap().text().unwrap();
-    assert!(!profile.contains(NAME) && profile.contains("42.00"), "{profile}");
+    let profile = http
+        .get(format!("{base}/v1/customers/w-1?min_position=4"))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        !profile.contains(NAME) && profile.contains("42.00"),
+        "{profile}"
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 
-    let mut outputs: Vec<(String, Vec<u8>)> = vec![("server log".into(), std::fs::read(&log_path).unwrap())];
+    let mut outputs: Vec<(String, Vec<u8>)> =
+        vec![("server log".into(), std::fs::read(&log_path).unwrap())];
     for entry in walk(&data) {
         outputs.push((entry.display().to_string(), std::fs::read(&entry).unwrap()));
     }
     for personal in ["plain", "pseudonymised", "withheld"] {
         let out = run(&["export", "--personal", personal], &data, &master);
         assert!(out.status.success());
-        assert!(String::from_utf8_lossy(&out.stdout).contains("42.00"), "the purchase survives the erasure");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("42.00"),
+            "the purchase survives the erasure"
+        );
         outputs.push((format!("export --personal {personal}"), out.stdout));
     }
     for (what, bytes) in &outputs {
         for secret in [NAME, PHONE, "Erasable"] {
-            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{what} reveals {secret:?}");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{what} reveals {secret:?}"
+            );
         }
     }
 }

@@ -19,7 +19,9 @@ const CLIENTS: u64 = 8;
 const ACKS_BEFORE_KILL: usize = 150;
 
 fn batch(rng: &mut StdRng) -> (Vec<String>, Value) {
-    let ids: Vec<String> = (0..BATCH_EVENTS).map(|_| uuid::Uuid::from_u128(rng.gen()).to_string()).collect();
+    let ids: Vec<String> = (0..BATCH_EVENTS)
+        .map(|_| uuid::Uuid::from_u128(rng.gen()).to_string())
+        .collect();
     let events: Vec<Value> = ids
         .iter()
         .map(|id| {
@@ -48,7 +50,12 @@ async fn kill_9_during_concurrent_ingest_loses_nothing_acknowledged() {
                 loop {
                     let (ids, body) = batch(&mut rng);
                     attempted.lock().unwrap().push(ids.clone());
-                    let resp = http.post(format!("{base}/v1/events")).bearer_auth(&token).json(&body).send().await;
+                    let resp = http
+                        .post(format!("{base}/v1/events"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await;
                     match resp {
                         Ok(r) if r.status() == 201 => {
                             acked.lock().unwrap().push(ids);
@@ -74,14 +81,32 @@ async fn kill_9_during_concurrent_ingest_loses_nothing_acknowledged() {
     let mut stored = HashSet::new();
     let mut after = 0;
     loop {
-        let page: Value = http.get(format!("{}/v1/events?after={after}&limit=10000", server.base)).bearer_auth(&server.admin).send().await.unwrap().json().await.unwrap();
+        let page: Value = http
+            .get(format!(
+                "{}/v1/events?after={after}&limit=10000",
+                server.base
+            ))
+            .bearer_auth(&server.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let events = page["events"].as_array().unwrap();
         if events.is_empty() {
             break;
         }
         for (i, e) in events.iter().enumerate() {
-            assert_eq!(e["position"].as_u64().unwrap(), after + 1 + i as u64, "the log has a gap");
-            assert_eq!(e["data"]["name"], "Crash Test", "personal data survived the crash readable");
+            assert_eq!(
+                e["position"].as_u64().unwrap(),
+                after + 1 + i as u64,
+                "the log has a gap"
+            );
+            assert_eq!(
+                e["data"]["name"], "Crash Test",
+                "personal data survived the crash readable"
+            );
             stored.insert(e["id"].as_str().unwrap().to_owned());
         }
         after = page["next_after"].as_u64().unwrap();
@@ -95,6 +120,9 @@ async fn kill_9_during_concurrent_ingest_loses_nothing_acknowledged() {
     }
     for ids in attempted.lock().unwrap().iter() {
         let present = ids.iter().filter(|id| stored.contains(*id)).count();
-        assert!(present == 0 || present == BATCH_EVENTS, "a batch was half written: {present} of {BATCH_EVENTS}");
+        assert!(
+            present == 0 || present == BATCH_EVENTS,
+            "a batch was half written: {present} of {BATCH_EVENTS}"
+        );
     }
 }

@@ -11,7 +11,9 @@ use std::{
 
 pub fn rapport() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rapport"));
-    c.env("RAPPORT_LOG", "warn").env_remove("RAPPORT_MASTER_KEY").env_remove("RAPPORT_DATA_DIR");
+    c.env("RAPPORT_LOG", "warn")
+        .env_remove("RAPPORT_MASTER_KEY")
+        .env_remove("RAPPORT_DATA_DIR");
     c
 }
 
@@ -34,9 +36,18 @@ impl Server {
             .spawn()
             .expect("spawn rapport serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().strip_prefix("rapport listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_owned();
-        let admin = std::fs::read_to_string(dir.join("admin-key")).unwrap().trim().to_owned();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("rapport listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        let admin = std::fs::read_to_string(dir.join("admin-key"))
+            .unwrap()
+            .trim()
+            .to_owned();
         Server { child, base, admin }
     }
 
