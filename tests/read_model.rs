@@ -13,6 +13,7 @@ use rapport::{
     },
 };
 use rapport_events::parse_one;
+use rapport_projections::{Customers, Projection};
 
 async fn wait(model: &ReadModel, position: u64) {
     assert!(
@@ -63,7 +64,12 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     // A snapshot from another projection version is not misread: it is rebuilt.
     let path = snapshots.join("customers.snapshot");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replacen("\"version\":1", "\"version\":0", 1)).unwrap();
+    let (current, older) = (
+        format!("\"version\":{}", Customers::VERSION),
+        format!("\"version\":{}", Customers::VERSION - 1),
+    );
+    assert!(text.contains(&current));
+    std::fs::write(&path, text.replacen(&current, &older, 1)).unwrap();
     let rebuilt = ReadModel::spawn(log.clone(), opts);
     assert_eq!(
         rebuilt.applied_position(),

@@ -25,6 +25,64 @@ pub fn currency_str(c: &[u8; 3]) -> &str {
     std::str::from_utf8(c).unwrap_or("???")
 }
 
+/// A small sorted set of strings. Most customers have a handful of tags and communities;
+/// a `BTreeSet` allocates a node for eleven entries even for one, this allocates one string.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SmallSet(Vec<String>);
+
+impl<'a> IntoIterator for &'a SmallSet {
+    type Item = &'a String;
+    type IntoIter = std::slice::Iter<'a, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl SmallSet {
+    pub fn insert(&mut self, s: &str) {
+        if let Err(i) = self.0.binary_search_by(|x| x.as_str().cmp(s)) {
+            self.0.insert(i, s.to_owned());
+        }
+    }
+
+    pub fn remove(&mut self, s: &str) {
+        if let Ok(i) = self.0.binary_search_by(|x| x.as_str().cmp(s)) {
+            self.0.remove(i);
+        }
+    }
+
+    pub fn contains(&self, s: &str) -> bool {
+        self.0.binary_search_by(|x| x.as_str().cmp(s)).is_ok()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Name → count, sorted by name (compact for the few products most customers buy).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Counts(Vec<(String, u64)>);
+
+impl Counts {
+    pub fn add(&mut self, name: &str, n: u64) {
+        match self.0.binary_search_by(|(x, _)| x.as_str().cmp(name)) {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.0.insert(i, (name.to_owned(), n)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &u64)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 /// Everything Rapport knows about one customer, except personal data.
 ///
 /// Invariant: no personal field is ever held here (the read model folds events with
@@ -36,7 +94,7 @@ pub struct Profile {
     pub id: String,
     pub region: Option<String>,
     pub channel: Option<String>,
-    pub tags: BTreeSet<String>,
+    pub tags: SmallSet,
     /// Non-personal traits only.
     pub traits: BTreeMap<String, String>,
     /// The customer's personal data was crypto-shredded.
@@ -51,9 +109,9 @@ pub struct Profile {
     /// Refunds, sorted by time.
     pub refunds: Vec<Money3>,
     /// sku or product → units bought.
-    pub products: BTreeMap<String, u64>,
+    pub products: Counts,
     /// category → units bought.
-    pub categories: BTreeMap<String, u64>,
+    pub categories: Counts,
     /// Customers this one referred (ids), in order.
     pub referees: Vec<String>,
     pub referred_by: Option<String>,
@@ -65,7 +123,7 @@ pub struct Profile {
     pub replies_received: u32,
     pub echoes_received: u32,
     pub mentions_received: u32,
-    pub communities: BTreeSet<String>,
+    pub communities: SmallSet,
     pub contacts: u32,
     pub last_contacted_at: Option<DateTime<Utc>>,
     pub last_campaign: Option<String>,
@@ -98,7 +156,7 @@ impl Profile {
     }
 
     /// Most bought first; ties by name, so the order never depends on hashing.
-    pub fn favourites(map: &BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
+    pub fn favourites(map: &Counts, n: usize) -> Vec<(String, u64)> {
         let mut v: Vec<_> = map.iter().map(|(k, c)| (k.clone(), *c)).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v.truncate(n);
@@ -170,7 +228,8 @@ impl Customers {
 
 impl Projection for Customers {
     const NAME: &'static str = "customers";
-    const VERSION: u32 = 1;
+    /// 2: tags, communities and product counts became sorted vectors (smaller).
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.position = ev.position;
@@ -191,8 +250,9 @@ impl Projection for Customers {
                     }
                 }
                 if let Some(tags) = d.get("tags").and_then(Value::as_array) {
-                    p.tags
-                        .extend(tags.iter().filter_map(Value::as_str).map(str::to_owned));
+                    for t in tags.iter().filter_map(Value::as_str) {
+                        p.tags.insert(t);
+                    }
                 }
             }
             EventType::ProfileUpdated => {
@@ -230,10 +290,10 @@ impl Projection for Customers {
                     for item in items {
                         let qty = item.get("quantity").and_then(Value::as_u64).unwrap_or(1);
                         if let Some(name) = s(item, "product").or_else(|| s(item, "sku")) {
-                            *p.products.entry(name.to_owned()).or_default() += qty;
+                            p.products.add(name, qty);
                         }
                         if let Some(c) = s(item, "category") {
-                            *p.categories.entry(c.to_owned()).or_default() += qty;
+                            p.categories.add(c, qty);
                         }
                     }
                 }
@@ -333,7 +393,7 @@ impl Projection for Customers {
             }
             EventType::CommunityJoined => {
                 if let Some(c) = s(d, "community") {
-                    self.profile(&ev.customer).communities.insert(c.to_owned());
+                    self.profile(&ev.customer).communities.insert(c);
                 }
             }
             EventType::CommunityLeft => {
