@@ -59,6 +59,26 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| ApiError::bad("as_of", "must be an RFC 3339 time or a date YYYY-MM-DD"))
 }
 
+/// The page size asked for, within 1 to [`LIST_LIMIT_MAX`].
+fn page_limit(q: &ReadQuery) -> Result<usize, ApiError> {
+    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
+    if limit == 0 || limit > LIST_LIMIT_MAX {
+        return Err(ApiError::bad(
+            "limit",
+            format!("must be 1 to {LIST_LIMIT_MAX}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// The currency asked for, else the one most purchases up to `as_of` were in.
+fn currency(q: &ReadQuery, c: &rapport_projections::Customers, as_of: DateTime<Utc>) -> String {
+    q.currency
+        .clone()
+        .or_else(|| rfm::main_currency(c, as_of))
+        .unwrap_or_else(|| "CNY".into())
+}
+
 /// Waits for `min_position`, then resolves `as_of`.
 async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiError> {
     if let Some(p) = q.min_position {
@@ -224,13 +244,7 @@ pub async fn timeline(
     caller.require(READERS)?;
     let q = query(q)?;
     prepare(&state, &q).await?;
-    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
-    if limit == 0 || limit > LIST_LIMIT_MAX {
-        return Err(ApiError::bad(
-            "limit",
-            format!("must be 1 to {LIST_LIMIT_MAX}"),
-        ));
-    }
+    let limit = page_limit(&q)?;
     let stream = rapport_events::stream_for(&id);
     let Some(last_version) = state.log.store.stream_version(&stream) else {
         return Err(ApiError::NotFound(format!("no customer `{id}`")));
@@ -273,13 +287,7 @@ pub async fn list_customers(
         })?),
         None => None,
     };
-    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
-    if limit == 0 || limit > LIST_LIMIT_MAX {
-        return Err(ApiError::bad(
-            "limit",
-            format!("must be 1 to {LIST_LIMIT_MAX}"),
-        ));
-    }
+    let limit = page_limit(&q)?;
     let offset: usize = match &q.cursor {
         Some(c) => c
             .parse()
@@ -341,10 +349,7 @@ pub async fn get_rfm(
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
     let c = state.read_model.customers.read().await;
-    let currency = match &q.currency {
-        Some(cur) => cur.clone(),
-        None => rfm::main_currency(&c, as_of).unwrap_or_else(|| "CNY".into()),
-    };
+    let currency = currency(&q, &c, as_of);
     let rows = rfm::rfm(&c, as_of, &currency);
     let mut segments: std::collections::BTreeMap<&str, (usize, Decimal)> = rfm::SEGMENTS
         .iter()
@@ -417,18 +422,9 @@ pub async fn get_reactivation(
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
-    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
-    if limit == 0 || limit > LIST_LIMIT_MAX {
-        return Err(ApiError::bad(
-            "limit",
-            format!("must be 1 to {LIST_LIMIT_MAX}"),
-        ));
-    }
+    let limit = page_limit(&q)?;
     let c = state.read_model.customers.read().await;
-    let currency = match &q.currency {
-        Some(cur) => cur.clone(),
-        None => rfm::main_currency(&c, as_of).unwrap_or_else(|| "CNY".into()),
-    };
+    let currency = currency(&q, &c, as_of);
     let all = reactivation::candidates(&c, &state.read_model.lifecycle, as_of, &currency);
     let total = all.len();
     let top: Vec<_> = all.into_iter().take(limit).collect();
