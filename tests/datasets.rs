@@ -14,7 +14,7 @@ use rapport::{
         EventStore,
     },
 };
-use rapport_projections::{cohorts, Customers, Projection};
+use rapport_projections::cohorts;
 
 fn shared(sub: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("RAPPORT_SHARED_DATA")
@@ -144,49 +144,8 @@ async fn online_retail_cohorts_and_customer_count_match_an_independent_sql_compu
     let (text, conv) = rapport::importers::online_retail::convert(&files).unwrap();
     assert_eq!(conv.rows, 541_909);
     assert_eq!(conv.skipped["rows without a CustomerID"], 135_080);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-    let log = Log::new(
-        store.clone() as Arc<dyn EventStore>,
-        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
-    );
-    let report = tokio::task::block_in_place(|| {
-        import::import(
-            &store,
-            &log,
-            &[Input {
-                name: "online-retail".into(),
-                text,
-            }],
-            ImportOptions {
-                skip_invalid: false,
-                progress: false,
-            },
-        )
-    })
-    .unwrap();
-    assert_eq!(report.invalid, 0, "{:?}", report.errors);
-    let mut customers = Customers::default();
-    for ev in log
-        .open_all(
-            store.read_all(0, 10_000).await.unwrap(),
-            PersonalAccess::Withheld,
-        )
-        .unwrap()
-    {
-        customers.apply(&ev);
-    }
-    let mut after = 10_000;
-    loop {
-        let page = store.read_all(after, 10_000).await.unwrap();
-        if page.is_empty() {
-            break;
-        }
-        after = page.last().unwrap().position;
-        for ev in log.open_all(page, PersonalAccess::Withheld).unwrap() {
-            customers.apply(&ev);
-        }
-    }
+    let (_dir, store, log, _) = import_text(text).await;
+    let customers = tokio::task::block_in_place(|| rapport::report::fold(&store, &log)).unwrap();
     let as_of = chrono::DateTime::parse_from_rfc3339("2011-12-10T00:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
