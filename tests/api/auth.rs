@@ -84,7 +84,9 @@ async fn keys_are_stored_hashed_and_revocation_takes_effect() {
         "secrets are never listed"
     );
     let db = std::fs::read(s.data_dir().join("rapport.sqlite")).unwrap();
-    let secret = token.rsplit('_').next().unwrap();
+    // `rpk_<id>_<secret>`: the id is hex; the secret (base64url) may itself contain `_`.
+    let secret = token.splitn(3, '_').nth(2).unwrap();
+    assert_eq!(secret.len(), 43);
     assert!(
         !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
         "the secret is not in the store file"
