@@ -103,19 +103,15 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     // RFM.
     let currency = rfm::main_currency(c, as_of).unwrap_or_else(|| "GBP".into());
     let rows = rfm::rfm(c, as_of, &currency);
-    let mut seg: BTreeMap<&str, (usize, Decimal)> = rfm::SEGMENTS
-        .iter()
-        .map(|s| (*s, (0, Decimal::ZERO)))
-        .collect();
-    for r in &rows {
-        let e = seg.entry(r.segment).or_default();
-        e.0 += 1;
-        e.1 += r.monetary;
-    }
     let _ = writeln!(md, "## RFM segments ({currency})\n\n| segment | customers | share | net revenue |\n|---|---|---|---|");
-    let mut segs: Vec<_> = seg.into_iter().collect();
-    segs.sort_by(|a, b| b.1 .1.cmp(&a.1 .1));
-    for (name, (n, rev)) in segs {
+    let mut segs = rfm::segment_totals(&rows);
+    segs.sort_by(|a, b| b.monetary.cmp(&a.monetary));
+    for rfm::SegmentTotal {
+        segment: name,
+        customers: n,
+        monetary: rev,
+    } in segs
+    {
         let share = if rows.is_empty() {
             Decimal::ZERO
         } else {
@@ -172,14 +168,8 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
             (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
         }
     }
-    let states = [
-        Lifecycle::New,
-        Lifecycle::Active,
-        Lifecycle::Reactivated,
-        Lifecycle::AtRisk,
-        Lifecycle::Dormant,
-        Lifecycle::Churned,
-    ];
+    // Buyers only: every state but `prospect`.
+    let states = &Lifecycle::ALL[1..];
     let _ = write!(
         md,
         "\n## Lifecycle states at the end of each month (buyers only)\n\n| month |"

@@ -72,18 +72,19 @@ impl Lifecycle {
         }
     }
 
+    /// Every state, in lifecycle order (`prospect` first).
+    pub const ALL: [Lifecycle; 7] = [
+        Lifecycle::Prospect,
+        Lifecycle::New,
+        Lifecycle::Active,
+        Lifecycle::Reactivated,
+        Lifecycle::AtRisk,
+        Lifecycle::Dormant,
+        Lifecycle::Churned,
+    ];
+
     pub fn parse(s: &str) -> Option<Lifecycle> {
-        [
-            Lifecycle::Prospect,
-            Lifecycle::New,
-            Lifecycle::Active,
-            Lifecycle::Reactivated,
-            Lifecycle::AtRisk,
-            Lifecycle::Dormant,
-            Lifecycle::Churned,
-        ]
-        .into_iter()
-        .find(|l| l.as_str() == s)
+        Lifecycle::ALL.into_iter().find(|l| l.as_str() == s)
     }
 }
 

@@ -92,6 +92,32 @@ fn quintiles<T: Ord + Copy>(values: &[(T, &str)]) -> Vec<u8> {
     scores
 }
 
+/// Customers and net revenue per segment, every segment listed (in [`SEGMENTS`] order).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentTotal {
+    pub segment: &'static str,
+    pub customers: usize,
+    pub monetary: Decimal,
+}
+
+pub fn segment_totals(rows: &[RfmRow]) -> Vec<SegmentTotal> {
+    let mut out: Vec<SegmentTotal> = SEGMENTS
+        .iter()
+        .map(|s| SegmentTotal {
+            segment: s,
+            customers: 0,
+            monetary: Decimal::ZERO,
+        })
+        .collect();
+    for r in rows {
+        if let Some(t) = out.iter_mut().find(|t| t.segment == r.segment) {
+            t.customers += 1;
+            t.monetary += r.monetary;
+        }
+    }
+    out
+}
+
 /// The currency with the most purchases up to `as_of` (ties: alphabetical).
 pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<String> {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();

@@ -126,6 +126,25 @@ fn fresh_log(dir: &std::path::Path, encrypt: bool) -> anyhow::Result<(Arc<Sqlite
     Ok((store, log))
 }
 
+/// One import as `rapport import` does it (all or nothing, no progress bar).
+fn run_import(
+    store: &SqliteStore,
+    log: &Log,
+    input: &[Input],
+) -> anyhow::Result<import::ImportReport> {
+    tokio::task::block_in_place(|| {
+        import::import(
+            store,
+            log,
+            input,
+            ImportOptions {
+                skip_invalid: false,
+                progress: false,
+            },
+        )
+    })
+}
+
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     println!(
@@ -189,17 +208,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     for (round, (label, encrypt)) in plan.into_iter().enumerate() {
         let dir = tmp.path().join(format!("import-{round}"));
         let (store, log) = fresh_log(&dir, encrypt)?;
-        let report = tokio::task::block_in_place(|| {
-            import::import(
-                &store,
-                &log,
-                &input,
-                ImportOptions {
-                    skip_invalid: false,
-                    progress: false,
-                },
-            )
-        })?;
+        let report = run_import(&store, &log, &input)?;
         anyhow::ensure!(
             report.events_written == opts.events as u64,
             "import wrote {} of {}",
@@ -214,17 +223,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         println!("{r}");
         rates[encrypt as usize].push(r.events as f64 / r.seconds);
         if encrypt && round == last_round {
-            let report = tokio::task::block_in_place(|| {
-                import::import(
-                    &store,
-                    &log,
-                    &input,
-                    ImportOptions {
-                        skip_invalid: false,
-                        progress: false,
-                    },
-                )
-            })?;
+            let report = run_import(&store, &log, &input)?;
             println!(
                 "{}",
                 Rate {

@@ -351,15 +351,6 @@ pub async fn get_rfm(
     let c = state.read_model.customers.read().await;
     let currency = currency(&q, &c, as_of);
     let rows = rfm::rfm(&c, as_of, &currency);
-    let mut segments: std::collections::BTreeMap<&str, (usize, Decimal)> = rfm::SEGMENTS
-        .iter()
-        .map(|s| (*s, (0, Decimal::ZERO)))
-        .collect();
-    for r in &rows {
-        let e = segments.entry(r.segment).or_default();
-        e.0 += 1;
-        e.1 += r.monetary;
-    }
     if q.format.as_deref() == Some("csv") {
         let mut out = String::from("customer,recency_days,frequency,monetary,r,f,m,segment\n");
         for r in &rows {
@@ -377,10 +368,7 @@ pub async fn get_rfm(
         }
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
     }
-    let segments: Vec<Value> = segments
-        .into_iter()
-        .map(|(name, (n, m))| json!({"segment": name, "customers": n, "monetary": m}))
-        .collect();
+    let segments = rfm::segment_totals(&rows);
     Ok(
         Json(
             json!({"as_of": as_of, "currency": currency, "segments": segments, "customers": rows}),

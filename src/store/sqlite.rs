@@ -376,14 +376,17 @@ impl SqliteStore {
         }
     }
 
-    fn send(&self, job: Job) -> Result<(), StoreError> {
-        let tx = self
-            .jobs
+    /// The writer's queue, or `Closed` once the store is closing (or read-only).
+    fn sender(&self) -> Result<crossbeam_channel::Sender<Job>, StoreError> {
+        self.jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .ok_or(StoreError::Closed)?;
-        tx.send(job).map_err(|_| StoreError::Closed)
+            .ok_or(StoreError::Closed)
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.sender()?.send(job).map_err(|_| StoreError::Closed)
     }
 
     /// Sends an append without waiting for it (imports keep several in flight).
@@ -1177,12 +1180,7 @@ impl EventStore for SqliteStore {
         let (tx, rx) = oneshot::channel();
         // The queue is bounded; when it is full this waits, which is the back-pressure we want.
         let job = Job::Append(req, tx);
-        let sender = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(StoreError::Closed)?;
+        let sender = self.sender()?;
         let job = match sender.try_send(job) {
             Ok(()) => None,
             Err(crossbeam_channel::TrySendError::Full(job)) => Some(job),
