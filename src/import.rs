@@ -372,7 +372,9 @@ fn write_raw(
     s(out, r.recorded_at)?;
     write!(out, ",\"id\":\"{}\",\"type\":", id.hyphenated())?;
     s(out, r.event_type)?;
-    write!(out, ",\"version\":{},\"customer\":", r.version)?;
+    let operator = rapport_events::EventType::parse(r.event_type).is_some_and(|t| t.is_operator());
+    let subject_field = if operator { "subject" } else { "customer" };
+    write!(out, ",\"version\":{},\"{subject_field}\":", r.version)?;
     s(out, r.customer)?;
     out.extend_from_slice(b",\"occurred_at\":");
     s(out, r.occurred_at)?;

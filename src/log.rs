@@ -227,7 +227,13 @@ impl Log {
             id: ev.id,
             event_type: ev.event_type,
             version: ev.version,
-            customer: ev.customer,
+            // The store keeps every subject in one column; the wire names it by kind.
+            subject: ev.event_type.is_operator().then(|| ev.customer.clone()),
+            customer: if ev.event_type.is_operator() {
+                String::new()
+            } else {
+                ev.customer
+            },
             occurred_at: ev.occurred_at,
             data,
             metadata,

@@ -2,7 +2,7 @@
 //! catch-up-then-live subscription on the log, and the wait that gives read-your-writes.
 //!
 //! Snapshots: every [`SNAPSHOT_EVERY_EVENTS`] applied events the state is written to
-//! `<data-dir>/snapshots/customers.snapshot` (a JSON header line with the projection's name,
+//! `<data-dir>/snapshots/read_state.snapshot` (a JSON header line with the projection's name,
 //! code version and position, then the state; written to a temporary file, fsynced and
 //! renamed). At start the snapshot is loaded if its version is the code's and its position
 //! is in the log; otherwise the projection is rebuilt from the first event and says why.
@@ -16,7 +16,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rapport_projections::{Customers, LifecycleConfig, Projection};
+use rapport_projections::{LifecycleConfig, Projection, ReadState};
 use tokio::sync::{watch, RwLock};
 
 use crate::{
@@ -43,12 +43,16 @@ struct SnapshotHeader {
 }
 
 fn snapshot_path(dir: &Path) -> PathBuf {
-    dir.join(format!("{}.snapshot", Customers::NAME))
+    dir.join(format!("{}.snapshot", ReadState::NAME))
 }
 
 /// Loads the snapshot if it was written by this code's projection version and is not ahead
 /// of the log; otherwise says why not and returns `None`.
-pub fn load_snapshot(dir: &Path, last_position: u64) -> Option<Customers> {
+pub fn load_snapshot(
+    dir: &Path,
+    last_position: u64,
+    lifecycle: &LifecycleConfig,
+) -> Option<ReadState> {
     let bytes = std::fs::read(snapshot_path(dir)).ok()?;
     let split = bytes.iter().position(|b| *b == b'\n')?;
     let header: SnapshotHeader = match serde_json::from_slice(&bytes[..split]) {
@@ -58,10 +62,10 @@ pub fn load_snapshot(dir: &Path, last_position: u64) -> Option<Customers> {
             return None;
         }
     };
-    if header.projection != Customers::NAME || header.version != Customers::VERSION {
+    if header.projection != ReadState::NAME || header.version != ReadState::VERSION {
         tracing::warn!(
             found = header.version,
-            code = Customers::VERSION,
+            code = ReadState::VERSION,
             "snapshot written by another projection version; rebuilding from the first event"
         );
         return None;
@@ -74,8 +78,12 @@ pub fn load_snapshot(dir: &Path, last_position: u64) -> Option<Customers> {
         );
         return None;
     }
-    match Customers::from_snapshot_bytes(&bytes[split + 1..]) {
-        Ok(c) if c.position == header.position => Some(c),
+    match ReadState::from_snapshot_bytes(&bytes[split + 1..]) {
+        Ok(c) if c.position() == header.position && c.segments.config() == lifecycle => Some(c),
+        Ok(c) if c.position() == header.position => {
+            tracing::warn!("snapshot taken with other lifecycle thresholds; rebuilding from the first event");
+            None
+        }
         Ok(_) => {
             tracing::warn!("snapshot header and body disagree; rebuilding from the first event");
             None
@@ -91,11 +99,11 @@ pub fn load_snapshot(dir: &Path, last_position: u64) -> Option<Customers> {
 pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{}.snapshot.tmp", Customers::NAME));
+    let tmp = dir.join(format!("{}.snapshot.tmp", ReadState::NAME));
     let mut f = std::fs::File::create(&tmp)?;
     let header = SnapshotHeader {
-        projection: Customers::NAME.into(),
-        version: Customers::VERSION,
+        projection: ReadState::NAME.into(),
+        version: ReadState::VERSION,
         position,
     };
     serde_json::to_writer(&mut f, &header)?;
@@ -130,7 +138,7 @@ impl ReadModelOptions {
 }
 
 pub struct ReadModel {
-    pub customers: RwLock<Customers>,
+    pub state: RwLock<ReadState>,
     /// The time of the latest event applied (`occurred_at`): the default `as_of`.
     pub latest: RwLock<Option<DateTime<Utc>>>,
     pub lifecycle: LifecycleConfig,
@@ -152,16 +160,16 @@ impl ReadModel {
         } = opts;
         let start = snapshots
             .as_deref()
-            .and_then(|d| load_snapshot(d, log.store.last_position()))
-            .unwrap_or_default();
-        let from = start.position;
+            .and_then(|d| load_snapshot(d, log.store.last_position(), &lifecycle))
+            .unwrap_or_else(|| ReadState::new(lifecycle));
+        let from = start.position();
         if from > 0 {
             tracing::info!(position = from, "read model resumed from its snapshot");
         }
-        let latest = start.sorted().iter().filter_map(|p| p.last_seen).max();
+        let latest = start.segments.clock();
         let (applied, _) = watch::channel(from);
         let model = Arc::new(ReadModel {
-            customers: RwLock::new(start),
+            state: RwLock::new(start),
             latest: RwLock::new(latest),
             lifecycle,
             min_position_wait,
@@ -199,10 +207,15 @@ impl ReadModel {
                 let Some(last) = opened.last().map(|e| e.position) else {
                     continue;
                 };
-                let newest = opened.iter().map(|e| e.occurred_at).max();
+                // Operator events (segments, alerts) never move the business clock.
+                let newest = opened
+                    .iter()
+                    .filter(|e| !e.event_type.is_operator())
+                    .map(|e| e.occurred_at)
+                    .max();
                 // Short write-lock holds, so lookups (fair queue) get in between.
                 for part in opened.chunks(APPLY_LOCK_EVENTS_MAX) {
-                    let mut c = m.customers.write().await;
+                    let mut c = m.state.write().await;
                     for ev in part {
                         c.apply(ev);
                     }
@@ -216,7 +229,7 @@ impl ReadModel {
                 // at or after the last interval boundary before P.
                 if let Some(dir) = &snapshots {
                     if last - snapshot_at >= snapshot_every_events {
-                        let bytes = m.customers.read().await.snapshot_bytes();
+                        let bytes = m.state.read().await.snapshot_bytes();
                         let dir = dir.clone();
                         match tokio::task::spawn_blocking(move || {
                             write_snapshot(&dir, last, &bytes)
@@ -235,6 +248,11 @@ impl ReadModel {
             }
         });
         model
+    }
+
+    /// A receiver that sees every new applied position (for live feeds).
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     pub fn applied_position(&self) -> u64 {

@@ -13,7 +13,7 @@ use rapport::{
     },
 };
 use rapport_events::parse_one;
-use rapport_projections::{Customers, Projection};
+use rapport_projections::{Projection, ReadState};
 
 async fn wait(model: &ReadModel, position: u64) {
     assert!(
@@ -50,8 +50,8 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
 
     let first = ReadModel::spawn(log.clone(), opts.clone());
     wait(&first, 50).await;
-    let built = first.customers.read().await.snapshot_bytes();
-    assert!(snapshots.join("customers.snapshot").exists());
+    let built = first.state.read().await.snapshot_bytes();
+    assert!(snapshots.join("read_state.snapshot").exists());
 
     let resumed = ReadModel::spawn(log.clone(), opts.clone());
     assert!(
@@ -59,14 +59,14 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
         "it started from the snapshot, not from zero"
     );
     wait(&resumed, 50).await;
-    assert_eq!(resumed.customers.read().await.snapshot_bytes(), built);
+    assert_eq!(resumed.state.read().await.snapshot_bytes(), built);
 
     // A snapshot from another projection version is not misread: it is rebuilt.
-    let path = snapshots.join("customers.snapshot");
+    let path = snapshots.join("read_state.snapshot");
     let text = std::fs::read_to_string(&path).unwrap();
     let (current, older) = (
-        format!("\"version\":{}", Customers::VERSION),
-        format!("\"version\":{}", Customers::VERSION - 1),
+        format!("\"version\":{}", ReadState::VERSION),
+        format!("\"version\":{}", ReadState::VERSION - 1),
     );
     assert!(text.contains(&current));
     std::fs::write(&path, text.replacen(&current, &older, 1)).unwrap();
@@ -77,5 +77,5 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
         "rebuilt from the first event"
     );
     wait(&rebuilt, 50).await;
-    assert_eq!(rebuilt.customers.read().await.snapshot_bytes(), built);
+    assert_eq!(rebuilt.state.read().await.snapshot_bytes(), built);
 }

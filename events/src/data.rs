@@ -62,13 +62,53 @@ event_types! {
     CommunityLeft = "community_left", 1, "The customer left a community.";
     Contacted = "contacted", 1, "The firm reached out to the customer.";
     PersonalDataErased = "personal_data_erased", 1, "System event: the customer's personal data was crypto-shredded.";
+    SegmentDefined = "segment_defined", 1, "Operator event: a rule-based segment was defined or redefined.";
+    SegmentRetired = "segment_retired", 1, "Operator event: a segment was retired; its members all exit.";
+    AlertAcknowledged = "alert_acknowledged", 1, "Operator event: staff acknowledged an early-warning alert.";
+    AlertResolved = "alert_resolved", 1, "Operator event: staff resolved an early-warning alert.";
+}
+
+/// What an event is about, which decides its stream and the envelope field that names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectKind {
+    /// `customer` names it; stream `customer-<id>`.
+    Customer,
+    /// `subject` names a segment; stream `segment-<id>`.
+    Segment,
+    /// `subject` names an alert; stream `alert-<id>`.
+    Alert,
+}
+
+impl SubjectKind {
+    pub fn stream_prefix(self) -> &'static str {
+        match self {
+            SubjectKind::Customer => "customer-",
+            SubjectKind::Segment => "segment-",
+            SubjectKind::Alert => "alert-",
+        }
+    }
 }
 
 impl EventType {
     /// System events are written by Rapport itself (through its own endpoints), never
     /// accepted from clients, so nobody can forge an erasure record.
     pub fn is_system(self) -> bool {
-        matches!(self, EventType::PersonalDataErased)
+        matches!(self, EventType::PersonalDataErased) || self.is_operator()
+    }
+
+    /// Operator events record what staff did (define a segment, acknowledge an alert).
+    /// They are about a segment or an alert, not a customer, and never move the business
+    /// clock of projections (their `occurred_at` is when staff acted).
+    pub fn is_operator(self) -> bool {
+        self.subject_kind() != SubjectKind::Customer
+    }
+
+    pub fn subject_kind(self) -> SubjectKind {
+        match self {
+            EventType::SegmentDefined | EventType::SegmentRetired => SubjectKind::Segment,
+            EventType::AlertAcknowledged | EventType::AlertResolved => SubjectKind::Alert,
+            _ => SubjectKind::Customer,
+        }
     }
 
     pub fn known_versions(self) -> std::ops::RangeInclusive<u16> {
@@ -244,6 +284,42 @@ pub struct PersonalDataErased {
     pub key_generation: u32,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentDefined {
+    /// A short display name.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The membership rule, in the condition language of `docs/segments.md`
+    /// (see [`crate::segment::Rule`]).
+    #[schemars(with = "serde_json::Value")]
+    pub rule: serde_json::Value,
+    /// Id of the API key that defined it (not a person's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRetired {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+/// Staff acted on an alert.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertAction {
+    /// Id of the API key that acted (not a person's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// Staff's note. Not encrypted: it belongs to no customer, so it must not carry
+    /// personal data (documented in `docs/privacy.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// A decoded, validated payload in its current version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventData {
@@ -259,6 +335,10 @@ pub enum EventData {
     CommunityLeft(Community),
     Contacted(Contacted),
     PersonalDataErased(PersonalDataErased),
+    SegmentDefined(SegmentDefined),
+    SegmentRetired(SegmentRetired),
+    AlertAcknowledged(AlertAction),
+    AlertResolved(AlertAction),
 }
 
 fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
@@ -324,6 +404,10 @@ impl EventData {
             EventType::CommunityLeft => EventData::CommunityLeft(decode_as(text)?),
             EventType::Contacted => EventData::Contacted(decode_as(text)?),
             EventType::PersonalDataErased => EventData::PersonalDataErased(decode_as(text)?),
+            EventType::SegmentDefined => EventData::SegmentDefined(decode_as(text)?),
+            EventType::SegmentRetired => EventData::SegmentRetired(decode_as(text)?),
+            EventType::AlertAcknowledged => EventData::AlertAcknowledged(decode_as(text)?),
+            EventType::AlertResolved => EventData::AlertResolved(decode_as(text)?),
         };
         data.validate()?;
         Ok(data)
@@ -343,6 +427,10 @@ impl EventData {
             EventData::CommunityLeft(_) => EventType::CommunityLeft,
             EventData::Contacted(_) => EventType::Contacted,
             EventData::PersonalDataErased(_) => EventType::PersonalDataErased,
+            EventData::SegmentDefined(_) => EventType::SegmentDefined,
+            EventData::SegmentRetired(_) => EventType::SegmentRetired,
+            EventData::AlertAcknowledged(_) => EventType::AlertAcknowledged,
+            EventData::AlertResolved(_) => EventType::AlertResolved,
         }
     }
 
@@ -360,6 +448,9 @@ impl EventData {
             EventData::CommunityJoined(d) | EventData::CommunityLeft(d) => serde_json::to_string(d),
             EventData::Contacted(d) => serde_json::to_string(d),
             EventData::PersonalDataErased(d) => serde_json::to_string(d),
+            EventData::SegmentDefined(d) => serde_json::to_string(d),
+            EventData::SegmentRetired(d) => serde_json::to_string(d),
+            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => serde_json::to_string(d),
         };
         s.expect("event data serializes to JSON")
     }
@@ -378,6 +469,9 @@ impl EventData {
             EventData::CommunityJoined(d) | EventData::CommunityLeft(d) => serde_json::to_value(d),
             EventData::Contacted(d) => serde_json::to_value(d),
             EventData::PersonalDataErased(d) => serde_json::to_value(d),
+            EventData::SegmentDefined(d) => serde_json::to_value(d),
+            EventData::SegmentRetired(d) => serde_json::to_value(d),
+            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers and maps with string keys always serialize.
         v.expect("event data serializes to JSON")
@@ -494,7 +588,17 @@ impl EventData {
                 opt_short(&mut e, "/campaign", &d.campaign);
                 opt_short(&mut e, "/outcome", &d.outcome);
             }
-            EventData::PersonalDataErased(_) => {}
+            EventData::PersonalDataErased(_) | EventData::SegmentRetired(_) => {}
+            EventData::SegmentDefined(d) => {
+                short(&mut e, "/name", &d.name, false);
+                opt_text(&mut e, "/description", &d.description);
+                if let Err(errs) = crate::segment::Rule::parse(&d.rule) {
+                    e.0.extend(errs.under("/rule").0);
+                }
+            }
+            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => {
+                opt_text(&mut e, "/note", &d.note);
+            }
         }
         e.into_result()
     }

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::{
-    data::{self, EventData, EventType},
+    data::{self, EventData, EventType, SubjectKind},
     error::{Errors, FieldError, ValidationErrors},
     personal::PersonalView,
 };
@@ -36,8 +36,13 @@ pub struct EventInput {
     /// Version of `data`'s shape; the type's current version when absent.
     #[serde(default)]
     pub version: Option<u16>,
-    /// The customer the event is about (the subject); decides the stream.
-    pub customer: String,
+    /// The customer the event is about; decides the stream. Required for every type
+    /// except operator events (`segment_*`, `alert_*`), which name a `subject` instead.
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// Operator events only: the segment or alert id they are about.
+    #[serde(default)]
+    pub subject: Option<String>,
     /// Business time: when it happened (RFC 3339 with offset).
     pub occurred_at: String,
     /// The type's payload; see `events/schema/<type>.v<version>.json`.
@@ -53,6 +58,8 @@ pub struct EventInput {
 pub struct Event {
     pub id: Uuid,
     pub data: EventData,
+    /// The subject's id: the customer, or for operator events the segment or alert (the
+    /// wire calls it `subject` then). The store keeps it in one column either way.
     pub customer: String,
     pub occurred_at: DateTime<Utc>,
     pub metadata: BTreeMap<String, String>,
@@ -63,17 +70,21 @@ impl Event {
         self.data.event_type()
     }
 
-    /// The stream the event lands in: see [`stream_for`].
+    /// The stream the event lands in: see [`stream_of`].
     pub fn stream(&self) -> String {
-        stream_for(&self.customer)
+        stream_of(self.event_type().subject_kind(), &self.customer)
     }
 }
 
-/// The one stream rule: every event type today is about a customer and lands in
-/// `customer-<customer id>`. Later subjects (communities, alerts, segments) get their
-/// own prefixes (`community-`, `alert-`, `segment-`); prefixes never overlap.
+/// The stream of a customer's events: `customer-<customer id>`.
 pub fn stream_for(customer: &str) -> String {
-    format!("customer-{customer}")
+    stream_of(SubjectKind::Customer, customer)
+}
+
+/// The one stream rule: `<kind>-<subject id>` with the prefixes `customer-`, `segment-`,
+/// `alert-`. Prefixes never overlap, so a stream name says what it is about.
+pub fn stream_of(kind: SubjectKind, subject: &str) -> String {
+    format!("{}{subject}", kind.stream_prefix())
 }
 
 /// Where ids come from when a client sends none. Injected, so tests are deterministic.
@@ -162,7 +173,28 @@ impl EventInput {
                 None
             }
         };
-        data::id(&mut e, "/customer", &self.customer);
+        // Customer events name a `customer`, operator events a `subject`; never both.
+        let operator = ty.map(EventType::is_operator);
+        let (want, other) = if operator == Some(true) {
+            ("subject", "customer")
+        } else {
+            ("customer", "subject")
+        };
+        let (given, unwanted) = if operator == Some(true) {
+            (&self.subject, &self.customer)
+        } else {
+            (&self.customer, &self.subject)
+        };
+        match given {
+            Some(v) => data::id(&mut e, &format!("/{want}"), v),
+            None => e.push(format!("/{want}"), "is required"),
+        }
+        if unwanted.is_some() {
+            e.push(
+                format!("/{other}"),
+                format!("is not allowed here (this event type names a `{want}`)"),
+            );
+        }
         let occurred_at = parse_time(&mut e, "/occurred_at", &self.occurred_at);
         if self.metadata.len() > METADATA_ENTRIES_MAX {
             e.push(
@@ -196,7 +228,11 @@ impl EventInput {
             (Some(id), Some(data), Some(occurred_at)) => Ok(Event {
                 id,
                 data,
-                customer: self.customer,
+                customer: if operator == Some(true) {
+                    self.subject.unwrap_or_default()
+                } else {
+                    self.customer.unwrap_or_default()
+                },
                 occurred_at,
                 metadata: self.metadata,
             }),
@@ -293,7 +329,12 @@ pub struct RecordedEvent {
     #[serde(rename = "type")]
     pub event_type: EventType,
     pub version: u16,
+    /// The customer the event is about; empty (and left out) for operator events.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub customer: String,
+    /// Operator events only: the segment or alert id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub occurred_at: DateTime<Utc>,
     /// The payload in its current version. Personal fields appear as `personal` says.
     pub data: serde_json::Value,
@@ -311,10 +352,13 @@ impl RecordedEvent {
             "id": self.id,
             "type": self.event_type,
             "version": self.version,
-            "customer": self.customer,
             "occurred_at": format_time(&self.occurred_at),
             "data": self.data,
         });
+        match &self.subject {
+            Some(s) => v["subject"] = s.as_str().into(),
+            None => v["customer"] = self.customer.as_str().into(),
+        }
         if !self.metadata.is_empty() {
             v["metadata"] = serde_json::to_value(&self.metadata).unwrap_or_default();
         }
@@ -373,10 +417,7 @@ mod tests {
         let ty = GOOD.replace("purchase", "purchse");
         assert!(rules(&format!("[{ty}]"))[0].starts_with("/0/type: unknown event type `purchse`"));
         let no_customer = GOOD.replace(r#""customer":"c-1","#, "");
-        assert_eq!(
-            rules(&format!("[{no_customer}]")),
-            ["/0: missing field `customer`"]
-        );
+        assert_eq!(rules(&format!("[{no_customer}]")), ["/0/customer: is required"]);
     }
 
     #[test]
@@ -384,6 +425,22 @@ mod tests {
         let body = r#"{"type":"personal_data_erased","customer":"c","occurred_at":"2026-01-01T00:00:00Z","data":{"key_generation":1}}"#;
         assert!(rules(body)[0].contains("written by Rapport itself"));
         assert!(parse_one(body, &mut ids(), true).is_ok());
+    }
+
+    #[test]
+    fn operator_events_name_a_subject_and_land_in_its_stream() {
+        let seg = r#"{"type":"segment_defined","subject":"lapsed","occurred_at":"2026-01-01T00:00:00Z","data":{"name":"Lapsed","rule":{"field":"orders","op":">","value":0}}}"#;
+        let ev = parse_one(seg, &mut ids(), true).unwrap();
+        assert_eq!(ev.stream(), "segment-lapsed");
+        let both = seg.replace(r#""subject":"lapsed""#, r#""subject":"lapsed","customer":"c""#);
+        let e = parse_one(&both, &mut ids(), true).unwrap_err();
+        assert_eq!(
+            e.0[0].to_string(),
+            "/customer: is not allowed here (this event type names a `subject`)"
+        );
+        let bad_rule = seg.replace(r#""op":">""#, r#""op":"~""#);
+        let e = parse_one(&bad_rule, &mut ids(), true).unwrap_err();
+        assert_eq!(e.0[0].path, "/data/rule/op");
     }
 
     #[test]

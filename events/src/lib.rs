@@ -16,10 +16,11 @@ pub mod error;
 pub mod money;
 pub mod personal;
 pub mod schema;
+pub mod segment;
 
-pub use data::{EventData, EventType};
+pub use data::{EventData, EventType, SubjectKind};
 pub use envelope::{
-    parse_batch, parse_one, stream_for, Event, EventInput, IdSource, RecordedEvent,
+    parse_batch, parse_one, stream_for, stream_of, Event, EventInput, IdSource, RecordedEvent,
     CUSTOMER_ID_LEN_MAX, METADATA_ENTRIES_MAX,
 };
 pub use error::{FieldError, ValidationErrors};

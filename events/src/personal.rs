@@ -44,7 +44,11 @@ pub fn personal_fields(ty: EventType) -> &'static [&'static str] {
         | EventType::CommunityJoined
         | EventType::CommunityLeft
         | EventType::Contacted
-        | EventType::PersonalDataErased => &[],
+        | EventType::PersonalDataErased
+        | EventType::SegmentDefined
+        | EventType::SegmentRetired
+        | EventType::AlertAcknowledged
+        | EventType::AlertResolved => &[],
     }
 }
 

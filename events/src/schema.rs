@@ -42,5 +42,8 @@ pub fn data_schema(ty: EventType, version: u16) -> Schema {
         EventType::CommunityJoined | EventType::CommunityLeft => schema_for!(Community),
         EventType::Contacted => schema_for!(Contacted),
         EventType::PersonalDataErased => schema_for!(PersonalDataErased),
+        EventType::SegmentDefined => schema_for!(SegmentDefined),
+        EventType::SegmentRetired => schema_for!(SegmentRetired),
+        EventType::AlertAcknowledged | EventType::AlertResolved => schema_for!(AlertAction),
     }
 }

@@ -233,6 +233,10 @@ impl Projection for Customers {
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.position = ev.position;
+        // Operator events (segments, alerts) are about no customer.
+        if ev.event_type.is_operator() {
+            return;
+        }
         let at = ev.occurred_at;
         let d = &ev.data;
         {
@@ -416,6 +420,10 @@ impl Projection for Customers {
             EventType::PersonalDataErased => {
                 self.profile(&ev.customer).erased = true;
             }
+            EventType::SegmentDefined
+            | EventType::SegmentRetired
+            | EventType::AlertAcknowledged
+            | EventType::AlertResolved => {}
         }
     }
 }
@@ -442,6 +450,39 @@ impl Customers {
 
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<Customers, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+
+    /// The customers whose profile `ev` changed (after it was applied), sorted: its own
+    /// customer and those it names or credits (referee, referrer of a buyer, authors
+    /// replied to or echoed, mentioned customers, the complainant of a resolution).
+    pub fn touched(&self, ev: &RecordedEvent) -> Vec<String> {
+        if ev.event_type.is_operator() {
+            return Vec::new();
+        }
+        let d = &ev.data;
+        let mut out = vec![ev.customer.clone()];
+        match ev.event_type {
+            EventType::Referral => out.extend(s(d, "referee").map(str::to_owned)),
+            EventType::Purchase => {
+                if let Some(r) = self.get(&ev.customer).and_then(|p| p.referred_by.clone()) {
+                    out.push(r);
+                }
+            }
+            EventType::ComplaintResolved => out.extend(
+                s(d, "complaint_id").and_then(|c| self.complaint_authors.get(c).cloned()),
+            ),
+            EventType::Post => {
+                out.extend(s(d, "reply_to").and_then(|r| self.post_authors.get(r).cloned()));
+                out.extend(s(d, "echoes").and_then(|c| self.complaint_authors.get(c).cloned()));
+                if let Some(m) = d.get("mentions").and_then(Value::as_array) {
+                    out.extend(m.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+            }
+            _ => {}
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Referees of `p` who bought at least once up to `as_of`.

@@ -13,12 +13,16 @@
 //! - [`cohorts`]: monthly acquisition cohorts: retention and revenue.
 //! - [`reactivation`]: dormant customers ranked by the expected value of winning them
 //!   back, and what outreach campaigns reactivated.
+//! - [`segments`]: rule-based segments (definitions are events), membership kept
+//!   incrementally, re-evaluated deterministically as event time passes, and the feed of
+//!   membership changes.
 
 pub mod cohorts;
 pub mod customers;
 pub mod lifecycle;
 pub mod reactivation;
 pub mod rfm;
+pub mod segments;
 
 use rapport_events::RecordedEvent;
 
@@ -32,4 +36,65 @@ pub trait Projection {
 }
 
 pub use customers::{Customers, Profile};
+pub use segments::Segments;
+
+/// Every projection the service keeps, folded together in one pass: each event goes to
+/// the customers first, then to the projections that read customer profiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadState {
+    pub customers: Customers,
+    pub segments: Segments,
+}
+
+impl ReadState {
+    pub fn new(lifecycle: LifecycleConfig) -> ReadState {
+        ReadState {
+            customers: Customers::default(),
+            segments: Segments::new(lifecycle),
+        }
+    }
+
+    /// The last position applied.
+    pub fn position(&self) -> u64 {
+        self.customers.position
+    }
+
+    /// The state as bytes, identical for the same events however they were batched.
+    pub fn snapshot_bytes(&self) -> Vec<u8> {
+        let mut out = b"{\"customers\":".to_vec();
+        out.extend(self.customers.snapshot_bytes());
+        out.extend(b",\"segments\":");
+        serde_json::to_writer(&mut out, &self.segments).expect("segments serialize");
+        out.push(b'}');
+        out
+    }
+
+    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<ReadState, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Parts {
+            customers: Customers,
+            segments: Segments,
+        }
+        let Parts {
+            customers,
+            mut segments,
+        } = serde_json::from_slice(bytes)?;
+        segments.compile();
+        Ok(ReadState {
+            customers,
+            segments,
+        })
+    }
+}
+
+impl Projection for ReadState {
+    const NAME: &'static str = "read_state";
+    /// 3: segments joined the customers in one state (customers were at 2).
+    const VERSION: u32 = 3;
+
+    fn apply(&mut self, ev: &RecordedEvent) {
+        self.customers.apply(ev);
+        self.segments.apply(ev, &self.customers);
+    }
+}
 pub use lifecycle::{Lifecycle, LifecycleConfig, Relationship};

@@ -247,7 +247,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 events: opts.events as u64,
                 seconds: started.elapsed().as_secs_f64(),
             };
-            let customers = model.customers.read().await.len();
+            let customers = model.state.read().await.customers.len();
             println!(
                 "{r}   ({customers} customers, +{} MiB resident)",
                 rss_kib().saturating_sub(rss_before) / 1024

@@ -225,7 +225,8 @@ pub async fn get_customer(
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
-    let c = state.read_model.customers.read().await;
+    let st = state.read_model.state.read().await;
+    let c = &st.customers;
     let p = c
         .get(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
@@ -294,7 +295,8 @@ pub async fn list_customers(
             .map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
         None => 0,
     };
-    let c = state.read_model.customers.read().await;
+    let st = state.read_model.state.read().await;
+    let c = &st.customers;
     let lc = &state.read_model.lifecycle;
     let mut rows: Vec<&Profile> = c
         .sorted()
@@ -348,7 +350,8 @@ pub async fn get_rfm(
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
-    let c = state.read_model.customers.read().await;
+    let st = state.read_model.state.read().await;
+    let c = &st.customers;
     let currency = currency(&q, &c, as_of);
     let rows = rfm::rfm(&c, as_of, &currency);
     if q.format.as_deref() == Some("csv") {
@@ -396,7 +399,8 @@ pub async fn get_cohorts(
         return Err(ApiError::bad("period", "only `month` is supported"));
     }
     let as_of = prepare(&state, &q).await?;
-    let c = state.read_model.customers.read().await;
+    let st = state.read_model.state.read().await;
+    let c = &st.customers;
     Ok(Json(
         json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(&c, as_of)}),
     ))
@@ -411,7 +415,8 @@ pub async fn get_reactivation(
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
     let limit = page_limit(&q)?;
-    let c = state.read_model.customers.read().await;
+    let st = state.read_model.state.read().await;
+    let c = &st.customers;
     let currency = currency(&q, &c, as_of);
     let all = reactivation::candidates(&c, &state.read_model.lifecycle, as_of, &currency);
     let total = all.len();
@@ -429,7 +434,8 @@ pub async fn get_campaigns(
     caller.require(READERS)?;
     let q = query(q)?;
     let as_of = prepare(&state, &q).await?;
-    let c = state.read_model.customers.read().await;
+    let st = state.read_model.state.read().await;
+    let c = &st.customers;
     Ok(Json(
         json!({"as_of": as_of, "attribution_days": reactivation::ATTRIBUTION_DAYS, "campaigns": reactivation::campaigns(&c, &state.read_model.lifecycle, as_of)}),
     ))

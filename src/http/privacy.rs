@@ -115,7 +115,8 @@ pub async fn export_customer(
         .any(|e| e.personal == Some(rapport_events::PersonalView::Erased));
     let key = state.log.keys.current(&customer).map(|k| k.generation);
     let profile = {
-        let c = state.read_model.customers.read().await;
+        let st = state.read_model.state.read().await;
+        let c = &st.customers;
         let as_of = state
             .read_model
             .latest
