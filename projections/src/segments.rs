@@ -156,10 +156,10 @@ impl Segments {
     /// older than what is kept.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<&Change>, u64> {
         let oldest = self.changes.front().map_or(self.next_seq, |c| c.seq);
-        if after + 1 < oldest {
+        if after.saturating_add(1) < oldest {
             return Err(oldest);
         }
-        let start = (after + 1 - oldest) as usize;
+        let start = usize::try_from(after.saturating_add(1) - oldest).unwrap_or(usize::MAX);
         Ok(self.changes.iter().skip(start).take(limit).collect())
     }
 

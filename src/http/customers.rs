@@ -29,23 +29,24 @@ const FAVOURITES_MAX: usize = 5;
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
-    min_position: Option<u64>,
-    as_of: Option<String>,
+    pub(super) min_position: Option<u64>,
+    pub(super) as_of: Option<String>,
     // Lists.
-    status: Option<String>,
-    community: Option<String>,
-    sort: Option<String>,
-    cursor: Option<String>,
-    limit: Option<usize>,
+    pub(super) status: Option<String>,
+    pub(super) community: Option<String>,
+    pub(super) segment: Option<String>,
+    pub(super) sort: Option<String>,
+    pub(super) cursor: Option<String>,
+    pub(super) limit: Option<usize>,
     // RFM and cohorts.
-    currency: Option<String>,
-    period: Option<String>,
-    format: Option<String>,
+    pub(super) currency: Option<String>,
+    pub(super) period: Option<String>,
+    pub(super) format: Option<String>,
 }
 
-type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
+pub(super) type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
 
-fn query(q: Q) -> Result<ReadQuery, ApiError> {
+pub(super) fn query(q: Q) -> Result<ReadQuery, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::bad("query", e.body_text()))
 }
@@ -60,7 +61,7 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// The page size asked for, within 1 to [`LIST_LIMIT_MAX`].
-fn page_limit(q: &ReadQuery) -> Result<usize, ApiError> {
+pub(super) fn page_limit(q: &ReadQuery) -> Result<usize, ApiError> {
     let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
     if limit == 0 || limit > LIST_LIMIT_MAX {
         return Err(ApiError::bad(
@@ -80,7 +81,7 @@ fn currency(q: &ReadQuery, c: &rapport_projections::Customers, as_of: DateTime<U
 }
 
 /// Waits for `min_position`, then resolves `as_of`.
-async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiError> {
+pub(super) async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiError> {
     if let Some(p) = q.min_position {
         if !state.read_model.wait_for(p).await {
             return Err(ApiError::Unavailable(format!(
@@ -298,10 +299,26 @@ pub async fn list_customers(
     let st = state.read_model.state.read().await;
     let c = &st.customers;
     let lc = &state.read_model.lifecycle;
+    if let Some(seg) = &q.segment {
+        if q.as_of.is_some() {
+            return Err(ApiError::bad(
+                "as_of",
+                "segment membership is kept for the present only; as_of cannot be combined with segment",
+            ));
+        }
+        if st.segments.get(seg).is_none() {
+            return Err(ApiError::NotFound(format!("no segment `{seg}`")));
+        }
+    }
     let mut rows: Vec<&Profile> = c
         .sorted()
         .into_iter()
         .filter(|p| status.is_none_or(|s| lc.state(p, as_of) == s))
+        .filter(|p| {
+            q.segment
+                .as_ref()
+                .is_none_or(|s| st.segments.is_member(s, &p.id))
+        })
         .filter(|p| {
             q.community
                 .as_ref()

@@ -25,6 +25,8 @@ pub enum ApiError {
     Forbidden(String),
     /// 404.
     NotFound(String),
+    /// 410: what was asked for is no longer kept (a feed cursor too old).
+    Gone(String),
     /// 409: expected version or id conflict.
     Conflict { code: &'static str, message: String },
     /// 413.
@@ -106,6 +108,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, vec![]),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, vec![]),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, vec![]),
+            ApiError::Gone(m) => (StatusCode::GONE, "gone", m, vec![]),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message, vec![]),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", m, vec![]),
             ApiError::UnsupportedMediaType(m) => (

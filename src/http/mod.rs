@@ -7,6 +7,7 @@ mod events;
 pub mod metrics;
 mod openapi;
 mod privacy;
+mod segments;
 
 use std::{sync::Arc, time::Instant};
 
@@ -122,6 +123,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cohorts", get(customers::get_cohorts))
         .route("/v1/reactivation", get(customers::get_reactivation))
         .route("/v1/campaigns", get(customers::get_campaigns))
+        .route("/v1/segments", post(segments::create).get(segments::list))
+        .route("/v1/segments/changes", get(segments::changes))
+        .route(
+            "/v1/segments/{id}",
+            get(segments::get_one)
+                .put(segments::redefine)
+                .delete(segments::retire),
+        )
+        .route("/v1/segments/{id}/members", get(segments::members))
         .route("/v1/customers/{id}/personal-data", delete(privacy::erase))
         .route("/v1/customers/{id}/export", get(privacy::export_customer))
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })

@@ -7,3 +7,4 @@ mod auth;
 mod customers;
 mod privacy;
 mod read;
+mod segments;

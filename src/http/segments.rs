@@ -1,0 +1,436 @@
+//! Rule-based segments over HTTP: define, redefine and retire (operator events in the
+//! segment's own stream `segment-<id>`), list, members (JSON and CSV) and the feed of
+//! membership changes (SSE).
+
+use std::{collections::VecDeque, convert::Infallible, time::Duration};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{
+        sse::{Event as SseEvent, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    Json,
+};
+use chrono::Utc;
+use rapport_events::{
+    data::{EventData, SegmentRetired},
+    stream_of, Event, EventType, SubjectKind,
+};
+use rapport_projections::{customers::currency_str, segments::Change, Profile};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    customers::{page_limit, prepare, query, Q},
+    ApiError, AppState, Caller, READERS,
+};
+use crate::{auth::Role, store::ExpectedVersion};
+
+/// Who may define and retire segments.
+const DEFINERS: &[Role] = &[Role::Analyst, Role::Admin];
+/// Longest segment id, in bytes.
+const SEGMENT_ID_LEN_MAX: usize = 64;
+/// Changes sent per read of the projection by the feed.
+const FEED_BATCH_CHANGES: usize = 1000;
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= SEGMENT_ID_LEN_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad(
+            "/id",
+            format!("must be 1 to {SEGMENT_ID_LEN_MAX} characters of a-z, 0-9, - and _"),
+        ))
+    }
+}
+
+/// Appends one operator event about a segment and answers where it landed.
+async fn append_segment_event(
+    state: &AppState,
+    id: &str,
+    data: EventData,
+    expected: ExpectedVersion,
+) -> Result<Value, ApiError> {
+    let event = Event {
+        id: (state.ids)(),
+        data,
+        customer: id.to_owned(),
+        // When staff acted: an operator event never moves the projections' clock.
+        occurred_at: Utc::now(),
+        metadata: Default::default(),
+    };
+    let stream = stream_of(SubjectKind::Segment, id);
+    let appended = state.log.append(&[event], Some((stream, expected))).await?;
+    let a = &appended[0];
+    Ok(json!({"segment": id, "position": a.position, "event_id": a.id}))
+}
+
+/// Decodes a definition body (`name`, `description`, `rule`, and for POST `id`).
+fn definition(
+    body: &Bytes,
+    caller: &Caller,
+    id_in_body: bool,
+) -> Result<(Option<String>, EventData), ApiError> {
+    let mut v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("/", format!("the body must be a JSON object: {e}")))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(ApiError::bad("/", "the body must be a JSON object"));
+    };
+    let id = match obj.remove("id") {
+        Some(Value::String(s)) if id_in_body => Some(s),
+        Some(_) if id_in_body => return Err(ApiError::bad("/id", "must be a string")),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "/id",
+                "the id is in the path here; leave it out of the body",
+            ))
+        }
+        None => None,
+    };
+    obj.insert("requested_by".into(), caller.key_id.clone().into());
+    let data = EventData::decode(EventType::SegmentDefined, 1, &v.to_string())
+        .map_err(ApiError::Invalid)?;
+    Ok((id, data))
+}
+
+/// `POST /v1/segments`: defines a new segment (409 if the id is taken).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(DEFINERS)?;
+    let (id, data) = definition(&body, &caller, true)?;
+    let id = id.unwrap_or_else(|| format!("seg-{}", (state.ids)().simple()));
+    check_id(&id)?;
+    let out = append_segment_event(&state, &id, data, ExpectedVersion::NoStream)
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict { .. } => ApiError::Conflict {
+                code: "segment_exists",
+                message: format!("segment `{id}` already exists; PUT /v1/segments/{id} redefines it"),
+            },
+            e => e,
+        })?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `PUT /v1/segments/{id}`: defines or redefines a segment (a new revision).
+pub async fn redefine(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(DEFINERS)?;
+    check_id(&id)?;
+    let (_, data) = definition(&body, &caller, false)?;
+    Ok(Json(
+        append_segment_event(&state, &id, data, ExpectedVersion::Any).await?,
+    ))
+}
+
+/// `DELETE /v1/segments/{id}`: retires a segment; every member exits.
+pub async fn retire(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(DEFINERS)?;
+    let exists = state.read_model.state.read().await.segments.get(&id).is_some();
+    if !exists {
+        return Err(ApiError::NotFound(format!("no segment `{id}`")));
+    }
+    let data = EventData::SegmentRetired(SegmentRetired {
+        requested_by: Some(caller.key_id.clone()),
+    });
+    Ok(Json(
+        append_segment_event(&state, &id, data, ExpectedVersion::Any).await?,
+    ))
+}
+
+fn segment_json(d: &rapport_projections::segments::SegmentDef, members: usize) -> Value {
+    json!({
+        "id": d.id,
+        "name": d.name,
+        "description": d.description,
+        "rule": d.rule,
+        "revision": d.revision,
+        "defined_at": d.defined_at,
+        "defined_position": d.defined_position,
+        "members": members,
+    })
+}
+
+/// `GET /v1/segments`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    if q.as_of.is_some() {
+        return Err(ApiError::bad("as_of", "segments are kept for the present only"));
+    }
+    prepare(&state, &q).await?;
+    let st = state.read_model.state.read().await;
+    let segments: Vec<Value> = st
+        .segments
+        .defs()
+        .map(|d| segment_json(d, st.segments.members(&d.id).map_or(0, |m| m.len())))
+        .collect();
+    Ok(Json(json!({
+        "segments": segments,
+        "position": st.position(),
+        "clock": st.segments.clock(),
+        "last_change": st.segments.last_seq(),
+    })))
+}
+
+/// `GET /v1/segments/{id}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    prepare(&state, &q).await?;
+    let st = state.read_model.state.read().await;
+    let d = st
+        .segments
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no segment `{id}`")))?;
+    let mut v = segment_json(d, st.segments.members(&id).map_or(0, |m| m.len()));
+    v["position"] = json!(st.position());
+    v["clock"] = json!(st.segments.clock());
+    Ok(Json(v))
+}
+
+/// The columns a marketing tool needs (no personal data: ids link back to the CRM).
+fn member_row(p: &Profile, state: &AppState, now: chrono::DateTime<Utc>) -> Value {
+    let lc = &state.read_model.lifecycle;
+    let revenue = p.net_revenue(now);
+    json!({
+        "customer": p.id,
+        "lifecycle": lc.state(p, now),
+        "relationship": lc.relationship(p, now),
+        "orders": p.orders_until(now),
+        "last_purchase": p.last_purchase_until(now),
+        "revenue": revenue,
+        "communities": p.communities,
+        "last_contacted_at": p.last_contacted_at,
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `GET /v1/segments/{id}/members?format=json|csv&cursor=&limit=`. The cursor is the last
+/// customer id of the previous page, so pages stay consistent while membership changes.
+/// CSV returns every member (no paging), for import into marketing tools.
+pub async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    if q.as_of.is_some() {
+        return Err(ApiError::bad(
+            "as_of",
+            "segment membership is kept for the present only",
+        ));
+    }
+    prepare(&state, &q).await?;
+    let st = state.read_model.state.read().await;
+    let members = st
+        .segments
+        .members(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no segment `{id}`")))?;
+    let now = st.segments.clock().unwrap_or(chrono::DateTime::<Utc>::UNIX_EPOCH);
+    let profiles = members.iter().filter_map(|m| st.customers.get(m));
+    match q.format.as_deref().unwrap_or("json") {
+        "csv" => {
+            let mut out = String::from(
+                "customer,lifecycle,relationship,orders,last_purchase,revenue,currency,communities\n",
+            );
+            for p in profiles {
+                let lc = &state.read_model.lifecycle;
+                let revenue = p.net_revenue(now);
+                // The currency most of the customer's purchases were in.
+                let main = p
+                    .purchases
+                    .last()
+                    .map(|m| currency_str(&m.currency).to_owned())
+                    .unwrap_or_default();
+                let communities: Vec<&str> = p.communities.iter().map(String::as_str).collect();
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{},{}\n",
+                    csv_field(&p.id),
+                    lc.state(p, now).as_str(),
+                    json!(lc.relationship(p, now)).as_str().unwrap_or_default(),
+                    p.orders_until(now),
+                    p.last_purchase_until(now)
+                        .map(|t| rapport_events::envelope::format_time(&t))
+                        .unwrap_or_default(),
+                    revenue.get(&main).map(|d| d.to_string()).unwrap_or_default(),
+                    main,
+                    csv_field(&communities.join(";")),
+                ));
+            }
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"segment-{id}.csv\""),
+                    ),
+                ],
+                out,
+            )
+                .into_response())
+        }
+        "json" => {
+            let limit = page_limit(&q)?;
+            let after = q.cursor.as_deref();
+            let page: Vec<Value> = members
+                .iter()
+                .filter(|m| after.is_none_or(|a| m.as_str() > a))
+                .take(limit)
+                .filter_map(|m| st.customers.get(m))
+                .map(|p| member_row(p, &state, now))
+                .collect();
+            let next = (page.len() == limit)
+                .then(|| page.last().and_then(|v| v["customer"].as_str()).map(str::to_owned))
+                .flatten()
+                .filter(|last| members.range::<str, _>((std::ops::Bound::Excluded(last.as_str()), std::ops::Bound::Unbounded)).next().is_some());
+            Ok(Json(json!({
+                "segment": id,
+                "total": members.len(),
+                "members": page,
+                "next_cursor": next,
+                "position": st.position(),
+                "clock": st.segments.clock(),
+            }))
+            .into_response())
+        }
+        _ => Err(ApiError::bad("format", "must be json or csv")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    after: Option<u64>,
+    segment: Option<String>,
+}
+
+/// `GET /v1/segments/changes?after=SEQ&segment=ID` (SSE): every membership change after
+/// `after` (or the `Last-Event-ID`), then live ones. Each SSE event is `change` with the
+/// change's `seq` as its id. A cursor older than what is kept answers 410: re-read the
+/// members, then follow from `last_change` of `GET /v1/segments`.
+pub async fn changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(READERS)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    let after = q.after.or(last_event_id).unwrap_or(0);
+    if let Err(oldest) = state
+        .read_model
+        .state
+        .read()
+        .await
+        .segments
+        .changes_after(after, 0)
+    {
+        return Err(ApiError::Gone(format!(
+            "changes before {oldest} are no longer kept; re-read the members and follow from `last_change` of GET /v1/segments"
+        )));
+    }
+    struct Feed {
+        state: AppState,
+        cursor: u64,
+        segment: Option<String>,
+        applied: tokio::sync::watch::Receiver<u64>,
+        ready: VecDeque<SseEvent>,
+    }
+    let feed = Feed {
+        applied: state.read_model.watch_applied(),
+        state,
+        cursor: after,
+        segment: q.segment,
+        ready: VecDeque::new(),
+    };
+    let stream = futures::stream::unfold(feed, |mut f| async move {
+        loop {
+            if let Some(ev) = f.ready.pop_front() {
+                return Some((Ok::<_, Infallible>(ev), f));
+            }
+            f.applied.borrow_and_update();
+            let batch: Result<Vec<Change>, u64> = {
+                let st = f.state.read_model.state.read().await;
+                st.segments
+                    .changes_after(f.cursor, FEED_BATCH_CHANGES)
+                    .map(|v| v.into_iter().cloned().collect())
+            };
+            match batch {
+                Err(oldest) => {
+                    // The reader fell behind what is kept: say so and end the stream.
+                    let ev = SseEvent::default().event("gone").data(format!(
+                        "changes before {oldest} are no longer kept; re-read the members"
+                    ));
+                    f.ready.push_back(ev);
+                    let ev = f.ready.pop_front()?;
+                    f.cursor = u64::MAX - 1;
+                    return Some((Ok(ev), f));
+                }
+                Ok(changes) if !changes.is_empty() => {
+                    f.cursor = changes.last().map_or(f.cursor, |c| c.seq);
+                    for c in changes {
+                        if f.segment.as_ref().is_some_and(|s| *s != c.segment) {
+                            continue;
+                        }
+                        let ev = SseEvent::default()
+                            .event("change")
+                            .id(c.seq.to_string())
+                            .json_data(&c)
+                            .unwrap_or_else(|_| SseEvent::default().event("error"));
+                        f.ready.push_back(ev);
+                    }
+                }
+                Ok(_) => {
+                    if f.cursor == u64::MAX - 1 || f.applied.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
