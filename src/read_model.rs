@@ -16,7 +16,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rapport_projections::{LifecycleConfig, Projection, ReadState};
+use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 use tokio::sync::{watch, RwLock};
 
 use crate::{
@@ -52,6 +52,7 @@ pub fn load_snapshot(
     dir: &Path,
     last_position: u64,
     lifecycle: &LifecycleConfig,
+    warnings: &WarningConfig,
 ) -> Option<ReadState> {
     let bytes = std::fs::read(snapshot_path(dir)).ok()?;
     let split = bytes.iter().position(|b| *b == b'\n')?;
@@ -79,9 +80,15 @@ pub fn load_snapshot(
         return None;
     }
     match ReadState::from_snapshot_bytes(&bytes[split + 1..]) {
-        Ok(c) if c.position() == header.position && c.segments.config() == lifecycle => Some(c),
+        Ok(c)
+            if c.position() == header.position
+                && c.segments.config() == lifecycle
+                && c.warnings.config() == warnings =>
+        {
+            Some(c)
+        }
         Ok(c) if c.position() == header.position => {
-            tracing::warn!("snapshot taken with other lifecycle thresholds; rebuilding from the first event");
+            tracing::warn!("snapshot taken with other lifecycle or early-warning thresholds; rebuilding from the first event");
             None
         }
         Ok(_) => {
@@ -118,6 +125,7 @@ pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Resul
 #[derive(Clone)]
 pub struct ReadModelOptions {
     pub lifecycle: LifecycleConfig,
+    pub warnings: WarningConfig,
     /// Longest wait of a query for `min_position`.
     pub min_position_wait: Duration,
     /// Where snapshots live; `None` keeps everything in memory only.
@@ -130,6 +138,7 @@ impl ReadModelOptions {
     pub fn service(dir: Option<PathBuf>) -> ReadModelOptions {
         ReadModelOptions {
             lifecycle: LifecycleConfig::default(),
+            warnings: WarningConfig::default(),
             min_position_wait: Duration::from_millis(MIN_POSITION_WAIT_MS),
             snapshots: dir,
             snapshot_every_events: SNAPSHOT_EVERY_EVENTS,
@@ -154,14 +163,15 @@ impl ReadModel {
     pub fn spawn(log: Log, opts: ReadModelOptions) -> Arc<ReadModel> {
         let ReadModelOptions {
             lifecycle,
+            warnings,
             min_position_wait,
             snapshots,
             snapshot_every_events,
         } = opts;
         let start = snapshots
             .as_deref()
-            .and_then(|d| load_snapshot(d, log.store.last_position(), &lifecycle))
-            .unwrap_or_else(|| ReadState::new(lifecycle));
+            .and_then(|d| load_snapshot(d, log.store.last_position(), &lifecycle, &warnings))
+            .unwrap_or_else(|| ReadState::new(lifecycle, warnings));
         let from = start.position();
         if from > 0 {
             tracing::info!(position = from, "read model resumed from its snapshot");
@@ -186,9 +196,21 @@ impl ReadModel {
             while let Some(batch) = events.next().await {
                 let mut opened = Vec::with_capacity(batch.len());
                 for r in batch {
-                    // Projections never see personal data (nothing to decrypt, nothing to
-                    // erase, nothing in snapshots); identity is read from the log when shown.
-                    match r.and_then(|s| log.open(s, PersonalAccess::Withheld)) {
+                    // Projections keep no personal data (nothing to erase in snapshots;
+                    // identity is read from the log when shown). The one exception read
+                    // while folding: complaint text, which the early-warning detector turns
+                    // into MinHash signatures and never stores.
+                    let access = |s: &store::StoredEvent| {
+                        if s.event.event_type == rapport_events::EventType::Complaint {
+                            PersonalAccess::Plain
+                        } else {
+                            PersonalAccess::Withheld
+                        }
+                    };
+                    match r.and_then(|s| {
+                        let a = access(&s);
+                        log.open(s, a)
+                    }) {
                         Ok(ev) => opened.push(ev),
                         Err(e) => {
                             tracing::error!(error = %e, "the read model stopped: an event could not be read");

@@ -485,6 +485,11 @@ impl Customers {
         out
     }
 
+    /// The author of a post, if it is known.
+    pub fn post_author(&self, post: &str) -> Option<&str> {
+        self.post_authors.get(post).map(String::as_str)
+    }
+
     /// Referees of `p` who bought at least once up to `as_of`.
     pub fn referees_who_bought(&self, p: &Profile, as_of: DateTime<Utc>) -> usize {
         p.referees

@@ -16,6 +16,8 @@
 //! - [`segments`]: rule-based segments (definitions are events), membership kept
 //!   incrementally, re-evaluated deterministically as event time passes, and the feed of
 //!   membership changes.
+//! - [`warnings`]: early warning: complaints that spread through connected customers,
+//!   with the evidence, and unconnected spikes told apart from them.
 
 pub mod cohorts;
 pub mod customers;
@@ -23,6 +25,7 @@ pub mod lifecycle;
 pub mod reactivation;
 pub mod rfm;
 pub mod segments;
+pub mod warnings;
 
 use rapport_events::RecordedEvent;
 
@@ -44,13 +47,15 @@ pub use segments::Segments;
 pub struct ReadState {
     pub customers: Customers,
     pub segments: Segments,
+    pub warnings: warnings::Warnings,
 }
 
 impl ReadState {
-    pub fn new(lifecycle: LifecycleConfig) -> ReadState {
+    pub fn new(lifecycle: LifecycleConfig, warnings: warnings::WarningConfig) -> ReadState {
         ReadState {
             customers: Customers::default(),
             segments: Segments::new(lifecycle),
+            warnings: warnings::Warnings::new(warnings),
         }
     }
 
@@ -65,6 +70,8 @@ impl ReadState {
         out.extend(self.customers.snapshot_bytes());
         out.extend(b",\"segments\":");
         serde_json::to_writer(&mut out, &self.segments).expect("segments serialize");
+        out.extend(b",\"warnings\":");
+        serde_json::to_writer(&mut out, &self.warnings).expect("warnings serialize");
         out.push(b'}');
         out
     }
@@ -74,15 +81,18 @@ impl ReadState {
         struct Parts {
             customers: Customers,
             segments: Segments,
+            warnings: warnings::Warnings,
         }
         let Parts {
             customers,
             mut segments,
+            warnings,
         } = serde_json::from_slice(bytes)?;
         segments.compile();
         Ok(ReadState {
             customers,
             segments,
+            warnings,
         })
     }
 }
@@ -90,11 +100,13 @@ impl ReadState {
 impl Projection for ReadState {
     const NAME: &'static str = "read_state";
     /// 3: segments joined the customers in one state (customers were at 2).
-    const VERSION: u32 = 3;
+    /// 4: early warnings joined.
+    const VERSION: u32 = 4;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.customers.apply(ev);
         self.segments.apply(ev, &self.customers);
+        self.warnings.apply(ev, &self.customers);
     }
 }
 pub use lifecycle::{Lifecycle, LifecycleConfig, Relationship};
