@@ -1,6 +1,7 @@
 //! The HTTP API (axum). `router(state)` builds the app without a socket, so tests can
 //! drive it; [`serve`] binds it to a listener with graceful shutdown.
 
+mod alerts;
 mod customers;
 pub mod error;
 mod events;
@@ -132,6 +133,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(segments::retire),
         )
         .route("/v1/segments/{id}/members", get(segments::members))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/subscribe", get(alerts::subscribe))
+        .route("/v1/alerts/{id}", get(alerts::get_one))
+        .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
+        .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
         .route("/v1/customers/{id}/personal-data", delete(privacy::erase))
         .route("/v1/customers/{id}/export", get(privacy::export_customer))
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })

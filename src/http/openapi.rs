@@ -32,6 +32,11 @@ pub const ROUTES: &[(&str, &str, &str, &str, Option<&str>, u16)] = &[
     ("put", "/v1/segments/{id}", "Define or redefine a segment (a new revision); members are re-evaluated", "analyst, admin", None, 200),
     ("delete", "/v1/segments/{id}", "Retire a segment; every member exits", "analyst, admin", None, 200),
     ("get", "/v1/segments/{id}/members", "Members, paged by customer id (JSON), or all of them as CSV for marketing tools. Query: format=json|csv, cursor, limit, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/alerts", "Early-warning alerts, oldest update first. Query: status (open | acknowledged | resolved), level (at least: watch | warning | critical), kind (group_complaint | spike), after (updated after this position), limit, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/alerts/subscribe", "Server-Sent Events: alert changes (raised, updated, escalated, acknowledged, resolved, reopened) with the alert, after `after` (or Last-Event-ID), then live", "support, analyst, admin", None, 200),
+    ("get", "/v1/alerts/{id}", "One alert with its evidence; support and admin also get the phrases its complaints share. Query: min_position", "support, analyst, admin", None, 200),
+    ("post", "/v1/alerts/{id}/acknowledge", "Acknowledge an alert: {\"note\"?}; recorded as an event", "support, admin", None, 200),
+    ("post", "/v1/alerts/{id}/resolve", "Resolve an alert: {\"note\"?}; recorded as an event", "support, admin", None, 200),
     ("delete", "/v1/customers/{id}/personal-data", "Erase a customer's personal data (crypto-shredding)", "admin", None, 200),
     ("get", "/v1/customers/{id}/export", "Everything held about a customer, decrypted (access and portability)", "support, admin", None, 200),
 ];

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod alerts;
 mod append;
 mod auth;
 mod customers;

@@ -1,0 +1,298 @@
+//! Early-warning alerts over HTTP: list, one alert with its evidence, the live feed (SSE),
+//! and staff actions (acknowledge, resolve), which are operator events in `alert-<id>`.
+
+use std::{collections::VecDeque, convert::Infallible, time::Duration};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::HeaderMap,
+    response::{
+        sse::{Event as SseEvent, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    Json,
+};
+use chrono::Utc;
+use rapport_events::{
+    data::{AlertAction, EventData},
+    stream_of, Event, EventType, SubjectKind,
+};
+use rapport_projections::warnings::{self, Alert, Kind, Level, Status};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState, Caller, READERS};
+use crate::{auth::Role, log::PersonalAccess, store::ExpectedVersion};
+
+/// Who may act on alerts.
+const RESPONDERS: &[Role] = &[Role::Support, Role::Admin];
+/// Alerts per page of the list.
+const ALERTS_PAGE_MAX: usize = 500;
+/// Phrases shown per alert.
+const PHRASES_MAX: usize = 5;
+/// Complaint texts read to find shared phrases.
+const PHRASE_COMPLAINTS_MAX: usize = 50;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    status: Option<String>,
+    level: Option<String>,
+    kind: Option<String>,
+    /// Only alerts updated after this log position.
+    after: Option<u64>,
+    min_position: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str, allowed: &str) -> Result<T, ApiError> {
+    serde_json::from_value(Value::String(v.to_owned()))
+        .map_err(|_| ApiError::bad(field, format!("must be one of {allowed}")))
+}
+
+async fn wait(state: &AppState, min_position: Option<u64>) -> Result<(), ApiError> {
+    if let Some(p) = min_position {
+        if !state.read_model.wait_for(p).await {
+            return Err(ApiError::Unavailable(format!(
+                "the read model has applied position {} and did not reach min_position {p} within {} ms; retry",
+                state.read_model.applied_position(),
+                state.read_model.min_position_wait.as_millis()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `GET /v1/alerts?status=&level=&kind=&after=&limit=`: newest update last.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let status: Option<Status> = q
+        .status
+        .as_deref()
+        .map(|s| parse_enum("status", s, "open, acknowledged, resolved"))
+        .transpose()?;
+    let level: Option<Level> = q
+        .level
+        .as_deref()
+        .map(|s| parse_enum("level", s, "watch, warning, critical"))
+        .transpose()?;
+    let kind: Option<Kind> = q
+        .kind
+        .as_deref()
+        .map(|s| parse_enum("kind", s, "group_complaint, spike"))
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > ALERTS_PAGE_MAX {
+        return Err(ApiError::bad("limit", format!("must be 1 to {ALERTS_PAGE_MAX}")));
+    }
+    wait(&state, q.min_position).await?;
+    let st = state.read_model.state.read().await;
+    let mut alerts: Vec<&Alert> = st
+        .warnings
+        .alerts()
+        .filter(|a| status.is_none_or(|s| a.status == s))
+        // `level=warning` means "at least warning".
+        .filter(|a| level.is_none_or(|l| a.level >= l))
+        .filter(|a| kind.is_none_or(|k| a.kind == k))
+        .filter(|a| q.after.is_none_or(|p| a.updated_at_position > p))
+        .collect();
+    alerts.sort_by(|a, b| {
+        a.updated_at_position
+            .cmp(&b.updated_at_position)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let total = alerts.len();
+    alerts.truncate(limit);
+    let next_after = (alerts.len() < total)
+        .then(|| alerts.last().map(|a| a.updated_at_position))
+        .flatten();
+    Ok(Json(json!({
+        "alerts": alerts,
+        "total": total,
+        "next_after": next_after,
+        "position": st.position(),
+        "last_change": st.warnings.last_seq(),
+    })))
+}
+
+/// `GET /v1/alerts/{id}`: the alert, with the phrases its complaints share (read from the
+/// log for the caller: support and admin see them; others see none).
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    wait(&state, q.min_position).await?;
+    let alert = state
+        .read_model
+        .state
+        .read()
+        .await
+        .warnings
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no alert `{id}`")))?;
+    let mut v = serde_json::to_value(&alert).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let phrases = if caller.access() == PersonalAccess::Plain {
+        let mut texts = Vec::new();
+        for pos in alert.complaint_positions.iter().take(PHRASE_COMPLAINTS_MAX) {
+            let stored = state.log.store.read_all(pos - 1, 1).await?;
+            for ev in state.log.open_all(stored, PersonalAccess::Plain)? {
+                if let Some(t) = ev.data.get("text").and_then(Value::as_str) {
+                    texts.push(t.to_owned());
+                }
+            }
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Some(warnings::shared_phrases(&refs, PHRASES_MAX))
+    } else {
+        None
+    };
+    v["evidence"]["shared_phrases"] = json!(phrases);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    note: Option<String>,
+}
+
+async fn act(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    body: Bytes,
+    ty: EventType,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(RESPONDERS)?;
+    let body: ActionBody = if body.is_empty() {
+        ActionBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad("/", e.to_string()))?
+    };
+    if state.read_model.state.read().await.warnings.get(&id).is_none() {
+        return Err(ApiError::NotFound(format!("no alert `{id}`")));
+    }
+    let data = serde_json::to_string(&AlertAction {
+        requested_by: Some(caller.key_id.clone()),
+        note: body.note,
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let data = EventData::decode(ty, 1, &data).map_err(ApiError::Invalid)?;
+    let event = Event {
+        id: (state.ids)(),
+        data,
+        customer: id.clone(),
+        occurred_at: Utc::now(),
+        metadata: Default::default(),
+    };
+    let stream = stream_of(SubjectKind::Alert, &id);
+    let appended = state
+        .log
+        .append(&[event], Some((stream, ExpectedVersion::Any)))
+        .await?;
+    tracing::info!(alert = %id, action = %ty, by = %caller.key_id, "alert action recorded");
+    Ok(Json(json!({"alert": id, "position": appended[0].position, "event_id": appended[0].id})))
+}
+
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    act(state, caller, id, body, EventType::AlertAcknowledged).await
+}
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    act(state, caller, id, body, EventType::AlertResolved).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeQuery {
+    after: Option<u64>,
+}
+
+/// `GET /v1/alerts/subscribe?after=SEQ` (SSE): every alert change after `after` (or the
+/// `Last-Event-ID`), then live; each event is `alert` with the change and the alert as it
+/// is now.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    q: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(READERS)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    let after = q.after.or(last_event_id).unwrap_or(0);
+    if let Err(oldest) = state.read_model.state.read().await.warnings.changes_after(after, 0) {
+        return Err(ApiError::Gone(format!(
+            "alert changes before {oldest} are no longer kept; list the alerts and follow from `last_change`"
+        )));
+    }
+    struct Feed {
+        state: AppState,
+        cursor: u64,
+        applied: tokio::sync::watch::Receiver<u64>,
+        ready: VecDeque<SseEvent>,
+    }
+    let feed = Feed {
+        applied: state.read_model.watch_applied(),
+        state,
+        cursor: after,
+        ready: VecDeque::new(),
+    };
+    let stream = futures::stream::unfold(feed, |mut f| async move {
+        loop {
+            if let Some(ev) = f.ready.pop_front() {
+                return Some((Ok::<_, Infallible>(ev), f));
+            }
+            f.applied.borrow_and_update();
+            {
+                let st = f.state.read_model.state.read().await;
+                match st.warnings.changes_after(f.cursor, 1000) {
+                    Err(_) => return None,
+                    Ok(changes) => {
+                        for c in changes {
+                            f.cursor = c.seq;
+                            let body = json!({"change": c, "alert": st.warnings.get(&c.alert)});
+                            f.ready.push_back(
+                                SseEvent::default()
+                                    .event("alert")
+                                    .id(c.seq.to_string())
+                                    .json_data(&body)
+                                    .unwrap_or_else(|_| SseEvent::default().event("error")),
+                            );
+                        }
+                    }
+                }
+            }
+            if f.ready.is_empty() && f.applied.changed().await.is_err() {
+                return None;
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
