@@ -148,6 +148,25 @@ pub enum Command {
         #[arg(long)]
         skip_http: bool,
     },
+    /// Measures the early-warning detector on seeded scenarios against the industry rule
+    /// (precision, recall, detection delay, false alarms, AMOC table, speed).
+    EvalWarnings {
+        /// Scenario seeds (comma-separated). Thresholds were tuned on 1,2,3; report on others.
+        #[arg(long, value_delimiter = ',', default_value = "11,12,13")]
+        seeds: Vec<u64>,
+        #[arg(long, default_value_t = 6_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 120)]
+        days: i64,
+        #[arg(long, default_value_t = 30)]
+        cascades: usize,
+        /// The z-score threshold for `warning` (default: the service's).
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Smallest connected cluster for `warning` (default: the service's).
+        #[arg(long)]
+        min_count: Option<usize>,
+    },
     /// Manages API keys and the master key.
     Keys {
         #[command(flatten)]
@@ -326,6 +345,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { data, command } => run_keys(data, command).await,
+        Command::EvalWarnings {
+            seeds,
+            customers,
+            days,
+            cascades,
+            threshold,
+            min_count,
+        } => {
+            let defaults = rapport_projections::warnings::WarningConfig::default();
+            let config = rapport_projections::warnings::WarningConfig {
+                threshold: threshold.unwrap_or(defaults.threshold),
+                min_count: min_count.unwrap_or(defaults.min_count),
+                ..defaults
+            };
+            if days < 10 {
+                anyhow::bail!("--days must be at least 10");
+            }
+            crate::eval::run(crate::eval::EvalOptions {
+                seeds,
+                customers,
+                days,
+                cascades,
+                config,
+            })
+        }
         Command::Report {
             data,
             master,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod crypto;
+pub mod eval;
 pub mod http;
 pub mod import;
 pub mod importers;

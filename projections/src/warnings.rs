@@ -90,6 +90,8 @@ pub const KEY_ENTRIES_MAX: usize = 400;
 /// Ties, evidence lines and timeline entries shown per alert.
 pub const EVIDENCE_LINES_MAX: usize = 12;
 pub const TIMELINE_MAX: usize = 30;
+/// Customers whose ties are described in an alert's evidence.
+pub const EVIDENCE_CUSTOMERS_MAX: usize = 100;
 /// Alert changes kept for the feed.
 pub const ALERT_CHANGES_KEPT_MAX: usize = 100_000;
 const MINHASH_K: usize = 128;
@@ -239,8 +241,8 @@ pub struct Warnings {
     complaints: BTreeMap<String, ComplaintInfo>,
     /// post id → the complaint it echoes (directly or by replying to an echo).
     echo_posts: BTreeMap<String, (String, DateTime<Utc>)>,
-    /// `pair_key(a, b)` → (tie kind, when last seen).
-    ties: BTreeMap<String, (String, DateTime<Utc>)>,
+    /// smaller id → larger id → (tie kind, when last seen).
+    ties: BTreeMap<String, BTreeMap<String, (String, DateTime<Utc>)>>,
     /// Text clusters by LSH band bucket (`bucket_key`).
     buckets: BTreeMap<u64, Vec<String>>,
     clusters: BTreeMap<String, TextCluster>,
@@ -322,10 +324,12 @@ fn band_hash(sig: &[u32], band: usize) -> u64 {
     ((band as u64) << 58) | (fnv(&bytes) >> 6)
 }
 
-/// The ordered pair `(a, b)`, `a <= b`, as one map key.
-fn pair_key(a: &str, b: &str) -> String {
-    let (x, y) = pair(a, b);
-    format!("{x}\u{1f}{y}")
+fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
 }
 
 fn alert_id(kind: Kind, first_complaint: &str) -> String {
@@ -488,7 +492,8 @@ impl Warnings {
             } else {
                 format!("~{kind}")
             };
-            self.ties.insert(pair_key(a, b), (label, at));
+            let (x, y) = pair(a, b);
+            self.ties.entry(x).or_default().insert(y, (label, at));
         }
     }
 
@@ -527,7 +532,10 @@ impl Warnings {
         self.complaints.retain(|_, c| c.at > window_start);
         self.echo_posts.retain(|_, (_, at)| *at > window_start);
         let tie_start = now - Duration::days(self.config.tie_window_days);
-        self.ties.retain(|_, (_, at)| *at > tie_start);
+        self.ties.retain(|_, m| {
+            m.retain(|_, (_, at)| *at > tie_start);
+            !m.is_empty()
+        });
         let stale: Vec<String> = self
             .clusters
             .values()
@@ -668,7 +676,8 @@ impl Warnings {
                 return true;
             }
         }
-        self.ties.contains_key(&pair_key(a, b))
+        let (x, y) = ordered(a, b);
+        self.ties.get(x).is_some_and(|m| m.contains_key(y))
     }
 
     /// Files `entry` under key `k`, then raises or updates what the key now shows.
@@ -697,39 +706,59 @@ impl Warnings {
         let total: usize = ks.days.range(from..to).map(|(_, s)| s.len()).sum();
         let rate = (total as f64 / cfg.baseline_days as f64).max(cfg.prior_daily_rate);
         let expected = rate * cfg.window_hours as f64 / 24.0;
-        let entries = ks.entries.clone();
+        let ks = &self.keys[k];
         // Distinct customers on the key, in first-seen order (a fixed order).
         let mut people: Vec<&str> = Vec::new();
-        for e in &entries {
+        for e in &ks.entries {
             if !people.contains(&e.customer.as_str()) {
                 people.push(&e.customer);
             }
         }
-        let mut dsu = Dsu((0..people.len()).collect());
-        for i in 0..people.len() {
-            for j in 0..i {
-                if self.tied(customers, people[i], people[j]) {
-                    dsu.union(i, j);
-                }
-            }
-        }
-        let mut sizes = vec![0usize; people.len()];
-        for i in 0..people.len() {
-            let r = dsu.find(i);
-            sizes[r] += 1;
-        }
-        let largest = sizes.iter().copied().max().unwrap_or(0);
         let z = |observed: usize| (observed as f64 - expected) / expected.sqrt();
+        // The new entry's connected component, by breadth-first search: a customer with
+        // no ties costs one check per other customer on the key.
         let me = people
             .iter()
             .position(|p| *p == entry.customer)
             .expect("just added");
-        let root = dsu.find(me);
+        let mut in_component = vec![false; people.len()];
+        in_component[me] = true;
+        let mut queue = vec![me];
+        while let Some(i) = queue.pop() {
+            for j in 0..people.len() {
+                if !in_component[j] && self.tied(customers, people[i], people[j]) {
+                    in_component[j] = true;
+                    queue.push(j);
+                }
+            }
+        }
         let component: BTreeSet<&str> = (0..people.len())
-            .filter(|i| dsu.find(*i) == root)
+            .filter(|i| in_component[*i])
             .map(|i| people[i])
             .collect();
         let size = component.len();
+        let zt = z(people.len());
+        // The largest component (union-find over every pair) only when a spike is possible.
+        let spike_possible = people.len() >= cfg.spike_min && zt >= cfg.threshold;
+        let largest = if spike_possible {
+            let mut dsu = Dsu((0..people.len()).collect());
+            for i in 0..people.len() {
+                for j in 0..i {
+                    if dsu.find(i) != dsu.find(j) && self.tied(customers, people[i], people[j]) {
+                        dsu.union(i, j);
+                    }
+                }
+            }
+            let mut sizes = vec![0usize; people.len()];
+            for i in 0..people.len() {
+                let r = dsu.find(i);
+                sizes[r] += 1;
+            }
+            sizes.into_iter().max().unwrap_or(0)
+        } else {
+            size
+        };
+        let entries = &ks.entries;
         let has_echo = entries
             .iter()
             .any(|e| e.echo.is_some() && component.contains(e.customer.as_str()));
@@ -749,16 +778,18 @@ impl Warnings {
                     >= 2
             })
             .count();
-        let influential = component.iter().any(|c| {
-            customers
-                .get(c)
-                .is_some_and(|p| customers.influence(p, now) >= cfg.influence_critical)
-        });
+        let influential = || {
+            component.iter().any(|c| {
+                customers
+                    .get(c)
+                    .is_some_and(|p| customers.influence(p, now) >= cfg.influence_critical)
+            })
+        };
         let zc = z(size);
         let group_level = if size >= cfg.min_count && zc >= cfg.threshold {
             if size >= cfg.critical_size
                 || shared_communities >= cfg.critical_communities
-                || influential
+                || influential()
             {
                 Some(Level::Critical)
             } else {
@@ -769,11 +800,18 @@ impl Warnings {
         } else {
             None
         };
-        if let Some(level) = group_level {
-            let members: Vec<&Entry> = entries
+        let on_key = people.len();
+        let group = group_level.map(|level| {
+            let members: Vec<Entry> = entries
                 .iter()
                 .filter(|e| component.contains(e.customer.as_str()))
+                .cloned()
                 .collect();
+            (level, members)
+        });
+        let spike = (spike_possible && largest * 2 < on_key).then(|| entries.clone());
+        if let Some((level, members)) = group {
+            let members: Vec<&Entry> = members.iter().collect();
             self.upsert(
                 Kind::GroupComplaint,
                 level,
@@ -781,12 +819,11 @@ impl Warnings {
                 &members,
                 ev,
                 customers,
-                (size, expected, zc, largest, people.len()),
+                (size, expected, zc, size, on_key),
             );
         }
-        let zt = z(people.len());
-        if people.len() >= cfg.spike_min && zt >= cfg.threshold && largest * 2 < people.len() {
-            let all: Vec<&Entry> = entries.iter().collect();
+        if let Some(all) = spike {
+            let all: Vec<&Entry> = all.iter().collect();
             self.upsert(
                 Kind::Spike,
                 Level::Warning,
@@ -794,7 +831,7 @@ impl Warnings {
                 &all,
                 ev,
                 customers,
-                (people.len(), expected, zt, largest, people.len()),
+                (on_key, expected, zt, largest, on_key),
             );
         }
     }
@@ -934,7 +971,13 @@ impl Warnings {
         let complaints: Vec<String> = alert.complaints.iter().cloned().collect();
         let level_now = alert.level;
         if grew || is_new {
-            let people: Vec<String> = alert.customers.iter().cloned().collect();
+            // Evidence is about the first customers (in id order); the sets hold them all.
+            let people: Vec<String> = alert
+                .customers
+                .iter()
+                .take(EVIDENCE_CUSTOMERS_MAX)
+                .cloned()
+                .collect();
             let (ties, communities) = self.describe(&people, customers, now);
             let alert = self.alerts.get_mut(&id).expect("inserted above");
             alert.evidence.ties = ties;
@@ -1009,8 +1052,8 @@ impl Warnings {
         }
         for (i, a) in people.iter().enumerate() {
             for b in &people[i + 1..] {
-                if let Some((label, _)) = self.ties.get(&pair_key(a, b)) {
-                    let (x, y) = pair(a, b);
+                let (x, y) = ordered(a, b);
+                if let Some((label, _)) = self.ties.get(x).and_then(|m| m.get(y)) {
                     lines.push(match label.strip_prefix('~') {
                         Some(l) => format!("{y} {l} {x}"),
                         None => format!("{x} {label} {y}"),
