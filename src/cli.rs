@@ -148,6 +148,21 @@ pub enum Command {
         #[arg(long)]
         skip_http: bool,
     },
+    /// Rebuilds the projections from the first event and writes a fresh snapshot; with
+    /// `--verify`, rebuilds beside the live snapshot and compares a digest per projection.
+    Replay {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        master: MasterKeyArgs,
+        /// Projections to compare or report (customers, segments, warnings); all by default.
+        /// Every projection is folded either way (segments and warnings read profiles).
+        #[arg(long)]
+        projection: Vec<String>,
+        /// Compare with the live snapshot instead of replacing it; fails on any difference.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Measures the early-warning detector on seeded scenarios against the industry rule
     /// (precision, recall, detection delay, false alarms, AMOC table, speed).
     EvalWarnings {
@@ -345,6 +360,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { data, command } => run_keys(data, command).await,
+        Command::Replay {
+            data,
+            master,
+            projection,
+            verify,
+        } => {
+            let master = master.resolve(false)?;
+            crate::replay::run_cli(&data.data_dir, master, &projection, verify).await
+        }
         Command::EvalWarnings {
             seeds,
             customers,

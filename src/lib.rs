@@ -11,6 +11,7 @@ pub mod import;
 pub mod importers;
 pub mod log;
 pub mod read_model;
+pub mod replay;
 pub mod report;
 pub mod server;
 pub mod store;

@@ -20,7 +20,7 @@ use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, 
 use tokio::sync::{watch, RwLock};
 
 use crate::{
-    log::{Log, PersonalAccess},
+    log::Log,
     store,
 };
 
@@ -34,6 +34,9 @@ const APPLY_LOCK_EVENTS_MAX: usize = 64;
 const APPLY_QUEUE_BATCHES: usize = 8;
 /// A snapshot is written after this many events since the last one.
 pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
+/// Positions between the snapshots kept for time travel: an as-of query replays at most
+/// this many events after loading one.
+pub const HISTORY_EVERY_EVENTS: u64 = 500_000;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SnapshotHeader {
@@ -54,7 +57,17 @@ pub fn load_snapshot(
     lifecycle: &LifecycleConfig,
     warnings: &WarningConfig,
 ) -> Option<ReadState> {
-    let bytes = std::fs::read(snapshot_path(dir)).ok()?;
+    load_snapshot_file(&snapshot_path(dir), last_position, lifecycle, warnings)
+}
+
+/// Loads one snapshot file under the same checks as [`load_snapshot`].
+pub fn load_snapshot_file(
+    path: &Path,
+    last_position: u64,
+    lifecycle: &LifecycleConfig,
+    warnings: &WarningConfig,
+) -> Option<ReadState> {
+    let bytes = std::fs::read(path).ok()?;
     let split = bytes.iter().position(|b| *b == b'\n')?;
     let header: SnapshotHeader = match serde_json::from_slice(&bytes[..split]) {
         Ok(h) => h,
@@ -121,6 +134,17 @@ pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Resul
     Ok(())
 }
 
+/// Keeps the current snapshot (just written at `position`) for time travel, as a hard link.
+fn keep_history(dir: &Path, position: u64) -> std::io::Result<()> {
+    let history = crate::replay::history_dir(dir);
+    std::fs::create_dir_all(&history)?;
+    let target = history.join(format!("{position}.snapshot"));
+    if !target.exists() {
+        std::fs::hard_link(snapshot_path(dir), target)?;
+    }
+    Ok(())
+}
+
 /// How the read model runs; every option is set by the caller.
 #[derive(Clone)]
 pub struct ReadModelOptions {
@@ -131,6 +155,9 @@ pub struct ReadModelOptions {
     /// Where snapshots live; `None` keeps everything in memory only.
     pub snapshots: Option<PathBuf>,
     pub snapshot_every_events: u64,
+    /// A snapshot is kept for time travel at least this many positions after the last
+    /// one kept (`<snapshots>/history/<position>.snapshot`, a hard link).
+    pub history_every_events: u64,
 }
 
 impl ReadModelOptions {
@@ -142,6 +169,7 @@ impl ReadModelOptions {
             min_position_wait: Duration::from_millis(MIN_POSITION_WAIT_MS),
             snapshots: dir,
             snapshot_every_events: SNAPSHOT_EVERY_EVENTS,
+            history_every_events: HISTORY_EVERY_EVENTS,
         }
     }
 }
@@ -153,6 +181,9 @@ pub struct ReadModel {
     pub lifecycle: LifecycleConfig,
     /// Longest wait for `min_position`.
     pub min_position_wait: Duration,
+    /// Past states for `as_of_position`, `known_at`, `valid_at`.
+    pub time_travel: crate::replay::TimeTravel,
+    pub log: Log,
     applied: watch::Sender<u64>,
 }
 
@@ -167,7 +198,14 @@ impl ReadModel {
             min_position_wait,
             snapshots,
             snapshot_every_events,
+            history_every_events,
         } = opts;
+        let time_travel = crate::replay::TimeTravel::new(
+            log.clone(),
+            snapshots.clone(),
+            lifecycle,
+            warnings.clone(),
+        );
         let start = snapshots
             .as_deref()
             .and_then(|d| load_snapshot(d, log.store.last_position(), &lifecycle, &warnings))
@@ -183,6 +221,8 @@ impl ReadModel {
             latest: RwLock::new(latest),
             lifecycle,
             min_position_wait,
+            time_travel,
+            log: log.clone(),
             applied,
         });
         let m = model.clone();
@@ -200,15 +240,8 @@ impl ReadModel {
                     // identity is read from the log when shown). The one exception read
                     // while folding: complaint text, which the early-warning detector turns
                     // into MinHash signatures and never stores.
-                    let access = |s: &store::StoredEvent| {
-                        if s.event.event_type == rapport_events::EventType::Complaint {
-                            PersonalAccess::Plain
-                        } else {
-                            PersonalAccess::Withheld
-                        }
-                    };
                     match r.and_then(|s| {
-                        let a = access(&s);
+                        let a = crate::replay::projection_access(&s);
                         log.open(s, a)
                     }) {
                         Ok(ev) => opened.push(ev),
@@ -225,6 +258,10 @@ impl ReadModel {
         });
         tokio::spawn(async move {
             let mut snapshot_at = from;
+            let mut history_at = snapshots
+                .as_deref()
+                .and_then(|d| crate::replay::history_snapshot_before(d, u64::MAX))
+                .map_or(0, |(p, _)| p);
             while let Some(opened) = rx.recv().await {
                 let Some(last) = opened.last().map(|e| e.position) else {
                     continue;
@@ -252,13 +289,21 @@ impl ReadModel {
                 if let Some(dir) = &snapshots {
                     if last - snapshot_at >= snapshot_every_events {
                         let bytes = m.state.read().await.snapshot_bytes();
-                        let dir = dir.clone();
+                        let d = dir.clone();
                         match tokio::task::spawn_blocking(move || {
-                            write_snapshot(&dir, last, &bytes)
+                            write_snapshot(&d, last, &bytes)
                         })
                         .await
                         {
-                            Ok(Ok(())) => snapshot_at = last,
+                            Ok(Ok(())) => {
+                                snapshot_at = last;
+                                if last - history_at >= history_every_events || history_at == 0 {
+                                    match keep_history(dir, last) {
+                                        Ok(()) => history_at = last,
+                                        Err(e) => tracing::warn!(error = %e, "could not keep a history snapshot"),
+                                    }
+                                }
+                            }
                             Ok(Err(e)) => {
                                 tracing::warn!(error = %e, "could not write the snapshot")
                             }

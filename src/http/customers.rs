@@ -13,7 +13,7 @@ use axum::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_projections::{
-    cohorts, customers::currency_str, reactivation, rfm, Lifecycle, Profile,
+    cohorts, customers::currency_str, reactivation, rfm, Lifecycle, Profile, ReadState,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -31,6 +31,10 @@ const FAVOURITES_MAX: usize = 5;
 pub struct ReadQuery {
     pub(super) min_position: Option<u64>,
     pub(super) as_of: Option<String>,
+    // Time travel (see `crate::replay`).
+    pub(super) as_of_position: Option<u64>,
+    pub(super) known_at: Option<String>,
+    pub(super) valid_at: Option<String>,
     // Lists.
     pub(super) status: Option<String>,
     pub(super) community: Option<String>,
@@ -78,6 +82,86 @@ fn currency(q: &ReadQuery, c: &rapport_projections::Customers, as_of: DateTime<U
         .clone()
         .or_else(|| rfm::main_currency(c, as_of))
         .unwrap_or_else(|| "CNY".into())
+}
+
+/// The state a query reads: the live one, or a past one (time travel).
+pub(super) enum View<'a> {
+    Live(tokio::sync::RwLockReadGuard<'a, ReadState>),
+    Past(std::sync::Arc<ReadState>),
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = ReadState;
+    fn deref(&self) -> &ReadState {
+        match self {
+            View::Live(g) => g,
+            View::Past(s) => s,
+        }
+    }
+}
+
+impl View<'_> {
+    pub(super) fn is_past(&self) -> bool {
+        matches!(self, View::Past(_))
+    }
+}
+
+/// Waits for `min_position`, then picks the state to read: live, or as it was after
+/// `as_of_position` / at `known_at`, with only events that occurred by `valid_at`. The
+/// reference time `as_of` defaults to `valid_at`, else the latest event time of that state.
+pub(super) async fn view<'a>(
+    state: &'a AppState,
+    q: &ReadQuery,
+) -> Result<(View<'a>, DateTime<Utc>), ApiError> {
+    let live_as_of = prepare(state, q).await?;
+    let valid_at = q
+        .valid_at
+        .as_deref()
+        .map(|s| parse_time_param("valid_at", s))
+        .transpose()?;
+    let position = match (q.as_of_position, &q.known_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad(
+                "known_at",
+                "give as_of_position or known_at, not both",
+            ))
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(t)) => {
+            let t = parse_time_param("known_at", t)?;
+            Some(crate::replay::position_known_at(&state.log, t).await?)
+        }
+        (None, None) => None,
+    };
+    if position.is_none() && valid_at.is_none() {
+        return Ok((View::Live(state.read_model.state.read().await), live_as_of));
+    }
+    let last = state.log.store.last_position();
+    let position = position.unwrap_or(last);
+    if position > last {
+        return Err(ApiError::bad(
+            "as_of_position",
+            format!("is beyond the last position of the log ({last})"),
+        ));
+    }
+    let past = state
+        .read_model
+        .time_travel
+        .state_at(position, valid_at)
+        .await?;
+    let as_of = match (&q.as_of, valid_at) {
+        (Some(s), _) => parse_as_of(s)?,
+        (None, Some(t)) => t,
+        (None, None) => past
+            .segments
+            .clock()
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+    };
+    Ok((View::Past(past), as_of))
+}
+
+fn parse_time_param(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+    parse_as_of(s).map_err(|_| ApiError::bad(field, "must be an RFC 3339 time or a date YYYY-MM-DD"))
 }
 
 /// Waits for `min_position`, then resolves `as_of`.
@@ -225,8 +309,7 @@ pub async fn get_customer(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
-    let as_of = prepare(&state, &q).await?;
-    let st = state.read_model.state.read().await;
+    let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     let p = c
         .get(&id)
@@ -279,7 +362,7 @@ pub async fn list_customers(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
-    let as_of = prepare(&state, &q).await?;
+    let (st, as_of) = view(&state, &q).await?;
     let status = match &q.status {
         Some(s) => Some(Lifecycle::parse(s).ok_or_else(|| {
             ApiError::bad(
@@ -296,14 +379,13 @@ pub async fn list_customers(
             .map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
         None => 0,
     };
-    let st = state.read_model.state.read().await;
     let c = &st.customers;
     let lc = &state.read_model.lifecycle;
     if let Some(seg) = &q.segment {
-        if q.as_of.is_some() {
+        if q.as_of.is_some() && !st.is_past() {
             return Err(ApiError::bad(
                 "as_of",
-                "segment membership is kept for the present only; as_of cannot be combined with segment",
+                "segment membership is a fold over events: ask for the past with as_of_position, known_at or valid_at, not as_of",
             ));
         }
         if st.segments.get(seg).is_none() {
@@ -366,8 +448,7 @@ pub async fn get_rfm(
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
-    let as_of = prepare(&state, &q).await?;
-    let st = state.read_model.state.read().await;
+    let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     let currency = currency(&q, &c, as_of);
     let rows = rfm::rfm(&c, as_of, &currency);
@@ -415,8 +496,7 @@ pub async fn get_cohorts(
     if q.period.as_deref().is_some_and(|p| p != "month") {
         return Err(ApiError::bad("period", "only `month` is supported"));
     }
-    let as_of = prepare(&state, &q).await?;
-    let st = state.read_model.state.read().await;
+    let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     Ok(Json(
         json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(&c, as_of)}),
@@ -430,9 +510,8 @@ pub async fn get_reactivation(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
-    let as_of = prepare(&state, &q).await?;
+    let (st, as_of) = view(&state, &q).await?;
     let limit = page_limit(&q)?;
-    let st = state.read_model.state.read().await;
     let c = &st.customers;
     let currency = currency(&q, &c, as_of);
     let all = reactivation::candidates(&c, &state.read_model.lifecycle, as_of, &currency);
@@ -450,8 +529,7 @@ pub async fn get_campaigns(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
-    let as_of = prepare(&state, &q).await?;
-    let st = state.read_model.state.read().await;
+    let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     Ok(Json(
         json!({"as_of": as_of, "attribution_days": reactivation::ATTRIBUTION_DAYS, "campaigns": reactivation::campaigns(&c, &state.read_model.lifecycle, as_of)}),

@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(segments::retire),
         )
         .route("/v1/segments/{id}/members", get(segments::members))
+        .route("/v1/segments/{id}/diff", get(segments::diff))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/subscribe", get(alerts::subscribe))
         .route("/v1/alerts/{id}", get(alerts::get_one))

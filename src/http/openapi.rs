@@ -19,7 +19,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, Option<&str>, u16)] = &[
     ("get", "/v1/keys", "List API keys (never their secrets)", "admin", None, 200),
     ("delete", "/v1/keys/{id}", "Revoke an API key", "admin", None, 204),
     ("get", "/v1/customers", "Customers, paged. Query: status (lifecycle), community, segment, sort (id | revenue | last_seen | influence), cursor, limit, as_of, min_position", "support, analyst, admin", None, 200),
-    ("get", "/v1/customers/{id}", "The customer's profile. Query: as_of, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/customers/{id}", "The customer's profile. Query: as_of, as_of_position, known_at, valid_at, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/customers/{id}/timeline", "The customer's events, newest first. Query: cursor, limit, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/rfm", "RFM scores and segments. Query: as_of, currency, format=csv, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/cohorts", "Monthly acquisition cohorts: retention and revenue. Query: period=month, as_of, min_position", "support, analyst, admin", None, 200),
@@ -37,6 +37,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, Option<&str>, u16)] = &[
     ("get", "/v1/alerts/{id}", "One alert with its evidence; support and admin also get the phrases its complaints share. Query: min_position", "support, analyst, admin", None, 200),
     ("post", "/v1/alerts/{id}/acknowledge", "Acknowledge an alert: {\"note\"?}; recorded as an event", "support, admin", None, 200),
     ("post", "/v1/alerts/{id}/resolve", "Resolve an alert: {\"note\"?}; recorded as an event", "support, admin", None, 200),
+    ("get", "/v1/segments/{id}/diff", "Who entered and who left a segment between two points. Query: from, to (log positions, or times read as business time; basis=recorded reads them as recording time), min_position", "support, analyst, admin", None, 200),
     ("delete", "/v1/customers/{id}/personal-data", "Erase a customer's personal data (crypto-shredding)", "admin", None, 200),
     ("get", "/v1/customers/{id}/export", "Everything held about a customer, decrypted (access and portability)", "support, admin", None, 200),
 ];

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    customers::{page_limit, prepare, query, Q},
+    customers::{page_limit, query, view, Q},
     ApiError, AppState, Caller, READERS,
 };
 use crate::{auth::Role, store::ExpectedVersion};
@@ -35,6 +35,18 @@ const DEFINERS: &[Role] = &[Role::Analyst, Role::Admin];
 const SEGMENT_ID_LEN_MAX: usize = 64;
 /// Changes sent per read of the projection by the feed.
 const FEED_BATCH_CHANGES: usize = 1000;
+
+/// Membership is a fold over events, so the past is asked for with `as_of_position`,
+/// `known_at` or `valid_at`; a bare `as_of` would suggest a re-evaluation it is not.
+fn refuse_as_of(q: &super::customers::ReadQuery) -> Result<(), ApiError> {
+    if q.as_of.is_some() {
+        return Err(ApiError::bad(
+            "as_of",
+            "segment membership is a fold over events: ask for the past with as_of_position, known_at or valid_at",
+        ));
+    }
+    Ok(())
+}
 
 fn check_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
@@ -178,11 +190,8 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
-    if q.as_of.is_some() {
-        return Err(ApiError::bad("as_of", "segments are kept for the present only"));
-    }
-    prepare(&state, &q).await?;
-    let st = state.read_model.state.read().await;
+    refuse_as_of(&q)?;
+    let (st, _) = view(&state, &q).await?;
     let segments: Vec<Value> = st
         .segments
         .defs()
@@ -205,8 +214,8 @@ pub async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
-    prepare(&state, &q).await?;
-    let st = state.read_model.state.read().await;
+    refuse_as_of(&q)?;
+    let (st, _) = view(&state, &q).await?;
     let d = st
         .segments
         .get(&id)
@@ -252,14 +261,8 @@ pub async fn members(
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
-    if q.as_of.is_some() {
-        return Err(ApiError::bad(
-            "as_of",
-            "segment membership is kept for the present only",
-        ));
-    }
-    prepare(&state, &q).await?;
-    let st = state.read_model.state.read().await;
+    refuse_as_of(&q)?;
+    let (st, _) = view(&state, &q).await?;
     let members = st
         .segments
         .members(&id)
@@ -433,4 +436,86 @@ pub async fn changes(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    from: String,
+    to: Option<String>,
+    /// How times in `from`/`to` are read: `occurred` (business time, the default: only
+    /// events that occurred by then) or `recorded` (what the system knew then).
+    basis: Option<String>,
+    min_position: Option<u64>,
+}
+
+/// `GET /v1/segments/{id}/diff?from=&to=&basis=`: who entered and who left a segment
+/// between two points, each a log position or a time.
+pub async fn diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    if let Some(p) = q.min_position {
+        if !state.read_model.wait_for(p).await {
+            return Err(ApiError::Unavailable(format!(
+                "the read model did not reach min_position {p} in time; retry"
+            )));
+        }
+    }
+    let recorded = match q.basis.as_deref().unwrap_or("occurred") {
+        "occurred" => false,
+        "recorded" => true,
+        _ => return Err(ApiError::bad("basis", "must be occurred or recorded")),
+    };
+    let last = state.log.store.last_position();
+    // A point is (position, valid_at).
+    let point = |field: &'static str, v: &str| {
+        let state = state.clone();
+        let v = v.to_owned();
+        async move {
+            if let Ok(p) = v.parse::<u64>() {
+                if p > last {
+                    return Err(ApiError::bad(field, format!("is beyond the last position of the log ({last})")));
+                }
+                return Ok::<_, ApiError>((p, None));
+            }
+            let t = super::customers::parse_as_of(&v)
+                .map_err(|_| ApiError::bad(field, "must be a log position or an RFC 3339 time or a date YYYY-MM-DD"))?;
+            if recorded {
+                Ok((crate::replay::position_known_at(&state.log, t).await?, None))
+            } else {
+                Ok((last, Some(t)))
+            }
+        }
+    };
+    let from = point("from", &q.from).await?;
+    let to = match &q.to {
+        Some(t) => point("to", t).await?,
+        None => (last, None),
+    };
+    let tt = &state.read_model.time_travel;
+    let a = tt.state_at(from.0, from.1).await?;
+    let b = tt.state_at(to.0, to.1).await?;
+    if a.segments.get(&id).is_none() && b.segments.get(&id).is_none() {
+        return Err(ApiError::NotFound(format!("segment `{id}` is defined at neither point")));
+    }
+    let empty = Default::default();
+    let ma = a.segments.members(&id).unwrap_or(&empty);
+    let mb = b.segments.members(&id).unwrap_or(&empty);
+    let entered: Vec<&String> = mb.difference(ma).collect();
+    let exited: Vec<&String> = ma.difference(mb).collect();
+    let describe = |p: &(u64, Option<chrono::DateTime<Utc>>), s: &rapport_projections::ReadState| {
+        json!({"position": p.0, "valid_at": p.1, "clock": s.segments.clock(), "members": s.segments.members(&id).map_or(0, |m| m.len())})
+    };
+    Ok(Json(json!({
+        "segment": id,
+        "from": describe(&from, &a),
+        "to": describe(&to, &b),
+        "entered": entered,
+        "exited": exited,
+    })))
 }

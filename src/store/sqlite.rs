@@ -73,6 +73,29 @@ struct Shared {
     index: RwLock<Index>,
     last: AtomicU64,
     notify: watch::Sender<u64>,
+    /// The latest `recorded_at` written, so it never goes backwards (a wall clock that
+    /// steps back does not reorder recording times; `known_at` relies on it).
+    recorded: Mutex<DateTime<Utc>>,
+}
+
+impl Shared {
+    fn recorded_now(&self) -> String {
+        let mut last = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        *last = (*last).max(Utc::now());
+        time_text(&last)
+    }
+}
+
+/// The `recorded_at` of the last event, or the epoch.
+fn last_recorded(conn: &Connection) -> DateTime<Utc> {
+    conn.query_row(
+        "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1",
+        [],
+        |r| r.get::<_, String>(0),
+    )
+    .ok()
+    .and_then(|s| parse_time(&s).ok())
+    .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 enum Job {
@@ -314,6 +337,7 @@ impl SqliteStore {
             index: RwLock::new(index),
             last: AtomicU64::new(last),
             notify,
+            recorded: Mutex::new(last_recorded(&conn)),
         });
         let (tx, rx) = crossbeam_channel::bounded(WRITE_QUEUE_JOBS_MAX);
         let writer_shared = shared.clone();
@@ -347,12 +371,14 @@ impl SqliteStore {
         // One read transaction for the scan, so the index and `last` describe one moment.
         conn.execute_batch("BEGIN")?;
         let (index, last) = load_index(&conn)?;
+        let recorded = last_recorded(&conn);
         conn.execute_batch("COMMIT")?;
         let (notify, _) = watch::channel(last);
         let shared = Arc::new(Shared {
             index: RwLock::new(index),
             last: AtomicU64::new(last),
             notify,
+            recorded: Mutex::new(recorded),
         });
         Ok(SqliteStore {
             db_path,
@@ -702,7 +728,7 @@ fn writer_loop(
                                 let last = shared.last.load(Ordering::Acquire);
                                 bulk = Some(Bulk {
                                     pending: Pending::new(last),
-                                    recorded_at: time_text(&Utc::now()),
+                                    recorded_at: shared.recorded_now(),
                                     failed: None,
                                 });
                             })
@@ -971,7 +997,7 @@ fn commit_group(
     key_rows: &mut KeyRows,
     jobs: Vec<(AppendRequest, Reply)>,
 ) -> usize {
-    let recorded_at = time_text(&Utc::now());
+    let recorded_at = shared.recorded_now();
     let mut pending = Pending::new(shared.last.load(Ordering::Acquire));
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         fail_all(jobs.into_iter().map(|(_, r)| r).collect(), &e.into());

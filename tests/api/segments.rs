@@ -148,6 +148,30 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
         (&json!("exited"), &json!("event"), &appended["positions"][0])
     );
 
+    // Time travel: who entered between the definition and the clock-moving purchase; the
+    // past as of a position; business time with valid_at.
+    let (status, diff) = s
+        .get(&format!("/v1/segments/lapsed-regulars/diff?from={defined_at}&to={clock_mover}"), &s.admin)
+        .await;
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!((&diff["entered"], &diff["exited"]), (&json!(["c-1"]), &json!([])));
+    let now = appended["positions"][0].as_u64().unwrap();
+    let (_, diff) = s
+        .get(&format!("/v1/segments/lapsed-regulars/diff?from={clock_mover}&to={now}"), &s.admin)
+        .await;
+    assert_eq!((&diff["entered"], &diff["exited"]), (&json!([]), &json!(["c-1"])));
+    let (status, past) = s.get("/v1/customers/c-1?as_of_position=3", &s.admin).await;
+    assert_eq!(status, 200, "{past}");
+    assert_eq!(past["orders"], 2, "after event 3 c-1 had bought twice");
+    let (_, past) = s.get("/v1/customers/c-1?valid_at=2026-01-04", &s.admin).await;
+    assert_eq!(past["orders"], 1, "by 4 January c-1 had bought once");
+    let (_, m) = s
+        .get(&format!("/v1/segments/lapsed-regulars/members?as_of_position={clock_mover}"), &s.admin)
+        .await;
+    assert_eq!(m["total"], 1);
+    let (status, body) = s.get("/v1/customers/c-1?as_of_position=999", &s.admin).await;
+    assert_eq!((status, &body["error"]["details"][0]["path"]), (400, &json!("as_of_position")));
+
     // Retiring the segment ends it; its stream keeps the history.
     let (status, _) = s.delete("/v1/segments/lapsed-regulars", &s.admin).await;
     assert_eq!(status, 200);

@@ -1,0 +1,301 @@
+//! Replay and time travel: folding the log again, from the first event or from a
+//! snapshot, up to a position, optionally only events that occurred by a time.
+//!
+//! - `as_of_position=P`: the state after event P, from the nearest history snapshot at or
+//!   before P plus the events after it (at most `history_every_events` of them).
+//! - `known_at=T`: the same at the recording time T, translated to the last position
+//!   recorded at or before T (`recorded_at` never goes backwards, so this is a binary
+//!   search).
+//! - `valid_at=T`: business time: only events whose `occurred_at` ≤ T, whatever their
+//!   recording time. Snapshots mix events of every business time, so this folds from the
+//!   first event (cost: the whole log up to P).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use chrono::{DateTime, Utc};
+use rapport_events::{EventType, RecordedEvent};
+use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    log::{Log, PersonalAccess},
+    store::{EventStore, StoreError, StoredEvent, READ_EVENTS_MAX},
+};
+
+/// What the projections may see of an event: complaint text for the detector (turned into
+/// signatures, never stored), nothing else personal.
+pub fn projection_access(s: &StoredEvent) -> PersonalAccess {
+    if s.event.event_type == EventType::Complaint {
+        PersonalAccess::Plain
+    } else {
+        PersonalAccess::Withheld
+    }
+}
+
+/// Folds events `(state.position(), until]` into `state`, skipping events that occurred
+/// after `valid_at`. `on_batch` is told how many events were read (for progress bars).
+pub async fn fold(
+    log: &Log,
+    mut state: ReadState,
+    until: u64,
+    valid_at: Option<DateTime<Utc>>,
+    mut on_batch: impl FnMut(u64),
+) -> Result<ReadState, StoreError> {
+    let mut after = state.position();
+    while after < until {
+        let limit = READ_EVENTS_MAX.min((until - after) as usize);
+        let batch = log.store.read_all(after, limit).await?;
+        let Some(last) = batch.last().map(|s| s.position) else {
+            break;
+        };
+        let n = batch.len() as u64;
+        for s in batch {
+            let access = projection_access(&s);
+            let ev = log.open(s, access)?;
+            if valid_at.is_none_or(|t| ev.occurred_at <= t) {
+                state.apply(&ev);
+            } else {
+                // Keep the position moving so the state says how far it read.
+                skip(&mut state, &ev);
+            }
+        }
+        after = last;
+        on_batch(n);
+    }
+    Ok(state)
+}
+
+/// Advances the position without applying (an event outside `valid_at`).
+fn skip(state: &mut ReadState, ev: &RecordedEvent) {
+    state.customers.position = ev.position;
+}
+
+/// A digest per projection of the state's bytes: what `replay --verify` compares.
+pub fn digests(state: &ReadState) -> Vec<(&'static str, String)> {
+    let hex = |b: &[u8]| {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    vec![
+        ("customers", hex(&state.customers.snapshot_bytes())),
+        (
+            "segments",
+            hex(&serde_json::to_vec(&state.segments).expect("segments serialize")),
+        ),
+        (
+            "warnings",
+            hex(&serde_json::to_vec(&state.warnings).expect("warnings serialize")),
+        ),
+    ]
+}
+
+/// The last position recorded at or before `t` (0 if none).
+pub async fn position_known_at(log: &Log, t: DateTime<Utc>) -> Result<u64, StoreError> {
+    let (mut lo, mut hi) = (0u64, log.store.last_position());
+    // Invariant: position lo is known at t (0 trivially); positions after hi are not.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        let e = log.store.read_all(mid - 1, 1).await?;
+        match e.first() {
+            Some(s) if s.recorded_at <= t => lo = mid,
+            _ => hi = mid - 1,
+        }
+    }
+    Ok(lo)
+}
+
+/// Snapshots kept for time travel: `<dir>/history/<position>.snapshot`, hard links of the
+/// read model's snapshots taken at least `every` positions apart.
+pub fn history_dir(snapshots: &Path) -> PathBuf {
+    snapshots.join("history")
+}
+
+/// The history snapshot with the greatest position ≤ `position`.
+pub fn history_snapshot_before(snapshots: &Path, position: u64) -> Option<(u64, PathBuf)> {
+    let entries = std::fs::read_dir(history_dir(snapshots)).ok()?;
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let p: u64 = name.strip_suffix(".snapshot")?.parse().ok()?;
+            (p <= position).then(|| (p, e.path()))
+        })
+        .max_by_key(|(p, _)| *p)
+}
+
+/// Builds past states for queries, with a small cache of the latest ones.
+pub struct TimeTravel {
+    log: Log,
+    snapshots: Option<PathBuf>,
+    lifecycle: LifecycleConfig,
+    warnings: WarningConfig,
+    cache: Mutex<Vec<((u64, Option<DateTime<Utc>>), Arc<ReadState>)>>,
+}
+
+/// Past states kept in memory.
+const TIME_TRAVEL_CACHE_STATES: usize = 2;
+
+impl TimeTravel {
+    pub fn new(
+        log: Log,
+        snapshots: Option<PathBuf>,
+        lifecycle: LifecycleConfig,
+        warnings: WarningConfig,
+    ) -> TimeTravel {
+        TimeTravel {
+            log,
+            snapshots,
+            lifecycle,
+            warnings,
+            cache: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The state after `position`, with only events that occurred by `valid_at`.
+    pub async fn state_at(
+        &self,
+        position: u64,
+        valid_at: Option<DateTime<Utc>>,
+    ) -> Result<Arc<ReadState>, StoreError> {
+        let key = (position, valid_at);
+        if let Some((_, s)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(k, _)| *k == key)
+        {
+            return Ok(s.clone());
+        }
+        let start = match (&self.snapshots, valid_at) {
+            (Some(dir), None) => history_snapshot_before(dir, position).and_then(|(_, path)| {
+                crate::read_model::load_snapshot_file(&path, position, &self.lifecycle, &self.warnings)
+            }),
+            _ => None,
+        }
+        .unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
+        let state = Arc::new(fold(&self.log, start, position, valid_at, |_| {}).await?);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.push((key, state.clone()));
+        if cache.len() > TIME_TRAVEL_CACHE_STATES {
+            cache.remove(0);
+        }
+        Ok(state)
+    }
+}
+
+/// `rapport replay [--projection NAME…] [--verify]`.
+pub async fn run_cli(
+    data_dir: &Path,
+    master: crate::crypto::MasterKey,
+    projections: &[String],
+    verify: bool,
+) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    const NAMES: [&str; 3] = ["customers", "segments", "warnings"];
+    for p in projections {
+        anyhow::ensure!(
+            NAMES.contains(&p.as_str()),
+            "unknown projection `{p}` (known: {})",
+            NAMES.join(", ")
+        );
+    }
+    let wanted = |name: &str| projections.is_empty() || projections.iter().any(|p| p == name);
+    let (store, log) = crate::server::open_log_read_only(data_dir, master).await?;
+    let snapshots = data_dir.join("snapshots");
+    let lifecycle = LifecycleConfig::default();
+    let warnings = WarningConfig::default();
+    let live = if verify {
+        let live = crate::read_model::load_snapshot(
+            &snapshots,
+            store.last_position(),
+            &lifecycle,
+            &warnings,
+        );
+        let Some(live) = live else {
+            anyhow::bail!(
+                "no usable snapshot in {} to verify against (start the server, or run `rapport replay` without --verify)",
+                snapshots.display()
+            );
+        };
+        Some(live)
+    } else {
+        None
+    };
+    let until = live.as_ref().map_or(store.last_position(), |l| l.position());
+    let bar = ProgressBar::with_draw_target(
+        Some(until),
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let rebuilt = fold(
+        &log,
+        ReadState::new(lifecycle, warnings),
+        until,
+        None,
+        |n| bar.inc(n),
+    )
+    .await?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "replayed {} events in {secs:.2} s ({:.0} events/s)",
+        rebuilt.position(),
+        rebuilt.position() as f64 / secs.max(1e-9)
+    );
+    match live {
+        Some(live) => {
+            let (a, b) = (digests(&live), digests(&rebuilt));
+            let mut differ = Vec::new();
+            for ((name, x), (_, y)) in a.iter().zip(&b) {
+                if !wanted(name) {
+                    continue;
+                }
+                let same = x == y;
+                println!(
+                    "{name:<10} {} live {} replayed {}",
+                    if same { "same     " } else { "DIFFERENT" },
+                    &x[..16],
+                    &y[..16]
+                );
+                if !same {
+                    differ.push(*name);
+                }
+            }
+            anyhow::ensure!(
+                differ.is_empty(),
+                "the replayed state differs from the live snapshot at position {until} in: {}",
+                differ.join(", ")
+            );
+            println!("verified at position {until}: replay gives the live state byte for byte");
+        }
+        None => {
+            let bytes = rebuilt.snapshot_bytes();
+            crate::read_model::write_snapshot(&snapshots, rebuilt.position(), &bytes)?;
+            for (name, d) in digests(&rebuilt) {
+                if wanted(name) {
+                    println!("{name:<10} {}", &d[..16]);
+                }
+            }
+            println!(
+                "wrote a fresh snapshot at position {} to {} (a running server keeps its own state until it restarts)",
+                rebuilt.position(),
+                snapshots.display()
+            );
+        }
+    }
+    Ok(())
+}
