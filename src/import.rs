@@ -314,27 +314,12 @@ pub fn export(
     access: PersonalAccess,
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
-    use rapport_events::PersonalView;
     let mut n = 0u64;
     let mut line = Vec::with_capacity(1024);
     let io = |e: std::io::Error| crate::store::StoreError::Io(e.to_string());
     store.for_each_raw_blocking(after, until, |r| {
         line.clear();
-        let view = match (r.sealed, r.key_gen) {
-            (None, _) => {
-                let ty = rapport_events::EventType::parse(r.event_type);
-                Some(
-                    ty.filter(|t| rapport_events::personal::may_carry_personal(*t))
-                        .map(|_| PersonalView::Plain),
-                )
-            }
-            (Some(_), Some(g)) if g != 0 => match log.keys.get(r.customer, g) {
-                Some(k) if k.is_destroyed() => Some(Some(PersonalView::Erased)),
-                Some(_) if access == PersonalAccess::Withheld => Some(Some(PersonalView::Withheld)),
-                _ => None,
-            },
-            _ => None,
-        };
+        let view = stored_view(log, r, access);
         match view {
             Some(view) => write_raw(&mut line, r, view).map_err(io)?,
             None => {
@@ -350,6 +335,32 @@ pub fn export(
     })?;
     out.flush()?;
     Ok(n)
+}
+
+/// How a stored row's personal fields show for `access` when that needs no decryption:
+/// `Some(view)` (`None` inside for a type without personal fields), or `None` when the
+/// row must go through [`Log::open`].
+pub fn stored_view(
+    log: &Log,
+    r: &crate::store::sqlite::RawRow<'_>,
+    access: PersonalAccess,
+) -> Option<Option<rapport_events::PersonalView>> {
+    use rapport_events::PersonalView;
+    match (r.sealed, r.key_gen) {
+        (None, _) => {
+            let ty = rapport_events::EventType::parse(r.event_type);
+            Some(
+                ty.filter(|t| rapport_events::personal::may_carry_personal(*t))
+                    .map(|_| PersonalView::Plain),
+            )
+        }
+        (Some(_), Some(g)) if g != 0 => match log.keys.get(r.customer, g) {
+            Some(k) if k.is_destroyed() => Some(Some(PersonalView::Erased)),
+            Some(_) if access == PersonalAccess::Withheld => Some(Some(PersonalView::Withheld)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Writes a stored row as the JSON of its [`rapport_events::RecordedEvent`], copying the

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod crypto;
 pub mod eval;
+pub mod export;
 pub mod http;
 pub mod import;
 pub mod importers;

@@ -321,6 +321,34 @@ fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
             "the purchase survives the erasure"
         );
         outputs.push((format!("export --personal {personal}"), out.stdout));
+        for (what, format) in [
+            ("events", "csv"),
+            ("events", "parquet"),
+            ("profiles", "csv"),
+            ("profiles", "parquet"),
+            ("alerts", "ndjson"),
+            ("segments", "csv"),
+        ] {
+            let out = run(
+                &["export", "--personal", personal, "--what", what, "--format", format],
+                &data,
+                &master,
+            );
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            // Parquet is compressed: search its decoded text, not its bytes.
+            let text = if format == "parquet" {
+                parquet_text(&out.stdout).into_bytes()
+            } else {
+                out.stdout
+            };
+            if what != "alerts" && what != "segments" {
+                assert!(
+                    String::from_utf8_lossy(&text).contains("42.00"),
+                    "{what} as {format}: the purchase survives the erasure"
+                );
+            }
+            outputs.push((format!("export --personal {personal} --what {what} --format {format}"), text));
+        }
     }
     for (what, bytes) in &outputs {
         for secret in [NAME, PHONE, "Erasable"] {
@@ -330,6 +358,42 @@ fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
             );
         }
     }
+}
+
+/// Every value of a Parquet file, as text.
+fn parquet_text(bytes: &[u8]) -> String {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = String::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        for col in batch.columns() {
+            out.push_str(&arrow_cast_text(col));
+        }
+    }
+    out
+}
+
+fn arrow_cast_text(col: &arrow_array::ArrayRef) -> String {
+    use arrow_array::{cast::AsArray, Array};
+    let mut out = String::new();
+    if let Some(s) = col.as_string_opt::<i32>() {
+        for i in 0..s.len() {
+            if s.is_valid(i) {
+                out.push_str(s.value(i));
+                out.push('\n');
+            }
+        }
+    } else if let Some(n) = col.as_primitive_opt::<arrow_array::types::UInt64Type>() {
+        for i in 0..n.len() {
+            out.push_str(&n.value(i).to_string());
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
