@@ -374,7 +374,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 })?
             } else {
                 let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-                if what == crate::export::What::Events {
+                if what == crate::export::What::Events && format == crate::export::Format::Parquet {
+                    tokio::task::block_in_place(|| {
+                        crate::export::events_parquet(&store, &log, after, until, access, out)
+                    })?
+                } else if what == crate::export::What::Events {
                     let mut w = crate::export::writer(format, crate::export::EVENT_COLUMNS, out)?;
                     let n = tokio::task::block_in_place(|| {
                         crate::export::events(&store, &log, after, until, access, w.as_mut())

@@ -270,6 +270,13 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 n?;
                 println!("{r}");
             }
+            let (r, n) = time("Parquet export to a sink, personal withheld", opts.events as u64, || {
+                tokio::task::block_in_place(|| -> anyhow::Result<u64> {
+                    crate::export::events_parquet(&store, &log, 0, u64::MAX, PersonalAccess::Withheld, std::io::sink())
+                })
+            });
+            n?;
+            println!("{r}");
         }
         store.close();
         drop(store);
