@@ -88,6 +88,16 @@ pub enum Command {
         /// Address to listen on (port 0 picks a free port; the bound address is printed).
         #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:7700")]
         listen: SocketAddr,
+        /// Kafka brokers (HOST:PORT,…): consume events from the in topic and publish alert
+        /// and segment changes (see docs/kafka.md). Off when absent.
+        #[arg(long, env = "RAPPORT_KAFKA_BROKERS")]
+        kafka_brokers: Option<String>,
+        /// The topic events are consumed from.
+        #[arg(long, default_value = "rapport.events.in")]
+        kafka_in_topic: String,
+        /// The consumer group.
+        #[arg(long, default_value = "rapport")]
+        kafka_group: String,
     },
     /// Imports events (NDJSON or JSON arrays; `-` for stdin) straight into the store.
     Import {
@@ -245,13 +255,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             master,
             listen,
+            kafka_brokers,
+            kafka_in_topic,
+            kafka_group,
         } => {
             let master = master.resolve(true)?;
+            let kafka = kafka_brokers.map(|b| crate::kafka::KafkaOptions {
+                in_topic: kafka_in_topic,
+                group: kafka_group,
+                ..crate::kafka::KafkaOptions::defaults(&b, &data.data_dir)
+            });
             server::run(
                 ServeOptions {
                     data_dir: data.data_dir,
                     listen,
                     master,
+                    kafka,
                 },
                 server::shutdown_signal(),
             )

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod export;
 pub mod http;
 pub mod import;
+pub mod kafka;
 pub mod importers;
 pub mod log;
 pub mod read_model;

@@ -67,6 +67,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub master: MasterKey,
+    /// Kafka in and out, when configured.
+    pub kafka: Option<crate::kafka::KafkaOptions>,
 }
 
 /// Runs the service until `shutdown` resolves. Prints `rapport listening on http://ADDR`
@@ -95,6 +97,15 @@ pub async fn run(
         log.clone(),
         crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots"))),
     );
+    let kafka = match &opts.kafka {
+        Some(k) => {
+            let ingest = crate::kafka::spawn_ingest(k.clone(), log.clone())?;
+            let outbox = crate::kafka::spawn_outbox(k.clone(), read_model.clone())?;
+            tracing::info!(brokers = %k.brokers, topic = %k.in_topic, group = %k.group, "kafka: consuming and publishing");
+            Some((ingest, outbox))
+        }
+        None => None,
+    };
     let state = AppState {
         log,
         keys,
@@ -116,6 +127,15 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight requests");
     })
     .await?;
+    if let Some((ingest, outbox)) = kafka {
+        // The consumer commits what it stored; the outbox keeps its checkpoint.
+        if let Err(e) = ingest.stop().await {
+            tracing::warn!(error = %e, "kafka ingest stopped with an error");
+        }
+        if let Err(e) = outbox.stop().await {
+            tracing::warn!(error = %e, "kafka outbox stopped with an error");
+        }
+    }
     // Every acknowledged append already committed; this drains whatever is still queued.
     store.close();
     tracing::info!("store closed");

@@ -1,0 +1,369 @@
+//! Kafka in and out (rdkafka).
+//!
+//! **In** ([`spawn_ingest`]): a consumer group on `rapport.events.in`. A message is one
+//! event or a JSON array of events in Rapport's wire format, or a CloudEvent (content type
+//! `application/cloudevents+json`, or a body with `specversion`). Valid events are appended
+//! durably; only then is the message's offset stored for commit, so a crash or rebalance
+//! redelivers rather than loses. Redelivered events are deduplicated by their id (events
+//! without an id get a UUIDv5 of topic, partition, offset and index, so a redelivery has
+//! the same ids). A message that fails validation, or reuses an id with other content, goes
+//! to `rapport.events.dlq` with the error in the `rapport-error` header, and its offset is
+//! stored: never dropped silently, never blocking the partition. A store failure is
+//! retried (the partition waits; nothing is skipped).
+//!
+//! **Out** ([`spawn_outbox`]): alert changes go to `rapport.alerts` (key: alert id) and
+//! segment membership changes to `rapport.segments` (key: customer id), as CloudEvents
+//! JSON with stable ids (`rapport-alert-change-<seq>`, `rapport-segment-change-<seq>`;
+//! the sequence numbers are a deterministic function of the log). The outbox follows the
+//! read model and keeps a checkpoint file of the last sequence numbers delivered (acks=all,
+//! idempotent producer); after a crash it republishes from the checkpoint, so consumers
+//! may see a message twice and deduplicate by id. Lifecycle changes (`rapport.customers`)
+//! are not published yet.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use rapport_events::{cloudevents, Event, ValidationErrors};
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+    ClientConfig, Message,
+};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{log::Log, read_model::ReadModel, store::StoreError};
+
+/// Namespace of the ids given to id-less events from Kafka.
+const KAFKA_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b61_666b_6172_6170_706f_7274_0000_0001);
+/// Wait before retrying an append the store refused for a reason other than the input.
+const STORE_RETRY_MS: u64 = 500;
+/// Longest a produce may wait for acknowledgement.
+const PRODUCE_TIMEOUT_MS: u64 = 30_000;
+/// Changes published per read of the projections.
+const OUTBOX_BATCH_CHANGES: usize = 1000;
+
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    pub brokers: String,
+    pub in_topic: String,
+    pub dlq_topic: String,
+    pub group: String,
+    pub alerts_topic: String,
+    pub segments_topic: String,
+    /// The outbox's checkpoint file.
+    pub checkpoint: PathBuf,
+}
+
+impl KafkaOptions {
+    /// The documented topic and group names, with the checkpoint in `data_dir`.
+    pub fn defaults(brokers: &str, data_dir: &std::path::Path) -> KafkaOptions {
+        KafkaOptions {
+            brokers: brokers.to_owned(),
+            in_topic: "rapport.events.in".into(),
+            dlq_topic: "rapport.events.dlq".into(),
+            group: "rapport".into(),
+            alerts_topic: "rapport.alerts".into(),
+            segments_topic: "rapport.segments".into(),
+            checkpoint: data_dir.join("kafka-outbox.checkpoint"),
+        }
+    }
+}
+
+/// The producer's options, set explicitly (never left to defaults).
+pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("message.timeout.ms", PRODUCE_TIMEOUT_MS.to_string())
+        .set("request.timeout.ms", "10000")
+        .set("linger.ms", "5")
+        .set("compression.type", "none")
+        .create()?)
+}
+
+/// The consumer's options: offsets are stored by Rapport after a durable append and
+/// committed by librdkafka every second; nothing is committed before it is stored.
+pub fn consumer(brokers: &str, group: &str) -> anyhow::Result<StreamConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("max.poll.interval.ms", "300000")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
+        .create()?)
+}
+
+/// What to do with one message.
+enum Outcome {
+    Appended,
+    DeadLetter(String),
+}
+
+fn parse_message(m: &BorrowedMessage<'_>) -> Result<Vec<Event>, ValidationErrors> {
+    let text = std::str::from_utf8(m.payload().unwrap_or_default())
+        .map_err(|_| ValidationErrors::one("", "the message is not UTF-8"))?;
+    let content_type = m.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key.eq_ignore_ascii_case("content-type"))
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned)
+    });
+    let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+    let mut index = 0u32;
+    let mut ids = move || {
+        index += 1;
+        Uuid::new_v5(
+            &KAFKA_ID_NAMESPACE,
+            format!("{topic}\n{partition}\n{offset}\n{index}").as_bytes(),
+        )
+    };
+    let cloud = content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/cloudevents"))
+        || (text.trim_start().starts_with('{') && text.contains("\"specversion\""));
+    if cloud {
+        if text.trim_start().starts_with('[') {
+            cloudevents::parse_batch(text, &mut ids)
+        } else {
+            cloudevents::parse_one(text, &mut ids).map(|e| vec![e])
+        }
+    } else {
+        rapport_events::parse_batch(text, false, &mut ids, false)
+    }
+}
+
+/// Handle to a running Kafka task; dropping it does not stop the task, `stop` does.
+pub struct TaskHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TaskHandle {
+    /// Stops the task after the message (or batch) in hand, and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await?
+    }
+}
+
+/// Starts consuming `opts.in_topic` into `log`.
+pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> {
+    let consumer = consumer(&opts.brokers, &opts.group)?;
+    consumer.subscribe(&[&opts.in_topic])?;
+    let producer = producer(&opts.brokers)?;
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            let m = tokio::select! {
+                _ = stopped.changed() => break,
+                m = consumer.recv() => m,
+            };
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka: receive failed; retrying");
+                    continue;
+                }
+            };
+            let outcome = loop {
+                let events = match parse_message(&m) {
+                    Ok(e) if e.is_empty() => break Outcome::DeadLetter("/: the message holds no events".into()),
+                    Ok(e) => e,
+                    Err(e) => break Outcome::DeadLetter(e.to_string()),
+                };
+                match log.append(&events, None).await {
+                    Ok(_) => break Outcome::Appended,
+                    Err(e @ (StoreError::IdConflict { .. } | StoreError::Invalid(_))) => {
+                        break Outcome::DeadLetter(e.to_string())
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka: append failed; retrying the message");
+                        tokio::select! {
+                            _ = stopped.changed() => return Ok(()),
+                            _ = tokio::time::sleep(Duration::from_millis(STORE_RETRY_MS)) => {}
+                        }
+                    }
+                }
+            };
+            if let Outcome::DeadLetter(error) = outcome {
+                let mut headers = OwnedHeaders::new()
+                    .insert(Header { key: "rapport-error", value: Some(error.as_str()) })
+                    .insert(Header { key: "rapport-source-topic", value: Some(m.topic()) })
+                    .insert(Header {
+                        key: "rapport-source-partition",
+                        value: Some(&m.partition().to_string()),
+                    })
+                    .insert(Header {
+                        key: "rapport-source-offset",
+                        value: Some(&m.offset().to_string()),
+                    });
+                if let Some(h) = m.headers() {
+                    for h in h.iter() {
+                        headers = headers.insert(Header { key: h.key, value: h.value });
+                    }
+                }
+                let mut record = FutureRecord::<[u8], [u8]>::to(&opts.dlq_topic)
+                    .payload(m.payload().unwrap_or_default())
+                    .headers(headers);
+                if let Some(k) = m.key() {
+                    record = record.key(k);
+                }
+                // The offset is stored only once the dead letter is acknowledged.
+                if let Err((e, _)) = producer
+                    .send(record, Duration::from_millis(PRODUCE_TIMEOUT_MS))
+                    .await
+                {
+                    anyhow::bail!("kafka: could not dead-letter a message: {e}");
+                }
+                tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "kafka: message dead-lettered");
+            }
+            consumer.store_offset_from_message(&m)?;
+        }
+        // Commit what was stored before leaving the group.
+        let _ = consumer.commit_consumer_state(CommitMode::Sync);
+        Ok(())
+    });
+    Ok(TaskHandle { stop, task })
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default, Clone, Copy, PartialEq, Debug)]
+struct Checkpoint {
+    alerts: u64,
+    segments: u64,
+}
+
+fn read_checkpoint(path: &std::path::Path) -> Checkpoint {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn write_checkpoint(path: &std::path::Path, c: Checkpoint) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&c)?)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn cloud_event(id: String, ty: String, subject: &str, data: Value) -> String {
+    json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "rapport",
+        "type": ty,
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    })
+    .to_string()
+}
+
+/// Starts publishing alert and segment changes from `model`.
+pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result<TaskHandle> {
+    let producer = producer(&opts.brokers)?;
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut ck = read_checkpoint(&opts.checkpoint);
+        let mut applied = model.watch_applied();
+        loop {
+            applied.borrow_and_update();
+            // (topic, key, payload, which feed, seq)
+            let mut out: Vec<(String, String, String, bool, u64)> = Vec::new();
+            {
+                let st = model.state.read().await;
+                match st.warnings.changes_after(ck.alerts, OUTBOX_BATCH_CHANGES) {
+                    Ok(changes) => {
+                        for c in changes {
+                            let alert = st.warnings.get(&c.alert);
+                            out.push((
+                                opts.alerts_topic.clone(),
+                                c.alert.clone(),
+                                cloud_event(
+                                    format!("rapport-alert-change-{}", c.seq),
+                                    format!("rapport.alert.{}", c.change),
+                                    &c.alert,
+                                    json!({"change": c, "alert": alert}),
+                                ),
+                                true,
+                                c.seq,
+                            ));
+                        }
+                    }
+                    Err(oldest) => {
+                        tracing::error!(from = ck.alerts, oldest, "kafka outbox: alert changes were dropped before publishing");
+                        ck.alerts = oldest - 1;
+                    }
+                }
+                match st.segments.changes_after(ck.segments, OUTBOX_BATCH_CHANGES) {
+                    Ok(changes) => {
+                        for c in changes {
+                            out.push((
+                                opts.segments_topic.clone(),
+                                c.customer.clone(),
+                                cloud_event(
+                                    format!("rapport-segment-change-{}", c.seq),
+                                    format!("rapport.segment.{}", json!(c.change).as_str().unwrap_or("changed")),
+                                    &c.customer,
+                                    json!(c),
+                                ),
+                                false,
+                                c.seq,
+                            ));
+                        }
+                    }
+                    Err(oldest) => {
+                        tracing::error!(from = ck.segments, oldest, "kafka outbox: segment changes were dropped before publishing");
+                        ck.segments = oldest - 1;
+                    }
+                }
+            }
+            if out.is_empty() {
+                tokio::select! {
+                    _ = stopped.changed() => return Ok(()),
+                    r = applied.changed() => if r.is_err() { return Ok(()) },
+                }
+                continue;
+            }
+            let sends = out.iter().map(|(topic, key, payload, _, _)| {
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: "content-type",
+                    value: Some("application/cloudevents+json"),
+                });
+                producer.send(
+                    FutureRecord::to(topic).key(key).payload(payload).headers(headers),
+                    Duration::from_millis(PRODUCE_TIMEOUT_MS),
+                )
+            });
+            let results = futures::future::join_all(sends).await;
+            if let Some((e, _)) = results.iter().find_map(|r| r.as_ref().err()) {
+                // Nothing after the last checkpoint counts as delivered: retry it all.
+                tracing::warn!(error = %e, "kafka outbox: publish failed; retrying");
+                tokio::select! {
+                    _ = stopped.changed() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_millis(STORE_RETRY_MS)) => {}
+                }
+                continue;
+            }
+            for (_, _, _, alert, seq) in &out {
+                if *alert {
+                    ck.alerts = ck.alerts.max(*seq);
+                } else {
+                    ck.segments = ck.segments.max(*seq);
+                }
+            }
+            write_checkpoint(&opts.checkpoint, ck)?;
+        }
+    });
+    Ok(TaskHandle { stop, task })
+}
