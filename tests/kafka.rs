@@ -204,8 +204,23 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
     assert_eq!(alerts[1].1["type"], "rapport.alert.escalated");
     assert_eq!(alerts[0].0, alerts[0].1["subject"].as_str().unwrap(), "keyed by alert id");
     assert_eq!(alerts[1].1["data"]["alert"]["level"], "warning");
+    // A segment defined now: its members' entries are published, keyed by customer.
+    let seg = rapport_events::parse_one(
+        r#"{"type":"segment_defined","subject":"complainers","occurred_at":"2026-03-03T00:00:00Z","data":{"name":"Complainers","rule":{"field":"complaints_open","op":">=","value":1}}}"#,
+        &mut uuid::Uuid::now_v7,
+        true,
+    )
+    .unwrap();
+    log.append(&[seg], None).await.unwrap();
+    let segs = consume(&b.addr, "rapport.segments", 3).await;
+    let mut keys: Vec<&str> = segs.iter().map(|(k, _, _)| k.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["c-1", "c-2", "c-3"]);
+    assert!(segs.iter().all(|(_, v, _)| v["type"] == "rapport.segment.entered" && v["data"]["segment"] == "complainers"));
+    assert!(segs.iter().all(|(_, _, h)| h.iter().any(|(k, v)| k == "content-type" && v == "application/cloudevents+json")));
     ingest.stop().await.unwrap();
     outbox.stop().await.unwrap();
     let checkpoint: Value = serde_json::from_slice(&std::fs::read(&opts.checkpoint).unwrap()).unwrap();
     assert_eq!(checkpoint["alerts"], 2);
+    assert_eq!(checkpoint["segments"], 3);
 }
