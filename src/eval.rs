@@ -384,6 +384,15 @@ pub struct Score {
 }
 
 impl Score {
+    fn empty(s: &Scenario) -> Score {
+        Score {
+            cascades: s.cascades.len(),
+            background: s.background,
+            bursts: s.bursts,
+            ..Default::default()
+        }
+    }
+
     fn add(&mut self, o: &Score) {
         self.cascades += o.cascades;
         self.detected += o.detected;
@@ -436,6 +445,28 @@ fn position_of(s: &Scenario) -> BTreeMap<String, (u64, DateTime<Utc>)> {
         .collect()
 }
 
+/// Per detected cascade (cascade → position of detection): complaints of the cascade up to
+/// that position, and hours from its first complaint.
+fn delays(
+    s: &Scenario,
+    pos: &BTreeMap<String, (u64, DateTime<Utc>)>,
+    detected_at: &BTreeMap<usize, u64>,
+) -> Vec<(usize, f64)> {
+    detected_at
+        .iter()
+        .map(|(k, at)| {
+            let complaints = &s.cascades[*k];
+            let upto = complaints
+                .iter()
+                .filter(|c| pos.get(*c).is_some_and(|p| p.0 <= *at))
+                .count();
+            let first = complaints.first().and_then(|c| pos.get(c)).map(|p| p.1);
+            let when = s.events[(*at - 1) as usize].occurred_at;
+            (upto, first.map_or(0.0, |f| (when - f).num_minutes() as f64 / 60.0))
+        })
+        .collect()
+}
+
 /// Scores the detector (group complaints at level ≥ warning) on a scenario.
 pub fn score_detector(s: &Scenario, config: &WarningConfig) -> (Score, f64) {
     let mut customers = Customers::default();
@@ -447,12 +478,7 @@ pub fn score_detector(s: &Scenario, config: &WarningConfig) -> (Score, f64) {
     }
     let rate = s.events.len() as f64 / started.elapsed().as_secs_f64();
     let pos = position_of(s);
-    let mut score = Score {
-        cascades: s.cascades.len(),
-        background: s.background,
-        bursts: s.bursts,
-        ..Default::default()
-    };
+    let mut score = Score::empty(s);
     let mut detected_at: BTreeMap<usize, u64> = BTreeMap::new();
     let mut burst_spike = vec![false; s.bursts];
     let mut burst_group = vec![false; s.bursts];
@@ -496,14 +522,7 @@ pub fn score_detector(s: &Scenario, config: &WarningConfig) -> (Score, f64) {
         let e = detected_at.entry(k).or_insert(warned_at);
         *e = (*e).min(warned_at);
     }
-    for (k, at) in &detected_at {
-        let complaints = &s.cascades[*k];
-        let upto = complaints.iter().filter(|c| pos.get(*c).is_some_and(|p| p.0 <= *at)).count();
-        let first = complaints.first().and_then(|c| pos.get(c)).map(|p| p.1);
-        let when = s.events[(*at - 1) as usize].occurred_at;
-        let hours = first.map_or(0.0, |f| (when - f).num_minutes() as f64 / 60.0);
-        score.delays.push((upto, hours));
-    }
+    score.delays = delays(s, &pos, &detected_at);
     score.detected = detected_at.len();
     score.bursts_as_spike = burst_spike.iter().filter(|b| **b).count();
     score.bursts_as_group = burst_group.iter().filter(|b| **b).count();
@@ -533,12 +552,7 @@ pub fn score_baseline(s: &Scenario) -> Score {
             }
         }
     }
-    let mut score = Score {
-        cascades: s.cascades.len(),
-        background: s.background,
-        bursts: s.bursts,
-        ..Default::default()
-    };
+    let mut score = Score::empty(s);
     let mut detected_at: BTreeMap<usize, u64> = BTreeMap::new();
     for (_, (id, at)) in fired {
         score.alerts += 1;
@@ -548,13 +562,7 @@ pub fn score_baseline(s: &Scenario) -> Score {
             *e = (*e).min(at);
         }
     }
-    for (k, at) in &detected_at {
-        let complaints = &s.cascades[*k];
-        let upto = complaints.iter().filter(|c| pos.get(*c).is_some_and(|p| p.0 <= *at)).count();
-        let first = complaints.first().and_then(|c| pos.get(c)).map(|p| p.1);
-        let when = s.events[(*at - 1) as usize].occurred_at;
-        score.delays.push((upto, first.map_or(0.0, |f| (when - f).num_minutes() as f64 / 60.0)));
-    }
+    score.delays = delays(s, &pos, &detected_at);
     score.detected = detected_at.len();
     score
 }

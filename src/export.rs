@@ -162,6 +162,30 @@ impl<W: Write + Send> TableWriter for Parquet<W> {
     }
 }
 
+/// A Snappy-compressed Parquet writer for `columns` (every column nullable).
+fn parquet_writer<W: Write + Send>(
+    columns: &[(&'static str, Col)],
+    out: W,
+) -> anyhow::Result<(Arc<Schema>, parquet::arrow::ArrowWriter<W>)> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, col)| {
+                let ty = match col {
+                    Col::U64 => DataType::UInt64,
+                    Col::Str => DataType::Utf8,
+                };
+                Field::new(*name, ty, true)
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props))?;
+    Ok((schema, writer))
+}
+
 /// A writer for `columns` in `format` onto `out`.
 pub fn writer<W: Write + Send + 'static>(
     format: Format,
@@ -179,22 +203,7 @@ pub fn writer<W: Write + Send + 'static>(
             Box::new(Csv { out: w })
         }
         Format::Parquet => {
-            let schema = Arc::new(Schema::new(
-                columns
-                    .iter()
-                    .map(|(name, col)| {
-                        let ty = match col {
-                            Col::U64 => DataType::UInt64,
-                            Col::Str => DataType::Utf8,
-                        };
-                        Field::new(*name, ty, true)
-                    })
-                    .collect::<Vec<_>>(),
-            ));
-            let props = parquet::file::properties::WriterProperties::builder()
-                .set_compression(parquet::basic::Compression::SNAPPY)
-                .build();
-            let out = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props))?;
+            let (schema, out) = parquet_writer(columns, out)?;
             Box::new(Parquet {
                 schema,
                 columns: columns.to_vec(),
@@ -420,22 +429,7 @@ pub fn events_parquet<W: Write + Send>(
     access: PersonalAccess,
     out: W,
 ) -> anyhow::Result<u64> {
-    let schema = Arc::new(Schema::new(
-        EVENT_COLUMNS
-            .iter()
-            .map(|(name, col)| {
-                let ty = match col {
-                    Col::U64 => DataType::UInt64,
-                    Col::Str => DataType::Utf8,
-                };
-                Field::new(*name, ty, true)
-            })
-            .collect::<Vec<_>>(),
-    ));
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props))?;
+    let (schema, mut writer) = parquet_writer(EVENT_COLUMNS, out)?;
     struct B {
         position: UInt64Builder,
         stream: StringBuilder,

@@ -18,13 +18,11 @@ pub const MONEY_SCALE_MAX: u32 = 8;
 impl Money {
     pub fn parse(text: &str) -> Result<Money, &'static str> {
         let text = text.trim();
-        if text.is_empty() || text.contains(['e', 'E']) {
+        // No exponent, and no sign: "-0" is zero but would not be kept as sent.
+        if text.is_empty() || text.contains(['e', 'E']) || text.starts_with('-') {
             return Err("must be a non-negative decimal");
         }
         let d = Decimal::from_str_exact(text).map_err(|_| "must be a non-negative decimal")?;
-        if d.is_sign_negative() && !d.is_zero() {
-            return Err("must be a non-negative decimal");
-        }
         if d.scale() > MONEY_SCALE_MAX {
             return Err("must have at most 8 decimal places");
         }
@@ -139,6 +137,15 @@ impl schemars::JsonSchema for Currency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_minus_zero_is_refused_not_rewritten_to_zero() {
+        // Found by the property test in events/tests/no_panic.rs: "-0" was accepted and
+        // stored as "0", so the amount was not kept as sent.
+        assert!(Money::parse("-0").is_err());
+        assert!(Money::parse("-0.00").is_err());
+        assert_eq!(Money::parse("0.00").unwrap().to_string(), "0.00");
+    }
 
     #[derive(Deserialize)]
     struct Holder {

@@ -21,6 +21,7 @@
 
 pub mod cohorts;
 pub mod customers;
+pub mod feed;
 pub mod lifecycle;
 pub mod reactivation;
 pub mod rfm;
@@ -100,8 +101,8 @@ impl ReadState {
 impl Projection for ReadState {
     const NAME: &'static str = "read_state";
     /// 3: segments joined the customers in one state (customers were at 2).
-    /// 4: early warnings joined.
-    const VERSION: u32 = 4;
+    /// 4: early warnings joined. 5: change feeds share one bounded `Feed`.
+    const VERSION: u32 = 5;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.customers.apply(ev);

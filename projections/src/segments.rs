@@ -20,7 +20,7 @@
 //!
 //! Every condition is evaluated at the clock: `now` is the clock's value.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use rapport_events::{
@@ -39,7 +39,7 @@ use crate::{
 };
 
 /// Membership changes kept for the feed; a reader further behind re-reads the members.
-pub const CHANGES_KEPT_MAX: usize = 100_000;
+pub const CHANGES_KEPT_MAX: usize = crate::feed::FEED_KEPT_MAX;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentDef {
@@ -103,8 +103,7 @@ pub struct Segments {
     timers: BTreeMap<DateTime<Utc>, BTreeSet<String>>,
     timer_of: BTreeMap<String, DateTime<Utc>>,
     clock: Option<DateTime<Utc>>,
-    changes: VecDeque<Change>,
-    next_seq: u64,
+    changes: crate::feed::Feed<Change>,
 }
 
 struct Ctx<'a> {
@@ -117,7 +116,6 @@ impl Segments {
     pub fn new(config: LifecycleConfig) -> Segments {
         Segments {
             config,
-            next_seq: 1,
             ..Default::default()
         }
     }
@@ -155,16 +153,11 @@ impl Segments {
     /// Changes with `seq > after`, at most `limit`; `Err(oldest kept)` when `after` is
     /// older than what is kept.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<&Change>, u64> {
-        let oldest = self.changes.front().map_or(self.next_seq, |c| c.seq);
-        if after.saturating_add(1) < oldest {
-            return Err(oldest);
-        }
-        let start = usize::try_from(after.saturating_add(1) - oldest).unwrap_or(usize::MAX);
-        Ok(self.changes.iter().skip(start).take(limit).collect())
+        self.changes.after(after, limit)
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.next_seq.saturating_sub(1)
+        self.changes.last_seq()
     }
 
     pub fn clock(&self) -> Option<DateTime<Utc>> {
@@ -173,9 +166,6 @@ impl Segments {
 
     /// Applies one event, after `customers` has applied it.
     pub fn apply(&mut self, ev: &RecordedEvent, customers: &Customers) {
-        if self.next_seq == 0 {
-            self.next_seq = 1;
-        }
         match ev.event_type {
             EventType::SegmentDefined => return self.define(ev, customers),
             EventType::SegmentRetired => return self.retire(ev),
@@ -256,8 +246,8 @@ impl Segments {
         ev: &RecordedEvent,
         at: DateTime<Utc>,
     ) {
-        self.changes.push_back(Change {
-            seq: self.next_seq,
+        self.changes.push(|seq| Change {
+            seq,
             segment: segment.to_owned(),
             customer: customer.to_owned(),
             change,
@@ -266,10 +256,6 @@ impl Segments {
             event_id: ev.id,
             at,
         });
-        self.next_seq += 1;
-        while self.changes.len() > CHANGES_KEPT_MAX {
-            self.changes.pop_front();
-        }
     }
 
     /// Evaluates one customer against every segment at `now`, records the changes and

@@ -38,7 +38,7 @@
 //! signatures are dropped when their data is erased, and a replay after an erasure sees
 //! no text for them (their complaints then join clusters by subject keys only).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use rapport_events::{EventType, RecordedEvent};
@@ -93,7 +93,7 @@ pub const TIMELINE_MAX: usize = 30;
 /// Customers whose ties are described in an alert's evidence.
 pub const EVIDENCE_CUSTOMERS_MAX: usize = 100;
 /// Alert changes kept for the feed.
-pub const ALERT_CHANGES_KEPT_MAX: usize = 100_000;
+pub const ALERT_CHANGES_KEPT_MAX: usize = crate::feed::FEED_KEPT_MAX;
 const MINHASH_K: usize = 128;
 /// 64 bands of 2 rows: a pair with Jaccard similarity 0.3 becomes a candidate with
 /// probability 1 − (1 − 0.3²)⁶⁴ ≈ 0.998; candidates are then checked against the estimate.
@@ -251,8 +251,7 @@ pub struct Warnings {
     alerts: BTreeMap<String, Alert>,
     /// complaint id → alert id.
     alert_of: BTreeMap<String, String>,
-    changes: VecDeque<AlertChange>,
-    next_seq: u64,
+    changes: crate::feed::Feed<AlertChange>,
 }
 
 impl Default for Warnings {
@@ -390,8 +389,7 @@ impl Warnings {
             signatures_of: BTreeMap::new(),
             alerts: BTreeMap::new(),
             alert_of: BTreeMap::new(),
-            changes: VecDeque::new(),
-            next_seq: 1,
+            changes: Default::default(),
         }
     }
 
@@ -412,17 +410,12 @@ impl Warnings {
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.next_seq - 1
+        self.changes.last_seq()
     }
 
     /// Alert changes with `seq > after`, at most `limit`; `Err(oldest kept)` if too old.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<&AlertChange>, u64> {
-        let oldest = self.changes.front().map_or(self.next_seq, |c| c.seq);
-        if after.saturating_add(1) < oldest {
-            return Err(oldest);
-        }
-        let start = usize::try_from(after.saturating_add(1) - oldest).unwrap_or(usize::MAX);
-        Ok(self.changes.iter().skip(start).take(limit).collect())
+        self.changes.after(after, limit)
     }
 
     fn window(&self) -> Duration {
@@ -1003,17 +996,13 @@ impl Warnings {
     }
 
     fn push_change(&mut self, alert: &str, change: &str, level: Level, position: u64) {
-        self.changes.push_back(AlertChange {
-            seq: self.next_seq,
+        self.changes.push(|seq| AlertChange {
+            seq,
             alert: alert.to_owned(),
             change: change.to_owned(),
             level,
             position,
         });
-        self.next_seq += 1;
-        while self.changes.len() > ALERT_CHANGES_KEPT_MAX {
-            self.changes.pop_front();
-        }
     }
 
     /// The evidence sentences, from projection state only.

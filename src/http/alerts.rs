@@ -1,16 +1,11 @@
 //! Early-warning alerts over HTTP: list, one alert with its evidence, the live feed (SSE),
 //! and staff actions (acknowledge, resolve), which are operator events in `alert-<id>`.
 
-use std::{collections::VecDeque, convert::Infallible, time::Duration};
-
 use axum::{
     body::Bytes,
     extract::{Path, Query, State},
     http::HeaderMap,
-    response::{
-        sse::{Event as SseEvent, KeepAlive, Sse},
-        IntoResponse, Response,
-    },
+    response::{sse::Event as SseEvent, Response},
     Json,
 };
 use chrono::Utc;
@@ -31,6 +26,8 @@ const RESPONDERS: &[Role] = &[Role::Support, Role::Admin];
 const ALERTS_PAGE_MAX: usize = 500;
 /// Phrases shown per alert.
 const PHRASES_MAX: usize = 5;
+/// Alert changes sent per read of the projection by the feed.
+const FEED_BATCH_CHANGES: usize = 1000;
 /// Complaint texts read to find shared phrases.
 const PHRASE_COMPLAINTS_MAX: usize = 50;
 
@@ -51,18 +48,6 @@ fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str, allowed: &st
         .map_err(|_| ApiError::bad(field, format!("must be one of {allowed}")))
 }
 
-async fn wait(state: &AppState, min_position: Option<u64>) -> Result<(), ApiError> {
-    if let Some(p) = min_position {
-        if !state.read_model.wait_for(p).await {
-            return Err(ApiError::Unavailable(format!(
-                "the read model has applied position {} and did not reach min_position {p} within {} ms; retry",
-                state.read_model.applied_position(),
-                state.read_model.min_position_wait.as_millis()
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// `GET /v1/alerts?status=&level=&kind=&after=&limit=`: newest update last.
 pub async fn list(
@@ -91,7 +76,7 @@ pub async fn list(
     if limit == 0 || limit > ALERTS_PAGE_MAX {
         return Err(ApiError::bad("limit", format!("must be 1 to {ALERTS_PAGE_MAX}")));
     }
-    wait(&state, q.min_position).await?;
+    super::customers::wait_min_position(&state, q.min_position).await?;
     let st = state.read_model.state.read().await;
     let mut alerts: Vec<&Alert> = st
         .warnings
@@ -131,7 +116,7 @@ pub async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    wait(&state, q.min_position).await?;
+    super::customers::wait_min_position(&state, q.min_position).await?;
     let alert = state
         .read_model
         .state
@@ -240,59 +225,29 @@ pub async fn subscribe(
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
-    let after = q.after.or(last_event_id).unwrap_or(0);
+    let after = super::feed::cursor(q.after, &headers);
     if let Err(oldest) = state.read_model.state.read().await.warnings.changes_after(after, 0) {
         return Err(ApiError::Gone(format!(
             "alert changes before {oldest} are no longer kept; list the alerts and follow from `last_change`"
         )));
     }
-    struct Feed {
-        state: AppState,
-        cursor: u64,
-        applied: tokio::sync::watch::Receiver<u64>,
-        ready: VecDeque<SseEvent>,
-    }
-    let feed = Feed {
-        applied: state.read_model.watch_applied(),
+    Ok(super::feed::live(
         state,
-        cursor: after,
-        ready: VecDeque::new(),
-    };
-    let stream = futures::stream::unfold(feed, |mut f| async move {
-        loop {
-            if let Some(ev) = f.ready.pop_front() {
-                return Some((Ok::<_, Infallible>(ev), f));
-            }
-            f.applied.borrow_and_update();
-            {
-                let st = f.state.read_model.state.read().await;
-                match st.warnings.changes_after(f.cursor, 1000) {
-                    Err(_) => return None,
-                    Ok(changes) => {
-                        for c in changes {
-                            f.cursor = c.seq;
-                            let body = json!({"change": c, "alert": st.warnings.get(&c.alert)});
-                            f.ready.push_back(
-                                SseEvent::default()
-                                    .event("alert")
-                                    .id(c.seq.to_string())
-                                    .json_data(&body)
-                                    .unwrap_or_else(|_| SseEvent::default().event("error")),
-                            );
-                        }
-                    }
-                }
-            }
-            if f.ready.is_empty() && f.applied.changed().await.is_err() {
-                return None;
-            }
-        }
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+        after,
+        Box::new(|st, cursor| {
+            let changes = st.warnings.changes_after(cursor, FEED_BATCH_CHANGES)?;
+            Ok(changes
+                .into_iter()
+                .map(|c| {
+                    let body = json!({"change": c, "alert": st.warnings.get(&c.alert)});
+                    let ev = SseEvent::default()
+                        .event("alert")
+                        .id(c.seq.to_string())
+                        .json_data(&body)
+                        .unwrap_or_else(|_| SseEvent::default().event("error"));
+                    (c.seq, Some(ev))
+                })
+                .collect())
+        }),
+    ))
 }

@@ -165,8 +165,9 @@ fn parse_time_param(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// Waits for `min_position`, then resolves `as_of`.
-pub(super) async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiError> {
-    if let Some(p) = q.min_position {
+/// Waits (bounded) until the read model has applied `min_position`; 503 after that.
+pub(super) async fn wait_min_position(state: &AppState, min_position: Option<u64>) -> Result<(), ApiError> {
+    if let Some(p) = min_position {
         if !state.read_model.wait_for(p).await {
             return Err(ApiError::Unavailable(format!(
                 "the read model has applied position {} and did not reach min_position {p} within {} ms; retry",
@@ -175,6 +176,11 @@ pub(super) async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<
             )));
         }
     }
+    Ok(())
+}
+
+pub(super) async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiError> {
+    wait_min_position(state, q.min_position).await?;
     match &q.as_of {
         Some(s) => parse_as_of(s),
         None => Ok(state
@@ -478,7 +484,8 @@ pub async fn get_rfm(
     )
 }
 
-fn csv(s: &str) -> String {
+/// A CSV field, quoted when it must be.
+pub(super) fn csv(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -242,11 +242,7 @@ pub async fn subscribe(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("after", e.body_text()))?;
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
-    let after = q.after.or(last_event_id).unwrap_or(0);
+    let after = super::feed::cursor(q.after, &headers);
     let log = state.log.clone();
     let access = caller.access();
     let stream = store::subscribe(state.log.store.clone(), after).map(move |r| {

@@ -5,6 +5,7 @@ mod alerts;
 mod customers;
 pub mod error;
 mod events;
+mod feed;
 pub mod metrics;
 mod openapi;
 mod privacy;

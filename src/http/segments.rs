@@ -2,16 +2,11 @@
 //! segment's own stream `segment-<id>`), list, members (JSON and CSV) and the feed of
 //! membership changes (SSE).
 
-use std::{collections::VecDeque, convert::Infallible, time::Duration};
-
 use axum::{
     body::Bytes,
     extract::{Path, Query, State},
     http::{header, HeaderMap, StatusCode},
-    response::{
-        sse::{Event as SseEvent, KeepAlive, Sse},
-        IntoResponse, Response,
-    },
+    response::{sse::Event as SseEvent, IntoResponse, Response},
     Json,
 };
 use chrono::Utc;
@@ -19,7 +14,7 @@ use rapport_events::{
     data::{EventData, SegmentRetired},
     stream_of, Event, EventType, SubjectKind,
 };
-use rapport_projections::{customers::currency_str, segments::Change, Profile};
+use rapport_projections::{customers::currency_str, Profile};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -242,14 +237,6 @@ fn member_row(p: &Profile, state: &AppState, now: chrono::DateTime<Utc>) -> Valu
     })
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 /// `GET /v1/segments/{id}/members?format=json|csv&cursor=&limit=`. The cursor is the last
 /// customer id of the previous page, so pages stay consistent while membership changes.
 /// CSV returns every member (no paging), for import into marketing tools.
@@ -286,7 +273,7 @@ pub async fn members(
                 let communities: Vec<&str> = p.communities.iter().map(String::as_str).collect();
                 out.push_str(&format!(
                     "{},{},{},{},{},{},{},{}\n",
-                    csv_field(&p.id),
+                    super::customers::csv(&p.id),
                     lc.state(p, now).as_str(),
                     json!(lc.relationship(p, now)).as_str().unwrap_or_default(),
                     p.orders_until(now),
@@ -295,7 +282,7 @@ pub async fn members(
                         .unwrap_or_default(),
                     revenue.get(&main).map(|d| d.to_string()).unwrap_or_default(),
                     main,
-                    csv_field(&communities.join(";")),
+                    super::customers::csv(&communities.join(";")),
                 ));
             }
             Ok((
@@ -357,11 +344,7 @@ pub async fn changes(
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
-    let after = q.after.or(last_event_id).unwrap_or(0);
+    let after = super::feed::cursor(q.after, &headers);
     if let Err(oldest) = state
         .read_model
         .state
@@ -374,68 +357,28 @@ pub async fn changes(
             "changes before {oldest} are no longer kept; re-read the members and follow from `last_change` of GET /v1/segments"
         )));
     }
-    struct Feed {
-        state: AppState,
-        cursor: u64,
-        segment: Option<String>,
-        applied: tokio::sync::watch::Receiver<u64>,
-        ready: VecDeque<SseEvent>,
-    }
-    let feed = Feed {
-        applied: state.read_model.watch_applied(),
+    let segment = q.segment;
+    Ok(super::feed::live(
         state,
-        cursor: after,
-        segment: q.segment,
-        ready: VecDeque::new(),
-    };
-    let stream = futures::stream::unfold(feed, |mut f| async move {
-        loop {
-            if let Some(ev) = f.ready.pop_front() {
-                return Some((Ok::<_, Infallible>(ev), f));
-            }
-            f.applied.borrow_and_update();
-            let batch: Result<Vec<Change>, u64> = {
-                let st = f.state.read_model.state.read().await;
-                st.segments
-                    .changes_after(f.cursor, FEED_BATCH_CHANGES)
-                    .map(|v| v.into_iter().cloned().collect())
-            };
-            match batch {
-                Err(oldest) => {
-                    // The reader fell behind what is kept: say so and end the stream.
-                    let ev = SseEvent::default().event("gone").data(format!(
-                        "changes before {oldest} are no longer kept; re-read the members"
-                    ));
-                    f.ready.push_back(ev);
-                    let ev = f.ready.pop_front()?;
-                    f.cursor = u64::MAX - 1;
-                    return Some((Ok(ev), f));
-                }
-                Ok(changes) if !changes.is_empty() => {
-                    f.cursor = changes.last().map_or(f.cursor, |c| c.seq);
-                    for c in changes {
-                        if f.segment.as_ref().is_some_and(|s| *s != c.segment) {
-                            continue;
-                        }
-                        let ev = SseEvent::default()
+        after,
+        Box::new(move |st, cursor| {
+            let changes = st.segments.changes_after(cursor, FEED_BATCH_CHANGES)?;
+            Ok(changes
+                .into_iter()
+                .map(|c| {
+                    let wanted = segment.as_ref().is_none_or(|s| *s == c.segment);
+                    let ev = wanted.then(|| {
+                        SseEvent::default()
                             .event("change")
                             .id(c.seq.to_string())
-                            .json_data(&c)
-                            .unwrap_or_else(|_| SseEvent::default().event("error"));
-                        f.ready.push_back(ev);
-                    }
-                }
-                Ok(_) => {
-                    if f.cursor == u64::MAX - 1 || f.applied.changed().await.is_err() {
-                        return None;
-                    }
-                }
-            }
-        }
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+                            .json_data(c)
+                            .unwrap_or_else(|_| SseEvent::default().event("error"))
+                    });
+                    (c.seq, ev)
+                })
+                .collect())
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -459,13 +402,7 @@ pub async fn diff(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    if let Some(p) = q.min_position {
-        if !state.read_model.wait_for(p).await {
-            return Err(ApiError::Unavailable(format!(
-                "the read model did not reach min_position {p} in time; retry"
-            )));
-        }
-    }
+    super::customers::wait_min_position(&state, q.min_position).await?;
     let recorded = match q.basis.as_deref().unwrap_or("occurred") {
         "occurred" => false,
         "recorded" => true,

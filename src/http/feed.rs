@@ -1,0 +1,93 @@
+//! Server-Sent Events over the read model's change feeds (segment changes, alert changes):
+//! what is there after the cursor, then live, one read of the state per applied batch.
+
+use std::{collections::VecDeque, convert::Infallible, time::Duration};
+
+use axum::{
+    http::HeaderMap,
+    response::{
+        sse::{Event as SseEvent, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+};
+use rapport_projections::ReadState;
+
+use super::AppState;
+
+/// Keep-alive comments on an idle feed.
+const FEED_KEEP_ALIVE_SECS: u64 = 15;
+
+/// The feed's cursor: `after`, else the `Last-Event-ID` header, else 0.
+pub fn cursor(after: Option<u64>, headers: &HeaderMap) -> u64 {
+    after
+        .or_else(|| {
+            headers
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// What one read of the state yields: `(seq, event to send, if any)` for items after the
+/// cursor, or `Err(oldest kept)` when the cursor fell behind.
+pub type ReadFeed =
+    dyn Fn(&ReadState, u64) -> Result<Vec<(u64, Option<SseEvent>)>, u64> + Send + Sync;
+
+/// Streams `read` from `after`, then live; a reader that falls behind what is kept gets a
+/// `gone` event and the stream ends.
+pub fn live(state: AppState, after: u64, read: Box<ReadFeed>) -> Response {
+    struct Feed {
+        state: AppState,
+        cursor: u64,
+        done: bool,
+        applied: tokio::sync::watch::Receiver<u64>,
+        ready: VecDeque<SseEvent>,
+        read: Box<ReadFeed>,
+    }
+    let feed = Feed {
+        applied: state.read_model.watch_applied(),
+        state,
+        cursor: after,
+        done: false,
+        ready: VecDeque::new(),
+        read,
+    };
+    let stream = futures::stream::unfold(feed, |mut f| async move {
+        loop {
+            if let Some(ev) = f.ready.pop_front() {
+                return Some((Ok::<_, Infallible>(ev), f));
+            }
+            if f.done {
+                return None;
+            }
+            f.applied.borrow_and_update();
+            let batch = {
+                let st = f.state.read_model.state.read().await;
+                (f.read)(&st, f.cursor)
+            };
+            match batch {
+                Err(oldest) => {
+                    f.done = true;
+                    f.ready.push_back(SseEvent::default().event("gone").data(format!(
+                        "changes before {oldest} are no longer kept; re-read the state and follow from its `last_change`"
+                    )));
+                }
+                Ok(items) if !items.is_empty() => {
+                    for (seq, ev) in items {
+                        f.cursor = seq;
+                        f.ready.extend(ev);
+                    }
+                }
+                Ok(_) => {
+                    if f.applied.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(FEED_KEEP_ALIVE_SECS)))
+        .into_response()
+}
