@@ -84,6 +84,8 @@ pub enum Command {
         #[command(flatten)]
         data: DataDir,
         #[command(flatten)]
+        config: crate::config::ConfigArgs,
+        #[command(flatten)]
         master: MasterKeyArgs,
         /// Address to listen on (port 0 picks a free port; the bound address is printed).
         #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:7700")]
@@ -118,6 +120,8 @@ pub enum Command {
     Export {
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        config: crate::config::ConfigArgs,
         #[command(flatten)]
         master: MasterKeyArgs,
         /// Start after this position.
@@ -173,6 +177,8 @@ pub enum Command {
     Replay {
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        config: crate::config::ConfigArgs,
         #[command(flatten)]
         master: MasterKeyArgs,
         /// Projections to compare or report (customers, segments, warnings); all by default.
@@ -253,12 +259,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             data,
+            config,
             master,
             listen,
             kafka_brokers,
             kafka_in_topic,
             kafka_group,
         } => {
+            let config = config.load()?;
             let master = master.resolve(true)?;
             let kafka = kafka_brokers.map(|b| crate::kafka::KafkaOptions {
                 in_topic: kafka_in_topic,
@@ -271,6 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     listen,
                     master,
                     kafka,
+                    config,
                 },
                 server::shutdown_signal(),
             )
@@ -356,6 +365,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export {
             data,
+            config,
             master,
             after,
             until,
@@ -406,18 +416,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     n
                 } else {
                     let position = until.min(store.last_position());
+                    let config = config.load()?;
                     let tt = crate::replay::TimeTravel::new(
                         log.clone(),
                         Some(data.data_dir.join("snapshots")),
-                        rapport_projections::LifecycleConfig::default(),
-                        rapport_projections::warnings::WarningConfig::default(),
+                        config.lifecycle,
+                        config.early_warning.clone(),
                     );
                     let state = tt.state_at(position, None).await?;
-                    let (columns, rows) = crate::export::projection_table(
-                        what,
-                        &state,
-                        &rapport_projections::LifecycleConfig::default(),
-                    );
+                    let (columns, rows) =
+                        crate::export::projection_table(what, &state, &config.lifecycle);
                     let mut w = crate::export::writer(format, &columns, out)?;
                     w.rows(&rows)?;
                     w.finish()?;
@@ -434,12 +442,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { data, command } => run_keys(data, command).await,
         Command::Replay {
             data,
+            config,
             master,
             projection,
             verify,
         } => {
+            let config = config.load()?;
             let master = master.resolve(false)?;
-            crate::replay::run_cli(&data.data_dir, master, &projection, verify).await
+            crate::replay::run_cli(&data.data_dir, master, &config, &projection, verify).await
         }
         Command::EvalWarnings {
             seeds,

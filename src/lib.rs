@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod crypto;
 pub mod eval;
 pub mod export;

@@ -193,6 +193,7 @@ impl TimeTravel {
 pub async fn run_cli(
     data_dir: &Path,
     master: crate::crypto::MasterKey,
+    config: &crate::config::Config,
     projections: &[String],
     verify: bool,
 ) -> anyhow::Result<()> {
@@ -208,8 +209,8 @@ pub async fn run_cli(
     let wanted = |name: &str| projections.is_empty() || projections.iter().any(|p| p == name);
     let (store, log) = crate::server::open_log_read_only(data_dir, master).await?;
     let snapshots = data_dir.join("snapshots");
-    let lifecycle = LifecycleConfig::default();
-    let warnings = WarningConfig::default();
+    let lifecycle = config.lifecycle;
+    let warnings = config.early_warning.clone();
     let live = if verify {
         let live = crate::read_model::load_snapshot(
             &snapshots,
@@ -243,7 +244,7 @@ pub async fn run_cli(
     let started = std::time::Instant::now();
     let rebuilt = fold(
         &log,
-        ReadState::new(lifecycle, warnings),
+        ReadState::new(lifecycle, warnings.clone()),
         until,
         None,
         |n| bar.inc(n),

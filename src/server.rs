@@ -69,6 +69,8 @@ pub struct ServeOptions {
     pub master: MasterKey,
     /// Kafka in and out, when configured.
     pub kafka: Option<crate::kafka::KafkaOptions>,
+    /// Lifecycle and early-warning thresholds.
+    pub config: crate::config::Config,
 }
 
 /// Runs the service until `shutdown` resolves. Prints `rapport listening on http://ADDR`
@@ -95,7 +97,11 @@ pub async fn run(
     let stopping = Arc::new(AtomicBool::new(false));
     let read_model = crate::read_model::ReadModel::spawn(
         log.clone(),
-        crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots"))),
+        crate::read_model::ReadModelOptions {
+            lifecycle: opts.config.lifecycle,
+            warnings: opts.config.early_warning.clone(),
+            ..crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots")))
+        },
     );
     let kafka = match &opts.kafka {
         Some(k) => {

@@ -132,13 +132,13 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         drop(live);
         drop(resumed);
         let key = || MasterKey::from_text(&master_text).unwrap();
-        replay::run_cli(dir.path(), key(), &[], true).await.unwrap();
+        replay::run_cli(dir.path(), key(), &Default::default(), &[], true).await.unwrap();
         let path = snapshots.join("read_state.snapshot");
         let text = std::fs::read_to_string(&path).unwrap();
         let tampered = text.replacen("\"level\":\"watch\"", "\"level\":\"critical\"", 1);
         assert_ne!(text, tampered, "seed {seed}: the snapshot holds a watch alert to tamper with");
         std::fs::write(&path, tampered).unwrap();
-        let err = replay::run_cli(dir.path(), key(), &[], true).await.unwrap_err();
+        let err = replay::run_cli(dir.path(), key(), &Default::default(), &[], true).await.unwrap_err();
         assert!(err.to_string().contains("warnings"), "{err}");
         assert!(!err.to_string().contains("customers"), "{err}");
     }

@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::customers::Profile;
 
+/// Thresholds, configurable (`rapport serve --config`); a missing field keeps its default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LifecycleConfig {
     pub new_days: i64,
     pub active_days: i64,

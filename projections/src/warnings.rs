@@ -47,8 +47,10 @@ use serde_json::Value;
 
 use crate::Customers;
 
-/// Thresholds and windows; the defaults are documented in `docs/early-warning.md`.
+/// Thresholds and windows, configurable (`rapport serve --config`); the defaults are
+/// documented in `docs/early-warning.md`; a missing field keeps its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WarningConfig {
     pub window_hours: i64,
     pub tie_window_days: i64,

@@ -408,3 +408,37 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Thresholds come from `--config`; a typo is refused by name, before anything starts.
+#[test]
+fn a_config_file_sets_thresholds_and_a_typo_is_named() {
+    let (tmp, data, master) = paths();
+    let import = tmp.path().join("events.ndjson");
+    std::fs::write(
+        &import,
+        r#"{"type":"purchase","customer":"c-1","occurred_at":"2026-01-01T10:00:00Z","data":{"order_id":"o-1","amount":"10","currency":"CNY"}}
+{"type":"purchase","customer":"c-2","occurred_at":"2026-03-01T10:00:00Z","data":{"order_id":"o-2","amount":"10","currency":"CNY"}}
+"#,
+    )
+    .unwrap();
+    assert!(run(&["import", import.to_str().unwrap()], &data, &master).status.success());
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, r#"{"lifecycle": {"activ_days": 30}}"#).unwrap();
+    let out = run(&["replay", "--config", bad.to_str().unwrap()], &data, &master);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("lifecycle.activ_days: unknown field"), "{}", stderr(&out));
+    // With new_days 30 c-1 (59 days before the clock) is active; with 7 and active 30, at risk.
+    let profiles = |config: Option<&std::path::Path>| {
+        let mut args = vec!["export", "--what", "profiles", "--format", "csv"];
+        if let Some(c) = config {
+            args.extend(["--config", c.to_str().unwrap()]);
+        }
+        let out = run(&args, &data, &master);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(profiles(None).lines().any(|l| l.starts_with("c-1,active,")));
+    let strict = tmp.path().join("strict.json");
+    std::fs::write(&strict, r#"{"lifecycle": {"new_days": 7, "active_days": 30}}"#).unwrap();
+    assert!(profiles(Some(&strict)).lines().any(|l| l.starts_with("c-1,at_risk,")));
+}

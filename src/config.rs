@@ -1,0 +1,77 @@
+//! The service's tunable thresholds, from a JSON file (`--config FILE` or
+//! `RAPPORT_CONFIG`): lifecycle thresholds and early-warning windows. Every field is
+//! optional (a missing one keeps its documented default); an unknown one is an error that
+//! names it. Snapshots taken with other thresholds are rebuilt, never reused.
+//!
+//! ```json
+//! {"lifecycle": {"active_days": 60, "dormant_days": 120},
+//!  "early_warning": {"window_hours": 48, "threshold": 3.5}}
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use rapport_projections::{warnings::WarningConfig, LifecycleConfig};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub lifecycle: LifecycleConfig,
+    pub early_warning: WarningConfig,
+}
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// JSON file of thresholds (lifecycle, early_warning); see docs/projections.md and
+    /// docs/early-warning.md. Defaults apply without it.
+    #[arg(long = "config", env = "RAPPORT_CONFIG", global = true)]
+    pub path: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> anyhow::Result<Config> {
+        match &self.path {
+            None => Ok(Config::default()),
+            Some(p) => Config::read(p),
+        }
+    }
+}
+
+impl Config {
+    pub fn read(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_config_keeps_the_other_defaults() {
+        let c = Config::parse(r#"{"lifecycle": {"active_days": 60}, "early_warning": {"threshold": 3.5}}"#).unwrap();
+        assert_eq!(c.lifecycle.active_days, 60);
+        assert_eq!(c.lifecycle.dormant_days, LifecycleConfig::default().dormant_days);
+        assert_eq!(c.early_warning.threshold, 3.5);
+        assert_eq!(c.early_warning.window_hours, 72);
+        assert_eq!(Config::parse("{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_unknown_or_mistyped_field_is_named() {
+        let e = Config::parse(r#"{"lifecycle": {"activ_days": 60}}"#).unwrap_err();
+        assert!(e.starts_with("lifecycle.activ_days: unknown field"), "{e}");
+        let e = Config::parse(r#"{"early_warning": {"window_hours": "two days"}}"#).unwrap_err();
+        assert!(e.starts_with("early_warning.window_hours: invalid type"), "{e}");
+    }
+}
