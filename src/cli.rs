@@ -207,6 +207,12 @@ pub enum Command {
         /// Smallest connected cluster for `warning` (default: the service's).
         #[arg(long)]
         min_count: Option<usize>,
+        /// Background complaints: generated, or the real CFPB sample.
+        #[arg(long, value_enum, default_value_t = BackgroundArg::Synthetic)]
+        background: BackgroundArg,
+        /// The shared data folder (for `--background cfpb`).
+        #[arg(long, env = "RAPPORT_SHARED_DATA", default_value = "../shared/data")]
+        shared_data: PathBuf,
     },
     /// Manages API keys and the master key.
     Keys {
@@ -222,6 +228,12 @@ pub enum ImportFormat {
     Ndjson,
     OnlineRetail,
     OlistReviews,
+    Cfpb,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BackgroundArg {
+    Synthetic,
     Cfpb,
 }
 
@@ -458,6 +470,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cascades,
             threshold,
             min_count,
+            background,
+            shared_data,
         } => {
             let defaults = rapport_projections::warnings::WarningConfig::default();
             let config = rapport_projections::warnings::WarningConfig {
@@ -465,10 +479,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 min_count: min_count.unwrap_or(defaults.min_count),
                 ..defaults
             };
-            if days < 10 {
-                anyhow::bail!("--days must be at least 10");
+            if days < crate::eval::WARM_UP_DAYS + 10 {
+                anyhow::bail!(
+                    "--days must be at least {} (a {}-day warm-up builds the baselines)",
+                    crate::eval::WARM_UP_DAYS + 10,
+                    crate::eval::WARM_UP_DAYS
+                );
             }
+            let background = match background {
+                BackgroundArg::Synthetic => crate::eval::Background::Synthetic,
+                BackgroundArg::Cfpb => crate::eval::Background::cfpb(&shared_data)?,
+            };
             crate::eval::run(crate::eval::EvalOptions {
+                background,
                 seeds,
                 customers,
                 days,

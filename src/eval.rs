@@ -26,7 +26,47 @@ use rapport_projections::{
 };
 use serde_json::{json, Value};
 
+/// Where background complaints come from.
+#[derive(Clone)]
+pub enum Background {
+    /// Generated: many keys with a weekly rhythm, templated English and Chinese text.
+    Synthetic,
+    /// The real CFPB complaints (company, product, issue, narrative), in their own order,
+    /// spread over the scenario's days and given to random customers of the scenario.
+    Cfpb(Vec<(serde_json::Value, String)>),
+}
+
+impl Background {
+    /// Reads the CFPB sample through the importer (`shared/data/cfpb/complaints_sample.csv`).
+    pub fn cfpb(shared_data: &std::path::Path) -> anyhow::Result<Background> {
+        let file = shared_data.join("cfpb/complaints_sample.csv");
+        anyhow::ensure!(
+            file.is_file(),
+            "{} not found (set --shared-data or RAPPORT_SHARED_DATA to the shared/data folder)",
+            file.display()
+        );
+        let (ndjson, _) = crate::importers::cfpb::convert(&[file])?;
+        let mut rows: Vec<(String, serde_json::Value, String)> = ndjson
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| {
+                Some((
+                    v["occurred_at"].as_str()?.to_owned(),
+                    v["data"]["about"].clone(),
+                    v["data"]["text"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        // In the order they were received (ties by their own order).
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Background::Cfpb(
+            rows.into_iter().map(|(_, about, text)| (about, text)).collect(),
+        ))
+    }
+}
+
 pub struct EvalOptions {
+    pub background: Background,
     pub seeds: Vec<u64>,
     pub customers: usize,
     pub days: i64,
@@ -44,7 +84,14 @@ enum Truth {
     Repeat,
 }
 
+/// Days at the start of a scenario that only build baselines (both detectors need
+/// history: 28 days plus the 2-day guard); no cascade is injected and nothing raised in
+/// them is scored, as in the outbreak-detection literature's baseline period.
+pub const WARM_UP_DAYS: i64 = 30;
+
 pub struct Scenario {
+    /// The end of the warm-up.
+    warm_up_end: DateTime<Utc>,
     pub events: Vec<RecordedEvent>,
     truth: BTreeMap<String, Truth>,
     /// Cascade → its complaint ids in time order.
@@ -129,7 +176,13 @@ fn count(rng: &mut StdRng, m: f64) -> usize {
     (0..n).filter(|_| rng.gen::<f64>() < m / n as f64).count()
 }
 
-pub fn scenario(seed: u64, customers: usize, days: i64, cascades: usize) -> Scenario {
+pub fn scenario(
+    seed: u64,
+    customers: usize,
+    days: i64,
+    cascades: usize,
+    source: &Background,
+) -> Scenario {
     let mut g = Gen {
         rng: StdRng::seed_from_u64(seed),
         t0: DateTime::from_timestamp(1_767_225_600, 0).expect("valid"),
@@ -184,11 +237,13 @@ pub fn scenario(seed: u64, customers: usize, days: i64, cascades: usize) -> Scen
     // Background: ~0.012 complaints per customer per day, weekly rhythm.
     let products = 40;
     let stores = 30;
-    let mut background = 0;
     for day in 0..days {
         let weekday = (day + 4) % 7; // 2026-01-01 is a Thursday
         let rhythm = [1.3, 1.1, 1.0, 1.0, 1.0, 0.7, 0.6][weekday as usize];
-        let n = count(&mut g.rng, customers as f64 * 0.012 * rhythm);
+        let n = match source {
+            Background::Synthetic => count(&mut g.rng, customers as f64 * 0.012 * rhythm),
+            Background::Cfpb(_) => 0,
+        };
         for _ in 0..n {
             let c = g.rng.gen_range(0..customers);
             // Zipf-like product popularity.
@@ -208,7 +263,6 @@ pub fn scenario(seed: u64, customers: usize, days: i64, cascades: usize) -> Scen
                 _ => json!({"product": format!("P{p}"), "topic": TOPICS[g.rng.gen_range(0..TOPICS.len())]}),
             };
             g.complaint(at, &ids[c], about, text, Truth::Background);
-            background += 1;
         }
         // Mixed traffic: purchases and ordinary posts.
         for _ in 0..count(&mut g.rng, customers as f64 * 0.1) {
@@ -225,11 +279,21 @@ pub fn scenario(seed: u64, customers: usize, days: i64, cascades: usize) -> Scen
             }
         }
     }
+    if let Background::Cfpb(rows) = source {
+        // The real complaints, in order, spread evenly over the days.
+        for (i, (about, text)) in rows.iter().enumerate() {
+            let c = g.rng.gen_range(0..customers);
+            let at = t0
+                + Duration::minutes((i as i64 * days * 1440) / rows.len().max(1) as i64)
+                + Duration::minutes(g.rng.gen_range(0..60));
+            g.complaint(at, &ids[c], about.clone(), text, Truth::Background);
+        }
+    }
     // Cascades.
     let mut cascade_ids = Vec::new();
     for k in 0..cascades {
         let size = (3.0 * (50.0f64 / 3.0).powf(g.rng.gen::<f64>())).round() as usize;
-        let start = t0 + Duration::days(g.rng.gen_range(7..days - 3)) + Duration::minutes(g.rng.gen_range(0..1440));
+        let start = t0 + Duration::days(g.rng.gen_range(WARM_UP_DAYS..days - 3)) + Duration::minutes(g.rng.gen_range(0..1440));
         let seed_c = loop {
             let c = g.rng.gen_range(0..customers);
             if !neighbours(c).is_empty() {
@@ -300,7 +364,7 @@ pub fn scenario(seed: u64, customers: usize, days: i64, cascades: usize) -> Scen
     // Hard negatives: unconnected bursts (an outage at one store).
     let bursts = (cascades / 3).max(2);
     for b in 0..bursts {
-        let start = t0 + Duration::days(g.rng.gen_range(7..days - 1));
+        let start = t0 + Duration::days(g.rng.gen_range(WARM_UP_DAYS..days - 1));
         let store = format!("S-out-{b}");
         let n = g.rng.gen_range(8..25);
         let mut used: Vec<usize> = Vec::new();
@@ -331,7 +395,7 @@ pub fn scenario(seed: u64, customers: usize, days: i64, cascades: usize) -> Scen
     // Hard negatives: noisy repeat complainers.
     for _ in 0..(cascades / 6).max(1) {
         let c = g.rng.gen_range(0..customers);
-        let start = t0 + Duration::days(g.rng.gen_range(0..days - 2));
+        let start = t0 + Duration::days(g.rng.gen_range(WARM_UP_DAYS..days - 2));
         for i in 0..15 {
             let at = start + Duration::minutes(i * 150);
             g.complaint(at, &ids[c], json!({"sku": "SKU-9"}), "still broken, fix it", Truth::Repeat);
@@ -339,6 +403,9 @@ pub fn scenario(seed: u64, customers: usize, days: i64, cascades: usize) -> Scen
     }
     // Event-time order (stable for ties), then positions.
     g.events.sort_by(|a, b| a.0.cmp(&b.0));
+    let warm_up_end = t0 + Duration::days(WARM_UP_DAYS);
+    // Background counted for false-alarm rates: after the warm-up only.
+    let background = events_after(&g.events, warm_up_end, &g.truth);
     let events = g
         .events
         .into_iter()
@@ -360,12 +427,32 @@ pub fn scenario(seed: u64, customers: usize, days: i64, cascades: usize) -> Scen
         })
         .collect();
     Scenario {
+        warm_up_end,
         events,
         truth: g.truth,
         cascades: cascade_ids,
         bursts,
         background,
     }
+}
+
+/// Background complaints that occurred at or after `from`.
+fn events_after(
+    events: &[(DateTime<Utc>, EventType, String, Value)],
+    from: DateTime<Utc>,
+    truth: &BTreeMap<String, Truth>,
+) -> usize {
+    events
+        .iter()
+        .filter(|(at, ty, _, d)| {
+            *ty == EventType::Complaint
+                && *at >= from
+                && d["complaint_id"]
+                    .as_str()
+                    .and_then(|id| truth.get(id))
+                    .is_some_and(|t| *t == Truth::Background)
+        })
+        .count()
 }
 
 /// What one detector configuration achieved on one scenario.
@@ -381,6 +468,8 @@ pub struct Score {
     pub bursts: usize,
     pub bursts_as_spike: usize,
     pub bursts_as_group: usize,
+    /// False alarms by the kind of their first key (`product`, `store`, `text` …).
+    pub false_by_key: BTreeMap<String, usize>,
 }
 
 impl Score {
@@ -403,6 +492,9 @@ impl Score {
         self.bursts += o.bursts;
         self.bursts_as_spike += o.bursts_as_spike;
         self.bursts_as_group += o.bursts_as_group;
+        for (k, n) in &o.false_by_key {
+            *self.false_by_key.entry(k.clone()).or_default() += n;
+        }
     }
     pub fn recall(&self) -> f64 {
         self.detected as f64 / self.cascades.max(1) as f64
@@ -482,7 +574,7 @@ pub fn score_detector(s: &Scenario, config: &WarningConfig) -> (Score, f64) {
     let mut detected_at: BTreeMap<usize, u64> = BTreeMap::new();
     let mut burst_spike = vec![false; s.bursts];
     let mut burst_group = vec![false; s.bursts];
-    for a in w.alerts() {
+    for a in w.alerts().filter(|a| a.raised_at >= s.warm_up_end) {
         let mut per: BTreeMap<Truth, usize> = BTreeMap::new();
         for c in &a.complaints {
             if let Some(t) = s.truth.get(c) {
@@ -508,10 +600,15 @@ pub fn score_detector(s: &Scenario, config: &WarningConfig) -> (Score, f64) {
             continue;
         }
         score.alerts += 1;
-        let Some(Truth::Cascade(k)) = best else { continue };
-        if n * 2 < a.complaints.len() {
+        let matched = match best {
+            Some(Truth::Cascade(k)) if n * 2 >= a.complaints.len() => Some(k),
+            _ => None,
+        };
+        let Some(k) = matched else {
+            let kind = a.keys.iter().next().and_then(|k| k.split(':').next()).unwrap_or("?");
+            *score.false_by_key.entry(kind.to_owned()).or_default() += 1;
             continue;
-        }
+        };
         score.true_alerts += 1;
         let warned_at = a
             .levels
@@ -547,7 +644,8 @@ pub fn score_baseline(s: &Scenario) -> Score {
             let prev: Vec<f64> = (1..=7).map(|d| *days.get(&(day - d)).unwrap_or(&0) as f64).collect();
             let mean = prev.iter().sum::<f64>() / 7.0;
             let sd = (prev.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 7.0).sqrt();
-            if today > mean + 3.0 * sd && !fired.contains_key(&(key.clone(), day)) {
+            let warm = e.occurred_at >= s.warm_up_end;
+            if warm && today > mean + 3.0 * sd && !fired.contains_key(&(key.clone(), day)) {
                 fired.insert((key, day), (id.clone(), e.position));
             }
         }
@@ -586,12 +684,16 @@ pub fn run(opts: EvalOptions) -> anyhow::Result<()> {
     let scenarios: Vec<Scenario> = opts
         .seeds
         .iter()
-        .map(|s| scenario(*s, opts.customers, opts.days, opts.cascades))
+        .map(|s| scenario(*s, opts.customers, opts.days, opts.cascades, &opts.background))
         .collect();
     let events: usize = scenarios.iter().map(|s| s.events.len()).sum();
     let complaints: usize = scenarios.iter().map(|s| s.truth.len()).sum();
     println!(
-        "scenarios: seeds {:?}, {} customers, {} days, {} cascades each; {events} events, {complaints} complaints, {} background",
+        "scenarios ({} background): seeds {:?}, {} customers, {} days, {} cascades each; {events} events, {complaints} complaints, {} background",
+        match opts.background {
+            Background::Synthetic => "synthetic",
+            Background::Cfpb(_) => "CFPB",
+        },
         opts.seeds,
         opts.customers,
         opts.days,
@@ -619,6 +721,10 @@ pub fn run(opts: EvalOptions) -> anyhow::Result<()> {
         "unconnected bursts: {} of {} reported as spike, {} as a group complaint (≥ warning)",
         total.bursts_as_spike, total.bursts, total.bursts_as_group
     );
+    if !total.false_by_key.is_empty() {
+        let by: Vec<String> = total.false_by_key.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!("false alarms by the kind of their first key: {}", by.join(", "));
+    }
     rates.sort_by(|a, b| a.total_cmp(b));
     println!(
         "detector speed (customers + warnings folds, one core, mixed traffic): median {:.0} events/s",

@@ -102,7 +102,8 @@ impl Projection for ReadState {
     const NAME: &'static str = "read_state";
     /// 3: segments joined the customers in one state (customers were at 2).
     /// 4: early warnings joined. 5: change feeds share one bounded `Feed`.
-    const VERSION: u32 = 5;
+    /// 6: the detector's ties are stored both ways and alerts are found by complaint position.
+    const VERSION: u32 = 6;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.customers.apply(ev);

@@ -45,7 +45,7 @@ use rapport_events::{EventType, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Customers;
+use crate::{Customers, Profile};
 
 /// Thresholds and windows, configurable (`rapport serve --config`); the defaults are
 /// documented in `docs/early-warning.md`; a missing field keeps its default.
@@ -97,6 +97,8 @@ pub const EVIDENCE_CUSTOMERS_MAX: usize = 100;
 /// Alert changes kept for the feed.
 pub const ALERT_CHANGES_KEPT_MAX: usize = crate::feed::FEED_KEPT_MAX;
 const MINHASH_K: usize = 128;
+/// Characters of a complaint's text that its signature reads (long narratives are cut).
+const SIGNATURE_CHARS_MAX: usize = 1_000;
 /// 64 bands of 2 rows: a pair with Jaccard similarity 0.3 becomes a candidate with
 /// probability 1 − (1 − 0.3²)⁶⁴ ≈ 0.998; candidates are then checked against the estimate.
 const LSH_BANDS: usize = 64;
@@ -224,6 +226,7 @@ struct KeyState {
 struct ComplaintInfo {
     customer: String,
     at: DateTime<Utc>,
+    position: u64,
     keys: Vec<String>,
 }
 
@@ -243,7 +246,8 @@ pub struct Warnings {
     complaints: BTreeMap<String, ComplaintInfo>,
     /// post id → the complaint it echoes (directly or by replying to an echo).
     echo_posts: BTreeMap<String, (String, DateTime<Utc>)>,
-    /// smaller id → larger id → (tie kind, when last seen).
+    /// customer → tied customer → (tie kind from the first's side, when last seen); both
+    /// directions are stored.
     ties: BTreeMap<String, BTreeMap<String, (String, DateTime<Utc>)>>,
     /// Text clusters by LSH band bucket (`bucket_key`).
     buckets: BTreeMap<u64, Vec<String>>,
@@ -251,8 +255,10 @@ pub struct Warnings {
     /// customer → text clusters they contributed a signature to (dropped on erasure).
     signatures_of: BTreeMap<String, BTreeSet<String>>,
     alerts: BTreeMap<String, Alert>,
-    /// complaint id → alert id.
-    alert_of: BTreeMap<String, String>,
+    /// position of a complaint → alert id.
+    alert_of: BTreeMap<u64, String>,
+    /// key → the spike alert last raised or updated on it.
+    spike_of: BTreeMap<String, String>,
     changes: crate::feed::Feed<AlertChange>,
 }
 
@@ -289,6 +295,7 @@ pub fn signature(text: &str) -> Option<Vec<u32>> {
         .chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(|c| c.to_lowercase())
+        .take(SIGNATURE_CHARS_MAX)
         .collect();
     let ascii = chars.iter().filter(|c| c.is_ascii()).count();
     let n = if ascii * 2 >= chars.len() { 3 } else { 2 };
@@ -300,12 +307,16 @@ pub fn signature(text: &str) -> Option<Vec<u32>> {
     for w in chars.windows(n) {
         buf.clear();
         buf.extend(w);
+        // The k hash functions are h1 + i·h2 (Kirsch–Mitzenmacher): two mixes per shingle.
         let base = fnv(buf.as_bytes());
-        for (i, slot) in sig.iter_mut().enumerate() {
-            let h = (mix(base ^ (i as u64).wrapping_mul(0x9e3779b97f4a7c15)) >> 32) as u32;
-            if h < *slot {
-                *slot = h;
+        let (h1, h2) = (mix(base), mix(base ^ 0x5bd1_e995_5bd1_e995) | 1);
+        let mut h = h1;
+        for slot in sig.iter_mut() {
+            let v = (h >> 32) as u32;
+            if v < *slot {
+                *slot = v;
             }
+            h = h.wrapping_add(h2);
         }
     }
     Some(sig)
@@ -341,13 +352,6 @@ fn alert_id(kind: Kind, first_complaint: &str) -> String {
     format!("al-{k}-{:016x}", mix(fnv(first_complaint.as_bytes())))
 }
 
-fn pair(a: &str, b: &str) -> (String, String) {
-    if a <= b {
-        (a.to_owned(), b.to_owned())
-    } else {
-        (b.to_owned(), a.to_owned())
-    }
-}
 
 /// Union-find over indices.
 struct Dsu(Vec<usize>);
@@ -391,6 +395,7 @@ impl Warnings {
             signatures_of: BTreeMap::new(),
             alerts: BTreeMap::new(),
             alert_of: BTreeMap::new(),
+            spike_of: BTreeMap::new(),
             changes: Default::default(),
         }
     }
@@ -479,16 +484,18 @@ impl Warnings {
         }
     }
 
+    /// Records that `a` replied to, mentioned or echoed `b`: stored both ways, the label
+    /// read from the key's side ("~" marks the reverse direction).
     fn tie(&mut self, a: &str, b: &str, kind: &str, at: DateTime<Utc>) {
         if a != b {
-            // "replied to" / "mentioned" / "echoed" read from `a` to `b`.
-            let label = if pair(a, b).0 == a {
-                kind.to_owned()
-            } else {
-                format!("~{kind}")
-            };
-            let (x, y) = pair(a, b);
-            self.ties.entry(x).or_default().insert(y, (label, at));
+            self.ties
+                .entry(a.to_owned())
+                .or_default()
+                .insert(b.to_owned(), (kind.to_owned(), at));
+            self.ties
+                .entry(b.to_owned())
+                .or_default()
+                .insert(a.to_owned(), (format!("~{kind}"), at));
         }
     }
 
@@ -545,10 +552,12 @@ impl Warnings {
             set.retain(|c| clusters.contains_key(c));
             !set.is_empty()
         });
+        let keys = &self.keys;
+        self.spike_of.retain(|k, _| keys.contains_key(k));
         let alerts = &self.alerts;
-        let complaints = &self.complaints;
+        let kept: BTreeSet<u64> = self.complaints.values().map(|c| c.position).collect();
         self.alert_of
-            .retain(|c, a| complaints.contains_key(c) && alerts.contains_key(a));
+            .retain(|p, a| kept.contains(p) && alerts.contains_key(a));
     }
 
     fn text_key(&mut self, ev: &RecordedEvent, complaint: &str) -> Option<String> {
@@ -630,6 +639,7 @@ impl Warnings {
             ComplaintInfo {
                 customer: ev.customer.clone(),
                 at: ev.occurred_at,
+                position: ev.position,
                 keys: keys.clone(),
             },
         );
@@ -662,17 +672,53 @@ impl Warnings {
         }
     }
 
-    fn tied(&self, customers: &Customers, a: &str, b: &str) -> bool {
-        if let (Some(pa), Some(pb)) = (customers.get(a), customers.get(b)) {
-            if pa.referred_by.as_deref() == Some(b) || pb.referred_by.as_deref() == Some(a) {
-                return true;
+    /// For each of `people`, the indices of the others it is tied to: shared community,
+    /// referral, or a reply / mention / echo tie. Built from buckets, not pairs, so a key
+    /// with many unrelated customers costs about one lookup per customer.
+    fn adjacency(&self, people: &[&str], customers: &Customers) -> Vec<Vec<usize>> {
+        use std::collections::HashMap;
+        let index: HashMap<&str, usize> = people.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let profiles: Vec<Option<&Profile>> = people.iter().map(|p| customers.get(p)).collect();
+        let mut by_community: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut adjacency: Vec<Vec<usize>> = vec![Vec::new(); people.len()];
+        for (i, p) in profiles.iter().enumerate() {
+            let Some(p) = p else { continue };
+            for g in p.communities.iter() {
+                by_community.entry(g.as_str()).or_default().push(i);
             }
-            if pa.communities.iter().any(|c| pb.communities.contains(c)) {
-                return true;
+            if let Some(&j) = p.referred_by.as_deref().and_then(|r| index.get(r)) {
+                adjacency[i].push(j);
+                adjacency[j].push(i);
             }
         }
-        let (x, y) = ordered(a, b);
-        self.ties.get(x).is_some_and(|m| m.contains_key(y))
+        for members in by_community.values() {
+            if members.len() > 1 {
+                for &i in members {
+                    adjacency[i].extend(members.iter().copied().filter(|j| *j != i));
+                }
+            }
+        }
+        for (i, a) in people.iter().enumerate() {
+            if let Some(m) = self.ties.get(*a) {
+                // Walk the smaller side: the key's people or this customer's ties.
+                if m.len() < people.len() {
+                    adjacency[i].extend(m.keys().filter_map(|b| index.get(b.as_str()).copied()));
+                } else {
+                    adjacency[i].extend(
+                        people
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, b)| *j != i && m.contains_key(**b))
+                            .map(|(j, _)| j),
+                    );
+                }
+            }
+        }
+        for next in &mut adjacency {
+            next.sort_unstable();
+            next.dedup();
+        }
+        adjacency
     }
 
     /// Files `entry` under key `k`, then raises or updates what the key now shows.
@@ -704,14 +750,15 @@ impl Warnings {
         let ks = &self.keys[k];
         // Distinct customers on the key, in first-seen order (a fixed order).
         let mut people: Vec<&str> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for e in &ks.entries {
-            if !people.contains(&e.customer.as_str()) {
+            if seen.insert(&e.customer) {
                 people.push(&e.customer);
             }
         }
         let z = |observed: usize| (observed as f64 - expected) / expected.sqrt();
-        // The new entry's connected component, by breadth-first search: a customer with
-        // no ties costs one check per other customer on the key.
+        let adjacency = self.adjacency(&people, customers);
+        // The new entry's connected component, by breadth-first search over the ties.
         let me = people
             .iter()
             .position(|p| *p == entry.customer)
@@ -720,8 +767,8 @@ impl Warnings {
         in_component[me] = true;
         let mut queue = vec![me];
         while let Some(i) = queue.pop() {
-            for j in 0..people.len() {
-                if !in_component[j] && self.tied(customers, people[i], people[j]) {
+            for &j in &adjacency[i] {
+                if !in_component[j] {
                     in_component[j] = true;
                     queue.push(j);
                 }
@@ -733,15 +780,13 @@ impl Warnings {
             .collect();
         let size = component.len();
         let zt = z(people.len());
-        // The largest component (union-find over every pair) only when a spike is possible.
+        // The largest component (union-find over every tie) only when a spike is possible.
         let spike_possible = people.len() >= cfg.spike_min && zt >= cfg.threshold;
         let largest = if spike_possible {
             let mut dsu = Dsu((0..people.len()).collect());
-            for i in 0..people.len() {
-                for j in 0..i {
-                    if dsu.find(i) != dsu.find(j) && self.tied(customers, people[i], people[j]) {
-                        dsu.union(i, j);
-                    }
+            for (i, next) in adjacency.iter().enumerate() {
+                for &j in next {
+                    dsu.union(i, j);
                 }
             }
             let mut sizes = vec![0usize; people.len()];
@@ -804,7 +849,18 @@ impl Warnings {
                 .collect();
             (level, members)
         });
-        let spike = (spike_possible && largest * 2 < on_key).then(|| entries.clone());
+        // A spike already raised on this key (still on the key's entries) is updated with the
+        // new entry alone; a new one takes every entry on the key.
+        let spike = (spike_possible && largest * 2 < on_key).then(|| {
+            match self.spike_of.get(k).filter(|id| {
+                self.alerts.get(*id).is_some_and(|a| {
+                    entries.iter().any(|e| a.complaint_positions.contains(&e.position))
+                })
+            }) {
+                Some(id) => (Some(id.clone()), vec![entry.clone()]),
+                None => (None, entries.clone()),
+            }
+        });
         if let Some((level, members)) = group {
             let members: Vec<&Entry> = members.iter().collect();
             self.upsert(
@@ -817,9 +873,10 @@ impl Warnings {
                 (size, expected, zc, size, on_key),
             );
         }
-        if let Some(all) = spike {
+        if let Some((known, all)) = spike {
             let all: Vec<&Entry> = all.iter().collect();
-            self.upsert(
+            let id = self.upsert_as(
+                known,
                 Kind::Spike,
                 Level::Warning,
                 k,
@@ -828,6 +885,7 @@ impl Warnings {
                 customers,
                 (on_key, expected, zt, largest, on_key),
             );
+            self.spike_of.insert(k.to_owned(), id);
         }
     }
 
@@ -840,8 +898,25 @@ impl Warnings {
         members: &[&Entry],
         ev: &RecordedEvent,
         customers: &Customers,
+        stats: (usize, f64, f64, usize, usize),
+    ) -> String {
+        self.upsert_as(None, kind, level, key, members, ev, customers, stats)
+    }
+
+    /// Raises or updates the alert of `members`: the `known` one, else one of this kind
+    /// that holds one of their complaints, else a new one named by the first complaint.
+    #[allow(clippy::too_many_arguments)]
+    fn upsert_as(
+        &mut self,
+        known: Option<String>,
+        kind: Kind,
+        level: Level,
+        key: &str,
+        members: &[&Entry],
+        ev: &RecordedEvent,
+        customers: &Customers,
         (observed, expected, statistic, connected, on_key): (usize, f64, f64, usize, usize),
-    ) {
+    ) -> String {
         let first = members
             .iter()
             .filter(|e| e.echo.is_none())
@@ -849,12 +924,15 @@ impl Warnings {
             .or_else(|| members.first())
             .expect("a cluster has members");
         // An existing alert of this kind holding one of these complaints is updated.
-        let existing = members
-            .iter()
-            .filter_map(|e| self.alert_of.get(&e.complaint))
-            .filter(|id| self.alerts.get(*id).is_some_and(|a| a.kind == kind))
-            .min_by_key(|id| self.alerts.get(*id).map(|a| a.raised_at_position))
-            .cloned();
+        let existing = known.or_else(|| {
+            members
+                .iter()
+                .filter(|e| e.echo.is_none())
+                .filter_map(|e| self.alert_of.get(&e.position))
+                .filter(|id| self.alerts.get(*id).is_some_and(|a| a.kind == kind))
+                .min_by_key(|id| self.alerts.get(*id).map(|a| a.raised_at_position))
+                .cloned()
+        });
         let id = existing.unwrap_or_else(|| alert_id(kind, &first.complaint));
         let now = self.clock.unwrap_or(ev.occurred_at);
         let cfg_threshold = self.config.threshold;
@@ -894,7 +972,18 @@ impl Warnings {
             alert.level,
         );
         alert.keys.insert(key.to_owned());
+        // Only what the alert does not hold yet (a growing cluster is offered whole).
+        let mut new_complaints: Vec<u64> = Vec::new();
+        let mut added = false;
         for e in members {
+            let held = match &e.echo {
+                Some(p) => alert.echoes.contains(p),
+                None => alert.complaint_positions.contains(&e.position),
+            };
+            if held {
+                continue;
+            }
+            added = true;
             alert.customers.insert(e.customer.clone());
             match &e.echo {
                 Some(p) => {
@@ -903,29 +992,25 @@ impl Warnings {
                 None => {
                     alert.complaints.insert(e.complaint.clone());
                     alert.complaint_positions.insert(e.position);
+                    new_complaints.push(e.position);
                 }
             }
             alert.first_complaint_at = alert.first_complaint_at.min(e.at);
             let what = if e.echo.is_some() { "echo" } else { "complaint" };
-            if !alert
+            alert.evidence.timeline.push(TimelineEntry {
+                at: e.at,
+                position: e.position,
+                what: what.into(),
+                customer: e.customer.clone(),
+                complaint: e.complaint.clone(),
+            });
+        }
+        if added {
+            alert
                 .evidence
                 .timeline
-                .iter()
-                .any(|t| t.position == e.position && t.customer == e.customer)
-            {
-                alert.evidence.timeline.push(TimelineEntry {
-                    at: e.at,
-                    position: e.position,
-                    what: what.into(),
-                    customer: e.customer.clone(),
-                    complaint: e.complaint.clone(),
-                });
-            }
+                .sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.position.cmp(&b.position)));
         }
-        alert
-            .evidence
-            .timeline
-            .sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.position.cmp(&b.position)));
         if alert.evidence.timeline.len() > TIMELINE_MAX {
             // Keep the start of the story and its latest turns.
             let n = alert.evidence.timeline.len();
@@ -963,7 +1048,6 @@ impl Warnings {
                 reopened = true;
             }
         }
-        let complaints: Vec<String> = alert.complaints.iter().cloned().collect();
         let level_now = alert.level;
         if grew || is_new {
             // Evidence is about the first customers (in id order); the sets hold them all.
@@ -978,8 +1062,8 @@ impl Warnings {
             alert.evidence.ties = ties;
             alert.evidence.communities = communities;
         }
-        for c in complaints {
-            self.alert_of.insert(c, id.clone());
+        for p in new_complaints {
+            self.alert_of.insert(p, id.clone());
         }
         let change = if is_new {
             Some("raised")
@@ -995,6 +1079,7 @@ impl Warnings {
         if let Some(change) = change {
             self.push_change(&id, change, level_now, ev.position);
         }
+        id
     }
 
     fn push_change(&mut self, alert: &str, change: &str, level: Level, position: u64) {
@@ -1045,6 +1130,7 @@ impl Warnings {
             for b in &people[i + 1..] {
                 let (x, y) = ordered(a, b);
                 if let Some((label, _)) = self.ties.get(x).and_then(|m| m.get(y)) {
+                    let (x, y) = (x.to_owned(), y.to_owned());
                     lines.push(match label.strip_prefix('~') {
                         Some(l) => format!("{y} {l} {x}"),
                         None => format!("{x} {label} {y}"),
