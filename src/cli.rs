@@ -407,7 +407,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let until = until.unwrap_or(u64::MAX).min(as_of.unwrap_or(u64::MAX));
             let started = std::time::Instant::now();
-            let n = if what == crate::export::What::Events && format == crate::export::Format::Ndjson {
+            let n = if what == crate::export::What::Events
+                && format == crate::export::Format::Ndjson
+            {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
                 tokio::task::block_in_place(|| {

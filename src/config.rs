@@ -59,9 +59,15 @@ mod tests {
 
     #[test]
     fn a_partial_config_keeps_the_other_defaults() {
-        let c = Config::parse(r#"{"lifecycle": {"active_days": 60}, "early_warning": {"threshold": 3.5}}"#).unwrap();
+        let c = Config::parse(
+            r#"{"lifecycle": {"active_days": 60}, "early_warning": {"threshold": 3.5}}"#,
+        )
+        .unwrap();
         assert_eq!(c.lifecycle.active_days, 60);
-        assert_eq!(c.lifecycle.dormant_days, LifecycleConfig::default().dormant_days);
+        assert_eq!(
+            c.lifecycle.dormant_days,
+            LifecycleConfig::default().dormant_days
+        );
         assert_eq!(c.early_warning.threshold, 3.5);
         assert_eq!(c.early_warning.window_hours, 72);
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
@@ -72,6 +78,9 @@ mod tests {
         let e = Config::parse(r#"{"lifecycle": {"activ_days": 60}}"#).unwrap_err();
         assert!(e.starts_with("lifecycle.activ_days: unknown field"), "{e}");
         let e = Config::parse(r#"{"early_warning": {"window_hours": "two days"}}"#).unwrap_err();
-        assert!(e.starts_with("early_warning.window_hours: invalid type"), "{e}");
+        assert!(
+            e.starts_with("early_warning.window_hours: invalid type"),
+            "{e}"
+        );
     }
 }

@@ -60,7 +60,9 @@ impl Background {
         // In the order they were received (ties by their own order).
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Background::Cfpb(
-            rows.into_iter().map(|(_, about, text)| (about, text)).collect(),
+            rows.into_iter()
+                .map(|(_, about, text)| (about, text))
+                .collect(),
         ))
     }
 }
@@ -101,15 +103,50 @@ pub struct Scenario {
 }
 
 const EN_DEFECTS: &[&[&str]] = &[
-    &["the tea smells of mould", "my tea has a mouldy smell", "mould smell in the tea leaves", "tea leaves smell mouldy and stale"],
-    &["the lid of the jar is cracked", "jar lid arrived cracked", "cracked lid on the jar again", "the jar's lid is cracked and leaks"],
-    &["the cream gave me a rash", "got a red rash after the cream", "this cream causes a rash on my skin", "rash on my face from the cream"],
-    &["the charger gets very hot", "charger overheating badly", "my charger is getting too hot to touch", "the charger overheats and smells"],
+    &[
+        "the tea smells of mould",
+        "my tea has a mouldy smell",
+        "mould smell in the tea leaves",
+        "tea leaves smell mouldy and stale",
+    ],
+    &[
+        "the lid of the jar is cracked",
+        "jar lid arrived cracked",
+        "cracked lid on the jar again",
+        "the jar's lid is cracked and leaks",
+    ],
+    &[
+        "the cream gave me a rash",
+        "got a red rash after the cream",
+        "this cream causes a rash on my skin",
+        "rash on my face from the cream",
+    ],
+    &[
+        "the charger gets very hot",
+        "charger overheating badly",
+        "my charger is getting too hot to touch",
+        "the charger overheats and smells",
+    ],
 ];
 const ZH_DEFECTS: &[&[&str]] = &[
-    &["这批茶叶有一股霉味", "茶叶有霉味，不敢喝", "买的茶叶发霉了有霉味", "茶叶打开就是霉味"],
-    &["面膜用了脸上过敏起红疹", "用了面膜以后过敏红疹", "面膜导致皮肤过敏起疹子", "敷完面膜脸上起红疹过敏"],
-    &["奶粉冲开有结块和异味", "奶粉有异味还结块", "这罐奶粉结块有异味", "奶粉结块，闻着有异味"],
+    &[
+        "这批茶叶有一股霉味",
+        "茶叶有霉味，不敢喝",
+        "买的茶叶发霉了有霉味",
+        "茶叶打开就是霉味",
+    ],
+    &[
+        "面膜用了脸上过敏起红疹",
+        "用了面膜以后过敏红疹",
+        "面膜导致皮肤过敏起疹子",
+        "敷完面膜脸上起红疹过敏",
+    ],
+    &[
+        "奶粉冲开有结块和异味",
+        "奶粉有异味还结块",
+        "这罐奶粉结块有异味",
+        "奶粉结块，闻着有异味",
+    ],
 ];
 const BACKGROUND_EN: &[&str] = &[
     "delivery was two days late",
@@ -131,7 +168,16 @@ const BACKGROUND_ZH: &[&str] = &[
     "优惠券用不了",
     "和图片不一样",
 ];
-const TOPICS: &[&str] = &["delivery", "packaging", "refund", "service", "quality", "size", "billing", "app"];
+const TOPICS: &[&str] = &[
+    "delivery",
+    "packaging",
+    "refund",
+    "service",
+    "quality",
+    "size",
+    "billing",
+    "app",
+];
 
 struct Gen {
     rng: StdRng,
@@ -147,7 +193,14 @@ impl Gen {
         self.events.push((at, ty, who.to_owned(), data));
     }
 
-    fn complaint(&mut self, at: DateTime<Utc>, who: &str, about: Value, text: &str, truth: Truth) -> String {
+    fn complaint(
+        &mut self,
+        at: DateTime<Utc>,
+        who: &str,
+        about: Value,
+        text: &str,
+        truth: Truth,
+    ) -> String {
         self.next_complaint += 1;
         let id = format!("k-{}", self.next_complaint);
         self.truth.insert(id.clone(), truth);
@@ -160,7 +213,14 @@ impl Gen {
         id
     }
 
-    fn post(&mut self, at: DateTime<Utc>, who: &str, community: &str, text: &str, echoes: Option<&str>) {
+    fn post(
+        &mut self,
+        at: DateTime<Utc>,
+        who: &str,
+        community: &str,
+        text: &str,
+        echoes: Option<&str>,
+    ) {
         self.next_post += 1;
         let mut data = json!({"post_id": format!("p-{}", self.next_post), "community": community, "text": text});
         if let Some(c) = echoes {
@@ -209,7 +269,12 @@ pub fn scenario(
                 comm_of[c].push(m);
                 members[m].push(c);
                 let at = t0 - Duration::days(30) + Duration::minutes(g.rng.gen_range(0..40_000));
-                g.push(at, EventType::CommunityJoined, &ids[c], json!({"community": format!("g-{m}")}));
+                g.push(
+                    at,
+                    EventType::CommunityJoined,
+                    &ids[c],
+                    json!({"community": format!("g-{m}")}),
+                );
             }
         }
     }
@@ -220,14 +285,18 @@ pub fn scenario(
                 let r = members[m][g.rng.gen_range(0..members[m].len())];
                 if r != c {
                     referees[r].push(c);
-                    let at = t0 - Duration::days(20) + Duration::minutes(g.rng.gen_range(0..20_000));
+                    let at =
+                        t0 - Duration::days(20) + Duration::minutes(g.rng.gen_range(0..20_000));
                     g.push(at, EventType::Referral, &ids[r], json!({"referee": ids[c]}));
                 }
             }
         }
     }
     let neighbours = |c: usize| -> Vec<usize> {
-        let mut n: Vec<usize> = comm_of[c].iter().flat_map(|m| members[*m].iter().copied()).collect();
+        let mut n: Vec<usize> = comm_of[c]
+            .iter()
+            .flat_map(|m| members[*m].iter().copied())
+            .collect();
         n.extend(&referees[c]);
         n.sort_unstable();
         n.dedup();
@@ -260,7 +329,9 @@ pub fn scenario(
                 0 => json!({"product": format!("P{p}"), "batch": batch}),
                 1 => json!({"store": format!("S{}", g.rng.gen_range(0..stores))}),
                 2 => json!({"topic": TOPICS[g.rng.gen_range(0..TOPICS.len())]}),
-                _ => json!({"product": format!("P{p}"), "topic": TOPICS[g.rng.gen_range(0..TOPICS.len())]}),
+                _ => {
+                    json!({"product": format!("P{p}"), "topic": TOPICS[g.rng.gen_range(0..TOPICS.len())]})
+                }
             };
             g.complaint(at, &ids[c], about, text, Truth::Background);
         }
@@ -269,7 +340,12 @@ pub fn scenario(
             let c = g.rng.gen_range(0..customers);
             let at = t0 + Duration::days(day) + Duration::minutes(g.rng.gen_range(0..1440));
             let order = format!("o-{day}-{}", g.rng.gen::<u32>());
-            g.push(at, EventType::Purchase, &ids[c], json!({"order_id": order, "amount": "25.00", "currency": "CNY"}));
+            g.push(
+                at,
+                EventType::Purchase,
+                &ids[c],
+                json!({"order_id": order, "amount": "25.00", "currency": "CNY"}),
+            );
         }
         for _ in 0..count(&mut g.rng, customers as f64 * 0.02) {
             let c = g.rng.gen_range(0..customers);
@@ -293,7 +369,9 @@ pub fn scenario(
     let mut cascade_ids = Vec::new();
     for k in 0..cascades {
         let size = (3.0 * (50.0f64 / 3.0).powf(g.rng.gen::<f64>())).round() as usize;
-        let start = t0 + Duration::days(g.rng.gen_range(WARM_UP_DAYS..days - 3)) + Duration::minutes(g.rng.gen_range(0..1440));
+        let start = t0
+            + Duration::days(g.rng.gen_range(WARM_UP_DAYS..days - 3))
+            + Duration::minutes(g.rng.gen_range(0..1440));
         let seed_c = loop {
             let c = g.rng.gen_range(0..customers);
             if !neighbours(c).is_empty() {
@@ -354,7 +432,13 @@ pub fn scenario(
                     if let Some(&m) = comm_of[e].first() {
                         let me_too = if zh { "我也是！" } else { "same here!" };
                         let target = complaints.last().cloned().unwrap_or_default();
-                        g.post(at + Duration::minutes(5), &ids[e], &format!("g-{m}"), me_too, Some(&target));
+                        g.post(
+                            at + Duration::minutes(5),
+                            &ids[e],
+                            &format!("g-{m}"),
+                            me_too,
+                            Some(&target),
+                        );
                     }
                 }
             }
@@ -377,7 +461,13 @@ pub fn scenario(
         }
         for c in used {
             let at = start + Duration::minutes(g.rng.gen_range(0..180));
-            g.complaint(at, &ids[c], json!({"store": store}), "the app shows an error at checkout", Truth::Burst(b));
+            g.complaint(
+                at,
+                &ids[c],
+                json!({"store": store}),
+                "the app shows an error at checkout",
+                Truth::Burst(b),
+            );
         }
     }
     // Hard negatives: connected complaints spread thin over months.
@@ -389,7 +479,13 @@ pub fn scenario(
         let topic = TOPICS[g.rng.gen_range(0..TOPICS.len())];
         for c in group {
             at += Duration::days(g.rng.gen_range(10..20));
-            g.complaint(at, &ids[c], json!({"topic": topic}), "not happy with this again", Truth::Thin);
+            g.complaint(
+                at,
+                &ids[c],
+                json!({"topic": topic}),
+                "not happy with this again",
+                Truth::Thin,
+            );
         }
     }
     // Hard negatives: noisy repeat complainers.
@@ -398,7 +494,13 @@ pub fn scenario(
         let start = t0 + Duration::days(g.rng.gen_range(WARM_UP_DAYS..days - 2));
         for i in 0..15 {
             let at = start + Duration::minutes(i * 150);
-            g.complaint(at, &ids[c], json!({"sku": "SKU-9"}), "still broken, fix it", Truth::Repeat);
+            g.complaint(
+                at,
+                &ids[c],
+                json!({"sku": "SKU-9"}),
+                "still broken, fix it",
+                Truth::Repeat,
+            );
         }
     }
     // Event-time order (stable for ties), then positions.
@@ -518,7 +620,10 @@ impl Score {
         v[((v.len() - 1) as f64 * q).round() as usize]
     }
     pub fn delay_complaints(&self, q: f64) -> f64 {
-        Score::quantile(&self.delays.iter().map(|d| d.0 as f64).collect::<Vec<_>>(), q)
+        Score::quantile(
+            &self.delays.iter().map(|d| d.0 as f64).collect::<Vec<_>>(),
+            q,
+        )
     }
     pub fn delay_hours(&self, q: f64) -> f64 {
         Score::quantile(&self.delays.iter().map(|d| d.1).collect::<Vec<_>>(), q)
@@ -554,7 +659,10 @@ fn delays(
                 .count();
             let first = complaints.first().and_then(|c| pos.get(c)).map(|p| p.1);
             let when = s.events[(*at - 1) as usize].occurred_at;
-            (upto, first.map_or(0.0, |f| (when - f).num_minutes() as f64 / 60.0))
+            (
+                upto,
+                first.map_or(0.0, |f| (when - f).num_minutes() as f64 / 60.0),
+            )
         })
         .collect()
 }
@@ -605,7 +713,12 @@ pub fn score_detector(s: &Scenario, config: &WarningConfig) -> (Score, f64) {
             _ => None,
         };
         let Some(k) = matched else {
-            let kind = a.keys.iter().next().and_then(|k| k.split(':').next()).unwrap_or("?");
+            let kind = a
+                .keys
+                .iter()
+                .next()
+                .and_then(|k| k.split(':').next())
+                .unwrap_or("?");
             *score.false_by_key.entry(kind.to_owned()).or_default() += 1;
             continue;
         };
@@ -632,16 +745,27 @@ pub fn score_baseline(s: &Scenario) -> Score {
     let pos = position_of(s);
     let mut daily: BTreeMap<String, BTreeMap<i64, usize>> = BTreeMap::new();
     let mut fired: BTreeMap<(String, i64), (String, u64)> = BTreeMap::new();
-    for e in s.events.iter().filter(|e| e.event_type == EventType::Complaint) {
+    for e in s
+        .events
+        .iter()
+        .filter(|e| e.event_type == EventType::Complaint)
+    {
         let day = e.occurred_at.timestamp().div_euclid(86_400);
-        let id = e.data["complaint_id"].as_str().unwrap_or_default().to_owned();
+        let id = e.data["complaint_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         for f in ["product", "sku", "batch", "store", "topic"] {
-            let Some(v) = e.data["about"][f].as_str() else { continue };
+            let Some(v) = e.data["about"][f].as_str() else {
+                continue;
+            };
             let key = format!("{f}:{v}");
             let days = daily.entry(key.clone()).or_default();
             *days.entry(day).or_default() += 1;
             let today = days[&day] as f64;
-            let prev: Vec<f64> = (1..=7).map(|d| *days.get(&(day - d)).unwrap_or(&0) as f64).collect();
+            let prev: Vec<f64> = (1..=7)
+                .map(|d| *days.get(&(day - d)).unwrap_or(&0) as f64)
+                .collect();
             let mean = prev.iter().sum::<f64>() / 7.0;
             let sd = (prev.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 7.0).sqrt();
             let warm = e.occurred_at >= s.warm_up_end;
@@ -684,7 +808,15 @@ pub fn run(opts: EvalOptions) -> anyhow::Result<()> {
     let scenarios: Vec<Scenario> = opts
         .seeds
         .iter()
-        .map(|s| scenario(*s, opts.customers, opts.days, opts.cascades, &opts.background))
+        .map(|s| {
+            scenario(
+                *s,
+                opts.customers,
+                opts.days,
+                opts.cascades,
+                &opts.background,
+            )
+        })
         .collect();
     let events: usize = scenarios.iter().map(|s| s.events.len()).sum();
     let complaints: usize = scenarios.iter().map(|s| s.truth.len()).sum();
@@ -722,8 +854,15 @@ pub fn run(opts: EvalOptions) -> anyhow::Result<()> {
         total.bursts_as_spike, total.bursts, total.bursts_as_group
     );
     if !total.false_by_key.is_empty() {
-        let by: Vec<String> = total.false_by_key.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        println!("false alarms by the kind of their first key: {}", by.join(", "));
+        let by: Vec<String> = total
+            .false_by_key
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!(
+            "false alarms by the kind of their first key: {}",
+            by.join(", ")
+        );
     }
     rates.sort_by(|a, b| a.total_cmp(b));
     println!(
@@ -732,7 +871,9 @@ pub fn run(opts: EvalOptions) -> anyhow::Result<()> {
     );
     println!();
     println!("AMOC (one setting varied, the others as given):");
-    println!("| setting | recall | delay p50 (complaints) | delay p50 (hours) | false alarms / 10k |");
+    println!(
+        "| setting | recall | delay p50 (complaints) | delay p50 (hours) | false alarms / 10k |"
+    );
     println!("|---|---|---|---|---|");
     let mut settings: Vec<(String, WarningConfig)> = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
         .iter()

@@ -251,48 +251,50 @@ pub fn events(
     let mut rows: Vec<Vec<Cell>> = Vec::with_capacity(EXPORT_CHUNK_ROWS);
     let mut n = 0u64;
     let mut failed: Option<anyhow::Error> = None;
-    store.for_each_raw_blocking(after, until, |r| {
-        let operator = rapport_events::EventType::parse(r.event_type).is_some_and(|t| t.is_operator());
-        let (customer, subject) = if operator {
-            (Cell::Null, Cell::Str(r.customer.to_owned()))
-        } else {
-            (Cell::Str(r.customer.to_owned()), Cell::Null)
-        };
-        let view = crate::import::stored_view(log, r, access);
-        let (data, personal) = match view {
-            Some(v) => (r.data.to_owned(), v.map(view_name)),
-            None => {
-                let ev = log.open(r.stored()?, access)?;
-                (ev.data.to_string(), ev.personal.map(view_name))
+    store
+        .for_each_raw_blocking(after, until, |r| {
+            let operator =
+                rapport_events::EventType::parse(r.event_type).is_some_and(|t| t.is_operator());
+            let (customer, subject) = if operator {
+                (Cell::Null, Cell::Str(r.customer.to_owned()))
+            } else {
+                (Cell::Str(r.customer.to_owned()), Cell::Null)
+            };
+            let view = crate::import::stored_view(log, r, access);
+            let (data, personal) = match view {
+                Some(v) => (r.data.to_owned(), v.map(view_name)),
+                None => {
+                    let ev = log.open(r.stored()?, access)?;
+                    (ev.data.to_string(), ev.personal.map(view_name))
+                }
+            };
+            let id = uuid::Uuid::from_slice(r.id).map_err(|e| StoreError::Io(e.to_string()))?;
+            rows.push(vec![
+                Cell::U64(r.position),
+                Cell::Str(r.stream.to_owned()),
+                Cell::U64(r.stream_version),
+                Cell::Str(r.recorded_at.to_owned()),
+                Cell::Str(id.hyphenated().to_string()),
+                Cell::Str(r.event_type.to_owned()),
+                Cell::U64(r.version as u64),
+                customer,
+                subject,
+                Cell::Str(r.occurred_at.to_owned()),
+                Cell::Str(data),
+                Cell::opt(r.metadata),
+                Cell::opt(personal),
+            ]);
+            n += 1;
+            if rows.len() >= EXPORT_CHUNK_ROWS {
+                if let Err(e) = w.rows(&rows) {
+                    failed = Some(e);
+                    return Err(StoreError::Io("export writer failed".into()));
+                }
+                rows.clear();
             }
-        };
-        let id = uuid::Uuid::from_slice(r.id).map_err(|e| StoreError::Io(e.to_string()))?;
-        rows.push(vec![
-            Cell::U64(r.position),
-            Cell::Str(r.stream.to_owned()),
-            Cell::U64(r.stream_version),
-            Cell::Str(r.recorded_at.to_owned()),
-            Cell::Str(id.hyphenated().to_string()),
-            Cell::Str(r.event_type.to_owned()),
-            Cell::U64(r.version as u64),
-            customer,
-            subject,
-            Cell::Str(r.occurred_at.to_owned()),
-            Cell::Str(data),
-            Cell::opt(r.metadata),
-            Cell::opt(personal),
-        ]);
-        n += 1;
-        if rows.len() >= EXPORT_CHUNK_ROWS {
-            if let Err(e) = w.rows(&rows) {
-                failed = Some(e);
-                return Err(StoreError::Io("export writer failed".into()));
-            }
-            rows.clear();
-        }
-        Ok(())
-    })
-    .map_err(|e| failed.take().unwrap_or_else(|| e.into()))?;
+            Ok(())
+        })
+        .map_err(|e| failed.take().unwrap_or_else(|| e.into()))?;
     w.rows(&rows)?;
     Ok(n)
 }
@@ -341,7 +343,12 @@ pub fn projection_table(
                     vec![
                         Cell::Str(p.id.clone()),
                         Cell::Str(lifecycle.state(p, now).as_str().into()),
-                        Cell::Str(json!(lifecycle.relationship(p, now)).as_str().unwrap_or_default().into()),
+                        Cell::Str(
+                            json!(lifecycle.relationship(p, now))
+                                .as_str()
+                                .unwrap_or_default()
+                                .into(),
+                        ),
                         t(p.first_seen),
                         t(p.last_seen),
                         t(p.last_purchase_until(now)),
@@ -362,7 +369,11 @@ pub fn projection_table(
             (columns, rows)
         }
         What::Segments => {
-            let columns = vec![("segment", Col::Str), ("name", Col::Str), ("customer", Col::Str)];
+            let columns = vec![
+                ("segment", Col::Str),
+                ("name", Col::Str),
+                ("customer", Col::Str),
+            ];
             let mut rows = Vec::new();
             for d in state.segments.defs() {
                 for m in state.segments.members(&d.id).into_iter().flatten() {

@@ -177,7 +177,9 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
             };
             let outcome = loop {
                 let events = match parse_message(&m) {
-                    Ok(e) if e.is_empty() => break Outcome::DeadLetter("/: the message holds no events".into()),
+                    Ok(e) if e.is_empty() => {
+                        break Outcome::DeadLetter("/: the message holds no events".into())
+                    }
                     Ok(e) => e,
                     Err(e) => break Outcome::DeadLetter(e.to_string()),
                 };
@@ -197,8 +199,14 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
             };
             if let Outcome::DeadLetter(error) = outcome {
                 let mut headers = OwnedHeaders::new()
-                    .insert(Header { key: "rapport-error", value: Some(error.as_str()) })
-                    .insert(Header { key: "rapport-source-topic", value: Some(m.topic()) })
+                    .insert(Header {
+                        key: "rapport-error",
+                        value: Some(error.as_str()),
+                    })
+                    .insert(Header {
+                        key: "rapport-source-topic",
+                        value: Some(m.topic()),
+                    })
                     .insert(Header {
                         key: "rapport-source-partition",
                         value: Some(&m.partition().to_string()),
@@ -209,7 +217,10 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
                     });
                 if let Some(h) = m.headers() {
                     for h in h.iter() {
-                        headers = headers.insert(Header { key: h.key, value: h.value });
+                        headers = headers.insert(Header {
+                            key: h.key,
+                            value: h.value,
+                        });
                     }
                 }
                 let mut record = FutureRecord::<[u8], [u8]>::to(&opts.dlq_topic)
@@ -225,7 +236,12 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
                 {
                     anyhow::bail!("kafka: could not dead-letter a message: {e}");
                 }
-                tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "kafka: message dead-lettered");
+                tracing::warn!(
+                    topic = m.topic(),
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "kafka: message dead-lettered"
+                );
             }
             consumer.store_offset_from_message(&m)?;
         }
@@ -301,7 +317,11 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                         }
                     }
                     Err(oldest) => {
-                        tracing::error!(from = ck.alerts, oldest, "kafka outbox: alert changes were dropped before publishing");
+                        tracing::error!(
+                            from = ck.alerts,
+                            oldest,
+                            "kafka outbox: alert changes were dropped before publishing"
+                        );
                         ck.alerts = oldest - 1;
                     }
                 }
@@ -313,7 +333,10 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                                 c.customer.clone(),
                                 cloud_event(
                                     format!("rapport-segment-change-{}", c.seq),
-                                    format!("rapport.segment.{}", json!(c.change).as_str().unwrap_or("changed")),
+                                    format!(
+                                        "rapport.segment.{}",
+                                        json!(c.change).as_str().unwrap_or("changed")
+                                    ),
                                     &c.customer,
                                     json!(c),
                                 ),
@@ -323,7 +346,11 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                         }
                     }
                     Err(oldest) => {
-                        tracing::error!(from = ck.segments, oldest, "kafka outbox: segment changes were dropped before publishing");
+                        tracing::error!(
+                            from = ck.segments,
+                            oldest,
+                            "kafka outbox: segment changes were dropped before publishing"
+                        );
                         ck.segments = oldest - 1;
                     }
                 }
@@ -341,7 +368,10 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                     value: Some("application/cloudevents+json"),
                 });
                 producer.send(
-                    FutureRecord::to(topic).key(key).payload(payload).headers(headers),
+                    FutureRecord::to(topic)
+                        .key(key)
+                        .payload(payload)
+                        .headers(headers),
                     Duration::from_millis(PRODUCE_TIMEOUT_MS),
                 )
             });

@@ -19,10 +19,7 @@ use futures::StreamExt;
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 use tokio::sync::{watch, RwLock};
 
-use crate::{
-    log::Log,
-    store,
-};
+use crate::{log::Log, store};
 
 /// Default longest wait of a query for `min_position` before it answers 503.
 pub const MIN_POSITION_WAIT_MS: u64 = 5_000;
@@ -290,17 +287,17 @@ impl ReadModel {
                     if last - snapshot_at >= snapshot_every_events {
                         let bytes = m.state.read().await.snapshot_bytes();
                         let d = dir.clone();
-                        match tokio::task::spawn_blocking(move || {
-                            write_snapshot(&d, last, &bytes)
-                        })
-                        .await
+                        match tokio::task::spawn_blocking(move || write_snapshot(&d, last, &bytes))
+                            .await
                         {
                             Ok(Ok(())) => {
                                 snapshot_at = last;
                                 if last - history_at >= history_every_events || history_at == 0 {
                                     match keep_history(dir, last) {
                                         Ok(()) => history_at = last,
-                                        Err(e) => tracing::warn!(error = %e, "could not keep a history snapshot"),
+                                        Err(e) => {
+                                            tracing::warn!(error = %e, "could not keep a history snapshot")
+                                        }
                                     }
                                 }
                             }

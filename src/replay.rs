@@ -174,7 +174,12 @@ impl TimeTravel {
         }
         let start = match (&self.snapshots, valid_at) {
             (Some(dir), None) => history_snapshot_before(dir, position).and_then(|(_, path)| {
-                crate::read_model::load_snapshot_file(&path, position, &self.lifecycle, &self.warnings)
+                crate::read_model::load_snapshot_file(
+                    &path,
+                    position,
+                    &self.lifecycle,
+                    &self.warnings,
+                )
             }),
             _ => None,
         }
@@ -228,7 +233,9 @@ pub async fn run_cli(
     } else {
         None
     };
-    let until = live.as_ref().map_or(store.last_position(), |l| l.position());
+    let until = live
+        .as_ref()
+        .map_or(store.last_position(), |l| l.position());
     let bar = ProgressBar::with_draw_target(
         Some(until),
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -64,7 +64,11 @@ async fn broker() -> Option<Broker> {
         eprintln!("SKIPPED: Kafka tests need the Tansu broker (set RAPPORT_TANSU or put `tansu` on PATH; .ci/run installs it)");
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(bin)
         .args(["broker", "--storage-engine", "memory://tansu/"])
@@ -76,7 +80,10 @@ async fn broker() -> Option<Broker> {
         .stderr(Stdio::null())
         .spawn()
         .expect("tansu starts");
-    let broker = Broker { child, addr: addr.clone() };
+    let broker = Broker {
+        child,
+        addr: addr.clone(),
+    };
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(&addr).await.is_ok() {
             return Some(broker);
@@ -95,7 +102,10 @@ async fn create_topics(addr: &str, topics: &[&str]) {
         .iter()
         .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
         .collect();
-    admin.create_topics(&new, &AdminOptions::new()).await.unwrap();
+    admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .unwrap();
 }
 
 async fn produce(addr: &str, topic: &str, payloads: &[String]) {
@@ -106,9 +116,12 @@ async fn produce(addr: &str, topic: &str, payloads: &[String]) {
         .create()
         .unwrap();
     for body in payloads {
-        p.send(FutureRecord::<(), String>::to(topic).payload(body), Duration::from_secs(30))
-            .await
-            .unwrap();
+        p.send(
+            FutureRecord::<(), String>::to(topic).payload(body),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -128,13 +141,22 @@ async fn consume(addr: &str, topic: &str, n: usize) -> Vec<(String, Value, Vec<(
             .await
             .unwrap_or_else(|_| panic!("only {} of {n} messages on {topic}", out.len()))
             .unwrap();
-        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-        let payload: Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null);
+        let key = m
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        let payload: Value =
+            serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null);
         let headers = m
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -150,7 +172,12 @@ fn ev(id: u128, ty: &str, customer: &str, at: &str, data: Value) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes_changes() {
     let Some(b) = broker().await else { return };
-    let topics = ["rapport.events.in", "rapport.events.dlq", "rapport.alerts", "rapport.segments"];
+    let topics = [
+        "rapport.events.in",
+        "rapport.events.dlq",
+        "rapport.alerts",
+        "rapport.segments",
+    ];
     create_topics(&b.addr, &topics).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
@@ -178,31 +205,64 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
     let outbox = kafka::spawn_outbox(opts.clone(), model.clone()).unwrap();
     let mut applied = model.watch_applied();
     let _ = tokio::time::timeout(Duration::from_secs(60), applied.wait_for(|p| *p >= 5)).await;
-    assert_eq!(store.last_position(), 5, "5 valid, distinct events; the duplicate was deduplicated");
+    assert_eq!(
+        store.last_position(),
+        5,
+        "5 valid, distinct events; the duplicate was deduplicated"
+    );
 
     // A restart in the middle: stop, produce more, start again.
     ingest.stop().await.unwrap();
     let second = vec![
-        ev(6, "complaint", "c-3", "2026-03-02T11:00:00Z", json!({"complaint_id": "k-3", "about": {"batch": "L1"}, "text": "mouldy"})),
-        ev(4, "complaint", "c-1", "2026-03-02T09:00:00Z", json!({"complaint_id": "k-1", "about": {"batch": "L1"}, "text": "other text, same id"})),
+        ev(
+            6,
+            "complaint",
+            "c-3",
+            "2026-03-02T11:00:00Z",
+            json!({"complaint_id": "k-3", "about": {"batch": "L1"}, "text": "mouldy"}),
+        ),
+        ev(
+            4,
+            "complaint",
+            "c-1",
+            "2026-03-02T09:00:00Z",
+            json!({"complaint_id": "k-1", "about": {"batch": "L1"}, "text": "other text, same id"}),
+        ),
     ];
     produce(&b.addr, "rapport.events.in", &second).await;
     let ingest = kafka::spawn_ingest(opts.clone(), log.clone()).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(60), applied.wait_for(|p| *p >= 6)).await;
-    assert_eq!(store.last_position(), 6, "nothing lost or doubled across the restart");
+    assert_eq!(
+        store.last_position(),
+        6,
+        "nothing lost or doubled across the restart"
+    );
 
     let dead = consume(&b.addr, "rapport.events.dlq", 2).await;
     let errors: Vec<String> = dead
         .iter()
-        .map(|(_, _, h)| h.iter().find(|(k, _)| k == "rapport-error").unwrap().1.clone())
+        .map(|(_, _, h)| {
+            h.iter()
+                .find(|(k, _)| k == "rapport-error")
+                .unwrap()
+                .1
+                .clone()
+        })
         .collect();
     assert!(errors[0].contains("/data/amount"), "{errors:?}");
-    assert!(errors[1].contains("already stored with different content") || errors[1].contains("id"), "{errors:?}");
+    assert!(
+        errors[1].contains("already stored with different content") || errors[1].contains("id"),
+        "{errors:?}"
+    );
 
     let alerts = consume(&b.addr, "rapport.alerts", 2).await;
     assert_eq!(alerts[0].1["type"], "rapport.alert.raised");
     assert_eq!(alerts[1].1["type"], "rapport.alert.escalated");
-    assert_eq!(alerts[0].0, alerts[0].1["subject"].as_str().unwrap(), "keyed by alert id");
+    assert_eq!(
+        alerts[0].0,
+        alerts[0].1["subject"].as_str().unwrap(),
+        "keyed by alert id"
+    );
     assert_eq!(alerts[1].1["data"]["alert"]["level"], "warning");
     // A segment defined now: its members' entries are published, keyed by customer.
     let seg = rapport_events::parse_one(
@@ -216,11 +276,17 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
     let mut keys: Vec<&str> = segs.iter().map(|(k, _, _)| k.as_str()).collect();
     keys.sort();
     assert_eq!(keys, ["c-1", "c-2", "c-3"]);
-    assert!(segs.iter().all(|(_, v, _)| v["type"] == "rapport.segment.entered" && v["data"]["segment"] == "complainers"));
-    assert!(segs.iter().all(|(_, _, h)| h.iter().any(|(k, v)| k == "content-type" && v == "application/cloudevents+json")));
+    assert!(segs
+        .iter()
+        .all(|(_, v, _)| v["type"] == "rapport.segment.entered"
+            && v["data"]["segment"] == "complainers"));
+    assert!(segs.iter().all(|(_, _, h)| h
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "application/cloudevents+json")));
     ingest.stop().await.unwrap();
     outbox.stop().await.unwrap();
-    let checkpoint: Value = serde_json::from_slice(&std::fs::read(&opts.checkpoint).unwrap()).unwrap();
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(&opts.checkpoint).unwrap()).unwrap();
     assert_eq!(checkpoint["alerts"], 2);
     assert_eq!(checkpoint["segments"], 3);
 }

@@ -56,8 +56,12 @@ fn the_documented_personal_fields_are_the_declared_ones() {
 
 #[test]
 fn docs_segments_lists_every_field_of_the_condition_language() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/segments.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/segments.md")).unwrap();
     for (_, name, _, _, _) in rapport_events::segment::FIELDS {
-        assert!(doc.contains(&format!("| `{name}` |")), "docs/segments.md does not list `{name}`");
+        assert!(
+            doc.contains(&format!("| `{name}` |")),
+            "docs/segments.md does not list `{name}`"
+        );
     }
 }

@@ -35,14 +35,30 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
         let at = t0 + Duration::hours(i as i64 * 3) - Duration::hours(rng.gen_range(0..30));
         let at = rapport_events::envelope::format_time(&at);
         let ev = match rng.gen_range(0..11) {
-            _ if i == n / 3 || i == n / 2 => json!({"type": "segment_defined", "subject": format!("s-{i}"), "occurred_at": at, "data": {"name": "lapsed", "rule": {"all": [{"field": "days_since_last_purchase", "op": ">=", "value": rng.gen_range(2..20)}, {"field": "orders", "op": ">=", "value": 1}]}}}),
-            0 | 1 | 2 => json!({"type": "purchase", "customer": c, "occurred_at": at, "data": {"order_id": format!("o-{i}"), "amount": format!("{}.{:02}", rng.gen_range(1..300), rng.gen_range(0..100)), "currency": "CNY"}}),
-            3 => json!({"type": "community_joined", "customer": c, "occurred_at": at, "data": {"community": format!("g-{}", rng.gen_range(0..3))}}),
-            4 => json!({"type": "referral", "customer": c, "occurred_at": at, "data": {"referee": other}}),
-            5 | 6 => json!({"type": "complaint", "customer": c, "occurred_at": at, "data": {"complaint_id": format!("k-{i}"), "about": {"batch": format!("B{}", rng.gen_range(0..3))}, "text": TEXTS[rng.gen_range(0..3)]}}),
-            7 => json!({"type": "post", "customer": c, "occurred_at": at, "data": {"post_id": format!("p-{i}"), "community": "g-0", "text": "me too", "echoes": format!("k-{}", rng.gen_range(0..i.max(1)))}}),
-            8 => json!({"type": "contacted", "customer": c, "occurred_at": at, "data": {"channel": "sms", "campaign": "spring"}}),
-            _ => json!({"type": "refund", "customer": c, "occurred_at": at, "data": {"order_id": "o-x", "amount": "1.00"}}),
+            _ if i == n / 3 || i == n / 2 => {
+                json!({"type": "segment_defined", "subject": format!("s-{i}"), "occurred_at": at, "data": {"name": "lapsed", "rule": {"all": [{"field": "days_since_last_purchase", "op": ">=", "value": rng.gen_range(2..20)}, {"field": "orders", "op": ">=", "value": 1}]}}})
+            }
+            0 | 1 | 2 => {
+                json!({"type": "purchase", "customer": c, "occurred_at": at, "data": {"order_id": format!("o-{i}"), "amount": format!("{}.{:02}", rng.gen_range(1..300), rng.gen_range(0..100)), "currency": "CNY"}})
+            }
+            3 => {
+                json!({"type": "community_joined", "customer": c, "occurred_at": at, "data": {"community": format!("g-{}", rng.gen_range(0..3))}})
+            }
+            4 => {
+                json!({"type": "referral", "customer": c, "occurred_at": at, "data": {"referee": other}})
+            }
+            5 | 6 => {
+                json!({"type": "complaint", "customer": c, "occurred_at": at, "data": {"complaint_id": format!("k-{i}"), "about": {"batch": format!("B{}", rng.gen_range(0..3))}, "text": TEXTS[rng.gen_range(0..3)]}})
+            }
+            7 => {
+                json!({"type": "post", "customer": c, "occurred_at": at, "data": {"post_id": format!("p-{i}"), "community": "g-0", "text": "me too", "echoes": format!("k-{}", rng.gen_range(0..i.max(1)))}})
+            }
+            8 => {
+                json!({"type": "contacted", "customer": c, "occurred_at": at, "data": {"channel": "sms", "campaign": "spring"}})
+            }
+            _ => {
+                json!({"type": "refund", "customer": c, "occurred_at": at, "data": {"order_id": "o-x", "amount": "1.00"}})
+            }
         };
         out.push(parse_one(&ev.to_string(), &mut uuid::Uuid::now_v7, true).unwrap());
     }
@@ -89,27 +105,54 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             ..ReadModelOptions::service(None)
         };
         let live = ReadModel::spawn(log.clone(), opts.clone());
-        assert!(live.wait_for(last).await, "seed {seed}: the read model caught up");
+        assert!(
+            live.wait_for(last).await,
+            "seed {seed}: the read model caught up"
+        );
         let live_bytes = live.state.read().await.snapshot_bytes();
         let replayed = fold_all(&log, last, None).await;
-        assert_eq!(replayed.snapshot_bytes(), live_bytes, "seed {seed}: replay from zero");
-        assert!(replayed.segments.last_seq() > 0, "seed {seed}: segments changed membership");
-        assert!(replayed.warnings.alerts().next().is_some(), "seed {seed}: alerts were raised");
+        assert_eq!(
+            replayed.snapshot_bytes(),
+            live_bytes,
+            "seed {seed}: replay from zero"
+        );
+        assert!(
+            replayed.segments.last_seq() > 0,
+            "seed {seed}: segments changed membership"
+        );
+        assert!(
+            replayed.warnings.alerts().next().is_some(),
+            "seed {seed}: alerts were raised"
+        );
 
         // Resumed from the on-disk snapshot.
         let resumed = ReadModel::spawn(log.clone(), opts.clone());
-        assert!(resumed.applied_position() > 0, "seed {seed}: resumed from a snapshot");
+        assert!(
+            resumed.applied_position() > 0,
+            "seed {seed}: resumed from a snapshot"
+        );
         assert!(resumed.wait_for(last).await);
-        assert_eq!(resumed.state.read().await.snapshot_bytes(), live_bytes, "seed {seed}: resumed");
+        assert_eq!(
+            resumed.state.read().await.snapshot_bytes(),
+            live_bytes,
+            "seed {seed}: resumed"
+        );
 
         // Time travel: any position equals the fold of exactly the events up to it,
         // whether it starts from a history snapshot or not.
         for _ in 0..4 {
             let p = rng.gen_range(1..=last);
             let past = live.time_travel.state_at(p, None).await.unwrap();
-            assert_eq!(past.snapshot_bytes(), fold_all(&log, p, None).await.snapshot_bytes(), "seed {seed}: as_of_position {p}");
+            assert_eq!(
+                past.snapshot_bytes(),
+                fold_all(&log, p, None).await.snapshot_bytes(),
+                "seed {seed}: as_of_position {p}"
+            );
         }
-        assert!(replay::history_snapshot_before(&snapshots, last).is_some(), "history snapshots were kept");
+        assert!(
+            replay::history_snapshot_before(&snapshots, last).is_some(),
+            "history snapshots were kept"
+        );
 
         // valid_at: only events that occurred by then, late arrivals included.
         let t = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap() + Duration::days(40);
@@ -132,13 +175,20 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         drop(live);
         drop(resumed);
         let key = || MasterKey::from_text(&master_text).unwrap();
-        replay::run_cli(dir.path(), key(), &Default::default(), &[], true).await.unwrap();
+        replay::run_cli(dir.path(), key(), &Default::default(), &[], true)
+            .await
+            .unwrap();
         let path = snapshots.join("read_state.snapshot");
         let text = std::fs::read_to_string(&path).unwrap();
         let tampered = text.replacen("\"level\":\"watch\"", "\"level\":\"critical\"", 1);
-        assert_ne!(text, tampered, "seed {seed}: the snapshot holds a watch alert to tamper with");
+        assert_ne!(
+            text, tampered,
+            "seed {seed}: the snapshot holds a watch alert to tamper with"
+        );
         std::fs::write(&path, tampered).unwrap();
-        let err = replay::run_cli(dir.path(), key(), &Default::default(), &[], true).await.unwrap_err();
+        let err = replay::run_cli(dir.path(), key(), &Default::default(), &[], true)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("warnings"), "{err}");
         assert!(!err.to_string().contains("customers"), "{err}");
     }

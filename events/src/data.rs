@@ -450,7 +450,9 @@ impl EventData {
             EventData::PersonalDataErased(d) => serde_json::to_string(d),
             EventData::SegmentDefined(d) => serde_json::to_string(d),
             EventData::SegmentRetired(d) => serde_json::to_string(d),
-            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => serde_json::to_string(d),
+            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => {
+                serde_json::to_string(d)
+            }
         };
         s.expect("event data serializes to JSON")
     }
@@ -471,7 +473,9 @@ impl EventData {
             EventData::PersonalDataErased(d) => serde_json::to_value(d),
             EventData::SegmentDefined(d) => serde_json::to_value(d),
             EventData::SegmentRetired(d) => serde_json::to_value(d),
-            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => serde_json::to_value(d),
+            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => {
+                serde_json::to_value(d)
+            }
         };
         // Plain structs of strings, numbers and maps with string keys always serialize.
         v.expect("event data serializes to JSON")

@@ -417,7 +417,10 @@ mod tests {
         let ty = GOOD.replace("purchase", "purchse");
         assert!(rules(&format!("[{ty}]"))[0].starts_with("/0/type: unknown event type `purchse`"));
         let no_customer = GOOD.replace(r#""customer":"c-1","#, "");
-        assert_eq!(rules(&format!("[{no_customer}]")), ["/0/customer: is required"]);
+        assert_eq!(
+            rules(&format!("[{no_customer}]")),
+            ["/0/customer: is required"]
+        );
     }
 
     #[test]
@@ -432,7 +435,10 @@ mod tests {
         let seg = r#"{"type":"segment_defined","subject":"lapsed","occurred_at":"2026-01-01T00:00:00Z","data":{"name":"Lapsed","rule":{"field":"orders","op":">","value":0}}}"#;
         let ev = parse_one(seg, &mut ids(), true).unwrap();
         assert_eq!(ev.stream(), "segment-lapsed");
-        let both = seg.replace(r#""subject":"lapsed""#, r#""subject":"lapsed","customer":"c""#);
+        let both = seg.replace(
+            r#""subject":"lapsed""#,
+            r#""subject":"lapsed","customer":"c""#,
+        );
         let e = parse_one(&both, &mut ids(), true).unwrap_err();
         assert_eq!(
             e.0[0].to_string(),

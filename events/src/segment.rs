@@ -101,7 +101,11 @@ fields! {
 
 impl Field {
     pub fn name(self) -> &'static str {
-        FIELDS.iter().find(|f| f.0 == self).map(|f| f.1).unwrap_or("?")
+        FIELDS
+            .iter()
+            .find(|f| f.0 == self)
+            .map(|f| f.1)
+            .unwrap_or("?")
     }
     pub fn kind(self) -> Kind {
         FIELDS
@@ -191,7 +195,10 @@ impl Rule {
         let mut conditions = 0;
         let rule = parse(v, "", 0, &mut conditions, &mut e);
         if conditions > RULE_CONDITIONS_MAX {
-            e.push("", format!("must have at most {RULE_CONDITIONS_MAX} conditions"));
+            e.push(
+                "",
+                format!("must have at most {RULE_CONDITIONS_MAX} conditions"),
+            );
         }
         e.into_result()?;
         rule.ok_or_else(|| ValidationErrors::one("", "invalid rule"))
@@ -224,7 +231,10 @@ fn parse(v: &Value, path: &str, depth: usize, n: &mut usize, e: &mut Errors) -> 
     for combinator in ["all", "any"] {
         if let Some(list) = obj.get(combinator) {
             if obj.len() != 1 {
-                e.push(path, format!("`{combinator}` must be the object's only key"));
+                e.push(
+                    path,
+                    format!("`{combinator}` must be the object's only key"),
+                );
                 return None;
             }
             let p = format!("{path}/{combinator}");
@@ -252,13 +262,18 @@ fn parse(v: &Value, path: &str, depth: usize, n: &mut usize, e: &mut Errors) -> 
             e.push(path, "`not` must be the object's only key");
             return None;
         }
-        return parse(inner, &format!("{path}/not"), depth + 1, n, e).map(|r| Rule::Not(Box::new(r)));
+        return parse(inner, &format!("{path}/not"), depth + 1, n, e)
+            .map(|r| Rule::Not(Box::new(r)));
     }
     *n += 1;
     condition(obj, path, e).map(Rule::Condition)
 }
 
-fn condition(obj: &serde_json::Map<String, Value>, path: &str, e: &mut Errors) -> Option<Condition> {
+fn condition(
+    obj: &serde_json::Map<String, Value>,
+    path: &str,
+    e: &mut Errors,
+) -> Option<Condition> {
     for k in obj.keys() {
         if !["field", "op", "value", "within_days", "currency"].contains(&k.as_str()) {
             e.push(
@@ -305,7 +320,15 @@ fn condition(obj: &serde_json::Map<String, Value>, path: &str, e: &mut Errors) -
     let number_ops = [Op::Eq, Op::Ne, Op::Gt, Op::Gte, Op::Lt, Op::Lte];
     let allowed: &[Op] = match kind {
         Kind::Number | Kind::Days => &number_ops,
-        Kind::Set => &[Op::Contains, Op::Eq, Op::Ne, Op::Gt, Op::Gte, Op::Lt, Op::Lte],
+        Kind::Set => &[
+            Op::Contains,
+            Op::Eq,
+            Op::Ne,
+            Op::Gt,
+            Op::Gte,
+            Op::Lt,
+            Op::Lte,
+        ],
         Kind::Text => &[Op::Eq, Op::Ne, Op::In],
         Kind::Bool => &[Op::Eq, Op::Ne],
     };
@@ -499,7 +522,10 @@ mod tests {
             errors(json!({"field": "revenue", "op": ">", "value": 1})),
             ["/currency: is required for revenue: an ISO 4217 code such as CNY"]
         );
-        assert_eq!(errors(json!({"any": []})), ["/any: must be a non-empty array of rules"]);
+        assert_eq!(
+            errors(json!({"any": []})),
+            ["/any: must be a non-empty array of rules"]
+        );
         assert_eq!(
             errors(json!({"field": "region", "op": ">", "value": "x"})),
             ["/op: `region` takes =, !=, in"]
@@ -518,7 +544,9 @@ mod tests {
             .collect();
         assert_eq!(
             errors(json!({ "all": many })),
-            [format!("/: must have at most {RULE_CONDITIONS_MAX} conditions")]
+            [format!(
+                "/: must have at most {RULE_CONDITIONS_MAX} conditions"
+            )]
         );
     }
 }

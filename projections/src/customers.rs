@@ -468,9 +468,8 @@ impl Customers {
                     out.push(r);
                 }
             }
-            EventType::ComplaintResolved => out.extend(
-                s(d, "complaint_id").and_then(|c| self.complaint_authors.get(c).cloned()),
-            ),
+            EventType::ComplaintResolved => out
+                .extend(s(d, "complaint_id").and_then(|c| self.complaint_authors.get(c).cloned())),
             EventType::Post => {
                 out.extend(s(d, "reply_to").and_then(|r| self.post_authors.get(r).cloned()));
                 out.extend(s(d, "echoes").and_then(|c| self.complaint_authors.get(c).cloned()));

@@ -281,7 +281,10 @@ impl Segments {
         for d in self.defs.values() {
             let Some(rule) = &d.compiled else { continue };
             let is_in = eval(rule, p, &ctx);
-            let was_in = self.members.get(&d.id).is_some_and(|m| m.contains(customer));
+            let was_in = self
+                .members
+                .get(&d.id)
+                .is_some_and(|m| m.contains(customer));
             if is_in != was_in {
                 flips.push((d.id.clone(), is_in));
             }
@@ -311,7 +314,10 @@ impl Segments {
             }
         }
         if let Some(t) = next {
-            self.timers.entry(t).or_default().insert(customer.to_owned());
+            self.timers
+                .entry(t)
+                .or_default()
+                .insert(customer.to_owned());
             self.timer_of.insert(customer.to_owned(), t);
         }
     }
@@ -561,14 +567,22 @@ mod tests {
     #[test]
     fn a_customer_enters_when_time_passes_and_exits_when_they_buy_again() {
         let mut log = Log { events: vec![] };
-        log.push(EventType::CommunityJoined, "ann", 0, json!({"community": "g-1"}));
+        log.push(
+            EventType::CommunityJoined,
+            "ann",
+            0,
+            json!({"community": "g-1"}),
+        );
         for d in [1, 5, 10] {
             log.buy("ann", d);
         }
         // Given the segment is defined on day 20 (operator time is ignored by the clock)
         log.push(EventType::SegmentDefined, "lapsed", 400, lapsed_regulars());
         let (_, s) = log.fold();
-        assert!(!s.is_member("lapsed", "ann"), "only 10 days since the last purchase");
+        assert!(
+            !s.is_member("lapsed", "ann"),
+            "only 10 days since the last purchase"
+        );
         assert_eq!(s.clock(), Some(t(10)));
         // When someone else's event moves the clock to day 101
         log.buy("bob", 101);
@@ -577,14 +591,20 @@ mod tests {
         assert!(s.is_member("lapsed", "ann"));
         let ch = s.changes_after(0, 10).unwrap();
         assert_eq!(ch.len(), 1);
-        assert_eq!((ch[0].change, ch[0].cause), (ChangeKind::Entered, Cause::Time));
+        assert_eq!(
+            (ch[0].change, ch[0].cause),
+            (ChangeKind::Entered, Cause::Time)
+        );
         assert_eq!(ch[0].position, 6, "the event that moved the clock");
         // When Ann buys again, she exits, caused by that event
         log.buy("ann", 102);
         let (_, s) = log.fold();
         assert!(!s.is_member("lapsed", "ann"));
         let last = s.changes_after(1, 10).unwrap()[0].clone();
-        assert_eq!((last.change, last.cause, last.position), (ChangeKind::Exited, Cause::Event, 7));
+        assert_eq!(
+            (last.change, last.cause, last.position),
+            (ChangeKind::Exited, Cause::Event, 7)
+        );
     }
 
     #[test]
@@ -604,13 +624,19 @@ mod tests {
         let (_, s) = log.fold();
         let members: Vec<&String> = s.members("repeat").unwrap().iter().collect();
         assert_eq!(members, ["b", "c"]);
-        assert!(s.changes_after(0, 10).unwrap().iter().all(|c| c.cause == Cause::Definition));
+        assert!(s
+            .changes_after(0, 10)
+            .unwrap()
+            .iter()
+            .all(|c| c.cause == Cause::Definition));
         log.push(EventType::SegmentRetired, "repeat", 0, json!({}));
         let (_, s) = log.fold();
         assert!(s.get("repeat").is_none());
         let exits = s.changes_after(2, 10).unwrap();
         assert_eq!(exits.len(), 2);
-        assert!(exits.iter().all(|c| c.change == ChangeKind::Exited && c.cause == Cause::Retired));
+        assert!(exits
+            .iter()
+            .all(|c| c.change == ChangeKind::Exited && c.cause == Cause::Retired));
     }
 
     #[test]
@@ -633,10 +659,16 @@ mod tests {
         assert!(s.is_member("recent", "a"));
         log.buy("z", 31);
         let (_, s) = log.fold();
-        assert!(!s.is_member("recent", "a"), "the order left the 30-day window");
+        assert!(
+            !s.is_member("recent", "a"),
+            "the order left the 30-day window"
+        );
         log.buy("z", 95);
         let (_, s) = log.fold();
-        assert!(s.is_member("at-risk", "a"), "more than 90 days since the last purchase");
+        assert!(
+            s.is_member("at-risk", "a"),
+            "more than 90 days since the last purchase"
+        );
         log.buy("z", 200);
         let (_, s) = log.fold();
         assert!(!s.is_member("at-risk", "a"), "dormant after 180 days");
@@ -649,7 +681,12 @@ mod tests {
         for i in 0..300i64 {
             let who = format!("c{}", i % 17);
             if i % 7 == 0 {
-                log.push(EventType::CommunityJoined, &who, i, json!({"community": "g-1"}));
+                log.push(
+                    EventType::CommunityJoined,
+                    &who,
+                    i,
+                    json!({"community": "g-1"}),
+                );
             } else {
                 log.buy(&who, i * (i % 5));
             }
@@ -669,7 +706,10 @@ mod tests {
             c.apply(e);
             resumed.apply(e, &c);
         }
-        assert_eq!(serde_json::to_vec(&resumed).unwrap(), serde_json::to_vec(&whole).unwrap());
+        assert_eq!(
+            serde_json::to_vec(&resumed).unwrap(),
+            serde_json::to_vec(&whole).unwrap()
+        );
         assert!(whole.last_seq() > 0);
     }
 

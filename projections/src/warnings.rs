@@ -352,7 +352,6 @@ fn alert_id(kind: Kind, first_complaint: &str) -> String {
     format!("al-{k}-{:016x}", mix(fnv(first_complaint.as_bytes())))
 }
 
-
 /// Union-find over indices.
 struct Dsu(Vec<usize>);
 
@@ -665,7 +664,11 @@ impl Warnings {
             at: ev.occurred_at,
             position: ev.position,
             complaint: complaint.to_owned(),
-            echo: ev.data.get("post_id").and_then(Value::as_str).map(str::to_owned),
+            echo: ev
+                .data
+                .get("post_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         };
         for k in info.keys {
             self.add(&k, entry.clone(), ev, customers);
@@ -854,7 +857,9 @@ impl Warnings {
         let spike = (spike_possible && largest * 2 < on_key).then(|| {
             match self.spike_of.get(k).filter(|id| {
                 self.alerts.get(*id).is_some_and(|a| {
-                    entries.iter().any(|e| a.complaint_positions.contains(&e.position))
+                    entries
+                        .iter()
+                        .any(|e| a.complaint_positions.contains(&e.position))
                 })
             }) {
                 Some(id) => (Some(id.clone()), vec![entry.clone()]),
@@ -996,7 +1001,11 @@ impl Warnings {
                 }
             }
             alert.first_complaint_at = alert.first_complaint_at.min(e.at);
-            let what = if e.echo.is_some() { "echo" } else { "complaint" };
+            let what = if e.echo.is_some() {
+                "echo"
+            } else {
+                "complaint"
+            };
             alert.evidence.timeline.push(TimelineEntry {
                 at: e.at,
                 position: e.position,
@@ -1014,7 +1023,10 @@ impl Warnings {
         if alert.evidence.timeline.len() > TIMELINE_MAX {
             // Keep the start of the story and its latest turns.
             let n = alert.evidence.timeline.len();
-            alert.evidence.timeline.drain(TIMELINE_MAX / 2..n - TIMELINE_MAX / 2);
+            alert
+                .evidence
+                .timeline
+                .drain(TIMELINE_MAX / 2..n - TIMELINE_MAX / 2);
         }
         let grew = (
             alert.complaints.len(),
@@ -1159,8 +1171,16 @@ impl Warnings {
             action: action.into(),
             position: ev.position,
             at: ev.occurred_at,
-            by: ev.data.get("requested_by").and_then(Value::as_str).map(str::to_owned),
-            note: ev.data.get("note").and_then(Value::as_str).map(str::to_owned),
+            by: ev
+                .data
+                .get("requested_by")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            note: ev
+                .data
+                .get("note")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         });
         let level = alert.level;
         self.push_change(id, action, level, ev.position);
@@ -1181,7 +1201,10 @@ mod tests {
 
     impl World {
         fn new() -> World {
-            World { events: vec![], hour: 0 }
+            World {
+                events: vec![],
+                hour: 0,
+            }
         }
         fn at(&self, hours: i64) -> DateTime<Utc> {
             DateTime::from_timestamp(1_767_225_600, 0).unwrap() + Duration::hours(hours)
@@ -1229,7 +1252,9 @@ mod tests {
     }
 
     fn group(w: &Warnings) -> Vec<&Alert> {
-        w.alerts().filter(|a| a.kind == Kind::GroupComplaint).collect()
+        w.alerts()
+            .filter(|a| a.kind == Kind::GroupComplaint)
+            .collect()
     }
 
     #[test]
@@ -1239,7 +1264,12 @@ mod tests {
             w.join(c, "g-12");
         }
         w.push(EventType::Referral, "a", json!({"referee": "c"}));
-        w.complain("a", "k1", json!({"batch": "L0421"}), "the tea smells of mould");
+        w.complain(
+            "a",
+            "k1",
+            json!({"batch": "L0421"}),
+            "the tea smells of mould",
+        );
         let second = w.complain("b", "k2", json!({"batch": "L0421"}), "mouldy tea again");
         let st = w.fold();
         let alerts = group(&st);
@@ -1253,17 +1283,32 @@ mod tests {
         assert_eq!(a.updated_at_position, third);
         assert_eq!(a.complaints.iter().collect::<Vec<_>>(), ["k1", "k2", "k3"]);
         assert!(a.keys.contains("batch:L0421"));
-        assert!(a.evidence.ties.contains(&"3 of 3 in community g-12".to_owned()), "{:?}", a.evidence.ties);
+        assert!(
+            a.evidence
+                .ties
+                .contains(&"3 of 3 in community g-12".to_owned()),
+            "{:?}",
+            a.evidence.ties
+        );
         assert!(a.evidence.ties.contains(&"a referred c".to_owned()));
         assert!(a.evidence.statistic >= a.evidence.threshold);
-        assert_eq!(a.id, alert_id(Kind::GroupComplaint, "k1"), "named by its first complaint");
+        assert_eq!(
+            a.id,
+            alert_id(Kind::GroupComplaint, "k1"),
+            "named by its first complaint"
+        );
     }
 
     #[test]
     fn unconnected_customers_hitting_one_outage_are_a_spike_not_a_group() {
         let mut w = World::new();
         for i in 0..8 {
-            w.complain(&format!("u{i}"), &format!("k{i}"), json!({"store": "s-9"}), &format!("store app down {i}"));
+            w.complain(
+                &format!("u{i}"),
+                &format!("k{i}"),
+                json!({"store": "s-9"}),
+                &format!("store app down {i}"),
+            );
         }
         let st = w.fold();
         assert!(group(&st).iter().all(|a| a.level == Level::Watch) && group(&st).is_empty());
@@ -1276,7 +1321,12 @@ mod tests {
     fn one_customer_complaining_many_times_is_not_a_group() {
         let mut w = World::new();
         for i in 0..10 {
-            w.complain("noisy", &format!("k{i}"), json!({"sku": "X"}), "still broken");
+            w.complain(
+                "noisy",
+                &format!("k{i}"),
+                json!({"sku": "X"}),
+                "still broken",
+            );
         }
         assert_eq!(w.fold().alerts().count(), 0);
     }
@@ -1287,12 +1337,32 @@ mod tests {
         for c in ["a", "b", "c"] {
             w.join(c, "g-1");
         }
-        w.complain("a", "k1", json!({"store": "s-1"}), "这批茶叶有一股霉味，喝了肚子不舒服");
-        w.complain("b", "k2", json!({"store": "s-2"}), "茶叶有霉味，喝了以后肚子不舒服");
-        w.complain("c", "k3", json!({"store": "s-3"}), "我买的茶叶也有霉味，肚子不舒服");
+        w.complain(
+            "a",
+            "k1",
+            json!({"store": "s-1"}),
+            "这批茶叶有一股霉味，喝了肚子不舒服",
+        );
+        w.complain(
+            "b",
+            "k2",
+            json!({"store": "s-2"}),
+            "茶叶有霉味，喝了以后肚子不舒服",
+        );
+        w.complain(
+            "c",
+            "k3",
+            json!({"store": "s-3"}),
+            "我买的茶叶也有霉味，肚子不舒服",
+        );
         let st = w.fold();
         let a = group(&st);
-        assert_eq!(a.len(), 1, "{:?}", st.alerts().map(|a| &a.keys).collect::<Vec<_>>());
+        assert_eq!(
+            a.len(),
+            1,
+            "{:?}",
+            st.alerts().map(|a| &a.keys).collect::<Vec<_>>()
+        );
         assert!(a[0].keys.iter().any(|k| k.starts_with("text:")));
         assert_eq!(a[0].level, Level::Warning);
     }
@@ -1303,18 +1373,31 @@ mod tests {
         w.join("a", "g");
         w.join("b", "g");
         w.complain("a", "k1", json!({"sku": "S"}), "broken lid");
-        w.push(EventType::Post, "b", json!({"post_id": "p1", "community": "g", "text": "me too", "echoes": "k1"}));
+        w.push(
+            EventType::Post,
+            "b",
+            json!({"post_id": "p1", "community": "g", "text": "me too", "echoes": "k1"}),
+        );
         let st = w.fold();
         let a = group(&st)[0].clone();
         assert_eq!(a.level, Level::Watch);
         assert_eq!(a.echoes.iter().collect::<Vec<_>>(), ["p1"]);
-        w.push(EventType::AlertAcknowledged, &a.id, json!({"note": "checking"}));
+        w.push(
+            EventType::AlertAcknowledged,
+            &a.id,
+            json!({"note": "checking"}),
+        );
         w.push(EventType::AlertResolved, &a.id, json!({"note": "replaced"}));
         let st = w.fold();
         let a = st.get(&a.id).unwrap();
         assert_eq!(a.status, Status::Resolved);
         assert_eq!(a.actions.len(), 2);
-        let changes: Vec<&str> = st.changes_after(0, 10).unwrap().iter().map(|c| c.change.as_str()).collect();
+        let changes: Vec<&str> = st
+            .changes_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|c| c.change.as_str())
+            .collect();
         assert_eq!(changes, ["raised", "acknowledged", "resolved"]);
     }
 
@@ -1326,7 +1409,12 @@ mod tests {
         }
         for (i, c) in ["a", "b", "c", "d"].iter().enumerate() {
             w.hour += 24 * 20;
-            w.complain(c, &format!("k{i}"), json!({"topic": "delivery"}), "late again");
+            w.complain(
+                c,
+                &format!("k{i}"),
+                json!({"topic": "delivery"}),
+                "late again",
+            );
         }
         assert!(w.fold().alerts().next().is_none());
     }
@@ -1338,7 +1426,12 @@ mod tests {
             w.join(&format!("c{i}"), &format!("g{}", i % 4));
         }
         for i in 0..120 {
-            w.complain(&format!("c{}", (i * 7) % 40), &format!("k{i}"), json!({"batch": format!("B{}", i % 5)}), "bad taste");
+            w.complain(
+                &format!("c{}", (i * 7) % 40),
+                &format!("k{i}"),
+                json!({"batch": format!("B{}", i % 5)}),
+                "bad taste",
+            );
         }
         let a = serde_json::to_vec(&w.fold()).unwrap();
         let b = serde_json::to_vec(&w.fold()).unwrap();
@@ -1350,7 +1443,8 @@ mod tests {
             c.apply(e);
             st.apply(e, &c);
         }
-        let mut resumed: Warnings = serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+        let mut resumed: Warnings =
+            serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
         for e in &w.events[80..] {
             c.apply(e);
             resumed.apply(e, &c);
@@ -1421,11 +1515,18 @@ mod phrase_tests {
     #[test]
     fn shared_phrases_are_found_in_chinese_and_english() {
         let p = super::shared_phrases(
-            &["这批茶叶有霉味，肚子不舒服", "茶叶有霉味", "我的茶叶也有霉味"],
+            &[
+                "这批茶叶有霉味，肚子不舒服",
+                "茶叶有霉味",
+                "我的茶叶也有霉味",
+            ],
             3,
         );
         assert_eq!(p[0], "茶叶有霉味", "{p:?}");
-        let p = super::shared_phrases(&["the lid is broken", "Lid is broken again!", "broken lid"], 2);
+        let p = super::shared_phrases(
+            &["the lid is broken", "Lid is broken again!", "broken lid"],
+            2,
+        );
         assert!(p.iter().any(|x| x.contains("broken")), "{p:?}");
     }
 }

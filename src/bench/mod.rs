@@ -271,11 +271,22 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 n?;
                 println!("{r}");
             }
-            let (r, n) = time("Parquet export to a sink, personal withheld", opts.events as u64, || {
-                tokio::task::block_in_place(|| -> anyhow::Result<u64> {
-                    crate::export::events_parquet(&store, &log, 0, u64::MAX, PersonalAccess::Withheld, std::io::sink())
-                })
-            });
+            let (r, n) = time(
+                "Parquet export to a sink, personal withheld",
+                opts.events as u64,
+                || {
+                    tokio::task::block_in_place(|| -> anyhow::Result<u64> {
+                        crate::export::events_parquet(
+                            &store,
+                            &log,
+                            0,
+                            u64::MAX,
+                            PersonalAccess::Withheld,
+                            std::io::sink(),
+                        )
+                    })
+                },
+            );
             n?;
             println!("{r}");
         }
@@ -485,11 +496,19 @@ async fn alert_latency(
             setup.push(ev(format!(r#"{{"type":"complaint","customer":"lat-{t}-{k}","occurred_at":"2026-03-28T09:0{k}:00Z","data":{{"complaint_id":"lat-k-{t}-{k}","about":{{"batch":"LAT-{t}"}},"text":"mould in batch LAT-{t}"}}}}"#), &mut ids)?);
         }
         log.append(&setup, None).await?;
-        let third = ev(format!(r#"{{"type":"complaint","customer":"lat-{t}-2","occurred_at":"2026-03-28T09:05:00Z","data":{{"complaint_id":"lat-k-{t}-2","about":{{"batch":"LAT-{t}"}},"text":"mould in batch LAT-{t} too"}}}}"#), &mut ids)?;
+        let third = ev(
+            format!(
+                r#"{{"type":"complaint","customer":"lat-{t}-2","occurred_at":"2026-03-28T09:05:00Z","data":{{"complaint_id":"lat-k-{t}-2","about":{{"batch":"LAT-{t}"}},"text":"mould in batch LAT-{t} too"}}}}"#
+            ),
+            &mut ids,
+        )?;
         let before = model.state.read().await.warnings.last_seq();
         let started = Instant::now();
         let p = log.append(&[third], None).await?[0].position;
-        anyhow::ensure!(model.wait_for(p).await, "the read model did not apply the complaint");
+        anyhow::ensure!(
+            model.wait_for(p).await,
+            "the read model did not apply the complaint"
+        );
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         anyhow::ensure!(
             model.state.read().await.warnings.last_seq() > before,

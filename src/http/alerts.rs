@@ -43,11 +43,14 @@ pub struct AlertQuery {
     limit: Option<usize>,
 }
 
-fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str, allowed: &str) -> Result<T, ApiError> {
+fn parse_enum<T: serde::de::DeserializeOwned>(
+    field: &str,
+    v: &str,
+    allowed: &str,
+) -> Result<T, ApiError> {
     serde_json::from_value(Value::String(v.to_owned()))
         .map_err(|_| ApiError::bad(field, format!("must be one of {allowed}")))
 }
-
 
 /// `GET /v1/alerts?status=&level=&kind=&after=&limit=`: newest update last.
 pub async fn list(
@@ -74,7 +77,10 @@ pub async fn list(
         .transpose()?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > ALERTS_PAGE_MAX {
-        return Err(ApiError::bad("limit", format!("must be 1 to {ALERTS_PAGE_MAX}")));
+        return Err(ApiError::bad(
+            "limit",
+            format!("must be 1 to {ALERTS_PAGE_MAX}"),
+        ));
     }
     super::customers::wait_min_position(&state, q.min_position).await?;
     let st = state.read_model.state.read().await;
@@ -165,7 +171,15 @@ async fn act(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad("/", e.to_string()))?
     };
-    if state.read_model.state.read().await.warnings.get(&id).is_none() {
+    if state
+        .read_model
+        .state
+        .read()
+        .await
+        .warnings
+        .get(&id)
+        .is_none()
+    {
         return Err(ApiError::NotFound(format!("no alert `{id}`")));
     }
     let data = serde_json::to_string(&AlertAction {
@@ -187,7 +201,9 @@ async fn act(
         .append(&[event], Some((stream, ExpectedVersion::Any)))
         .await?;
     tracing::info!(alert = %id, action = %ty, by = %caller.key_id, "alert action recorded");
-    Ok(Json(json!({"alert": id, "position": appended[0].position, "event_id": appended[0].id})))
+    Ok(Json(
+        json!({"alert": id, "position": appended[0].position, "event_id": appended[0].id}),
+    ))
 }
 
 pub async fn acknowledge(
@@ -226,7 +242,14 @@ pub async fn subscribe(
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let after = super::feed::cursor(q.after, &headers);
-    if let Err(oldest) = state.read_model.state.read().await.warnings.changes_after(after, 0) {
+    if let Err(oldest) = state
+        .read_model
+        .state
+        .read()
+        .await
+        .warnings
+        .changes_after(after, 0)
+    {
         return Err(ApiError::Gone(format!(
             "alert changes before {oldest} are no longer kept; list the alerts and follow from `last_change`"
         )));

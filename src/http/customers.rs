@@ -152,21 +152,22 @@ pub(super) async fn view<'a>(
     let as_of = match (&q.as_of, valid_at) {
         (Some(s), _) => parse_as_of(s)?,
         (None, Some(t)) => t,
-        (None, None) => past
-            .segments
-            .clock()
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        (None, None) => past.segments.clock().unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
     };
     Ok((View::Past(past), as_of))
 }
 
 fn parse_time_param(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
-    parse_as_of(s).map_err(|_| ApiError::bad(field, "must be an RFC 3339 time or a date YYYY-MM-DD"))
+    parse_as_of(s)
+        .map_err(|_| ApiError::bad(field, "must be an RFC 3339 time or a date YYYY-MM-DD"))
 }
 
 /// Waits for `min_position`, then resolves `as_of`.
 /// Waits (bounded) until the read model has applied `min_position`; 503 after that.
-pub(super) async fn wait_min_position(state: &AppState, min_position: Option<u64>) -> Result<(), ApiError> {
+pub(super) async fn wait_min_position(
+    state: &AppState,
+    min_position: Option<u64>,
+) -> Result<(), ApiError> {
     if let Some(p) = min_position {
         if !state.read_model.wait_for(p).await {
             return Err(ApiError::Unavailable(format!(

@@ -123,7 +123,9 @@ pub async fn create(
         .map_err(|e| match e {
             ApiError::Conflict { .. } => ApiError::Conflict {
                 code: "segment_exists",
-                message: format!("segment `{id}` already exists; PUT /v1/segments/{id} redefines it"),
+                message: format!(
+                    "segment `{id}` already exists; PUT /v1/segments/{id} redefines it"
+                ),
             },
             e => e,
         })?;
@@ -152,7 +154,14 @@ pub async fn retire(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(DEFINERS)?;
-    let exists = state.read_model.state.read().await.segments.get(&id).is_some();
+    let exists = state
+        .read_model
+        .state
+        .read()
+        .await
+        .segments
+        .get(&id)
+        .is_some();
     if !exists {
         return Err(ApiError::NotFound(format!("no segment `{id}`")));
     }
@@ -254,7 +263,10 @@ pub async fn members(
         .segments
         .members(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no segment `{id}`")))?;
-    let now = st.segments.clock().unwrap_or(chrono::DateTime::<Utc>::UNIX_EPOCH);
+    let now = st
+        .segments
+        .clock()
+        .unwrap_or(chrono::DateTime::<Utc>::UNIX_EPOCH);
     let profiles = members.iter().filter_map(|m| st.customers.get(m));
     match q.format.as_deref().unwrap_or("json") {
         "csv" => {
@@ -280,7 +292,10 @@ pub async fn members(
                     p.last_purchase_until(now)
                         .map(|t| rapport_events::envelope::format_time(&t))
                         .unwrap_or_default(),
-                    revenue.get(&main).map(|d| d.to_string()).unwrap_or_default(),
+                    revenue
+                        .get(&main)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
                     main,
                     super::customers::csv(&communities.join(";")),
                 ));
@@ -308,9 +323,21 @@ pub async fn members(
                 .map(|p| member_row(p, &state, now))
                 .collect();
             let next = (page.len() == limit)
-                .then(|| page.last().and_then(|v| v["customer"].as_str()).map(str::to_owned))
+                .then(|| {
+                    page.last()
+                        .and_then(|v| v["customer"].as_str())
+                        .map(str::to_owned)
+                })
                 .flatten()
-                .filter(|last| members.range::<str, _>((std::ops::Bound::Excluded(last.as_str()), std::ops::Bound::Unbounded)).next().is_some());
+                .filter(|last| {
+                    members
+                        .range::<str, _>((
+                            std::ops::Bound::Excluded(last.as_str()),
+                            std::ops::Bound::Unbounded,
+                        ))
+                        .next()
+                        .is_some()
+                });
             Ok(Json(json!({
                 "segment": id,
                 "total": members.len(),
@@ -416,12 +443,19 @@ pub async fn diff(
         async move {
             if let Ok(p) = v.parse::<u64>() {
                 if p > last {
-                    return Err(ApiError::bad(field, format!("is beyond the last position of the log ({last})")));
+                    return Err(ApiError::bad(
+                        field,
+                        format!("is beyond the last position of the log ({last})"),
+                    ));
                 }
                 return Ok::<_, ApiError>((p, None));
             }
-            let t = super::customers::parse_as_of(&v)
-                .map_err(|_| ApiError::bad(field, "must be a log position or an RFC 3339 time or a date YYYY-MM-DD"))?;
+            let t = super::customers::parse_as_of(&v).map_err(|_| {
+                ApiError::bad(
+                    field,
+                    "must be a log position or an RFC 3339 time or a date YYYY-MM-DD",
+                )
+            })?;
             if recorded {
                 Ok((crate::replay::position_known_at(&state.log, t).await?, None))
             } else {
@@ -438,14 +472,17 @@ pub async fn diff(
     let a = tt.state_at(from.0, from.1).await?;
     let b = tt.state_at(to.0, to.1).await?;
     if a.segments.get(&id).is_none() && b.segments.get(&id).is_none() {
-        return Err(ApiError::NotFound(format!("segment `{id}` is defined at neither point")));
+        return Err(ApiError::NotFound(format!(
+            "segment `{id}` is defined at neither point"
+        )));
     }
     let empty = Default::default();
     let ma = a.segments.members(&id).unwrap_or(&empty);
     let mb = b.segments.members(&id).unwrap_or(&empty);
     let entered: Vec<&String> = mb.difference(ma).collect();
     let exited: Vec<&String> = ma.difference(mb).collect();
-    let describe = |p: &(u64, Option<chrono::DateTime<Utc>>), s: &rapport_projections::ReadState| {
+    let describe = |p: &(u64, Option<chrono::DateTime<Utc>>),
+                    s: &rapport_projections::ReadState| {
         json!({"position": p.0, "valid_at": p.1, "clock": s.segments.clock(), "members": s.segments.members(&id).map_or(0, |m| m.len())})
     };
     Ok(Json(json!({

@@ -12,7 +12,12 @@ fn ev(ty: &str, customer: &str, at: &str, data: Value) -> Value {
 }
 
 fn complaint(customer: &str, id: &str, at: &str, text: &str) -> Value {
-    ev("complaint", customer, at, json!({"complaint_id": id, "about": {"batch": "L0421"}, "text": text}))
+    ev(
+        "complaint",
+        customer,
+        at,
+        json!({"complaint_id": id, "about": {"batch": "L0421"}, "text": text}),
+    )
 }
 
 async fn next(
@@ -36,12 +41,42 @@ async fn next(
 async fn a_group_complaint_is_raised_live_explained_and_handled_by_staff() {
     let s = TestServer::start().await;
     let setup = json!([
-        ev("community_joined", "c-1", "2026-03-01T08:00:00Z", json!({"community": "g-12"})),
-        ev("community_joined", "c-2", "2026-03-01T08:00:00Z", json!({"community": "g-12"})),
-        ev("community_joined", "c-3", "2026-03-01T08:00:00Z", json!({"community": "g-12"})),
-        ev("referral", "c-1", "2026-03-01T08:30:00Z", json!({"referee": "c-3"})),
-        complaint("c-1", "k-1", "2026-03-02T09:00:00Z", "The Longjing tea from batch L0421 smells of mould"),
-        complaint("c-2", "k-2", "2026-03-02T11:00:00Z", "My Longjing tea smells of mould too"),
+        ev(
+            "community_joined",
+            "c-1",
+            "2026-03-01T08:00:00Z",
+            json!({"community": "g-12"})
+        ),
+        ev(
+            "community_joined",
+            "c-2",
+            "2026-03-01T08:00:00Z",
+            json!({"community": "g-12"})
+        ),
+        ev(
+            "community_joined",
+            "c-3",
+            "2026-03-01T08:00:00Z",
+            json!({"community": "g-12"})
+        ),
+        ev(
+            "referral",
+            "c-1",
+            "2026-03-01T08:30:00Z",
+            json!({"referee": "c-3"})
+        ),
+        complaint(
+            "c-1",
+            "k-1",
+            "2026-03-02T09:00:00Z",
+            "The Longjing tea from batch L0421 smells of mould"
+        ),
+        complaint(
+            "c-2",
+            "k-2",
+            "2026-03-02T11:00:00Z",
+            "My Longjing tea smells of mould too"
+        ),
     ]);
     assert_eq!(s.post_json("/v1/events", &setup).await.0, 201);
     let resp = s
@@ -60,7 +95,15 @@ async fn a_group_complaint_is_raised_live_explained_and_handled_by_staff() {
     let id = raised["alert"]["id"].as_str().unwrap().to_owned();
 
     let (_, appended) = s
-        .post_json("/v1/events", &complaint("c-3", "k-3", "2026-03-02T13:00:00Z", "mould in the tea, smells of mould"))
+        .post_json(
+            "/v1/events",
+            &complaint(
+                "c-3",
+                "k-3",
+                "2026-03-02T13:00:00Z",
+                "mould in the tea, smells of mould",
+            ),
+        )
         .await;
     let third = appended["positions"][0].as_u64().unwrap();
     let escalated = next(&mut feed, &mut buf).await;
@@ -74,31 +117,60 @@ async fn a_group_complaint_is_raised_live_explained_and_handled_by_staff() {
     assert_eq!(a["customers"], json!(["c-1", "c-2", "c-3"]));
     assert_eq!(a["first_complaint_at"], "2026-03-02T09:00:00Z");
     assert_eq!(a["updated_at_position"], third);
-    let ties: Vec<&str> = a["evidence"]["ties"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let ties: Vec<&str> = a["evidence"]["ties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     assert!(ties.contains(&"3 of 3 in community g-12"), "{ties:?}");
     assert!(ties.contains(&"c-1 referred c-3"), "{ties:?}");
 
     // Support sees the phrases the complaints share; an analyst sees none.
-    let (status, one) = s.get(&format!("/v1/alerts/{id}"), &s.key(Role::Support)).await;
+    let (status, one) = s
+        .get(&format!("/v1/alerts/{id}"), &s.key(Role::Support))
+        .await;
     assert_eq!(status, 200);
     let phrases = one["evidence"]["shared_phrases"].as_array().unwrap();
-    assert!(phrases.iter().any(|p| p.as_str().unwrap().contains("mould")), "{phrases:?}");
-    let (_, one) = s.get(&format!("/v1/alerts/{id}"), &s.key(Role::Analyst)).await;
+    assert!(
+        phrases
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("mould")),
+        "{phrases:?}"
+    );
+    let (_, one) = s
+        .get(&format!("/v1/alerts/{id}"), &s.key(Role::Analyst))
+        .await;
     assert_eq!(one["evidence"]["shared_phrases"], Value::Null);
 
-    let (status, list) = s.get("/v1/alerts?level=warning&status=open", &s.admin).await;
+    let (status, list) = s
+        .get("/v1/alerts?level=warning&status=open", &s.admin)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(list["total"], 1);
     let (status, body) = s.get("/v1/alerts?level=loud", &s.admin).await;
-    assert_eq!((status, &body["error"]["details"][0]["path"]), (400, &json!("level")));
+    assert_eq!(
+        (status, &body["error"]["details"][0]["path"]),
+        (400, &json!("level"))
+    );
 
     // Staff act; the actions are events in the alert's stream.
     let (status, _) = s
-        .post(&format!("/v1/alerts/{id}/acknowledge"), &s.key(Role::Analyst), "application/json", "{}")
+        .post(
+            &format!("/v1/alerts/{id}/acknowledge"),
+            &s.key(Role::Analyst),
+            "application/json",
+            "{}",
+        )
         .await;
     assert_eq!(status, 403, "analysts read alerts, support handles them");
     let (status, ack) = s
-        .post(&format!("/v1/alerts/{id}/resolve"), &s.admin, "application/json", r#"{"note":"batch recalled"}"#)
+        .post(
+            &format!("/v1/alerts/{id}/resolve"),
+            &s.admin,
+            "application/json",
+            r#"{"note":"batch recalled"}"#,
+        )
         .await;
     assert_eq!(status, 200, "{ack}");
     let resolved = next(&mut feed, &mut buf).await;
@@ -107,5 +179,15 @@ async fn a_group_complaint_is_raised_live_explained_and_handled_by_staff() {
     assert_eq!(resolved["alert"]["actions"][0]["note"], "batch recalled");
     let (_, log) = s.get(&format!("/v1/streams/alert-{id}"), &s.admin).await;
     assert_eq!(log["events"][0]["type"], "alert_resolved");
-    assert_eq!(s.post(&format!("/v1/alerts/nope/resolve"), &s.admin, "application/json", "{}").await.0, 404);
+    assert_eq!(
+        s.post(
+            &format!("/v1/alerts/nope/resolve"),
+            &s.admin,
+            "application/json",
+            "{}"
+        )
+        .await
+        .0,
+        404
+    );
 }

@@ -53,7 +53,12 @@ async fn next_changes(
 async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
     let s = TestServer::start().await;
     let history = json!([
-        ev("community_joined", "c-1", "2026-01-01T08:00:00Z", json!({"community": "g-1"})),
+        ev(
+            "community_joined",
+            "c-1",
+            "2026-01-01T08:00:00Z",
+            json!({"community": "g-1"})
+        ),
         buy("c-1", "o-1", "2026-01-02T10:00:00Z"),
         buy("c-1", "o-2", "2026-01-05T10:00:00Z"),
         buy("c-1", "o-3", "2026-01-10T10:00:00Z"),
@@ -73,7 +78,10 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
     assert_eq!(status, 201, "{body}");
     let defined_at = body["position"].as_u64().unwrap();
     let (status, seg) = s
-        .get(&format!("/v1/segments/lapsed-regulars?min_position={defined_at}"), &s.admin)
+        .get(
+            &format!("/v1/segments/lapsed-regulars?min_position={defined_at}"),
+            &s.admin,
+        )
         .await;
     assert_eq!(status, 200, "{seg}");
     assert_eq!(seg["members"], 0, "only days since c-1's last purchase");
@@ -82,7 +90,12 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
     assert_eq!(status, 409, "the id is taken");
     let ingest = s.key(Role::Ingest);
     let (status, _) = s
-        .post("/v1/segments", &ingest, "application/json", lapsed_regulars().to_string())
+        .post(
+            "/v1/segments",
+            &ingest,
+            "application/json",
+            lapsed_regulars().to_string(),
+        )
         .await;
     assert_eq!(status, 403);
 
@@ -116,7 +129,10 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
     assert_eq!(changes[0]["seq"], 1);
 
     let (status, members) = s
-        .get(&format!("/v1/segments/lapsed-regulars/members?min_position={clock_mover}"), &s.admin)
+        .get(
+            &format!("/v1/segments/lapsed-regulars/members?min_position={clock_mover}"),
+            &s.admin,
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(members["total"], 1);
@@ -132,8 +148,15 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
         "customer,lifecycle,relationship,orders,last_purchase,revenue,currency,communities\n\
          c-1,at_risk,user,3,2026-01-10T10:00:00Z,60.00,CNY,g-1\n"
     );
-    let (_, list) = s.get("/v1/customers?segment=lapsed-regulars", &s.admin).await;
-    let ids: Vec<&str> = list["customers"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let (_, list) = s
+        .get("/v1/customers?segment=lapsed-regulars", &s.admin)
+        .await;
+    let ids: Vec<&str> = list["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["c-1"]);
     let (status, body) = s.get("/v1/customers?segment=nope", &s.admin).await;
     assert_eq!(status, 404, "{body}");
@@ -144,40 +167,69 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
         .await;
     let changes = next_changes(&mut feed, &mut buf, 1).await;
     assert_eq!(
-        (&changes[0]["change"], &changes[0]["cause"], &changes[0]["position"]),
+        (
+            &changes[0]["change"],
+            &changes[0]["cause"],
+            &changes[0]["position"]
+        ),
         (&json!("exited"), &json!("event"), &appended["positions"][0])
     );
 
     // Time travel: who entered between the definition and the clock-moving purchase; the
     // past as of a position; business time with valid_at.
     let (status, diff) = s
-        .get(&format!("/v1/segments/lapsed-regulars/diff?from={defined_at}&to={clock_mover}"), &s.admin)
+        .get(
+            &format!("/v1/segments/lapsed-regulars/diff?from={defined_at}&to={clock_mover}"),
+            &s.admin,
+        )
         .await;
     assert_eq!(status, 200, "{diff}");
-    assert_eq!((&diff["entered"], &diff["exited"]), (&json!(["c-1"]), &json!([])));
+    assert_eq!(
+        (&diff["entered"], &diff["exited"]),
+        (&json!(["c-1"]), &json!([]))
+    );
     let now = appended["positions"][0].as_u64().unwrap();
     let (_, diff) = s
-        .get(&format!("/v1/segments/lapsed-regulars/diff?from={clock_mover}&to={now}"), &s.admin)
+        .get(
+            &format!("/v1/segments/lapsed-regulars/diff?from={clock_mover}&to={now}"),
+            &s.admin,
+        )
         .await;
-    assert_eq!((&diff["entered"], &diff["exited"]), (&json!([]), &json!(["c-1"])));
+    assert_eq!(
+        (&diff["entered"], &diff["exited"]),
+        (&json!([]), &json!(["c-1"]))
+    );
     let (status, past) = s.get("/v1/customers/c-1?as_of_position=3", &s.admin).await;
     assert_eq!(status, 200, "{past}");
     assert_eq!(past["orders"], 2, "after event 3 c-1 had bought twice");
-    let (_, past) = s.get("/v1/customers/c-1?valid_at=2026-01-04", &s.admin).await;
+    let (_, past) = s
+        .get("/v1/customers/c-1?valid_at=2026-01-04", &s.admin)
+        .await;
     assert_eq!(past["orders"], 1, "by 4 January c-1 had bought once");
     let (_, m) = s
-        .get(&format!("/v1/segments/lapsed-regulars/members?as_of_position={clock_mover}"), &s.admin)
+        .get(
+            &format!("/v1/segments/lapsed-regulars/members?as_of_position={clock_mover}"),
+            &s.admin,
+        )
         .await;
     assert_eq!(m["total"], 1);
-    let (status, body) = s.get("/v1/customers/c-1?as_of_position=999", &s.admin).await;
-    assert_eq!((status, &body["error"]["details"][0]["path"]), (400, &json!("as_of_position")));
+    let (status, body) = s
+        .get("/v1/customers/c-1?as_of_position=999", &s.admin)
+        .await;
+    assert_eq!(
+        (status, &body["error"]["details"][0]["path"]),
+        (400, &json!("as_of_position"))
+    );
 
     // Retiring the segment ends it; its stream keeps the history.
     let (status, _) = s.delete("/v1/segments/lapsed-regulars", &s.admin).await;
     assert_eq!(status, 200);
     let (_, list) = s.get("/v1/segments?min_position=9", &s.admin).await;
     assert_eq!(list["segments"], json!([]));
-    assert_eq!(s.delete("/v1/segments/lapsed-regulars", &s.admin).await.0, 404);
+    assert_eq!(
+        s.delete("/v1/segments/lapsed-regulars", &s.admin).await.0,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -187,5 +239,11 @@ async fn clients_cannot_send_operator_events_directly() {
         "data": {"name": "x", "rule": {"field": "orders", "op": ">", "value": 0}}});
     let (status, body) = s.post_json("/v1/events", &forged).await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("written by Rapport itself"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("written by Rapport itself"),
+        "{body}"
+    );
 }

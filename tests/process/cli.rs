@@ -330,11 +330,23 @@ fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
             ("segments", "csv"),
         ] {
             let out = run(
-                &["export", "--personal", personal, "--what", what, "--format", format],
+                &[
+                    "export",
+                    "--personal",
+                    personal,
+                    "--what",
+                    what,
+                    "--format",
+                    format,
+                ],
                 &data,
                 &master,
             );
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             // Parquet is compressed: search its decoded text, not its bytes.
             let text = if format == "parquet" {
                 parquet_text(&out.stdout).into_bytes()
@@ -347,7 +359,10 @@ fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
                     "{what} as {format}: the purchase survives the erasure"
                 );
             }
-            outputs.push((format!("export --personal {personal} --what {what} --format {format}"), text));
+            outputs.push((
+                format!("export --personal {personal} --what {what} --format {format}"),
+                text,
+            ));
         }
     }
     for (what, bytes) in &outputs {
@@ -421,12 +436,22 @@ fn a_config_file_sets_thresholds_and_a_typo_is_named() {
 "#,
     )
     .unwrap();
-    assert!(run(&["import", import.to_str().unwrap()], &data, &master).status.success());
+    assert!(run(&["import", import.to_str().unwrap()], &data, &master)
+        .status
+        .success());
     let bad = tmp.path().join("bad.json");
     std::fs::write(&bad, r#"{"lifecycle": {"activ_days": 30}}"#).unwrap();
-    let out = run(&["replay", "--config", bad.to_str().unwrap()], &data, &master);
+    let out = run(
+        &["replay", "--config", bad.to_str().unwrap()],
+        &data,
+        &master,
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("lifecycle.activ_days: unknown field"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lifecycle.activ_days: unknown field"),
+        "{}",
+        stderr(&out)
+    );
     // With new_days 30 c-1 (59 days before the clock) is active; with 7 and active 30, at risk.
     let profiles = |config: Option<&std::path::Path>| {
         let mut args = vec!["export", "--what", "profiles", "--format", "csv"];
@@ -439,6 +464,12 @@ fn a_config_file_sets_thresholds_and_a_typo_is_named() {
     };
     assert!(profiles(None).lines().any(|l| l.starts_with("c-1,active,")));
     let strict = tmp.path().join("strict.json");
-    std::fs::write(&strict, r#"{"lifecycle": {"new_days": 7, "active_days": 30}}"#).unwrap();
-    assert!(profiles(Some(&strict)).lines().any(|l| l.starts_with("c-1,at_risk,")));
+    std::fs::write(
+        &strict,
+        r#"{"lifecycle": {"new_days": 7, "active_days": 30}}"#,
+    )
+    .unwrap();
+    assert!(profiles(Some(&strict))
+        .lines()
+        .any(|l| l.starts_with("c-1,at_risk,")));
 }
