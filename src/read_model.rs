@@ -180,7 +180,6 @@ pub struct ReadModel {
     pub min_position_wait: Duration,
     /// Past states for `as_of_position`, `known_at`, `valid_at`.
     pub time_travel: crate::replay::TimeTravel,
-    pub log: Log,
     applied: watch::Sender<u64>,
 }
 
@@ -219,7 +218,6 @@ impl ReadModel {
             lifecycle,
             min_position_wait,
             time_travel,
-            log: log.clone(),
             applied,
         });
         let m = model.clone();

@@ -7,8 +7,9 @@
 //!   recorded at or before T (`recorded_at` never goes backwards, so this is a binary
 //!   search).
 //! - `valid_at=T`: business time: only events whose `occurred_at` ≤ T, whatever their
-//!   recording time. Snapshots mix events of every business time, so this folds from the
-//!   first event (cost: the whole log up to P).
+//!   recording time, except segment definitions, which apply whenever they were written
+//!   (a rule defined today can be asked about last March). Snapshots mix events of every
+//!   business time, so this folds from the first event (cost: the whole log up to P).
 
 use std::{
     path::{Path, PathBuf},
@@ -55,7 +56,10 @@ pub async fn fold(
         for s in batch {
             let access = projection_access(&s);
             let ev = log.open(s, access)?;
-            if valid_at.is_none_or(|t| ev.occurred_at <= t) {
+            // A segment definition is a lens, not a business fact: it applies to the past
+            // whenever it was written, so "who was in it on 1 March" has an answer.
+            let lens = ev.event_type == EventType::SegmentDefined;
+            if lens || valid_at.is_none_or(|t| ev.occurred_at <= t) {
                 state.apply(&ev);
             } else {
                 // Keep the position moving so the state says how far it read.

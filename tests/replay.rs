@@ -155,13 +155,15 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         );
 
         // valid_at: only events that occurred by then, late arrivals included.
-        let t = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap() + Duration::days(40);
+        let t = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap() + Duration::days(30); // between the two segment definitions
         let valid = live.time_travel.state_at(last, Some(t)).await.unwrap();
         let mut expected = ReadState::new(LifecycleConfig::default(), WarningConfig::default());
         for s in store.read_all(0, last as usize).await.unwrap() {
             let access = replay::projection_access(&s);
             let ev = log.open(s, access).unwrap();
-            if ev.occurred_at <= t {
+            // Segment definitions are lenses: they apply whenever they were written.
+            let lens = ev.event_type == rapport_events::EventType::SegmentDefined;
+            if lens || ev.occurred_at <= t {
                 rapport_projections::Projection::apply(&mut expected, &ev);
             }
         }

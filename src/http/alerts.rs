@@ -242,21 +242,10 @@ pub async fn subscribe(
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let after = super::feed::cursor(q.after, &headers);
-    if let Err(oldest) = state
-        .read_model
-        .state
-        .read()
-        .await
-        .warnings
-        .changes_after(after, 0)
-    {
-        return Err(ApiError::Gone(format!(
-            "alert changes before {oldest} are no longer kept; list the alerts and follow from `last_change`"
-        )));
-    }
-    Ok(super::feed::live(
+    super::feed::live(
         state,
         after,
+        "list the alerts and follow from their `last_change`",
         Box::new(|st, cursor| {
             let changes = st.warnings.changes_after(cursor, FEED_BATCH_CHANGES)?;
             Ok(changes
@@ -272,5 +261,6 @@ pub async fn subscribe(
                 })
                 .collect())
         }),
-    ))
+    )
+    .await
 }

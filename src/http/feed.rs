@@ -12,7 +12,7 @@ use axum::{
 };
 use rapport_projections::ReadState;
 
-use super::AppState;
+use super::{ApiError, AppState};
 
 /// Keep-alive comments on an idle feed.
 const FEED_KEEP_ALIVE_SECS: u64 = 15;
@@ -34,9 +34,20 @@ pub fn cursor(after: Option<u64>, headers: &HeaderMap) -> u64 {
 pub type ReadFeed =
     dyn Fn(&ReadState, u64) -> Result<Vec<(u64, Option<SseEvent>)>, u64> + Send + Sync;
 
-/// Streams `read` from `after`, then live; a reader that falls behind what is kept gets a
-/// `gone` event and the stream ends.
-pub fn live(state: AppState, after: u64, read: Box<ReadFeed>) -> Response {
+/// Streams `read` from `after`, then live. A cursor already older than what is kept is
+/// answered 410 (`gone_hint` says what to do instead); a reader that falls behind later
+/// gets a `gone` event and the stream ends.
+pub async fn live(
+    state: AppState,
+    after: u64,
+    gone_hint: &str,
+    read: Box<ReadFeed>,
+) -> Result<Response, ApiError> {
+    if let Err(oldest) = read(&*state.read_model.state.read().await, after) {
+        return Err(ApiError::Gone(format!(
+            "changes before {oldest} are no longer kept; {gone_hint}"
+        )));
+    }
     struct Feed {
         state: AppState,
         cursor: u64,
@@ -87,7 +98,7 @@ pub fn live(state: AppState, after: u64, read: Box<ReadFeed>) -> Response {
             }
         }
     });
-    Sse::new(stream)
+    Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(FEED_KEEP_ALIVE_SECS)))
-        .into_response()
+        .into_response())
 }

@@ -276,11 +276,15 @@ pub async fn members(
             for p in profiles {
                 let lc = &state.read_model.lifecycle;
                 let revenue = p.net_revenue(now);
-                // The currency most of the customer's purchases were in.
-                let main = p
-                    .purchases
-                    .last()
-                    .map(|m| currency_str(&m.currency).to_owned())
+                // The currency most of the customer's purchases were in (ties: by code).
+                let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+                for m in &p.purchases {
+                    *counts.entry(currency_str(&m.currency)).or_default() += 1;
+                }
+                let main = counts
+                    .iter()
+                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                    .map(|(c, _)| (*c).to_owned())
                     .unwrap_or_default();
                 let communities: Vec<&str> = p.communities.iter().map(String::as_str).collect();
                 out.push_str(&format!(
@@ -372,22 +376,11 @@ pub async fn changes(
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let after = super::feed::cursor(q.after, &headers);
-    if let Err(oldest) = state
-        .read_model
-        .state
-        .read()
-        .await
-        .segments
-        .changes_after(after, 0)
-    {
-        return Err(ApiError::Gone(format!(
-            "changes before {oldest} are no longer kept; re-read the members and follow from `last_change` of GET /v1/segments"
-        )));
-    }
     let segment = q.segment;
-    Ok(super::feed::live(
+    super::feed::live(
         state,
         after,
+        "re-read the members and follow from `last_change` of GET /v1/segments",
         Box::new(move |st, cursor| {
             let changes = st.segments.changes_after(cursor, FEED_BATCH_CHANGES)?;
             Ok(changes
@@ -405,7 +398,8 @@ pub async fn changes(
                 })
                 .collect())
         }),
-    ))
+    )
+    .await
 }
 
 #[derive(Deserialize)]

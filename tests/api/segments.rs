@@ -199,6 +199,18 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
         (&diff["entered"], &diff["exited"]),
         (&json!([]), &json!(["c-1"]))
     );
+    // In business time too, though the rule was defined (on the wall clock) long after.
+    let (status, diff) = s
+        .get(
+            "/v1/segments/lapsed-regulars/diff?from=2026-01-12&to=2026-04-15T12:00:00Z",
+            &s.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(
+        (&diff["entered"], &diff["exited"]),
+        (&json!(["c-1"]), &json!([]))
+    );
     let (status, past) = s.get("/v1/customers/c-1?as_of_position=3", &s.admin).await;
     assert_eq!(status, 200, "{past}");
     assert_eq!(past["orders"], 2, "after event 3 c-1 had bought twice");
