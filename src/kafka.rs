@@ -223,18 +223,28 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
                         });
                     }
                 }
-                let mut record = FutureRecord::<[u8], [u8]>::to(&opts.dlq_topic)
-                    .payload(m.payload().unwrap_or_default())
-                    .headers(headers);
-                if let Some(k) = m.key() {
-                    record = record.key(k);
-                }
-                // The offset is stored only once the dead letter is acknowledged.
-                if let Err((e, _)) = producer
-                    .send(record, Duration::from_millis(PRODUCE_TIMEOUT_MS))
-                    .await
-                {
-                    anyhow::bail!("kafka: could not dead-letter a message: {e}");
+                // The offset is stored only once the dead letter is acknowledged; until then
+                // the partition waits (the message is neither dropped nor skipped).
+                loop {
+                    let mut record = FutureRecord::<[u8], [u8]>::to(&opts.dlq_topic)
+                        .payload(m.payload().unwrap_or_default())
+                        .headers(headers.clone());
+                    if let Some(k) = m.key() {
+                        record = record.key(k);
+                    }
+                    match producer
+                        .send(record, Duration::from_millis(PRODUCE_TIMEOUT_MS))
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err((e, _)) => {
+                            tracing::warn!(error = %e, "kafka: could not dead-letter a message; retrying");
+                            tokio::select! {
+                                _ = stopped.changed() => return Ok(()),
+                                _ = tokio::time::sleep(Duration::from_millis(STORE_RETRY_MS)) => {}
+                            }
+                        }
+                    }
                 }
                 tracing::warn!(
                     topic = m.topic(),
