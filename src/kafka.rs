@@ -402,7 +402,11 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                     ck.segments = ck.segments.max(*seq);
                 }
             }
-            write_checkpoint(&opts.checkpoint, ck)?;
+            if let Err(e) = write_checkpoint(&opts.checkpoint, ck) {
+                // Publishing goes on; a restart before the next good write republishes
+                // (consumers deduplicate by id).
+                tracing::error!(error = %e, path = %opts.checkpoint.display(), "kafka outbox: could not write its checkpoint");
+            }
         }
     });
     Ok(TaskHandle { stop, task })
