@@ -79,10 +79,15 @@ fn default_master_key_path() -> anyhow::Result<PathBuf> {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Runs the HTTP service on the embedded store.
+    /// Runs the HTTP service (on the embedded store unless --store names another).
     Serve {
         #[command(flatten)]
         data: DataDir,
+        /// The event store: `embedded` (in --data-dir), or KurrentDB / EventStoreDB 22.10+ as
+        /// `kurrentdb://USER:PASS@HOST:2113?tls=false[&prefix=rapport]` (see docs/kurrentdb.md).
+        /// API keys, snapshots and checkpoints stay in --data-dir either way.
+        #[arg(long, env = "RAPPORT_STORE", default_value = "embedded")]
+        store: String,
         #[command(flatten)]
         config: crate::config::ConfigArgs,
         #[command(flatten)]
@@ -271,6 +276,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             data,
+            store,
             config,
             master,
             listen,
@@ -285,9 +291,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 group: kafka_group,
                 ..crate::kafka::KafkaOptions::defaults(&b, &data.data_dir)
             });
+            let store = server::StoreChoice::parse(&store)?;
             server::run(
                 ServeOptions {
                     data_dir: data.data_dir,
+                    store,
                     listen,
                     master,
                     kafka,

@@ -15,6 +15,7 @@ use crate::{
     http::{self, metrics::Metrics, AppState},
     log::Log,
     store::{
+        kurrent::{KurrentOptions, KurrentStore},
         sqlite::{SqliteOptions, SqliteStore},
         EventStore,
     },
@@ -45,10 +46,83 @@ pub async fn open_log_read_only(
     keyring_for(store, master).await
 }
 
-async fn keyring_for(
-    store: Arc<SqliteStore>,
+/// Which event store `serve` runs on.
+#[derive(Clone)]
+pub enum StoreChoice {
+    Embedded,
+    Kurrent(KurrentOptions),
+}
+
+impl StoreChoice {
+    /// `embedded`, or a `kurrentdb://`, `kdb://` or `esdb://` URL.
+    pub fn parse(s: &str) -> anyhow::Result<StoreChoice> {
+        if s == "embedded" {
+            return Ok(StoreChoice::Embedded);
+        }
+        KurrentOptions::parse(s)
+            .map(StoreChoice::Kurrent)
+            .map_err(|e| anyhow::anyhow!("--store: {e}"))
+    }
+
+    /// What the data directory records, so its snapshots and checkpoints (which name
+    /// positions of one log) are never used with another log.
+    fn identity(&self) -> String {
+        match self {
+            StoreChoice::Embedded => "embedded".into(),
+            StoreChoice::Kurrent(k) => k.display.clone(),
+        }
+    }
+}
+
+/// File in the data directory naming the store its derived state belongs to.
+const STORE_IDENTITY_FILE: &str = "store";
+
+/// Refuses a data directory whose snapshots and checkpoints belong to another store.
+fn check_store_identity(data_dir: &Path, choice: &StoreChoice) -> anyhow::Result<()> {
+    let path = data_dir.join(STORE_IDENTITY_FILE);
+    let want = choice.identity();
+    match std::fs::read_to_string(&path) {
+        Ok(have) if have.trim() == want => Ok(()),
+        Ok(have) => anyhow::bail!(
+            "the data directory {} belongs to the store `{}`, not `{want}`: its snapshots and checkpoints count positions of that log; use another --data-dir",
+            data_dir.display(),
+            have.trim()
+        ),
+        // Directories made before this check all belong to the embedded store.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let existing = data_dir.join(crate::store::sqlite::DB_FILE).exists();
+            if existing && want != "embedded" {
+                anyhow::bail!(
+                    "the data directory {} holds an embedded store; give the KurrentDB store its own --data-dir",
+                    data_dir.display()
+                );
+            }
+            std::fs::create_dir_all(data_dir)?;
+            std::fs::write(&path, format!("{want}\n"))?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Connects to KurrentDB and loads the keyring from it.
+pub async fn open_log_kurrent(
+    opts: KurrentOptions,
     master: MasterKey,
-) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
+) -> anyhow::Result<(Arc<KurrentStore>, Log)> {
+    let display = opts.display.clone();
+    let store = Arc::new(
+        KurrentStore::open(opts)
+            .await
+            .with_context(|| format!("failed to open the KurrentDB store {display}"))?,
+    );
+    keyring_for(store, master).await
+}
+
+async fn keyring_for<S: EventStore>(
+    store: Arc<S>,
+    master: MasterKey,
+) -> anyhow::Result<(Arc<S>, Log)> {
     if let Some(id) = store.master_key_id().await? {
         anyhow::ensure!(
             id == master.id(),
@@ -65,6 +139,7 @@ async fn keyring_for(
 
 pub struct ServeOptions {
     pub data_dir: PathBuf,
+    pub store: StoreChoice,
     pub listen: SocketAddr,
     pub master: MasterKey,
     /// Kafka in and out, when configured.
@@ -80,15 +155,25 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let (store, log) = open_log(
-        &opts.data_dir,
-        opts.master,
-        SqliteOptions {
-            durable: true,
-            metrics: metrics.clone(),
-        },
-    )
-    .await?;
+    check_store_identity(&opts.data_dir, &opts.store)?;
+    let (embedded, log) = match opts.store.clone() {
+        StoreChoice::Embedded => {
+            let (store, log) = open_log(
+                &opts.data_dir,
+                opts.master,
+                SqliteOptions {
+                    durable: true,
+                    metrics: metrics.clone(),
+                },
+            )
+            .await?;
+            (Some(store), log)
+        }
+        StoreChoice::Kurrent(k) => {
+            tracing::info!(store = %k.display, "opening the KurrentDB store");
+            (None, open_log_kurrent(k, opts.master).await?.1)
+        }
+    };
     let keys = Arc::new(ApiKeys::open(&opts.data_dir)?);
     let admin_path = opts.data_dir.join("admin-key");
     if let Some(id) = keys.bootstrap_admin(&admin_path)? {
@@ -113,7 +198,7 @@ pub async fn run(
         None => None,
     };
     let state = AppState {
-        log,
+        log: log.clone(),
         keys,
         metrics,
         ids: Arc::new(uuid::Uuid::now_v7),
@@ -125,7 +210,7 @@ pub async fn run(
         .with_context(|| format!("failed to listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
     println!("rapport listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %opts.data_dir.display(), last_position = store.last_position(), "serving");
+    tracing::info!(%addr, data_dir = %opts.data_dir.display(), store = %opts.store.identity(), last_position = log.store.last_position(), "serving");
     let app = http::router(state);
     http::serve(listener, app, async move {
         shutdown.await;
@@ -143,7 +228,10 @@ pub async fn run(
         }
     }
     // Every acknowledged append already committed; this drains whatever is still queued.
-    store.close();
+    // (KurrentDB acknowledged each append itself; its client closes when dropped.)
+    if let Some(store) = embedded {
+        store.close();
+    }
     tracing::info!("store closed");
     Ok(())
 }

@@ -1,5 +1,8 @@
-//! The `EventStore` contract, run against the embedded backend (and, when a KurrentDB
-//! backend exists, against it too). Seeded and deterministic: a failure prints its seed.
+//! The `EventStore` contract. The tests above the line run against every backend: always
+//! the embedded one, and KurrentDB when `RAPPORT_TEST_KURRENTDB_URL` names a server (each
+//! run writes under its own stream prefix, so a shared server is fine). The tests below the
+//! line check what only the embedded store has (its file, its lock, its bulk import).
+//! Seeded and deterministic: a failure prints its seed.
 
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use rapport::{
     log::{Log, PersonalAccess},
     store::{
         self,
+        kurrent::{KurrentOptions, KurrentStore},
         sqlite::{SqliteOptions, SqliteStore},
         EventStore, ExpectedVersion, StoreError,
     },
@@ -43,14 +47,88 @@ fn open(dir: &std::path::Path, master: &MasterKey) -> (Arc<SqliteStore>, Log) {
     (store, log)
 }
 
+/// A backend under test, and a way to open it again (as after a restart).
+enum Backend {
+    Embedded(tempfile::TempDir),
+    Kurrent(KurrentOptions),
+}
+
+/// One opened store: the trait object the contract speaks to, and its log.
+struct Opened {
+    store: Arc<dyn EventStore>,
+    log: Log,
+    embedded: Option<Arc<SqliteStore>>,
+}
+
+impl Opened {
+    fn close(self) {
+        if let Some(s) = &self.embedded {
+            s.close();
+        }
+    }
+}
+
+/// Every backend this run can reach; says loudly which it cannot.
+fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Embedded(tempfile::tempdir().unwrap())];
+    match std::env::var("RAPPORT_TEST_KURRENTDB_URL") {
+        Ok(url) if !url.is_empty() => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let prefix = format!("contract{}", Uuid::new_v4().simple());
+            let opts = KurrentOptions::parse(&format!("{url}{sep}prefix={prefix}"))
+                .expect("RAPPORT_TEST_KURRENTDB_URL is a valid KurrentDB URL");
+            out.push(Backend::Kurrent(opts));
+        }
+        _ => eprintln!(
+            "SKIPPED: the KurrentDB half of the store contract (set RAPPORT_TEST_KURRENTDB_URL=kurrentdb://admin:changeit@127.0.0.1:2113?tls=false to run it)"
+        ),
+    }
+    out
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Embedded(_) => "embedded",
+            Backend::Kurrent(_) => "kurrentdb",
+        }
+    }
+
+    async fn open(&self, master: &MasterKey) -> Opened {
+        let (store, embedded): (Arc<dyn EventStore>, _) = match self {
+            Backend::Embedded(dir) => {
+                let s = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+                (s.clone(), Some(s))
+            }
+            Backend::Kurrent(opts) => (
+                Arc::new(KurrentStore::open(opts.clone()).await.unwrap()),
+                None,
+            ),
+        };
+        let keys = store.load_keys().await.unwrap();
+        let log = Log::new(
+            store.clone(),
+            Arc::new(Keyring::load(master.clone(), keys).unwrap()),
+        );
+        Opened {
+            store,
+            log,
+            embedded,
+        }
+    }
+}
+
 /// Concurrent appends of random batches: the log is gapless, every stream's versions are
 /// contiguous, and every event reads back as it was appended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_random_batches_give_a_gapless_log_and_contiguous_streams() {
-    for seed in [1u64, 2, 3] {
-        let dir = tempfile::tempdir().unwrap();
+    for (seed, backend) in [1u64, 2, 3]
+        .into_iter()
+        .flat_map(|seed| backends().into_iter().map(move |b| (seed, b)))
+    {
+        let seed_name = format!("{seed} on {}", backend.name());
         let master = MasterKey::generate();
-        let (store, log) = open(dir.path(), &master);
+        let Opened { store, log, .. } = backend.open(&master).await;
         let mut tasks = Vec::new();
         for t in 0..8u64 {
             let log = log.clone();
@@ -78,24 +156,33 @@ async fn concurrent_random_batches_give_a_gapless_log_and_contiguous_streams() {
                 PersonalAccess::Plain,
             )
             .unwrap();
-        assert_eq!(all.len(), sent.len(), "seed {seed}");
+        assert_eq!(all.len(), sent.len(), "seed {seed_name}");
         let mut versions: std::collections::HashMap<String, u64> = Default::default();
         for (i, ev) in all.iter().enumerate() {
-            assert_eq!(ev.position, i as u64 + 1, "seed {seed}: gap");
+            assert_eq!(ev.position, i as u64 + 1, "seed {seed_name}: gap");
             let next = versions.entry(ev.stream.clone()).or_default();
             assert_eq!(
                 ev.stream_version, *next,
-                "seed {seed}: stream {} not contiguous",
+                "seed {seed_name}: stream {} not contiguous",
                 ev.stream
             );
             *next += 1;
             let orig = &sent[&ev.id];
-            assert_eq!(ev.data, orig.data.to_json(), "seed {seed}: data changed");
+            assert_eq!(
+                ev.data,
+                orig.data.to_json(),
+                "seed {seed_name}: data changed"
+            );
         }
-        // Reopening rebuilds the in-memory indexes from the table.
-        store.close();
-        drop((store, log));
-        let (store, log) = open(dir.path(), &master);
+        // Reopening rebuilds the in-memory indexes from the log.
+        Opened {
+            store,
+            log,
+            embedded: None,
+        }
+        .close();
+        let reopened = backend.open(&master).await;
+        let (store, log) = (reopened.store.clone(), reopened.log.clone());
         assert_eq!(store.last_position(), sent.len() as u64);
         for (stream, n) in &versions {
             assert_eq!(store.stream_version(stream), Some(n - 1));
@@ -104,85 +191,186 @@ async fn concurrent_random_batches_give_a_gapless_log_and_contiguous_streams() {
         let again = log.append(&some, None).await.unwrap();
         assert!(
             again.iter().all(|a| a.duplicate),
-            "seed {seed}: ids are still known after reopening"
+            "seed {seed_name}: ids are still known after reopening"
         );
         assert_eq!(store.last_position(), sent.len() as u64);
+        reopened.close();
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_duplicate_inside_one_batch_is_written_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, log) = open(dir.path(), &MasterKey::generate());
-    let mut rng = StdRng::seed_from_u64(7);
-    let e = event(&mut rng, 1);
-    let out = log.append(&[e.clone(), e.clone()], None).await.unwrap();
-    assert_eq!((out[0].position, out[1].position), (1, 1));
-    assert!(!out[0].duplicate && out[1].duplicate);
-    assert_eq!(store.last_position(), 1);
+    for backend in backends() {
+        let Opened { store, log, .. } = backend.open(&MasterKey::generate()).await;
+        let mut rng = StdRng::seed_from_u64(7);
+        let e = event(&mut rng, 1);
+        let out = log.append(&[e.clone(), e.clone()], None).await.unwrap();
+        assert_eq!((out[0].position, out[1].position), (1, 1));
+        assert!(!out[0].duplicate && out[1].duplicate);
+        assert_eq!(store.last_position(), 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_expected_version_writes_nothing_of_its_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, log) = open(dir.path(), &MasterKey::generate());
-    let mut rng = StdRng::seed_from_u64(8);
-    let batch: Vec<Event> = (0..3).map(|_| event(&mut rng, 1)).collect();
-    let stream = batch[0].stream();
-    log.append(
-        &batch[..1],
-        Some((stream.clone(), ExpectedVersion::NoStream)),
-    )
-    .await
-    .unwrap();
-    let err = log
-        .append(
-            &batch[1..],
+    for backend in backends() {
+        let Opened { store, log, .. } = backend.open(&MasterKey::generate()).await;
+        let mut rng = StdRng::seed_from_u64(8);
+        let batch: Vec<Event> = (0..3).map(|_| event(&mut rng, 1)).collect();
+        let stream = batch[0].stream();
+        log.append(
+            &batch[..1],
             Some((stream.clone(), ExpectedVersion::NoStream)),
         )
         .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::WrongExpectedVersion { ref actual, .. } if actual == "0"),
-        "{err}"
-    );
-    assert_eq!(store.last_position(), 1);
-    log.append(&batch[1..], Some((stream, ExpectedVersion::Exact(0))))
-        .await
         .unwrap();
-    assert_eq!(store.last_position(), 3);
+        let err = log
+            .append(
+                &batch[1..],
+                Some((stream.clone(), ExpectedVersion::NoStream)),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::WrongExpectedVersion { ref actual, .. } if actual == "0"),
+            "{err}"
+        );
+        assert_eq!(store.last_position(), 1);
+        log.append(&batch[1..], Some((stream, ExpectedVersion::Exact(0))))
+            .await
+            .unwrap();
+        assert_eq!(store.last_position(), 3);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscriber_never_sees_a_later_position_before_an_earlier_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, log) = open(dir.path(), &MasterKey::generate());
-    let sub = store::subscribe(store.clone() as Arc<dyn EventStore>, 0);
-    let writers: Vec<_> = (0..4u64)
-        .map(|t| {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut rng = StdRng::seed_from_u64(t);
-                for _ in 0..25 {
-                    let batch: Vec<Event> = (0..rng.gen_range(1..5))
-                        .map(|_| event(&mut rng, 5))
-                        .collect();
-                    log.append(&batch, None).await.unwrap();
-                }
+    for backend in backends() {
+        let Opened { store, log, .. } = backend.open(&MasterKey::generate()).await;
+        let sub = store::subscribe(store.clone(), 0);
+        let writers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut rng = StdRng::seed_from_u64(t);
+                    for _ in 0..25 {
+                        let batch: Vec<Event> = (0..rng.gen_range(1..5))
+                            .map(|_| event(&mut rng, 5))
+                            .collect();
+                        log.append(&batch, None).await.unwrap();
+                    }
+                })
             })
-        })
-        .collect();
-    for w in writers {
-        w.await.unwrap();
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let total = store.last_position();
+        let got: Vec<u64> = sub
+            .take(total as usize)
+            .map(|r| r.unwrap().position)
+            .collect()
+            .await;
+        assert_eq!(got, (1..=total).collect::<Vec<_>>(), "{}", backend.name());
     }
-    let total = store.last_position();
-    let got: Vec<u64> = sub
-        .take(total as usize)
-        .map(|r| r.unwrap().position)
-        .collect()
-        .await;
-    assert_eq!(got, (1..=total).collect::<Vec<_>>());
 }
+
+/// Streams read back from any version, in order, with the positions `read_all` gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_reads_back_from_any_version_with_its_log_positions() {
+    for backend in backends() {
+        let Opened { store, log, .. } = backend.open(&MasterKey::generate()).await;
+        let mut rng = StdRng::seed_from_u64(21);
+        let batch: Vec<Event> = (0..60).map(|_| event(&mut rng, 3)).collect();
+        for chunk in batch.chunks(1) {
+            log.append(chunk, None).await.unwrap();
+        }
+        let all = store.read_all(0, 1000).await.unwrap();
+        assert_eq!(all.len(), 60, "{}", backend.name());
+        let stream = &all[0].event.stream;
+        let mine: Vec<_> = all.iter().filter(|e| &e.event.stream == stream).collect();
+        let from = 2.min(mine.len() as u64 - 1);
+        let read = store.read_stream(stream, from, 1000).await.unwrap();
+        assert_eq!(
+            read.len() as u64,
+            mine.len() as u64 - from,
+            "{}",
+            backend.name()
+        );
+        for (r, m) in read.iter().zip(&mine[from as usize..]) {
+            assert_eq!(r, *m, "{}", backend.name());
+        }
+        assert_eq!(store.stream_version(stream), Some(mine.len() as u64 - 1));
+        assert!(store
+            .read_stream("customer-nobody", 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.stream_version("customer-nobody"), None);
+        // Pages of `read_all` join up without gap or overlap.
+        let mut paged = Vec::new();
+        while paged.len() < all.len() {
+            let after = paged.last().map_or(0, |e: &store::StoredEvent| e.position);
+            paged.extend(store.read_all(after, 7).await.unwrap());
+        }
+        assert_eq!(paged, all, "{}", backend.name());
+    }
+}
+
+/// Data keys survive a restart, and an erasure survives it too.
+#[tokio::test(flavor = "multi_thread")]
+async fn personal_data_reads_after_a_restart_and_stays_erased_after_one() {
+    for backend in backends() {
+        let master = MasterKey::generate();
+        let opened = backend.open(&master).await;
+        let reg = |c: &str, name: &str| {
+            parse_one(
+                &format!(r#"{{"type":"customer_registered","customer":"{c}","occurred_at":"2026-01-01T00:00:00Z","data":{{"name":"{name}","email":"{c}@example.org"}}}}"#),
+                &mut Uuid::now_v7,
+                false,
+            )
+            .unwrap()
+        };
+        opened
+            .log
+            .append(&[reg("keep", "Kept Name"), reg("gone", "Gone Name")], None)
+            .await
+            .unwrap();
+        opened
+            .log
+            .erase("gone", None, Uuid::now_v7(), chrono::Utc::now())
+            .await
+            .unwrap();
+        opened.close();
+        let again = backend.open(&master).await;
+        let read = again
+            .log
+            .open_all(
+                again.store.read_all(0, 10).await.unwrap(),
+                PersonalAccess::Plain,
+            )
+            .unwrap();
+        let text = serde_json::to_string(&read).unwrap();
+        assert!(text.contains("Kept Name"), "{}: {text}", backend.name());
+        assert!(!text.contains("Gone Name"), "{}: {text}", backend.name());
+        let keys = again.store.load_keys().await.unwrap();
+        assert!(
+            keys.iter()
+                .any(|k| k.customer == "gone" && k.wrapped.is_none()),
+            "{}: the erased customer's key is recorded as destroyed",
+            backend.name()
+        );
+        assert_eq!(
+            again.store.master_key_id().await.unwrap().as_deref(),
+            Some(master.id().as_str()),
+            "{}",
+            backend.name()
+        );
+        again.close();
+    }
+}
+
+// ---- Embedded store only ----------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tampered_ciphertext_is_detected_not_decrypted_to_garbage() {

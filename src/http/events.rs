@@ -146,6 +146,20 @@ pub async fn append(
             ));
         }
     }
+    if stream.is_none() && !state.log.store.atomic_across_streams() {
+        let first = events[0].stream();
+        if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| e.stream() != first) {
+            return Err(ApiError::bad(
+                &format!("/{i}/customer"),
+                format!(
+                    "this store (KurrentDB) commits one stream atomically, and a batch is all or nothing: \
+                     the event belongs to stream `{}`, the batch began with `{first}`; send one stream per batch \
+                     (Kafka ingest has no such limit)",
+                    e.stream()
+                ),
+            ));
+        }
+    }
     let expected = stream.map(|s| (s, expected.unwrap_or(ExpectedVersion::Any)));
     let appended = state.log.append(&events, expected).await?;
     let positions: Vec<u64> = appended.iter().map(|a| a.position).collect();

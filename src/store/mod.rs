@@ -2,8 +2,10 @@
 //!
 //! [`EventStore`] is what every backend implements. It deals in *sealed* events: personal
 //! fields are already encrypted by [`crate::log::Log`] before they reach a backend, so no
-//! backend ever sees plaintext personal data. The embedded backend is [`sqlite`].
+//! backend ever sees plaintext personal data. The embedded backend is [`sqlite`]; the
+//! production one is [`kurrent`] (KurrentDB / EventStoreDB).
 
+pub mod kurrent;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -172,6 +174,12 @@ pub trait EventStore: Send + Sync + 'static {
     fn stream_version(&self, stream: &str) -> Option<u64>;
     /// Resolves when `last_position` may have moved past `seen`.
     async fn wait_for_position_after(&self, seen: u64);
+    /// Whether one append spanning several streams is atomic. When false, such an append is
+    /// written stream by stream (each stream atomically), and callers that promise
+    /// all-or-nothing batches must refuse them.
+    fn atomic_across_streams(&self) -> bool {
+        true
+    }
     /// Every data key, wrapped (destroyed ones with `wrapped: None`).
     async fn load_keys(&self) -> Result<Vec<WrappedKey>, StoreError>;
     /// Replaces wrapped keys (master-key rotation), atomically.

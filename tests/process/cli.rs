@@ -473,3 +473,58 @@ fn a_config_file_sets_thresholds_and_a_typo_is_named() {
         .lines()
         .any(|l| l.starts_with("c-1,at_risk,")));
 }
+
+/// `serve --store kurrentdb://…` with no server behind the address fails at once and says
+/// which store it could not open; a data directory is never shared between two logs.
+#[test]
+fn serve_names_an_unreachable_kurrentdb_and_keeps_data_directories_to_one_store() {
+    let (_tmp, data, master) = paths();
+    // A loopback port that was free a moment ago and has nothing listening now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("kurrentdb://admin:changeit@127.0.0.1:{port}?tls=false");
+    let out = run(
+        &["serve", "--listen", "127.0.0.1:0", "--store", &url],
+        &data,
+        &master,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "failed to open the KurrentDB store kurrentdb://127.0.0.1:{port}?prefix=rapport"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("changeit"),
+        "credentials are not logged: {err}"
+    );
+    // That directory now belongs to the KurrentDB log: the embedded store is refused in it.
+    let out = run(&["serve", "--listen", "127.0.0.1:0"], &data, &master);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("belongs to the store"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "kurrentdb://h:2113?prefix=$all",
+        ],
+        &data,
+        &master,
+    );
+    assert!(
+        stderr(&out).contains("--store: prefix `$all`"),
+        "{}",
+        stderr(&out)
+    );
+}
