@@ -11,14 +11,15 @@
 //! stored: never dropped silently, never blocking the partition. A store failure is
 //! retried (the partition waits; nothing is skipped).
 //!
-//! **Out** ([`spawn_outbox`]): alert changes go to `rapport.alerts` (key: alert id) and
-//! segment membership changes to `rapport.segments` (key: customer id), as CloudEvents
-//! JSON with stable ids (`rapport-alert-change-<seq>`, `rapport-segment-change-<seq>`;
-//! the sequence numbers are a deterministic function of the log). The outbox follows the
+//! **Out** ([`spawn_outbox`]): alert changes go to `rapport.alerts` (key: alert id),
+//! segment membership changes to `rapport.segments` and lifecycle changes to
+//! `rapport.customers` (key: customer id), as CloudEvents JSON with stable ids
+//! (`rapport-alert-change-<seq>`, `rapport-segment-change-<seq>`,
+//! `rapport-lifecycle-change-<seq>`; the sequence numbers are a deterministic function of
+//! the log and the configured thresholds). The outbox follows the
 //! read model and keeps a checkpoint file of the last sequence numbers delivered (acks=all,
 //! idempotent producer); after a crash it republishes from the checkpoint, so consumers
-//! may see a message twice and deduplicate by id. Lifecycle changes (`rapport.customers`)
-//! are not published yet.
+//! may see a message twice and deduplicate by id.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -52,6 +53,7 @@ pub struct KafkaOptions {
     pub group: String,
     pub alerts_topic: String,
     pub segments_topic: String,
+    pub customers_topic: String,
     /// The outbox's checkpoint file.
     pub checkpoint: PathBuf,
 }
@@ -66,6 +68,7 @@ impl KafkaOptions {
             group: "rapport".into(),
             alerts_topic: "rapport.alerts".into(),
             segments_topic: "rapport.segments".into(),
+            customers_topic: "rapport.customers".into(),
             checkpoint: data_dir.join("kafka-outbox.checkpoint"),
         }
     }
@@ -262,10 +265,30 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
     Ok(TaskHandle { stop, task })
 }
 
+/// How far each feed has been published (sequence numbers of the projections' feeds).
 #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Copy, PartialEq, Debug)]
 struct Checkpoint {
     alerts: u64,
     segments: u64,
+    /// Lifecycle changes; absent from checkpoints written before they were published.
+    #[serde(default)]
+    customers: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum OutFeed {
+    Alerts,
+    Segments,
+    Customers,
+}
+
+/// One message the outbox is about to publish.
+struct Outgoing<'a> {
+    topic: &'a str,
+    key: String,
+    payload: String,
+    feed: OutFeed,
+    seq: u64,
 }
 
 fn read_checkpoint(path: &std::path::Path) -> Checkpoint {
@@ -304,65 +327,63 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
         let mut applied = model.watch_applied();
         loop {
             applied.borrow_and_update();
-            // (topic, key, payload, which feed, seq)
-            let mut out: Vec<(String, String, String, bool, u64)> = Vec::new();
+            let mut out: Vec<Outgoing> = Vec::new();
             {
                 let st = model.state.read().await;
+                let dropped = |feed: OutFeed, from: u64, oldest: u64| {
+                    tracing::error!(?feed, from, oldest, "kafka outbox: changes were dropped from the feed before they were published");
+                    oldest - 1
+                };
                 match st.warnings.changes_after(ck.alerts, OUTBOX_BATCH_CHANGES) {
-                    Ok(changes) => {
-                        for c in changes {
-                            let alert = st.warnings.get(&c.alert);
-                            out.push((
-                                opts.alerts_topic.clone(),
-                                c.alert.clone(),
-                                cloud_event(
-                                    format!("rapport-alert-change-{}", c.seq),
-                                    format!("rapport.alert.{}", c.change),
-                                    &c.alert,
-                                    json!({"change": c, "alert": alert}),
-                                ),
-                                true,
-                                c.seq,
-                            ));
-                        }
-                    }
-                    Err(oldest) => {
-                        tracing::error!(
-                            from = ck.alerts,
-                            oldest,
-                            "kafka outbox: alert changes were dropped before publishing"
-                        );
-                        ck.alerts = oldest - 1;
-                    }
+                    Ok(changes) => out.extend(changes.into_iter().map(|c| Outgoing {
+                        topic: &opts.alerts_topic,
+                        key: c.alert.clone(),
+                        payload: cloud_event(
+                            format!("rapport-alert-change-{}", c.seq),
+                            format!("rapport.alert.{}", c.change),
+                            &c.alert,
+                            json!({"change": c, "alert": st.warnings.get(&c.alert)}),
+                        ),
+                        feed: OutFeed::Alerts,
+                        seq: c.seq,
+                    })),
+                    Err(oldest) => ck.alerts = dropped(OutFeed::Alerts, ck.alerts, oldest),
                 }
                 match st.segments.changes_after(ck.segments, OUTBOX_BATCH_CHANGES) {
-                    Ok(changes) => {
-                        for c in changes {
-                            out.push((
-                                opts.segments_topic.clone(),
-                                c.customer.clone(),
-                                cloud_event(
-                                    format!("rapport-segment-change-{}", c.seq),
-                                    format!(
-                                        "rapport.segment.{}",
-                                        json!(c.change).as_str().unwrap_or("changed")
-                                    ),
-                                    &c.customer,
-                                    json!(c),
-                                ),
-                                false,
-                                c.seq,
-                            ));
-                        }
-                    }
-                    Err(oldest) => {
-                        tracing::error!(
-                            from = ck.segments,
-                            oldest,
-                            "kafka outbox: segment changes were dropped before publishing"
-                        );
-                        ck.segments = oldest - 1;
-                    }
+                    Ok(changes) => out.extend(changes.into_iter().map(|c| Outgoing {
+                        topic: &opts.segments_topic,
+                        key: c.customer.clone(),
+                        payload: cloud_event(
+                            format!("rapport-segment-change-{}", c.seq),
+                            format!(
+                                "rapport.segment.{}",
+                                json!(c.change).as_str().unwrap_or("changed")
+                            ),
+                            &c.customer,
+                            json!(c),
+                        ),
+                        feed: OutFeed::Segments,
+                        seq: c.seq,
+                    })),
+                    Err(oldest) => ck.segments = dropped(OutFeed::Segments, ck.segments, oldest),
+                }
+                match st
+                    .lifecycles
+                    .changes_after(ck.customers, OUTBOX_BATCH_CHANGES)
+                {
+                    Ok(changes) => out.extend(changes.into_iter().map(|c| Outgoing {
+                        topic: &opts.customers_topic,
+                        key: c.customer.clone(),
+                        payload: cloud_event(
+                            format!("rapport-lifecycle-change-{}", c.seq),
+                            "rapport.customer.lifecycle_changed".into(),
+                            &c.customer,
+                            json!(c),
+                        ),
+                        feed: OutFeed::Customers,
+                        seq: c.seq,
+                    })),
+                    Err(oldest) => ck.customers = dropped(OutFeed::Customers, ck.customers, oldest),
                 }
             }
             if out.is_empty() {
@@ -372,19 +393,26 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                 }
                 continue;
             }
-            let sends = out.iter().map(|(topic, key, payload, _, _)| {
-                let headers = OwnedHeaders::new().insert(Header {
-                    key: "content-type",
-                    value: Some("application/cloudevents+json"),
-                });
-                producer.send(
-                    FutureRecord::to(topic)
-                        .key(key)
-                        .payload(payload)
-                        .headers(headers),
-                    Duration::from_millis(PRODUCE_TIMEOUT_MS),
-                )
-            });
+            let sends = out.iter().map(
+                |Outgoing {
+                     topic,
+                     key,
+                     payload,
+                     ..
+                 }| {
+                    let headers = OwnedHeaders::new().insert(Header {
+                        key: "content-type",
+                        value: Some("application/cloudevents+json"),
+                    });
+                    producer.send(
+                        FutureRecord::to(topic)
+                            .key(key)
+                            .payload(payload)
+                            .headers(headers),
+                        Duration::from_millis(PRODUCE_TIMEOUT_MS),
+                    )
+                },
+            );
             let results = futures::future::join_all(sends).await;
             if let Some((e, _)) = results.iter().find_map(|r| r.as_ref().err()) {
                 // Nothing after the last checkpoint counts as delivered: retry it all.
@@ -395,12 +423,13 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                 }
                 continue;
             }
-            for (_, _, _, alert, seq) in &out {
-                if *alert {
-                    ck.alerts = ck.alerts.max(*seq);
-                } else {
-                    ck.segments = ck.segments.max(*seq);
-                }
+            for o in &out {
+                let at = match o.feed {
+                    OutFeed::Alerts => &mut ck.alerts,
+                    OutFeed::Segments => &mut ck.segments,
+                    OutFeed::Customers => &mut ck.customers,
+                };
+                *at = (*at).max(o.seq);
             }
             if let Err(e) = write_checkpoint(&opts.checkpoint, ck) {
                 // Publishing goes on; a restart before the next good write republishes

@@ -177,6 +177,7 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
         "rapport.events.dlq",
         "rapport.alerts",
         "rapport.segments",
+        "rapport.customers",
     ];
     create_topics(&b.addr, &topics).await;
     let dir = tempfile::tempdir().unwrap();
@@ -283,10 +284,28 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
     assert!(segs.iter().all(|(_, _, h)| h
         .iter()
         .any(|(k, v)| k == "content-type" && v == "application/cloudevents+json")));
+    // Lifecycle changes: each customer's first appearance (none has bought: prospects).
+    let lives = consume(&b.addr, "rapport.customers", 3).await;
+    let mut keys: Vec<&str> = lives.iter().map(|(k, _, _)| k.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["c-1", "c-2", "c-3"]);
+    for (key, v, _) in &lives {
+        assert_eq!(v["type"], "rapport.customer.lifecycle_changed");
+        assert_eq!(v["subject"], key.as_str());
+        assert_eq!(
+            (&v["data"]["from"], &v["data"]["to"]),
+            (&Value::Null, &json!("prospect"))
+        );
+        assert!(v["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("rapport-lifecycle-change-"));
+    }
     ingest.stop().await.unwrap();
     outbox.stop().await.unwrap();
     let checkpoint: Value =
         serde_json::from_slice(&std::fs::read(&opts.checkpoint).unwrap()).unwrap();
     assert_eq!(checkpoint["alerts"], 2);
     assert_eq!(checkpoint["segments"], 3);
+    assert_eq!(checkpoint["customers"], 3);
 }

@@ -23,9 +23,11 @@ pub mod cohorts;
 pub mod customers;
 pub mod feed;
 pub mod lifecycle;
+pub mod lifecycles;
 pub mod reactivation;
 pub mod rfm;
 pub mod segments;
+pub mod timers;
 pub mod warnings;
 
 use rapport_events::RecordedEvent;
@@ -49,6 +51,7 @@ pub struct ReadState {
     pub customers: Customers,
     pub segments: Segments,
     pub warnings: warnings::Warnings,
+    pub lifecycles: lifecycles::Lifecycles,
 }
 
 impl ReadState {
@@ -57,6 +60,7 @@ impl ReadState {
             customers: Customers::default(),
             segments: Segments::new(lifecycle),
             warnings: warnings::Warnings::new(warnings),
+            lifecycles: lifecycles::Lifecycles::new(lifecycle),
         }
     }
 
@@ -73,6 +77,8 @@ impl ReadState {
         serde_json::to_writer(&mut out, &self.segments).expect("segments serialize");
         out.extend(b",\"warnings\":");
         serde_json::to_writer(&mut out, &self.warnings).expect("warnings serialize");
+        out.extend(b",\"lifecycles\":");
+        serde_json::to_writer(&mut out, &self.lifecycles).expect("lifecycles serialize");
         out.push(b'}');
         out
     }
@@ -83,17 +89,20 @@ impl ReadState {
             customers: Customers,
             segments: Segments,
             warnings: warnings::Warnings,
+            lifecycles: lifecycles::Lifecycles,
         }
         let Parts {
             customers,
             mut segments,
             warnings,
+            lifecycles,
         } = serde_json::from_slice(bytes)?;
         segments.compile();
         Ok(ReadState {
             customers,
             segments,
             warnings,
+            lifecycles,
         })
     }
 }
@@ -103,12 +112,14 @@ impl Projection for ReadState {
     /// 3: segments joined the customers in one state (customers were at 2).
     /// 4: early warnings joined. 5: change feeds share one bounded `Feed`.
     /// 6: the detector's ties are stored both ways and alerts are found by complaint position.
-    const VERSION: u32 = 6;
+    /// 7: lifecycle changes joined; segment timers share one `Timers`.
+    const VERSION: u32 = 7;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.customers.apply(ev);
         self.segments.apply(ev, &self.customers);
         self.warnings.apply(ev, &self.customers);
+        self.lifecycles.apply(ev, &self.customers);
     }
 }
 pub use lifecycle::{Lifecycle, LifecycleConfig, Relationship};

@@ -134,6 +134,26 @@ impl LifecycleConfig {
         }
     }
 
+    /// The instants after which [`LifecycleConfig::state`] may answer differently with no
+    /// new event: the end of being new, and the active, dormant and churned thresholds
+    /// counted from the last purchase.
+    pub fn state_thresholds(
+        &self,
+        p: &Profile,
+        as_of: DateTime<Utc>,
+    ) -> impl Iterator<Item = DateTime<Utc>> {
+        let n = p.orders_until(as_of);
+        let (first, last) = match n {
+            0 => (None, None),
+            n => (Some(p.purchases[0].at), Some(p.purchases[n - 1].at)),
+        };
+        let new_ends = first.map(|f| f + Duration::days(self.new_days));
+        let after_last = [self.active_days, self.dormant_days, self.churned_days]
+            .into_iter()
+            .filter_map(move |d| last.map(|l| l + Duration::days(d)));
+        new_ends.into_iter().chain(after_last)
+    }
+
     pub fn relationship(&self, p: &Profile, as_of: DateTime<Utc>) -> Relationship {
         let n = p.orders_until(as_of);
         if n == 0 {

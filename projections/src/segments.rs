@@ -99,9 +99,8 @@ pub struct Segments {
     config: LifecycleConfig,
     defs: BTreeMap<String, SegmentDef>,
     members: BTreeMap<String, BTreeSet<String>>,
-    /// instant → customers whose answer could change then.
-    timers: BTreeMap<DateTime<Utc>, BTreeSet<String>>,
-    timer_of: BTreeMap<String, DateTime<Utc>>,
+    /// Customers by the instant their answer could change.
+    timers: crate::timers::Timers,
     clock: Option<DateTime<Utc>>,
     changes: crate::feed::Feed<Change>,
 }
@@ -185,13 +184,7 @@ impl Segments {
         }
         if moved {
             // Everyone whose answer could have changed by now (strictly before `now`).
-            let due: Vec<String> = {
-                let later = self.timers.split_off(&now);
-                let due = std::mem::replace(&mut self.timers, later);
-                due.into_values().flatten().collect()
-            };
-            for c in due {
-                self.timer_of.remove(&c);
+            for c in self.timers.take_due(now) {
                 self.evaluate(&c, customers, ev, Cause::Time, now);
             }
         }
@@ -305,21 +298,7 @@ impl Segments {
             };
             self.record(&segment, customer, kind, cause, ev, now);
         }
-        if let Some(old) = self.timer_of.remove(customer) {
-            if let Some(set) = self.timers.get_mut(&old) {
-                set.remove(customer);
-                if set.is_empty() {
-                    self.timers.remove(&old);
-                }
-            }
-        }
-        if let Some(t) = next {
-            self.timers
-                .entry(t)
-                .or_default()
-                .insert(customer.to_owned());
-            self.timer_of.insert(customer.to_owned(), t);
-        }
+        self.timers.set(customer, next);
     }
 }
 
@@ -484,14 +463,9 @@ fn next_change(c: &Condition, p: &Profile, ctx: &Ctx) -> Option<DateTime<Utc>> {
         }
         (Field::Lifecycle | Field::Relationship, _) => {
             let cfg = ctx.cfg;
+            cfg.state_thresholds(p, now).for_each(&mut consider);
             let n = p.orders_until(now);
             if n > 0 {
-                let first = p.purchases[0].at;
-                let last = p.purchases[n - 1].at;
-                consider(first + Duration::days(cfg.new_days));
-                for d in [cfg.active_days, cfg.dormant_days, cfg.churned_days] {
-                    consider(last + Duration::days(d));
-                }
                 let window_start = now - Duration::days(cfg.user_window_days);
                 if let Some(m) = p.purchases[..n].iter().find(|m| m.at > window_start) {
                     consider(m.at + Duration::days(cfg.user_window_days));

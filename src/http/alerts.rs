@@ -26,8 +26,6 @@ const RESPONDERS: &[Role] = &[Role::Support, Role::Admin];
 const ALERTS_PAGE_MAX: usize = 500;
 /// Phrases shown per alert.
 const PHRASES_MAX: usize = 5;
-/// Alert changes sent per read of the projection by the feed.
-const FEED_BATCH_CHANGES: usize = 1000;
 /// Complaint texts read to find shared phrases.
 const PHRASE_COMPLAINTS_MAX: usize = 50;
 
@@ -247,7 +245,9 @@ pub async fn subscribe(
         after,
         "list the alerts and follow from their `last_change`",
         Box::new(|st, cursor| {
-            let changes = st.warnings.changes_after(cursor, FEED_BATCH_CHANGES)?;
+            let changes = st
+                .warnings
+                .changes_after(cursor, super::feed::FEED_BATCH_CHANGES)?;
             Ok(changes
                 .into_iter()
                 .map(|c| {

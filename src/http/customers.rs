@@ -543,3 +543,59 @@ pub async fn get_campaigns(
         json!({"as_of": as_of, "attribution_days": reactivation::ATTRIBUTION_DAYS, "campaigns": reactivation::campaigns(&c, &state.read_model.lifecycle, as_of)}),
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleChangesQuery {
+    after: Option<u64>,
+    /// Only changes into this state.
+    to: Option<String>,
+}
+
+/// `GET /v1/lifecycle/changes?after=SEQ&to=STATE` (SSE): every lifecycle change after
+/// `after` (or the `Last-Event-ID`), then live ones, as `change` events whose id is the
+/// change's `seq`: the same feed the Kafka outbox publishes on `rapport.customers`. A
+/// cursor older than what is kept answers 410.
+pub async fn lifecycle_changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    q: Result<Query<LifecycleChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(READERS)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let to = match q.to.as_deref() {
+        None => None,
+        Some(s) => Some(Lifecycle::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = Lifecycle::ALL.iter().map(|l| l.as_str()).collect();
+            ApiError::bad("to", format!("must be one of {}", all.join(", ")))
+        })?),
+    };
+    let after = super::feed::cursor(q.after, &headers);
+    super::feed::live(
+        state,
+        after,
+        "re-read the customers (GET /v1/customers?status=…) and follow from the newest change",
+        Box::new(move |st, cursor| {
+            let changes = st
+                .lifecycles
+                .changes_after(cursor, super::feed::FEED_BATCH_CHANGES)?;
+            Ok(changes
+                .into_iter()
+                .map(|c| {
+                    let ev = to.is_none_or(|t| t == c.to).then(|| {
+                        axum::response::sse::Event::default()
+                            .event("change")
+                            .id(c.seq.to_string())
+                            .json_data(c)
+                            .unwrap_or_else(|_| {
+                                axum::response::sse::Event::default().event("error")
+                            })
+                    });
+                    (c.seq, ev)
+                })
+                .collect())
+        }),
+    )
+    .await
+}

@@ -18,6 +18,9 @@ use super::{ApiError, AppState};
 const FEED_KEEP_ALIVE_SECS: u64 = 15;
 
 /// The feed's cursor: `after`, else the `Last-Event-ID` header, else 0.
+/// Changes one read of a feed sends before checking for more.
+pub const FEED_BATCH_CHANGES: usize = 1000;
+
 pub fn cursor(after: Option<u64>, headers: &HeaderMap) -> u64 {
     after
         .or_else(|| {

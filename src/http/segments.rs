@@ -28,8 +28,6 @@ use crate::{auth::Role, store::ExpectedVersion};
 const DEFINERS: &[Role] = &[Role::Analyst, Role::Admin];
 /// Longest segment id, in bytes.
 const SEGMENT_ID_LEN_MAX: usize = 64;
-/// Changes sent per read of the projection by the feed.
-const FEED_BATCH_CHANGES: usize = 1000;
 
 /// Membership is a fold over events, so the past is asked for with `as_of_position`,
 /// `known_at` or `valid_at`; a bare `as_of` would suggest a re-evaluation it is not.
@@ -382,7 +380,9 @@ pub async fn changes(
         after,
         "re-read the members and follow from `last_change` of GET /v1/segments",
         Box::new(move |st, cursor| {
-            let changes = st.segments.changes_after(cursor, FEED_BATCH_CHANGES)?;
+            let changes = st
+                .segments
+                .changes_after(cursor, super::feed::FEED_BATCH_CHANGES)?;
             Ok(changes
                 .into_iter()
                 .map(|c| {

@@ -259,3 +259,49 @@ async fn clients_cannot_send_operator_events_directly() {
         "{body}"
     );
 }
+
+/// The lifecycle feed (the one Kafka publishes on `rapport.customers`) over HTTP: time alone
+/// moves a quiet customer to at-risk, at the position of the event that moved event time.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_changes_follow_event_time_and_can_be_filtered_by_state() {
+    let s = TestServer::start().await;
+    let history = json!([
+        buy("c-1", "o-1", "2026-01-02T10:00:00Z"),
+        buy("c-2", "o-2", "2026-01-03T10:00:00Z"),
+    ]);
+    assert_eq!(s.post_json("/v1/events", &history).await.0, 201);
+    let (status, body) = s.get("/v1/lifecycle/changes?to=sleeping", &s.admin).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["details"][0]["path"], "to", "{body}");
+
+    let resp = s
+        .http
+        .get(format!(
+            "{}/v1/lifecycle/changes?after=0&to=at_risk",
+            s.base
+        ))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut feed = resp.bytes_stream();
+    let mut buf = String::new();
+    let (_, appended) = s
+        .post_json("/v1/events", &buy("c-2", "o-3", "2026-04-15T10:00:00Z"))
+        .await;
+    let clock_mover = appended["positions"][0].as_u64().unwrap();
+    let changes = next_changes(&mut feed, &mut buf, 1).await;
+    assert_eq!(changes[0]["customer"], "c-1");
+    assert_eq!(
+        (&changes[0]["from"], &changes[0]["to"], &changes[0]["cause"]),
+        (&json!("new"), &json!("at_risk"), &json!("time"))
+    );
+    assert_eq!(changes[0]["position"], clock_mover);
+    assert_eq!(changes[0]["at"], "2026-04-15T10:00:00Z");
+    // A misspelt parameter is named, not ignored.
+    let (status, text) = s
+        .get_text("/v1/lifecycle/changes?after=0&limit_wait=0", &s.admin)
+        .await;
+    assert_eq!(status, 400, "unknown parameters are refused: {text}");
+}
