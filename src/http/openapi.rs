@@ -27,6 +27,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, Option<&str>, u16)] = &[
     ("get", "/v1/campaigns", "Outreach campaigns: contacts and reactivations after outreach. Query: as_of, min_position", "support, analyst, admin", None, 200),
     ("post", "/v1/segments", "Define a rule-based segment: {\"id\"?, \"name\", \"description\"?, \"rule\"} (condition language: docs/segments.md). 409 if the id exists", "analyst, admin", None, 201),
     ("get", "/v1/segments", "Segments with their member counts and `last_change` (the feed's cursor). Query: min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/lifecycle/changes", "Server-Sent Events: lifecycle changes (from, to, cause event or time, the event that caused it) after `after` (or Last-Event-ID), then live; the feed Kafka publishes on rapport.customers. Query: after, to", "support, analyst, admin", None, 200),
     ("get", "/v1/segments/changes", "Server-Sent Events: membership changes (entered / exited, with the event that caused them) after `after` (or Last-Event-ID), then live. Query: after, segment", "support, analyst, admin", None, 200),
     ("get", "/v1/segments/{id}", "One segment's definition and member count. Query: min_position", "support, analyst, admin", None, 200),
     ("put", "/v1/segments/{id}", "Define or redefine a segment (a new revision); members are re-evaluated", "analyst, admin", None, 200),
