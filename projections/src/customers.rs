@@ -2,7 +2,12 @@
 //! events of others that concern them (a referral names its referee, a reply names the
 //! author of the post it answers, an echo names the complaint it supports).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use compact_str::CompactString;
+
+/// In-memory maps; what is serialized or iterated for output is sorted first.
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use chrono::{DateTime, Utc};
 use rapport_events::{EventType, Money, RecordedEvent};
@@ -167,11 +172,11 @@ impl Profile {
 /// All profiles, plus the little that is needed to attribute other customers' events.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customers {
-    profiles: HashMap<String, Profile>,
+    profiles: Map<CompactString, Profile>,
     /// post id → author, so a reply can be credited to the author it answers.
-    post_authors: HashMap<String, String>,
+    post_authors: Map<CompactString, CompactString>,
     /// complaint id → complainant, so an echo can be credited.
-    complaint_authors: HashMap<String, String>,
+    complaint_authors: Map<CompactString, CompactString>,
     /// The last position applied.
     pub position: u64,
 }
@@ -217,12 +222,17 @@ impl Customers {
     }
 
     fn profile(&mut self, id: &str) -> &mut Profile {
-        self.profiles
-            .entry(id.to_owned())
-            .or_insert_with(|| Profile {
-                id: id.to_owned(),
-                ..Default::default()
-            })
+        // Looked up by `&str` first: `entry` would allocate the key on every event.
+        if !self.profiles.contains_key(id) {
+            self.profiles.insert(
+                id.into(),
+                Profile {
+                    id: id.to_owned(),
+                    ..Default::default()
+                },
+            );
+        }
+        self.profiles.get_mut(id).expect("inserted above")
     }
 }
 
@@ -337,7 +347,7 @@ impl Projection for Customers {
             EventType::Complaint => {
                 if let Some(id) = s(d, "complaint_id") {
                     self.complaint_authors
-                        .insert(id.to_owned(), ev.customer.clone());
+                        .insert(id.into(), ev.customer.as_str().into());
                     self.profile(&ev.customer)
                         .complaints_open
                         .insert(id.to_owned());
@@ -351,7 +361,7 @@ impl Projection for Customers {
                         .complaint_authors
                         .get(id)
                         .cloned()
-                        .unwrap_or_else(|| ev.customer.clone());
+                        .unwrap_or_else(|| ev.customer.as_str().into());
                     let p = self.profile(&author);
                     if p.complaints_open.remove(id) {
                         p.complaints_resolved += 1;
@@ -365,7 +375,8 @@ impl Projection for Customers {
             }
             EventType::Post => {
                 if let Some(id) = s(d, "post_id") {
-                    self.post_authors.insert(id.to_owned(), ev.customer.clone());
+                    self.post_authors
+                        .insert(id.into(), ev.customer.as_str().into());
                 }
                 self.profile(&ev.customer).posts += 1;
                 if let Some(author) = s(d, "reply_to")
@@ -435,9 +446,9 @@ impl Customers {
         #[derive(Serialize)]
         struct Ordered<'a> {
             position: u64,
-            profiles: BTreeMap<&'a String, &'a Profile>,
-            post_authors: BTreeMap<&'a String, &'a String>,
-            complaint_authors: BTreeMap<&'a String, &'a String>,
+            profiles: BTreeMap<&'a CompactString, &'a Profile>,
+            post_authors: BTreeMap<&'a CompactString, &'a CompactString>,
+            complaint_authors: BTreeMap<&'a CompactString, &'a CompactString>,
         }
         let o = Ordered {
             position: self.position,
@@ -468,11 +479,18 @@ impl Customers {
                     out.push(r);
                 }
             }
-            EventType::ComplaintResolved => out
-                .extend(s(d, "complaint_id").and_then(|c| self.complaint_authors.get(c).cloned())),
+            EventType::ComplaintResolved => out.extend(
+                s(d, "complaint_id")
+                    .and_then(|c| self.complaint_authors.get(c).map(|a| a.to_string())),
+            ),
             EventType::Post => {
-                out.extend(s(d, "reply_to").and_then(|r| self.post_authors.get(r).cloned()));
-                out.extend(s(d, "echoes").and_then(|c| self.complaint_authors.get(c).cloned()));
+                out.extend(
+                    s(d, "reply_to").and_then(|r| self.post_authors.get(r).map(|a| a.to_string())),
+                );
+                out.extend(
+                    s(d, "echoes")
+                        .and_then(|c| self.complaint_authors.get(c).map(|a| a.to_string())),
+                );
                 if let Some(m) = d.get("mentions").and_then(Value::as_array) {
                     out.extend(m.iter().filter_map(Value::as_str).map(str::to_owned));
                 }
@@ -486,7 +504,7 @@ impl Customers {
 
     /// The author of a post, if it is known.
     pub fn post_author(&self, post: &str) -> Option<&str> {
-        self.post_authors.get(post).map(String::as_str)
+        self.post_authors.get(post).map(CompactString::as_str)
     }
 
     /// Referees of `p` who bought at least once up to `as_of`.
@@ -495,7 +513,7 @@ impl Customers {
             .iter()
             .filter(|r| {
                 self.profiles
-                    .get(*r)
+                    .get(r.as_str())
                     .is_some_and(|x| x.orders_until(as_of) > 0)
             })
             .count()

@@ -10,8 +10,10 @@
 
 use std::collections::BTreeMap;
 
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 use chrono::{DateTime, Utc};
-use rapport_events::RecordedEvent;
+use rapport_events::{EventType, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,7 +40,9 @@ pub struct LifecycleChange {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lifecycles {
     config: LifecycleConfig,
-    states: BTreeMap<String, Lifecycle>,
+    /// Serialized in key order, so snapshots do not depend on hash order.
+    #[serde(serialize_with = "in_key_order")]
+    states: HashMap<compact_str::CompactString, Lifecycle>,
     timers: crate::timers::Timers,
     clock: Option<DateTime<Utc>>,
     changes: crate::feed::Feed<LifecycleChange>,
@@ -82,8 +86,16 @@ impl Lifecycles {
                 self.evaluate(&c, customers, ev, Cause::Time, now);
             }
         }
-        for c in customers.touched(ev) {
-            self.evaluate(&c, customers, ev, Cause::Event, now);
+        // Only a purchase changes a known customer's state; anything else can only make a
+        // customer known (their first state).
+        let who = std::iter::once(ev.customer.as_str()).chain(match ev.event_type {
+            EventType::Referral => ev.data.get("referee").and_then(|v| v.as_str()),
+            _ => None,
+        });
+        for c in who {
+            if ev.event_type == EventType::Purchase || !self.states.contains_key(c) {
+                self.evaluate(c, customers, ev, Cause::Event, now);
+            }
         }
     }
 
@@ -101,7 +113,7 @@ impl Lifecycles {
         let to = self.config.state(p, now);
         let from = self.states.get(customer).copied();
         if from != Some(to) {
-            self.states.insert(customer.to_owned(), to);
+            self.states.insert(customer.into(), to);
             self.changes.push(|seq| LifecycleChange {
                 seq,
                 customer: customer.to_owned(),
@@ -120,6 +132,13 @@ impl Lifecycles {
             .min();
         self.timers.set(customer, next);
     }
+}
+
+fn in_key_order<S: serde::Serializer>(
+    m: &HashMap<compact_str::CompactString, Lifecycle>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    m.iter().collect::<BTreeMap<_, _>>().serialize(s)
 }
 
 #[cfg(test)]
