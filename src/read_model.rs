@@ -221,6 +221,7 @@ impl ReadModel {
             applied,
         });
         let m = model.clone();
+        let store = log.store.clone();
         // Two stages, so reading and decoding overlap with folding: a reader task opens
         // events and hands batches over a bounded channel to the applier task.
         let (tx, mut rx) =
@@ -282,7 +283,13 @@ impl ReadModel {
                 // position is published, so whoever sees position P may rely on a snapshot
                 // at or after the last interval boundary before P.
                 if let Some(dir) = &snapshots {
-                    if last - snapshot_at >= snapshot_every_events {
+                    // While catching up on a long backlog, only the snapshots that become
+                    // history are written: a snapshot costs as much as folding a few hundred
+                    // thousand events, and a restart mid-way redoes at most one interval.
+                    let catching_up =
+                        store.last_position().saturating_sub(last) >= snapshot_every_events;
+                    let history_due = last - history_at >= history_every_events || history_at == 0;
+                    if last - snapshot_at >= snapshot_every_events && (!catching_up || history_due) {
                         let bytes = m.state.read().await.snapshot_bytes();
                         let d = dir.clone();
                         match tokio::task::spawn_blocking(move || write_snapshot(&d, last, &bytes))
