@@ -186,7 +186,7 @@ pub enum Command {
         config: crate::config::ConfigArgs,
         #[command(flatten)]
         master: MasterKeyArgs,
-        /// Projections to compare or report (customers, segments, warnings); all by default.
+        /// Projections to compare or report (customers, segments, warnings, lifecycles); all by default.
         /// Every projection is folded either way (segments and warnings read profiles).
         #[arg(long)]
         projection: Vec<String>,

@@ -289,7 +289,8 @@ impl ReadModel {
                     let catching_up =
                         store.last_position().saturating_sub(last) >= snapshot_every_events;
                     let history_due = last - history_at >= history_every_events || history_at == 0;
-                    if last - snapshot_at >= snapshot_every_events && (!catching_up || history_due) {
+                    if last - snapshot_at >= snapshot_every_events && (!catching_up || history_due)
+                    {
                         let bytes = m.state.read().await.snapshot_bytes();
                         let d = dir.clone();
                         match tokio::task::spawn_blocking(move || write_snapshot(&d, last, &bytes))

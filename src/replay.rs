@@ -95,6 +95,10 @@ pub fn digests(state: &ReadState) -> Vec<(&'static str, String)> {
             "warnings",
             hex(&serde_json::to_vec(&state.warnings).expect("warnings serialize")),
         ),
+        (
+            "lifecycles",
+            hex(&serde_json::to_vec(&state.lifecycles).expect("lifecycles serialize")),
+        ),
     ]
 }
 
@@ -207,7 +211,7 @@ pub async fn run_cli(
     verify: bool,
 ) -> anyhow::Result<()> {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    const NAMES: [&str; 3] = ["customers", "segments", "warnings"];
+    const NAMES: [&str; 4] = ["customers", "segments", "warnings", "lifecycles"];
     for p in projections {
         anyhow::ensure!(
             NAMES.contains(&p.as_str()),

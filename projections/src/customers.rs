@@ -31,14 +31,14 @@ pub struct Money3 {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Money3Wire(i64, u32, Decimal, String);
+struct Money3Wire(i64, u32, String, String);
 
 impl From<Money3> for Money3Wire {
     fn from(m: Money3) -> Money3Wire {
         Money3Wire(
             m.at.timestamp(),
             m.at.timestamp_subsec_nanos(),
-            m.amount,
+            m.amount.to_string(),
             currency_str(&m.currency).to_owned(),
         )
     }
@@ -48,14 +48,14 @@ impl TryFrom<Money3Wire> for Money3 {
     type Error = String;
     fn try_from(w: Money3Wire) -> Result<Money3, String> {
         let at = DateTime::from_timestamp(w.0, w.1).ok_or("time out of range")?;
-        let currency: [u8; 3] = w
-            .3
-            .as_bytes()
-            .try_into()
-            .map_err(|_| format!("currency `{}` is not three letters", w.3))?;
+        let currency: [u8; 3] =
+            w.3.as_bytes()
+                .try_into()
+                .map_err(|_| format!("currency `{}` is not three letters", w.3))?;
+        let amount = Decimal::from_str_exact(&w.2).map_err(|e| format!("amount `{}`: {e}", w.2))?;
         Ok(Money3 {
             at,
-            amount: w.2,
+            amount,
             currency,
         })
     }
@@ -274,7 +274,8 @@ impl Customers {
 impl Projection for Customers {
     const NAME: &'static str = "customers";
     /// 2: tags, communities and product counts became sorted vectors (smaller).
-    const VERSION: u32 = 2;
+    /// 3: snapshots in postcard (binary) instead of JSON.
+    const VERSION: u32 = 3;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.position = ev.position;
@@ -477,6 +478,8 @@ impl Projection for Customers {
 impl Customers {
     /// The state as bytes, the same for the same events however they were batched: maps
     /// are written in key order, never hash order. Snapshots are these bytes.
+    /// The state as bytes (postcard), identical for the same events however they were
+    /// batched: maps are written in key order.
     pub fn snapshot_bytes(&self) -> Vec<u8> {
         #[derive(Serialize)]
         struct Ordered<'a> {
@@ -491,11 +494,25 @@ impl Customers {
             post_authors: self.post_authors.iter().collect(),
             complaint_authors: self.complaint_authors.iter().collect(),
         };
-        serde_json::to_vec(&o).expect("projection state serializes")
+        postcard::to_stdvec(&o).expect("projection state serializes")
     }
 
-    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<Customers, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<Customers, postcard::Error> {
+        // The same field order as `snapshot_bytes` writes (postcard is not self-describing).
+        #[derive(Deserialize)]
+        struct Owned {
+            position: u64,
+            profiles: Map<CompactString, Profile>,
+            post_authors: Map<CompactString, CompactString>,
+            complaint_authors: Map<CompactString, CompactString>,
+        }
+        let o: Owned = postcard::from_bytes(bytes)?;
+        Ok(Customers {
+            profiles: o.profiles,
+            post_authors: o.post_authors,
+            complaint_authors: o.complaint_authors,
+            position: o.position,
+        })
     }
 
     /// The customers whose profile `ev` changed (after it was applied), sorted: its own

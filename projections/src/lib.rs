@@ -69,34 +69,51 @@ impl ReadState {
         self.customers.position
     }
 
-    /// The state as bytes, identical for the same events however they were batched.
+    /// The state as bytes, identical for the same events however they were batched: the
+    /// two large projections in postcard, each after its length (u64, little-endian), then
+    /// segments and warnings as JSON (they hold rules as JSON values).
     pub fn snapshot_bytes(&self) -> Vec<u8> {
-        let mut out = b"{\"customers\":".to_vec();
-        out.extend(self.customers.snapshot_bytes());
-        out.extend(b",\"segments\":");
-        serde_json::to_writer(&mut out, &self.segments).expect("segments serialize");
-        out.extend(b",\"warnings\":");
-        serde_json::to_writer(&mut out, &self.warnings).expect("warnings serialize");
-        out.extend(b",\"lifecycles\":");
-        serde_json::to_writer(&mut out, &self.lifecycles).expect("lifecycles serialize");
-        out.push(b'}');
+        let mut out = Vec::new();
+        for part in [
+            self.customers.snapshot_bytes(),
+            postcard::to_stdvec(&self.lifecycles).expect("lifecycles serialize"),
+        ] {
+            out.extend((part.len() as u64).to_le_bytes());
+            out.extend(part);
+        }
+        serde_json::to_writer(
+            &mut out,
+            &serde_json::json!({"segments": &self.segments, "warnings": &self.warnings}),
+        )
+        .expect("segments and warnings serialize");
         out
     }
 
-    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<ReadState, serde_json::Error> {
+    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<ReadState, String> {
+        fn part<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
+            let (len, rest) = bytes.split_first_chunk::<8>().ok_or("truncated snapshot")?;
+            let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|e| e.to_string())?;
+            if rest.len() < len {
+                return Err("truncated snapshot".into());
+            }
+            let (p, rest) = rest.split_at(len);
+            *bytes = rest;
+            Ok(p)
+        }
         #[derive(serde::Deserialize)]
         struct Parts {
-            customers: Customers,
             segments: Segments,
             warnings: warnings::Warnings,
-            lifecycles: lifecycles::Lifecycles,
         }
+        let mut rest = bytes;
+        let customers = Customers::from_snapshot_bytes(part(&mut rest)?)
+            .map_err(|e| format!("customers: {e}"))?;
+        let lifecycles: lifecycles::Lifecycles =
+            postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("lifecycles: {e}"))?;
         let Parts {
-            customers,
             mut segments,
             warnings,
-            lifecycles,
-        } = serde_json::from_slice(bytes)?;
+        } = serde_json::from_slice(rest).map_err(|e| format!("segments and warnings: {e}"))?;
         segments.compile();
         Ok(ReadState {
             customers,
@@ -113,7 +130,8 @@ impl Projection for ReadState {
     /// 4: early warnings joined. 5: change feeds share one bounded `Feed`.
     /// 6: the detector's ties are stored both ways and alerts are found by complaint position.
     /// 7: lifecycle changes joined; segment timers share one `Timers`.
-    const VERSION: u32 = 7;
+    /// 8: customers and lifecycles are written in postcard (binary), the rest in JSON.
+    const VERSION: u32 = 8;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.customers.apply(ev);

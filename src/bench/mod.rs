@@ -484,7 +484,9 @@ async fn caught_up(model: &crate::read_model::ReadModel, position: u64) -> anyho
         applied.wait_for(|p| *p >= position),
     )
     .await
-    .map_err(|_| anyhow::anyhow!("the read model did not catch up within {CATCH_UP_WAIT_SECONDS} s"))?
+    .map_err(|_| {
+        anyhow::anyhow!("the read model did not catch up within {CATCH_UP_WAIT_SECONDS} s")
+    })?
     .map_err(|_| anyhow::anyhow!("the read model stopped"))?;
     Ok(())
 }
@@ -523,7 +525,11 @@ async fn as_of_queries(log: &Log, dir: &std::path::Path, seed: u64) -> anyhow::R
         );
         let t = Instant::now();
         let state = tt.state_at(at, None).await?;
-        anyhow::ensure!(state.position() == at, "as-of state at {} not {at}", state.position());
+        anyhow::ensure!(
+            state.position() == at,
+            "as-of state at {} not {at}",
+            state.position()
+        );
         seconds.push(t.elapsed().as_secs_f64());
     }
     seconds.sort_by(f64::total_cmp);

@@ -708,10 +708,7 @@ fn writer_loop(
             if let Some(b) = bulk.as_mut() {
                 bulk_write(&conn, &shared, &key_rows, b, appends);
             } else {
-                let started = Instant::now();
-                let jobs = appends.len();
-                let n = commit_group(&mut conn, &shared, &mut key_rows, appends);
-                metrics.group_committed(n, jobs, started.elapsed().as_secs_f64());
+                commit_group(&mut conn, &shared, &mut key_rows, appends, &*metrics);
             }
         }
         for job in others {
@@ -991,12 +988,17 @@ fn fail_all(replies: Vec<Reply>, e: &StoreError) {
 }
 
 /// One group commit: one transaction, one fsync, then every caller is answered.
+/// Commits one group and answers its appenders. The metrics are recorded before the
+/// answers go out, so whoever saw an acknowledgement sees it counted.
 fn commit_group(
     conn: &mut Connection,
     shared: &Shared,
     key_rows: &mut KeyRows,
     jobs: Vec<(AppendRequest, Reply)>,
+    metrics: &dyn WriterMetrics,
 ) -> usize {
+    let started = Instant::now();
+    let job_count = jobs.len();
     let recorded_at = shared.recorded_now();
     let mut pending = Pending::new(shared.last.load(Ordering::Acquire));
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -1012,6 +1014,7 @@ fn commit_group(
     }) {
         Ok(replies) => {
             let written = publish(shared, key_rows, pending);
+            metrics.group_committed(written, job_count, started.elapsed().as_secs_f64());
             for (reply, r) in replies {
                 let _ = reply.send(r);
             }
