@@ -187,7 +187,9 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         let at = bytes
             .windows(from.len())
             .position(|w| w == from)
-            .unwrap_or_else(|| panic!("seed {seed}: the snapshot holds a watch alert to tamper with"));
+            .unwrap_or_else(|| {
+                panic!("seed {seed}: the snapshot holds a watch alert to tamper with")
+            });
         let mut tampered = bytes[..at].to_vec();
         tampered.extend(to);
         tampered.extend(&bytes[at + from.len()..]);

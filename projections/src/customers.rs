@@ -19,8 +19,9 @@ use crate::Projection;
 
 /// One purchase or refund, as the analytics need it.
 ///
-/// Serialized compactly, as `[seconds, nanoseconds, "amount", "CUR"]`: snapshots hold
-/// millions of these, and formatting each time as RFC 3339 dominated snapshot writing.
+/// Serialized compactly, as seconds, nanoseconds, the decimal's 16 bytes and the currency's
+/// 3: snapshots hold millions of these, and formatting and parsing times and amounts as
+/// text dominated writing and loading them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "Money3Wire", try_from = "Money3Wire")]
 pub struct Money3 {
@@ -31,15 +32,15 @@ pub struct Money3 {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Money3Wire(i64, u32, String, String);
+struct Money3Wire(i64, u32, [u8; 16], [u8; 3]);
 
 impl From<Money3> for Money3Wire {
     fn from(m: Money3) -> Money3Wire {
         Money3Wire(
             m.at.timestamp(),
             m.at.timestamp_subsec_nanos(),
-            m.amount.to_string(),
-            currency_str(&m.currency).to_owned(),
+            m.amount.serialize(),
+            m.currency,
         )
     }
 }
@@ -48,15 +49,10 @@ impl TryFrom<Money3Wire> for Money3 {
     type Error = String;
     fn try_from(w: Money3Wire) -> Result<Money3, String> {
         let at = DateTime::from_timestamp(w.0, w.1).ok_or("time out of range")?;
-        let currency: [u8; 3] =
-            w.3.as_bytes()
-                .try_into()
-                .map_err(|_| format!("currency `{}` is not three letters", w.3))?;
-        let amount = Decimal::from_str_exact(&w.2).map_err(|e| format!("amount `{}`: {e}", w.2))?;
         Ok(Money3 {
             at,
-            amount,
-            currency,
+            amount: Decimal::deserialize(w.2),
+            currency: w.3,
         })
     }
 }
