@@ -50,7 +50,7 @@ pub async fn open_log_read_only(
 #[derive(Clone)]
 pub enum StoreChoice {
     Embedded,
-    Kurrent(KurrentOptions),
+    Kurrent(Box<KurrentOptions>),
 }
 
 impl StoreChoice {
@@ -60,7 +60,7 @@ impl StoreChoice {
             return Ok(StoreChoice::Embedded);
         }
         KurrentOptions::parse(s)
-            .map(StoreChoice::Kurrent)
+            .map(|k| StoreChoice::Kurrent(Box::new(k)))
             .map_err(|e| anyhow::anyhow!("--store: {e}"))
     }
 
@@ -171,7 +171,7 @@ pub async fn run(
         }
         StoreChoice::Kurrent(k) => {
             tracing::info!(store = %k.display, "opening the KurrentDB store");
-            (None, open_log_kurrent(k, opts.master).await?.1)
+            (None, open_log_kurrent(*k, opts.master).await?.1)
         }
     };
     let keys = Arc::new(ApiKeys::open(&opts.data_dir)?);

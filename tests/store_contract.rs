@@ -50,7 +50,7 @@ fn open(dir: &std::path::Path, master: &MasterKey) -> (Arc<SqliteStore>, Log) {
 /// A backend under test, and a way to open it again (as after a restart).
 enum Backend {
     Embedded(tempfile::TempDir),
-    Kurrent(KurrentOptions),
+    Kurrent(Box<KurrentOptions>),
 }
 
 /// One opened store: the trait object the contract speaks to, and its log.
@@ -77,7 +77,7 @@ fn backends() -> Vec<Backend> {
             let prefix = format!("contract{}", Uuid::new_v4().simple());
             let opts = KurrentOptions::parse(&format!("{url}{sep}prefix={prefix}"))
                 .expect("RAPPORT_TEST_KURRENTDB_URL is a valid KurrentDB URL");
-            out.push(Backend::Kurrent(opts));
+            out.push(Backend::Kurrent(Box::new(opts)));
         }
         _ => eprintln!(
             "SKIPPED: the KurrentDB half of the store contract (set RAPPORT_TEST_KURRENTDB_URL=kurrentdb://admin:changeit@127.0.0.1:2113?tls=false to run it)"
@@ -101,7 +101,7 @@ impl Backend {
                 (s.clone(), Some(s))
             }
             Backend::Kurrent(opts) => (
-                Arc::new(KurrentStore::open(opts.clone()).await.unwrap()),
+                Arc::new(KurrentStore::open((**opts).clone()).await.unwrap()),
                 None,
             ),
         };

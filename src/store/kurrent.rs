@@ -576,7 +576,7 @@ impl KurrentStore {
             let payload = KeyPayload {
                 customer: k.customer.clone(),
                 generation: k.generation,
-                wrapped: k.wrapped.as_ref().map(|w| hex::encode(w)),
+                wrapped: k.wrapped.as_ref().map(hex::encode),
                 master_key_id: k.master_key_id.clone(),
             };
             let ev = EventData::json(KEY_WRAPPED, &payload)
