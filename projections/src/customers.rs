@@ -65,11 +65,11 @@ pub fn currency_str(c: &[u8; 3]) -> &str {
 /// a `BTreeSet` allocates a node for eleven entries even for one, this allocates one string.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SmallSet(Vec<String>);
+pub struct SmallSet(Vec<CompactString>);
 
 impl<'a> IntoIterator for &'a SmallSet {
-    type Item = &'a String;
-    type IntoIter = std::slice::Iter<'a, String>;
+    type Item = &'a CompactString;
+    type IntoIter = std::slice::Iter<'a, CompactString>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
     }
@@ -78,7 +78,7 @@ impl<'a> IntoIterator for &'a SmallSet {
 impl SmallSet {
     pub fn insert(&mut self, s: &str) {
         if let Err(i) = self.0.binary_search_by(|x| x.as_str().cmp(s)) {
-            self.0.insert(i, s.to_owned());
+            self.0.insert(i, s.into());
         }
     }
 
@@ -92,7 +92,7 @@ impl SmallSet {
         self.0.binary_search_by(|x| x.as_str().cmp(s)).is_ok()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &String> {
+    pub fn iter(&self) -> impl Iterator<Item = &CompactString> {
         self.0.iter()
     }
 
@@ -104,17 +104,17 @@ impl SmallSet {
 /// Name → count, sorted by name (compact for the few products most customers buy).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Counts(Vec<(String, u64)>);
+pub struct Counts(Vec<(CompactString, u64)>);
 
 impl Counts {
     pub fn add(&mut self, name: &str, n: u64) {
         match self.0.binary_search_by(|(x, _)| x.as_str().cmp(name)) {
             Ok(i) => self.0[i].1 += n,
-            Err(i) => self.0.insert(i, (name.to_owned(), n)),
+            Err(i) => self.0.insert(i, (name.into(), n)),
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &u64)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&CompactString, &u64)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }
@@ -193,7 +193,7 @@ impl Profile {
 
     /// Most bought first; ties by name, so the order never depends on hashing.
     pub fn favourites(map: &Counts, n: usize) -> Vec<(String, u64)> {
-        let mut v: Vec<_> = map.iter().map(|(k, c)| (k.clone(), *c)).collect();
+        let mut v: Vec<_> = map.iter().map(|(k, c)| (k.to_string(), *c)).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v.truncate(n);
         v

@@ -808,7 +808,7 @@ impl Warnings {
         let communities: BTreeSet<String> = component
             .iter()
             .filter_map(|c| customers.get(c))
-            .flat_map(|p| p.communities.iter().cloned())
+            .flat_map(|p| p.communities.iter().map(|c| c.to_string()))
             .collect();
         // Communities shared by at least two of the cluster's customers.
         let shared_communities = communities

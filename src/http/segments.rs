@@ -284,7 +284,7 @@ pub async fn members(
                     .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
                     .map(|(c, _)| (*c).to_owned())
                     .unwrap_or_default();
-                let communities: Vec<&str> = p.communities.iter().map(String::as_str).collect();
+                let communities: Vec<&str> = p.communities.iter().map(|c| c.as_str()).collect();
                 out.push_str(&format!(
                     "{},{},{},{},{},{},{},{}\n",
                     super::customers::csv(&p.id),
