@@ -5,6 +5,15 @@
 
 use std::{path::PathBuf, sync::Arc};
 
+/// Says a test was skipped where it is seen: `eprintln!` inside a test is captured by the
+/// harness (shown only on failure); a write to the process's stderr is not.
+macro_rules! skipped {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use rapport::{
     crypto::{Keyring, MasterKey},
     import::{self, ImportOptions, Input},
@@ -24,7 +33,7 @@ fn shared(sub: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!(
+        skipped!(
             "\n*** SKIPPED: {} not found (set RAPPORT_SHARED_DATA to the shared/data folder) ***\n",
             p.display()
         );

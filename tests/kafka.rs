@@ -12,6 +12,15 @@ use std::{
     time::Duration,
 };
 
+/// Says a test was skipped where it is seen: `eprintln!` inside a test is captured by the
+/// harness (shown only on failure); a write to the process's stderr is not.
+macro_rules! skipped {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use rapport::{
     crypto::{Keyring, MasterKey},
     kafka::{self, KafkaOptions},
@@ -61,7 +70,7 @@ async fn broker() -> Option<Broker> {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("the Tansu broker is missing under CI=true; .ci/run installs it");
         }
-        eprintln!("SKIPPED: Kafka tests need the Tansu broker (set RAPPORT_TANSU or put `tansu` on PATH; .ci/run installs it)");
+        skipped!("SKIPPED: Kafka tests need the Tansu broker (set RAPPORT_TANSU or put `tansu` on PATH; .ci/run installs it)");
         return None;
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")

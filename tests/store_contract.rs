@@ -6,6 +6,15 @@
 
 use std::sync::Arc;
 
+/// Says a test was skipped where it is seen: `eprintln!` inside a test is captured by the
+/// harness (shown only on failure); a write to the process's stderr is not.
+macro_rules! skipped {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use futures::StreamExt;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rapport::{
@@ -68,6 +77,9 @@ impl Opened {
     }
 }
 
+/// Said once per test binary, not once per test.
+static SAID_SKIPPED: std::sync::Once = std::sync::Once::new();
+
 /// Every backend this run can reach; says loudly which it cannot.
 fn backends() -> Vec<Backend> {
     let mut out = vec![Backend::Embedded(tempfile::tempdir().unwrap())];
@@ -79,9 +91,8 @@ fn backends() -> Vec<Backend> {
                 .expect("RAPPORT_TEST_KURRENTDB_URL is a valid KurrentDB URL");
             out.push(Backend::Kurrent(Box::new(opts)));
         }
-        _ => eprintln!(
-            "SKIPPED: the KurrentDB half of the store contract (set RAPPORT_TEST_KURRENTDB_URL=kurrentdb://admin:changeit@127.0.0.1:2113?tls=false to run it)"
-        ),
+        _ => SAID_SKIPPED.call_once(|| skipped!("SKIPPED: the KurrentDB half of the store contract (set RAPPORT_TEST_KURRENTDB_URL=kurrentdb://admin:changeit@127.0.0.1:2113?tls=false to run it)"
+        )),
     }
     out
 }
