@@ -298,7 +298,7 @@ impl ReadModel {
                         {
                             Ok(Ok(())) => {
                                 snapshot_at = last;
-                                if last - history_at >= history_every_events || history_at == 0 {
+                                if history_due {
                                     match keep_history(dir, last) {
                                         Ok(()) => history_at = last,
                                         Err(e) => {

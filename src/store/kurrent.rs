@@ -452,9 +452,8 @@ impl KurrentStore {
         expected: ExpectedVersion,
     ) -> Result<Vec<Appended>, StoreError> {
         let name = self.name(stream);
-        let started = Instant::now();
         let mut moved = 0;
-        'again: loop {
+        loop {
             // Ids this instance has already seen are compared, not resent.
             let mut out: Vec<Option<Appended>> = vec![None; events.len()];
             let mut fresh: Vec<usize> = Vec::new();
@@ -514,57 +513,55 @@ impl KurrentStore {
             let options = AppendToStreamOptions::default()
                 .stream_state(state)
                 .deadline(CALL_DEADLINE);
-            loop {
-                match self
-                    .client
-                    .append_to_stream(name.as_str(), &options, data.clone())
-                    .await
-                {
-                    Ok(w) => {
-                        let ids: Vec<Uuid> = fresh.iter().map(|&i| events[i].id).collect();
-                        let positions = self.visible(&ids).await?;
-                        let first_revision = w.next_expected_version + 1 - fresh.len() as u64;
-                        for (k, &i) in fresh.iter().enumerate() {
-                            out[i] = Some(Appended {
-                                id: events[i].id,
-                                position: positions[k],
-                                stream: stream.to_owned(),
-                                stream_version: first_revision + k as u64,
-                                duplicate: false,
-                            });
-                        }
-                        return fill_inner_duplicates(events, out);
-                    }
-                    Err(kurrentdb::Error::WrongExpectedVersion { current, .. }) => {
-                        let actual = match current {
-                            kurrentdb::CurrentRevision::Current(r) => Some(r),
-                            kurrentdb::CurrentRevision::NoStream => None,
-                        };
-                        if expected == ExpectedVersion::Any && moved < MOVED_RETRIES {
-                            // Another writer moved the stream: catch up and look again.
-                            moved += 1;
-                            if let Some(r) = actual {
-                                self.stream_reaches(stream, r).await;
-                            }
-                            continue 'again;
-                        }
-                        return Err(StoreError::WrongExpectedVersion {
+            // A retry after a lost answer carries the same expected revision, so the server
+            // recognises the events instead of writing them twice.
+            let written = self
+                .retrying("append", || {
+                    self.client
+                        .append_to_stream(name.as_str(), &options, data.clone())
+                })
+                .await;
+            match written {
+                Ok(w) => {
+                    let ids: Vec<Uuid> = fresh.iter().map(|&i| events[i].id).collect();
+                    let positions = self.visible(&ids).await?;
+                    let first_revision = w.next_expected_version + 1 - fresh.len() as u64;
+                    for (k, &i) in fresh.iter().enumerate() {
+                        out[i] = Some(Appended {
+                            id: events[i].id,
+                            position: positions[k],
                             stream: stream.to_owned(),
-                            expected,
-                            actual: actual.map_or("no_stream".into(), |r| r.to_string()),
+                            stream_version: first_revision + k as u64,
+                            duplicate: false,
                         });
                     }
-                    Err(kurrentdb::Error::ResourceDeleted) => {
-                        return Err(StoreError::Invalid(format!(
-                            "stream `{name}` was deleted in KurrentDB and cannot be written"
-                        )))
-                    }
-                    Err(e) if transient(&e) && started.elapsed() < RETRY_FOR => {
-                        tracing::warn!(error = %e, stream = %name, "kurrentdb: append failed; retrying with the same expected revision");
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
-                    Err(e) => return Err(io("append", e)),
+                    return fill_inner_duplicates(events, out);
                 }
+                Err(kurrentdb::Error::WrongExpectedVersion { current, .. }) => {
+                    let actual = match current {
+                        kurrentdb::CurrentRevision::Current(r) => Some(r),
+                        kurrentdb::CurrentRevision::NoStream => None,
+                    };
+                    if expected == ExpectedVersion::Any && moved < MOVED_RETRIES {
+                        // Another writer moved the stream: catch up and look again.
+                        moved += 1;
+                        if let Some(r) = actual {
+                            self.stream_reaches(stream, r).await;
+                        }
+                        continue;
+                    }
+                    return Err(StoreError::WrongExpectedVersion {
+                        stream: stream.to_owned(),
+                        expected,
+                        actual: actual.map_or("no_stream".into(), |r| r.to_string()),
+                    });
+                }
+                Err(kurrentdb::Error::ResourceDeleted) => {
+                    return Err(StoreError::Invalid(format!(
+                        "stream `{name}` was deleted in KurrentDB and cannot be written"
+                    )))
+                }
+                Err(e) => return Err(io("append", e)),
             }
         }
     }
@@ -592,10 +589,9 @@ impl KurrentStore {
                 })
                 .await
             {
-                Ok(_) => {}
-                // Written by an earlier attempt.
-                Err(StoreError::WrongExpectedVersion { .. }) => {}
-                Err(e) => return Err(e),
+                // The key stream exists: written by an earlier attempt.
+                Ok(_) | Err(kurrentdb::Error::WrongExpectedVersion { .. }) => {}
+                Err(e) => return Err(io("write a data key", e)),
             }
             self.ensure_meta(&k.master_key_id).await?;
         }
@@ -627,11 +623,11 @@ impl KurrentStore {
             })
             .await
         {
-            Ok(_) | Err(StoreError::WrongExpectedVersion { .. }) => {
+            Ok(_) | Err(kurrentdb::Error::WrongExpectedVersion { .. }) => {
                 self.meta_written.store(true, Ordering::Release);
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(io("record the master key id", e)),
         }
     }
 
@@ -653,7 +649,8 @@ impl KurrentStore {
                 self.client
                     .append_to_stream(stream.as_str(), &options, ev.clone())
             })
-            .await?;
+            .await
+            .map_err(|e| io("destroy a data key", e))?;
         let meta = StreamMetadata::builder()
             .truncate_before(w.next_expected_version)
             .build();
@@ -661,16 +658,18 @@ impl KurrentStore {
             self.client
                 .set_stream_metadata(stream.as_str(), &options, &meta)
         })
-        .await?;
+        .await
+        .map_err(|e| io("truncate a destroyed data key", e))?;
         Ok(())
     }
 
-    /// Runs `call` until it succeeds, fails for good, or [`RETRY_FOR`] has passed.
+    /// Runs `call` again after transient errors, for at most [`RETRY_FOR`]; any other
+    /// answer is returned as the client gave it, for the caller to judge.
     async fn retrying<F, Fut>(
         &self,
         what: &str,
         call: F,
-    ) -> Result<kurrentdb::WriteResult, StoreError>
+    ) -> kurrentdb::Result<kurrentdb::WriteResult>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = kurrentdb::Result<kurrentdb::WriteResult>>,
@@ -678,19 +677,11 @@ impl KurrentStore {
         let started = Instant::now();
         loop {
             match call().await {
-                Ok(w) => return Ok(w),
-                Err(kurrentdb::Error::WrongExpectedVersion { current, expected }) => {
-                    return Err(StoreError::WrongExpectedVersion {
-                        stream: what.to_owned(),
-                        expected: ExpectedVersion::Any,
-                        actual: format!("{current} (expected {expected})"),
-                    })
-                }
                 Err(e) if transient(&e) && started.elapsed() < RETRY_FOR => {
                     tracing::warn!(error = %e, "kurrentdb: {what} failed; retrying");
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
-                Err(e) => return Err(io(what, e)),
+                r => return r,
             }
         }
     }
@@ -698,27 +689,13 @@ impl KurrentStore {
     /// Reads every event of streams starting with `prefix`, from the start of `$all`.
     async fn scan(&self, prefix: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut out = Vec::new();
-        let mut from = StreamPosition::Start;
-        loop {
-            let page = read_page(&self.client, prefix, from, CATCH_UP_PAGE_EVENTS).await?;
-            let after = from_position(from);
-            let fresh: Vec<RecordedEvent> = page
-                .into_iter()
-                .filter(|r| after.is_none_or(|a| r.position > a))
-                .collect();
-            let Some(last) = fresh.last().map(|r| r.position) else {
-                return Ok(out);
-            };
-            out.extend(fresh.into_iter().filter(|r| !r.event_type.starts_with('$')));
-            from = StreamPosition::Position(last);
-        }
-    }
-}
-
-fn from_position(p: StreamPosition<Position>) -> Option<Position> {
-    match p {
-        StreamPosition::Position(p) => Some(p),
-        _ => None,
+        read_through(&self.client, prefix, |r| {
+            if !r.event_type.starts_with('$') {
+                out.push(r)
+            }
+        })
+        .await?;
+        Ok(out)
     }
 }
 
@@ -785,30 +762,45 @@ async fn read_page(
     Ok(out)
 }
 
-/// Reads Rapport's events from the start of `$all` into the mirror.
-async fn catch_up(client: &Client, prefix: &str, shared: &Shared) -> Result<(), StoreError> {
-    let started = Instant::now();
+/// Hands `each` every event of streams starting with `prefix`, from the start of `$all` to
+/// its end, in order, once each (pages overlap when the server treats a start position as
+/// inclusive).
+async fn read_through(
+    client: &Client,
+    prefix: &str,
+    mut each: impl FnMut(RecordedEvent),
+) -> Result<(), StoreError> {
+    let mut after: Option<Position> = None;
     loop {
-        let from = match shared.read().at.last() {
-            Some(&(p, _)) => StreamPosition::Position(p),
-            None => StreamPosition::Start,
-        };
+        let from = after.map_or(StreamPosition::Start, StreamPosition::Position);
         let page = read_page(client, prefix, from, CATCH_UP_PAGE_EVENTS).await?;
-        let before = shared.read().last();
-        for ev in &page {
-            shared.apply(prefix, ev);
-        }
+        let seen = after;
+        let fresh: Vec<RecordedEvent> = page
+            .into_iter()
+            .filter(|r| seen.is_none_or(|a| r.position > a))
+            .collect();
         // A filtered read may return a short page before the end; only a page with nothing
         // new proves the end was reached.
-        if shared.read().last() == before {
-            tracing::info!(
-                events = shared.read().last(),
-                seconds = started.elapsed().as_secs_f64(),
-                "kurrentdb: caught up with $all"
-            );
+        if fresh.is_empty() {
             return Ok(());
         }
+        for r in fresh {
+            after = Some(r.position);
+            each(r);
+        }
     }
+}
+
+/// Reads Rapport's events from the start of `$all` into the (empty) mirror.
+async fn catch_up(client: &Client, prefix: &str, shared: &Shared) -> Result<(), StoreError> {
+    let started = Instant::now();
+    read_through(client, prefix, |ev| shared.apply(prefix, &ev)).await?;
+    tracing::info!(
+        events = shared.read().last(),
+        seconds = started.elapsed().as_secs_f64(),
+        "kurrentdb: caught up with $all"
+    );
+    Ok(())
 }
 
 /// Follows `$all` for as long as the store lives, resubscribing after errors from the last
@@ -844,20 +836,7 @@ async fn follow(client: Client, prefix: String, shared: Arc<Shared>) {
 #[async_trait::async_trait]
 impl EventStore for KurrentStore {
     async fn append(&self, req: AppendRequest) -> Result<Vec<Appended>, StoreError> {
-        if req.events.len() > super::APPEND_EVENTS_MAX {
-            return Err(StoreError::Invalid(format!(
-                "at most {} events per append",
-                super::APPEND_EVENTS_MAX
-            )));
-        }
-        if let Some((stream, _)) = &req.expected {
-            if let Some(ev) = req.events.iter().find(|e| &e.stream != stream) {
-                return Err(StoreError::Invalid(format!(
-                    "event {} belongs to stream `{}`, not `{stream}`",
-                    ev.id, ev.stream
-                )));
-            }
-        }
+        req.check()?;
         self.write_keys(&req.new_keys).await?;
         // Erasure destroys the key first: if the marker event then fails, the data is
         // already unreadable and a retry writes the marker.

@@ -105,6 +105,27 @@ pub struct AppendRequest {
     pub destroy_keys: Vec<(String, u32)>,
 }
 
+impl AppendRequest {
+    /// The rules every backend checks before anything is written: the size limit, and with
+    /// an expected version, one stream.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.events.len() > APPEND_EVENTS_MAX {
+            return Err(StoreError::Invalid(format!(
+                "at most {APPEND_EVENTS_MAX} events per append"
+            )));
+        }
+        if let Some((stream, _)) = &self.expected {
+            if let Some(ev) = self.events.iter().find(|e| &e.stream != stream) {
+                return Err(StoreError::Invalid(format!(
+                    "event {} belongs to stream `{}`, not `{stream}`",
+                    ev.id, ev.stream
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where one appended event landed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Appended {

@@ -420,6 +420,7 @@ impl SqliteStore {
         &self,
         req: AppendRequest,
     ) -> Result<oneshot::Receiver<Result<Vec<Appended>, StoreError>>, StoreError> {
+        req.check()?;
         let (tx, rx) = oneshot::channel();
         self.send(Job::Append(req, tx))?;
         Ok(rx)
@@ -1090,14 +1091,7 @@ fn plan_job(
             + overlay.streams.get(s).map_or(0, |p| p.len() as u64)
             + local.get(s).copied().unwrap_or(0)
     };
-    if let Some((stream, _)) = &req.expected {
-        if let Some(ev) = req.events.iter().find(|e| &e.stream != stream) {
-            return Err(StoreError::Invalid(format!(
-                "event {} belongs to stream `{}`, not `{stream}`",
-                ev.id, ev.stream
-            )));
-        }
-    }
+    // `AppendRequest::check` ran before the request was queued.
     for ev in &req.events {
         let key = ev.id.as_u128();
         let stored = if let Some(&pos) = overlay.ids.get(&key).or_else(|| idx.ids.get(&key)) {
@@ -1200,12 +1194,7 @@ fn plan_job(
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
     async fn append(&self, req: AppendRequest) -> Result<Vec<Appended>, StoreError> {
-        if req.events.len() > super::APPEND_EVENTS_MAX {
-            return Err(StoreError::Invalid(format!(
-                "at most {} events per append",
-                super::APPEND_EVENTS_MAX
-            )));
-        }
+        req.check()?;
         let (tx, rx) = oneshot::channel();
         // The queue is bounded; when it is full this waits, which is the back-pressure we want.
         let job = Job::Append(req, tx);

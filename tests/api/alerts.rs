@@ -79,15 +79,7 @@ async fn a_group_complaint_is_raised_live_explained_and_handled_by_staff() {
         ),
     ]);
     assert_eq!(s.post_json("/v1/events", &setup).await.0, 201);
-    let resp = s
-        .http
-        .get(format!("{}/v1/alerts/subscribe", s.base))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut feed = resp.bytes_stream();
+    let mut feed = s.feed("/v1/alerts/subscribe").await;
     let mut buf = String::new();
     let raised = next(&mut feed, &mut buf).await;
     assert_eq!(raised["change"]["change"], "raised");

@@ -128,6 +128,23 @@ impl TestServer {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Opens a Server-Sent Events feed at `path` as the admin (it must answer 200) and
+    /// returns its body as a stream of chunks.
+    pub async fn feed(
+        &self,
+        path: &str,
+    ) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.bytes_stream()
+    }
+
     pub async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
         let resp = self
             .http

@@ -106,15 +106,7 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
     assert!(log["events"][0].get("customer").is_none());
 
     // When someone else's purchase moves event time past 90 days after c-1's last order …
-    let resp = s
-        .http
-        .get(format!("{}/v1/segments/changes?after=0", s.base))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut feed = resp.bytes_stream();
+    let mut feed = s.feed("/v1/segments/changes?after=0").await;
     let mut buf = String::new();
     let (_, appended) = s
         .post_json("/v1/events", &buy("c-2", "o-5", "2026-04-15T10:00:00Z"))
@@ -274,18 +266,7 @@ async fn lifecycle_changes_follow_event_time_and_can_be_filtered_by_state() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["details"][0]["path"], "to", "{body}");
 
-    let resp = s
-        .http
-        .get(format!(
-            "{}/v1/lifecycle/changes?after=0&to=at_risk",
-            s.base
-        ))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut feed = resp.bytes_stream();
+    let mut feed = s.feed("/v1/lifecycle/changes?after=0&to=at_risk").await;
     let mut buf = String::new();
     let (_, appended) = s
         .post_json("/v1/events", &buy("c-2", "o-3", "2026-04-15T10:00:00Z"))
