@@ -79,6 +79,21 @@ impl KurrentOptions {
     /// `prefix` is Rapport's own parameter; the rest goes to the client as it is (the
     /// schemes `kurrentdb`, `kdb`, `esdb` and their `+discover` forms).
     pub fn parse(url: &str) -> Result<KurrentOptions, String> {
+        const SCHEMES: [&str; 6] = [
+            "kurrentdb",
+            "kurrentdb+discover",
+            "kdb",
+            "kdb+discover",
+            "esdb",
+            "esdb+discover",
+        ];
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !scheme.is_some_and(|s| SCHEMES.contains(&s.as_str())) {
+            return Err(format!(
+                "`{}` is neither `embedded` nor a KurrentDB URL (kurrentdb://HOST:2113, kdb://, esdb://, or their +discover forms)",
+                url.split_once('@').map_or(url, |(_, h)| h)
+            ));
+        }
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut prefix = DEFAULT_PREFIX.to_owned();
         let mut rest = Vec::new();

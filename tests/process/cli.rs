@@ -527,4 +527,21 @@ fn serve_names_an_unreachable_kurrentdb_and_keeps_data_directories_to_one_store(
         "{}",
         stderr(&out)
     );
+    let out = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "mysql://db:3306",
+        ],
+        &data,
+        &master,
+    );
+    assert!(
+        stderr(&out)
+            .contains("--store: `mysql://db:3306` is neither `embedded` nor a KurrentDB URL"),
+        "{}",
+        stderr(&out)
+    );
 }
