@@ -29,6 +29,7 @@ use aes_gcm::{
     Aes256Gcm, Nonce,
 };
 use base64::Engine;
+use compact_str::CompactString;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -327,25 +328,78 @@ impl NewKeys {
     }
 }
 
-#[derive(Default)]
-struct CustomerKeys {
-    /// By generation, ascending; the last one is current.
-    generations: Vec<DataKey>,
-    /// Generations created in memory but not yet durable in the store.
-    pending: Vec<WrappedKey>,
+/// One generation of a customer's data key, as the keyring holds it: the raw 32 bytes only
+/// (the expanded forms are about 1.7 KB and live in [`Expanded`], bounded).
+struct Generation {
+    generation: u32,
+    /// `None` once destroyed.
+    key: Option<Arc<Zeroizing<[u8; KEY_LEN]>>>,
+}
+
+/// Expanded keys (AES schedule, keyed HMAC) kept for this many `(customer, generation)`
+/// pairs: a direct-mapped cache, so the keyring of a million customers holds a million raw
+/// keys (≈100 bytes each with the map) and not a million expansions (≈1.7 KB each).
+pub const EXPANDED_KEYS_CACHED: usize = 16_384;
+
+/// Direct-mapped: the slot is chosen by a hash of `(customer, generation)`; a miss expands
+/// the raw key (about 1 µs) and replaces whatever the slot held.
+struct Expanded {
+    slots: Vec<Option<(CompactString, DataKey)>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Expanded {
+    fn new() -> Expanded {
+        Expanded {
+            slots: (0..EXPANDED_KEYS_CACHED).map(|_| None).collect(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    fn slot(&self, customer: &str, generation: u32) -> usize {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one((customer, generation)) as usize) % self.slots.len()
+    }
+
+    fn get_or_expand(&mut self, customer: &str, g: &Generation) -> DataKey {
+        let i = self.slot(customer, g.generation);
+        match &self.slots[i] {
+            Some((c, k)) if c == customer && k.generation == g.generation => k.clone(),
+            _ => {
+                let k = DataKey::new(g.generation, g.key.clone());
+                self.slots[i] = Some((customer.into(), k.clone()));
+                k
+            }
+        }
+    }
+
+    fn forget(&mut self, customer: &str, generation: u32) {
+        let i = self.slot(customer, generation);
+        if matches!(&self.slots[i], Some((c, k)) if c == customer && k.generation == generation) {
+            self.slots[i] = None;
+        }
+    }
+}
+
+struct Keys {
+    /// customer → generations, ascending; the last one is current.
+    customers: FastMap<CompactString, Vec<Generation>>,
+    /// Generations created in memory but not yet durable in the store (few at a time).
+    pending: FastMap<CompactString, Vec<WrappedKey>>,
+    expanded: Expanded,
 }
 
 /// All customers' data keys, unwrapped in memory.
 pub struct Keyring {
     master: MasterKey,
-    customers: Mutex<FastMap<String, CustomerKeys>>,
+    keys: Mutex<Keys>,
 }
 
 impl Keyring {
     /// Unwraps every stored key. Fails if a key was wrapped by another master key.
     pub fn load(master: MasterKey, wrapped: Vec<WrappedKey>) -> Result<Keyring, CryptoError> {
         let id = master.id();
-        let mut customers: FastMap<String, CustomerKeys> = FastMap::default();
+        let mut customers: FastMap<CompactString, Vec<Generation>> = FastMap::default();
         for w in wrapped {
             let key = match &w.wrapped {
                 Some(bytes) => {
@@ -360,15 +414,25 @@ impl Keyring {
                 None => None,
             };
             customers
-                .entry(w.customer)
+                .entry(w.customer.as_str().into())
                 .or_default()
-                .generations
-                .push(DataKey::new(w.generation, key));
+                .push(Generation {
+                    generation: w.generation,
+                    key,
+                });
         }
         Ok(Keyring {
             master,
-            customers: Mutex::new(customers),
+            keys: Mutex::new(Keys {
+                customers,
+                pending: FastMap::default(),
+                expanded: Expanded::new(),
+            }),
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Keys> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn master_id(&self) -> String {
@@ -379,20 +443,28 @@ impl Keyring {
     /// (first personal data, or first after an erasure). New keys are returned wrapped in
     /// `new_keys` until [`Keyring::mark_durable`] is called.
     pub fn current_or_create(&self, customer: &str, new_keys: &mut NewKeys) -> DataKey {
-        let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = match map.get_mut(customer) {
+        let mut keys = self.lock();
+        let Keys {
+            customers,
+            pending,
+            expanded,
+        } = &mut *keys;
+        let generations = match customers.get_mut(customer) {
             Some(e) => e,
-            None => map.entry(customer.to_owned()).or_default(),
+            None => customers.entry(customer.into()).or_default(),
         };
-        if let Some(k) = entry.generations.last() {
-            if !k.is_destroyed() {
-                if let Some(p) = entry.pending.iter().find(|p| p.generation == k.generation) {
+        if let Some(g) = generations.last() {
+            if g.key.is_some() {
+                if let Some(p) = pending
+                    .get(customer)
+                    .and_then(|p| p.iter().find(|p| p.generation == g.generation))
+                {
                     new_keys.add(p);
                 }
-                return k.clone();
+                return expanded.get_or_expand(customer, g);
             }
         }
-        let generation = entry.generations.last().map_or(1, |k| k.generation + 1);
+        let generation = generations.last().map_or(1, |k| k.generation + 1);
         let mut raw = Zeroizing::new([0u8; KEY_LEN]);
         // The thread's CSPRNG (ChaCha12, seeded and periodically reseeded from the OS):
         // a system call per new customer cost more than the rest of the key's creation.
@@ -403,89 +475,105 @@ impl Keyring {
             wrapped: Some(self.master.wrap(customer, generation, &raw)),
             master_key_id: self.master.id.clone(),
         };
-        let key = DataKey::new(generation, Some(Arc::new(raw)));
-        entry.generations.push(key.clone());
+        generations.push(Generation {
+            generation,
+            key: Some(Arc::new(raw)),
+        });
+        let g = generations.last().expect("pushed above");
+        let key = expanded.get_or_expand(customer, g);
         new_keys.add(&wrapped);
-        entry.pending.push(wrapped);
+        pending.entry(customer.into()).or_default().push(wrapped);
         key
     }
 
     /// The key of one generation, if known (destroyed keys come back destroyed).
     pub fn get(&self, customer: &str, generation: u32) -> Option<DataKey> {
-        let map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(customer)?
-            .generations
+        let mut keys = self.lock();
+        let Keys {
+            customers,
+            expanded,
+            ..
+        } = &mut *keys;
+        let g = customers
+            .get(customer)?
             .iter()
-            .find(|k| k.generation == generation)
-            .cloned()
+            .find(|k| k.generation == generation)?;
+        Some(expanded.get_or_expand(customer, g))
     }
 
     /// The current generation, if the customer has a usable key.
     pub fn current(&self, customer: &str) -> Option<DataKey> {
-        let map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(customer)?
-            .generations
-            .last()
-            .filter(|k| !k.is_destroyed())
-            .cloned()
+        let mut keys = self.lock();
+        let Keys {
+            customers,
+            expanded,
+            ..
+        } = &mut *keys;
+        let g = customers.get(customer)?.last().filter(|k| k.key.is_some())?;
+        Some(expanded.get_or_expand(customer, g))
     }
 
     /// The keys were committed with an append: they are no longer pending.
-    pub fn mark_durable(&self, keys: &[WrappedKey]) {
-        if keys.is_empty() {
+    pub fn mark_durable(&self, durable: &[WrappedKey]) {
+        if durable.is_empty() {
             return;
         }
-        let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            if let Some(c) = map.get_mut(&k.customer) {
-                c.pending.retain(|p| p.generation != k.generation);
+        let mut keys = self.lock();
+        for k in durable {
+            if let Some(p) = keys.pending.get_mut(k.customer.as_str()) {
+                p.retain(|p| p.generation != k.generation);
+                if p.is_empty() {
+                    keys.pending.remove(k.customer.as_str());
+                }
             }
         }
     }
 
     /// Puts keys back to pending: a bulk transaction that carried them was rolled back
     /// (see `import`), so they must travel with the next append that uses them.
-    pub fn restore_pending(&self, keys: &[WrappedKey]) {
-        let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            if let Some(c) = map.get_mut(&k.customer) {
-                let live = c
-                    .generations
-                    .iter()
-                    .any(|g| g.generation == k.generation && !g.is_destroyed());
-                if live && !c.pending.iter().any(|p| p.generation == k.generation) {
-                    c.pending.push(k.clone());
-                }
+    pub fn restore_pending(&self, restored: &[WrappedKey]) {
+        let mut keys = self.lock();
+        for k in restored {
+            let live = keys.customers.get(k.customer.as_str()).is_some_and(|gs| {
+                gs.iter()
+                    .any(|g| g.generation == k.generation && g.key.is_some())
+            });
+            if !live {
+                continue;
+            }
+            let p = keys.pending.entry(k.customer.as_str().into()).or_default();
+            if !p.iter().any(|p| p.generation == k.generation) {
+                p.push(k.clone());
             }
         }
     }
 
     /// Forgets the key of `(customer, generation)` in memory (after the store destroyed it).
     pub fn destroy(&self, customer: &str, generation: u32) {
-        let mut map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = map.get_mut(customer) {
-            for k in c
-                .generations
-                .iter_mut()
-                .filter(|k| k.generation == generation)
-            {
-                k.key = None;
-                k.mac = None;
-                k.cipher = None;
+        let mut keys = self.lock();
+        if let Some(gs) = keys.customers.get_mut(customer) {
+            for g in gs.iter_mut().filter(|g| g.generation == generation) {
+                g.key = None;
             }
-            c.pending.retain(|p| p.generation != generation);
+        }
+        keys.expanded.forget(customer, generation);
+        if let Some(p) = keys.pending.get_mut(customer) {
+            p.retain(|p| p.generation != generation);
+            if p.is_empty() {
+                keys.pending.remove(customer);
+            }
         }
     }
 
     /// Every live key, re-wrapped under `new_master` (for master-key rotation).
     pub fn rewrap_all(&self, new_master: &MasterKey) -> Vec<WrappedKey> {
-        let map = self.customers.lock().unwrap_or_else(|e| e.into_inner());
+        let keys = self.lock();
         let mut out = Vec::new();
-        for (customer, keys) in map.iter() {
-            for k in &keys.generations {
+        for (customer, generations) in keys.customers.iter() {
+            for k in generations {
                 if let Some(raw) = &k.key {
                     out.push(WrappedKey {
-                        customer: customer.clone(),
+                        customer: customer.to_string(),
                         generation: k.generation,
                         wrapped: Some(new_master.wrap(customer, k.generation, raw)),
                         master_key_id: new_master.id(),
@@ -540,6 +628,31 @@ mod tests {
             b"x"
         );
         assert!(Keyring::load(MasterKey::generate(), new).is_err());
+    }
+
+    #[test]
+    fn keys_pushed_out_of_the_expanded_cache_still_open_what_they_sealed() {
+        let ring = Keyring::load(MasterKey::generate(), vec![]).unwrap();
+        let mut new = NewKeys::default();
+        let customers = 2 * EXPANDED_KEYS_CACHED + 1;
+        let sealed: Vec<Vec<u8>> = (0..customers)
+            .map(|i| {
+                let k = ring.current_or_create(&format!("c-{i}"), &mut new);
+                k.seal(Uuid::from_u128(i as u128), format!("secret {i}").as_bytes())
+                    .unwrap()
+            })
+            .collect();
+        for (i, blob) in sealed.iter().enumerate() {
+            let k = ring.get(&format!("c-{i}"), 1).unwrap();
+            let plain = k.open(Uuid::from_u128(i as u128), blob).unwrap().unwrap();
+            assert_eq!(plain, format!("secret {i}").as_bytes());
+        }
+        // A destroyed key is destroyed whether or not its expansion was cached.
+        ring.destroy("c-0", 1);
+        ring.destroy(&format!("c-{}", customers - 1), 1);
+        assert!(ring.get("c-0", 1).unwrap().is_destroyed());
+        assert!(ring.get(&format!("c-{}", customers - 1), 1).unwrap().is_destroyed());
+        assert!(ring.current("c-0").is_none());
     }
 
     #[test]
