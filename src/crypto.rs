@@ -509,7 +509,10 @@ impl Keyring {
             expanded,
             ..
         } = &mut *keys;
-        let g = customers.get(customer)?.last().filter(|k| k.key.is_some())?;
+        let g = customers
+            .get(customer)?
+            .last()
+            .filter(|k| k.key.is_some())?;
         Some(expanded.get_or_expand(customer, g))
     }
 
@@ -651,7 +654,10 @@ mod tests {
         ring.destroy("c-0", 1);
         ring.destroy(&format!("c-{}", customers - 1), 1);
         assert!(ring.get("c-0", 1).unwrap().is_destroyed());
-        assert!(ring.get(&format!("c-{}", customers - 1), 1).unwrap().is_destroyed());
+        assert!(ring
+            .get(&format!("c-{}", customers - 1), 1)
+            .unwrap()
+            .is_destroyed());
         assert!(ring.current("c-0").is_none());
     }
 

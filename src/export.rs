@@ -341,7 +341,7 @@ pub fn projection_table(
                 .map(|p| {
                     let communities: Vec<&str> = p.communities.iter().map(|c| c.as_str()).collect();
                     vec![
-                        Cell::Str(p.id.clone()),
+                        Cell::Str(p.id.to_string()),
                         Cell::Str(lifecycle.state(p, now).as_str().into()),
                         Cell::Str(
                             json!(lifecycle.relationship(p, now))

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use compact_str::CompactString;
+use thin_vec::ThinVec;
 
 /// In-memory maps; what is serialized or iterated for output is sorted first.
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -65,7 +66,7 @@ pub fn currency_str(c: &[u8; 3]) -> &str {
 /// a `BTreeSet` allocates a node for eleven entries even for one, this allocates one string.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SmallSet(Vec<CompactString>);
+pub struct SmallSet(ThinVec<CompactString>);
 
 impl<'a> IntoIterator for &'a SmallSet {
     type Item = &'a CompactString;
@@ -82,10 +83,19 @@ impl SmallSet {
         }
     }
 
-    pub fn remove(&mut self, s: &str) {
-        if let Ok(i) = self.0.binary_search_by(|x| x.as_str().cmp(s)) {
-            self.0.remove(i);
+    /// `true` if it was there.
+    pub fn remove(&mut self, s: &str) -> bool {
+        match self.0.binary_search_by(|x| x.as_str().cmp(s)) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     pub fn contains(&self, s: &str) -> bool {
@@ -104,7 +114,7 @@ impl SmallSet {
 /// Name → count, sorted by name (compact for the few products most customers buy).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Counts(Vec<(CompactString, u64)>);
+pub struct Counts(ThinVec<(CompactString, u64)>);
 
 impl Counts {
     pub fn add(&mut self, name: &str, n: u64) {
@@ -121,15 +131,19 @@ impl Counts {
 
 /// Everything Rapport knows about one customer, except personal data.
 ///
+/// Kept small (a million of these must fit well under a gigabyte with everything else):
+/// lists are `ThinVec` (one pointer, nothing allocated while empty), short strings are
+/// inline, and what only contacted customers have is boxed in [`Outreach`].
+///
 /// Invariant: no personal field is ever held here (the read model folds events with
 /// personal fields withheld). Identity (name, e-mail, phone, personal traits) is read from
 /// the log when a profile is shown, so an erasure needs nothing from projections and no
 /// snapshot can keep erased values alive.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
-    pub id: String,
-    pub region: Option<String>,
-    pub channel: Option<String>,
+    pub id: CompactString,
+    pub region: Option<CompactString>,
+    pub channel: Option<CompactString>,
     pub tags: SmallSet,
     /// Non-personal traits only.
     pub traits: BTreeMap<String, String>,
@@ -137,21 +151,21 @@ pub struct Profile {
     pub erased: bool,
     /// Log positions of the events that carry the customer's identity
     /// (`customer_registered`, `profile_updated`), in order: where to read it from.
-    pub identity_positions: Vec<u64>,
+    pub identity_positions: ThinVec<u64>,
     pub first_seen: Option<DateTime<Utc>>,
     pub last_seen: Option<DateTime<Utc>>,
     /// Purchases with a positive amount, sorted by time (late events are inserted in place).
-    pub purchases: Vec<Money3>,
+    pub purchases: ThinVec<Money3>,
     /// Refunds, sorted by time.
-    pub refunds: Vec<Money3>,
+    pub refunds: ThinVec<Money3>,
     /// sku or product → units bought.
     pub products: Counts,
     /// category → units bought.
     pub categories: Counts,
     /// Customers this one referred (ids), in order.
-    pub referees: Vec<String>,
-    pub referred_by: Option<String>,
-    pub complaints_open: BTreeSet<String>,
+    pub referees: ThinVec<CompactString>,
+    pub referred_by: Option<CompactString>,
+    pub complaints_open: SmallSet,
     pub complaints_resolved: u32,
     pub resolutions_satisfied: u32,
     pub resolutions_unsatisfied: u32,
@@ -160,15 +174,45 @@ pub struct Profile {
     pub echoes_received: u32,
     pub mentions_received: u32,
     pub communities: SmallSet,
+    /// Outreach to the customer; `None` until the first `contacted`.
+    pub outreach: Option<Box<Outreach>>,
+}
+
+/// What outreach reached one customer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outreach {
     pub contacts: u32,
     pub last_contacted_at: Option<DateTime<Utc>>,
-    pub last_campaign: Option<String>,
-    pub last_outcome: Option<String>,
+    pub last_campaign: Option<CompactString>,
+    pub last_outcome: Option<CompactString>,
     /// Campaign → the times the customer was contacted by it, sorted.
-    pub campaigns: BTreeMap<String, Vec<DateTime<Utc>>>,
+    pub campaigns: BTreeMap<CompactString, Vec<DateTime<Utc>>>,
 }
 
 impl Profile {
+    pub fn contacts(&self) -> u32 {
+        self.outreach.as_ref().map_or(0, |o| o.contacts)
+    }
+
+    pub fn last_contacted_at(&self) -> Option<DateTime<Utc>> {
+        self.outreach.as_ref().and_then(|o| o.last_contacted_at)
+    }
+
+    pub fn last_campaign(&self) -> Option<&str> {
+        self.outreach.as_ref()?.last_campaign.as_deref()
+    }
+
+    pub fn last_outcome(&self) -> Option<&str> {
+        self.outreach.as_ref()?.last_outcome.as_deref()
+    }
+
+    /// Campaign → the times the customer was contacted by it, in campaign order.
+    pub fn campaigns(&self) -> impl Iterator<Item = (&str, &[DateTime<Utc>])> {
+        self.outreach
+            .iter()
+            .flat_map(|o| o.campaigns.iter().map(|(c, t)| (c.as_str(), t.as_slice())))
+    }
+
     pub fn orders_until(&self, as_of: DateTime<Utc>) -> usize {
         self.purchases.partition_point(|p| p.at <= as_of)
     }
@@ -203,7 +247,9 @@ impl Profile {
 /// All profiles, plus the little that is needed to attribute other customers' events.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customers {
-    profiles: Map<CompactString, Profile>,
+    /// Boxed: a profile is a few hundred bytes, and a hash map keeps up to half its slots
+    /// empty.
+    profiles: Map<CompactString, Box<Profile>>,
     /// post id → author, so a reply can be credited to the author it answers.
     post_authors: Map<CompactString, CompactString>,
     /// complaint id → complainant, so an echo can be credited.
@@ -227,14 +273,14 @@ fn currency(v: &Value, key: &str) -> Option<[u8; 3]> {
     (c.len() == 3).then(|| [c[0], c[1], c[2]])
 }
 
-fn insert_sorted(v: &mut Vec<Money3>, m: Money3) {
+fn insert_sorted(v: &mut ThinVec<Money3>, m: Money3) {
     let i = v.partition_point(|p| p.at <= m.at);
     v.insert(i, m);
 }
 
 impl Customers {
     pub fn get(&self, id: &str) -> Option<&Profile> {
-        self.profiles.get(id)
+        self.profiles.get(id).map(|p| &**p)
     }
 
     pub fn len(&self) -> usize {
@@ -247,7 +293,7 @@ impl Customers {
 
     /// Every profile, in customer-id order (never hash order).
     pub fn sorted(&self) -> Vec<&Profile> {
-        let mut v: Vec<&Profile> = self.profiles.values().collect();
+        let mut v: Vec<&Profile> = self.profiles.values().map(|p| &**p).collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
@@ -257,10 +303,10 @@ impl Customers {
         if !self.profiles.contains_key(id) {
             self.profiles.insert(
                 id.into(),
-                Profile {
-                    id: id.to_owned(),
+                Box::new(Profile {
+                    id: id.into(),
                     ..Default::default()
-                },
+                }),
             );
         }
         self.profiles.get_mut(id).expect("inserted above")
@@ -271,7 +317,8 @@ impl Projection for Customers {
     const NAME: &'static str = "customers";
     /// 2: tags, communities and product counts became sorted vectors (smaller).
     /// 3: snapshots in postcard (binary) instead of JSON.
-    const VERSION: u32 = 3;
+    /// 4: profiles shrank (inline strings, thin vectors, outreach boxed).
+    const VERSION: u32 = 4;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.position = ev.position;
@@ -292,7 +339,7 @@ impl Projection for Customers {
                 p.identity_positions.push(ev.position);
                 for (field, slot) in [("region", &mut p.region), ("channel", &mut p.channel)] {
                     if let Some(v) = s(d, field) {
-                        *slot = Some(v.to_owned());
+                        *slot = Some(v.into());
                     }
                 }
                 if let Some(tags) = d.get("tags").and_then(Value::as_array) {
@@ -364,8 +411,8 @@ impl Projection for Customers {
             }
             EventType::Referral => {
                 if let Some(referee) = s(d, "referee") {
-                    let referee = referee.to_owned();
-                    let referrer = ev.customer.clone();
+                    let referee = CompactString::from(referee);
+                    let referrer = CompactString::from(ev.customer.as_str());
                     let p = self.profile(&referrer);
                     if !p.referees.contains(&referee) {
                         p.referees.push(referee.clone());
@@ -380,9 +427,7 @@ impl Projection for Customers {
                 if let Some(id) = s(d, "complaint_id") {
                     self.complaint_authors
                         .insert(id.into(), ev.customer.as_str().into());
-                    self.profile(&ev.customer)
-                        .complaints_open
-                        .insert(id.to_owned());
+                    self.profile(&ev.customer).complaints_open.insert(id);
                 }
             }
             EventType::ComplaintResolved => {
@@ -449,13 +494,13 @@ impl Projection for Customers {
                 }
             }
             EventType::Contacted => {
-                let p = self.profile(&ev.customer);
-                p.contacts += 1;
-                p.last_contacted_at = Some(p.last_contacted_at.map_or(at, |l| l.max(at)));
-                p.last_campaign = s(d, "campaign").map(str::to_owned);
-                p.last_outcome = s(d, "outcome").map(str::to_owned);
+                let o = self.profile(&ev.customer).outreach.get_or_insert_default();
+                o.contacts += 1;
+                o.last_contacted_at = Some(o.last_contacted_at.map_or(at, |l| l.max(at)));
+                o.last_campaign = s(d, "campaign").map(CompactString::from);
+                o.last_outcome = s(d, "outcome").map(CompactString::from);
                 if let Some(c) = s(d, "campaign") {
-                    let times = p.campaigns.entry(c.to_owned()).or_default();
+                    let times = o.campaigns.entry(c.into()).or_default();
                     let i = times.partition_point(|t| *t <= at);
                     times.insert(i, at);
                 }
@@ -480,7 +525,7 @@ impl Customers {
         #[derive(Serialize)]
         struct Ordered<'a> {
             position: u64,
-            profiles: BTreeMap<&'a CompactString, &'a Profile>,
+            profiles: BTreeMap<&'a CompactString, &'a Box<Profile>>,
             post_authors: BTreeMap<&'a CompactString, &'a CompactString>,
             complaint_authors: BTreeMap<&'a CompactString, &'a CompactString>,
         }
@@ -498,7 +543,7 @@ impl Customers {
         #[derive(Deserialize)]
         struct Owned {
             position: u64,
-            profiles: Map<CompactString, Profile>,
+            profiles: Map<CompactString, Box<Profile>>,
             post_authors: Map<CompactString, CompactString>,
             complaint_authors: Map<CompactString, CompactString>,
         }
@@ -523,8 +568,8 @@ impl Customers {
         match ev.event_type {
             EventType::Referral => out.extend(s(d, "referee").map(str::to_owned)),
             EventType::Purchase => {
-                if let Some(r) = self.get(&ev.customer).and_then(|p| p.referred_by.clone()) {
-                    out.push(r);
+                if let Some(r) = self.get(&ev.customer).and_then(|p| p.referred_by.as_ref()) {
+                    out.push(r.to_string());
                 }
             }
             EventType::ComplaintResolved => out.extend(

@@ -131,7 +131,8 @@ impl Projection for ReadState {
     /// 6: the detector's ties are stored both ways and alerts are found by complaint position.
     /// 7: lifecycle changes joined; segment timers share one `Timers`.
     /// 8: customers and lifecycles are written in postcard (binary), the rest in JSON.
-    const VERSION: u32 = 8;
+    /// 9: profiles shrank (customers 4) and keep outreach in a box.
+    const VERSION: u32 = 9;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.customers.apply(ev);

@@ -147,8 +147,9 @@ fn candidate(
     let p_alive = 1.0 / (1.0 + since_days / gap_days);
     let active_referrer = p
         .referred_by
-        .clone()
-        .filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s)));
+        .as_ref()
+        .filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s)))
+        .map(|r| r.to_string());
     let active_referees = p
         .referees
         .iter()
@@ -165,11 +166,11 @@ fn candidate(
         + 0.25 * active_referees as f64
         + 0.1 * active_co_members as f64;
     let recently_contacted = p
-        .last_contacted_at
+        .last_contacted_at()
         .is_some_and(|t| t <= as_of && as_of - t <= Duration::days(RECENT_CONTACT_DAYS));
     let score = value.to_f64().unwrap_or(0.0) * p_alive * reach;
     Candidate {
-        customer: p.id.clone(),
+        customer: p.id.to_string(),
         lifecycle: state,
         days_since_last_purchase: (as_of - last).num_days(),
         orders: n,
@@ -202,8 +203,8 @@ pub struct Campaign {
 pub fn campaigns(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<Campaign> {
     let mut by: BTreeMap<&str, (usize, BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
     for p in c.sorted() {
-        for (campaign, times) in &p.campaigns {
-            let e = by.entry(campaign.as_str()).or_default();
+        for (campaign, times) in p.campaigns() {
+            let e = by.entry(campaign).or_default();
             for t in times.iter().filter(|t| **t <= as_of) {
                 e.0 += 1;
                 e.1.insert(p.id.as_str());

@@ -142,7 +142,7 @@ pub fn rfm(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Vec<R
         }
         let last = p.purchases[n - 1].at;
         rows.push(RfmRow {
-            customer: p.id.clone(),
+            customer: p.id.to_string(),
             recency_days: (as_of - last).num_days(),
             frequency: n as u64,
             monetary: p

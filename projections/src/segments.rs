@@ -389,8 +389,8 @@ fn condition(c: &Condition, p: &Profile, ctx: &Ctx) -> bool {
         Field::DaysSinceLastPurchase => days(p.last_purchase_until(now)),
         Field::DaysSinceFirstPurchase => days(p.purchases.first().map(|m| m.at)),
         Field::DaysSinceLastSeen => days(p.last_seen),
-        Field::DaysSinceLastContact => days(p.last_contacted_at),
-        Field::Contacts => count(p.contacts as usize),
+        Field::DaysSinceLastContact => days(p.last_contacted_at()),
+        Field::Contacts => count(p.contacts() as usize),
         Field::ComplaintsOpen => count(p.complaints_open.len()),
         Field::ComplaintsResolved => count(p.complaints_resolved as usize),
         Field::Posts => count(p.posts as usize),
@@ -406,8 +406,8 @@ fn condition(c: &Condition, p: &Profile, ctx: &Ctx) -> bool {
         Field::Relationship => text(Some(relationship_str(ctx.cfg.relationship(p, now)))),
         Field::Region => text(p.region.as_deref()),
         Field::Channel => text(p.channel.as_deref()),
-        Field::LastCampaign => text(p.last_campaign.as_deref()),
-        Field::LastOutcome => text(p.last_outcome.as_deref()),
+        Field::LastCampaign => text(p.last_campaign()),
+        Field::LastOutcome => text(p.last_outcome()),
         Field::Erased => match (&c.value, c.op) {
             (Operand::Bool(b), Op::Eq) => p.erased == *b,
             (Operand::Bool(b), Op::Ne) => p.erased != *b,
@@ -452,7 +452,7 @@ fn next_change(c: &Condition, p: &Profile, ctx: &Ctx) -> Option<DateTime<Utc>> {
                 Field::DaysSinceLastPurchase => p.last_purchase_until(now),
                 Field::DaysSinceFirstPurchase => p.purchases.first().map(|m| m.at),
                 Field::DaysSinceLastSeen => p.last_seen,
-                Field::DaysSinceLastContact => p.last_contacted_at,
+                Field::DaysSinceLastContact => p.last_contacted_at(),
                 _ => None,
             };
             if let Some(a) = anchor {

@@ -1132,7 +1132,7 @@ impl Warnings {
         for a in people {
             if let Some(p) = customers.get(a) {
                 if let Some(r) = &p.referred_by {
-                    if people.contains(r) {
+                    if people.iter().any(|x| x == r) {
                         lines.push(format!("{r} referred {a}"));
                     }
                 }

@@ -240,7 +240,7 @@ fn member_row(p: &Profile, state: &AppState, now: chrono::DateTime<Utc>) -> Valu
         "last_purchase": p.last_purchase_until(now),
         "revenue": revenue,
         "communities": p.communities,
-        "last_contacted_at": p.last_contacted_at,
+        "last_contacted_at": p.last_contacted_at(),
     })
 }
 

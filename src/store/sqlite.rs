@@ -14,6 +14,7 @@
 //! caller. A job that breaks a rule (wrong expected version, conflicting id) fails alone;
 //! an IO error fails the whole group and nothing of it is visible.
 
+use compact_str::CompactString;
 use std::{
     collections::HashMap,
     fs::File,
@@ -49,14 +50,18 @@ pub const DB_FILE: &str = "rapport.sqlite";
 pub const LOCK_FILE: &str = "LOCK";
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// An event id as two words: a `u128` key is 16-byte aligned, which made every slot of the
+/// id map 32 bytes instead of 24 (130 MB more at 10 M events).
+type IdKey = (u64, u64);
 
 /// What lives in memory instead of secondary indexes.
 #[derive(Default)]
 struct Index {
     /// Event id → position.
-    ids: FastMap<u128, u64>,
-    /// Stream → positions, indexed by stream version.
-    streams: FastMap<Box<str>, Vec<u64>>,
+    ids: FastMap<IdKey, u64>,
+    /// Stream → positions, indexed by stream version. Stream names up to 24 bytes (every
+    /// customer id seen so far) are held inline, with no allocation of their own.
+    streams: FastMap<CompactString, Vec<u64>>,
 }
 
 /// Observability hooks the writer reports to; the service plugs its metrics in here.
@@ -625,8 +630,11 @@ fn load_index(conn: &Connection) -> Result<(Index, u64), StoreError> {
             position,
             what: "the id is not 16 bytes".into(),
         })?;
-        index.ids.insert(id.as_u128(), position);
-        let positions = index.streams.entry(stream.into_boxed_str()).or_default();
+        index.ids.insert(id.as_u64_pair(), position);
+        let positions = index
+            .streams
+            .entry(CompactString::from(stream))
+            .or_default();
         if positions.len() as u64 != version {
             return Err(StoreError::Integrity {
                 position,
@@ -807,7 +815,7 @@ fn rewrap(
 struct Pending {
     /// Event id → position. The rest of a duplicate's record is read back from the open
     /// transaction (a connection sees its own uncommitted rows), so this stays small.
-    ids: FastMap<u128, u64>,
+    ids: FastMap<IdKey, u64>,
     streams: FastMap<String, Vec<u64>>,
     key_rows: KeyRows,
     /// The position the next new event gets.
@@ -887,7 +895,7 @@ fn write_jobs(
                     key_gen,
                     ev.digest.as_slice(),
                 ])?;
-                p.ids.insert(ev.id.as_u128(), slot.position);
+                p.ids.insert(ev.id.as_u64_pair(), slot.position);
                 match p.streams.get_mut(ev.stream.as_str()) {
                     Some(v) => v.push(slot.position),
                     None => {
@@ -971,7 +979,7 @@ fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> usize {
             match idx.streams.get_mut(stream.as_str()) {
                 Some(v) => v.extend(positions),
                 None => {
-                    idx.streams.insert(stream.into_boxed_str(), positions);
+                    idx.streams.insert(CompactString::from(stream), positions);
                 }
             }
         }
@@ -1084,7 +1092,7 @@ fn plan_job(
     let mut next = overlay.next;
     let mut slots = Vec::with_capacity(req.events.len());
     // Ids and stream lengths this job itself adds, for duplicates inside one request.
-    let mut local_ids: FastMap<u128, usize> = FastMap::default();
+    let mut local_ids: FastMap<IdKey, usize> = FastMap::default();
     let mut local_streams: FastMap<&str, u64> = FastMap::default();
     let stream_len = |s: &str, local: &FastMap<&str, u64>| -> u64 {
         idx.streams.get(s).map_or(0, |p| p.len() as u64)
@@ -1093,7 +1101,7 @@ fn plan_job(
     };
     // `AppendRequest::check` ran before the request was queued.
     for ev in &req.events {
-        let key = ev.id.as_u128();
+        let key = ev.id.as_u64_pair();
         let stored = if let Some(&pos) = overlay.ids.get(&key).or_else(|| idx.ids.get(&key)) {
             let (digest, gen, stream, version): (Vec<u8>, Option<u32>, String, i64) = lookup
                 .query_row([pos as i64], |r| {
