@@ -20,5 +20,7 @@ fn main() -> anyhow::Result<()> {
         http_seconds,
         http_clients: 64,
         skip_http: false,
+        // A child `rapport serve` needs the rapport binary: `rapport bench --serve-memory`.
+        serve_memory: false,
     }))
 }

@@ -176,6 +176,10 @@ pub enum Command {
         http_clients: usize,
         #[arg(long)]
         skip_http: bool,
+        /// Instead: import the synthetic log, start `rapport serve` on it as a child process
+        /// and print its resident memory once the read model has caught up.
+        #[arg(long)]
+        serve_memory: bool,
     },
     /// Rebuilds the projections from the first event and writes a fresh snapshot; with
     /// `--verify`, rebuilds beside the live snapshot and compares a digest per projection.
@@ -535,8 +539,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             http_seconds,
             http_clients,
             skip_http,
+            serve_memory,
         } => {
             crate::bench::run(crate::bench::BenchOptions {
+                serve_memory,
                 events,
                 customers,
                 seed,

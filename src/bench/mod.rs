@@ -2,7 +2,11 @@
 //! synthetic events of about 300 bytes, and the rates of each stage of ingest and export.
 //! Numbers are printed, never asserted: targets are checked by reading them.
 
+mod memory;
+
 use std::{fmt::Write as _, time::Instant};
+
+pub use memory::serve_memory;
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -112,6 +116,8 @@ pub struct BenchOptions {
     pub http_seconds: u64,
     pub http_clients: usize,
     pub skip_http: bool,
+    /// Only measure the resident memory of a `rapport serve` child on the synthetic log.
+    pub serve_memory: bool,
 }
 
 fn fresh_log(dir: &std::path::Path, encrypt: bool) -> anyhow::Result<(Arc<SqliteStore>, Log)> {
@@ -146,6 +152,9 @@ fn run_import(
 }
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    if opts.serve_memory {
+        return serve_memory(&opts).await;
+    }
     let tmp = tempfile::tempdir()?;
     println!(
         "rapport bench: {} events, {} customers, seed {}, data in {}",

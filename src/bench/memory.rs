@@ -1,0 +1,144 @@
+//! `rapport bench --serve-memory`: the resident memory of a real `rapport serve` process
+//! holding a synthetic log, once its read model has caught up. A child process, so nothing
+//! of the benchmark itself (the generated text, the import's buffers) is counted.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+use super::{run_import, synthetic_ndjson, BenchOptions};
+use crate::{
+    crypto::{Keyring, MasterKey},
+    import::Input,
+    log::Log,
+    store::{
+        sqlite::{SqliteOptions, SqliteStore},
+        EventStore,
+    },
+};
+
+/// Longest wait for the child's read model to fold the log.
+const SERVE_CATCH_UP_SECONDS: u64 = 1_800;
+/// After catching up, resident memory is read this often until it stops changing (the
+/// allocator returns freed pages after a second).
+const RSS_SETTLE_POLL_MS: u64 = 2_000;
+const RSS_SETTLE_POLLS_MAX: usize = 15;
+
+/// A child killed when dropped, so a failed benchmark leaves no server behind.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    let key_file = tmp.path().join("master.key");
+    let (master, _) = MasterKey::load_or_create(&key_file, true)?;
+    let last = {
+        let store = Arc::new(SqliteStore::open(&data, SqliteOptions::default())?);
+        let log = Log::new(
+            store.clone() as Arc<dyn EventStore>,
+            Arc::new(Keyring::load(master, vec![])?),
+        );
+        let input = [Input {
+            name: "synthetic".into(),
+            text: synthetic_ndjson(opts.events, opts.customers, opts.seed),
+        }];
+        let report = run_import(&store, &log, &input)?;
+        println!(
+            "imported {} events over {} customers in {:.1} s",
+            report.events_written, opts.customers, report.seconds
+        );
+        store.close();
+        store.last_position()
+    };
+    let mut child = Server(
+        Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("RAPPORT_MASTER_KEY_FILE", &key_file)
+            .env("RAPPORT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let pid = child.0.id();
+    let started = Instant::now();
+    let stdout = child.0.stdout.take().expect("piped");
+    let addr = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        for line in BufReader::new(stdout).lines() {
+            if let Some(a) = line?.strip_prefix("rapport listening on ") {
+                return Ok(a.trim().to_owned());
+            }
+        }
+        anyhow::bail!("the server exited before listening")
+    })
+    .await??;
+    let token = read_admin_key(&data)?;
+    let client: Client<_, Empty<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    loop {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(SERVE_CATCH_UP_SECONDS),
+            "the server's read model did not reach position {last} in {SERVE_CATCH_UP_SECONDS} s"
+        );
+        let req = hyper::Request::get(format!("{addr}/v1/customers?limit=1&min_position={last}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Empty::new())?;
+        let res = client.request(req).await?;
+        let status = res.status();
+        let _ = res.into_body().collect().await?;
+        if status.is_success() {
+            break;
+        }
+        anyhow::ensure!(status.as_u16() == 503, "unexpected answer {status}");
+    }
+    let caught_up = started.elapsed().as_secs_f64();
+    let mut rss = status_kib(pid, "VmRSS:").unwrap_or(0);
+    for _ in 0..RSS_SETTLE_POLLS_MAX {
+        tokio::time::sleep(Duration::from_millis(RSS_SETTLE_POLL_MS)).await;
+        let now = status_kib(pid, "VmRSS:").unwrap_or(0);
+        if now.abs_diff(rss) < 1024 {
+            break;
+        }
+        rss = now;
+    }
+    let peak = status_kib(pid, "VmHWM:").unwrap_or(0);
+    println!(
+        "rapport serve on {} events, {} customers: ready and caught up in {caught_up:.1} s; resident {} MiB ({:.0} bytes/customer), peak {} MiB (target: 1 M customers under 1 GiB)",
+        last,
+        opts.customers,
+        rss / 1024,
+        rss as f64 * 1024.0 / opts.customers as f64,
+        peak / 1024
+    );
+    Ok(())
+}
+
+fn read_admin_key(data: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(data.join("admin-key"))?;
+    Ok(text.trim().to_owned())
+}
