@@ -35,6 +35,15 @@ pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
 /// this many events after loading one.
 pub const HISTORY_EVERY_EVENTS: u64 = 500_000;
 
+/// Returns freed memory to the OS now. mimalloc (the service's allocator, see `main.rs`)
+/// returns it lazily, during later allocations: after a catch-up an idle server held
+/// 503 MiB where 393 MiB were live (100,000 customers, 1 M events). Harmless when another
+/// allocator is in use (tests): it then only collects mimalloc's own empty heap.
+fn release_freed_memory() {
+    // SAFETY: `mi_collect` has no preconditions; it may be called from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SnapshotHeader {
     projection: String,
@@ -258,6 +267,8 @@ impl ReadModel {
                 .as_deref()
                 .and_then(|d| crate::replay::history_snapshot_before(d, u64::MAX))
                 .map_or(0, |(p, _)| p);
+            // Whether the last batch left a backlog behind it.
+            let mut behind = true;
             while let Some(opened) = rx.recv().await {
                 let Some(last) = opened.last().map(|e| e.position) else {
                     continue;
@@ -315,6 +326,13 @@ impl ReadModel {
                     }
                 }
                 m.applied.send_replace(last);
+                let now_behind = store.last_position() > last;
+                if behind && !now_behind {
+                    // Caught up: the batches, decoded events and snapshot buffers of the
+                    // catch-up are garbage now. An idle server would keep them resident.
+                    release_freed_memory();
+                }
+                behind = now_behind;
             }
         });
         model
