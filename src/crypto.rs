@@ -389,6 +389,17 @@ struct Keys {
     expanded: Expanded,
 }
 
+impl Keys {
+    fn forget_pending(&mut self, customer: &str, generation: u32) {
+        if let Some(p) = self.pending.get_mut(customer) {
+            p.retain(|p| p.generation != generation);
+            if p.is_empty() {
+                self.pending.remove(customer);
+            }
+        }
+    }
+}
+
 /// All customers' data keys, unwrapped in memory.
 pub struct Keyring {
     master: MasterKey,
@@ -488,31 +499,29 @@ impl Keyring {
 
     /// The key of one generation, if known (destroyed keys come back destroyed).
     pub fn get(&self, customer: &str, generation: u32) -> Option<DataKey> {
-        let mut keys = self.lock();
-        let Keys {
-            customers,
-            expanded,
-            ..
-        } = &mut *keys;
-        let g = customers
-            .get(customer)?
-            .iter()
-            .find(|k| k.generation == generation)?;
-        Some(expanded.get_or_expand(customer, g))
+        self.expand(customer, |gs| {
+            gs.iter().find(|k| k.generation == generation)
+        })
     }
 
     /// The current generation, if the customer has a usable key.
     pub fn current(&self, customer: &str) -> Option<DataKey> {
+        self.expand(customer, |gs| gs.last().filter(|k| k.key.is_some()))
+    }
+
+    /// The generation `pick` chooses among the customer's, expanded (from the cache).
+    fn expand(
+        &self,
+        customer: &str,
+        pick: impl FnOnce(&[Generation]) -> Option<&Generation>,
+    ) -> Option<DataKey> {
         let mut keys = self.lock();
         let Keys {
             customers,
             expanded,
             ..
         } = &mut *keys;
-        let g = customers
-            .get(customer)?
-            .last()
-            .filter(|k| k.key.is_some())?;
+        let g = pick(customers.get(customer)?)?;
         Some(expanded.get_or_expand(customer, g))
     }
 
@@ -523,12 +532,7 @@ impl Keyring {
         }
         let mut keys = self.lock();
         for k in durable {
-            if let Some(p) = keys.pending.get_mut(k.customer.as_str()) {
-                p.retain(|p| p.generation != k.generation);
-                if p.is_empty() {
-                    keys.pending.remove(k.customer.as_str());
-                }
-            }
+            keys.forget_pending(&k.customer, k.generation);
         }
     }
 
@@ -560,12 +564,7 @@ impl Keyring {
             }
         }
         keys.expanded.forget(customer, generation);
-        if let Some(p) = keys.pending.get_mut(customer) {
-            p.retain(|p| p.generation != generation);
-            if p.is_empty() {
-                keys.pending.remove(customer);
-            }
-        }
+        keys.forget_pending(customer, generation);
     }
 
     /// Every live key, re-wrapped under `new_master` (for master-key rotation).

@@ -13,7 +13,7 @@ use std::{
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
-use super::{run_import, synthetic_ndjson, BenchOptions};
+use super::{proc_status_kib, run_import, synthetic_ndjson, BenchOptions};
 use crate::{
     crypto::{Keyring, MasterKey},
     import::Input,
@@ -39,17 +39,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
@@ -85,7 +74,7 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
             .stderr(Stdio::null())
             .spawn()?,
     );
-    let pid = child.0.id();
+    let pid = child.0.id().to_string();
     let started = Instant::now();
     let stdout = child.0.stdout.take().expect("piped");
     let addr = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
@@ -98,8 +87,7 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
     })
     .await??;
     let token = read_admin_key(&data)?;
-    let client: Client<_, Empty<bytes::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     loop {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(SERVE_CATCH_UP_SECONDS),
@@ -117,16 +105,16 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
         anyhow::ensure!(status.as_u16() == 503, "unexpected answer {status}");
     }
     let caught_up = started.elapsed().as_secs_f64();
-    let mut rss = status_kib(pid, "VmRSS:").unwrap_or(0);
+    let mut rss = proc_status_kib(&pid, "VmRSS:").unwrap_or(0);
     for _ in 0..RSS_SETTLE_POLLS_MAX {
         tokio::time::sleep(Duration::from_millis(RSS_SETTLE_POLL_MS)).await;
-        let now = status_kib(pid, "VmRSS:").unwrap_or(0);
+        let now = proc_status_kib(&pid, "VmRSS:").unwrap_or(0);
         if now.abs_diff(rss) < 1024 {
             break;
         }
         rss = now;
     }
-    let peak = status_kib(pid, "VmHWM:").unwrap_or(0);
+    let peak = proc_status_kib(&pid, "VmHWM:").unwrap_or(0);
     println!(
         "rapport serve on {} events, {} customers: ready and caught up in {caught_up:.1} s; resident {} MiB ({:.0} bytes/customer), peak {} MiB (target: 1 M customers under 1 GiB)",
         last,

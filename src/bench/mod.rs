@@ -73,15 +73,19 @@ impl std::fmt::Display for Rate {
 
 /// Resident memory of this process, KiB (Linux; 0 elsewhere).
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_status_kib("self", "VmRSS:").unwrap_or(0)
+}
+
+/// A KiB field (`VmRSS:`, `VmHWM:` …) of `/proc/<pid>/status` (Linux; `None` elsewhere).
+fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 pub fn time<T>(what: &'static str, events: u64, f: impl FnOnce() -> T) -> (Rate, T) {

@@ -14,7 +14,6 @@
 //! caller. A job that breaks a rule (wrong expected version, conflicting id) fails alone;
 //! an IO error fails the whole group and nothing of it is visible.
 
-use compact_str::CompactString;
 use std::{
     collections::HashMap,
     fs::File,
@@ -27,6 +26,7 @@ use std::{
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use compact_str::CompactString;
 use rapport_events::EventType;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};

@@ -62,14 +62,7 @@ async fn a_subscription_catches_up_then_goes_live_without_gap_or_duplicate() {
         .map(|i| purchase("c", &format!("o-{i}"), "1"))
         .collect();
     s.post_json("/v1/events", &json!(first)).await;
-    let resp = s
-        .http
-        .get(format!("{}/v1/events/subscribe?after=5", s.base))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let mut body = s.feed("/v1/events/subscribe?after=5").await;
     let writer = {
         let s = s.clone();
         tokio::spawn(async move {
@@ -81,7 +74,6 @@ async fn a_subscription_catches_up_then_goes_live_without_gap_or_duplicate() {
             }
         })
     };
-    let mut body = resp.bytes_stream();
     let mut buf = String::new();
     let mut positions = Vec::new();
     while positions.len() < 85 {
