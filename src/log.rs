@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rapport_events::{
     data::PersonalDataErased,
     personal::{self, PersonalFields, PersonalView},
-    Event, EventData, RecordedEvent,
+    Event, EventData, RecordedEvent, Upcasters,
 };
 use uuid::Uuid;
 
@@ -38,6 +38,9 @@ pub struct Log {
     /// encryption costs: personal fields are then stored unencrypted under generation 0,
     /// which [`Log::open`] refuses to read.
     encrypt: bool,
+    /// Brings events written in an older version of their type to the version projections
+    /// and readers expect ([`Upcasters::standard`] in the service).
+    upcasters: Upcasters,
 }
 
 /// What an erasure did.
@@ -58,7 +61,13 @@ impl Log {
             store,
             keys,
             encrypt: true,
+            upcasters: Upcasters::standard(),
         }
+    }
+
+    /// The same log reading through another upcaster chain (tests of a schema change).
+    pub fn with_upcasters(self, upcasters: Upcasters) -> Log {
+        Log { upcasters, ..self }
     }
 
     /// A log that stores personal fields unencrypted: for the encryption-cost benchmark only.
@@ -70,6 +79,7 @@ impl Log {
             store,
             keys,
             encrypt: false,
+            upcasters: Upcasters::standard(),
         }
     }
 
@@ -219,6 +229,17 @@ impl Log {
                 }
             }
         };
+        // After decryption: an upcaster may move personal fields (see `upcast.rs`).
+        let version = if self.upcasters.needed(ev.event_type, ev.version) {
+            self.upcasters
+                .upcast(ev.event_type, ev.version, &mut data)
+                .map_err(|e| StoreError::Integrity {
+                    position,
+                    what: e.to_string(),
+                })?
+        } else {
+            ev.version
+        };
         Ok(RecordedEvent {
             position,
             stream: ev.stream,
@@ -226,7 +247,7 @@ impl Log {
             recorded_at: stored.recorded_at,
             id: ev.id,
             event_type: ev.event_type,
-            version: ev.version,
+            version,
             // The store keeps every subject in one column; the wire names it by kind.
             subject: ev.event_type.is_operator().then(|| ev.customer.clone()),
             customer: if ev.event_type.is_operator() {

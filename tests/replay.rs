@@ -201,3 +201,118 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         assert!(!err.to_string().contains("customers"), "{err}");
     }
 }
+
+/// A schema change that has not happened yet, as a test chain: `community_joined` v2
+/// prefixes community ids with the shop, and `complaint` v2 calls its (personal) `text`
+/// `body`.
+fn a_future_schema() -> rapport_events::Upcasters {
+    use rapport_events::{upcast::Upcaster, EventType};
+    fn shop_prefix(d: &mut serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+        let c = d
+            .get("community")
+            .and_then(|c| c.as_str())
+            .ok_or("no community")?;
+        let prefixed = format!("shop-1/{c}");
+        d.insert("community".into(), prefixed.into());
+        Ok(())
+    }
+    fn text_to_body(d: &mut serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+        // Personal: absent when withheld or erased.
+        if let Some(t) = d.remove("text") {
+            d.insert("body".into(), t);
+        }
+        Ok(())
+    }
+    rapport_events::Upcasters::new(vec![
+        Upcaster {
+            event_type: EventType::CommunityJoined,
+            from: 1,
+            apply: shop_prefix,
+        },
+        Upcaster {
+            event_type: EventType::Complaint,
+            from: 1,
+            apply: text_to_body,
+        },
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_written_before_a_schema_change_are_upcast_on_read_and_replayed_in_the_new_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let log = Log::new(
+        store.clone() as Arc<dyn EventStore>,
+        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+    );
+    let events = [
+        json!({"type": "community_joined", "customer": "c-1", "occurred_at": "2026-03-01T10:00:00Z", "data": {"community": "g-0"}}),
+        json!({"type": "complaint", "customer": "c-1", "occurred_at": "2026-03-02T10:00:00Z", "data": {"complaint_id": "k-1", "about": {"batch": "B1"}, "text": "mouldy tea"}}),
+    ]
+    .map(|e| parse_one(&e.to_string(), &mut uuid::Uuid::now_v7, true).unwrap());
+    log.append(&events, None).await.unwrap();
+    let later = log.clone().with_upcasters(a_future_schema());
+
+    let read = |access| {
+        let later = later.clone();
+        let store = store.clone();
+        async move {
+            let stored = store.read_all(0, 10).await.unwrap();
+            later.open_all(stored, access).unwrap()
+        }
+    };
+    // Decrypted first, then upcast: the personal text moved to `body`.
+    let plain = read(rapport::log::PersonalAccess::Plain).await;
+    assert_eq!(plain[0].version, 2);
+    assert_eq!(plain[0].data["community"], "shop-1/g-0");
+    assert_eq!(plain[1].version, 2);
+    assert_eq!(plain[1].data["body"], "mouldy tea");
+    assert!(plain[1].data.get("text").is_none());
+    // Withheld: nothing personal to move, and no error for its absence.
+    let withheld = read(rapport::log::PersonalAccess::Withheld).await;
+    assert_eq!(withheld[1].version, 2);
+    assert!(withheld[1].data.get("body").is_none() && withheld[1].data.get("text").is_none());
+    // The code today reads the same events as they were written.
+    let today = log
+        .open_all(
+            store.read_all(0, 10).await.unwrap(),
+            rapport::log::PersonalAccess::Plain,
+        )
+        .unwrap();
+    assert_eq!(
+        (today[0].version, &today[1].data["text"]),
+        (1, &json!("mouldy tea"))
+    );
+
+    // A replay reads through the chain: projections see the new shape.
+    let replayed = fold_all(&later, store.last_position(), None).await;
+    let p = replayed.customers.get("c-1").unwrap();
+    assert_eq!(p.communities.iter().collect::<Vec<_>>(), ["shop-1/g-0"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_newer_than_the_code_fails_the_read_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let log = Log::new(
+        store.clone() as Arc<dyn EventStore>,
+        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+    );
+    let ev = json!({"type": "community_joined", "customer": "c-1", "occurred_at": "2026-03-01T10:00:00Z", "data": {"community": "g-0"}});
+    log.append(
+        &[parse_one(&ev.to_string(), &mut uuid::Uuid::now_v7, true).unwrap()],
+        None,
+    )
+    .await
+    .unwrap();
+    let mut stored = store.read_all(0, 1).await.unwrap();
+    stored[0].event.version = 2;
+    let err = log
+        .open(stored.remove(0), rapport::log::PersonalAccess::Plain)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("version 2 of `community_joined` is newer than this code reads"),
+        "{err}"
+    );
+}

@@ -389,8 +389,19 @@ impl EventData {
                 ),
             ));
         }
-        // Every type is at version 1 today. When a type gains version 2, its version-1
-        // struct stays here and an upcaster maps it: `(T, 1) => upcast(decode_as::<V1>(text)?)`.
+        // An old version is brought to the current one by the same JSON upcasters that the
+        // read path uses (`upcast.rs`), then decoded as the current version.
+        let upcast;
+        let text = if version < ty.current_version() {
+            let mut v: serde_json::Value = decode_as(text)?;
+            crate::upcast::Upcasters::standard()
+                .upcast(ty, version, &mut v)
+                .map_err(|e| ValidationErrors::one("", e.to_string()))?;
+            upcast = v.to_string();
+            upcast.as_str()
+        } else {
+            text
+        };
         let data = match ty {
             EventType::CustomerRegistered => EventData::CustomerRegistered(decode_as(text)?),
             EventType::ProfileUpdated => EventData::ProfileUpdated(decode_as(text)?),

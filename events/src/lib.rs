@@ -17,6 +17,7 @@ pub mod money;
 pub mod personal;
 pub mod schema;
 pub mod segment;
+pub mod upcast;
 
 pub use data::{EventData, EventType, SubjectKind};
 pub use envelope::{
@@ -26,3 +27,4 @@ pub use envelope::{
 pub use error::{FieldError, ValidationErrors};
 pub use money::{Currency, Money};
 pub use personal::{PersonalFields, PersonalView};
+pub use upcast::{UpcastError, Upcasters};
