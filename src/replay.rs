@@ -45,31 +45,71 @@ pub async fn fold(
     valid_at: Option<DateTime<Utc>>,
     mut on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
-    let mut after = state.position();
-    while after < until {
-        let limit = READ_EVENTS_MAX.min((until - after) as usize);
-        let batch = log.store.read_all(after, limit).await?;
-        let Some(last) = batch.last().map(|s| s.position) else {
-            break;
-        };
-        let n = batch.len() as u64;
-        for s in batch {
-            let access = projection_access(&s);
-            let ev = log.open(s, access)?;
-            // A segment definition is a lens, not a business fact: it applies to the past
-            // whenever it was written, so "who was in it on 1 March" has an answer.
+    let from = state.position();
+    if from >= until {
+        return Ok(state);
+    }
+    // Two stages, as in the live read model: a task reads and opens batches (SQLite, JSON,
+    // decryption) while this one folds the previous batch.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(FOLD_QUEUE_BATCHES);
+    let reader = tokio::spawn(read_opened(log.clone(), from, until, tx));
+    while let Some(batch) = rx.recv().await {
+        let batch: Vec<RecordedEvent> = batch?;
+        for ev in &batch {
+            // A segment definition is a lens, not a fact of business time: it applies to
+            // the past whenever it was written.
             let lens = ev.event_type == EventType::SegmentDefined;
             if lens || valid_at.is_none_or(|t| ev.occurred_at <= t) {
-                state.apply(&ev);
+                state.apply(ev);
             } else {
                 // Keep the position moving so the state says how far it read.
-                skip(&mut state, &ev);
+                skip(&mut state, ev);
             }
         }
-        after = last;
-        on_batch(n);
+        on_batch(batch.len() as u64);
+    }
+    if let Err(e) = reader.await {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
     }
     Ok(state)
+}
+
+/// Opened batches waiting for the fold.
+const FOLD_QUEUE_BATCHES: usize = 4;
+
+/// Reads events `(after, until]` in batches, opens them as projections see them, and sends
+/// them on; stops at the first error (sent on) or when the fold hangs up.
+async fn read_opened(
+    log: Log,
+    mut after: u64,
+    until: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, StoreError>>,
+) {
+    while after < until {
+        let limit = READ_EVENTS_MAX.min((until - after) as usize);
+        let opened = match log.store.read_all(after, limit).await {
+            Ok(batch) => {
+                let Some(last) = batch.last().map(|s| s.position) else {
+                    return;
+                };
+                after = last;
+                batch
+                    .into_iter()
+                    .map(|s| {
+                        let access = projection_access(&s);
+                        log.open(s, access)
+                    })
+                    .collect()
+            }
+            Err(e) => Err(e),
+        };
+        let failed = opened.is_err();
+        if tx.send(opened).await.is_err() || failed {
+            return;
+        }
+    }
 }
 
 /// Advances the position without applying (an event outside `valid_at`).
