@@ -45,10 +45,23 @@ fn release_freed_memory() {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct SnapshotHeader {
-    projection: String,
-    version: u32,
-    position: u64,
+pub struct SnapshotHeader {
+    pub projection: String,
+    pub version: u32,
+    pub position: u64,
+    /// The state's `occurred_max`: what a `valid_at` query checks before loading it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_max: Option<DateTime<Utc>>,
+}
+
+/// Reads only the header line of a snapshot file.
+pub fn read_snapshot_header(path: &Path) -> Option<SnapshotHeader> {
+    use std::io::BufRead;
+    let mut line = Vec::new();
+    std::io::BufReader::new(std::fs::File::open(path).ok()?)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    serde_json::from_slice(&line).ok()
 }
 
 fn snapshot_path(dir: &Path) -> PathBuf {
@@ -122,7 +135,12 @@ pub fn load_snapshot_file(
 }
 
 /// Writes a snapshot atomically (temporary file, fsync, rename).
-pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
+pub fn write_snapshot(
+    dir: &Path,
+    position: u64,
+    occurred_max: Option<DateTime<Utc>>,
+    state: &[u8],
+) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{}.snapshot.tmp", ReadState::NAME));
@@ -131,6 +149,7 @@ pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Resul
         projection: ReadState::NAME.into(),
         version: ReadState::VERSION,
         position,
+        occurred_max,
     };
     serde_json::to_writer(&mut f, &header)?;
     f.write_all(b"\n")?;
@@ -265,7 +284,7 @@ impl ReadModel {
             let mut snapshot_at = from;
             let mut history_at = snapshots
                 .as_deref()
-                .and_then(|d| crate::replay::history_snapshot_before(d, u64::MAX))
+                .and_then(|d| crate::replay::history_snapshot_before(d, u64::MAX, None))
                 .map_or(0, |(p, _)| p);
             // Whether the last batch left a backlog behind it.
             let mut behind = true;
@@ -302,10 +321,15 @@ impl ReadModel {
                     let history_due = last - history_at >= history_every_events || history_at == 0;
                     if last - snapshot_at >= snapshot_every_events && (!catching_up || history_due)
                     {
-                        let bytes = m.state.read().await.snapshot_bytes();
+                        let (bytes, occurred_max) = {
+                            let state = m.state.read().await;
+                            (state.snapshot_bytes(), state.occurred_max)
+                        };
                         let d = dir.clone();
-                        match tokio::task::spawn_blocking(move || write_snapshot(&d, last, &bytes))
-                            .await
+                        match tokio::task::spawn_blocking(move || {
+                            write_snapshot(&d, last, occurred_max, &bytes)
+                        })
+                        .await
                         {
                             Ok(Ok(())) => {
                                 snapshot_at = last;

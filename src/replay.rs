@@ -52,21 +52,18 @@ pub async fn fold(
     // Two stages, as in the live read model: a task reads and opens batches (SQLite, JSON,
     // decryption) while this one folds the previous batch.
     let (tx, mut rx) = tokio::sync::mpsc::channel(FOLD_QUEUE_BATCHES);
-    let reader = tokio::spawn(read_opened(log.clone(), from, until, tx));
+    let reader = tokio::spawn(read_opened(log.clone(), from, until, valid_at, tx));
     while let Some(batch) = rx.recv().await {
-        let batch: Vec<RecordedEvent> = batch?;
-        for ev in &batch {
-            // A segment definition is a lens, not a fact of business time: it applies to
-            // the past whenever it was written.
-            let lens = ev.event_type == EventType::SegmentDefined;
-            if lens || valid_at.is_none_or(|t| ev.occurred_at <= t) {
-                state.apply(ev);
-            } else {
-                // Keep the position moving so the state says how far it read.
-                skip(&mut state, ev);
-            }
+        let Opened { events, last, read } = batch?;
+        for ev in &events {
+            state.apply(ev);
         }
-        on_batch(batch.len() as u64);
+        // Events past `valid_at` were not applied; the position still says how far the
+        // fold read.
+        if state.position() < last {
+            state.customers.position = last;
+        }
+        on_batch(read);
     }
     if let Err(e) = reader.await {
         if e.is_panic() {
@@ -74,6 +71,19 @@ pub async fn fold(
         }
     }
     Ok(state)
+}
+
+/// One batch for the fold: the events to apply, and how far it read.
+struct Opened {
+    events: Vec<RecordedEvent>,
+    last: u64,
+    read: u64,
+}
+
+/// Whether an event belongs in a fold at business time `valid_at`. A segment definition
+/// is a lens, not a fact of business time: it applies to the past whenever it was written.
+fn valid(ty: EventType, occurred_at: DateTime<Utc>, valid_at: Option<DateTime<Utc>>) -> bool {
+    ty == EventType::SegmentDefined || valid_at.is_none_or(|t| occurred_at <= t)
 }
 
 /// Opened batches waiting for the fold.
@@ -85,7 +95,8 @@ async fn read_opened(
     log: Log,
     mut after: u64,
     until: u64,
-    tx: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, StoreError>>,
+    valid_at: Option<DateTime<Utc>>,
+    tx: tokio::sync::mpsc::Sender<Result<Opened, StoreError>>,
 ) {
     while after < until {
         let limit = READ_EVENTS_MAX.min((until - after) as usize);
@@ -95,13 +106,17 @@ async fn read_opened(
                     return;
                 };
                 after = last;
+                let read = batch.len() as u64;
+                // Skipped before opening: no JSON parsed, nothing decrypted.
                 batch
                     .into_iter()
+                    .filter(|s| valid(s.event.event_type, s.event.occurred_at, valid_at))
                     .map(|s| {
                         let access = projection_access(&s);
                         log.open(s, access)
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|events| Opened { events, last, read })
             }
             Err(e) => Err(e),
         };
@@ -110,11 +125,6 @@ async fn read_opened(
             return;
         }
     }
-}
-
-/// Advances the position without applying (an event outside `valid_at`).
-fn skip(state: &mut ReadState, ev: &RecordedEvent) {
-    state.customers.position = ev.position;
 }
 
 /// A digest per projection of the state's bytes: what `replay --verify` compares.
@@ -163,17 +173,32 @@ pub fn history_dir(snapshots: &Path) -> PathBuf {
     snapshots.join("history")
 }
 
-/// The history snapshot with the greatest position ≤ `position`.
-pub fn history_snapshot_before(snapshots: &Path, position: u64) -> Option<(u64, PathBuf)> {
+/// The history snapshot with the greatest position ≤ `position` that a fold for `valid_at`
+/// may start from: with `valid_at = T`, only one whose events all occurred by `T` (its
+/// header's `occurred_max`), because a snapshot cannot take events back out.
+pub fn history_snapshot_before(
+    snapshots: &Path,
+    position: u64,
+    valid_at: Option<DateTime<Utc>>,
+) -> Option<(u64, PathBuf)> {
     let entries = std::fs::read_dir(history_dir(snapshots)).ok()?;
-    entries
+    let mut found: Vec<(u64, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let p: u64 = name.strip_suffix(".snapshot")?.parse().ok()?;
             (p <= position).then(|| (p, e.path()))
         })
-        .max_by_key(|(p, _)| *p)
+        .collect();
+    found.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(*p));
+    let Some(t) = valid_at else {
+        return found.into_iter().next();
+    };
+    found.into_iter().find(|(_, path)| {
+        crate::read_model::read_snapshot_header(path).is_some_and(|h| {
+            h.version == ReadState::VERSION && h.occurred_max.is_none_or(|m| m <= t)
+        })
+    })
 }
 
 /// Builds past states for queries, with a small cache of the latest ones.
@@ -220,18 +245,19 @@ impl TimeTravel {
         {
             return Ok(s.clone());
         }
-        let start = match (&self.snapshots, valid_at) {
-            (Some(dir), None) => history_snapshot_before(dir, position).and_then(|(_, path)| {
+        let start = self
+            .snapshots
+            .as_deref()
+            .and_then(|dir| history_snapshot_before(dir, position, valid_at))
+            .and_then(|(_, path)| {
                 crate::read_model::load_snapshot_file(
                     &path,
                     position,
                     &self.lifecycle,
                     &self.warnings,
                 )
-            }),
-            _ => None,
-        }
-        .unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
+            })
+            .unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
         let state = Arc::new(fold(&self.log, start, position, valid_at, |_| {}).await?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.push((key, state.clone()));
@@ -340,7 +366,12 @@ pub async fn run_cli(
         }
         None => {
             let bytes = rebuilt.snapshot_bytes();
-            crate::read_model::write_snapshot(&snapshots, rebuilt.position(), &bytes)?;
+            crate::read_model::write_snapshot(
+                &snapshots,
+                rebuilt.position(),
+                rebuilt.occurred_max,
+                &bytes,
+            )?;
             for (name, d) in digests(&rebuilt) {
                 if wanted(name) {
                     println!("{name:<10} {}", &d[..16]);

@@ -88,6 +88,16 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             store.clone() as Arc<dyn EventStore>,
             Arc::new(Keyring::load(master, vec![]).unwrap()),
         );
+        // The live read model follows the appends, so it writes snapshots (and keeps
+        // history) along the way.
+        let snapshots = dir.path().join("snapshots");
+        let opts = ReadModelOptions {
+            snapshots: Some(snapshots.clone()),
+            snapshot_every_events: 37,
+            history_every_events: 100,
+            ..ReadModelOptions::service(None)
+        };
+        let live = ReadModel::spawn(log.clone(), opts.clone());
         let events = random_events(seed, 600);
         let mut rng = StdRng::seed_from_u64(seed);
         let mut i = 0;
@@ -97,14 +107,6 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             i += n;
         }
         let last = store.last_position();
-        let snapshots = dir.path().join("snapshots");
-        let opts = ReadModelOptions {
-            snapshots: Some(snapshots.clone()),
-            snapshot_every_events: 37,
-            history_every_events: 100,
-            ..ReadModelOptions::service(None)
-        };
-        let live = ReadModel::spawn(log.clone(), opts.clone());
         assert!(
             live.wait_for(last).await,
             "seed {seed}: the read model caught up"
@@ -150,28 +152,41 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             );
         }
         assert!(
-            replay::history_snapshot_before(&snapshots, last).is_some(),
+            replay::history_snapshot_before(&snapshots, last, None).is_some(),
             "history snapshots were kept"
         );
 
-        // valid_at: only events that occurred by then, late arrivals included.
-        let t = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap() + Duration::days(30); // between the two segment definitions
-        let valid = live.time_travel.state_at(last, Some(t)).await.unwrap();
-        let mut expected = ReadState::new(LifecycleConfig::default(), WarningConfig::default());
-        for s in store.read_all(0, last as usize).await.unwrap() {
-            let access = replay::projection_access(&s);
-            let ev = log.open(s, access).unwrap();
-            // Segment definitions are lenses: they apply whenever they were written.
-            let lens = ev.event_type == rapport_events::EventType::SegmentDefined;
-            if lens || ev.occurred_at <= t {
-                rapport_projections::Projection::apply(&mut expected, &ev);
-            }
-        }
-        assert_eq!(
-            serde_json::to_vec(&valid.segments).unwrap(),
-            serde_json::to_vec(&expected.segments).unwrap(),
-            "seed {seed}: valid_at"
+        // valid_at: only events that occurred by then, late arrivals included, at the end
+        // of the log and midway; it starts from a history snapshot whose events all
+        // occurred by then, when there is one.
+        let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+        let in_history =
+            replay::history_snapshot_before(&snapshots, last, Some(t0 + Duration::days(30)));
+        assert!(
+            in_history.is_some_and(|(p, _)| p > 0),
+            "seed {seed}: a history snapshot can start a valid_at fold"
         );
+        for (days, p) in [(10, last), (30, last), (30, last * 2 / 3), (80, last)] {
+            let t = t0 + Duration::days(days);
+            let valid = live.time_travel.state_at(p, Some(t)).await.unwrap();
+            let mut expected = ReadState::new(LifecycleConfig::default(), WarningConfig::default());
+            for s in store.read_all(0, p as usize).await.unwrap() {
+                let access = replay::projection_access(&s);
+                let ev = log.open(s, access).unwrap();
+                // Segment definitions are lenses: they apply whenever they were written.
+                let lens = ev.event_type == rapport_events::EventType::SegmentDefined;
+                if lens || ev.occurred_at <= t {
+                    rapport_projections::Projection::apply(&mut expected, &ev);
+                }
+            }
+            // The fold read up to `p`, whatever it applied.
+            expected.customers.position = p;
+            assert_eq!(
+                valid.snapshot_bytes(),
+                expected.snapshot_bytes(),
+                "seed {seed}: valid_at {t} at position {p}"
+            );
+        }
 
         // `rapport replay --verify` against the live snapshot: same, then tampered.
         drop(live);

@@ -30,6 +30,7 @@ pub mod segments;
 pub mod timers;
 pub mod warnings;
 
+use chrono::{DateTime, Utc};
 use rapport_events::RecordedEvent;
 
 /// A fold over the log.
@@ -52,6 +53,11 @@ pub struct ReadState {
     pub segments: Segments,
     pub warnings: warnings::Warnings,
     pub lifecycles: lifecycles::Lifecycles,
+    /// The latest `occurred_at` of the events applied, segment definitions left out (they
+    /// are lenses, applied to any business time). A state whose `occurred_max` is at or
+    /// before `T` is also the state at business time `T` up to its position, which lets a
+    /// `valid_at` query start from a snapshot.
+    pub occurred_max: Option<DateTime<Utc>>,
 }
 
 impl ReadState {
@@ -61,6 +67,7 @@ impl ReadState {
             segments: Segments::new(lifecycle),
             warnings: warnings::Warnings::new(warnings),
             lifecycles: lifecycles::Lifecycles::new(lifecycle),
+            occurred_max: None,
         }
     }
 
@@ -83,7 +90,11 @@ impl ReadState {
         }
         serde_json::to_writer(
             &mut out,
-            &serde_json::json!({"segments": &self.segments, "warnings": &self.warnings}),
+            &serde_json::json!({
+                "segments": &self.segments,
+                "warnings": &self.warnings,
+                "occurred_max": &self.occurred_max,
+            }),
         )
         .expect("segments and warnings serialize");
         out
@@ -104,6 +115,7 @@ impl ReadState {
         struct Parts {
             segments: Segments,
             warnings: warnings::Warnings,
+            occurred_max: Option<DateTime<Utc>>,
         }
         let mut rest = bytes;
         let customers = Customers::from_snapshot_bytes(part(&mut rest)?)
@@ -113,6 +125,7 @@ impl ReadState {
         let Parts {
             mut segments,
             warnings,
+            occurred_max,
         } = serde_json::from_slice(rest).map_err(|e| format!("segments and warnings: {e}"))?;
         segments.compile();
         Ok(ReadState {
@@ -120,6 +133,7 @@ impl ReadState {
             segments,
             warnings,
             lifecycles,
+            occurred_max,
         })
     }
 }
@@ -132,9 +146,13 @@ impl Projection for ReadState {
     /// 7: lifecycle changes joined; segment timers share one `Timers`.
     /// 8: customers and lifecycles are written in postcard (binary), the rest in JSON.
     /// 9: profiles shrank (customers 4) and keep outreach in a box.
-    const VERSION: u32 = 9;
+    /// 10: the state records `occurred_max`.
+    const VERSION: u32 = 10;
 
     fn apply(&mut self, ev: &RecordedEvent) {
+        if ev.event_type != rapport_events::EventType::SegmentDefined {
+            self.occurred_max = self.occurred_max.max(Some(ev.occurred_at));
+        }
         self.customers.apply(ev);
         self.segments.apply(ev, &self.customers);
         self.warnings.apply(ev, &self.customers);
