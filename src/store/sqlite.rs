@@ -43,6 +43,11 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const WRITE_QUEUE_JOBS_MAX: usize = 4096;
 /// Most events one group commit writes.
 pub const GROUP_COMMIT_EVENTS_MAX: usize = 50_000;
+/// SQLite's page cache per connection, KiB. Reads are sequential scans or lookups by
+/// position (the operating system's file cache serves them as well) and appends go to the
+/// end of the table, so a large cache bought nothing: 64 MB cost a serving process 46 MiB
+/// of resident memory at 100,000 customers.
+const PAGE_CACHE_KIB: u32 = 8_000;
 /// Idle reader connections kept open.
 const READERS_IDLE_MAX: usize = 8;
 
@@ -164,7 +169,7 @@ pub fn connect(db_path: &Path, durable: bool) -> Result<Connection, StoreError> 
     conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
     // Freed pages are zeroed, so a destroyed data key does not linger in the file.
     conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.pragma_update(None, "cache_size", -64_000)?;
+    conn.pragma_update(None, "cache_size", -(PAGE_CACHE_KIB as i64))?;
     conn.execute_batch(SCHEMA)?;
     let format: Option<String> = conn
         .query_row(
