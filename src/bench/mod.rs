@@ -557,8 +557,8 @@ async fn as_of_queries(log: &Log, dir: &std::path::Path, seed: u64) -> anyhow::R
     let mut seconds = Vec::new();
     for _ in 0..VALID_AT_QUERIES {
         let day = rng.gen_range(1..=28);
-        let t = chrono::DateTime::parse_from_rfc3339(&format!("2026-03-{day:02}T12:00:00Z"))?
-            .to_utc();
+        let t =
+            chrono::DateTime::parse_from_rfc3339(&format!("2026-03-{day:02}T12:00:00Z"))?.to_utc();
         let tt = crate::replay::TimeTravel::new(
             log.clone(),
             Some(snapshots.clone()),

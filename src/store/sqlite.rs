@@ -59,11 +59,67 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// id map 32 bytes instead of 24 (130 MB more at 10 M events).
 type IdKey = (u64, u64);
 
+/// Event id → position, in 12 bytes a slot instead of 24: a 64-bit fingerprint of the id
+/// and a 32-bit position. A fingerprint only says where the id *may* be: the caller reads
+/// the row there and compares the id. An id whose fingerprint is already taken by another
+/// (≈ 3 in a million at 10 M events, or any number if a client crafts them) and a position
+/// past `u32::MAX` are kept exactly, so no id is ever missed.
+#[derive(Default)]
+struct IdIndex {
+    fingerprints: FastMap<[u32; 2], u32>,
+    exact: FastMap<IdKey, u64>,
+}
+
+/// Where an id may be stored.
+enum IdLookup {
+    /// Stored at this position.
+    At(u64),
+    /// Stored at this position if the row's id is this id; otherwise not stored.
+    Candidate(u64),
+    Absent,
+}
+
+fn fingerprint(id: &Uuid) -> [u32; 2] {
+    // Version-7 ids keep a timestamp in the high word; the low word is random.
+    let (hi, lo) = id.as_u64_pair();
+    let f = (hi ^ lo.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    [(f >> 32) as u32, f as u32]
+}
+
+impl IdIndex {
+    /// Adds an id that is not stored yet.
+    fn insert(&mut self, id: &Uuid, position: u64) {
+        let fp = fingerprint(id);
+        match u32::try_from(position) {
+            Ok(p) if !self.fingerprints.contains_key(&fp) => {
+                self.fingerprints.insert(fp, p);
+            }
+            _ => {
+                self.exact.insert(id.as_u64_pair(), position);
+            }
+        }
+    }
+
+    fn lookup(&self, id: &Uuid) -> IdLookup {
+        if let Some(&p) = self.exact.get(&id.as_u64_pair()) {
+            return IdLookup::At(p);
+        }
+        match self.fingerprints.get(&fingerprint(id)) {
+            Some(&p) => IdLookup::Candidate(p as u64),
+            None => IdLookup::Absent,
+        }
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.fingerprints.reserve(n);
+    }
+}
+
 /// What lives in memory instead of secondary indexes.
 #[derive(Default)]
 struct Index {
     /// Event id → position.
-    ids: FastMap<IdKey, u64>,
+    ids: IdIndex,
     /// Stream → positions, indexed by stream version. Stream names up to 24 bytes (every
     /// customer id seen so far) are held inline, with no allocation of their own.
     streams: FastMap<CompactString, Vec<u64>>,
@@ -635,7 +691,7 @@ fn load_index(conn: &Connection) -> Result<(Index, u64), StoreError> {
             position,
             what: "the id is not 16 bytes".into(),
         })?;
-        index.ids.insert(id.as_u64_pair(), position);
+        index.ids.insert(&id, position);
         let positions = index
             .streams
             .entry(CompactString::from(stream))
@@ -858,7 +914,7 @@ fn write_jobs(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         let mut lookup = conn.prepare_cached(
-            "SELECT digest, key_gen, stream, stream_version FROM events WHERE position = ?1",
+            "SELECT digest, key_gen, stream, stream_version, id FROM events WHERE position = ?1",
         )?;
         let mut insert_key =
             conn.prepare_cached("INSERT INTO data_keys (customer, generation, wrapped, master_key_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
@@ -978,7 +1034,7 @@ fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> usize {
         let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
         idx.ids.reserve(p.ids.len());
         for (id, pos) in p.ids {
-            idx.ids.insert(id, pos);
+            idx.ids.insert(&Uuid::from_u64_pair(id.0, id.1), pos);
         }
         for (stream, positions) in p.streams {
             match idx.streams.get_mut(stream.as_str()) {
@@ -1107,23 +1163,37 @@ fn plan_job(
     // `AppendRequest::check` ran before the request was queued.
     for ev in &req.events {
         let key = ev.id.as_u64_pair();
-        let stored = if let Some(&pos) = overlay.ids.get(&key).or_else(|| idx.ids.get(&key)) {
-            let (digest, gen, stream, version): (Vec<u8>, Option<u32>, String, i64) = lookup
-                .query_row([pos as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?;
-            let digest: [u8; 16] =
-                digest
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Integrity {
-                        position: pos,
-                        what: "bad digest".into(),
-                    })?;
-            Some((pos, digest, gen, stream, version as u64))
-        } else {
-            None
+        let (pos, exact) = match overlay.ids.get(&key) {
+            Some(&pos) => (Some(pos), true),
+            None => match idx.ids.lookup(&ev.id) {
+                IdLookup::At(pos) => (Some(pos), true),
+                IdLookup::Candidate(pos) => (Some(pos), false),
+                IdLookup::Absent => (None, false),
+            },
         };
+        let mut stored = None;
+        if let Some(pos) = pos {
+            type Row = (Vec<u8>, Option<u32>, String, i64, Vec<u8>);
+            let (digest, gen, stream, version, id): Row = lookup.query_row([pos as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            let integrity = |what: &str| StoreError::Integrity {
+                position: pos,
+                what: what.into(),
+            };
+            let digest: [u8; 16] = digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| integrity("bad digest"))?;
+            let same_id = id.as_slice() == ev.id.as_bytes();
+            if exact && !same_id {
+                return Err(integrity("the id index points at another event"));
+            }
+            // A fingerprint shared with another id: this one is not stored.
+            if same_id {
+                stored = Some((pos, digest, gen, stream, version as u64));
+            }
+        }
         if let Some((pos, digest, gen, stream, version)) = stored {
             let new_gen = ev.sealed.as_ref().map(|(_, g)| *g);
             // Events sealed with different key generations cannot be compared (the old
@@ -1301,5 +1371,94 @@ impl EventStore for SqliteStore {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Purge(tx))?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        crypto::{Keyring, MasterKey},
+        log::Log,
+    };
+
+    /// An id with the same fingerprint as `id` (the fingerprint mixes the two words with an
+    /// invertible multiply, so equal mixed words collide).
+    fn twin(id: Uuid, x: u64) -> Uuid {
+        let (hi, lo) = id.as_u64_pair();
+        let lo2 = (lo.rotate_left(29) ^ x).rotate_right(29);
+        let twin = Uuid::from_u64_pair(hi ^ x, lo2);
+        assert_eq!(fingerprint(&twin), fingerprint(&id));
+        assert_ne!(twin, id);
+        twin
+    }
+
+    fn purchase(id: Uuid, order: &str) -> rapport_events::Event {
+        let text = format!(
+            r#"{{"id":"{id}","type":"purchase","customer":"c-1","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"{order}","amount":"1.50","currency":"CNY"}}}}"#
+        );
+        rapport_events::parse_one(&text, &mut Uuid::nil, false).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ids_that_share_a_fingerprint_are_told_apart_before_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::generate();
+        let a = Uuid::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef);
+        let (b, c) = (twin(a, 0xdead_beef), twin(a, 0x1234_5678_9abc));
+        for restart in [false, true] {
+            let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+            let log = Log::new(
+                store.clone() as Arc<dyn EventStore>,
+                Arc::new(Keyring::load(master.clone(), vec![]).unwrap()),
+            );
+            if !restart {
+                // A first, then its twins: new events, not duplicates of A.
+                let first = log.append(&[purchase(a, "o-a")], None).await.unwrap();
+                assert!(!first[0].duplicate);
+                let twins = log
+                    .append(&[purchase(b, "o-b"), purchase(c, "o-c")], None)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    twins.iter().map(|t| (t.position, t.duplicate)).collect::<Vec<_>>(),
+                    [(2, false), (3, false)]
+                );
+                let stored = store.read_all(0, 10).await.unwrap();
+                assert_eq!(stored.iter().map(|s| s.event.id).collect::<Vec<_>>(), [a, b, c]);
+            }
+            // Each one again (a retry): found at its own position, whichever of them holds
+            // the fingerprint.
+            let again = log
+                .append(
+                    &[purchase(c, "o-c"), purchase(a, "o-a"), purchase(b, "o-b")],
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                again.iter().map(|t| (t.position, t.duplicate)).collect::<Vec<_>>(),
+                [(3, true), (1, true), (2, true)],
+                "restart: {restart}"
+            );
+            // The same id with other content is a conflict, not a new event.
+            let err = log.append(&[purchase(b, "o-other")], None).await.unwrap_err();
+            assert!(matches!(err, StoreError::IdConflict { position: 2, .. }), "{err}");
+            assert_eq!(store.last_position(), 3);
+            store.close();
+        }
+    }
+
+    #[test]
+    fn a_position_past_u32_is_kept_exactly() {
+        let mut idx = IdIndex::default();
+        let (a, b) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        idx.insert(&a, u32::MAX as u64 + 5);
+        idx.insert(&b, 9);
+        assert!(matches!(idx.lookup(&a), IdLookup::At(p) if p == u32::MAX as u64 + 5));
+        assert!(matches!(idx.lookup(&b), IdLookup::Candidate(9)));
+        assert!(matches!(idx.lookup(&Uuid::from_u128(9)), IdLookup::Absent));
     }
 }
