@@ -111,21 +111,60 @@ impl SmallSet {
     }
 }
 
-/// Name → count, sorted by name (compact for the few products most customers buy).
+/// Product or category number (see [`Names`]) → units, sorted by number: 16 bytes an entry
+/// where a name and a count took 32, and each name is held once for all customers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Counts(ThinVec<(CompactString, u64)>);
+pub struct Counts(ThinVec<(u32, u64)>);
 
 impl Counts {
-    pub fn add(&mut self, name: &str, n: u64) {
-        match self.0.binary_search_by(|(x, _)| x.as_str().cmp(name)) {
-            Ok(i) => self.0[i].1 += n,
-            Err(i) => self.0.insert(i, (name.into(), n)),
+    pub fn add(&mut self, name: u32, n: u64) {
+        match self.0.binary_search_by_key(&name, |(x, _)| *x) {
+            Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
+            Err(i) => self.0.insert(i, (name, n)),
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&CompactString, &u64)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// The product and category names profiles count, numbered in the order the log first
+/// mentions them (so the numbering, like the rest of the state, depends only on the events).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Vec<CompactString>", into = "Vec<CompactString>")]
+pub struct Names {
+    names: Vec<CompactString>,
+    numbers: Map<CompactString, u32>,
+}
+
+impl From<Vec<CompactString>> for Names {
+    fn from(names: Vec<CompactString>) -> Names {
+        let numbers = names.iter().cloned().zip(0u32..).collect();
+        Names { names, numbers }
+    }
+}
+
+impl From<Names> for Vec<CompactString> {
+    fn from(n: Names) -> Vec<CompactString> {
+        n.names
+    }
+}
+
+impl Names {
+    fn number(&mut self, name: &str) -> u32 {
+        if let Some(&n) = self.numbers.get(name) {
+            return n;
+        }
+        let n = u32::try_from(self.names.len()).expect("fewer than 2^32 product names");
+        self.names.push(name.into());
+        self.numbers.insert(name.into(), n);
+        n
+    }
+
+    pub fn name(&self, number: u32) -> &str {
+        self.names.get(number as usize).map_or("", |n| n.as_str())
     }
 }
 
@@ -234,14 +273,6 @@ impl Profile {
             .last()
             .map(|p| p.at)
     }
-
-    /// Most bought first; ties by name, so the order never depends on hashing.
-    pub fn favourites(map: &Counts, n: usize) -> Vec<(String, u64)> {
-        let mut v: Vec<_> = map.iter().map(|(k, c)| (k.to_string(), *c)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.truncate(n);
-        v
-    }
 }
 
 /// All profiles, plus the little that is needed to attribute other customers' events.
@@ -254,6 +285,8 @@ pub struct Customers {
     post_authors: Map<CompactString, CompactString>,
     /// complaint id → complainant, so an echo can be credited.
     complaint_authors: Map<CompactString, CompactString>,
+    /// The names that `Profile::products` and `categories` count by number.
+    names: Names,
     /// The last position applied.
     pub position: u64,
 }
@@ -279,6 +312,17 @@ fn insert_sorted(v: &mut ThinVec<Money3>, m: Money3) {
 }
 
 impl Customers {
+    /// Most bought first, at most `n`; ties by name, so the order never depends on hashing.
+    pub fn favourites(&self, counts: &Counts, n: usize) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = counts
+            .iter()
+            .map(|(k, c)| (self.names.name(k).to_owned(), c))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+
     pub fn get(&self, id: &str) -> Option<&Profile> {
         self.profiles.get(id).map(|p| &**p)
     }
@@ -318,7 +362,8 @@ impl Projection for Customers {
     /// 2: tags, communities and product counts became sorted vectors (smaller).
     /// 3: snapshots in postcard (binary) instead of JSON.
     /// 4: profiles shrank (inline strings, thin vectors, outreach boxed).
-    const VERSION: u32 = 4;
+    /// 5: products and categories are counted by number (`Names`).
+    const VERSION: u32 = 5;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.position = ev.position;
@@ -382,11 +427,16 @@ impl Projection for Customers {
                 if let Some(items) = d.get("items").and_then(Value::as_array) {
                     for item in items {
                         let qty = item.get("quantity").and_then(Value::as_u64).unwrap_or(1);
-                        if let Some(name) = s(item, "product").or_else(|| s(item, "sku")) {
-                            p.products.add(name, qty);
+                        let product = s(item, "product")
+                            .or_else(|| s(item, "sku"))
+                            .map(|n| self.names.number(n));
+                        let category = s(item, "category").map(|n| self.names.number(n));
+                        let p = self.profile(&ev.customer);
+                        if let Some(n) = product {
+                            p.products.add(n, qty);
                         }
-                        if let Some(c) = s(item, "category") {
-                            p.categories.add(c, qty);
+                        if let Some(n) = category {
+                            p.categories.add(n, qty);
                         }
                     }
                 }
@@ -528,8 +578,10 @@ impl Customers {
             profiles: BTreeMap<&'a CompactString, &'a Box<Profile>>,
             post_authors: BTreeMap<&'a CompactString, &'a CompactString>,
             complaint_authors: BTreeMap<&'a CompactString, &'a CompactString>,
+            names: &'a Names,
         }
         let o = Ordered {
+            names: &self.names,
             position: self.position,
             profiles: self.profiles.iter().collect(),
             post_authors: self.post_authors.iter().collect(),
@@ -546,9 +598,11 @@ impl Customers {
             profiles: Map<CompactString, Box<Profile>>,
             post_authors: Map<CompactString, CompactString>,
             complaint_authors: Map<CompactString, CompactString>,
+            names: Names,
         }
         let o: Owned = postcard::from_bytes(bytes)?;
         Ok(Customers {
+            names: o.names,
             profiles: o.profiles,
             post_authors: o.post_authors,
             complaint_authors: o.complaint_authors,

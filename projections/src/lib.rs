@@ -147,7 +147,8 @@ impl Projection for ReadState {
     /// 8: customers and lifecycles are written in postcard (binary), the rest in JSON.
     /// 9: profiles shrank (customers 4) and keep outreach in a box.
     /// 10: the state records `occurred_max`.
-    const VERSION: u32 = 10;
+    /// 11: products and categories are counted by number (customers 5).
+    const VERSION: u32 = 11;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         if ev.event_type != rapport_events::EventType::SegmentDefined {

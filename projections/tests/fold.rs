@@ -139,3 +139,65 @@ fn a_zero_value_order_is_not_a_purchase_and_refunds_reduce_revenue() {
     assert_eq!(p.orders_until(t), 1);
     assert_eq!(p.net_revenue(t)["GBP"].to_string(), "10.00");
 }
+
+#[test]
+fn favourites_are_the_most_bought_names_with_ties_by_name_and_survive_a_snapshot() {
+    let t = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+    let purchase = |i: u64, customer: &str, items: serde_json::Value| RecordedEvent {
+        position: i,
+        stream: format!("customer-{customer}"),
+        stream_version: 0,
+        recorded_at: t,
+        id: uuid::Uuid::from_u128(i as u128),
+        event_type: EventType::Purchase,
+        version: 1,
+        customer: customer.into(),
+        subject: None,
+        occurred_at: t,
+        data: json!({"order_id": format!("o-{i}"), "amount": "9.00", "currency": "CNY", "items": items}),
+        metadata: Default::default(),
+        personal: None,
+    };
+    let evs = [
+        // `b` names Oolong first, so it gets the lower number; names must still win ties.
+        purchase(
+            1,
+            "b",
+            json!([{"sku": "S2", "product": "Oolong", "category": "tea", "quantity": 1, "unit_price": "1.00"}]),
+        ),
+        purchase(
+            2,
+            "a",
+            json!([{"sku": "S1", "product": "Longjing", "category": "tea", "quantity": 2, "unit_price": "1.00"},
+                                {"sku": "S2", "product": "Oolong", "category": "tea", "quantity": 2, "unit_price": "1.00"},
+                                {"sku": "S3", "category": "cups", "quantity": 3, "unit_price": "1.00"}]),
+        ),
+        purchase(
+            3,
+            "a",
+            json!([{"sku": "S2", "product": "Oolong", "quantity": 1, "unit_price": "1.00"}]),
+        ),
+    ];
+    let c = fold(&evs);
+    let restored = Customers::from_snapshot_bytes(&c.snapshot_bytes()).unwrap();
+    for c in [&c, &restored] {
+        let a = c.get("a").unwrap();
+        assert_eq!(
+            c.favourites(&a.products, 5),
+            [
+                ("Oolong".to_owned(), 3),
+                ("S3".to_owned(), 3),
+                ("Longjing".to_owned(), 2)
+            ],
+            "a product without a name counts under its sku"
+        );
+        assert_eq!(c.favourites(&a.products, 1), [("Oolong".to_owned(), 3)]);
+        assert_eq!(
+            c.favourites(&a.categories, 5),
+            [("tea".to_owned(), 4), ("cups".to_owned(), 3)]
+        );
+        let b = c.get("b").unwrap();
+        assert_eq!(c.favourites(&b.products, 5), [("Oolong".to_owned(), 1)]);
+    }
+    assert_eq!(restored, c);
+}

@@ -255,7 +255,7 @@ pub(super) async fn profile_json(
         .filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()))
         .collect();
     let favourites = |m| {
-        Profile::favourites(m, FAVOURITES_MAX)
+        c.favourites(m, FAVOURITES_MAX)
             .into_iter()
             .map(|(name, units)| json!({"name": name, "units": units}))
             .collect::<Vec<_>>()

@@ -1423,11 +1423,17 @@ mod tests {
                     .await
                     .unwrap();
                 assert_eq!(
-                    twins.iter().map(|t| (t.position, t.duplicate)).collect::<Vec<_>>(),
+                    twins
+                        .iter()
+                        .map(|t| (t.position, t.duplicate))
+                        .collect::<Vec<_>>(),
                     [(2, false), (3, false)]
                 );
                 let stored = store.read_all(0, 10).await.unwrap();
-                assert_eq!(stored.iter().map(|s| s.event.id).collect::<Vec<_>>(), [a, b, c]);
+                assert_eq!(
+                    stored.iter().map(|s| s.event.id).collect::<Vec<_>>(),
+                    [a, b, c]
+                );
             }
             // Each one again (a retry): found at its own position, whichever of them holds
             // the fingerprint.
@@ -1439,13 +1445,22 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(
-                again.iter().map(|t| (t.position, t.duplicate)).collect::<Vec<_>>(),
+                again
+                    .iter()
+                    .map(|t| (t.position, t.duplicate))
+                    .collect::<Vec<_>>(),
                 [(3, true), (1, true), (2, true)],
                 "restart: {restart}"
             );
             // The same id with other content is a conflict, not a new event.
-            let err = log.append(&[purchase(b, "o-other")], None).await.unwrap_err();
-            assert!(matches!(err, StoreError::IdConflict { position: 2, .. }), "{err}");
+            let err = log
+                .append(&[purchase(b, "o-other")], None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::IdConflict { position: 2, .. }),
+                "{err}"
+            );
             assert_eq!(store.last_position(), 3);
             store.close();
         }
