@@ -278,9 +278,12 @@ impl Profile {
 /// All profiles, plus the little that is needed to attribute other customers' events.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customers {
-    /// Boxed: a profile is a few hundred bytes, and a hash map keeps up to half its slots
-    /// empty.
-    profiles: Map<CompactString, Box<Profile>>,
+    /// Profiles by customer number: customers are numbered in the order the log first
+    /// mentions them, so other projections can key their per-customer state by a `u32`
+    /// instead of repeating the id. Boxed: a profile is a few hundred bytes.
+    profiles: Vec<Box<Profile>>,
+    /// Customer id → number.
+    numbers: Map<CompactString, u32>,
     /// post id → author, so a reply can be credited to the author it answers.
     post_authors: Map<CompactString, CompactString>,
     /// complaint id → complainant, so an echo can be credited.
@@ -324,7 +327,16 @@ impl Customers {
     }
 
     pub fn get(&self, id: &str) -> Option<&Profile> {
-        self.profiles.get(id).map(|p| &**p)
+        self.number(id).map(|n| &*self.profiles[n as usize])
+    }
+
+    /// The customer's number (see `profiles`), if the log has mentioned them.
+    pub fn number(&self, id: &str) -> Option<u32> {
+        self.numbers.get(id).copied()
+    }
+
+    pub fn by_number(&self, number: u32) -> Option<&Profile> {
+        self.profiles.get(number as usize).map(|p| &**p)
     }
 
     pub fn len(&self) -> usize {
@@ -337,23 +349,26 @@ impl Customers {
 
     /// Every profile, in customer-id order (never hash order).
     pub fn sorted(&self) -> Vec<&Profile> {
-        let mut v: Vec<&Profile> = self.profiles.values().map(|p| &**p).collect();
+        let mut v: Vec<&Profile> = self.profiles.iter().map(|p| &**p).collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
 
     fn profile(&mut self, id: &str) -> &mut Profile {
         // Looked up by `&str` first: `entry` would allocate the key on every event.
-        if !self.profiles.contains_key(id) {
-            self.profiles.insert(
-                id.into(),
-                Box::new(Profile {
+        let n = match self.numbers.get(id) {
+            Some(&n) => n,
+            None => {
+                let n = u32::try_from(self.profiles.len()).expect("fewer than 2^32 customers");
+                self.numbers.insert(id.into(), n);
+                self.profiles.push(Box::new(Profile {
                     id: id.into(),
                     ..Default::default()
-                }),
-            );
-        }
-        self.profiles.get_mut(id).expect("inserted above")
+                }));
+                n
+            }
+        };
+        &mut self.profiles[n as usize]
     }
 }
 
@@ -362,7 +377,8 @@ impl Projection for Customers {
     /// 2: tags, communities and product counts became sorted vectors (smaller).
     /// 3: snapshots in postcard (binary) instead of JSON.
     /// 4: profiles shrank (inline strings, thin vectors, outreach boxed).
-    /// 5: products and categories are counted by number (`Names`).
+    /// 5: products and categories are counted by number (`Names`); customers are
+    /// numbered and profiles written in number order.
     const VERSION: u32 = 5;
 
     fn apply(&mut self, ev: &RecordedEvent) {
@@ -575,7 +591,8 @@ impl Customers {
         #[derive(Serialize)]
         struct Ordered<'a> {
             position: u64,
-            profiles: BTreeMap<&'a CompactString, &'a Box<Profile>>,
+            /// In number order, which the numbering depends on.
+            profiles: &'a [Box<Profile>],
             post_authors: BTreeMap<&'a CompactString, &'a CompactString>,
             complaint_authors: BTreeMap<&'a CompactString, &'a CompactString>,
             names: &'a Names,
@@ -583,7 +600,7 @@ impl Customers {
         let o = Ordered {
             names: &self.names,
             position: self.position,
-            profiles: self.profiles.iter().collect(),
+            profiles: &self.profiles,
             post_authors: self.post_authors.iter().collect(),
             complaint_authors: self.complaint_authors.iter().collect(),
         };
@@ -595,14 +612,21 @@ impl Customers {
         #[derive(Deserialize)]
         struct Owned {
             position: u64,
-            profiles: Map<CompactString, Box<Profile>>,
+            profiles: Vec<Box<Profile>>,
             post_authors: Map<CompactString, CompactString>,
             complaint_authors: Map<CompactString, CompactString>,
             names: Names,
         }
         let o: Owned = postcard::from_bytes(bytes)?;
+        let numbers = o
+            .profiles
+            .iter()
+            .map(|p| p.id.clone())
+            .zip(0u32..)
+            .collect();
         Ok(Customers {
             names: o.names,
+            numbers,
             profiles: o.profiles,
             post_authors: o.post_authors,
             complaint_authors: o.complaint_authors,
@@ -659,8 +683,7 @@ impl Customers {
         p.referees
             .iter()
             .filter(|r| {
-                self.profiles
-                    .get(r.as_str())
+                self.get(r.as_str())
                     .is_some_and(|x| x.orders_until(as_of) > 0)
             })
             .count()

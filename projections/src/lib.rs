@@ -148,7 +148,8 @@ impl Projection for ReadState {
     /// 9: profiles shrank (customers 4) and keep outreach in a box.
     /// 10: the state records `occurred_max`.
     /// 11: products and categories are counted by number (customers 5).
-    const VERSION: u32 = 11;
+    /// 12: customers are numbered; lifecycle states and timers are kept by number.
+    const VERSION: u32 = 12;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         if ev.event_type != rapport_events::EventType::SegmentDefined {

@@ -8,10 +8,6 @@
 //! under the next instant their state could change, and is re-evaluated when an event moves
 //! the clock past it. The same log gives the same changes at the same positions.
 
-use std::collections::BTreeMap;
-
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
 use chrono::{DateTime, Utc};
 use rapport_events::{EventType, RecordedEvent};
 use serde::{Deserialize, Serialize};
@@ -40,10 +36,9 @@ pub struct LifecycleChange {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lifecycles {
     config: LifecycleConfig,
-    /// Serialized in key order, so snapshots do not depend on hash order.
-    #[serde(serialize_with = "in_key_order")]
-    states: HashMap<compact_str::CompactString, Lifecycle>,
-    timers: crate::timers::Timers,
+    /// By customer number (`Customers::number`): one byte or two a customer.
+    states: Vec<Option<Lifecycle>>,
+    timers: crate::timers::Timers<u32>,
     clock: Option<DateTime<Utc>>,
     changes: crate::feed::Feed<LifecycleChange>,
 }
@@ -57,8 +52,12 @@ impl Lifecycles {
     }
 
     /// The state as of the clock, as the feed last reported it.
-    pub fn state(&self, customer: &str) -> Option<Lifecycle> {
-        self.states.get(customer).copied()
+    pub fn state(&self, customers: &Customers, customer: &str) -> Option<Lifecycle> {
+        self.state_of(customers.number(customer)?)
+    }
+
+    fn state_of(&self, number: u32) -> Option<Lifecycle> {
+        self.states.get(number as usize).copied().flatten()
     }
 
     /// Changes with `seq > after`, at most `limit`; `Err(oldest kept)` when some were dropped.
@@ -82,8 +81,8 @@ impl Lifecycles {
         let now = self.clock.expect("set above");
         // Time first: a threshold passed before this event is reported before its effect.
         if moved {
-            for c in self.timers.take_due(now) {
-                self.evaluate(&c, customers, ev, Cause::Time, now);
+            for n in self.timers.take_due(now) {
+                self.evaluate(n, customers, ev, Cause::Time, now);
             }
         }
         // Only a purchase changes a known customer's state; anything else can only make a
@@ -92,31 +91,35 @@ impl Lifecycles {
             EventType::Referral => ev.data.get("referee").and_then(|v| v.as_str()),
             _ => None,
         });
-        for c in who {
-            if ev.event_type == EventType::Purchase || !self.states.contains_key(c) {
-                self.evaluate(c, customers, ev, Cause::Event, now);
+        for n in who.filter_map(|c| customers.number(c)) {
+            if ev.event_type == EventType::Purchase || self.state_of(n).is_none() {
+                self.evaluate(n, customers, ev, Cause::Event, now);
             }
         }
     }
 
     fn evaluate(
         &mut self,
-        customer: &str,
+        number: u32,
         customers: &Customers,
         ev: &RecordedEvent,
         cause: Cause,
         now: DateTime<Utc>,
     ) {
-        let Some(p) = customers.get(customer) else {
+        let Some(p) = customers.by_number(number) else {
             return;
         };
         let to = self.config.state(p, now);
-        let from = self.states.get(customer).copied();
+        let from = self.state_of(number);
         if from != Some(to) {
-            self.states.insert(customer.into(), to);
+            let i = number as usize;
+            if self.states.len() <= i {
+                self.states.resize(i + 1, None);
+            }
+            self.states[i] = Some(to);
             self.changes.push(|seq| LifecycleChange {
                 seq,
-                customer: customer.to_owned(),
+                customer: p.id.to_string(),
                 from,
                 to,
                 cause,
@@ -130,15 +133,8 @@ impl Lifecycles {
             .state_thresholds(p, now)
             .filter(|t| *t >= now)
             .min();
-        self.timers.set(customer, next);
+        self.timers.set(number, next);
     }
-}
-
-fn in_key_order<S: serde::Serializer>(
-    m: &HashMap<compact_str::CompactString, Lifecycle>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    m.iter().collect::<BTreeMap<_, _>>().serialize(s)
 }
 
 #[cfg(test)]
@@ -177,14 +173,18 @@ mod tests {
         }
     }
 
-    fn fold(events: &[RecordedEvent]) -> Lifecycles {
+    fn fold_both(events: &[RecordedEvent]) -> (Customers, Lifecycles) {
         let mut customers = Customers::default();
         let mut l = Lifecycles::new(LifecycleConfig::default());
         for e in events {
             customers.apply(e);
             l.apply(e, &customers);
         }
-        l
+        (customers, l)
+    }
+
+    fn fold(events: &[RecordedEvent]) -> Lifecycles {
+        fold_both(events).1
     }
 
     fn buy(position: u64, who: &str, day: i64) -> RecordedEvent {
@@ -219,7 +219,7 @@ mod tests {
             buy(6, "bob", 300),
             buy(7, "ann", 320),
         ];
-        let l = fold(&events);
+        let (customers, l) = fold_both(&events);
         assert_eq!(
             path(&l, "ann"),
             [
@@ -230,7 +230,7 @@ mod tests {
                 (Some(Dormant), Reactivated, Cause::Event, 7),
             ]
         );
-        assert_eq!(l.state("ann"), Some(Reactivated));
+        assert_eq!(l.state(&customers, "ann"), Some(Reactivated));
         // No change is reported twice, and the feed is gapless.
         let seqs: Vec<u64> = l
             .changes_after(0, 100)

@@ -298,7 +298,7 @@ impl Segments {
             };
             self.record(&segment, customer, kind, cause, ev, now);
         }
-        self.timers.set(customer, next);
+        self.timers.set(customer.into(), next);
     }
 }
 

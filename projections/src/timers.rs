@@ -19,27 +19,40 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-#[derive(Debug, Clone, Default)]
-pub struct Timers {
-    of: Map<CompactString, DateTime<Utc>>,
-    heap: BinaryHeap<Reverse<(DateTime<Utc>, CompactString)>>,
+/// What timers are keyed by: customer ids (segments) or customer numbers (lifecycles).
+pub trait TimerKey: Clone + Ord + std::hash::Hash + Serialize + for<'de> Deserialize<'de> {}
+impl<K: Clone + Ord + std::hash::Hash + Serialize + for<'de> Deserialize<'de>> TimerKey for K {}
+
+#[derive(Debug, Clone)]
+pub struct Timers<K: TimerKey = CompactString> {
+    of: Map<K, DateTime<Utc>>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, K)>>,
 }
 
-impl PartialEq for Timers {
-    fn eq(&self, other: &Timers) -> bool {
+impl<K: TimerKey> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            of: Map::default(),
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<K: TimerKey> PartialEq for Timers<K> {
+    fn eq(&self, other: &Timers<K>) -> bool {
         self.of == other.of
     }
 }
 
-impl Serialize for Timers {
+impl<K: TimerKey> Serialize for Timers<K> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.of.iter().collect::<BTreeMap<_, _>>().serialize(s)
     }
 }
 
-impl<'de> Deserialize<'de> for Timers {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timers, D::Error> {
-        let of: Map<CompactString, DateTime<Utc>> = Deserialize::deserialize(d)?;
+impl<'de, K: TimerKey> Deserialize<'de> for Timers<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timers<K>, D::Error> {
+        let of: Map<K, DateTime<Utc>> = Deserialize::deserialize(d)?;
         let mut t = Timers {
             of,
             heap: BinaryHeap::new(),
@@ -49,29 +62,28 @@ impl<'de> Deserialize<'de> for Timers {
     }
 }
 
-impl Timers {
-    /// Files `customer` under `next` (or nowhere), replacing what it was filed under.
-    pub fn set(&mut self, customer: &str, next: Option<DateTime<Utc>>) {
-        if self.of.get(customer) == next.as_ref() {
+impl<K: TimerKey> Timers<K> {
+    /// Files `key` under `next` (or nowhere), replacing what it was filed under.
+    pub fn set(&mut self, key: K, next: Option<DateTime<Utc>>) {
+        if self.of.get(&key) == next.as_ref() {
             return;
         }
         match next {
             Some(t) => {
-                let customer = CompactString::from(customer);
-                self.of.insert(customer.clone(), t);
-                self.heap.push(Reverse((t, customer)));
+                self.of.insert(key.clone(), t);
+                self.heap.push(Reverse((t, key)));
                 if self.heap.len() > 2 * self.of.len() + 64 {
                     self.rebuild();
                 }
             }
             None => {
-                self.of.remove(customer);
+                self.of.remove(&key);
             }
         }
     }
 
-    /// Removes and returns, in instant then name order, everyone filed strictly before `now`.
-    pub fn take_due(&mut self, now: DateTime<Utc>) -> Vec<CompactString> {
+    /// Removes and returns, in instant then key order, every key filed strictly before `now`.
+    pub fn take_due(&mut self, now: DateTime<Utc>) -> Vec<K> {
         let mut due = Vec::new();
         while let Some(Reverse((t, _))) = self.heap.peek() {
             if *t >= now {
@@ -108,33 +120,33 @@ mod tests {
 
     #[test]
     fn only_instants_strictly_before_now_fall_due_and_refiling_moves_a_customer() {
-        let mut timers = Timers::default();
-        timers.set("b", Some(t(10)));
-        timers.set("a", Some(t(10)));
-        timers.set("c", Some(t(20)));
-        timers.set("c", Some(t(5)));
+        let mut timers: Timers = Timers::default();
+        timers.set("b".into(), Some(t(10)));
+        timers.set("a".into(), Some(t(10)));
+        timers.set("c".into(), Some(t(20)));
+        timers.set("c".into(), Some(t(5)));
         assert_eq!(timers.take_due(t(10)), ["c"]);
         assert_eq!(timers.take_due(t(11)), ["a", "b"]);
         assert!(timers.take_due(t(100)).is_empty());
-        timers.set("d", Some(t(1)));
-        timers.set("d", None);
+        timers.set("d".into(), Some(t(1)));
+        timers.set("d".into(), None);
         assert!(timers.take_due(t(100)).is_empty());
         // Moved away and back: due once.
-        timers.set("e", Some(t(200)));
-        timers.set("e", Some(t(300)));
-        timers.set("e", Some(t(200)));
+        timers.set("e".into(), Some(t(200)));
+        timers.set("e".into(), Some(t(300)));
+        timers.set("e".into(), Some(t(200)));
         assert_eq!(timers.take_due(t(1000)), ["e"]);
     }
 
     #[test]
     fn heavy_refiling_keeps_the_heap_bounded_and_the_state_canonical() {
-        let mut a = Timers::default();
-        let mut b = Timers::default();
+        let mut a: Timers = Timers::default();
+        let mut b: Timers = Timers::default();
         for i in 0..10_000i64 {
-            a.set(&format!("c{}", i % 10), Some(t(1000 + i)));
+            a.set(format!("c{}", i % 10).into(), Some(t(1000 + i)));
         }
         for i in 9_990..10_000i64 {
-            b.set(&format!("c{}", i % 10), Some(t(1000 + i)));
+            b.set(format!("c{}", i % 10).into(), Some(t(1000 + i)));
         }
         assert!(a.heap.len() <= 2 * a.of.len() + 64);
         assert_eq!(a, b);
