@@ -45,13 +45,27 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     let opts = ReadModelOptions {
         snapshots: Some(snapshots.clone()),
         snapshot_every_events: 10,
+        compact_after_catch_up_events: 40,
         ..ReadModelOptions::service(None)
     };
 
+    // A catch-up of 50 events (at least 40) is followed by one compaction, which keeps
+    // the state as it was: the same bytes as a fold with no compaction.
     let first = ReadModel::spawn(log.clone(), opts.clone());
     wait(&first, 50).await;
+    assert_eq!(first.compactions(), 1);
     let built = first.state.read().await.snapshot_bytes();
     assert!(snapshots.join("read_state.snapshot").exists());
+    let uncompacted = ReadModel::spawn(
+        log.clone(),
+        ReadModelOptions {
+            compact_after_catch_up_events: u64::MAX,
+            ..ReadModelOptions::service(None)
+        },
+    );
+    wait(&uncompacted, 50).await;
+    assert_eq!(uncompacted.compactions(), 0);
+    assert_eq!(uncompacted.state.read().await.snapshot_bytes(), built);
 
     let resumed = ReadModel::spawn(log.clone(), opts.clone());
     assert!(
