@@ -280,7 +280,9 @@ impl Profile {
 pub struct Customers {
     /// Profiles by customer number: customers are numbered in the order the log first
     /// mentions them, so other projections can key their per-customer state by a `u32`
-    /// instead of repeating the id. Boxed: a profile is a few hundred bytes.
+    /// instead of repeating the id. Boxed: a profile is a few hundred bytes, and a vector
+    /// that doubles would keep up to as many spare ones.
+    #[allow(clippy::vec_box)]
     profiles: Vec<Box<Profile>>,
     /// Customer id → number.
     numbers: Map<CompactString, u32>,
@@ -610,6 +612,7 @@ impl Customers {
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<Customers, postcard::Error> {
         // The same field order as `snapshot_bytes` writes (postcard is not self-describing).
         #[derive(Deserialize)]
+        #[allow(clippy::vec_box)]
         struct Owned {
             position: u64,
             profiles: Vec<Box<Profile>>,
