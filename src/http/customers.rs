@@ -263,6 +263,9 @@ pub(super) async fn profile_json(
     let identity = identity(state, caller, p).await?;
     Ok(json!({
         "id": p.id,
+        // Whether the customer's personal data was crypto-shredded (their identity then
+        // says so too, for every role).
+        "erased": p.erased,
         "identity": identity,
         "region": p.region,
         "channel": p.channel,

@@ -92,8 +92,21 @@ async fn the_subject_export_holds_everything_decrypted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn after_erasure_no_output_reveals_the_values_and_the_facts_remain() {
     let s = seeded().await;
+    let (_, before) = s.get("/v1/customers/c-9", &s.admin).await;
+    assert_eq!(before["erased"], false);
     let (status, body) = s.delete("/v1/customers/c-9/personal-data", &s.admin).await;
     assert_eq!(status, 200, "{body}");
+    let position = body["erasure"]["event"]["position"].as_u64().unwrap();
+    let (_, after) = s
+        .get(
+            &format!("/v1/customers/c-9?min_position={position}"),
+            &s.admin,
+        )
+        .await;
+    assert_eq!(
+        (&after["erased"], &after["identity"]["erased"]),
+        (&json!(true), &json!(true))
+    );
     assert_eq!(body["erasure"]["destroyed_generations"], json!([1]));
     let analyst = s.key(Role::Analyst);
     let mut outputs = Vec::new();
