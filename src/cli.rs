@@ -339,10 +339,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     for (why, n) in &conv.skipped {
                         eprintln!("  skipped {n} {why}");
                     }
-                    vec![Input {
-                        name: name.into(),
-                        text,
-                    }]
+                    vec![Input::text(name, text)]
                 }
             };
             let master = master.resolve(true)?;

@@ -7,7 +7,7 @@
 //! import is a no-op.
 
 use std::{
-    io::{Read, Write},
+    io::{BufRead, Read, Write},
     path::PathBuf,
     time::Instant,
 };
@@ -35,57 +35,162 @@ pub const IMPORT_ERRORS_SHOWN_MAX: usize = 100;
 /// Namespace of ids derived from import lines. Never change it: re-imports depend on it.
 pub const IMPORT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x2b9e_51c0_77a4_4f0e_8d1c_4a6b_0f39_e2d7);
 
+/// Bytes read from a file at a time while importing.
+const IMPORT_READ_BUFFER_BYTES: usize = 1 << 20;
+
+/// What to import: NDJSON (streamed, one line at a time: a file of any size is read in
+/// chunks) or one JSON array of events (read whole, then split).
 pub struct Input {
     pub name: String,
-    pub text: String,
+    source: Source,
+}
+
+enum Source {
+    Text(String),
+    File(PathBuf),
+    Stdin,
 }
 
 impl Input {
-    /// Reads a file, or stdin for `-`.
-    pub fn read(path: &str) -> anyhow::Result<Input> {
-        let text = if path == "-" {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("failed to read stdin")?;
-            s
-        } else {
-            std::fs::read_to_string(PathBuf::from(path))
-                .with_context(|| format!("failed to read {path}"))?
-        };
-        Ok(Input {
-            name: if path == "-" {
-                "<stdin>".into()
-            } else {
-                path.to_owned()
-            },
-            text,
-        })
-    }
-
-    /// The input's events as (label for errors, JSON text) in order.
-    fn items(&self) -> Result<Vec<(usize, &str)>, String> {
-        if self.text.trim_start().starts_with('[') {
-            let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(&self.text)
-                .map_err(|e| format!("{}: invalid JSON array: {e}", self.name))?;
-            Ok(items
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| (i, r.get()))
-                .collect())
-        } else {
-            Ok(self
-                .text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| (i + 1, l))
-                .collect())
+    /// Events already in memory (converted datasets, benchmarks, tests).
+    pub fn text(name: impl Into<String>, text: String) -> Input {
+        Input {
+            name: name.into(),
+            source: Source::Text(text),
         }
     }
 
-    fn is_array(&self) -> bool {
-        self.text.trim_start().starts_with('[')
+    /// A file, or stdin for `-`; nothing is read yet (a missing file is an error now).
+    pub fn read(path: &str) -> anyhow::Result<Input> {
+        if path == "-" {
+            return Ok(Input {
+                name: "<stdin>".into(),
+                source: Source::Stdin,
+            });
+        }
+        std::fs::File::open(path).with_context(|| format!("failed to read {path}"))?;
+        Ok(Input {
+            name: path.to_owned(),
+            source: Source::File(PathBuf::from(path)),
+        })
+    }
+
+    /// Its size in bytes, when known before reading (not for stdin).
+    fn len(&self) -> Option<u64> {
+        match &self.source {
+            Source::Text(t) => Some(t.len() as u64),
+            Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Source::Stdin => None,
+        }
+    }
+
+    fn open(&self) -> anyhow::Result<Box<dyn BufRead + '_>> {
+        Ok(match &self.source {
+            Source::Text(t) => Box::new(t.as_bytes()),
+            Source::File(p) => Box::new(std::io::BufReader::with_capacity(
+                IMPORT_READ_BUFFER_BYTES,
+                std::fs::File::open(p).with_context(|| format!("failed to read {}", self.name))?,
+            )),
+            Source::Stdin => Box::new(std::io::stdin().lock()),
+        })
+    }
+
+    /// Sends the input's events, in order, as chunks of at most [`IMPORT_CHUNK_EVENTS`].
+    fn chunks<'a>(&'a self, mut send: impl FnMut(Chunk<'a>) -> bool) -> anyhow::Result<()> {
+        let mut r = self.open()?;
+        // A JSON array if the first non-blank byte is `[`.
+        let is_array = loop {
+            let buf = r.fill_buf()?;
+            match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(i) => {
+                    let array = buf[i] == b'[';
+                    r.consume(i);
+                    break array;
+                }
+                None if buf.is_empty() => return Ok(()),
+                None => {
+                    let n = buf.len();
+                    r.consume(n);
+                }
+            }
+        };
+        if is_array {
+            let mut text = String::new();
+            r.read_to_string(&mut text)
+                .with_context(|| format!("failed to read {}", self.name))?;
+            let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: invalid JSON array: {e}", self.name))?;
+            for (n, part) in items.chunks(IMPORT_CHUNK_EVENTS).enumerate() {
+                let mut chunk = Chunk::new(self, true);
+                for (i, item) in part.iter().enumerate() {
+                    chunk.push(n * IMPORT_CHUNK_EVENTS + i, item.get());
+                }
+                // The array was read whole; its bytes are spread over its chunks.
+                let share = |k: usize| text.len() as u64 * k as u64 / items.len() as u64;
+                let start = n * IMPORT_CHUNK_EVENTS;
+                chunk.bytes = share(start + part.len()) - share(start);
+                if !send(chunk) {
+                    return Ok(());
+                }
+            }
+            return Ok(());
+        }
+        let mut chunk = Chunk::new(self, false);
+        let mut line = String::new();
+        let mut number = 0;
+        loop {
+            line.clear();
+            let n = r
+                .read_line(&mut line)
+                .with_context(|| format!("failed to read {} after line {number}", self.name))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            chunk.bytes += n as u64;
+            let text = line.trim_end_matches(['\n', '\r']);
+            if !text.trim().is_empty() {
+                chunk.push(number, text);
+            }
+            if chunk.items.len() == IMPORT_CHUNK_EVENTS
+                && !send(std::mem::replace(&mut chunk, Chunk::new(self, false)))
+            {
+                return Ok(());
+            }
+        }
+        if chunk.bytes > 0 {
+            send(chunk);
+        }
+        Ok(())
+    }
+}
+
+/// Up to [`IMPORT_CHUNK_EVENTS`] events of one input: their text in one buffer.
+struct Chunk<'a> {
+    input: &'a Input,
+    is_array: bool,
+    text: String,
+    /// Line number (NDJSON, from 1) or array index (from 0), and where the event is in `text`.
+    items: Vec<(usize, std::ops::Range<usize>)>,
+    /// Bytes of the input this chunk covers (for the progress bar).
+    bytes: u64,
+}
+
+impl<'a> Chunk<'a> {
+    fn new(input: &'a Input, is_array: bool) -> Chunk<'a> {
+        Chunk {
+            input,
+            is_array,
+            text: String::new(),
+            items: Vec::with_capacity(IMPORT_CHUNK_EVENTS),
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, label: usize, event: &str) {
+        let start = self.text.len();
+        self.text.push_str(event);
+        self.items.push((label, start..self.text.len()));
     }
 }
 
@@ -127,26 +232,14 @@ pub fn import(
     let started = Instant::now();
     let mut report = ImportReport::default();
     let bar = if opts.progress {
-        ProgressBar::new(0)
+        ProgressBar::new(inputs.iter().filter_map(Input::len).sum())
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  eta {eta}")
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes}  {bytes_per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut all = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let items = input.items().map_err(anyhow::Error::msg)?;
-        report.events_read += items.len() as u64;
-        bar.inc_length(items.len() as u64);
-        all.push((input, items));
-    }
-    // Every chunk of every input, in order; sealer `w` takes chunks w, w + n, w + 2n …
-    let chunks: Vec<(&Input, &[(usize, &str)])> = all
-        .iter()
-        .flat_map(|(input, items)| items.chunks(IMPORT_CHUNK_EVENTS).map(move |c| (*input, c)))
-        .collect();
     // One core is the writer's; the others seal.
     let sealers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -159,7 +252,7 @@ pub fn import(
     let outcome = std::thread::scope(|s| -> anyhow::Result<(u64, u64)> {
         let waiter = s.spawn(|| -> anyhow::Result<(u64, u64)> {
             let (mut written, mut duplicates) = (0, 0);
-            for (reply, keys, n) in rx {
+            for (reply, keys, bytes) in rx {
                 let appended = reply
                     .blocking_recv()
                     .map_err(|_| anyhow::anyhow!("the store stopped"))??;
@@ -174,26 +267,35 @@ pub fn import(
                 let dups = appended.iter().filter(|a| a.duplicate).count() as u64;
                 duplicates += dups;
                 written += appended.len() as u64 - dups;
-                bar.inc(n);
+                bar.inc(bytes);
             }
             Ok((written, duplicates))
         });
-        let outputs: Vec<crossbeam_channel::Receiver<SealedChunk>> = (0..sealers)
-            .map(|w| {
+        // The reader deals chunks out to the sealers in turn (chunk i to sealer i mod n);
+        // this thread takes their results back in the same turn, so in input order.
+        let (inputs_tx, inputs_rx): (Vec<_>, Vec<_>) = (0..sealers)
+            .map(|_| crossbeam_channel::bounded::<Chunk<'_>>(2))
+            .unzip();
+        let reader = s.spawn(move || -> anyhow::Result<()> {
+            let mut i = 0usize;
+            for input in inputs {
+                input.chunks(|chunk| {
+                    let sent = inputs_tx[i % sealers].send(chunk).is_ok();
+                    i += 1;
+                    sent
+                })?;
+            }
+            Ok(())
+        });
+        let outputs: Vec<crossbeam_channel::Receiver<SealedChunk>> = inputs_rx
+            .into_iter()
+            .map(|chunks| {
                 let (out_tx, out_rx) = crossbeam_channel::bounded(2);
-                let (chunks, any_invalid) = (&chunks, &any_invalid);
+                let any_invalid = &any_invalid;
                 s.spawn(move || {
-                    for (input, chunk) in chunks.iter().skip(w).step_by(sealers) {
-                        if out_tx
-                            .send(seal_chunk(
-                                log,
-                                input,
-                                chunk,
-                                any_invalid,
-                                opts.skip_invalid,
-                            ))
-                            .is_err()
-                        {
+                    for chunk in chunks {
+                        let sealed = seal_chunk(log, &chunk, any_invalid, opts.skip_invalid);
+                        if out_tx.send(sealed).is_err() {
                             return;
                         }
                     }
@@ -203,10 +305,13 @@ pub fn import(
             .collect();
         // Hand the sealed chunks to the writer in input order.
         let sent = (|| -> anyhow::Result<()> {
-            for i in 0..chunks.len() {
-                let out = outputs[i % sealers]
-                    .recv()
-                    .map_err(|_| anyhow::anyhow!("a sealing thread stopped"))?;
+            // A sealer's channel closes when the reader is done and it has sent all its
+            // chunks; the next chunk in turn would have been its, so that is the end.
+            for i in 0.. {
+                let Ok(out) = outputs[i % sealers].recv() else {
+                    break;
+                };
+                report.events_read += out.lines;
                 for e in out.errors {
                     report.invalid += 1;
                     if report.errors.len() < IMPORT_ERRORS_SHOWN_MAX {
@@ -216,12 +321,12 @@ pub fn import(
                 match out.sealed {
                     Some(req) if report.invalid == 0 || opts.skip_invalid => {
                         let keys = req.new_keys.clone();
-                        tx.send((store.append_nowait(req)?, keys, out.lines))
+                        tx.send((store.append_nowait(req)?, keys, out.bytes))
                             .map_err(|_| {
                                 anyhow::anyhow!("the import stopped waiting for the writer")
                             })?;
                     }
-                    _ => bar.inc(out.lines),
+                    _ => bar.inc(out.bytes),
                 }
             }
             Ok(())
@@ -230,6 +335,7 @@ pub fn import(
         drop(outputs);
         // The waiter's error is the cause when both failed (it stopped, so sending failed).
         let counts = waiter.join().expect("the waiter does not panic")?;
+        reader.join().expect("the reader does not panic")?;
         sent?;
         Ok(counts)
     });
@@ -256,6 +362,7 @@ pub fn import(
 
 struct SealedChunk {
     lines: u64,
+    bytes: u64,
     errors: Vec<String>,
     sealed: Option<AppendRequest>,
 }
@@ -263,22 +370,22 @@ struct SealedChunk {
 /// Parses a chunk and, unless some line anywhere was invalid, seals it.
 fn seal_chunk(
     log: &Log,
-    input: &Input,
-    chunk: &[(usize, &str)],
+    chunk: &Chunk<'_>,
     any_invalid: &std::sync::atomic::AtomicBool,
     skip_invalid: bool,
 ) -> SealedChunk {
-    let mut events = Vec::with_capacity(chunk.len());
+    let mut events = Vec::with_capacity(chunk.items.len());
     let mut errors = Vec::new();
-    for (line, text) in chunk {
-        match parse_item(text) {
+    for (label, range) in &chunk.items {
+        match parse_item(&chunk.text[range.clone()]) {
             Ok(ev) => events.push(ev),
             Err(e) => {
                 any_invalid.store(true, std::sync::atomic::Ordering::Relaxed);
-                let at = if input.is_array() {
-                    format!("{}:[{line}]", input.name)
+                let name = &chunk.input.name;
+                let at = if chunk.is_array {
+                    format!("{name}:[{label}]")
                 } else {
-                    format!("{}:{line}", input.name)
+                    format!("{name}:{label}")
                 };
                 errors.push(format!("{at}: {e}"));
             }
@@ -289,7 +396,8 @@ fn seal_chunk(
     let doomed = !skip_invalid && any_invalid.load(std::sync::atomic::Ordering::Relaxed);
     let sealed = (!events.is_empty() && !doomed).then(|| log.seal_request(&events, None));
     SealedChunk {
-        lines: chunk.len() as u64,
+        lines: chunk.items.len() as u64,
+        bytes: chunk.bytes,
         errors,
         sealed,
     }

@@ -63,10 +63,7 @@ async fn import_text(
         import::import(
             &store,
             &log,
-            &[Input {
-                name: "data".into(),
-                text,
-            }],
+            &[Input::text("data", text)],
             ImportOptions {
                 skip_invalid: false,
                 progress: false,

@@ -505,10 +505,7 @@ async fn keys_carried_by_a_rolled_back_import_are_stored_by_the_next_append() {
         import::import(
             &store,
             &log,
-            &[Input {
-                name: "x".into(),
-                text,
-            }],
+            &[Input::text("x", text)],
             ImportOptions {
                 skip_invalid: false,
                 progress: false,
@@ -531,4 +528,92 @@ async fn keys_carried_by_a_rolled_back_import_are_stored_by_the_next_append() {
         .open_all(store.read_all(0, 10).await.unwrap(), PersonalAccess::Plain)
         .unwrap();
     assert_eq!(read[0].data["name"], "Kept Key");
+}
+
+/// A file is imported in chunks as it is read (never whole): lines across chunk boundaries,
+/// CRLF endings and blank lines come out as from text in memory and as a JSON array, and
+/// an invalid line is reported by its line number in the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_streams_in_and_lands_like_text_in_memory_or_a_json_array() {
+    use rapport::import::{self, ImportOptions, Input};
+    let n = import::IMPORT_CHUNK_EVENTS * 2 + 17;
+    let line = |i: usize| {
+        format!(
+            r#"{{"type":"purchase","customer":"c-{}","occurred_at":"2026-01-01T00:00:00Z","data":{{"order_id":"o-{i}","amount":"1.25","currency":"GBP"}}}}"#,
+            i % 13
+        )
+    };
+    let mut ndjson = String::new();
+    for i in 0..n {
+        ndjson.push_str(&line(i));
+        ndjson.push_str(if i % 2 == 0 { "\r\n" } else { "\n" });
+        if i % 1000 == 0 {
+            ndjson.push_str("  \n");
+        }
+    }
+    let array = format!("  [{}]", (0..n).map(line).collect::<Vec<_>>().join(",\n"));
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("events.ndjson");
+    std::fs::write(&file, &ndjson).unwrap();
+    let run = |input: Input| {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = open(dir.path(), &MasterKey::generate());
+        let report = tokio::task::block_in_place(|| {
+            import::import(
+                &store,
+                &log,
+                &[input],
+                ImportOptions {
+                    skip_invalid: false,
+                    progress: false,
+                },
+            )
+        })
+        .unwrap();
+        let mut events = Vec::new();
+        loop {
+            let page = futures::executor::block_on(store.read_all(events.len() as u64, n)).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            events.extend(
+                page.into_iter()
+                    .map(|s| (s.event.id, s.event.customer, s.event.data)),
+            );
+        }
+        store.close();
+        (
+            report.events_read,
+            report.events_written,
+            report.errors,
+            events,
+        )
+    };
+    let streamed = run(Input::read(file.to_str().unwrap()).unwrap());
+    assert_eq!((streamed.0, streamed.1), (n as u64, n as u64));
+    assert!(streamed.2.is_empty(), "{:?}", streamed.2);
+    let in_memory = run(Input::text("events.ndjson", ndjson.clone()));
+    assert_eq!(
+        streamed, in_memory,
+        "ids come from the line's text, not its ending"
+    );
+    let as_array = run(Input::text("events.json", array));
+    assert_eq!(as_array.3.len(), n);
+    assert_eq!(
+        as_array.3.iter().map(|e| &e.2).collect::<Vec<_>>(),
+        streamed.3.iter().map(|e| &e.2).collect::<Vec<_>>()
+    );
+
+    // An invalid line in the second chunk: named by its line in the file, nothing written.
+    let mut lines: Vec<&str> = ndjson.split_inclusive('\n').collect();
+    let bad = import::IMPORT_CHUNK_EVENTS + 100;
+    lines[bad] = "{\"type\":\"purchase\"}\n";
+    std::fs::write(&file, lines.concat()).unwrap();
+    let (read, written, errors, events) = run(Input::read(file.to_str().unwrap()).unwrap());
+    assert_eq!((read, written, events.len()), (n as u64, 0, 0));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!("{}:{}: ", file.display(), bad + 1)),
+        "{errors:?}"
+    );
 }

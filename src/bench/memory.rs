@@ -52,10 +52,10 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
             store.clone() as Arc<dyn EventStore>,
             Arc::new(Keyring::load(master, vec![])?),
         );
-        let input = [Input {
-            name: "synthetic".into(),
-            text: synthetic_ndjson(opts.events, opts.customers, opts.seed),
-        }];
+        let input = [Input::text(
+            "synthetic",
+            synthetic_ndjson(opts.events, opts.customers, opts.seed),
+        )];
         let report = run_import(&store, &log, &input)?;
         println!(
             "imported {} events over {} customers in {:.1} s",

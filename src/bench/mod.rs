@@ -201,10 +201,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             println!("{r}");
         }
     }
-    let input = [Input {
-        name: "synthetic".into(),
-        text,
-    }];
+    let input = [Input::text("synthetic", text)];
     // Alternating OFF, ON, OFF, ON … so that neither side profits from running first or
     // from a quiet moment of the machine; compared by median.
     const IMPORT_ROUNDS: usize = 3;
