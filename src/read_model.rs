@@ -33,7 +33,7 @@ const APPLY_QUEUE_BATCHES: usize = 8;
 pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
 /// Positions between the snapshots kept for time travel: an as-of query replays at most
 /// this many events after loading one.
-pub const HISTORY_EVERY_EVENTS: u64 = 500_000;
+pub const HISTORY_EVERY_EVENTS: u64 = 250_000;
 
 /// Returns freed memory to the OS now. mimalloc (the service's allocator, see `main.rs`)
 /// returns it lazily, during later allocations: after a catch-up an idle server held
@@ -42,6 +42,30 @@ pub const HISTORY_EVERY_EVENTS: u64 = 500_000;
 fn release_freed_memory() {
     // SAFETY: `mi_collect` has no preconditions; it may be called from any thread.
     unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
+/// What writing a snapshot at a position did: the write, and the history link if one was
+/// due.
+type SnapshotWrite = (u64, std::io::Result<()>, Option<std::io::Result<()>>);
+
+/// Takes note of a finished snapshot write.
+fn settle(
+    done: Result<SnapshotWrite, tokio::task::JoinError>,
+    snapshot_at: &mut u64,
+    history_at: &mut u64,
+) {
+    match done {
+        Ok((at, Ok(()), kept)) => {
+            *snapshot_at = at;
+            match kept {
+                Some(Ok(())) => *history_at = at,
+                Some(Err(e)) => tracing::warn!(error = %e, "could not keep a history snapshot"),
+                None => {}
+            }
+        }
+        Ok((_, Err(e), _)) => tracing::warn!(error = %e, "could not write the snapshot"),
+        Err(e) => tracing::warn!(error = %e, "could not write the snapshot"),
+    }
 }
 
 /// The service's default for [`ReadModelOptions::compact_after_catch_up_events`].
@@ -318,6 +342,8 @@ impl ReadModel {
             // Whether the last batch left a backlog behind it.
             let mut behind = true;
             let mut compacted = false;
+            // A snapshot being written in the background (while catching up).
+            let mut writing: Option<tokio::task::JoinHandle<SnapshotWrite>> = None;
             while let Some(opened) = rx.recv().await {
                 let Some(last) = opened.last().map(|e| e.position) else {
                     continue;
@@ -341,46 +367,51 @@ impl ReadModel {
                 }
                 // The snapshot (every `snapshot_every_events`) is written before the new
                 // position is published, so whoever sees position P may rely on a snapshot
-                // at or after the last interval boundary before P.
+                // at or after the last interval boundary before P. While catching up the
+                // file is written and synced in the background (the next snapshot, or the
+                // end of the catch-up, waits for it) and folding goes on.
                 if let Some(dir) = &snapshots {
                     // While catching up on a long backlog, only the snapshots that become
                     // history are written: a snapshot costs as much as folding a few hundred
                     // thousand events, and a restart mid-way redoes at most one interval.
                     let catching_up =
                         store.last_position().saturating_sub(last) >= snapshot_every_events;
-                    let history_due = last - history_at >= history_every_events || history_at == 0;
-                    if last - snapshot_at >= snapshot_every_events && (!catching_up || history_due)
-                    {
+                    let due = |snapshot_at: u64, history_at: u64| {
+                        let history = last - history_at >= history_every_events || history_at == 0;
+                        let snapshot = last - snapshot_at >= snapshot_every_events
+                            && (!catching_up || history);
+                        (snapshot, history)
+                    };
+                    if due(snapshot_at, history_at).0 {
+                        if let Some(w) = writing.take() {
+                            settle(w.await, &mut snapshot_at, &mut history_at);
+                        }
+                    }
+                    if let (true, history) = due(snapshot_at, history_at) {
                         let (bytes, occurred_max) = {
                             let state = m.state.read().await;
                             (state.snapshot_bytes(), state.occurred_max)
                         };
                         let d = dir.clone();
-                        match tokio::task::spawn_blocking(move || {
-                            write_snapshot(&d, last, occurred_max, &bytes)
-                        })
-                        .await
-                        {
-                            Ok(Ok(())) => {
-                                snapshot_at = last;
-                                if history_due {
-                                    match keep_history(dir, last) {
-                                        Ok(()) => history_at = last,
-                                        Err(e) => {
-                                            tracing::warn!(error = %e, "could not keep a history snapshot")
-                                        }
-                                    }
-                                }
-                            }
-                            Ok(Err(e)) => {
-                                tracing::warn!(error = %e, "could not write the snapshot")
-                            }
-                            Err(e) => tracing::warn!(error = %e, "could not write the snapshot"),
+                        let w = tokio::task::spawn_blocking(move || {
+                            let written = write_snapshot(&d, last, occurred_max, &bytes);
+                            let kept = (history && written.is_ok()).then(|| keep_history(&d, last));
+                            (last, written, kept)
+                        });
+                        if catching_up {
+                            writing = Some(w);
+                        } else {
+                            settle(w.await, &mut snapshot_at, &mut history_at);
                         }
                     }
                 }
                 let now_behind = store.last_position() > last;
                 let caught_up = behind && !now_behind;
+                if caught_up {
+                    if let Some(w) = writing.take() {
+                        settle(w.await, &mut snapshot_at, &mut history_at);
+                    }
+                }
                 // Once, after the catch-up at start, before its end is published (so a
                 // query that waited for it sees the compacted state; the content is the
                 // same either way).

@@ -517,10 +517,19 @@ async fn as_of_queries(log: &Log, dir: &std::path::Path, seed: u64) -> anyhow::R
     println!(
         "{}",
         Rate {
-            what: "catch-up keeping snapshots (every 100,000; history every 500,000)",
+            what: "catch-up keeping snapshots (every 100,000; history every 250,000)",
             events: last,
             seconds: started.elapsed().as_secs_f64(),
         }
+    );
+    let history: Vec<u64> = std::fs::read_dir(crate::replay::history_dir(&snapshots))?
+        .filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len()))
+        .collect();
+    println!(
+        "history snapshots: {} files, {} MB in all, the largest {} MB",
+        history.len(),
+        history.iter().sum::<u64>() / 1_000_000,
+        history.iter().max().copied().unwrap_or(0) / 1_000_000,
     );
     let mut rng = StdRng::seed_from_u64(seed);
     let mut seconds = Vec::new();
