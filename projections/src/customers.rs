@@ -287,9 +287,9 @@ pub struct Customers {
     /// Customer id → number.
     numbers: Map<CompactString, u32>,
     /// post id → author, so a reply can be credited to the author it answers.
-    post_authors: Map<CompactString, CompactString>,
+    post_authors: Map<CompactString, u32>,
     /// complaint id → complainant, so an echo can be credited.
-    complaint_authors: Map<CompactString, CompactString>,
+    complaint_authors: Map<CompactString, u32>,
     /// The names that `Profile::products` and `categories` count by number.
     names: Names,
     /// The last position applied.
@@ -356,21 +356,29 @@ impl Customers {
         v
     }
 
-    fn profile(&mut self, id: &str) -> &mut Profile {
+    /// The customer's number, numbering them if the log had not mentioned them yet.
+    fn numbered(&mut self, id: &str) -> u32 {
         // Looked up by `&str` first: `entry` would allocate the key on every event.
-        let n = match self.numbers.get(id) {
-            Some(&n) => n,
-            None => {
-                let n = u32::try_from(self.profiles.len()).expect("fewer than 2^32 customers");
-                self.numbers.insert(id.into(), n);
-                self.profiles.push(Box::new(Profile {
-                    id: id.into(),
-                    ..Default::default()
-                }));
-                n
-            }
-        };
+        if let Some(&n) = self.numbers.get(id) {
+            return n;
+        }
+        let n = u32::try_from(self.profiles.len()).expect("fewer than 2^32 customers");
+        self.numbers.insert(id.into(), n);
+        self.profiles.push(Box::new(Profile {
+            id: id.into(),
+            ..Default::default()
+        }));
+        n
+    }
+
+    fn profile(&mut self, id: &str) -> &mut Profile {
+        let n = self.numbered(id);
         &mut self.profiles[n as usize]
+    }
+
+    /// The id of the customer with number `n` (every stored number has a profile).
+    fn id_of(&self, n: u32) -> &str {
+        &self.profiles[n as usize].id
     }
 }
 
@@ -381,7 +389,8 @@ impl Projection for Customers {
     /// 4: profiles shrank (inline strings, thin vectors, outreach boxed).
     /// 5: products and categories are counted by number (`Names`); customers are
     /// numbered and profiles written in number order.
-    const VERSION: u32 = 5;
+    /// 6: post and complaint authors are kept by customer number.
+    const VERSION: u32 = 6;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         self.position = ev.position;
@@ -493,21 +502,20 @@ impl Projection for Customers {
             }
             EventType::Complaint => {
                 if let Some(id) = s(d, "complaint_id") {
-                    self.complaint_authors
-                        .insert(id.into(), ev.customer.as_str().into());
-                    self.profile(&ev.customer).complaints_open.insert(id);
+                    let n = self.numbered(&ev.customer);
+                    self.complaint_authors.insert(id.into(), n);
+                    self.profiles[n as usize].complaints_open.insert(id);
                 }
             }
             EventType::ComplaintResolved => {
                 if let Some(id) = s(d, "complaint_id") {
                     // Resolutions may be recorded on the complainant's stream or by staff on
                     // it; either way the complaint's author is credited.
-                    let author = self
-                        .complaint_authors
-                        .get(id)
-                        .cloned()
-                        .unwrap_or_else(|| ev.customer.as_str().into());
-                    let p = self.profile(&author);
+                    let author = match self.complaint_authors.get(id) {
+                        Some(&n) => n,
+                        None => self.numbered(&ev.customer),
+                    };
+                    let p = &mut self.profiles[author as usize];
                     if p.complaints_open.remove(id) {
                         p.complaints_resolved += 1;
                         match d.get("satisfied").and_then(Value::as_bool) {
@@ -519,25 +527,19 @@ impl Projection for Customers {
                 }
             }
             EventType::Post => {
+                let me = self.numbered(&ev.customer);
                 if let Some(id) = s(d, "post_id") {
-                    self.post_authors
-                        .insert(id.into(), ev.customer.as_str().into());
+                    self.post_authors.insert(id.into(), me);
                 }
-                self.profile(&ev.customer).posts += 1;
-                if let Some(author) = s(d, "reply_to")
-                    .and_then(|r| self.post_authors.get(r))
-                    .cloned()
-                {
-                    if author != ev.customer {
-                        self.profile(&author).replies_received += 1;
+                self.profiles[me as usize].posts += 1;
+                if let Some(&author) = s(d, "reply_to").and_then(|r| self.post_authors.get(r)) {
+                    if author != me {
+                        self.profiles[author as usize].replies_received += 1;
                     }
                 }
-                if let Some(author) = s(d, "echoes")
-                    .and_then(|c| self.complaint_authors.get(c))
-                    .cloned()
-                {
-                    if author != ev.customer {
-                        self.profile(&author).echoes_received += 1;
+                if let Some(&author) = s(d, "echoes").and_then(|c| self.complaint_authors.get(c)) {
+                    if author != me {
+                        self.profiles[author as usize].echoes_received += 1;
                     }
                 }
                 if let Some(mentions) = d.get("mentions").and_then(Value::as_array) {
@@ -595,8 +597,8 @@ impl Customers {
             position: u64,
             /// In number order, which the numbering depends on.
             profiles: &'a [Box<Profile>],
-            post_authors: BTreeMap<&'a CompactString, &'a CompactString>,
-            complaint_authors: BTreeMap<&'a CompactString, &'a CompactString>,
+            post_authors: BTreeMap<&'a CompactString, &'a u32>,
+            complaint_authors: BTreeMap<&'a CompactString, &'a u32>,
             names: &'a Names,
         }
         let o = Ordered {
@@ -616,8 +618,8 @@ impl Customers {
         struct Owned {
             position: u64,
             profiles: Vec<Box<Profile>>,
-            post_authors: Map<CompactString, CompactString>,
-            complaint_authors: Map<CompactString, CompactString>,
+            post_authors: Map<CompactString, u32>,
+            complaint_authors: Map<CompactString, u32>,
             names: Names,
         }
         let o: Owned = postcard::from_bytes(bytes)?;
@@ -655,15 +657,19 @@ impl Customers {
             }
             EventType::ComplaintResolved => out.extend(
                 s(d, "complaint_id")
-                    .and_then(|c| self.complaint_authors.get(c).map(|a| a.to_string())),
+                    .and_then(|c| self.complaint_authors.get(c))
+                    .map(|&a| self.id_of(a).to_owned()),
             ),
             EventType::Post => {
                 out.extend(
-                    s(d, "reply_to").and_then(|r| self.post_authors.get(r).map(|a| a.to_string())),
+                    s(d, "reply_to")
+                        .and_then(|r| self.post_authors.get(r))
+                        .map(|&a| self.id_of(a).to_owned()),
                 );
                 out.extend(
                     s(d, "echoes")
-                        .and_then(|c| self.complaint_authors.get(c).map(|a| a.to_string())),
+                        .and_then(|c| self.complaint_authors.get(c))
+                        .map(|&a| self.id_of(a).to_owned()),
                 );
                 if let Some(m) = d.get("mentions").and_then(Value::as_array) {
                     out.extend(m.iter().filter_map(Value::as_str).map(str::to_owned));
@@ -678,7 +684,7 @@ impl Customers {
 
     /// The author of a post, if it is known.
     pub fn post_author(&self, post: &str) -> Option<&str> {
-        self.post_authors.get(post).map(CompactString::as_str)
+        self.post_authors.get(post).map(|&a| self.id_of(a))
     }
 
     /// Referees of `p` who bought at least once up to `as_of`.

@@ -149,7 +149,8 @@ impl Projection for ReadState {
     /// 10: the state records `occurred_max`.
     /// 11: products and categories are counted by number (customers 5).
     /// 12: customers are numbered; lifecycle states and timers are kept by number.
-    const VERSION: u32 = 12;
+    /// 13: post and complaint authors are kept by number (customers 6).
+    const VERSION: u32 = 13;
 
     fn apply(&mut self, ev: &RecordedEvent) {
         if ev.event_type != rapport_events::EventType::SegmentDefined {
