@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
         seed: 42,
         http_seconds,
         http_clients: 64,
+        http_ingest_rate: 0,
         skip_http: false,
         // A child `rapport serve` needs the rapport binary: `rapport bench --serve-memory`.
         serve_memory: false,

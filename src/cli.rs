@@ -174,6 +174,10 @@ pub enum Command {
         http_seconds: u64,
         #[arg(long, default_value_t = 64)]
         http_clients: usize,
+        /// Events per second the HTTP clients send together; 0: as fast as they can (the
+        /// profile lookups then compete with a saturating ingest for the same cores).
+        #[arg(long, default_value_t = 0)]
+        http_ingest_rate: u64,
         #[arg(long)]
         skip_http: bool,
         /// Instead: import the synthetic log, start `rapport serve` on it as a child process
@@ -535,6 +539,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             http_seconds,
             http_clients,
+            http_ingest_rate,
             skip_http,
             serve_memory,
         } => {
@@ -545,6 +550,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 seed,
                 http_seconds,
                 http_clients,
+                http_ingest_rate,
                 skip_http,
             })
             .await

@@ -119,6 +119,8 @@ pub struct BenchOptions {
     pub seed: u64,
     pub http_seconds: u64,
     pub http_clients: usize,
+    /// Events per second over all HTTP clients; 0 for as fast as they can.
+    pub http_ingest_rate: u64,
     pub skip_http: bool,
     /// Only measure the resident memory of a `rapport serve` child on the synthetic log.
     pub serve_memory: bool,
@@ -326,6 +328,9 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
 
 /// `opts.http_clients` concurrent clients, each POSTing one event at a time to a server
 /// in this process for `opts.http_seconds`; prints the rate and latency percentiles.
+/// Customers each HTTP client buys for (and the profile lookups ask about).
+const LOOKUP_CUSTOMERS_PER_CLIENT: u64 = 1000;
+
 async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Result<()> {
     use http_body_util::{BodyExt, Full};
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -349,6 +354,25 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
         log.clone(),
         crate::read_model::ReadModelOptions::service(None),
     );
+    // Every customer the lookups ask for exists before the clock starts, so each lookup
+    // finds a profile (the ingest below adds orders to the same customers).
+    let mut seeded = 0;
+    for t in 0..opts.http_clients {
+        let events: Vec<_> = (0..LOOKUP_CUSTOMERS_PER_CLIENT)
+            .map(|j| {
+                let text = format!(
+                    r#"{{"type":"customer_registered","customer":"c-{t}-{j}","occurred_at":"2026-02-01T10:00:00Z","data":{{"name":"Customer {t}-{j}","region":"Shanghai"}}}}"#
+                );
+                rapport_events::parse_one(&text, &mut uuid::Uuid::now_v7, false)
+            })
+            .collect::<Result<_, _>>()?;
+        seeded = log
+            .append(&events, None)
+            .await?
+            .last()
+            .map_or(seeded, |a| a.position);
+    }
+    caught_up(&read_model, seeded).await?;
     let state = crate::http::AppState {
         log,
         keys,
@@ -373,14 +397,25 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     for t in 0..opts.http_clients {
         let client = client.clone();
         let token = token.clone();
+        // Paced: each client sends one event every `clients / rate` seconds.
+        let mut pace = (opts.http_ingest_rate > 0).then(|| {
+            let mut t = tokio::time::interval(std::time::Duration::from_secs_f64(
+                opts.http_clients as f64 / opts.http_ingest_rate as f64,
+            ));
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = 0u64;
             while std::time::Instant::now() < deadline {
+                if let Some(p) = pace.as_mut() {
+                    p.tick().await;
+                }
                 i += 1;
                 let body = format!(
                     r#"{{"type":"purchase","customer":"c-{t}-{}","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"o-{t}-{i}","amount":"129.90","currency":"CNY","items":[{{"sku":"TEA-01","quantity":2,"unit_price":"64.95"}}]}},"metadata":{{"source":"bench"}}}}"#,
-                    i % 1000
+                    i % LOOKUP_CUSTOMERS_PER_CLIENT
                 );
                 let req = hyper::Request::post(format!("http://{addr}/v1/events"))
                     .header("authorization", format!("Bearer {token}"))
@@ -402,6 +437,7 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     const PROFILE_LOOKUPS_PER_S: u64 = 1000;
     let reader = {
         let (client, token) = (client.clone(), reader_token.clone());
+        let clients = opts.http_clients as u64;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_micros(
                 1_000_000 / PROFILE_LOOKUPS_PER_S,
@@ -412,7 +448,11 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
                 tick.tick().await;
                 i += 1;
                 let (client, token) = (client.clone(), token.clone());
-                let uri = format!("http://{addr}/v1/customers/c-{}-{}", i % 64, i % 1000);
+                let uri = format!(
+                    "http://{addr}/v1/customers/c-{}-{}",
+                    i % clients,
+                    i % LOOKUP_CUSTOMERS_PER_CLIENT
+                );
                 lookups.push(tokio::spawn(async move {
                     let req = hyper::Request::get(uri)
                         .header("authorization", format!("Bearer {token}"))
@@ -452,7 +492,11 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     println!(
         "{}   p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         Rate {
-            what: "HTTP single-event POST, durable, 64 clients",
+            what: if opts.http_ingest_rate > 0 {
+                "HTTP single-event POST, durable, paced"
+            } else {
+                "HTTP single-event POST, durable, as fast as possible"
+            },
             events: all.len() as u64,
             seconds: secs
         },
