@@ -1,11 +1,13 @@
 //! The service's tunable thresholds, from a JSON file (`--config FILE` or
-//! `RAPPORT_CONFIG`): lifecycle thresholds and early-warning windows. Every field is
+//! `RAPPORT_CONFIG`): lifecycle thresholds, early-warning windows and how far apart the
+//! history snapshots of time travel are. Every field is
 //! optional (a missing one keeps its documented default); an unknown one is an error that
 //! names it. Snapshots taken with other thresholds are rebuilt, never reused.
 //!
 //! ```json
 //! {"lifecycle": {"active_days": 60, "dormant_days": 120},
-//!  "early_warning": {"window_hours": 48, "threshold": 3.5}}
+//!  "early_warning": {"window_hours": 48, "threshold": 3.5},
+//!  "time_travel": {"history_every_events": 1000000}}
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,25 @@ use serde::Deserialize;
 pub struct Config {
     pub lifecycle: LifecycleConfig,
     pub early_warning: WarningConfig,
+    pub time_travel: TimeTravelConfig,
+}
+
+/// Time travel trades disk for speed: an as-of query folds at most `history_every_events`
+/// events after the history snapshot it starts from, and every history snapshot is a full
+/// copy of the state (never pruned).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeTravelConfig {
+    /// Positions between history snapshots; at least one snapshot interval (100,000).
+    pub history_every_events: u64,
+}
+
+impl Default for TimeTravelConfig {
+    fn default() -> Self {
+        TimeTravelConfig {
+            history_every_events: crate::read_model::HISTORY_EVERY_EVENTS,
+        }
+    }
 }
 
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -46,10 +67,17 @@ impl Config {
 
     pub fn parse(text: &str) -> Result<Config, String> {
         let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let c: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             format!("{path}: {}", e.into_inner())
-        })
+        })?;
+        let every = crate::read_model::SNAPSHOT_EVERY_EVENTS;
+        if c.time_travel.history_every_events < every {
+            return Err(format!(
+                "time_travel.history_every_events: must be at least {every} (history snapshots are taken from the periodic ones)"
+            ));
+        }
+        Ok(c)
     }
 }
 
@@ -71,6 +99,21 @@ mod tests {
         assert_eq!(c.early_warning.threshold, 3.5);
         assert_eq!(c.early_warning.window_hours, 72);
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_history_interval_is_configurable_but_not_below_the_snapshot_interval() {
+        let c = Config::parse(r#"{"time_travel": {"history_every_events": 1000000}}"#).unwrap();
+        assert_eq!(c.time_travel.history_every_events, 1_000_000);
+        assert_eq!(
+            Config::default().time_travel.history_every_events,
+            crate::read_model::HISTORY_EVERY_EVENTS
+        );
+        let e = Config::parse(r#"{"time_travel": {"history_every_events": 10}}"#).unwrap_err();
+        assert!(
+            e.starts_with("time_travel.history_every_events: must be at least 100000"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -185,6 +185,7 @@ pub async fn run(
         crate::read_model::ReadModelOptions {
             lifecycle: opts.config.lifecycle,
             warnings: opts.config.early_warning.clone(),
+            history_every_events: opts.config.time_travel.history_every_events,
             ..crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots")))
         },
     );
