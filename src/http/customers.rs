@@ -193,16 +193,37 @@ pub(super) async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<
     }
 }
 
+/// Where a profile's identity is in the log: taken from the profile while the read model
+/// is locked, read after the lock is given back (the read is IO, and the applier waits for
+/// readers).
+pub(super) struct IdentityAt {
+    positions: Vec<u64>,
+    erased: bool,
+}
+
+impl IdentityAt {
+    /// Reads the identity and puts it into `profile` (from [`profile_json`]).
+    pub(super) async fn fill(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        profile: &mut Value,
+    ) -> Result<(), ApiError> {
+        profile["identity"] = identity(state, caller, self).await?;
+        Ok(())
+    }
+}
+
 /// Identity as the caller may see it, read from the log (projections hold none): the
 /// customer's `customer_registered` and `profile_updated` events, opened for the caller.
 /// Erased events contribute nothing, so an erased customer's identity is simply absent.
-async fn identity(state: &AppState, caller: &Caller, p: &Profile) -> Result<Value, ApiError> {
+async fn identity(state: &AppState, caller: &Caller, p: &IdentityAt) -> Result<Value, ApiError> {
     if caller.access() == PersonalAccess::Withheld {
         return Ok(json!({"withheld": true}));
     }
     let mut v = json!({});
     let mut traits = serde_json::Map::new();
-    for pos in &p.identity_positions {
+    for pos in &p.positions {
         let stored = state.log.store.read_all(pos - 1, 1).await?;
         for ev in state.log.open_all(stored, caller.access())? {
             for k in ["name", "email", "phone"] {
@@ -228,13 +249,13 @@ async fn identity(state: &AppState, caller: &Caller, p: &Profile) -> Result<Valu
     Ok(v)
 }
 
-pub(super) async fn profile_json(
+/// The profile as JSON, with `identity` still to be read: see [`IdentityAt::fill`].
+pub(super) fn profile_json(
     state: &AppState,
-    caller: &Caller,
     c: &rapport_projections::Customers,
     p: &Profile,
     as_of: DateTime<Utc>,
-) -> Result<Value, ApiError> {
+) -> (Value, IdentityAt) {
     let lc = &state.read_model.lifecycle;
     let n = p.orders_until(as_of);
     let mut gross: std::collections::BTreeMap<String, (Decimal, u64)> = Default::default();
@@ -260,13 +281,16 @@ pub(super) async fn profile_json(
             .map(|(name, units)| json!({"name": name, "units": units}))
             .collect::<Vec<_>>()
     };
-    let identity = identity(state, caller, p).await?;
-    Ok(json!({
+    let at = IdentityAt {
+        positions: p.identity_positions.to_vec(),
+        erased: p.erased,
+    };
+    let v = json!({
         "id": p.id,
         // Whether the customer's personal data was crypto-shredded (their identity then
         // says so too, for every role).
         "erased": p.erased,
-        "identity": identity,
+        "identity": null,
         "region": p.region,
         "channel": p.channel,
         "tags": p.tags,
@@ -308,7 +332,8 @@ pub(super) async fn profile_json(
         "lifecycle": lc.state(p, as_of),
         "relationship": lc.relationship(p, as_of),
         "as_of": as_of,
-    }))
+    });
+    (v, at)
 }
 
 pub async fn get_customer(
@@ -324,8 +349,10 @@ pub async fn get_customer(
     let p = c
         .get(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
-    let mut v = profile_json(&state, &caller, &c, p, as_of).await?;
+    let (mut v, at) = profile_json(&state, c, p, as_of);
     v["position"] = json!(c.position);
+    drop(st);
+    at.fill(&state, &caller, &mut v).await?;
     Ok(Json(v))
 }
 
@@ -441,10 +468,18 @@ pub async fn list_customers(
         }
     }
     let total = rows.len();
-    let mut page = Vec::new();
-    for p in rows.iter().skip(offset).take(limit) {
-        page.push(profile_json(&state, &caller, &c, p, as_of).await?);
+    let mut page: Vec<(Value, IdentityAt)> = rows
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| profile_json(&state, c, p, as_of))
+        .collect();
+    drop(rows);
+    drop(st);
+    for (v, at) in &mut page {
+        at.fill(&state, &caller, v).await?;
     }
+    let page: Vec<Value> = page.into_iter().map(|(v, _)| v).collect();
     let next = (offset + page.len() < total).then(|| (offset + page.len()).to_string());
     Ok(Json(
         json!({"customers": page, "total": total, "next_cursor": next, "as_of": as_of}),

@@ -123,10 +123,15 @@ pub async fn export_customer(
             .read()
             .await
             .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
-        match c.get(&customer) {
-            Some(p) => Some(super::customers::profile_json(&state, &caller, &c, p, as_of).await?),
-            None => None,
+        c.get(&customer)
+            .map(|p| super::customers::profile_json(&state, c, p, as_of))
+    };
+    let profile = match profile {
+        Some((mut v, at)) => {
+            at.fill(&state, &caller, &mut v).await?;
+            Some(v)
         }
+        None => None,
     };
     Ok(Json(json!({
         "customer": customer,
