@@ -217,6 +217,16 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
     }
 }
 
+/// An empty embedded store in `dir` and its log, under a new master key.
+fn new_log(dir: &std::path::Path) -> (Arc<SqliteStore>, Log) {
+    let store = Arc::new(SqliteStore::open(dir, SqliteOptions::default()).unwrap());
+    let log = Log::new(
+        store.clone() as Arc<dyn EventStore>,
+        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+    );
+    (store, log)
+}
+
 /// A schema change that has not happened yet, as a test chain: `community_joined` v2
 /// prefixes community ids with the shop, and `complaint` v2 calls its (personal) `text`
 /// `body`.
@@ -255,11 +265,7 @@ fn a_future_schema() -> rapport_events::Upcasters {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_written_before_a_schema_change_are_upcast_on_read_and_replayed_in_the_new_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-    let log = Log::new(
-        store.clone() as Arc<dyn EventStore>,
-        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
-    );
+    let (store, log) = new_log(dir.path());
     let events = [
         json!({"type": "community_joined", "customer": "c-1", "occurred_at": "2026-03-01T10:00:00Z", "data": {"community": "g-0"}}),
         json!({"type": "complaint", "customer": "c-1", "occurred_at": "2026-03-02T10:00:00Z", "data": {"complaint_id": "k-1", "about": {"batch": "B1"}, "text": "mouldy tea"}}),
@@ -308,11 +314,7 @@ async fn events_written_before_a_schema_change_are_upcast_on_read_and_replayed_i
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_newer_than_the_code_fails_the_read_loudly() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-    let log = Log::new(
-        store.clone() as Arc<dyn EventStore>,
-        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
-    );
+    let (store, log) = new_log(dir.path());
     let ev = json!({"type": "community_joined", "customer": "c-1", "occurred_at": "2026-03-01T10:00:00Z", "data": {"community": "g-0"}});
     log.append(
         &[parse_one(&ev.to_string(), &mut uuid::Uuid::now_v7, true).unwrap()],

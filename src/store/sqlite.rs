@@ -1395,6 +1395,11 @@ mod tests {
         twin
     }
 
+    /// Where each appended event landed, and whether it was a duplicate.
+    fn placed(appended: &[crate::store::Appended]) -> Vec<(u64, bool)> {
+        appended.iter().map(|a| (a.position, a.duplicate)).collect()
+    }
+
     fn purchase(id: Uuid, order: &str) -> rapport_events::Event {
         let text = format!(
             r#"{{"id":"{id}","type":"purchase","customer":"c-1","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"{order}","amount":"1.50","currency":"CNY"}}}}"#
@@ -1422,13 +1427,7 @@ mod tests {
                     .append(&[purchase(b, "o-b"), purchase(c, "o-c")], None)
                     .await
                     .unwrap();
-                assert_eq!(
-                    twins
-                        .iter()
-                        .map(|t| (t.position, t.duplicate))
-                        .collect::<Vec<_>>(),
-                    [(2, false), (3, false)]
-                );
+                assert_eq!(placed(&twins), [(2, false), (3, false)]);
                 let stored = store.read_all(0, 10).await.unwrap();
                 assert_eq!(
                     stored.iter().map(|s| s.event.id).collect::<Vec<_>>(),
@@ -1445,10 +1444,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(
-                again
-                    .iter()
-                    .map(|t| (t.position, t.duplicate))
-                    .collect::<Vec<_>>(),
+                placed(&again),
                 [(3, true), (1, true), (2, true)],
                 "restart: {restart}"
             );
