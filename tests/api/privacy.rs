@@ -11,6 +11,11 @@ const PHONE: &str = "+86 139 5555 0101";
 const TEXT: &str = "批次L0421的茶叶发霉了 the erasable-tea smells of mould";
 
 async fn seeded() -> TestServer {
+    seeded_at().await.0
+}
+
+/// The seeded server and the position of its last event, for reads that must see it.
+async fn seeded_at() -> (TestServer, u64) {
     let s = TestServer::start().await;
     let batch = json!([
         registered("c-9", NAME, EMAIL, PHONE),
@@ -18,8 +23,10 @@ async fn seeded() -> TestServer {
         complaint("c-9", "k-1", TEXT),
         registered("c-10", "Other Person", "other@example.com", "+1 555")
     ]);
-    assert_eq!(s.post_json("/v1/events", &batch).await.0, 201);
-    s
+    let (status, body) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201, "{body}");
+    let last = body["last_position"].as_u64().unwrap();
+    (s, last)
 }
 
 fn contains_any(haystack: &[u8]) -> Vec<&'static str> {
@@ -91,8 +98,10 @@ async fn the_subject_export_holds_everything_decrypted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_erasure_no_output_reveals_the_values_and_the_facts_remain() {
-    let s = seeded().await;
-    let (_, before) = s.get("/v1/customers/c-9", &s.admin).await;
+    let (s, last) = seeded_at().await;
+    let (_, before) = s
+        .get(&format!("/v1/customers/c-9?min_position={last}"), &s.admin)
+        .await;
     assert_eq!(before["erased"], false);
     let (status, body) = s.delete("/v1/customers/c-9/personal-data", &s.admin).await;
     assert_eq!(status, 200, "{body}");
