@@ -184,6 +184,10 @@ pub enum Command {
         /// and print its resident memory once the read model has caught up.
         #[arg(long)]
         serve_memory: bool,
+        /// Instead: write the synthetic log as NDJSON to this file and stop (for `rapport
+        /// import`, then `rapport replay`, on the same log the other figures come from).
+        #[arg(long, value_name = "FILE")]
+        write_log: Option<PathBuf>,
     },
     /// Rebuilds the projections from the first event and writes a fresh snapshot; with
     /// `--verify`, rebuilds beside the live snapshot and compares a digest per projection.
@@ -542,7 +546,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             http_ingest_rate,
             skip_http,
             serve_memory,
+            write_log,
         } => {
+            if let Some(path) = write_log {
+                let text = crate::bench::synthetic_ndjson(events, customers, seed);
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!(
+                    "wrote {events} synthetic events ({customers} customers, seed {seed}) to {}",
+                    path.display()
+                );
+                return Ok(());
+            }
             crate::bench::run(crate::bench::BenchOptions {
                 serve_memory,
                 events,

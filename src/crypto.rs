@@ -218,52 +218,57 @@ fn open_bytes(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, 
         .map_err(|_| CryptoError::Tampered)
 }
 
-/// A customer's data key of one generation. `None` once destroyed.
+/// A customer's data key of one generation, expanded for use. Cloning it is one
+/// reference count: the expanded forms are shared.
 #[derive(Clone)]
 pub struct DataKey {
     pub generation: u32,
-    key: Option<Arc<Zeroizing<[u8; KEY_LEN]>>>,
+    /// `None` once destroyed.
+    expanded: Option<Arc<ExpandedKey>>,
+}
+
+/// What a raw data key expands to. The raw bytes themselves are not kept here.
+struct ExpandedKey {
     /// HMAC-SHA-256 already keyed with the data key (saves two compressions per digest).
-    mac: Option<Hmac<Sha256>>,
+    mac: Hmac<Sha256>,
     /// The AES key schedule, expanded once (it zeroes itself on drop).
-    cipher: Option<Arc<Aes256Gcm>>,
+    cipher: Aes256Gcm,
 }
 
 impl DataKey {
-    fn new(generation: u32, key: Option<Arc<Zeroizing<[u8; KEY_LEN]>>>) -> DataKey {
-        let mac = key.as_ref().map(|k| {
-            <Hmac<Sha256> as Mac>::new_from_slice(&k[..]).expect("HMAC takes any key length")
+    fn new(generation: u32, key: Option<&[u8; KEY_LEN]>) -> DataKey {
+        let expanded = key.map(|k| {
+            Arc::new(ExpandedKey {
+                mac: <Hmac<Sha256> as Mac>::new_from_slice(&k[..])
+                    .expect("HMAC takes any key length"),
+                cipher: Aes256Gcm::new(k.into()),
+            })
         });
-        let cipher = key
-            .as_ref()
-            .map(|k| Arc::new(Aes256Gcm::new((&***k).into())));
         DataKey {
             generation,
-            key,
-            mac,
-            cipher,
+            expanded,
         }
     }
 
     pub fn is_destroyed(&self) -> bool {
-        self.key.is_none()
+        self.expanded.is_none()
     }
 
     pub fn seal(&self, id: Uuid, plain: &[u8]) -> Option<Vec<u8>> {
-        self.cipher
+        self.expanded
             .as_ref()
-            .map(|c| seal_bytes(c, plain, &seal_aad(id, self.generation)))
+            .map(|e| seal_bytes(&e.cipher, plain, &seal_aad(id, self.generation)))
     }
 
     pub fn open(&self, id: Uuid, sealed: &[u8]) -> Option<Result<Vec<u8>, CryptoError>> {
-        self.cipher
+        self.expanded
             .as_ref()
-            .map(|c| open_bytes(c, sealed, &seal_aad(id, self.generation)))
+            .map(|e| open_bytes(&e.cipher, sealed, &seal_aad(id, self.generation)))
     }
 
     /// 16-byte keyed digest (HMAC-SHA-256) of `bytes`.
     pub fn digest(&self, bytes: &[u8]) -> Option<[u8; 16]> {
-        let mut mac = self.mac.clone()?;
+        let mut mac = self.expanded.as_ref()?.mac.clone();
         mac.update(b"digest\0");
         mac.update(bytes);
         Some(
@@ -276,7 +281,7 @@ impl DataKey {
     /// A stable pseudonym for `value` at `path`: the same value of the same customer
     /// always gets the same pseudonym; nothing can be learned from it once the key is gone.
     pub fn pseudonym(&self, path: &str, value: &str) -> Option<String> {
-        let mut mac = self.mac.clone()?;
+        let mut mac = self.expanded.as_ref()?.mac.clone();
         mac.update(b"pseudonym\0");
         mac.update(path.as_bytes());
         mac.update(b"\0");
@@ -328,17 +333,47 @@ impl NewKeys {
     }
 }
 
-/// One generation of a customer's data key, as the keyring holds it: the raw 32 bytes only
-/// (the expanded forms are about 1.7 KB and live in [`Expanded`], bounded).
+/// One generation of a customer's data key, as the keyring holds it: the raw 32 bytes only,
+/// zeroed on drop (the expanded forms are about 1.7 KB and live in [`Expanded`], bounded).
 struct Generation {
     generation: u32,
     /// `None` once destroyed.
-    key: Option<Arc<Zeroizing<[u8; KEY_LEN]>>>,
+    key: Option<Zeroizing<[u8; KEY_LEN]>>,
+}
+
+/// A customer's generations, held inline in the keyring's map: the current one, and the
+/// earlier ones (there are some only after an erasure, so almost always none).
+struct CustomerKeys {
+    current: Generation,
+    earlier: thin_vec::ThinVec<Generation>,
+}
+
+impl CustomerKeys {
+    fn find(&self, generation: u32) -> Option<&Generation> {
+        std::iter::once(&self.current)
+            .chain(&self.earlier)
+            .find(|g| g.generation == generation)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Generation> {
+        self.earlier.iter().chain(std::iter::once(&self.current))
+    }
+
+    /// Adds a generation; the greatest number stays current (keys load in row order,
+    /// which is creation order, but nothing here relies on it).
+    fn push(&mut self, g: Generation) {
+        if g.generation > self.current.generation {
+            let old = std::mem::replace(&mut self.current, g);
+            self.earlier.push(old);
+        } else {
+            self.earlier.push(g);
+        }
+    }
 }
 
 /// Expanded keys (AES schedule, keyed HMAC) kept for this many `(customer, generation)`
 /// pairs: a direct-mapped cache, so the keyring of a million customers holds a million raw
-/// keys (≈100 bytes each with the map) and not a million expansions (≈1.7 KB each).
+/// keys (≈90 bytes each with the map) and not a million expansions (≈1.7 KB each).
 pub const EXPANDED_KEYS_CACHED: usize = 16_384;
 
 /// Direct-mapped: the slot is chosen by a hash of `(customer, generation)`; a miss expands
@@ -363,11 +398,19 @@ impl Expanded {
 
     fn get_or_expand(&mut self, customer: &str, g: &Generation) -> DataKey {
         let i = self.slot(customer, g.generation);
-        match &self.slots[i] {
+        match &mut self.slots[i] {
             Some((c, k)) if c == customer && k.generation == g.generation => k.clone(),
-            _ => {
-                let k = DataKey::new(g.generation, g.key.clone());
-                self.slots[i] = Some((customer.into(), k.clone()));
+            slot => {
+                let k = DataKey::new(g.generation, g.key.as_deref());
+                match slot {
+                    // The slot's string is reused when the new id fits where the old one was.
+                    Some((c, old)) => {
+                        c.clear();
+                        c.push_str(customer);
+                        *old = k.clone();
+                    }
+                    None => *slot = Some((customer.into(), k.clone())),
+                }
                 k
             }
         }
@@ -382,8 +425,7 @@ impl Expanded {
 }
 
 struct Keys {
-    /// customer → generations, ascending; the last one is current.
-    customers: FastMap<CompactString, Vec<Generation>>,
+    customers: FastMap<CompactString, CustomerKeys>,
     /// Generations created in memory but not yet durable in the store (few at a time).
     pending: FastMap<CompactString, Vec<WrappedKey>>,
     expanded: Expanded,
@@ -410,7 +452,7 @@ impl Keyring {
     /// Unwraps every stored key. Fails if a key was wrapped by another master key.
     pub fn load(master: MasterKey, wrapped: Vec<WrappedKey>) -> Result<Keyring, CryptoError> {
         let id = master.id();
-        let mut customers: FastMap<CompactString, Vec<Generation>> = FastMap::default();
+        let mut customers: FastMap<CompactString, CustomerKeys> = FastMap::default();
         for w in wrapped {
             let key = match &w.wrapped {
                 Some(bytes) => {
@@ -420,17 +462,26 @@ impl Keyring {
                             w.master_key_id
                         )));
                     }
-                    Some(Arc::new(master.unwrap(&w.customer, w.generation, bytes)?))
+                    Some(master.unwrap(&w.customer, w.generation, bytes)?)
                 }
                 None => None,
             };
-            customers
-                .entry(w.customer.as_str().into())
-                .or_default()
-                .push(Generation {
-                    generation: w.generation,
-                    key,
-                });
+            let g = Generation {
+                generation: w.generation,
+                key,
+            };
+            match customers.get_mut(w.customer.as_str()) {
+                Some(c) => c.push(g),
+                None => {
+                    customers.insert(
+                        w.customer.as_str().into(),
+                        CustomerKeys {
+                            current: g,
+                            earlier: thin_vec::ThinVec::new(),
+                        },
+                    );
+                }
+            }
         }
         Ok(Keyring {
             master,
@@ -460,22 +511,19 @@ impl Keyring {
             pending,
             expanded,
         } = &mut *keys;
-        let generations = match customers.get_mut(customer) {
-            Some(e) => e,
-            None => customers.entry(customer.into()).or_default(),
-        };
-        if let Some(g) = generations.last() {
-            if g.key.is_some() {
+        let current = customers.get(customer).map(|c| &c.current);
+        if let Some(g) = current.filter(|g| g.key.is_some()) {
+            if !pending.is_empty() {
                 if let Some(p) = pending
                     .get(customer)
                     .and_then(|p| p.iter().find(|p| p.generation == g.generation))
                 {
                     new_keys.add(p);
                 }
-                return expanded.get_or_expand(customer, g);
             }
+            return expanded.get_or_expand(customer, g);
         }
-        let generation = generations.last().map_or(1, |k| k.generation + 1);
+        let generation = current.map_or(1, |g| g.generation + 1);
         let mut raw = Zeroizing::new([0u8; KEY_LEN]);
         // The thread's CSPRNG (ChaCha12, seeded and periodically reseeded from the OS):
         // a system call per new customer cost more than the rest of the key's creation.
@@ -486,12 +534,21 @@ impl Keyring {
             wrapped: Some(self.master.wrap(customer, generation, &raw)),
             master_key_id: self.master.id.clone(),
         };
-        generations.push(Generation {
+        let g = Generation {
             generation,
-            key: Some(Arc::new(raw)),
-        });
-        let g = generations.last().expect("pushed above");
-        let key = expanded.get_or_expand(customer, g);
+            key: Some(raw),
+        };
+        let c = match customers.get_mut(customer) {
+            Some(c) => {
+                c.push(g);
+                c
+            }
+            None => customers.entry(customer.into()).or_insert(CustomerKeys {
+                current: g,
+                earlier: thin_vec::ThinVec::new(),
+            }),
+        };
+        let key = expanded.get_or_expand(customer, &c.current);
         new_keys.add(&wrapped);
         pending.entry(customer.into()).or_default().push(wrapped);
         key
@@ -499,21 +556,27 @@ impl Keyring {
 
     /// The key of one generation, if known (destroyed keys come back destroyed).
     pub fn get(&self, customer: &str, generation: u32) -> Option<DataKey> {
-        self.expand(customer, |gs| {
-            gs.iter().find(|k| k.generation == generation)
-        })
+        self.expand(customer, |c| c.find(generation))
+    }
+
+    /// Whether the key of `(customer, generation)` was destroyed; `None` if unknown. Cheaper
+    /// than [`Keyring::get`] for readers that will not decrypt: nothing is expanded.
+    pub fn is_destroyed(&self, customer: &str, generation: u32) -> Option<bool> {
+        let keys = self.lock();
+        let g = keys.customers.get(customer)?.find(generation)?;
+        Some(g.key.is_none())
     }
 
     /// The current generation, if the customer has a usable key.
     pub fn current(&self, customer: &str) -> Option<DataKey> {
-        self.expand(customer, |gs| gs.last().filter(|k| k.key.is_some()))
+        self.expand(customer, |c| Some(&c.current).filter(|g| g.key.is_some()))
     }
 
     /// The generation `pick` chooses among the customer's, expanded (from the cache).
     fn expand(
         &self,
         customer: &str,
-        pick: impl FnOnce(&[Generation]) -> Option<&Generation>,
+        pick: impl FnOnce(&CustomerKeys) -> Option<&Generation>,
     ) -> Option<DataKey> {
         let mut keys = self.lock();
         let Keys {
@@ -541,10 +604,11 @@ impl Keyring {
     pub fn restore_pending(&self, restored: &[WrappedKey]) {
         let mut keys = self.lock();
         for k in restored {
-            let live = keys.customers.get(k.customer.as_str()).is_some_and(|gs| {
-                gs.iter()
-                    .any(|g| g.generation == k.generation && g.key.is_some())
-            });
+            let live = keys
+                .customers
+                .get(k.customer.as_str())
+                .and_then(|c| c.find(k.generation))
+                .is_some_and(|g| g.key.is_some());
             if !live {
                 continue;
             }
@@ -558,8 +622,11 @@ impl Keyring {
     /// Forgets the key of `(customer, generation)` in memory (after the store destroyed it).
     pub fn destroy(&self, customer: &str, generation: u32) {
         let mut keys = self.lock();
-        if let Some(gs) = keys.customers.get_mut(customer) {
-            for g in gs.iter_mut().filter(|g| g.generation == generation) {
+        if let Some(c) = keys.customers.get_mut(customer) {
+            for g in std::iter::once(&mut c.current)
+                .chain(c.earlier.iter_mut())
+                .filter(|g| g.generation == generation)
+            {
                 g.key = None;
             }
         }
@@ -572,7 +639,7 @@ impl Keyring {
         let keys = self.lock();
         let mut out = Vec::new();
         for (customer, generations) in keys.customers.iter() {
-            for k in generations {
+            for k in generations.all() {
                 if let Some(raw) = &k.key {
                     out.push(WrappedKey {
                         customer: customer.to_string(),
@@ -666,9 +733,20 @@ mod tests {
         let mut new = NewKeys::default();
         let k1 = ring.current_or_create("c", &mut new);
         ring.mark_durable(&new.into_vec());
+        assert_eq!(ring.is_destroyed("c", 1), Some(false));
         ring.destroy("c", k1.generation);
         assert!(ring.get("c", 1).unwrap().is_destroyed());
+        assert_eq!(ring.is_destroyed("c", 1), Some(true));
         let mut new2 = NewKeys::default();
         assert_eq!(ring.current_or_create("c", &mut new2).generation, 2);
+        // Both generations stay known, the first one destroyed, whatever the cache holds.
+        assert_eq!(
+            (ring.is_destroyed("c", 1), ring.is_destroyed("c", 2)),
+            (Some(true), Some(false))
+        );
+        assert_eq!(ring.is_destroyed("c", 3), None);
+        assert_eq!(ring.is_destroyed("nobody", 1), None);
+        assert!(ring.get("c", 1).unwrap().is_destroyed());
+        assert!(!ring.current("c").unwrap().is_destroyed());
     }
 }

@@ -190,20 +190,37 @@ impl Log {
                 })
             }
             Some((blob, generation)) => {
-                let key = self.keys.get(&ev.customer, *generation).ok_or_else(|| {
-                    StoreError::Integrity {
-                        position,
-                        what: format!(
-                            "no data key generation {generation} for customer {}",
-                            ev.customer
-                        ),
-                    }
-                })?;
-                if key.is_destroyed() {
+                let unknown = || StoreError::Integrity {
+                    position,
+                    what: format!(
+                        "no data key generation {generation} for customer {}",
+                        ev.customer
+                    ),
+                };
+                // A reader that will not decrypt only needs to know whether the key is
+                // gone (no key expanded: most events of a fold are read this way).
+                let key = if access == PersonalAccess::Withheld {
+                    None
+                } else {
+                    Some(
+                        self.keys
+                            .get(&ev.customer, *generation)
+                            .ok_or_else(unknown)?,
+                    )
+                };
+                let destroyed = match &key {
+                    Some(k) => k.is_destroyed(),
+                    None => self
+                        .keys
+                        .is_destroyed(&ev.customer, *generation)
+                        .ok_or_else(unknown)?,
+                };
+                if destroyed {
                     Some(PersonalView::Erased)
                 } else if access == PersonalAccess::Withheld {
                     Some(PersonalView::Withheld)
                 } else {
+                    let key = key.expect("fetched above unless withheld");
                     let plain = key
                         .open(ev.id, blob)
                         .expect("checked: not destroyed")
