@@ -351,7 +351,7 @@ impl ReadModel {
                 // Operator events (segments, alerts) never move the business clock.
                 let newest = opened
                     .iter()
-                    .filter(|e| !e.event_type.is_operator())
+                    .filter(|e| e.event_type.records_business_time())
                     .map(|e| e.occurred_at)
                     .max();
                 // Short write-lock holds, so lookups (fair queue) get in between.

@@ -7,9 +7,10 @@
 //!   recorded at or before T (`recorded_at` never goes backwards, so this is a binary
 //!   search).
 //! - `valid_at=T`: business time: only events whose `occurred_at` ≤ T, whatever their
-//!   recording time, except segment definitions, which apply whenever they were written
-//!   (a rule defined today can be asked about last March). Snapshots mix events of every
-//!   business time, so this folds from the first event (cost: the whole log up to P).
+//!   recording time, except segment definitions and erasures, which apply whenever they
+//!   were written (a rule defined today can be asked about last March; erased data stays
+//!   erased in every view of the past). A fold starts from the latest history snapshot
+//!   whose events all occurred by T (its `occurred_max`), else from the first event.
 
 use std::{
     path::{Path, PathBuf},
@@ -88,9 +89,10 @@ pub struct Opened {
 }
 
 /// Whether an event belongs in a fold at business time `valid_at`. A segment definition
-/// is a lens, not a fact of business time: it applies to the past whenever it was written.
+/// or an erasure is a lens, not a fact of business time: it applies to the past whenever
+/// it was written (see `EventType::applies_at_every_valid_time`).
 fn valid(ty: EventType, occurred_at: DateTime<Utc>, valid_at: Option<DateTime<Utc>>) -> bool {
-    ty == EventType::SegmentDefined || valid_at.is_none_or(|t| occurred_at <= t)
+    ty.applies_at_every_valid_time() || valid_at.is_none_or(|t| occurred_at <= t)
 }
 
 /// Opened batches waiting for the fold.

@@ -96,6 +96,25 @@ impl EventType {
         matches!(self, EventType::PersonalDataErased) || self.is_operator()
     }
 
+    /// Whether the event's `occurred_at` is business time: when something happened between
+    /// the firm and the customer. System and operator events record when Rapport or staff
+    /// acted (an erasure is stamped with the wall clock of the request): they move no
+    /// projection's business clock and are no customer activity.
+    pub fn records_business_time(self) -> bool {
+        !self.is_system()
+    }
+
+    /// Events that apply to every business time, whenever they were written: a segment
+    /// definition (a rule defined today can be asked about last March) and an erasure
+    /// (once erased, no view of the past shows the data). A `valid_at` fold keeps them
+    /// whatever their `occurred_at`, and they do not count in a state's `occurred_max`.
+    pub fn applies_at_every_valid_time(self) -> bool {
+        matches!(
+            self,
+            EventType::SegmentDefined | EventType::PersonalDataErased
+        )
+    }
+
     /// Operator events record what staff did (define a segment, acknowledge an alert).
     /// They are about a segment or an alert, not a customer, and never move the business
     /// clock of projections (their `occurred_at` is when staff acted).

@@ -402,8 +402,11 @@ impl Projection for Customers {
         let d = &ev.data;
         {
             let p = self.profile(&ev.customer);
-            p.first_seen = Some(p.first_seen.map_or(at, |f| f.min(at)));
-            p.last_seen = Some(p.last_seen.map_or(at, |l| l.max(at)));
+            // An erasure is no activity of the customer's.
+            if ev.event_type.records_business_time() {
+                p.first_seen = Some(p.first_seen.map_or(at, |f| f.min(at)));
+                p.last_seen = Some(p.last_seen.map_or(at, |l| l.max(at)));
+            }
         }
         match ev.event_type {
             EventType::CustomerRegistered => {

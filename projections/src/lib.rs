@@ -53,8 +53,8 @@ pub struct ReadState {
     pub segments: Segments,
     pub warnings: warnings::Warnings,
     pub lifecycles: lifecycles::Lifecycles,
-    /// The latest `occurred_at` of the events applied, segment definitions left out (they
-    /// are lenses, applied to any business time). A state whose `occurred_max` is at or
+    /// The latest `occurred_at` of the events applied, segment definitions and erasures
+    /// left out (they are lenses, applied to any business time). A state whose `occurred_max` is at or
     /// before `T` is also the state at business time `T` up to its position, which lets a
     /// `valid_at` query start from a snapshot.
     pub occurred_max: Option<DateTime<Utc>>,
@@ -150,10 +150,12 @@ impl Projection for ReadState {
     /// 11: products and categories are counted by number (customers 5).
     /// 12: customers are numbered; lifecycle states and timers are kept by number.
     /// 13: post and complaint authors are kept by number (customers 6).
-    const VERSION: u32 = 13;
+    /// 14: an erasure moves no business clock and is no activity (it is stamped with the
+    ///     wall clock of the request).
+    const VERSION: u32 = 14;
 
     fn apply(&mut self, ev: &RecordedEvent) {
-        if ev.event_type != rapport_events::EventType::SegmentDefined {
+        if !ev.event_type.applies_at_every_valid_time() {
             self.occurred_max = self.occurred_max.max(Some(ev.occurred_at));
         }
         self.customers.apply(ev);

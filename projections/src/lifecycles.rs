@@ -71,7 +71,8 @@ impl Lifecycles {
 
     /// Applies one event, after `customers` has applied it.
     pub fn apply(&mut self, ev: &RecordedEvent, customers: &Customers) {
-        if ev.event_type.is_operator() {
+        // Only business events move the clock; an erasure changes no lifecycle either.
+        if !ev.event_type.records_business_time() {
             return;
         }
         let moved = self.clock.is_none_or(|c| ev.occurred_at > c);

@@ -171,7 +171,10 @@ impl Segments {
             t if t.is_operator() => return,
             _ => {}
         }
-        let moved = self.clock.is_none_or(|c| ev.occurred_at > c);
+        // An erasure still counts for membership (`erased` is a field), but it is stamped
+        // with the wall clock and moves no business clock.
+        let moved =
+            ev.event_type.records_business_time() && self.clock.is_none_or(|c| ev.occurred_at > c);
         if moved {
             self.clock = Some(ev.occurred_at);
         }

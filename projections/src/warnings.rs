@@ -434,7 +434,7 @@ impl Warnings {
             t if t.is_operator() => return,
             _ => {}
         }
-        if self.clock.is_none_or(|c| ev.occurred_at > c) {
+        if ev.event_type.records_business_time() && self.clock.is_none_or(|c| ev.occurred_at > c) {
             self.clock = Some(ev.occurred_at);
             self.sweep();
         }

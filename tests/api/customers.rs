@@ -176,6 +176,7 @@ async fn analysts_see_pseudonyms_and_erasure_keeps_the_facts() {
         p["identity"]["name"].as_str().unwrap().starts_with("anon-"),
         "{p}"
     );
+    let before = p;
     let (_, erased) = s.delete("/v1/customers/c-1/personal-data", &s.admin).await;
     let pos = erased["erasure"]["event"]["position"].as_u64().unwrap();
     let (_, p) = s
@@ -184,6 +185,11 @@ async fn analysts_see_pseudonyms_and_erasure_keeps_the_facts() {
     assert_eq!(p["identity"], json!({"erased": true}));
     assert_eq!(p["revenue"]["CNY"], "130.25");
     assert!(!p.to_string().contains("Li Na"));
+    // The erasure is stamped with today's wall clock, but it is no activity of the
+    // customer's and moves no business clock: nobody turns dormant because of it.
+    for field in ["as_of", "last_seen", "lifecycle"] {
+        assert_eq!(p[field], before[field], "{field} moved with the erasure");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
