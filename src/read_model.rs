@@ -303,29 +303,36 @@ impl ReadModel {
         });
         let m = model.clone();
         let store = log.store.clone();
-        let log_for_opening = log.clone();
-        // Three stages, so reading, decoding and folding overlap: a reader task reads
-        // batches from the subscription, an opener task opens them (see
-        // `replay::open_batches`) and the applier task below folds them.
-        //
-        // Projections keep no personal data (nothing to erase in snapshots; identity is
-        // read from the log when shown). The one exception read while folding: complaint
-        // text, which the early-warning detector turns into MinHash signatures and never
-        // stores.
-        let (raw_tx, raw_rx) = tokio::sync::mpsc::channel(crate::replay::READ_QUEUE_BATCHES);
+        // Two stages, so reading and decoding overlap with folding: a reader task opens
+        // events and hands batches over a bounded channel to the applier task.
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<Vec<rapport_events::RecordedEvent>>(APPLY_QUEUE_BATCHES);
         tokio::spawn(async move {
             let mut events =
                 store::subscribe(log.store.clone(), from).ready_chunks(APPLY_BATCH_EVENTS);
             while let Some(batch) = events.next().await {
-                let batch: Result<Vec<_>, _> = batch.into_iter().collect();
-                let failed = batch.is_err();
-                if raw_tx.send(batch).await.is_err() || failed {
+                let mut opened = Vec::with_capacity(batch.len());
+                for r in batch {
+                    // Projections keep no personal data (nothing to erase in snapshots;
+                    // identity is read from the log when shown). The one exception read
+                    // while folding: complaint text, which the early-warning detector turns
+                    // into MinHash signatures and never stores.
+                    match r.and_then(|s| {
+                        let a = crate::replay::projection_access(&s);
+                        log.open(s, a)
+                    }) {
+                        Ok(ev) => opened.push(ev),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the read model stopped: an event could not be read");
+                            return;
+                        }
+                    }
+                }
+                if tx.send(opened).await.is_err() {
                     return;
                 }
             }
         });
-        let (mut rx, _opener) =
-            crate::replay::open_batches(log_for_opening, raw_rx, None, APPLY_QUEUE_BATCHES);
         tokio::spawn(async move {
             let mut snapshot_at = from;
             let mut history_at = snapshots
@@ -338,13 +345,6 @@ impl ReadModel {
             // A snapshot being written in the background (while catching up).
             let mut writing: Option<tokio::task::JoinHandle<SnapshotWrite>> = None;
             while let Some(opened) = rx.recv().await {
-                let opened = match opened {
-                    Ok(o) => o.events,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the read model stopped: an event could not be read");
-                        return;
-                    }
-                };
                 let Some(last) = opened.last().map(|e| e.position) else {
                     continue;
                 };
