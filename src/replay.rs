@@ -50,11 +50,10 @@ pub async fn fold(
     if from >= until {
         return Ok(state);
     }
-    // Three stages, as in the live read model: a task reads batches (SQLite), another
-    // opens them (JSON, decryption) and this one folds the batch before.
-    let (raw_tx, raw_rx) = tokio::sync::mpsc::channel(READ_QUEUE_BATCHES);
-    let reader = tokio::spawn(read_batches(log.clone(), from, until, raw_tx));
-    let (mut rx, opener) = open_batches(log.clone(), raw_rx, valid_at, FOLD_QUEUE_BATCHES);
+    // Two stages, as in the live read model: a task reads and opens batches (SQLite, JSON,
+    // decryption) while this one folds the previous batch.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(FOLD_QUEUE_BATCHES);
+    let reader = tokio::spawn(read_opened(log.clone(), from, until, valid_at, tx));
     while let Some(batch) = rx.recv().await {
         let Opened { events, last, read } = batch?;
         for ev in &events {
@@ -67,25 +66,19 @@ pub async fn fold(
         }
         on_batch(read);
     }
-    // A stage that panicked closed its channel early: pass the panic on rather than
-    // return a state that stopped short.
-    for stage in [reader, opener] {
-        if let Err(e) = stage.await {
-            if e.is_panic() {
-                std::panic::resume_unwind(e.into_panic());
-            }
+    if let Err(e) = reader.await {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
         }
     }
     Ok(state)
 }
 
 /// One batch for the fold: the events to apply, and how far it read.
-pub struct Opened {
-    pub events: Vec<RecordedEvent>,
-    /// The position of the last event read (applied or not).
-    pub last: u64,
-    /// How many events were read.
-    pub read: u64,
+struct Opened {
+    events: Vec<RecordedEvent>,
+    last: u64,
+    read: u64,
 }
 
 /// Whether an event belongs in a fold at business time `valid_at`. A segment definition
@@ -98,62 +91,25 @@ fn valid(ty: EventType, occurred_at: DateTime<Utc>, valid_at: Option<DateTime<Ut
 /// Opened batches waiting for the fold.
 const FOLD_QUEUE_BATCHES: usize = 4;
 
-/// Batches read from the store, waiting to be opened.
-pub const READ_QUEUE_BATCHES: usize = 2;
-
-/// Reads events `(after, until]` in batches and sends them on; stops at the first error
-/// (sent on) or when the receiver hangs up.
-async fn read_batches(
+/// Reads events `(after, until]` in batches, opens them as projections see them, and sends
+/// them on; stops at the first error (sent on) or when the fold hangs up.
+async fn read_opened(
     log: Log,
     mut after: u64,
     until: u64,
-    tx: tokio::sync::mpsc::Sender<Result<Vec<StoredEvent>, StoreError>>,
+    valid_at: Option<DateTime<Utc>>,
+    tx: tokio::sync::mpsc::Sender<Result<Opened, StoreError>>,
 ) {
     while after < until {
         let limit = READ_EVENTS_MAX.min((until - after) as usize);
-        let batch = log.store.read_all(after, limit).await;
-        match &batch {
-            Ok(b) => match b.last() {
-                Some(s) => after = s.position,
-                None => return,
-            },
-            Err(_) => {
-                let _ = tx.send(batch).await;
-                return;
-            }
-        }
-        if tx.send(batch).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Opens the batches `raw` brings as projections see them, in a task of their own, and
-/// hands them on through a channel of `queue` batches. Events that occurred after
-/// `valid_at` are dropped before they are opened (no JSON parsed, nothing decrypted).
-/// Stops after the first error, which it passes on. The task's handle tells whether it
-/// panicked.
-pub fn open_batches(
-    log: Log,
-    mut raw: tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>, StoreError>>,
-    valid_at: Option<DateTime<Utc>>,
-    queue: usize,
-) -> (
-    tokio::sync::mpsc::Receiver<Result<Opened, StoreError>>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, rx) = tokio::sync::mpsc::channel(queue);
-    let task = tokio::spawn(async move {
-        while let Some(batch) = raw.recv().await {
-            let opened = batch.and_then(|batch| {
+        let opened = match log.store.read_all(after, limit).await {
+            Ok(batch) => {
                 let Some(last) = batch.last().map(|s| s.position) else {
-                    return Ok(Opened {
-                        events: Vec::new(),
-                        last: 0,
-                        read: 0,
-                    });
+                    return;
                 };
+                after = last;
                 let read = batch.len() as u64;
+                // Skipped before opening: no JSON parsed, nothing decrypted.
                 batch
                     .into_iter()
                     .filter(|s| valid(s.event.event_type, s.event.occurred_at, valid_at))
@@ -163,14 +119,14 @@ pub fn open_batches(
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(|events| Opened { events, last, read })
-            });
-            let failed = opened.is_err();
-            if tx.send(opened).await.is_err() || failed {
-                return;
             }
+            Err(e) => Err(e),
+        };
+        let failed = opened.is_err();
+        if tx.send(opened).await.is_err() || failed {
+            return;
         }
-    });
-    (rx, task)
+    }
 }
 
 /// A digest per projection of the state's bytes: what `replay --verify` compares.
