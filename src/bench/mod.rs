@@ -71,7 +71,6 @@ impl std::fmt::Display for Rate {
     }
 }
 
-/// Resident memory of this process, KiB (Linux; 0 elsewhere).
 /// User plus system CPU seconds this process has used so far (all threads).
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct we pass and reads nothing else.
@@ -83,6 +82,7 @@ fn cpu_seconds() -> f64 {
     secs(u.ru_utime) + secs(u.ru_stime)
 }
 
+/// Resident memory of this process, KiB (Linux; 0 elsewhere).
 pub fn rss_kib() -> u64 {
     proc_status_kib("self", "VmRSS:").unwrap_or(0)
 }
