@@ -29,6 +29,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use compact_str::CompactString;
 use rapport_events::EventType;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use thin_vec::ThinVec;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
@@ -122,7 +123,62 @@ struct Index {
     ids: IdIndex,
     /// Stream → positions, indexed by stream version. Stream names up to 24 bytes (every
     /// customer id seen so far) are held inline, with no allocation of their own.
-    streams: FastMap<CompactString, Vec<u64>>,
+    streams: FastMap<CompactString, Positions>,
+}
+
+/// A stream's positions in version order: 4 bytes each while they fit in 32 bits (the
+/// first 4 billion events), 8 after; a header of 16 bytes and nothing inline but a
+/// pointer (a `Vec<u64>` was 24 bytes inline and 8 a position).
+enum Positions {
+    Narrow(ThinVec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl Default for Positions {
+    fn default() -> Positions {
+        Positions::Narrow(ThinVec::new())
+    }
+}
+
+impl Positions {
+    fn len(&self) -> usize {
+        match self {
+            Positions::Narrow(v) => v.len(),
+            Positions::Wide(v) => v.len(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let (narrow, wide) = match self {
+            Positions::Narrow(v) => (&v[..], &[][..]),
+            Positions::Wide(v) => (&[][..], &v[..]),
+        };
+        narrow
+            .iter()
+            .map(|&p| u64::from(p))
+            .chain(wide.iter().copied())
+    }
+
+    fn push(&mut self, position: u64) {
+        match self {
+            Positions::Narrow(v) => match u32::try_from(position) {
+                Ok(p) => v.push(p),
+                Err(_) => {
+                    let mut wide: Vec<u64> = v.iter().map(|&p| u64::from(p)).collect();
+                    wide.push(position);
+                    *self = Positions::Wide(wide);
+                }
+            },
+            Positions::Wide(v) => v.push(position),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Positions::Narrow(v) => v.shrink_to_fit(),
+            Positions::Wide(v) => v.shrink_to_fit(),
+        }
+    }
 }
 
 /// Observability hooks the writer reports to; the service plugs its metrics in here.
@@ -637,12 +693,7 @@ impl SqliteStore {
         let positions: Vec<u64> = {
             let idx = self.shared.index.read().unwrap_or_else(|e| e.into_inner());
             match idx.streams.get(stream) {
-                Some(p) => p
-                    .iter()
-                    .skip(from_version as usize)
-                    .take(limit)
-                    .copied()
-                    .collect(),
+                Some(p) => p.iter().skip(from_version as usize).take(limit).collect(),
                 None => return Ok(Vec::new()),
             }
         };
@@ -704,6 +755,10 @@ fn load_index(conn: &Connection) -> Result<(Index, u64), StoreError> {
         }
         positions.push(position);
         last = position;
+    }
+    // Loaded in one go: no room left for growth a stream may never need.
+    for p in index.streams.values_mut() {
+        p.shrink_to_fit();
     }
     Ok((index, last))
 }
@@ -1081,11 +1136,12 @@ fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> usize {
             idx.ids.insert(&Uuid::from_u64_pair(id.0, id.1), pos);
         }
         for (stream, positions) in p.streams {
-            match idx.streams.get_mut(stream.as_str()) {
-                Some(v) => v.extend(positions),
-                None => {
-                    idx.streams.insert(CompactString::from(stream), positions);
-                }
+            let all = match idx.streams.get_mut(stream.as_str()) {
+                Some(v) => v,
+                None => idx.streams.entry(CompactString::from(stream)).or_default(),
+            };
+            for position in positions {
+                all.push(position);
             }
         }
         drop(idx);
@@ -1427,6 +1483,26 @@ mod tests {
         crypto::{Keyring, MasterKey},
         log::Log,
     };
+
+    #[test]
+    fn stream_positions_past_u32_are_kept_exactly() {
+        let mut p = Positions::default();
+        let big = u64::from(u32::MAX) + 5;
+        for position in [1, 7, u64::from(u32::MAX), big, big + 1] {
+            p.push(position);
+        }
+        assert!(matches!(p, Positions::Wide(_)));
+        p.shrink_to_fit();
+        assert_eq!(p.len(), 5);
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            [1, 7, u64::from(u32::MAX), big, big + 1]
+        );
+        let mut small = Positions::default();
+        small.push(3);
+        assert!(matches!(small, Positions::Narrow(_)));
+        assert_eq!(small.iter().collect::<Vec<_>>(), [3]);
+    }
 
     #[test]
     fn key_rows_whose_fingerprints_collide_are_still_found_exactly() {
