@@ -91,7 +91,10 @@ fn story() -> Value {
 }
 
 async fn seeded() -> (TestServer, u64) {
-    let s = TestServer::start().await;
+    seeded_on(TestServer::start().await).await
+}
+
+async fn seeded_on(s: TestServer) -> (TestServer, u64) {
     let (status, body) = s.post_json("/v1/events", &story()).await;
     assert_eq!(status, 201, "{body}");
     let last = body["last_position"].as_u64().unwrap();
@@ -323,7 +326,8 @@ async fn rfm_scores_every_buyer_and_sums_segments() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn min_position_beyond_the_log_is_a_503_with_a_clear_message() {
-    let (s, last) = seeded().await;
+    let wait = std::time::Duration::from_millis(300);
+    let (s, last) = seeded_on(TestServer::start_with_min_position_wait(wait).await).await;
     let (status, body) = s
         .get(
             &format!("/v1/customers/c-1?min_position={}", last + 100),

@@ -27,7 +27,17 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server whose `min_position` waits last as long as the service's default, so a
+    /// busy test machine does not turn a slow fold into a 503.
     pub async fn start() -> TestServer {
+        Self::start_with_min_position_wait(
+            rapport::read_model::ReadModelOptions::service(None).min_position_wait,
+        )
+        .await
+    }
+
+    /// A server whose `min_position` waits give up after `wait` (for tests of the 503).
+    pub async fn start_with_min_position_wait(wait: std::time::Duration) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(
@@ -52,7 +62,7 @@ impl TestServer {
         let read_model = rapport::read_model::ReadModel::spawn(
             log.clone(),
             rapport::read_model::ReadModelOptions {
-                min_position_wait: std::time::Duration::from_millis(300),
+                min_position_wait: wait,
                 ..rapport::read_model::ReadModelOptions::service(None)
             },
         );
