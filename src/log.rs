@@ -199,49 +199,47 @@ impl Log {
                 };
                 // A reader that will not decrypt only needs to know whether the key is
                 // gone (no key expanded: most events of a fold are read this way).
-                let key = if access == PersonalAccess::Withheld {
-                    None
-                } else {
-                    Some(
+                let key = match access {
+                    PersonalAccess::Withheld => None,
+                    _ => Some(
                         self.keys
                             .get(&ev.customer, *generation)
                             .ok_or_else(unknown)?,
-                    )
+                    ),
                 };
-                let destroyed = match &key {
-                    Some(k) => k.is_destroyed(),
-                    None => self
+                match key {
+                    None if self
                         .keys
                         .is_destroyed(&ev.customer, *generation)
-                        .ok_or_else(unknown)?,
-                };
-                if destroyed {
-                    Some(PersonalView::Erased)
-                } else if access == PersonalAccess::Withheld {
-                    Some(PersonalView::Withheld)
-                } else {
-                    let key = key.expect("fetched above unless withheld");
-                    let plain = key
-                        .open(ev.id, blob)
-                        .expect("checked: not destroyed")
-                        .map_err(|e| StoreError::Integrity {
-                            position,
-                            what: format!("personal data: {e}"),
-                        })?;
-                    let fields: PersonalFields =
-                        serde_json::from_slice(&plain).map_err(|e| StoreError::Integrity {
-                            position,
-                            what: format!("personal data is not JSON: {e}"),
-                        })?;
-                    if access == PersonalAccess::Pseudonymised {
-                        let pseud = fields.map_strings(|path, v| {
-                            key.pseudonym(path, v).expect("checked: not destroyed")
-                        });
-                        personal::merge(&mut data, &pseud);
-                        Some(PersonalView::Pseudonymised)
-                    } else {
-                        personal::merge(&mut data, &fields);
-                        Some(PersonalView::Plain)
+                        .ok_or_else(unknown)? =>
+                    {
+                        Some(PersonalView::Erased)
+                    }
+                    None => Some(PersonalView::Withheld),
+                    Some(key) if key.is_destroyed() => Some(PersonalView::Erased),
+                    Some(key) => {
+                        let plain = key
+                            .open(ev.id, blob)
+                            .expect("checked: not destroyed")
+                            .map_err(|e| StoreError::Integrity {
+                                position,
+                                what: format!("personal data: {e}"),
+                            })?;
+                        let fields: PersonalFields =
+                            serde_json::from_slice(&plain).map_err(|e| StoreError::Integrity {
+                                position,
+                                what: format!("personal data is not JSON: {e}"),
+                            })?;
+                        if access == PersonalAccess::Pseudonymised {
+                            let pseud = fields.map_strings(|path, v| {
+                                key.pseudonym(path, v).expect("checked: not destroyed")
+                            });
+                            personal::merge(&mut data, &pseud);
+                            Some(PersonalView::Pseudonymised)
+                        } else {
+                            personal::merge(&mut data, &fields);
+                            Some(PersonalView::Plain)
+                        }
                     }
                 }
             }

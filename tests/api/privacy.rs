@@ -29,6 +29,12 @@ async fn seeded_at() -> (TestServer, u64) {
     (s, last)
 }
 
+/// c-9's profile for the admin, once the read model has applied `position`.
+async fn profile_at(s: &TestServer, position: u64) -> serde_json::Value {
+    let path = format!("/v1/customers/c-9?min_position={position}");
+    s.get(&path, &s.admin).await.1
+}
+
 fn contains_any(haystack: &[u8]) -> Vec<&'static str> {
     [NAME, EMAIL, PHONE, TEXT, "erasable"]
         .into_iter()
@@ -99,19 +105,12 @@ async fn the_subject_export_holds_everything_decrypted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn after_erasure_no_output_reveals_the_values_and_the_facts_remain() {
     let (s, last) = seeded_at().await;
-    let (_, before) = s
-        .get(&format!("/v1/customers/c-9?min_position={last}"), &s.admin)
-        .await;
+    let before = profile_at(&s, last).await;
     assert_eq!(before["erased"], false);
     let (status, body) = s.delete("/v1/customers/c-9/personal-data", &s.admin).await;
     assert_eq!(status, 200, "{body}");
     let position = body["erasure"]["event"]["position"].as_u64().unwrap();
-    let (_, after) = s
-        .get(
-            &format!("/v1/customers/c-9?min_position={position}"),
-            &s.admin,
-        )
-        .await;
+    let after = profile_at(&s, position).await;
     assert_eq!(
         (&after["erased"], &after["identity"]["erased"]),
         (&json!(true), &json!(true))
