@@ -337,6 +337,10 @@ impl NewKeys {
 /// zeroed on drop (the expanded forms are about 1.2 KB and live in [`Expanded`], bounded).
 struct Generation {
     generation: u32,
+    /// Created in memory and not yet durable: its wrapped form is in [`Keys::pending`] and
+    /// travels with every append that uses it. A flag here (it fits in the padding) spares
+    /// the look-up in that map for the keys that are durable, nearly all of them.
+    pending: bool,
     /// `None` once destroyed.
     key: Option<Zeroizing<[u8; KEY_LEN]>>,
 }
@@ -352,6 +356,12 @@ impl CustomerKeys {
     fn find(&self, generation: u32) -> Option<&Generation> {
         std::iter::once(&self.current)
             .chain(&self.earlier)
+            .find(|g| g.generation == generation)
+    }
+
+    fn find_mut(&mut self, generation: u32) -> Option<&mut Generation> {
+        std::iter::once(&mut self.current)
+            .chain(self.earlier.iter_mut())
             .find(|g| g.generation == generation)
     }
 
@@ -434,6 +444,13 @@ struct Keys {
 
 impl Keys {
     fn forget_pending(&mut self, customer: &str, generation: u32) {
+        if let Some(g) = self
+            .customers
+            .get_mut(customer)
+            .and_then(|c| c.find_mut(generation))
+        {
+            g.pending = false;
+        }
         if let Some(p) = self.pending.get_mut(customer) {
             p.retain(|p| p.generation != generation);
             if p.is_empty() {
@@ -469,6 +486,7 @@ impl Keyring {
             };
             let g = Generation {
                 generation: w.generation,
+                pending: false,
                 key,
             };
             match customers.get_mut(w.customer.as_str()) {
@@ -514,7 +532,7 @@ impl Keyring {
         } = &mut *keys;
         let current = customers.get(customer).map(|c| &c.current);
         if let Some(g) = current.filter(|g| g.key.is_some()) {
-            if !pending.is_empty() {
+            if g.pending {
                 if let Some(p) = pending
                     .get(customer)
                     .and_then(|p| p.iter().find(|p| p.generation == g.generation))
@@ -537,6 +555,7 @@ impl Keyring {
         };
         let g = Generation {
             generation,
+            pending: true,
             key: Some(raw),
         };
         let c = match customers.get_mut(customer) {
@@ -605,14 +624,15 @@ impl Keyring {
     pub fn restore_pending(&self, restored: &[WrappedKey]) {
         let mut keys = self.lock();
         for k in restored {
-            let live = keys
+            let Some(g) = keys
                 .customers
-                .get(k.customer.as_str())
-                .and_then(|c| c.find(k.generation))
-                .is_some_and(|g| g.key.is_some());
-            if !live {
+                .get_mut(k.customer.as_str())
+                .and_then(|c| c.find_mut(k.generation))
+                .filter(|g| g.key.is_some())
+            else {
                 continue;
-            }
+            };
+            g.pending = true;
             let p = keys.pending.entry(k.customer.as_str().into()).or_default();
             if !p.iter().any(|p| p.generation == k.generation) {
                 p.push(k.clone());
@@ -623,13 +643,12 @@ impl Keyring {
     /// Forgets the key of `(customer, generation)` in memory (after the store destroyed it).
     pub fn destroy(&self, customer: &str, generation: u32) {
         let mut keys = self.lock();
-        if let Some(c) = keys.customers.get_mut(customer) {
-            for g in std::iter::once(&mut c.current)
-                .chain(c.earlier.iter_mut())
-                .filter(|g| g.generation == generation)
-            {
-                g.key = None;
-            }
+        if let Some(g) = keys
+            .customers
+            .get_mut(customer)
+            .and_then(|c| c.find_mut(generation))
+        {
+            g.key = None;
         }
         keys.expanded.forget(customer, generation);
         keys.forget_pending(customer, generation);
