@@ -41,9 +41,33 @@ pub fn projection_access(s: &StoredEvent) -> PersonalAccess {
 /// after `valid_at`. `on_batch` is told how many events were read (for progress bars).
 pub async fn fold(
     log: &Log,
+    state: ReadState,
+    until: u64,
+    valid_at: Option<DateTime<Utc>>,
+    on_batch: impl FnMut(u64),
+) -> Result<ReadState, StoreError> {
+    fold_from(log, state, until, valid_at, false, on_batch).await
+}
+
+/// Like [`fold`] for `valid_at = T`, reading only the late events (see
+/// [`EventStore::read_late`]); right only once the watermark has passed `T` at
+/// `state.position()`. Reads the whole range when the store keeps no late index.
+pub async fn fold_late(
+    log: &Log,
+    state: ReadState,
+    until: u64,
+    valid_at: DateTime<Utc>,
+    on_batch: impl FnMut(u64),
+) -> Result<ReadState, StoreError> {
+    fold_from(log, state, until, Some(valid_at), true, on_batch).await
+}
+
+async fn fold_from(
+    log: &Log,
     mut state: ReadState,
     until: u64,
     valid_at: Option<DateTime<Utc>>,
+    late: bool,
     mut on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
     let from = state.position();
@@ -53,7 +77,11 @@ pub async fn fold(
     // Two stages, as in the live read model: a task reads and opens batches (SQLite, JSON,
     // decryption) while this one folds the previous batch.
     let (tx, mut rx) = tokio::sync::mpsc::channel(FOLD_QUEUE_BATCHES);
-    let reader = tokio::spawn(read_opened(log.clone(), from, until, valid_at, tx));
+    let source = match (late, valid_at) {
+        (true, Some(t)) => Source::Late(t),
+        _ => Source::Range,
+    };
+    let reader = tokio::spawn(read_opened(log.clone(), from, until, valid_at, source, tx));
     while let Some(batch) = rx.recv().await {
         let Opened { events, last, read } = batch?;
         for ev in &events {
@@ -91,6 +119,16 @@ fn valid(ty: EventType, occurred_at: DateTime<Utc>, valid_at: Option<DateTime<Ut
 /// Opened batches waiting for the fold.
 const FOLD_QUEUE_BATCHES: usize = 4;
 
+/// Which events of a range a fold reads.
+#[derive(Clone, Copy)]
+enum Source {
+    /// All of them.
+    Range,
+    /// The late ones that occurred by then (the store's index), or all of them if the store
+    /// has no index.
+    Late(DateTime<Utc>),
+}
+
 /// Reads events `(after, until]` in batches, opens them as projections see them, and sends
 /// them on; stops at the first error (sent on) or when the fold hangs up.
 async fn read_opened(
@@ -98,11 +136,34 @@ async fn read_opened(
     mut after: u64,
     until: u64,
     valid_at: Option<DateTime<Utc>>,
+    mut source: Source,
     tx: tokio::sync::mpsc::Sender<Result<Opened, StoreError>>,
 ) {
     while after < until {
         let limit = READ_EVENTS_MAX.min((until - after) as usize);
-        let opened = match log.store.read_all(after, limit).await {
+        let read = match source {
+            Source::Range => log.store.read_all(after, limit).await,
+            Source::Late(t) => match log.store.read_late(after, until, t, limit).await {
+                Ok(Some(batch)) if batch.is_empty() => {
+                    // No late event is left: the fold has read as far as `until`.
+                    let _ = tx
+                        .send(Ok(Opened {
+                            events: Vec::new(),
+                            last: until,
+                            read: 0,
+                        }))
+                        .await;
+                    return;
+                }
+                Ok(Some(batch)) => Ok(batch),
+                Ok(None) => {
+                    source = Source::Range;
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let opened = match read {
             Ok(batch) => {
                 let Some(last) = batch.last().map(|s| s.position) else {
                     return;
@@ -183,7 +244,27 @@ pub fn history_snapshot_before(
     position: u64,
     valid_at: Option<DateTime<Utc>>,
 ) -> Option<(u64, PathBuf)> {
-    let entries = std::fs::read_dir(history_dir(snapshots)).ok()?;
+    plan_fold(snapshots, position, valid_at).start
+}
+
+/// How a fold for `(position, valid_at)` goes: see [`plan_fold`].
+#[derive(Debug, Default)]
+pub struct FoldPlan {
+    /// The history snapshot to start from ([`history_snapshot_before`]).
+    pub start: Option<(u64, PathBuf)>,
+    /// With `valid_at = T`: the first history snapshot after `start` whose events did not
+    /// all occur by `T`. The watermark has passed `T` there, so after it the fold needs
+    /// only the late events (see `EventStore::read_late`).
+    pub watermark_past: Option<u64>,
+}
+
+/// Plans a fold from the history snapshots' headers. Their `occurred_max` never goes down
+/// with the position (each is the state's running maximum), so those a `valid_at` fold may
+/// start from come first.
+pub fn plan_fold(snapshots: &Path, position: u64, valid_at: Option<DateTime<Utc>>) -> FoldPlan {
+    let Ok(entries) = std::fs::read_dir(history_dir(snapshots)) else {
+        return FoldPlan::default();
+    };
     let mut found: Vec<(u64, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -194,13 +275,27 @@ pub fn history_snapshot_before(
         .collect();
     found.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(*p));
     let Some(t) = valid_at else {
-        return found.into_iter().next();
+        return FoldPlan {
+            start: found.into_iter().next(),
+            watermark_past: None,
+        };
     };
-    found.into_iter().find(|(_, path)| {
-        crate::read_model::read_snapshot_header(path).is_some_and(|h| {
-            h.version == ReadState::VERSION && h.occurred_max.is_none_or(|m| m <= t)
-        })
-    })
+    let mut plan = FoldPlan::default();
+    for (p, path) in found {
+        let Some(h) = crate::read_model::read_snapshot_header(&path)
+            .filter(|h| h.version == ReadState::VERSION)
+        else {
+            continue;
+        };
+        match h.occurred_max {
+            Some(m) if m > t => plan.watermark_past = Some(p),
+            _ => {
+                plan.start = Some((p, path));
+                break;
+            }
+        }
+    }
+    plan
 }
 
 /// Builds past states for queries, with a small cache of the latest ones.
@@ -210,6 +305,8 @@ pub struct TimeTravel {
     lifecycle: LifecycleConfig,
     warnings: WarningConfig,
     cache: Mutex<Vec<((u64, Option<DateTime<Utc>>), Arc<ReadState>)>>,
+    /// Events the folds have read from the store (all of them, applied or skipped).
+    events_read: std::sync::atomic::AtomicU64,
 }
 
 /// Past states kept in memory.
@@ -228,6 +325,7 @@ impl TimeTravel {
             lifecycle,
             warnings,
             cache: Mutex::new(Vec::new()),
+            events_read: Default::default(),
         }
     }
 
@@ -247,10 +345,13 @@ impl TimeTravel {
         {
             return Ok(s.clone());
         }
-        let start = self
+        let plan = self
             .snapshots
             .as_deref()
-            .and_then(|dir| history_snapshot_before(dir, position, valid_at))
+            .map(|dir| plan_fold(dir, position, valid_at))
+            .unwrap_or_default();
+        let start = plan
+            .start
             .and_then(|(_, path)| {
                 crate::read_model::load_snapshot_file(
                     &path,
@@ -260,13 +361,40 @@ impl TimeTravel {
                 )
             })
             .unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
-        let state = Arc::new(fold(&self.log, start, position, valid_at, |_| {}).await?);
+        // With `valid_at`: the range up to where the watermark passed it, then the late
+        // events only.
+        let late_from = plan
+            .watermark_past
+            .filter(|&p| p >= start.position() && p < position);
+        let count = |n| {
+            self.events_read
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        let state = fold(
+            &self.log,
+            start,
+            late_from.unwrap_or(position),
+            valid_at,
+            count,
+        )
+        .await?;
+        let state = match (late_from, valid_at) {
+            (Some(_), Some(t)) => fold_late(&self.log, state, position, t, count).await?,
+            _ => state,
+        };
+        let state = Arc::new(state);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.push((key, state.clone()));
         if cache.len() > TIME_TRAVEL_CACHE_STATES {
             cache.remove(0);
         }
         Ok(state)
+    }
+
+    /// How many events the folds have read from the store so far (a query answered from
+    /// the cache reads none).
+    pub fn events_read(&self) -> u64 {
+        self.events_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

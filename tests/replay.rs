@@ -168,7 +168,23 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         );
         for (days, p) in [(10, last), (30, last), (30, last * 2 / 3), (80, last)] {
             let t = t0 + Duration::days(days);
+            let plan = replay::plan_fold(&snapshots, p, Some(t));
+            let read_before = live.time_travel.events_read();
             let valid = live.time_travel.state_at(p, Some(t)).await.unwrap();
+            let read = live.time_travel.events_read() - read_before;
+            let after_start = p - plan.start.as_ref().map_or(0, |(s, _)| *s);
+            if days < 80 {
+                // The log's business time passes `t` before `p`: after that, the fold reads
+                // the late events that occurred by `t`, not the whole rest of the log.
+                assert!(
+                    plan.watermark_past.is_some(),
+                    "seed {seed}: a history snapshot after {t}"
+                );
+                assert!(
+                    read < after_start,
+                    "seed {seed}: valid_at {t} at {p} read {read} of the {after_start} events after its snapshot"
+                );
+            }
             let mut expected = ReadState::new(LifecycleConfig::default(), WarningConfig::default());
             for s in store.read_all(0, p as usize).await.unwrap() {
                 let access = replay::projection_access(&s);

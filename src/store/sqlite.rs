@@ -19,7 +19,7 @@ use std::{
     fs::File,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
         Arc, Mutex, RwLock,
     },
     time::Instant,
@@ -194,6 +194,10 @@ impl WriterMetrics for NoMetrics {
 struct Shared {
     index: RwLock<Index>,
     last: AtomicU64,
+    /// The late-event index covers positions up to here (see [`LateIndex`]).
+    late_through: AtomicU64,
+    /// The watermark after `late_through`, in microseconds (`i64::MIN`: no event yet).
+    watermark: AtomicI64,
     notify: watch::Sender<u64>,
     /// The latest `recorded_at` written, so it never goes backwards (a wall clock that
     /// steps back does not reorder recording times; `known_at` relies on it).
@@ -334,6 +338,15 @@ CREATE TABLE IF NOT EXISTS data_keys (
     created_at    TEXT NOT NULL,
     destroyed_at  TEXT
 );
+-- Late events (see `EventStore::read_late`): the index that lets a `valid_at` fold skip
+-- the on-time events after the watermark passed its time. Kept by the writer in the same
+-- transaction as the events; `meta` holds how far it goes (`late_index_through`) and the
+-- watermark there (`occurred_watermark`), so a store written by an older Rapport is
+-- caught up at the next open.
+CREATE TABLE IF NOT EXISTS late_events (
+    position    INTEGER PRIMARY KEY,
+    occurred_at INTEGER NOT NULL         -- microseconds since the epoch; the minimum for events that apply at every business time
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     id         TEXT PRIMARY KEY,
     role       TEXT NOT NULL,
@@ -454,10 +467,13 @@ impl SqliteStore {
         let db_path = dir.join(DB_FILE);
         let conn = connect(&db_path, opts.durable)?;
         let (index, last) = load_index(&conn)?;
+        let late = LateIndex::catch_up(&conn, last)?;
         let (notify, _) = watch::channel(last);
         let shared = Arc::new(Shared {
             index: RwLock::new(index),
             last: AtomicU64::new(last),
+            late_through: AtomicU64::new(late.through),
+            watermark: AtomicI64::new(late.watermark),
             notify,
             recorded: Mutex::new(last_recorded(&conn)),
         });
@@ -494,11 +510,15 @@ impl SqliteStore {
         conn.execute_batch("BEGIN")?;
         let (index, last) = load_index(&conn)?;
         let recorded = last_recorded(&conn);
+        // Read only: an index left behind by an older writer is used as far as it goes.
+        let late = LateIndex::read(&conn)?;
         conn.execute_batch("COMMIT")?;
         let (notify, _) = watch::channel(last);
         let shared = Arc::new(Shared {
             index: RwLock::new(index),
             last: AtomicU64::new(last),
+            late_through: AtomicU64::new(late.through),
+            watermark: AtomicI64::new(late.watermark),
             notify,
             recorded: Mutex::new(recorded),
         });
@@ -612,6 +632,38 @@ impl SqliteStore {
         })
     }
 
+    /// See [`EventStore::read_late`]; `None` past the end of the index.
+    pub fn read_late_blocking(
+        &self,
+        after: u64,
+        until: u64,
+        occurred_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        if until > self.shared.late_through.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE position IN (SELECT position FROM late_events WHERE position > ?1 AND position <= ?2 AND occurred_at <= ?3 ORDER BY position LIMIT ?4) ORDER BY position"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    after as i64,
+                    until as i64,
+                    occurred_until.timestamp_micros(),
+                    limit as i64
+                ],
+                row_to_event,
+            )?;
+            let mut out = Vec::with_capacity(limit.min(4096));
+            for r in rows {
+                out.push(r??);
+            }
+            Ok(Some(out))
+        })
+    }
+
     /// Calls `f` on every event after `after`, in order, reading in one pass (fast export).
     pub fn for_each_blocking(
         &self,
@@ -718,6 +770,114 @@ impl SqliteStore {
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// The index of late events (see [`EventStore::read_late`]): how far it goes, and the
+/// watermark there.
+struct LateIndex {
+    through: u64,
+    /// Microseconds since the epoch; `i64::MIN` before the first event.
+    watermark: i64,
+}
+
+impl LateIndex {
+    const INSERT: &'static str = "INSERT INTO late_events (position, occurred_at) VALUES (?1, ?2)";
+
+    /// What `meta` says (nothing indexed in a store that never had the index).
+    fn read(conn: &Connection) -> Result<LateIndex, StoreError> {
+        let get = |key: &str| -> Result<Option<i64>, StoreError> {
+            let v: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?;
+            v.map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| StoreError::Format(format!("meta `{key}` is not a number: {v:?}")))
+            })
+            .transpose()
+        };
+        Ok(LateIndex {
+            through: get("late_index_through")?.unwrap_or(0).max(0) as u64,
+            watermark: get("occurred_watermark")?.unwrap_or(i64::MIN),
+        })
+    }
+
+    /// Records how far the index goes, in the writer's open transaction.
+    fn save(conn: &Connection, through: u64, watermark: i64) -> Result<(), StoreError> {
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )?;
+        upsert.execute(params!["late_index_through", through.to_string()])?;
+        upsert.execute(params!["occurred_watermark", watermark.to_string()])?;
+        Ok(())
+    }
+
+    /// Indexes one new event if it is late, and moves the watermark.
+    fn index(
+        insert: &mut rusqlite::CachedStatement<'_>,
+        watermark: &mut i64,
+        position: u64,
+        ty: EventType,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let t = occurred_at.timestamp_micros();
+        if ty.applies_at_every_valid_time() {
+            insert.execute(params![position as i64, i64::MIN])?;
+        } else {
+            if t < *watermark {
+                insert.execute(params![position as i64, t])?;
+            }
+            *watermark = (*watermark).max(t);
+        }
+        Ok(())
+    }
+
+    /// Brings the index up to `last` (a new store, one written before the index existed, or
+    /// one an older Rapport appended to), in one transaction.
+    fn catch_up(conn: &Connection, last: u64) -> Result<LateIndex, StoreError> {
+        let mut late = LateIndex::read(conn)?;
+        if late.through >= last {
+            return Ok(late);
+        }
+        let started = Instant::now();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let indexed = (|| -> Result<(), StoreError> {
+            conn.execute(
+                "DELETE FROM late_events WHERE position > ?1",
+                [late.through as i64],
+            )?;
+            let mut insert = conn.prepare_cached(LateIndex::INSERT)?;
+            let mut stmt = conn.prepare(
+                "SELECT position, type, occurred_at FROM events WHERE position > ?1 ORDER BY position",
+            )?;
+            let mut rows = stmt.query([late.through as i64])?;
+            while let Some(r) = rows.next()? {
+                let position = r.get::<_, i64>(0)? as u64;
+                let ty: String = r.get(1)?;
+                let ty = EventType::parse(&ty).ok_or_else(|| StoreError::Integrity {
+                    position,
+                    what: format!("unknown event type `{ty}`"),
+                })?;
+                let occurred_at = parse_time(&r.get::<_, String>(2)?)?;
+                LateIndex::index(&mut insert, &mut late.watermark, position, ty, occurred_at)?;
+                late.through = position;
+            }
+            LateIndex::save(conn, late.through, late.watermark)
+        })();
+        match indexed.and_then(|()| Ok(conn.execute_batch("COMMIT")?)) {
+            Ok(()) => {
+                tracing::info!(
+                    through = late.through,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "indexed late events"
+                );
+                Ok(late)
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 }
 
@@ -892,9 +1052,8 @@ fn writer_loop(
                         conn.execute_batch("BEGIN IMMEDIATE")
                             .map_err(StoreError::from)
                             .map(|()| {
-                                let last = shared.last.load(Ordering::Acquire);
                                 bulk = Some(Bulk {
-                                    pending: Pending::new(last),
+                                    pending: Pending::new(&shared),
                                     recorded_at: shared.recorded_now(),
                                     failed: None,
                                 });
@@ -983,15 +1142,18 @@ struct Pending {
     key_rows: KeyRows,
     /// The position the next new event gets.
     next: u64,
+    /// The late-event watermark after the events written so far (microseconds).
+    watermark: i64,
 }
 
 impl Pending {
-    fn new(last: u64) -> Pending {
+    fn new(shared: &Shared) -> Pending {
         Pending {
             ids: FastMap::default(),
             streams: FastMap::default(),
             key_rows: KeyRows::default(),
-            next: last + 1,
+            next: shared.last.load(Ordering::Acquire) + 1,
+            watermark: shared.watermark.load(Ordering::Acquire),
         }
     }
 }
@@ -1023,6 +1185,8 @@ fn write_jobs(
         let mut destroy_key = conn.prepare_cached(
             "UPDATE data_keys SET wrapped = NULL, destroyed_at = ?2 WHERE key_row = ?1",
         )?;
+        let mut insert_late = conn.prepare_cached(LateIndex::INSERT)?;
+        let written_from = p.next;
         for (req, reply) in jobs.by_ref() {
             // Decide everything about this job before writing any of it.
             let plan = match plan_job(&req, idx, p, &mut lookup) {
@@ -1058,6 +1222,13 @@ fn write_jobs(
                     key_gen,
                     ev.digest.as_slice(),
                 ])?;
+                LateIndex::index(
+                    &mut insert_late,
+                    &mut p.watermark,
+                    slot.position,
+                    ev.event_type,
+                    ev.occurred_at,
+                )?;
                 p.ids.insert(ev.id.as_u64_pair(), slot.position);
                 match p.streams.get_mut(ev.stream.as_str()) {
                     Some(v) => v.push(slot.position),
@@ -1112,6 +1283,9 @@ fn write_jobs(
                 .collect();
             replies.last_mut().expect("pushed above").1 = Ok(appended);
         }
+        if p.next > written_from {
+            LateIndex::save(conn, p.next - 1, p.watermark)?;
+        }
         Ok(())
     })();
     match result {
@@ -1145,6 +1319,8 @@ fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> usize {
             }
         }
         drop(idx);
+        shared.watermark.store(p.watermark, Ordering::Release);
+        shared.late_through.store(p.next - 1, Ordering::Release);
         shared.last.store(p.next - 1, Ordering::Release);
         shared.notify.send_replace(p.next - 1);
     }
@@ -1170,7 +1346,7 @@ fn commit_group(
     let started = Instant::now();
     let job_count = jobs.len();
     let recorded_at = shared.recorded_now();
-    let mut pending = Pending::new(shared.last.load(Ordering::Acquire));
+    let mut pending = Pending::new(shared);
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         fail_all(jobs.into_iter().map(|(_, r)| r).collect(), &e.into());
         return 0;
@@ -1417,6 +1593,19 @@ impl EventStore for SqliteStore {
         self.shared.last.load(Ordering::Acquire)
     }
 
+    async fn read_late(
+        &self,
+        after: u64,
+        until: u64,
+        occurred_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let limit = limit.min(super::READ_EVENTS_MAX);
+        tokio::task::block_in_place(|| {
+            self.read_late_blocking(after, until, occurred_until, limit)
+        })
+    }
+
     fn stream_version(&self, stream: &str) -> Option<u64> {
         self.stream_version_now(stream)
     }
@@ -1558,6 +1747,87 @@ mod tests {
             r#"{{"id":"{id}","type":"purchase","customer":"c-1","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"{order}","amount":"1.50","currency":"CNY"}}}}"#
         );
         rapport_events::parse_one(&text, &mut Uuid::nil, false).unwrap()
+    }
+
+    fn event_at(ty: &str, customer: &str, day: u32, data: &str) -> rapport_events::Event {
+        let text = format!(
+            r#"{{"type":"{ty}","customer":"{customer}","occurred_at":"2026-03-{day:02}T10:00:00Z","data":{data}}}"#
+        );
+        rapport_events::parse_one(&text, &mut Uuid::now_v7, false).unwrap()
+    }
+
+    /// Positions `read_late` gives for a fold at business time 2026-03-`day` after `after`.
+    async fn late_by(store: &SqliteStore, after: u64, day: u32) -> Option<Vec<u64>> {
+        let t = format!("2026-03-{day:02}T23:59:59Z").parse().unwrap();
+        let last = store.last_position();
+        store
+            .read_late(after, last, t, 100)
+            .await
+            .unwrap()
+            .map(|v| v.iter().map(|s| s.position).collect())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn late_events_are_indexed_as_written_and_caught_up_for_stores_written_without_the_index(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::generate();
+        let open = || {
+            let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+            let log = Log::new(
+                store.clone() as Arc<dyn EventStore>,
+                Arc::new(Keyring::load(master.clone(), vec![]).unwrap()),
+            );
+            (store, log)
+        };
+        let (store, log) = open();
+        let join = |c: &str, day| event_at("community_joined", c, day, r#"{"community":"g"}"#);
+        // Business days by position: 1: 5, 2: 9, 3: 7 (late), 4: 9 (on time: not before
+        // the watermark), 5: 2 (late), 6: 12; a segment definition (7) applies at every
+        // business time, whenever it is stamped.
+        log.append(&[join("c-1", 5), join("c-2", 9)], None)
+            .await
+            .unwrap();
+        log.append(&[join("c-3", 7), join("c-1", 9), join("c-2", 2)], None)
+            .await
+            .unwrap();
+        log.append(&[join("c-3", 12)], None).await.unwrap();
+        let segment = r#"{"type":"segment_defined","subject":"s-1","occurred_at":"2026-03-20T10:00:00Z","data":{"name":"n","rule":{"field":"orders","op":">=","value":1}}}"#;
+        log.append(
+            &[rapport_events::parse_one(segment, &mut Uuid::now_v7, true).unwrap()],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(late_by(&store, 0, 8).await, Some(vec![3, 5, 7]));
+        assert_eq!(late_by(&store, 0, 3).await, Some(vec![5, 7]));
+        assert_eq!(late_by(&store, 4, 31).await, Some(vec![5, 7]));
+        assert_eq!(late_by(&store, 0, 1).await, Some(vec![7]));
+
+        // A store written before the index existed: the index is built when the store is
+        // opened for writing, the same as if it had been kept all along. (A store an older
+        // Rapport appended to is caught up the same way, from where its index stops.)
+        store.close();
+        drop((store, log));
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(
+                "DELETE FROM late_events; DELETE FROM meta WHERE key IN ('late_index_through', 'occurred_watermark');",
+            )
+            .unwrap();
+        }
+        let read_only = SqliteStore::open_read_only(dir.path()).unwrap();
+        assert_eq!(
+            late_by(&read_only, 0, 8).await,
+            None,
+            "a read-only store does not use an index that stops short of its end"
+        );
+        let (store, log) = open();
+        assert_eq!(late_by(&store, 0, 8).await, Some(vec![3, 5, 7]));
+        log.append(&[join("c-4", 10), join("c-4", 11)], None)
+            .await
+            .unwrap();
+        assert_eq!(late_by(&store, 0, 10).await, Some(vec![3, 5, 7, 8]));
     }
 
     #[tokio::test(flavor = "multi_thread")]
