@@ -188,6 +188,11 @@ pub enum Command {
         /// import`, then `rapport replay`, on the same log the other figures come from).
         #[arg(long, value_name = "FILE")]
         write_log: Option<PathBuf>,
+        /// A synthetic log in business order, with this percentage of its events arriving
+        /// late (by up to 7 days). Without it the log's times cycle through March every 28
+        /// events (the worst case for `valid_at` queries).
+        #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+        late_percent: Option<u8>,
     },
     /// Rebuilds the projections from the first event and writes a fresh snapshot; with
     /// `--verify`, rebuilds beside the live snapshot and compares a digest per projection.
@@ -547,9 +552,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             skip_http,
             serve_memory,
             write_log,
+            late_percent,
         } => {
+            let times = late_percent.map_or(crate::bench::LogTimes::Shuffled, |late_percent| {
+                crate::bench::LogTimes::InOrder { late_percent }
+            });
             if let Some(path) = write_log {
-                let text = crate::bench::synthetic_ndjson(events, customers, seed);
+                let text = crate::bench::synthetic_ndjson(events, customers, seed, times);
                 std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
                 println!(
@@ -567,6 +576,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 http_clients,
                 http_ingest_rate,
                 skip_http,
+                times,
             })
             .await
         }

@@ -54,7 +54,7 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
         );
         let input = [Input::text(
             "synthetic",
-            synthetic_ndjson(opts.events, opts.customers, opts.seed),
+            synthetic_ndjson(opts.events, opts.customers, opts.seed, opts.times),
         )];
         let report = run_import(&store, &log, &input)?;
         println!(
