@@ -19,7 +19,7 @@ use std::{
     fs::File,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc, Mutex, RwLock,
     },
     time::Instant,
@@ -194,10 +194,8 @@ impl WriterMetrics for NoMetrics {
 struct Shared {
     index: RwLock<Index>,
     last: AtomicU64,
-    /// The late-event index covers positions up to here (see [`LateIndex`]).
-    late_through: AtomicU64,
-    /// The watermark after `late_through`, in microseconds (`i64::MIN`: no event yet).
-    watermark: AtomicI64,
+    /// The late-event index as of the last commit.
+    late: Mutex<LateIndex>,
     notify: watch::Sender<u64>,
     /// The latest `recorded_at` written, so it never goes backwards (a wall clock that
     /// steps back does not reorder recording times; `known_at` relies on it).
@@ -472,8 +470,7 @@ impl SqliteStore {
         let shared = Arc::new(Shared {
             index: RwLock::new(index),
             last: AtomicU64::new(last),
-            late_through: AtomicU64::new(late.through),
-            watermark: AtomicI64::new(late.watermark),
+            late: Mutex::new(late),
             notify,
             recorded: Mutex::new(last_recorded(&conn)),
         });
@@ -517,8 +514,7 @@ impl SqliteStore {
         let shared = Arc::new(Shared {
             index: RwLock::new(index),
             last: AtomicU64::new(last),
-            late_through: AtomicU64::new(late.through),
-            watermark: AtomicI64::new(late.watermark),
+            late: Mutex::new(late),
             notify,
             recorded: Mutex::new(recorded),
         });
@@ -640,7 +636,8 @@ impl SqliteStore {
         occurred_until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-        if until > self.shared.late_through.load(Ordering::Acquire) {
+        let late = *self.shared.late.lock().unwrap_or_else(|e| e.into_inner());
+        if !late.covers(until) {
             return Ok(None);
         }
         self.with_reader(|c| {
@@ -773,17 +770,31 @@ impl Drop for SqliteStore {
     }
 }
 
-/// The index of late events (see [`EventStore::read_late`]): how far it goes, and the
-/// watermark there.
+/// The index of late events (see [`EventStore::read_late`]): how far it goes, the
+/// watermark there, and whether it was given up.
+#[derive(Clone, Copy, Debug)]
 struct LateIndex {
     through: u64,
     /// Microseconds since the epoch; `i64::MIN` before the first event.
     watermark: i64,
+    /// Rows in `late_events`.
+    rows: u64,
+    /// Given up: too many events were late for the index to save a fold much reading (see
+    /// [`LATE_INDEX_SHARE_MAX_PERCENT`]). `read_late` then answers `None`.
+    abandoned: bool,
 }
 
-impl LateIndex {
-    const INSERT: &'static str = "INSERT INTO late_events (position, occurred_at) VALUES (?1, ?2)";
+/// Late events written to the index per statement.
+const LATE_ROWS_PER_INSERT: usize = 128;
+/// The index is given up once more than this share of the events is late (with at least
+/// [`LATE_INDEX_EVENTS_MIN`] events written): a fold would read most of the log through it
+/// anyway, and on a log whose times are shuffled it cost about a tenth of the import's
+/// throughput (every event a row).
+const LATE_INDEX_SHARE_MAX_PERCENT: u64 = 25;
+/// Events written before the share of late ones is judged.
+const LATE_INDEX_EVENTS_MIN: u64 = 100_000;
 
+impl LateIndex {
     /// What `meta` says (nothing indexed in a store that never had the index).
     fn read(conn: &Connection) -> Result<LateIndex, StoreError> {
         let get = |key: &str| -> Result<Option<i64>, StoreError> {
@@ -799,35 +810,85 @@ impl LateIndex {
         Ok(LateIndex {
             through: get("late_index_through")?.unwrap_or(0).max(0) as u64,
             watermark: get("occurred_watermark")?.unwrap_or(i64::MIN),
+            rows: get("late_index_rows")?.unwrap_or(0).max(0) as u64,
+            abandoned: get("late_index_abandoned")?.unwrap_or(0) != 0,
         })
     }
 
-    /// Records how far the index goes, in the writer's open transaction.
-    fn save(conn: &Connection, through: u64, watermark: i64) -> Result<(), StoreError> {
-        let mut upsert = conn.prepare_cached(
-            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        )?;
-        upsert.execute(params!["late_index_through", through.to_string()])?;
-        upsert.execute(params!["occurred_watermark", watermark.to_string()])?;
-        Ok(())
+    /// Whether the index answers for `(.., until]`.
+    fn covers(&self, until: u64) -> bool {
+        !self.abandoned && until <= self.through
     }
 
-    /// Indexes one new event if it is late, and moves the watermark.
-    fn index(
-        insert: &mut rusqlite::CachedStatement<'_>,
-        watermark: &mut i64,
+    /// Moves the watermark past one new event; returns its index row if it is late.
+    fn classify(
+        &mut self,
         position: u64,
         ty: EventType,
         occurred_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Option<(i64, i64)> {
+        if self.abandoned {
+            return None;
+        }
         let t = occurred_at.timestamp_micros();
         if ty.applies_at_every_valid_time() {
-            insert.execute(params![position as i64, i64::MIN])?;
+            return Some((position as i64, i64::MIN));
+        }
+        let late = t < self.watermark;
+        self.watermark = self.watermark.max(t);
+        late.then_some((position as i64, t))
+    }
+
+    /// Writes the index rows of the events up to `through` (classified in order), in the
+    /// writer's open transaction, with how far the index goes; or gives the index up.
+    fn extend(
+        &mut self,
+        conn: &Connection,
+        through: u64,
+        rows: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
+        if self.abandoned {
+            return Ok(());
+        }
+        self.through = through;
+        self.rows += rows.len() as u64;
+        if through >= LATE_INDEX_EVENTS_MIN
+            && self.rows * 100 > through * LATE_INDEX_SHARE_MAX_PERCENT
+        {
+            conn.execute("DELETE FROM late_events", [])?;
+            *self = LateIndex {
+                through: 0,
+                watermark: i64::MIN,
+                rows: 0,
+                abandoned: true,
+            };
+            tracing::info!(
+                "more than {LATE_INDEX_SHARE_MAX_PERCENT}% of the events are late: the late-event index is given up (valid_at queries read the whole log after their snapshot)"
+            );
         } else {
-            if t < *watermark {
-                insert.execute(params![position as i64, t])?;
+            for part in rows.chunks(LATE_ROWS_PER_INSERT) {
+                let sql = format!(
+                    "INSERT INTO late_events (position, occurred_at) VALUES {}",
+                    vec!["(?, ?)"; part.len()].join(", ")
+                );
+                let mut insert = conn.prepare_cached(&sql)?;
+                let values: Vec<&dyn rusqlite::ToSql> = part
+                    .iter()
+                    .flat_map(|(p, t)| [p as &dyn rusqlite::ToSql, t as &dyn rusqlite::ToSql])
+                    .collect();
+                insert.execute(values.as_slice())?;
             }
-            *watermark = (*watermark).max(t);
+        }
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )?;
+        for (key, value) in [
+            ("late_index_through", self.through.to_string()),
+            ("occurred_watermark", self.watermark.to_string()),
+            ("late_index_rows", self.rows.to_string()),
+            ("late_index_abandoned", u8::from(self.abandoned).to_string()),
+        ] {
+            upsert.execute(params![key, value])?;
         }
         Ok(())
     }
@@ -835,39 +896,48 @@ impl LateIndex {
     /// Brings the index up to `last` (a new store, one written before the index existed, or
     /// one an older Rapport appended to), in one transaction.
     fn catch_up(conn: &Connection, last: u64) -> Result<LateIndex, StoreError> {
-        let mut late = LateIndex::read(conn)?;
-        if late.through >= last {
-            return Ok(late);
+        let saved = LateIndex::read(conn)?;
+        if saved.abandoned || saved.through >= last {
+            return Ok(saved);
         }
         let started = Instant::now();
+        let mut late = saved;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let indexed = (|| -> Result<(), StoreError> {
             conn.execute(
                 "DELETE FROM late_events WHERE position > ?1",
                 [late.through as i64],
             )?;
-            let mut insert = conn.prepare_cached(LateIndex::INSERT)?;
+            let mut late_rows = Vec::new();
             let mut stmt = conn.prepare(
                 "SELECT position, type, occurred_at FROM events WHERE position > ?1 ORDER BY position",
             )?;
             let mut rows = stmt.query([late.through as i64])?;
+            let mut position = late.through;
             while let Some(r) = rows.next()? {
-                let position = r.get::<_, i64>(0)? as u64;
+                position = r.get::<_, i64>(0)? as u64;
                 let ty: String = r.get(1)?;
                 let ty = EventType::parse(&ty).ok_or_else(|| StoreError::Integrity {
                     position,
                     what: format!("unknown event type `{ty}`"),
                 })?;
                 let occurred_at = parse_time(&r.get::<_, String>(2)?)?;
-                LateIndex::index(&mut insert, &mut late.watermark, position, ty, occurred_at)?;
-                late.through = position;
+                late_rows.extend(late.classify(position, ty, occurred_at));
+                if late_rows.len() >= LATE_ROWS_PER_INSERT * 64 {
+                    late.extend(conn, position, &late_rows)?;
+                    late_rows.clear();
+                    if late.abandoned {
+                        return Ok(());
+                    }
+                }
             }
-            LateIndex::save(conn, late.through, late.watermark)
+            late.extend(conn, position, &late_rows)
         })();
         match indexed.and_then(|()| Ok(conn.execute_batch("COMMIT")?)) {
             Ok(()) => {
                 tracing::info!(
                     through = late.through,
+                    abandoned = late.abandoned,
                     seconds = started.elapsed().as_secs_f64(),
                     "indexed late events"
                 );
@@ -1142,8 +1212,8 @@ struct Pending {
     key_rows: KeyRows,
     /// The position the next new event gets.
     next: u64,
-    /// The late-event watermark after the events written so far (microseconds).
-    watermark: i64,
+    /// The late-event index after the events written so far.
+    late: LateIndex,
 }
 
 impl Pending {
@@ -1153,7 +1223,7 @@ impl Pending {
             streams: FastMap::default(),
             key_rows: KeyRows::default(),
             next: shared.last.load(Ordering::Acquire) + 1,
-            watermark: shared.watermark.load(Ordering::Acquire),
+            late: *shared.late.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 }
@@ -1185,7 +1255,7 @@ fn write_jobs(
         let mut destroy_key = conn.prepare_cached(
             "UPDATE data_keys SET wrapped = NULL, destroyed_at = ?2 WHERE key_row = ?1",
         )?;
-        let mut insert_late = conn.prepare_cached(LateIndex::INSERT)?;
+        let mut late_rows = Vec::new();
         let written_from = p.next;
         for (req, reply) in jobs.by_ref() {
             // Decide everything about this job before writing any of it.
@@ -1222,13 +1292,10 @@ fn write_jobs(
                     key_gen,
                     ev.digest.as_slice(),
                 ])?;
-                LateIndex::index(
-                    &mut insert_late,
-                    &mut p.watermark,
-                    slot.position,
-                    ev.event_type,
-                    ev.occurred_at,
-                )?;
+                late_rows.extend(
+                    p.late
+                        .classify(slot.position, ev.event_type, ev.occurred_at),
+                );
                 p.ids.insert(ev.id.as_u64_pair(), slot.position);
                 match p.streams.get_mut(ev.stream.as_str()) {
                     Some(v) => v.push(slot.position),
@@ -1284,7 +1351,7 @@ fn write_jobs(
             replies.last_mut().expect("pushed above").1 = Ok(appended);
         }
         if p.next > written_from {
-            LateIndex::save(conn, p.next - 1, p.watermark)?;
+            p.late.extend(conn, p.next - 1, &late_rows)?;
         }
         Ok(())
     })();
@@ -1319,8 +1386,7 @@ fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> usize {
             }
         }
         drop(idx);
-        shared.watermark.store(p.watermark, Ordering::Release);
-        shared.late_through.store(p.next - 1, Ordering::Release);
+        *shared.late.lock().unwrap_or_else(|e| e.into_inner()) = p.late;
         shared.last.store(p.next - 1, Ordering::Release);
         shared.notify.send_replace(p.next - 1);
     }
@@ -1601,9 +1667,7 @@ impl EventStore for SqliteStore {
         limit: usize,
     ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
         let limit = limit.min(super::READ_EVENTS_MAX);
-        tokio::task::block_in_place(|| {
-            self.read_late_blocking(after, until, occurred_until, limit)
-        })
+        tokio::task::block_in_place(|| self.read_late_blocking(after, until, occurred_until, limit))
     }
 
     fn stream_version(&self, stream: &str) -> Option<u64> {
@@ -1768,8 +1832,8 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn late_events_are_indexed_as_written_and_caught_up_for_stores_written_without_the_index(
-    ) {
+    async fn late_events_are_indexed_as_written_and_caught_up_for_stores_written_without_the_index()
+    {
         let dir = tempfile::tempdir().unwrap();
         let master = MasterKey::generate();
         let open = || {
@@ -1812,7 +1876,7 @@ mod tests {
         {
             let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
             conn.execute_batch(
-                "DELETE FROM late_events; DELETE FROM meta WHERE key IN ('late_index_through', 'occurred_watermark');",
+                "DELETE FROM late_events; DELETE FROM meta WHERE key LIKE 'late_index_%' OR key = 'occurred_watermark';",
             )
             .unwrap();
         }
@@ -1828,6 +1892,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(late_by(&store, 0, 10).await, Some(vec![3, 5, 7, 8]));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_late_event_index_is_given_up_when_most_events_are_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let log = Log::new(
+            store.clone() as Arc<dyn EventStore>,
+            Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+        );
+        let join = |i: u64| {
+            // Days cycle 1..=28: after the first 28 events nearly all are late.
+            event_at(
+                "community_joined",
+                &format!("c-{}", i % 1000),
+                1 + (i % 28) as u32,
+                r#"{"community":"g"}"#,
+            )
+        };
+        let batch = |from: u64, n: u64| (from..from + n).map(join).collect::<Vec<_>>();
+        log.append(&batch(0, 1000), None).await.unwrap();
+        assert!(
+            late_by(&store, 0, 5).await.is_some_and(|v| !v.is_empty()),
+            "judged only after {LATE_INDEX_EVENTS_MIN} events"
+        );
+        let mut written = 1000;
+        while written < LATE_INDEX_EVENTS_MIN {
+            log.append(&batch(written, 5000), None).await.unwrap();
+            written += 5000;
+        }
+        assert_eq!(late_by(&store, 0, 5).await, None);
+        store.close();
+        drop((store, log));
+        // It stays given up, and takes no room.
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        assert_eq!(late_by(&store, 0, 5).await, None);
+        let rows: i64 = store
+            .with_reader(|c| Ok(c.query_row("SELECT count(*) FROM late_events", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(rows, 0);
     }
 
     #[tokio::test(flavor = "multi_thread")]
