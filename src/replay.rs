@@ -46,7 +46,7 @@ pub async fn fold(
     valid_at: Option<DateTime<Utc>>,
     on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
-    fold_from(log, state, until, valid_at, false, on_batch).await
+    fold_from(log, state, until, valid_at, Source::Range, on_batch).await
 }
 
 /// Like [`fold`] for `valid_at = T`, reading only the late events (see
@@ -59,7 +59,15 @@ pub async fn fold_late(
     valid_at: DateTime<Utc>,
     on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
-    fold_from(log, state, until, Some(valid_at), true, on_batch).await
+    fold_from(
+        log,
+        state,
+        until,
+        Some(valid_at),
+        Source::Late(valid_at),
+        on_batch,
+    )
+    .await
 }
 
 async fn fold_from(
@@ -67,7 +75,7 @@ async fn fold_from(
     mut state: ReadState,
     until: u64,
     valid_at: Option<DateTime<Utc>>,
-    late: bool,
+    source: Source,
     mut on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
     let from = state.position();
@@ -77,10 +85,6 @@ async fn fold_from(
     // Two stages, as in the live read model: a task reads and opens batches (SQLite, JSON,
     // decryption) while this one folds the previous batch.
     let (tx, mut rx) = tokio::sync::mpsc::channel(FOLD_QUEUE_BATCHES);
-    let source = match (late, valid_at) {
-        (true, Some(t)) => Source::Late(t),
-        _ => Source::Range,
-    };
     let reader = tokio::spawn(read_opened(log.clone(), from, until, valid_at, source, tx));
     while let Some(batch) = rx.recv().await {
         let Opened { events, last, read } = batch?;

@@ -1813,6 +1813,16 @@ mod tests {
         rapport_events::parse_one(&text, &mut Uuid::nil, false).unwrap()
     }
 
+    /// The store in `dir`, opened for writing, and its log under `master`.
+    fn open_log(dir: &Path, master: &MasterKey) -> (Arc<SqliteStore>, Log) {
+        let store = Arc::new(SqliteStore::open(dir, SqliteOptions::default()).unwrap());
+        let log = Log::new(
+            store.clone() as Arc<dyn EventStore>,
+            Arc::new(Keyring::load(master.clone(), vec![]).unwrap()),
+        );
+        (store, log)
+    }
+
     fn event_at(ty: &str, customer: &str, day: u32, data: &str) -> rapport_events::Event {
         let text = format!(
             r#"{{"type":"{ty}","customer":"{customer}","occurred_at":"2026-03-{day:02}T10:00:00Z","data":{data}}}"#
@@ -1836,14 +1846,7 @@ mod tests {
     {
         let dir = tempfile::tempdir().unwrap();
         let master = MasterKey::generate();
-        let open = || {
-            let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-            let log = Log::new(
-                store.clone() as Arc<dyn EventStore>,
-                Arc::new(Keyring::load(master.clone(), vec![]).unwrap()),
-            );
-            (store, log)
-        };
+        let open = || open_log(dir.path(), &master);
         let (store, log) = open();
         let join = |c: &str, day| event_at("community_joined", c, day, r#"{"community":"g"}"#);
         // Business days by position: 1: 5, 2: 9, 3: 7 (late), 4: 9 (on time: not before
@@ -1897,11 +1900,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn the_late_event_index_is_given_up_when_most_events_are_late() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-        let log = Log::new(
-            store.clone() as Arc<dyn EventStore>,
-            Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
-        );
+        let (store, log) = open_log(dir.path(), &MasterKey::generate());
         let join = |i: u64| {
             // Days cycle 1..=28: after the first 28 events nearly all are late.
             event_at(
@@ -1941,11 +1940,7 @@ mod tests {
         let a = Uuid::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef);
         let (b, c) = (twin(a, 0xdead_beef), twin(a, 0x1234_5678_9abc));
         for restart in [false, true] {
-            let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-            let log = Log::new(
-                store.clone() as Arc<dyn EventStore>,
-                Arc::new(Keyring::load(master.clone(), vec![]).unwrap()),
-            );
+            let (store, log) = open_log(dir.path(), &master);
             if !restart {
                 // A first, then its twins: new events, not duplicates of A.
                 let first = log.append(&[purchase(a, "o-a")], None).await.unwrap();
