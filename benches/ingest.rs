@@ -23,5 +23,6 @@ fn main() -> anyhow::Result<()> {
         skip_http: false,
         // A child `rapport serve` needs the rapport binary: `rapport bench --serve-memory`.
         serve_memory: false,
+        times: rapport::bench::LogTimes::Shuffled,
     }))
 }

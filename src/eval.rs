@@ -19,7 +19,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use rapport_events::{EventType, RecordedEvent};
+use rapport_events::{EventType, FoldEvent, RecordedEvent};
 use rapport_projections::{
     warnings::{Kind, Level, WarningConfig, Warnings},
     Customers, Projection,
@@ -671,8 +671,13 @@ fn delays(
 pub fn score_detector(s: &Scenario, config: &WarningConfig) -> (Score, f64) {
     let mut customers = Customers::default();
     let mut w = Warnings::new(config.clone());
+    let events: Vec<FoldEvent> = s
+        .events
+        .iter()
+        .map(|e| FoldEvent::from_recorded(e).expect("generated payloads are of their type"))
+        .collect();
     let started = Instant::now();
-    for e in &s.events {
+    for e in &events {
         customers.apply(e);
         w.apply(e, &customers);
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rapport_events::{
     data::PersonalDataErased,
     personal::{self, PersonalFields, PersonalView},
-    Event, EventData, RecordedEvent, Upcasters,
+    Event, EventData, EventType, Facts, FoldEvent, RecordedEvent, Upcasters,
 };
 use uuid::Uuid;
 
@@ -274,6 +274,54 @@ impl Log {
             data,
             metadata,
             personal,
+        })
+    }
+
+    /// Opens a stored event as the projections fold it. Projections keep no personal data
+    /// (nothing to erase in snapshots; identity is read from the log when shown). The one
+    /// exception read while folding is complaint text, which the early-warning detector
+    /// turns into MinHash signatures and never stores; every other personal field is left
+    /// out. The payload is decoded straight from its stored text into [`Facts`] (no JSON
+    /// tree); complaints, which need decrypting, and older versions, which need upcasting,
+    /// take [`Log::open`]'s way.
+    pub fn open_fold(&self, stored: StoredEvent) -> Result<FoldEvent, StoreError> {
+        let position = stored.position;
+        let ev = &stored.event;
+        let not_facts = |e: serde_json::Error| StoreError::Integrity {
+            position,
+            what: format!("data is not a `{}` payload: {e}", ev.event_type),
+        };
+        if ev.event_type == EventType::Complaint || self.upcasters.needed(ev.event_type, ev.version)
+        {
+            let access = if ev.event_type == EventType::Complaint {
+                PersonalAccess::Plain
+            } else {
+                PersonalAccess::Withheld
+            };
+            let opened = self.open(stored, access)?;
+            return FoldEvent::from_recorded(&opened).map_err(|e| StoreError::Integrity {
+                position,
+                what: format!("data is not a `{}` payload: {e}", opened.event_type),
+            });
+        }
+        if let Some((_, 0)) = ev.sealed {
+            return Err(StoreError::Integrity {
+                position,
+                what: "personal data stored unencrypted (a benchmark store)".into(),
+            });
+        }
+        let data = Facts::decode(ev.event_type, &ev.data).map_err(not_facts)?;
+        let ev = stored.event;
+        let operator = ev.event_type.is_operator();
+        Ok(FoldEvent {
+            position,
+            id: ev.id,
+            event_type: ev.event_type,
+            // The store keeps every subject in one column; the fold names it by kind.
+            subject: operator.then(|| ev.customer.clone()),
+            customer: if operator { String::new() } else { ev.customer },
+            occurred_at: ev.occurred_at,
+            data,
         })
     }
 

@@ -306,21 +306,15 @@ impl ReadModel {
         // Two stages, so reading and decoding overlap with folding: a reader task opens
         // events and hands batches over a bounded channel to the applier task.
         let (tx, mut rx) =
-            tokio::sync::mpsc::channel::<Vec<rapport_events::RecordedEvent>>(APPLY_QUEUE_BATCHES);
+            tokio::sync::mpsc::channel::<Vec<rapport_events::FoldEvent>>(APPLY_QUEUE_BATCHES);
         tokio::spawn(async move {
             let mut events =
                 store::subscribe(log.store.clone(), from).ready_chunks(APPLY_BATCH_EVENTS);
             while let Some(batch) = events.next().await {
                 let mut opened = Vec::with_capacity(batch.len());
                 for r in batch {
-                    // Projections keep no personal data (nothing to erase in snapshots;
-                    // identity is read from the log when shown). The one exception read
-                    // while folding: complaint text, which the early-warning detector turns
-                    // into MinHash signatures and never stores.
-                    match r.and_then(|s| {
-                        let a = crate::replay::projection_access(&s);
-                        log.open(s, a)
-                    }) {
+                    // What projections may see: see `Log::open_fold`.
+                    match r.and_then(|s| log.open_fold(s)) {
                         Ok(ev) => opened.push(ev),
                         Err(e) => {
                             tracing::error!(error = %e, "the read model stopped: an event could not be read");

@@ -18,24 +18,14 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use rapport_events::{EventType, RecordedEvent};
+use rapport_events::{EventType, FoldEvent};
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    log::{Log, PersonalAccess},
-    store::{EventStore, StoreError, StoredEvent, READ_EVENTS_MAX},
+    log::Log,
+    store::{EventStore, StoreError, READ_EVENTS_MAX},
 };
-
-/// What the projections may see of an event: complaint text for the detector (turned into
-/// signatures, never stored), nothing else personal.
-pub fn projection_access(s: &StoredEvent) -> PersonalAccess {
-    if s.event.event_type == EventType::Complaint {
-        PersonalAccess::Plain
-    } else {
-        PersonalAccess::Withheld
-    }
-}
 
 /// Folds events `(state.position(), until]` into `state`, skipping events that occurred
 /// after `valid_at`. `on_batch` is told how many events were read (for progress bars).
@@ -108,7 +98,7 @@ async fn fold_from(
 
 /// One batch for the fold: the events to apply, and how far it read.
 struct Opened {
-    events: Vec<RecordedEvent>,
+    events: Vec<FoldEvent>,
     last: u64,
     read: u64,
 }
@@ -178,10 +168,7 @@ async fn read_opened(
                 batch
                     .into_iter()
                     .filter(|s| valid(s.event.event_type, s.event.occurred_at, valid_at))
-                    .map(|s| {
-                        let access = projection_access(&s);
-                        log.open(s, access)
-                    })
+                    .map(|s| log.open_fold(s))
                     .collect::<Result<Vec<_>, _>>()
                     .map(|events| Opened { events, last, read })
             }

@@ -13,10 +13,7 @@ use rapport_projections::{
 };
 use rust_decimal::Decimal;
 
-use crate::{
-    log::{Log, PersonalAccess},
-    store::sqlite::SqliteStore,
-};
+use crate::{log::Log, store::sqlite::SqliteStore};
 
 /// Cohort columns shown in the Markdown table (the heatmap shows all).
 const TABLE_OFFSETS_MAX: u32 = 12;
@@ -26,7 +23,7 @@ const DORMANT_SHOWN: usize = 15;
 pub fn fold(store: &SqliteStore, log: &Log) -> anyhow::Result<Customers> {
     let mut c = Customers::default();
     store.for_each_blocking(0, u64::MAX, |s| {
-        c.apply(&log.open(s, PersonalAccess::Withheld)?);
+        c.apply(&log.open_fold(s)?);
         Ok(())
     })?;
     Ok(c)

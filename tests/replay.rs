@@ -187,8 +187,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             }
             let mut expected = ReadState::new(LifecycleConfig::default(), WarningConfig::default());
             for s in store.read_all(0, p as usize).await.unwrap() {
-                let access = replay::projection_access(&s);
-                let ev = log.open(s, access).unwrap();
+                let ev = log.open_fold(s).unwrap();
                 // Segment definitions are lenses: they apply whenever they were written.
                 let lens = ev.event_type == rapport_events::EventType::SegmentDefined;
                 if lens || ev.occurred_at <= t {

@@ -2,7 +2,7 @@
 //!
 //! This crate owns what an event *is*: the envelope a client sends ([`EventInput`]),
 //! the validated, canonical form the store keeps ([`Event`]), the form readers get back
-//! ([`RecordedEvent`]), the typed payload of every event type ([`data`]), which fields
+//! ([`RecordedEvent`]), the form projections fold ([`FoldEvent`]), the typed payload of every event type ([`data`]), which fields
 //! hold personal data ([`personal`]), and the CloudEvents 1.0 mapping ([`cloudevents`]).
 //!
 //! Architecture invariant: no IO, no clock, no randomness. Ids that a client did not
@@ -13,6 +13,7 @@ pub mod cloudevents;
 pub mod data;
 pub mod envelope;
 pub mod error;
+pub mod fold;
 pub mod money;
 pub mod personal;
 pub mod schema;
@@ -25,6 +26,7 @@ pub use envelope::{
     CUSTOMER_ID_LEN_MAX, METADATA_ENTRIES_MAX,
 };
 pub use error::{FieldError, ValidationErrors};
+pub use fold::{Facts, FoldEvent};
 pub use money::{Currency, Money};
 pub use personal::{PersonalFields, PersonalView};
 pub use upcast::{UpcastError, Upcasters};

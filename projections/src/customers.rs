@@ -11,10 +11,9 @@ use thin_vec::ThinVec;
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use chrono::{DateTime, Utc};
-use rapport_events::{EventType, Money, RecordedEvent};
+use rapport_events::{Facts, FoldEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::Projection;
 
@@ -296,21 +295,6 @@ pub struct Customers {
     pub position: u64,
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-fn money(v: &Value, key: &str) -> Option<Decimal> {
-    s(v, key)
-        .and_then(|t| Money::parse(t).ok())
-        .map(Money::decimal)
-}
-
-fn currency(v: &Value, key: &str) -> Option<[u8; 3]> {
-    let c = s(v, key)?.as_bytes();
-    (c.len() == 3).then(|| [c[0], c[1], c[2]])
-}
-
 fn insert_sorted(v: &mut ThinVec<Money3>, m: Money3) {
     let i = v.partition_point(|p| p.at <= m.at);
     v.insert(i, m);
@@ -392,14 +376,13 @@ impl Projection for Customers {
     /// 6: post and complaint authors are kept by customer number.
     const VERSION: u32 = 6;
 
-    fn apply(&mut self, ev: &RecordedEvent) {
+    fn apply(&mut self, ev: &FoldEvent) {
         self.position = ev.position;
         // Operator events (segments, alerts) are about no customer.
         if ev.event_type.is_operator() {
             return;
         }
         let at = ev.occurred_at;
-        let d = &ev.data;
         {
             let p = self.profile(&ev.customer);
             // An erasure is no activity of the customer's.
@@ -408,40 +391,32 @@ impl Projection for Customers {
                 p.last_seen = Some(p.last_seen.map_or(at, |l| l.max(at)));
             }
         }
-        match ev.event_type {
-            EventType::CustomerRegistered => {
+        match &ev.data {
+            Facts::CustomerRegistered(d) => {
                 let p = self.profile(&ev.customer);
                 p.identity_positions.push(ev.position);
-                for (field, slot) in [("region", &mut p.region), ("channel", &mut p.channel)] {
-                    if let Some(v) = s(d, field) {
-                        *slot = Some(v.into());
+                for (v, slot) in [(&d.region, &mut p.region), (&d.channel, &mut p.channel)] {
+                    if let Some(v) = v {
+                        *slot = Some(v.as_str().into());
                     }
                 }
-                if let Some(tags) = d.get("tags").and_then(Value::as_array) {
-                    for t in tags.iter().filter_map(Value::as_str) {
-                        p.tags.insert(t);
-                    }
+                for t in &d.tags {
+                    p.tags.insert(t);
                 }
             }
-            EventType::ProfileUpdated => {
+            Facts::ProfileUpdated(d) => {
                 let p = self.profile(&ev.customer);
                 p.identity_positions.push(ev.position);
-                if let Some(traits) = d.get("traits").and_then(Value::as_object) {
-                    let public = traits.iter().filter(|(k, _)| {
-                        rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())
-                    });
-                    for (k, v) in public {
-                        if let Some(v) = v.as_str() {
-                            p.traits.insert(k.clone(), v.to_owned());
-                        }
-                    }
+                let public = d.traits.iter().filter(|(k, _)| {
+                    rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())
+                });
+                for (k, v) in public {
+                    p.traits.insert(k.clone(), v.clone());
                 }
             }
-            EventType::Purchase => {
+            Facts::Purchase(d) => {
                 let p = self.profile(&ev.customer);
-                if let (Some(amount), Some(currency)) =
-                    (money(d, "amount"), currency(d, "currency"))
-                {
+                if let (Some(amount), Some(currency)) = (d.amount, d.currency) {
                     // A zero-value order is not a purchase (the standard cleaning rule).
                     if amount > Decimal::ZERO {
                         insert_sorted(
@@ -454,29 +429,30 @@ impl Projection for Customers {
                         );
                     }
                 }
-                if let Some(items) = d.get("items").and_then(Value::as_array) {
-                    for item in items {
-                        let qty = item.get("quantity").and_then(Value::as_u64).unwrap_or(1);
-                        let product = s(item, "product")
-                            .or_else(|| s(item, "sku"))
-                            .map(|n| self.names.number(n));
-                        let category = s(item, "category").map(|n| self.names.number(n));
-                        let p = self.profile(&ev.customer);
-                        if let Some(n) = product {
-                            p.products.add(n, qty);
-                        }
-                        if let Some(n) = category {
-                            p.categories.add(n, qty);
-                        }
+                for item in &d.items {
+                    let qty = item.quantity.unwrap_or(1);
+                    let product = item
+                        .product
+                        .as_deref()
+                        .or(item.sku.as_deref())
+                        .map(|n| self.names.number(n));
+                    let category = item.category.as_deref().map(|n| self.names.number(n));
+                    let p = self.profile(&ev.customer);
+                    if let Some(n) = product {
+                        p.products.add(n, qty);
+                    }
+                    if let Some(n) = category {
+                        p.categories.add(n, qty);
                     }
                 }
             }
-            EventType::Refund => {
+            Facts::Refund(d) => {
                 let p = self.profile(&ev.customer);
-                if let Some(amount) = money(d, "amount") {
+                if let Some(amount) = d.amount {
                     // Without a currency the refund is in the currency of the latest purchase.
-                    let currency =
-                        currency(d, "currency").or_else(|| p.purchases.last().map(|x| x.currency));
+                    let currency = d
+                        .currency
+                        .or_else(|| p.purchases.last().map(|x| x.currency));
                     if let Some(currency) = currency {
                         insert_sorted(
                             &mut p.refunds,
@@ -489,9 +465,9 @@ impl Projection for Customers {
                     }
                 }
             }
-            EventType::Referral => {
-                if let Some(referee) = s(d, "referee") {
-                    let referee = CompactString::from(referee);
+            Facts::Referral(d) => {
+                if let Some(referee) = &d.referee {
+                    let referee = CompactString::from(referee.as_str());
                     let referrer = CompactString::from(ev.customer.as_str());
                     let p = self.profile(&referrer);
                     if !p.referees.contains(&referee) {
@@ -503,15 +479,15 @@ impl Projection for Customers {
                     }
                 }
             }
-            EventType::Complaint => {
-                if let Some(id) = s(d, "complaint_id") {
+            Facts::Complaint(d) => {
+                if let Some(id) = d.complaint_id.as_deref() {
                     let n = self.numbered(&ev.customer);
                     self.complaint_authors.insert(id.into(), n);
                     self.profiles[n as usize].complaints_open.insert(id);
                 }
             }
-            EventType::ComplaintResolved => {
-                if let Some(id) = s(d, "complaint_id") {
+            Facts::ComplaintResolved(d) => {
+                if let Some(id) = d.complaint_id.as_deref() {
                     // Resolutions may be recorded on the complainant's stream or by staff on
                     // it; either way the complaint's author is credited.
                     let author = match self.complaint_authors.get(id) {
@@ -521,7 +497,7 @@ impl Projection for Customers {
                     let p = &mut self.profiles[author as usize];
                     if p.complaints_open.remove(id) {
                         p.complaints_resolved += 1;
-                        match d.get("satisfied").and_then(Value::as_bool) {
+                        match d.satisfied {
                             Some(true) => p.resolutions_satisfied += 1,
                             Some(false) => p.resolutions_unsatisfied += 1,
                             None => {}
@@ -529,62 +505,66 @@ impl Projection for Customers {
                     }
                 }
             }
-            EventType::Post => {
+            Facts::Post(d) => {
                 let me = self.numbered(&ev.customer);
-                if let Some(id) = s(d, "post_id") {
+                if let Some(id) = d.post_id.as_deref() {
                     self.post_authors.insert(id.into(), me);
                 }
                 self.profiles[me as usize].posts += 1;
-                if let Some(&author) = s(d, "reply_to").and_then(|r| self.post_authors.get(r)) {
+                if let Some(&author) = d.reply_to.as_deref().and_then(|r| self.post_authors.get(r))
+                {
                     if author != me {
                         self.profiles[author as usize].replies_received += 1;
                     }
                 }
-                if let Some(&author) = s(d, "echoes").and_then(|c| self.complaint_authors.get(c)) {
+                if let Some(&author) = d
+                    .echoes
+                    .as_deref()
+                    .and_then(|c| self.complaint_authors.get(c))
+                {
                     if author != me {
                         self.profiles[author as usize].echoes_received += 1;
                     }
                 }
-                if let Some(mentions) = d.get("mentions").and_then(Value::as_array) {
-                    let mentioned: BTreeSet<&str> = mentions
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .filter(|m| *m != ev.customer)
-                        .collect();
-                    for m in mentioned {
-                        self.profile(m).mentions_received += 1;
-                    }
+                let mentioned: BTreeSet<&str> = d
+                    .mentions
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|m| *m != ev.customer)
+                    .collect();
+                for m in mentioned {
+                    self.profile(m).mentions_received += 1;
                 }
             }
-            EventType::CommunityJoined => {
-                if let Some(c) = s(d, "community") {
+            Facts::CommunityJoined(d) => {
+                if let Some(c) = d.community.as_deref() {
                     self.profile(&ev.customer).communities.insert(c);
                 }
             }
-            EventType::CommunityLeft => {
-                if let Some(c) = s(d, "community") {
+            Facts::CommunityLeft(d) => {
+                if let Some(c) = d.community.as_deref() {
                     self.profile(&ev.customer).communities.remove(c);
                 }
             }
-            EventType::Contacted => {
+            Facts::Contacted(d) => {
                 let o = self.profile(&ev.customer).outreach.get_or_insert_default();
                 o.contacts += 1;
                 o.last_contacted_at = Some(o.last_contacted_at.map_or(at, |l| l.max(at)));
-                o.last_campaign = s(d, "campaign").map(CompactString::from);
-                o.last_outcome = s(d, "outcome").map(CompactString::from);
-                if let Some(c) = s(d, "campaign") {
+                o.last_campaign = d.campaign.as_deref().map(CompactString::from);
+                o.last_outcome = d.outcome.as_deref().map(CompactString::from);
+                if let Some(c) = d.campaign.as_deref() {
                     let times = o.campaigns.entry(c.into()).or_default();
                     let i = times.partition_point(|t| *t <= at);
                     times.insert(i, at);
                 }
             }
-            EventType::PersonalDataErased => {
+            Facts::PersonalDataErased => {
                 self.profile(&ev.customer).erased = true;
             }
-            EventType::SegmentDefined
-            | EventType::SegmentRetired
-            | EventType::AlertAcknowledged
-            | EventType::AlertResolved => {}
+            Facts::SegmentDefined(_)
+            | Facts::SegmentRetired
+            | Facts::AlertAcknowledged(_)
+            | Facts::AlertResolved(_) => {}
         }
     }
 }
@@ -645,38 +625,38 @@ impl Customers {
     /// The customers whose profile `ev` changed (after it was applied), sorted: its own
     /// customer and those it names or credits (referee, referrer of a buyer, authors
     /// replied to or echoed, mentioned customers, the complainant of a resolution).
-    pub fn touched(&self, ev: &RecordedEvent) -> Vec<String> {
+    pub fn touched(&self, ev: &FoldEvent) -> Vec<String> {
         if ev.event_type.is_operator() {
             return Vec::new();
         }
-        let d = &ev.data;
         let mut out = vec![ev.customer.clone()];
-        match ev.event_type {
-            EventType::Referral => out.extend(s(d, "referee").map(str::to_owned)),
-            EventType::Purchase => {
+        match &ev.data {
+            Facts::Referral(d) => out.extend(d.referee.clone()),
+            Facts::Purchase(_) => {
                 if let Some(r) = self.get(&ev.customer).and_then(|p| p.referred_by.as_ref()) {
                     out.push(r.to_string());
                 }
             }
-            EventType::ComplaintResolved => out.extend(
-                s(d, "complaint_id")
+            Facts::ComplaintResolved(d) => out.extend(
+                d.complaint_id
+                    .as_deref()
                     .and_then(|c| self.complaint_authors.get(c))
                     .map(|&a| self.id_of(a).to_owned()),
             ),
-            EventType::Post => {
+            Facts::Post(d) => {
                 out.extend(
-                    s(d, "reply_to")
+                    d.reply_to
+                        .as_deref()
                         .and_then(|r| self.post_authors.get(r))
                         .map(|&a| self.id_of(a).to_owned()),
                 );
                 out.extend(
-                    s(d, "echoes")
+                    d.echoes
+                        .as_deref()
                         .and_then(|c| self.complaint_authors.get(c))
                         .map(|&a| self.id_of(a).to_owned()),
                 );
-                if let Some(m) = d.get("mentions").and_then(Value::as_array) {
-                    out.extend(m.iter().filter_map(Value::as_str).map(str::to_owned));
-                }
+                out.extend(d.mentions.iter().cloned());
             }
             _ => {}
         }

@@ -1,6 +1,6 @@
 //! Projections: pure, deterministic folds over recorded events.
 //!
-//! A projection is `apply(&mut self, &RecordedEvent)`, nothing else: no IO, no clock, no
+//! A projection is `apply(&mut self, &FoldEvent)`, nothing else: no IO, no clock, no
 //! randomness, no hash-order dependence in anything it outputs. Time comes from the events
 //! (`occurred_at`) or from an explicit `as_of` argument of a query. Folding the same events
 //! gives the same state however they are batched (`tests/fold.rs` checks it).
@@ -31,7 +31,7 @@ pub mod timers;
 pub mod warnings;
 
 use chrono::{DateTime, Utc};
-use rapport_events::RecordedEvent;
+use rapport_events::FoldEvent;
 
 /// A fold over the log.
 pub trait Projection {
@@ -39,7 +39,7 @@ pub trait Projection {
     const NAME: &'static str;
     /// Bumped whenever the state's meaning changes, so older snapshots are rebuilt.
     const VERSION: u32;
-    fn apply(&mut self, ev: &RecordedEvent);
+    fn apply(&mut self, ev: &FoldEvent);
 }
 
 pub use customers::{Customers, Profile};
@@ -154,7 +154,7 @@ impl Projection for ReadState {
     ///     wall clock of the request).
     const VERSION: u32 = 14;
 
-    fn apply(&mut self, ev: &RecordedEvent) {
+    fn apply(&mut self, ev: &FoldEvent) {
         if !ev.event_type.applies_at_every_valid_time() {
             self.occurred_max = self.occurred_max.max(Some(ev.occurred_at));
         }

@@ -9,7 +9,7 @@
 //! the clock past it. The same log gives the same changes at the same positions.
 
 use chrono::{DateTime, Utc};
-use rapport_events::{EventType, RecordedEvent};
+use rapport_events::{EventType, Facts, FoldEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -70,7 +70,7 @@ impl Lifecycles {
     }
 
     /// Applies one event, after `customers` has applied it.
-    pub fn apply(&mut self, ev: &RecordedEvent, customers: &Customers) {
+    pub fn apply(&mut self, ev: &FoldEvent, customers: &Customers) {
         // Only business events move the clock; an erasure changes no lifecycle either.
         if !ev.event_type.records_business_time() {
             return;
@@ -88,8 +88,8 @@ impl Lifecycles {
         }
         // Only a purchase changes a known customer's state; anything else can only make a
         // customer known (their first state).
-        let who = std::iter::once(ev.customer.as_str()).chain(match ev.event_type {
-            EventType::Referral => ev.data.get("referee").and_then(|v| v.as_str()),
+        let who = std::iter::once(ev.customer.as_str()).chain(match &ev.data {
+            Facts::Referral(r) => r.referee.as_deref(),
             _ => None,
         });
         for n in who.filter_map(|c| customers.number(c)) {
@@ -103,7 +103,7 @@ impl Lifecycles {
         &mut self,
         number: u32,
         customers: &Customers,
-        ev: &RecordedEvent,
+        ev: &FoldEvent,
         cause: Cause,
         now: DateTime<Utc>,
     ) {
@@ -150,31 +150,19 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap() + Duration::days(day)
     }
 
-    fn ev(
-        position: u64,
-        ty: EventType,
-        who: &str,
-        day: i64,
-        data: serde_json::Value,
-    ) -> RecordedEvent {
-        RecordedEvent {
+    fn ev(position: u64, ty: EventType, who: &str, day: i64, data: serde_json::Value) -> FoldEvent {
+        FoldEvent {
             position,
-            stream_version: 0,
-            recorded_at: t(day),
             id: Uuid::from_u128(position as u128),
-            stream: format!("customer-{who}"),
             event_type: ty,
-            version: 1,
             customer: who.into(),
             subject: None,
             occurred_at: t(day),
-            data,
-            metadata: Default::default(),
-            personal: None,
+            data: Facts::from_value(ty, &data).expect("a payload of its type"),
         }
     }
 
-    fn fold_both(events: &[RecordedEvent]) -> (Customers, Lifecycles) {
+    fn fold_both(events: &[FoldEvent]) -> (Customers, Lifecycles) {
         let mut customers = Customers::default();
         let mut l = Lifecycles::new(LifecycleConfig::default());
         for e in events {
@@ -184,11 +172,11 @@ mod tests {
         (customers, l)
     }
 
-    fn fold(events: &[RecordedEvent]) -> Lifecycles {
+    fn fold(events: &[FoldEvent]) -> Lifecycles {
         fold_both(events).1
     }
 
-    fn buy(position: u64, who: &str, day: i64) -> RecordedEvent {
+    fn buy(position: u64, who: &str, day: i64) -> FoldEvent {
         ev(
             position,
             EventType::Purchase,
@@ -244,7 +232,7 @@ mod tests {
 
     #[test]
     fn the_feed_is_the_same_however_the_fold_is_cut_and_resumed() {
-        let events: Vec<RecordedEvent> = (1..=60u64)
+        let events: Vec<FoldEvent> = (1..=60u64)
             .map(|i| {
                 buy(
                     i,

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use rapport_events::{
     segment::{Condition, Field, Kind, Op, Operand, Rule},
-    EventType, RecordedEvent,
+    EventType, Facts, FoldEvent,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -164,7 +164,7 @@ impl Segments {
     }
 
     /// Applies one event, after `customers` has applied it.
-    pub fn apply(&mut self, ev: &RecordedEvent, customers: &Customers) {
+    pub fn apply(&mut self, ev: &FoldEvent, customers: &Customers) {
         match ev.event_type {
             EventType::SegmentDefined => return self.define(ev, customers),
             EventType::SegmentRetired => return self.retire(ev),
@@ -193,9 +193,12 @@ impl Segments {
         }
     }
 
-    fn define(&mut self, ev: &RecordedEvent, customers: &Customers) {
+    fn define(&mut self, ev: &FoldEvent, customers: &Customers) {
         let Some(id) = ev.subject.clone() else { return };
-        let Ok(rule) = Rule::parse(&ev.data["rule"]) else {
+        let Facts::SegmentDefined(d) = &ev.data else {
+            return;
+        };
+        let Ok(rule) = Rule::parse(&d.rule) else {
             return; // validated at append; an unreadable rule defines nothing
         };
         let revision = self.defs.get(&id).map_or(1, |d| d.revision + 1);
@@ -203,9 +206,9 @@ impl Segments {
             id.clone(),
             SegmentDef {
                 id: id.clone(),
-                name: ev.data["name"].as_str().unwrap_or_default().to_owned(),
-                description: ev.data["description"].as_str().map(str::to_owned),
-                rule: ev.data["rule"].clone(),
+                name: d.name.clone().unwrap_or_default(),
+                description: d.description.clone(),
+                rule: d.rule.clone(),
                 defined_at: ev.occurred_at,
                 defined_position: ev.position,
                 revision,
@@ -220,7 +223,7 @@ impl Segments {
         }
     }
 
-    fn retire(&mut self, ev: &RecordedEvent) {
+    fn retire(&mut self, ev: &FoldEvent) {
         let Some(id) = ev.subject.as_deref() else {
             return;
         };
@@ -239,7 +242,7 @@ impl Segments {
         customer: &str,
         change: ChangeKind,
         cause: Cause,
-        ev: &RecordedEvent,
+        ev: &FoldEvent,
         at: DateTime<Utc>,
     ) {
         self.changes.push(|seq| Change {
@@ -260,7 +263,7 @@ impl Segments {
         &mut self,
         customer: &str,
         customers: &Customers,
-        ev: &RecordedEvent,
+        ev: &FoldEvent,
         cause: Cause,
         now: DateTime<Utc>,
     ) {
@@ -487,7 +490,7 @@ mod tests {
     use serde_json::json;
 
     struct Log {
-        events: Vec<RecordedEvent>,
+        events: Vec<FoldEvent>,
     }
 
     fn t(day: i64) -> DateTime<Utc> {
@@ -498,20 +501,14 @@ mod tests {
         fn push(&mut self, ty: EventType, who: &str, day: i64, data: Value) {
             let position = self.events.len() as u64 + 1;
             let operator = ty.is_operator();
-            self.events.push(RecordedEvent {
+            self.events.push(FoldEvent {
                 position,
-                stream: String::new(),
-                stream_version: 0,
-                recorded_at: t(0),
                 id: Uuid::from_u128(position as u128),
                 event_type: ty,
-                version: 1,
                 customer: if operator { String::new() } else { who.into() },
                 subject: operator.then(|| who.into()),
                 occurred_at: t(day),
-                data,
-                metadata: Default::default(),
-                personal: None,
+                data: Facts::from_value(ty, &data).expect("a payload of its type"),
             });
         }
         fn buy(&mut self, who: &str, day: i64) {

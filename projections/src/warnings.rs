@@ -41,9 +41,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
-use rapport_events::{EventType, RecordedEvent};
+use rapport_events::{fold as facts, EventType, Facts, FoldEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::{Customers, Profile};
 
@@ -428,7 +427,7 @@ impl Warnings {
         Duration::hours(self.config.window_hours)
     }
 
-    pub fn apply(&mut self, ev: &RecordedEvent, customers: &Customers) {
+    pub fn apply(&mut self, ev: &FoldEvent, customers: &Customers) {
         match ev.event_type {
             EventType::AlertAcknowledged | EventType::AlertResolved => return self.act(ev),
             t if t.is_operator() => return,
@@ -438,42 +437,33 @@ impl Warnings {
             self.clock = Some(ev.occurred_at);
             self.sweep();
         }
-        let d = &ev.data;
-        match ev.event_type {
-            EventType::Complaint => self.complaint(ev, customers),
-            EventType::Post => {
+        match &ev.data {
+            Facts::Complaint(d) => self.complaint(ev, d, customers),
+            Facts::Post(d) => {
                 let author = &ev.customer;
-                let echoed = d
-                    .get("echoes")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .or_else(|| {
-                        d.get("reply_to")
-                            .and_then(Value::as_str)
-                            .and_then(|r| self.echo_posts.get(r))
-                            .map(|(c, _)| c.clone())
-                    });
-                if let Some(author_of) = d
-                    .get("reply_to")
-                    .and_then(Value::as_str)
-                    .and_then(|r| customers.post_author(r))
+                let echoed = d.echoes.clone().or_else(|| {
+                    d.reply_to
+                        .as_deref()
+                        .and_then(|r| self.echo_posts.get(r))
+                        .map(|(c, _)| c.clone())
+                });
+                if let Some(author_of) =
+                    d.reply_to.as_deref().and_then(|r| customers.post_author(r))
                 {
                     self.tie(author, author_of, "replied to", ev.occurred_at);
                 }
-                if let Some(ms) = d.get("mentions").and_then(Value::as_array) {
-                    for m in ms.iter().filter_map(Value::as_str) {
-                        self.tie(author, m, "mentioned", ev.occurred_at);
-                    }
+                for m in &d.mentions {
+                    self.tie(author, m, "mentioned", ev.occurred_at);
                 }
                 if let Some(complaint) = echoed {
-                    if let Some(post) = d.get("post_id").and_then(Value::as_str) {
+                    if let Some(post) = &d.post_id {
                         self.echo_posts
-                            .insert(post.to_owned(), (complaint.clone(), ev.occurred_at));
+                            .insert(post.clone(), (complaint.clone(), ev.occurred_at));
                     }
-                    self.echo(ev, &complaint, customers);
+                    self.echo(ev, d, &complaint, customers);
                 }
             }
-            EventType::PersonalDataErased => {
+            Facts::PersonalDataErased => {
                 // Drop the customer's text signatures; their text is gone from the log.
                 for cluster in self.signatures_of.remove(&ev.customer).unwrap_or_default() {
                     self.drop_cluster(&cluster);
@@ -559,8 +549,8 @@ impl Warnings {
             .retain(|p, a| kept.contains(p) && alerts.contains_key(a));
     }
 
-    fn text_key(&mut self, ev: &RecordedEvent, complaint: &str) -> Option<String> {
-        let text = ev.data.get("text").and_then(Value::as_str)?;
+    fn text_key(&mut self, ev: &FoldEvent, text: Option<&str>, complaint: &str) -> Option<String> {
+        let text = text?;
         let sig = signature(text)?;
         let mut candidates = BTreeSet::new();
         for band in 0..LSH_BANDS {
@@ -615,24 +605,15 @@ impl Warnings {
         Some(format!("text:{id}"))
     }
 
-    fn complaint(&mut self, ev: &RecordedEvent, customers: &Customers) {
-        let d = &ev.data;
-        let Some(id) = d.get("complaint_id").and_then(Value::as_str) else {
+    fn complaint(&mut self, ev: &FoldEvent, d: &facts::Complaint, customers: &Customers) {
+        let Some(id) = d.complaint_id.as_deref() else {
             return;
         };
         if self.complaints.contains_key(id) {
             return;
         }
-        let mut keys: Vec<String> = ["product", "sku", "batch", "store", "topic"]
-            .iter()
-            .filter_map(|f| {
-                d.get("about")
-                    .and_then(|a| a.get(*f))
-                    .and_then(Value::as_str)
-                    .map(|v| format!("{f}:{v}"))
-            })
-            .collect();
-        keys.extend(self.text_key(ev, id));
+        let mut keys: Vec<String> = d.about.fields().map(|(f, v)| format!("{f}:{v}")).collect();
+        keys.extend(self.text_key(ev, d.text.as_deref(), id));
         self.complaints.insert(
             id.to_owned(),
             ComplaintInfo {
@@ -654,7 +635,7 @@ impl Warnings {
         }
     }
 
-    fn echo(&mut self, ev: &RecordedEvent, complaint: &str, customers: &Customers) {
+    fn echo(&mut self, ev: &FoldEvent, post: &facts::Post, complaint: &str, customers: &Customers) {
         let Some(info) = self.complaints.get(complaint).cloned() else {
             return;
         };
@@ -664,11 +645,7 @@ impl Warnings {
             at: ev.occurred_at,
             position: ev.position,
             complaint: complaint.to_owned(),
-            echo: ev
-                .data
-                .get("post_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            echo: post.post_id.clone(),
         };
         for k in info.keys {
             self.add(&k, entry.clone(), ev, customers);
@@ -725,7 +702,7 @@ impl Warnings {
     }
 
     /// Files `entry` under key `k`, then raises or updates what the key now shows.
-    fn add(&mut self, k: &str, entry: Entry, ev: &RecordedEvent, customers: &Customers) {
+    fn add(&mut self, k: &str, entry: Entry, ev: &FoldEvent, customers: &Customers) {
         let now = self.clock.unwrap_or(ev.occurred_at);
         let window_start = now - self.window();
         let cfg = self.config.clone();
@@ -901,7 +878,7 @@ impl Warnings {
         level: Level,
         key: &str,
         members: &[&Entry],
-        ev: &RecordedEvent,
+        ev: &FoldEvent,
         customers: &Customers,
         stats: (usize, f64, f64, usize, usize),
     ) -> String {
@@ -918,7 +895,7 @@ impl Warnings {
         level: Level,
         key: &str,
         members: &[&Entry],
-        ev: &RecordedEvent,
+        ev: &FoldEvent,
         customers: &Customers,
         (observed, expected, statistic, connected, on_key): (usize, f64, f64, usize, usize),
     ) -> String {
@@ -1155,32 +1132,25 @@ impl Warnings {
         (lines, communities)
     }
 
-    fn act(&mut self, ev: &RecordedEvent) {
+    fn act(&mut self, ev: &FoldEvent) {
         let Some(id) = ev.subject.as_deref() else {
             return;
         };
         let Some(alert) = self.alerts.get_mut(id) else {
             return;
         };
-        let (status, action) = match ev.event_type {
-            EventType::AlertAcknowledged => (Status::Acknowledged, "acknowledged"),
-            _ => (Status::Resolved, "resolved"),
+        let (status, action, done) = match &ev.data {
+            Facts::AlertAcknowledged(a) => (Status::Acknowledged, "acknowledged", Some(a)),
+            Facts::AlertResolved(a) => (Status::Resolved, "resolved", Some(a)),
+            _ => (Status::Resolved, "resolved", None),
         };
         alert.status = status;
         alert.actions.push(Action {
             action: action.into(),
             position: ev.position,
             at: ev.occurred_at,
-            by: ev
-                .data
-                .get("requested_by")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            note: ev
-                .data
-                .get("note")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            by: done.and_then(|a| a.requested_by.clone()),
+            note: done.and_then(|a| a.note.clone()),
         });
         let level = alert.level;
         self.push_change(id, action, level, ev.position);
@@ -1191,11 +1161,11 @@ impl Warnings {
 mod tests {
     use super::*;
     use crate::Projection;
-    use serde_json::json;
+    use serde_json::{json, Value};
     use uuid::Uuid;
 
     struct World {
-        events: Vec<RecordedEvent>,
+        events: Vec<FoldEvent>,
         hour: i64,
     }
 
@@ -1213,20 +1183,14 @@ mod tests {
             self.hour += 1;
             let position = self.events.len() as u64 + 1;
             let operator = ty.is_operator();
-            self.events.push(RecordedEvent {
+            self.events.push(FoldEvent {
                 position,
-                stream: String::new(),
-                stream_version: 0,
-                recorded_at: self.at(0),
                 id: Uuid::from_u128(position as u128),
                 event_type: ty,
-                version: 1,
                 customer: if operator { String::new() } else { who.into() },
                 subject: operator.then(|| who.into()),
                 occurred_at: self.at(self.hour),
-                data,
-                metadata: Default::default(),
-                personal: None,
+                data: Facts::from_value(ty, &data).expect("a payload of its type"),
             });
             position
         }

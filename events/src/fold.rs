@@ -1,0 +1,348 @@
+//! Events as the projections read them: the envelope fields a fold uses and a typed view of
+//! the payload ([`Facts`]), decoded straight from the stored JSON text.
+//!
+//! A [`RecordedEvent`] carries its payload as a `serde_json::Value` tree, which is what
+//! readers of the API and exports need. A fold needs a handful of fields per event, and
+//! building then freeing a tree per event was most of a replay's cost (`docs/benchmarks.md`,
+//! session 8). The views here are lenient the way the folds always were: a field that is
+//! absent (a personal field withheld from projections, a field an older version lacked) is
+//! `None` or empty; fields the projections do not read are skipped while decoding.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{de, Deserialize, Deserializer};
+use uuid::Uuid;
+
+use crate::{money::Money, EventType, RecordedEvent};
+
+/// An event as a projection folds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldEvent {
+    pub position: u64,
+    pub id: Uuid,
+    pub event_type: EventType,
+    /// The customer the event is about; empty for operator events.
+    pub customer: String,
+    /// Operator events only: the segment or alert id.
+    pub subject: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub data: Facts,
+}
+
+impl FoldEvent {
+    /// The fold's view of an event read through the API's form (tests, and events that
+    /// needed upcasting or decryption on the way).
+    pub fn from_recorded(ev: &RecordedEvent) -> Result<FoldEvent, serde_json::Error> {
+        Ok(FoldEvent {
+            position: ev.position,
+            id: ev.id,
+            event_type: ev.event_type,
+            customer: ev.customer.clone(),
+            subject: ev.subject.clone(),
+            occurred_at: ev.occurred_at,
+            data: Facts::from_value(ev.event_type, &ev.data)?,
+        })
+    }
+}
+
+/// What the projections read of each event type's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Facts {
+    CustomerRegistered(Registered),
+    ProfileUpdated(Traits),
+    Purchase(Purchase),
+    Refund(Refund),
+    Referral(Referral),
+    Complaint(Complaint),
+    ComplaintResolved(Resolved),
+    Post(Post),
+    CommunityJoined(Community),
+    CommunityLeft(Community),
+    Contacted(Contacted),
+    PersonalDataErased,
+    SegmentDefined(SegmentDefined),
+    SegmentRetired,
+    AlertAcknowledged(AlertAction),
+    AlertResolved(AlertAction),
+}
+
+impl Facts {
+    /// Decodes the payload of a `ty` event, in its current version, from JSON text.
+    pub fn decode(ty: EventType, text: &str) -> Result<Facts, serde_json::Error> {
+        Facts::decode_with(ty, &mut serde_json::Deserializer::from_str(text))
+    }
+
+    /// The same from a JSON value.
+    pub fn from_value(ty: EventType, v: &serde_json::Value) -> Result<Facts, serde_json::Error> {
+        Facts::decode_with(ty, v)
+    }
+
+    fn decode_with<'de, D: Deserializer<'de>>(ty: EventType, d: D) -> Result<Facts, D::Error> {
+        Ok(match ty {
+            EventType::CustomerRegistered => {
+                Facts::CustomerRegistered(Deserialize::deserialize(d)?)
+            }
+            EventType::ProfileUpdated => Facts::ProfileUpdated(Deserialize::deserialize(d)?),
+            EventType::Purchase => Facts::Purchase(Deserialize::deserialize(d)?),
+            EventType::Refund => Facts::Refund(Deserialize::deserialize(d)?),
+            EventType::Referral => Facts::Referral(Deserialize::deserialize(d)?),
+            EventType::Complaint => Facts::Complaint(Deserialize::deserialize(d)?),
+            EventType::ComplaintResolved => Facts::ComplaintResolved(Deserialize::deserialize(d)?),
+            EventType::Post => Facts::Post(Deserialize::deserialize(d)?),
+            EventType::CommunityJoined => Facts::CommunityJoined(Deserialize::deserialize(d)?),
+            EventType::CommunityLeft => Facts::CommunityLeft(Deserialize::deserialize(d)?),
+            EventType::Contacted => Facts::Contacted(Deserialize::deserialize(d)?),
+            EventType::PersonalDataErased => {
+                de::IgnoredAny::deserialize(d)?;
+                Facts::PersonalDataErased
+            }
+            EventType::SegmentDefined => Facts::SegmentDefined(Deserialize::deserialize(d)?),
+            EventType::SegmentRetired => {
+                de::IgnoredAny::deserialize(d)?;
+                Facts::SegmentRetired
+            }
+            EventType::AlertAcknowledged => Facts::AlertAcknowledged(Deserialize::deserialize(d)?),
+            EventType::AlertResolved => Facts::AlertResolved(Deserialize::deserialize(d)?),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Registered {
+    pub region: Option<String>,
+    pub channel: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// Trait values: the personal ones are absent from a fold (withheld).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Traits {
+    pub traits: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Purchase {
+    #[serde(deserialize_with = "amount")]
+    pub amount: Option<Decimal>,
+    #[serde(deserialize_with = "currency")]
+    pub currency: Option<[u8; 3]>,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Item {
+    pub sku: Option<String>,
+    pub quantity: Option<u64>,
+    pub product: Option<String>,
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Refund {
+    #[serde(deserialize_with = "amount")]
+    pub amount: Option<Decimal>,
+    #[serde(deserialize_with = "currency")]
+    pub currency: Option<[u8; 3]>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Referral {
+    pub referee: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Complaint {
+    pub complaint_id: Option<String>,
+    pub about: About,
+    /// Personal: present only while the customer's key exists and the reader may see it.
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct About {
+    pub product: Option<String>,
+    pub sku: Option<String>,
+    pub batch: Option<String>,
+    pub store: Option<String>,
+    pub topic: Option<String>,
+}
+
+impl About {
+    /// `(field, value)` of the fields that are set, in the order `product`, `sku`,
+    /// `batch`, `store`, `topic`.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("product", &self.product),
+            ("sku", &self.sku),
+            ("batch", &self.batch),
+            ("store", &self.store),
+            ("topic", &self.topic),
+        ]
+        .into_iter()
+        .filter_map(|(f, v)| v.as_deref().map(|v| (f, v)))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Resolved {
+    pub complaint_id: Option<String>,
+    pub satisfied: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Post {
+    pub post_id: Option<String>,
+    pub reply_to: Option<String>,
+    pub echoes: Option<String>,
+    pub mentions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Community {
+    pub community: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Contacted {
+    pub campaign: Option<String>,
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SegmentDefined {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub rule: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AlertAction {
+    pub requested_by: Option<String>,
+    pub note: Option<String>,
+}
+
+/// A money string (or number) as an exact decimal, with no allocation. A value that is not
+/// money is absent, as a fold over JSON values always treated it.
+fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    Ok(text(d)?.and_then(|t| Money::parse(t.as_str()).ok().map(Money::decimal)))
+}
+
+/// A three-letter currency code, or absent.
+fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 3]>, D::Error> {
+    Ok(text(d)?.and_then(|t| {
+        let c = t.as_str().as_bytes();
+        (c.len() == 3).then(|| [c[0], c[1], c[2]])
+    }))
+}
+
+/// A short string value kept on the stack, or `None` for anything that is not a string.
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Short>, D::Error> {
+    struct V;
+    impl<'de> de::Visitor<'de> for V {
+        type Value = Option<Short>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Short::new(s))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Up to 48 bytes of text without an allocation (longer text is no money or currency).
+struct Short {
+    len: usize,
+    bytes: [u8; 48],
+}
+
+impl Short {
+    fn new(s: &str) -> Option<Short> {
+        let mut bytes = [0; 48];
+        bytes.get_mut(..s.len())?.copy_from_slice(s.as_bytes());
+        Some(Short {
+            len: s.len(),
+            bytes,
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("copied from a str")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_purchase_is_read_from_text_and_from_a_value_alike() {
+        let v = json!({"order_id": "o-1", "amount": "12.50", "currency": "GBP",
+            "items": [{"sku": "S1", "quantity": 2, "unit_price": "6.25", "category": "mugs"}]});
+        let from_text = Facts::decode(EventType::Purchase, &v.to_string()).unwrap();
+        assert_eq!(
+            from_text,
+            Facts::from_value(EventType::Purchase, &v).unwrap()
+        );
+        let Facts::Purchase(p) = from_text else {
+            panic!("a purchase: {from_text:?}")
+        };
+        assert_eq!(p.amount, Some(Decimal::new(1250, 2)));
+        assert_eq!(p.currency, Some(*b"GBP"));
+        assert_eq!(p.items[0].sku.as_deref(), Some("S1"));
+        assert_eq!(p.items[0].quantity, Some(2));
+        assert_eq!(p.items[0].product, None);
+    }
+
+    #[test]
+    fn withheld_and_unreadable_fields_are_absent_not_errors() {
+        // A complaint's text is withheld from most readers; a money value that is not
+        // money reads as no amount (a fold over values skipped it the same way).
+        let c = Facts::decode(
+            EventType::Complaint,
+            r#"{"complaint_id":"k","about":{"batch":"L1","sku":"S"}}"#,
+        )
+        .unwrap();
+        let Facts::Complaint(c) = c else { panic!() };
+        assert_eq!(c.text, None);
+        assert_eq!(
+            c.about.fields().collect::<Vec<_>>(),
+            [("sku", "S"), ("batch", "L1")]
+        );
+        let r = Facts::decode(EventType::Refund, r#"{"amount":"lots","currency":null}"#).unwrap();
+        assert_eq!(r, Facts::Refund(Refund::default()));
+        assert!(Facts::decode(EventType::Referral, r#"{"referee":"#).is_err());
+    }
+}
