@@ -77,13 +77,17 @@ pub const COMPACT_AFTER_CATCH_UP_EVENTS: u64 = 1_000_000;
 /// Measured at 1 M customers and 10 M events: see `docs/benchmarks.md`. Events wait
 /// meanwhile (the applier is this task); queries go on reading the old state.
 async fn compact(m: &ReadModel) {
+    let started = std::time::Instant::now();
     let bytes = m.state.read().await.snapshot_bytes();
     match tokio::task::spawn_blocking(move || ReadState::from_snapshot_bytes(&bytes)).await {
         Ok(Ok(copy)) => {
             let old = std::mem::replace(&mut *m.state.write().await, copy);
             drop(old);
-            m.compactions
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            m.compactions.send_modify(|n| *n += 1);
+            tracing::info!(
+                millis = started.elapsed().as_millis() as u64,
+                "compacted the read model after its catch-up"
+            );
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "could not compact the read model"),
         Err(e) => tracing::warn!(error = %e, "could not compact the read model"),
@@ -259,7 +263,8 @@ pub struct ReadModel {
     /// Past states for `as_of_position`, `known_at`, `valid_at`.
     pub time_travel: crate::replay::TimeTravel,
     applied: watch::Sender<u64>,
-    compactions: std::sync::atomic::AtomicU64,
+    /// How many times the state was compacted (at most once, after the catch-up at start).
+    compactions: watch::Sender<u64>,
 }
 
 impl ReadModel {
@@ -299,7 +304,7 @@ impl ReadModel {
             min_position_wait,
             time_travel,
             applied,
-            compactions: Default::default(),
+            compactions: watch::Sender::new(0),
         });
         let m = model.clone();
         let store = log.store.clone();
@@ -406,14 +411,13 @@ impl ReadModel {
                         settle(w.await, &mut snapshot_at, &mut history_at);
                     }
                 }
-                // Once, after the catch-up at start, before its end is published (so a
-                // query that waited for it sees the compacted state; the content is the
-                // same either way).
+                m.applied.send_replace(last);
+                // Once, after the catch-up at start, once its end is published: queries
+                // read the old state meanwhile (the content is the same), new events wait.
                 if caught_up && !compacted && last - from >= compact_after_catch_up_events {
                     compact(&m).await;
                     compacted = true;
                 }
-                m.applied.send_replace(last);
                 if caught_up {
                     // Caught up: the batches, decoded events and snapshot buffers of the
                     // catch-up are garbage now. An idle server would keep them resident.
@@ -430,9 +434,10 @@ impl ReadModel {
         self.applied.subscribe()
     }
 
-    /// How many times the state was compacted (at most once, after the catch-up at start).
-    pub fn compactions(&self) -> u64 {
-        self.compactions.load(std::sync::atomic::Ordering::Relaxed)
+    /// A receiver of how many times the state was compacted (at most once, after the
+    /// catch-up at start, once its end is published).
+    pub fn watch_compactions(&self) -> watch::Receiver<u64> {
+        self.compactions.subscribe()
     }
 
     pub fn applied_position(&self) -> u64 {

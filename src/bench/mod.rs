@@ -330,6 +330,18 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 "{r}   ({customers} customers, +{} MiB resident)",
                 rss_kib().saturating_sub(rss_before) / 1024
             );
+            if opts.events as u64 >= crate::read_model::COMPACT_AFTER_CATCH_UP_EVENTS {
+                let started = Instant::now();
+                model
+                    .watch_compactions()
+                    .wait_for(|&n| n >= 1)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the read model stopped"))?;
+                println!(
+                    "then its compaction (queries are answered meanwhile): {:.2} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
             alert_latency(&log, &model).await?;
             as_of_queries(&log, tmp.path(), opts.seed, opts.times).await?;
             for (what, access) in [
