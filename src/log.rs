@@ -285,32 +285,26 @@ impl Log {
     /// tree); complaints, which need decrypting, and older versions, which need upcasting,
     /// take [`Log::open`]'s way.
     pub fn open_fold(&self, stored: StoredEvent) -> Result<FoldEvent, StoreError> {
-        let position = stored.position;
-        let ev = &stored.event;
+        let (position, ty) = (stored.position, stored.event.event_type);
         let not_facts = |e: serde_json::Error| StoreError::Integrity {
             position,
-            what: format!("data is not a `{}` payload: {e}", ev.event_type),
+            what: format!("data is not a `{ty}` payload: {e}"),
         };
-        if ev.event_type == EventType::Complaint || self.upcasters.needed(ev.event_type, ev.version)
-        {
-            let access = if ev.event_type == EventType::Complaint {
+        if ty == EventType::Complaint || self.upcasters.needed(ty, stored.event.version) {
+            let access = if ty == EventType::Complaint {
                 PersonalAccess::Plain
             } else {
                 PersonalAccess::Withheld
             };
-            let opened = self.open(stored, access)?;
-            return FoldEvent::from_recorded(&opened).map_err(|e| StoreError::Integrity {
-                position,
-                what: format!("data is not a `{}` payload: {e}", opened.event_type),
-            });
+            return FoldEvent::from_recorded(&self.open(stored, access)?).map_err(not_facts);
         }
-        if let Some((_, 0)) = ev.sealed {
+        if let Some((_, 0)) = stored.event.sealed {
             return Err(StoreError::Integrity {
                 position,
                 what: "personal data stored unencrypted (a benchmark store)".into(),
             });
         }
-        let data = Facts::decode(ev.event_type, &ev.data).map_err(not_facts)?;
+        let data = Facts::decode(ty, &stored.event.data).map_err(not_facts)?;
         let ev = stored.event;
         let operator = ev.event_type.is_operator();
         Ok(FoldEvent {

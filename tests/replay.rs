@@ -348,3 +348,51 @@ async fn an_event_newer_than_the_code_fails_the_read_loudly() {
         "{err}"
     );
 }
+
+/// The early-warning detector reads complaint text from the store while it exists (the
+/// one personal field a fold decrypts), and a fold after erasure treats it as absent.
+#[tokio::test(flavor = "multi_thread")]
+async fn folds_read_complaint_text_until_it_is_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = new_log(dir.path());
+    let mut events = Vec::new();
+    for (i, (who, text)) in [
+        ("a", "这批茶叶有一股霉味，喝了肚子不舒服"),
+        ("b", "茶叶有霉味，喝了以后肚子不舒服"),
+        ("c", "我买的茶叶也有霉味，肚子不舒服"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        events.push(json!({"type": "community_joined", "customer": who, "occurred_at": "2026-03-01T10:00:00Z", "data": {"community": "g-1"}}));
+        // Each about another store: only the text ties them together.
+        events.push(json!({"type": "complaint", "customer": who, "occurred_at": format!("2026-03-02T1{i}:00:00Z"),
+            "data": {"complaint_id": format!("k-{who}"), "about": {"store": format!("s-{i}")}, "text": text}}));
+    }
+    let events: Vec<Event> = events
+        .iter()
+        .map(|e| parse_one(&e.to_string(), &mut uuid::Uuid::now_v7, true).unwrap())
+        .collect();
+    log.append(&events, None).await.unwrap();
+    let text_alerts = |state: &ReadState| {
+        state
+            .warnings
+            .alerts()
+            .filter(|a| a.keys.iter().any(|k| k.starts_with("text:")))
+            .count()
+    };
+
+    let state = fold_all(&log, store.last_position(), None).await;
+    assert_eq!(text_alerts(&state), 1, "similar texts form one alert");
+
+    let now = DateTime::parse_from_rfc3339("2026-03-05T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    for who in ["b", "c"] {
+        log.erase(who, None, uuid::Uuid::now_v7(), now)
+            .await
+            .unwrap();
+    }
+    let state = fold_all(&log, store.last_position(), None).await;
+    assert_eq!(text_alerts(&state), 0, "erased texts tie no one");
+}
