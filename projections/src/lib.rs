@@ -152,7 +152,8 @@ impl Projection for ReadState {
     /// 13: post and complaint authors are kept by number (customers 6).
     /// 14: an erasure moves no business clock and is no activity (it is stamped with the
     ///     wall clock of the request).
-    const VERSION: u32 = 14;
+    /// 15: post and complaint authors are written in the log's order (customers 7).
+    const VERSION: u32 = 15;
 
     fn apply(&mut self, ev: &FoldEvent) {
         if !ev.event_type.applies_at_every_valid_time() {
