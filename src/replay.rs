@@ -341,15 +341,19 @@ impl TimeTravel {
             .as_deref()
             .map(|dir| plan_fold(dir, position, valid_at))
             .unwrap_or_default();
+        // Reading and decoding a snapshot takes up to a second on a large log: not on a
+        // runtime worker's time (the store's reads do the same).
         let start = plan
             .start
             .and_then(|(_, path)| {
-                crate::read_model::load_snapshot_file(
-                    &path,
-                    position,
-                    &self.lifecycle,
-                    &self.warnings,
-                )
+                tokio::task::block_in_place(|| {
+                    crate::read_model::load_snapshot_file(
+                        &path,
+                        position,
+                        &self.lifecycle,
+                        &self.warnings,
+                    )
+                })
             })
             .unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
         // With `valid_at`: the range up to where the watermark passed it, then the late
