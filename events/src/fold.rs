@@ -237,30 +237,32 @@ pub struct AlertAction {
     pub note: Option<String>,
 }
 
-/// A money string (or number) as an exact decimal, with no allocation. A value that is not
+/// A money string as an exact decimal, read without an allocation. A value that is not
 /// money is absent, as a fold over JSON values always treated it.
 fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    Ok(text(d)?.and_then(|t| Money::parse(t.as_str()).ok().map(Money::decimal)))
+    read_str(d, |t| Money::parse(t).ok().map(Money::decimal))
 }
 
 /// A three-letter currency code, or absent.
 fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 3]>, D::Error> {
-    Ok(text(d)?.and_then(|t| {
-        let c = t.as_str().as_bytes();
-        (c.len() == 3).then(|| [c[0], c[1], c[2]])
-    }))
+    read_str(d, |t| <[u8; 3]>::try_from(t.as_bytes()).ok())
 }
 
-/// A short string value kept on the stack, or `None` for anything that is not a string.
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Short>, D::Error> {
-    struct V;
-    impl<'de> de::Visitor<'de> for V {
-        type Value = Option<Short>;
+/// Hands a string value to `f` where it lies (no copy); anything that is not a string
+/// gives `None`.
+fn read_str<'de, D, T, F>(d: D, f: F) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> Option<T>,
+{
+    struct V<F>(F);
+    impl<'de, T, F: FnOnce(&str) -> Option<T>> de::Visitor<'de> for V<F> {
+        type Value = Option<T>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a string")
         }
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(Short::new(s))
+            Ok((self.0)(s))
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
@@ -278,28 +280,7 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Short>, D::Error> {
             Ok(None)
         }
     }
-    d.deserialize_any(V)
-}
-
-/// Up to 48 bytes of text without an allocation (longer text is no money or currency).
-struct Short {
-    len: usize,
-    bytes: [u8; 48],
-}
-
-impl Short {
-    fn new(s: &str) -> Option<Short> {
-        let mut bytes = [0; 48];
-        bytes.get_mut(..s.len())?.copy_from_slice(s.as_bytes());
-        Some(Short {
-            len: s.len(),
-            bytes,
-        })
-    }
-
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).expect("copied from a str")
-    }
+    d.deserialize_any(V(f))
 }
 
 #[cfg(test)]
