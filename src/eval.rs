@@ -504,7 +504,7 @@ pub fn scenario(
         }
     }
     // Event-time order (stable for ties), then positions.
-    g.events.sort_by(|a, b| a.0.cmp(&b.0));
+    g.events.sort_by_key(|a| a.0);
     let warm_up_end = t0 + Duration::days(WARM_UP_DAYS);
     // Background counted for false-alarm rates: after the warm-up only.
     let background = events_after(&g.events, warm_up_end, &g.truth);
@@ -700,7 +700,7 @@ pub fn score_detector(s: &Scenario, config: &WarningConfig) -> (Score, f64) {
             .max_by_key(|(_, n)| **n)
             .map(|(t, n)| (Some(*t), *n))
             .unwrap_or((None, 0));
-        for (t, _) in &per {
+        for t in per.keys() {
             if let Truth::Burst(b) = t {
                 match a.kind {
                     Kind::Spike => burst_spike[*b] = true,

@@ -182,12 +182,12 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     for (month, counts) in &months {
         let _ = write!(md, "| {month} |");
         for s in states {
-            let _ = write!(md, " {} |", counts.get(&s).copied().unwrap_or(0));
+            let _ = write!(md, " {} |", counts.get(s).copied().unwrap_or(0));
         }
         md.push('\n');
     }
     let _ = writeln!(md, "\n![lifecycle states by month](lifecycle-by-month.svg)");
-    lifecycle_chart(&months, &states, &out.join("lifecycle-by-month.svg"))?;
+    lifecycle_chart(&months, states, &out.join("lifecycle-by-month.svg"))?;
     std::fs::write(out.join("report.md"), &md)?;
     Ok(md)
 }

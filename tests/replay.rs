@@ -38,7 +38,7 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
             _ if i == n / 3 || i == n / 2 => {
                 json!({"type": "segment_defined", "subject": format!("s-{i}"), "occurred_at": at, "data": {"name": "lapsed", "rule": {"all": [{"field": "days_since_last_purchase", "op": ">=", "value": rng.gen_range(2..20)}, {"field": "orders", "op": ">=", "value": 1}]}}})
             }
-            0 | 1 | 2 => {
+            0..=2 => {
                 json!({"type": "purchase", "customer": c, "occurred_at": at, "data": {"order_id": format!("o-{i}"), "amount": format!("{}.{:02}", rng.gen_range(1..300), rng.gen_range(0..100)), "currency": "CNY"}})
             }
             3 => {

@@ -495,8 +495,8 @@ pub async fn get_rfm(
     let q = query(q)?;
     let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
-    let currency = currency(&q, &c, as_of);
-    let rows = rfm::rfm(&c, as_of, &currency);
+    let currency = currency(&q, c, as_of);
+    let rows = rfm::rfm(c, as_of, &currency);
     if q.format.as_deref() == Some("csv") {
         let mut out = String::from("customer,recency_days,frequency,monetary,r,f,m,segment\n");
         for r in &rows {
@@ -545,7 +545,7 @@ pub async fn get_cohorts(
     let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     Ok(Json(
-        json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(&c, as_of)}),
+        json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(c, as_of)}),
     ))
 }
 
@@ -559,8 +559,8 @@ pub async fn get_reactivation(
     let (st, as_of) = view(&state, &q).await?;
     let limit = page_limit(&q)?;
     let c = &st.customers;
-    let currency = currency(&q, &c, as_of);
-    let all = reactivation::candidates(&c, &state.read_model.lifecycle, as_of, &currency);
+    let currency = currency(&q, c, as_of);
+    let all = reactivation::candidates(c, &state.read_model.lifecycle, as_of, &currency);
     let total = all.len();
     let top: Vec<_> = all.into_iter().take(limit).collect();
     Ok(Json(
@@ -578,7 +578,7 @@ pub async fn get_campaigns(
     let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     Ok(Json(
-        json!({"as_of": as_of, "attribution_days": reactivation::ATTRIBUTION_DAYS, "campaigns": reactivation::campaigns(&c, &state.read_model.lifecycle, as_of)}),
+        json!({"as_of": as_of, "attribution_days": reactivation::ATTRIBUTION_DAYS, "campaigns": reactivation::campaigns(c, &state.read_model.lifecycle, as_of)}),
     ))
 }
 

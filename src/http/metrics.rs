@@ -41,12 +41,9 @@ impl Metrics {
             "Events durably appended (duplicates excluded)",
             events_appended.clone(),
         );
-        let group_commit_events = Histogram::new(
-            [
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 16384.0,
-            ]
-            .into_iter(),
-        );
+        let group_commit_events = Histogram::new([
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 16384.0,
+        ]);
         registry.register(
             "group_commit_events",
             "Events written per group commit (one transaction, one fsync)",

@@ -697,16 +697,14 @@ impl SqliteStore {
             let mut rows = stmt.query(params![after as i64, until as i64])?;
             while let Some(row) = rows.next()? {
                 let text = |i: usize| -> Result<&str, StoreError> {
-                    Ok(row
-                        .get_ref(i)?
+                    row.get_ref(i)?
                         .as_str()
-                        .map_err(|e| StoreError::Format(e.to_string()))?)
+                        .map_err(|e| StoreError::Format(e.to_string()))
                 };
                 let blob = |i: usize| -> Result<Option<&[u8]>, StoreError> {
-                    Ok(row
-                        .get_ref(i)?
+                    row.get_ref(i)?
                         .as_blob_or_null()
-                        .map_err(|e| StoreError::Format(e.to_string()))?)
+                        .map_err(|e| StoreError::Format(e.to_string()))
                 };
                 let raw = RawRow {
                     row,
