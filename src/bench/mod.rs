@@ -14,7 +14,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 #[derive(Clone, Copy, Debug)]
 pub enum LogTimes {
     /// Cycling through March 2026 every 28 events, so every part of the log holds every day
-    /// of the month: the worst case for `valid_at` (about half the events are late).
+    /// of the month: the worst case for `valid_at` (99% of the events are late).
     Shuffled,
     /// In business order over the year 2025 (the whole log spans it), with this percentage
     /// of the events arriving late, by up to [`LATE_BY_DAYS_MAX`] days.
@@ -704,7 +704,7 @@ async fn as_of_queries(
     );
     // Business time. On the shuffled log every snapshot holds events of all of March and
     // none can start these folds: the worst case, from the first event (events after
-    // `valid_at` are skipped unopened), and half the events are late. On the in-order log
+    // `valid_at` are skipped unopened), and 99% of the events are late. On the in-order log
     // a fold starts from the last history snapshot before `valid_at`, reads up to the next
     // one, then only the late events that occurred by `valid_at`.
     let mut seconds = Vec::new();

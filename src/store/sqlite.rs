@@ -612,14 +612,23 @@ impl SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let until = self.shared.last.load(Ordering::Acquire);
+        self.select_events(
+            "WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3",
+            params![after as i64, until as i64, limit as i64],
+            limit,
+        )
+    }
+
+    /// The events `{SELECT_EVENT} {rest}` selects, in its order (at most `limit`).
+    fn select_events(
+        &self,
+        rest: &str,
+        params: impl rusqlite::Params,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "{SELECT_EVENT} WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(
-                params![after as i64, until as i64, limit as i64],
-                row_to_event,
-            )?;
+            let mut stmt = c.prepare_cached(&format!("{SELECT_EVENT} {rest}"))?;
+            let rows = stmt.query_map(params, row_to_event)?;
             let mut out = Vec::with_capacity(limit.min(4096));
             for r in rows {
                 out.push(r??);
@@ -640,25 +649,17 @@ impl SqliteStore {
         if !late.covers(until) {
             return Ok(None);
         }
-        self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "{SELECT_EVENT} WHERE position IN (SELECT position FROM late_events WHERE position > ?1 AND position <= ?2 AND occurred_at <= ?3 ORDER BY position LIMIT ?4) ORDER BY position"
-            ))?;
-            let rows = stmt.query_map(
-                params![
-                    after as i64,
-                    until as i64,
-                    occurred_until.timestamp_micros(),
-                    limit as i64
-                ],
-                row_to_event,
-            )?;
-            let mut out = Vec::with_capacity(limit.min(4096));
-            for r in rows {
-                out.push(r??);
-            }
-            Ok(Some(out))
-        })
+        self.select_events(
+            "WHERE position IN (SELECT position FROM late_events WHERE position > ?1 AND position <= ?2 AND occurred_at <= ?3 ORDER BY position LIMIT ?4) ORDER BY position",
+            params![
+                after as i64,
+                until as i64,
+                occurred_until.timestamp_micros(),
+                limit as i64
+            ],
+            limit,
+        )
+        .map(Some)
     }
 
     /// Calls `f` on every event after `after`, in order, reading in one pass (fast export).
