@@ -57,7 +57,7 @@ pub async fn list(
     q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let Query(q) = q.map_err(ApiError::query)?;
     let status: Option<Status> = q
         .status
         .as_deref()
@@ -119,7 +119,7 @@ pub async fn get_one(
     q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let Query(q) = q.map_err(ApiError::query)?;
     super::customers::wait_min_position(&state, q.min_position).await?;
     let alert = state
         .read_model
@@ -238,7 +238,7 @@ pub async fn subscribe(
     q: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let Query(q) = q.map_err(ApiError::query)?;
     let after = super::feed::cursor(q.after, &headers);
     super::feed::live(
         state,

@@ -51,8 +51,7 @@ pub struct ReadQuery {
 pub(super) type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
 
 pub(super) fn query(q: Q) -> Result<ReadQuery, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::bad("query", e.body_text()))
+    q.map(|Query(q)| q).map_err(ApiError::query)
 }
 
 pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -601,7 +600,7 @@ pub async fn lifecycle_changes(
     q: Result<Query<LifecycleChangesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let Query(q) = q.map_err(ApiError::query)?;
     let to = match q.to.as_deref() {
         None => None,
         Some(s) => Some(Lifecycle::parse(s).ok_or_else(|| {

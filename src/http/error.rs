@@ -46,6 +46,24 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// A query string that does not deserialize, naming the parameter when axum's message
+    /// does (`Failed to deserialize query string: as_of_position: invalid digit …`).
+    pub fn query(e: axum::extract::rejection::QueryRejection) -> ApiError {
+        let text = e.body_text();
+        let detail = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        match detail.split_once(": ") {
+            Some((field, rule))
+                if !field.is_empty()
+                    && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                ApiError::bad(field, rule)
+            }
+            _ => ApiError::bad("query", detail),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {

@@ -196,7 +196,7 @@ pub async fn read_all(
     q: Result<Query<ReadAllQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(READERS)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let Query(q) = q.map_err(ApiError::query)?;
     let limit = check_limit(q.limit)?;
     let stored = state.log.store.read_all(q.after, limit).await?;
     let events = state.log.open_all(stored, caller.access())?;
@@ -220,7 +220,7 @@ pub async fn read_stream(
     q: Result<Query<ReadStreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(READERS)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let Query(q) = q.map_err(ApiError::query)?;
     let limit = check_limit(q.limit)?;
     let stored = state
         .log

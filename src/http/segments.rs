@@ -372,7 +372,7 @@ pub async fn changes(
     q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let Query(q) = q.map_err(ApiError::query)?;
     let after = super::feed::cursor(q.after, &headers);
     let segment = q.segment;
     super::feed::live(
@@ -422,7 +422,7 @@ pub async fn diff(
     q: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let Query(q) = q.map_err(ApiError::query)?;
     super::customers::wait_min_position(&state, q.min_position).await?;
     let recorded = match q.basis.as_deref().unwrap_or("occurred") {
         "occurred" => false,

@@ -53,6 +53,17 @@ async fn streams_and_the_global_log_page() {
         (400, Some("limit"))
     );
     assert_eq!(s.get("/v1/events?after=-1", &s.admin).await.0, 400);
+    // A parameter that does not parse is named, not just "query".
+    let (status, body) = s.get("/v1/events?after=-1", &s.admin).await;
+    assert_eq!(
+        (status, body["error"]["details"][0]["path"].as_str()),
+        (400, Some("after"))
+    );
+    let (status, body) = s.get("/v1/customers/c-1?as_of_position=x", &s.admin).await;
+    assert_eq!(
+        (status, body["error"]["details"][0]["path"].as_str()),
+        (400, Some("as_of_position"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
