@@ -22,6 +22,7 @@
 pub mod cohorts;
 pub mod customers;
 pub mod feed;
+pub mod interned;
 pub mod lifecycle;
 pub mod lifecycles;
 pub mod reactivation;
@@ -153,7 +154,8 @@ impl Projection for ReadState {
     /// 14: an erasure moves no business clock and is no activity (it is stamped with the
     ///     wall clock of the request).
     /// 15: post and complaint authors are written in the log's order (customers 7).
-    const VERSION: u32 = 15;
+    /// 16: smaller profiles (customers 8).
+    const VERSION: u32 = 16;
 
     fn apply(&mut self, ev: &FoldEvent) {
         if !ev.event_type.applies_at_every_valid_time() {

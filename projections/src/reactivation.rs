@@ -91,6 +91,7 @@ pub fn candidates(
             continue;
         }
         out.push(candidate(
+            c,
             p,
             state,
             &states,
@@ -108,6 +109,7 @@ pub fn candidates(
 }
 
 fn candidate(
+    c: &Customers,
     p: &Profile,
     state: Lifecycle,
     states: &BTreeMap<&str, Lifecycle>,
@@ -145,15 +147,13 @@ fn candidate(
     }
     .max(1.0);
     let p_alive = 1.0 / (1.0 + since_days / gap_days);
-    let active_referrer = p
-        .referred_by
-        .as_ref()
-        .filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s)))
-        .map(|r| r.to_string());
-    let active_referees = p
-        .referees
-        .iter()
-        .filter(|r| states.get(r.as_str()).is_some_and(|s| is_active(*s)))
+    let active_referrer = c
+        .referred_by(p)
+        .filter(|r| states.get(r).is_some_and(|s| is_active(*s)))
+        .map(str::to_owned);
+    let active_referees = c
+        .referees(p)
+        .filter(|r| states.get(r).is_some_and(|s| is_active(*s)))
         .count();
     let active_co_members: usize = p
         .communities

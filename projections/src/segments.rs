@@ -410,8 +410,8 @@ fn condition(c: &Condition, p: &Profile, ctx: &Ctx) -> bool {
         Field::Tags => set(&p.tags),
         Field::Lifecycle => text(Some(ctx.cfg.state(p, now).as_str())),
         Field::Relationship => text(Some(relationship_str(ctx.cfg.relationship(p, now)))),
-        Field::Region => text(p.region.as_deref()),
-        Field::Channel => text(p.channel.as_deref()),
+        Field::Region => text(ctx.customers.region(p)),
+        Field::Channel => text(ctx.customers.channel(p)),
         Field::LastCampaign => text(p.last_campaign()),
         Field::LastOutcome => text(p.last_outcome()),
         Field::Erased => match (&c.value, c.op) {

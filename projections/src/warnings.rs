@@ -666,7 +666,7 @@ impl Warnings {
             for g in p.communities.iter() {
                 by_community.entry(g.as_str()).or_default().push(i);
             }
-            if let Some(&j) = p.referred_by.as_deref().and_then(|r| index.get(r)) {
+            if let Some(&j) = customers.referred_by(p).and_then(|r| index.get(r)) {
                 adjacency[i].push(j);
                 adjacency[j].push(i);
             }
@@ -1108,7 +1108,7 @@ impl Warnings {
         }
         for a in people {
             if let Some(p) = customers.get(a) {
-                if let Some(r) = &p.referred_by {
+                if let Some(r) = customers.referred_by(p) {
                     if people.iter().any(|x| x == r) {
                         lines.push(format!("{r} referred {a}"));
                     }

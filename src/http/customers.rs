@@ -269,10 +269,11 @@ pub(super) fn profile_json(
         .iter()
         .map(|(cur, (sum, k))| (cur.clone(), (sum / Decimal::from(*k)).round_dp(2)))
         .collect();
-    let public_traits: std::collections::BTreeMap<_, _> = p
+    let public_traits: std::collections::BTreeMap<&str, &str> = p
         .traits
         .iter()
-        .filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .filter(|(k, _)| rapport_events::personal::NON_PERSONAL_TRAITS.contains(k))
         .collect();
     let favourites = |m| {
         c.favourites(m, FAVOURITES_MAX)
@@ -290,8 +291,8 @@ pub(super) fn profile_json(
         // says so too, for every role).
         "erased": p.erased,
         "identity": null,
-        "region": p.region,
-        "channel": p.channel,
+        "region": c.region(p),
+        "channel": c.channel(p),
         "tags": p.tags,
         "traits": public_traits,
         "first_seen": p.first_seen,
@@ -304,9 +305,9 @@ pub(super) fn profile_json(
         "favourite_products": favourites(&p.products),
         "favourite_categories": favourites(&p.categories),
         "referrals": {
-            "referees": p.referees,
+            "referees": c.referees(p).collect::<Vec<_>>(),
             "referees_who_bought": c.referees_who_bought(p, as_of),
-            "referred_by": p.referred_by,
+            "referred_by": c.referred_by(p),
         },
         "complaints": {
             "open": p.complaints_open,
