@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::store::WrappedKey;
+use crate::{store::WrappedKey, strmap::StrMap};
 
 const NONCE_LEN: usize = 12;
 const KEY_LEN: usize = 32;
@@ -436,7 +436,7 @@ impl Expanded {
 }
 
 struct Keys {
-    customers: FastMap<CompactString, CustomerKeys>,
+    customers: StrMap<CustomerKeys>,
     /// Generations created in memory but not yet durable in the store (few at a time).
     pending: FastMap<CompactString, Vec<WrappedKey>>,
     expanded: Expanded,
@@ -470,7 +470,7 @@ impl Keyring {
     /// Unwraps every stored key. Fails if a key was wrapped by another master key.
     pub fn load(master: MasterKey, wrapped: Vec<WrappedKey>) -> Result<Keyring, CryptoError> {
         let id = master.id();
-        let mut customers: FastMap<CompactString, CustomerKeys> = FastMap::default();
+        let mut customers: StrMap<CustomerKeys> = StrMap::default();
         for w in wrapped {
             let key = match &w.wrapped {
                 Some(bytes) => {
@@ -492,16 +492,14 @@ impl Keyring {
             match customers.get_mut(w.customer.as_str()) {
                 Some(c) => c.push(g),
                 None => {
-                    customers.insert(
-                        w.customer.as_str().into(),
-                        CustomerKeys {
-                            current: g,
-                            earlier: thin_vec::ThinVec::new(),
-                        },
-                    );
+                    customers.get_or_insert_with(&w.customer, || CustomerKeys {
+                        current: g,
+                        earlier: thin_vec::ThinVec::new(),
+                    });
                 }
             }
         }
+        customers.shrink_to_fit();
         Ok(Keyring {
             master,
             keys: Mutex::new(Keys {
@@ -563,7 +561,7 @@ impl Keyring {
                 c.push(g);
                 c
             }
-            None => customers.entry(customer.into()).or_insert(CustomerKeys {
+            None => customers.get_or_insert_with(customer, || CustomerKeys {
                 current: g,
                 earlier: thin_vec::ThinVec::new(),
             }),

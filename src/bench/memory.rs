@@ -30,6 +30,8 @@ const SERVE_CATCH_UP_SECONDS: u64 = 1_800;
 /// allocator returns freed pages after a second).
 const RSS_SETTLE_POLL_MS: u64 = 2_000;
 const RSS_SETTLE_POLLS_MAX: usize = 15;
+/// How often the server's metrics are read while waiting for its compaction.
+const COMPACTION_POLL_MS: u64 = 250;
 
 /// A child killed when dropped, so a failed benchmark leaves no server behind.
 struct Server(Child);
@@ -64,7 +66,10 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
         store.close();
         store.last_position()
     };
-    let first = Serving::start(&data, &key_file, last).await?;
+    // A catch-up this long is followed by a compaction of the state; resident memory is
+    // read after it (it is what the server then runs with).
+    let compaction = last >= crate::read_model::COMPACT_AFTER_CATCH_UP_EVENTS;
+    let first = Serving::start(&data, &key_file, last, compaction).await?;
     let (rss, anon, file) = first.settled_rss().await;
     let peak = proc_status_kib(&first.pid, "VmHWM:").unwrap_or(0);
     println!(
@@ -81,7 +86,7 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
     // The same state loaded from the snapshot the first server wrote, with no catch-up
     // behind it: what is left over from folding (allocator fragmentation) is the difference.
     drop(first);
-    let second = Serving::start(&data, &key_file, last).await?;
+    let second = Serving::start(&data, &key_file, last, false).await?;
     let (rss, anon, file) = second.settled_rss().await;
     println!(
         "  restarted from its snapshot: ready in {:.1} s; resident {} MiB ({} MiB anonymous, {} MiB mapped files)",
@@ -102,7 +107,12 @@ struct Serving {
 }
 
 impl Serving {
-    async fn start(data: &Path, key_file: &Path, last: u64) -> anyhow::Result<Serving> {
+    async fn start(
+        data: &Path,
+        key_file: &Path,
+        last: u64,
+        compaction: bool,
+    ) -> anyhow::Result<Serving> {
         let mut child = Server(
             Command::new(std::env::current_exe()?)
                 .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -126,24 +136,37 @@ impl Serving {
         })
         .await??;
         let token = read_admin_key(data)?;
-        let client: Client<_, Empty<bytes::Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         loop {
             anyhow::ensure!(
                 started.elapsed() < Duration::from_secs(SERVE_CATCH_UP_SECONDS),
                 "the server's read model did not reach position {last} in {SERVE_CATCH_UP_SECONDS} s"
             );
-            let req =
-                hyper::Request::get(format!("{addr}/v1/customers?limit=1&min_position={last}"))
-                    .header("authorization", format!("Bearer {token}"))
-                    .body(Empty::new())?;
-            let res = client.request(req).await?;
-            let status = res.status();
-            let _ = res.into_body().collect().await?;
+            let (status, _) = get(
+                &client,
+                &format!("{addr}/v1/customers?limit=1&min_position={last}"),
+                &token,
+            )
+            .await?;
             if status.is_success() {
                 break;
             }
             anyhow::ensure!(status.as_u16() == 503, "unexpected answer {status}");
+        }
+        while compaction {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(SERVE_CATCH_UP_SECONDS),
+                "the server's read model was not compacted in {SERVE_CATCH_UP_SECONDS} s"
+            );
+            let (status, body) = get(&client, &format!("{addr}/metrics"), &token).await?;
+            anyhow::ensure!(status.is_success(), "unexpected answer {status} to /metrics");
+            if body
+                .lines()
+                .any(|l| l.trim() == "rapport_read_model_compactions 1")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(COMPACTION_POLL_MS)).await;
         }
         Ok(Serving {
             _child: child,
@@ -167,6 +190,18 @@ impl Serving {
             ["RssAnon:", "RssFile:"].map(|f| proc_status_kib(&self.pid, f).unwrap_or(0));
         (rss, anon, file)
     }
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>;
+
+async fn get(client: &HttpClient, url: &str, token: &str) -> anyhow::Result<(hyper::StatusCode, String)> {
+    let req = hyper::Request::get(url)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::new())?;
+    let res = client.request(req).await?;
+    let status = res.status();
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 fn read_admin_key(data: &Path) -> anyhow::Result<String> {

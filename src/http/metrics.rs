@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -23,6 +23,8 @@ pub struct Metrics {
     pub group_commit_events: Histogram,
     pub group_commit_seconds: Histogram,
     pub http_seconds: Family<RouteLabels, Histogram>,
+    /// Set from the read model when metrics are read.
+    pub read_model_compactions: Gauge<u64, AtomicU64>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -63,7 +65,14 @@ impl Metrics {
             "HTTP request latency by route",
             http_seconds.clone(),
         );
+        let read_model_compactions = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "read_model_compactions",
+            "Times the read model's state was compacted (once, after a catch-up at start of at least a million events)",
+            read_model_compactions.clone(),
+        );
         Metrics {
+            read_model_compactions,
             registry,
             events_appended,
             group_commit_events,

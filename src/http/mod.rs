@@ -184,6 +184,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Analyst, Role::Support])?;
+    let compactions = *state.read_model.watch_compactions().borrow();
+    state.metrics.read_model_compactions.set(compactions);
     Ok((
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
