@@ -145,7 +145,7 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     let first = c
         .sorted()
         .iter()
-        .filter_map(|p| p.purchases.first().map(|x| x.at))
+        .filter_map(|p| p.purchases.first().map(|x| x.at()))
         .min();
     let mut months: Vec<(String, BTreeMap<Lifecycle, usize>)> = Vec::new();
     if let Some(first) = first {

@@ -243,9 +243,13 @@ fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> 
     read_str(d, |t| Money::parse(t).ok().map(Money::decimal))
 }
 
-/// A three-letter currency code, or absent.
+/// A currency code of three capital letters (what the event model accepts), or absent.
 fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 3]>, D::Error> {
-    read_str(d, |t| <[u8; 3]>::try_from(t.as_bytes()).ok())
+    read_str(d, |t| {
+        <[u8; 3]>::try_from(t.as_bytes())
+            .ok()
+            .filter(|c| c.iter().all(u8::is_ascii_uppercase))
+    })
 }
 
 /// Hands a string value to `f` where it lies (no copy); anything that is not a string

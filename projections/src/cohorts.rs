@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::customers::{currency_str, Customers};
+use crate::customers::Customers;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cohort {
@@ -50,17 +50,14 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
         if n == 0 {
             continue;
         }
-        let first = month_index(p.purchases[0].at);
+        let first = month_index(p.purchases[0].at());
         *sizes.entry(first).or_default() += 1;
         let cohort = cells.entry(first).or_default();
         for x in &p.purchases[..n] {
-            let offset = (month_index(x.at) - first) as u32;
+            let offset = (month_index(x.at()) - first) as u32;
             let cell = cohort.entry(offset).or_default();
             cell.0.insert(&p.id);
-            *cell
-                .1
-                .entry(currency_str(&x.currency).to_owned())
-                .or_default() += x.amount;
+            *cell.1.entry(x.currency().to_owned()).or_default() += x.amount();
         }
     }
     sizes

@@ -110,15 +110,15 @@ impl LifecycleConfig {
             return Lifecycle::Prospect;
         }
         let purchases = &p.purchases[..n];
-        let first = purchases[0].at;
-        let last = purchases[n - 1].at;
+        let first = purchases[0].at();
+        let last = purchases[n - 1].at();
         let since = as_of - last;
         if as_of - first <= Duration::days(self.new_days) {
             return Lifecycle::New;
         }
         if since <= Duration::days(self.active_days) {
             let gap_before_last =
-                n >= 2 && last - purchases[n - 2].at > Duration::days(self.dormant_days);
+                n >= 2 && last - purchases[n - 2].at() > Duration::days(self.dormant_days);
             return if gap_before_last {
                 Lifecycle::Reactivated
             } else {
@@ -145,7 +145,7 @@ impl LifecycleConfig {
         let n = p.orders_until(as_of);
         let (first, last) = match n {
             0 => (None, None),
-            n => (Some(p.purchases[0].at), Some(p.purchases[n - 1].at)),
+            n => (Some(p.purchases[0].at()), Some(p.purchases[n - 1].at())),
         };
         let new_ends = first.map(|f| f + Duration::days(self.new_days));
         let after_last = [self.active_days, self.dormant_days, self.churned_days]
@@ -160,7 +160,7 @@ impl LifecycleConfig {
             return Relationship::Prospect;
         }
         let since = as_of - Duration::days(self.user_window_days);
-        let recent = p.purchases[..n].iter().filter(|x| x.at > since).count();
+        let recent = p.purchases[..n].iter().filter(|x| x.at() > since).count();
         let net_positive = p
             .net_revenue(as_of)
             .values()
@@ -187,11 +187,7 @@ mod tests {
         Profile {
             purchases: days
                 .iter()
-                .map(|d| Money3 {
-                    at: at(*d),
-                    amount: Decimal::ONE,
-                    currency: *b"GBP",
-                })
+                .map(|d| Money3::new(at(*d), Decimal::ONE, *b"GBP").unwrap())
                 .collect(),
             ..Default::default()
         }

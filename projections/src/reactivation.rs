@@ -26,7 +26,7 @@ use rust_decimal::{prelude::ToPrimitive, Decimal};
 use serde::Serialize;
 
 use crate::{
-    customers::{currency_str, Customers, Profile},
+    customers::{Customers, Profile},
     lifecycle::{Lifecycle, LifecycleConfig},
 };
 
@@ -119,10 +119,10 @@ fn candidate(
 ) -> Candidate {
     let n = p.orders_until(as_of);
     let purchases = &p.purchases[..n];
-    let (first, last) = (purchases[0].at, purchases[n - 1].at);
+    let (first, last) = (purchases[0].at(), purchases[n - 1].at());
     let in_currency: Vec<_> = purchases
         .iter()
-        .filter(|x| currency_str(&x.currency) == currency)
+        .filter(|x| x.currency() == currency)
         .collect();
     // Net of refunds: an order that was cancelled in full is worth nothing.
     let net = p
@@ -213,7 +213,7 @@ pub fn campaigns(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> V
                     Lifecycle::AtRisk | Lifecycle::Dormant | Lifecycle::Churned
                 );
                 let bought_after = p.purchases.iter().any(|x| {
-                    x.at > *t && x.at <= (*t + Duration::days(ATTRIBUTION_DAYS)).min(as_of)
+                    x.at() > *t && x.at() <= (*t + Duration::days(ATTRIBUTION_DAYS)).min(as_of)
                 });
                 if lapsing && bought_after {
                     e.2.insert(p.id.as_str());

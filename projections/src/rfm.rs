@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::customers::{currency_str, Customers};
+use crate::customers::Customers;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RfmRow {
@@ -122,8 +122,8 @@ pub fn segment_totals(rows: &[RfmRow]) -> Vec<SegmentTotal> {
 pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<String> {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for p in customers.sorted() {
-        for x in p.purchases.iter().take_while(|x| x.at <= as_of) {
-            *counts.entry(currency_str(&x.currency)).or_default() += 1;
+        for x in p.purchases.iter().take_while(|x| x.at() <= as_of) {
+            *counts.entry(x.currency()).or_default() += 1;
         }
     }
     counts
@@ -140,7 +140,7 @@ pub fn rfm(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Vec<R
         if n == 0 {
             continue;
         }
-        let last = p.purchases[n - 1].at;
+        let last = p.purchases[n - 1].at();
         rows.push(RfmRow {
             customer: p.id.to_string(),
             recency_days: (as_of - last).num_days(),

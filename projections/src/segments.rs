@@ -33,7 +33,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    customers::{currency_str, Money3},
+    customers::Money3,
     lifecycle::{LifecycleConfig, Relationship},
     Customers, Profile,
 };
@@ -338,11 +338,11 @@ fn eval(rule: &Rule, p: &Profile, ctx: &Ctx) -> bool {
 
 /// The entries of a time-sorted list in the condition's window, up to `now`.
 fn window<'a>(list: &'a [Money3], c: &Condition, now: DateTime<Utc>) -> &'a [Money3] {
-    let end = list.partition_point(|m| m.at <= now);
+    let end = list.partition_point(|m| m.at() <= now);
     let start = match c.within_days {
         Some(d) => {
             let from = now - Duration::days(d as i64);
-            list[..end].partition_point(|m| m.at <= from)
+            list[..end].partition_point(|m| m.at() <= from)
         }
         None => 0,
     };
@@ -386,14 +386,14 @@ fn condition(c: &Condition, p: &Profile, ctx: &Ctx) -> bool {
             let sum = |l: &[Money3]| -> Decimal {
                 window(l, c, now)
                     .iter()
-                    .filter(|m| currency_str(&m.currency) == cur)
-                    .map(|m| m.amount)
+                    .filter(|m| m.currency() == cur)
+                    .map(|m| m.amount())
                     .sum()
             };
             number(sum(&p.purchases) - sum(&p.refunds))
         }
         Field::DaysSinceLastPurchase => days(p.last_purchase_until(now)),
-        Field::DaysSinceFirstPurchase => days(p.purchases.first().map(|m| m.at)),
+        Field::DaysSinceFirstPurchase => days(p.purchases.first().map(|m| m.at())),
         Field::DaysSinceLastSeen => days(p.last_seen),
         Field::DaysSinceLastContact => days(p.last_contacted_at()),
         Field::Contacts => count(p.contacts() as usize),
@@ -448,7 +448,7 @@ fn next_change(c: &Condition, p: &Profile, ctx: &Ctx) -> Option<DateTime<Utc>> {
                 for list in [&p.purchases, &p.refunds] {
                     // The oldest entry still in the window leaves it first.
                     if let Some(m) = window(list, c, now).first() {
-                        consider(m.at + d);
+                        consider(m.at() + d);
                     }
                 }
             }
@@ -456,7 +456,7 @@ fn next_change(c: &Condition, p: &Profile, ctx: &Ctx) -> Option<DateTime<Utc>> {
         (field, Kind::Days) => {
             let anchor = match field {
                 Field::DaysSinceLastPurchase => p.last_purchase_until(now),
-                Field::DaysSinceFirstPurchase => p.purchases.first().map(|m| m.at),
+                Field::DaysSinceFirstPurchase => p.purchases.first().map(|m| m.at()),
                 Field::DaysSinceLastSeen => p.last_seen,
                 Field::DaysSinceLastContact => p.last_contacted_at(),
                 _ => None,
@@ -473,8 +473,8 @@ fn next_change(c: &Condition, p: &Profile, ctx: &Ctx) -> Option<DateTime<Utc>> {
             let n = p.orders_until(now);
             if n > 0 {
                 let window_start = now - Duration::days(cfg.user_window_days);
-                if let Some(m) = p.purchases[..n].iter().find(|m| m.at > window_start) {
-                    consider(m.at + Duration::days(cfg.user_window_days));
+                if let Some(m) = p.purchases[..n].iter().find(|m| m.at() > window_start) {
+                    consider(m.at() + Duration::days(cfg.user_window_days));
                 }
             }
         }

@@ -269,7 +269,13 @@ mod tests {
     fn dense_filing_serializes_as_the_sorted_map() {
         let mut dense: Timers<u32> = Timers::default();
         let mut map = std::collections::BTreeMap::new();
-        for (k, at) in [(7u32, Some(30)), (2, Some(10)), (7, None), (40, Some(5)), (2, Some(20))] {
+        for (k, at) in [
+            (7u32, Some(30)),
+            (2, Some(10)),
+            (7, None),
+            (40, Some(5)),
+            (2, Some(20)),
+        ] {
             dense.set(k, at.map(t));
             match at {
                 Some(s) => map.insert(k, t(s)),

@@ -12,9 +12,7 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use rapport_projections::{
-    cohorts, customers::currency_str, reactivation, rfm, Lifecycle, Profile, ReadState,
-};
+use rapport_projections::{cohorts, reactivation, rfm, Lifecycle, Profile, ReadState};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -259,10 +257,8 @@ pub(super) fn profile_json(
     let n = p.orders_until(as_of);
     let mut gross: std::collections::BTreeMap<String, (Decimal, u64)> = Default::default();
     for x in &p.purchases[..n] {
-        let e = gross
-            .entry(currency_str(&x.currency).to_owned())
-            .or_default();
-        e.0 += x.amount;
+        let e = gross.entry(x.currency().to_owned()).or_default();
+        e.0 += x.amount();
         e.1 += 1;
     }
     let aov: std::collections::BTreeMap<_, _> = gross
@@ -297,7 +293,7 @@ pub(super) fn profile_json(
         "traits": public_traits,
         "first_seen": p.first_seen,
         "last_seen": p.last_seen,
-        "first_purchase": p.purchases.first().filter(|x| x.at <= as_of).map(|x| x.at),
+        "first_purchase": p.purchases.first().filter(|x| x.at() <= as_of).map(|x| x.at()),
         "last_purchase": p.last_purchase_until(as_of),
         "orders": n,
         "revenue": p.net_revenue(as_of),

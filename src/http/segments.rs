@@ -14,7 +14,7 @@ use rapport_events::{
     data::{EventData, SegmentRetired},
     stream_of, Event, EventType, SubjectKind,
 };
-use rapport_projections::{customers::currency_str, Profile};
+use rapport_projections::Profile;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -277,7 +277,7 @@ pub async fn members(
                 // The currency most of the customer's purchases were in (ties: by code).
                 let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
                 for m in &p.purchases {
-                    *counts.entry(currency_str(&m.currency)).or_default() += 1;
+                    *counts.entry(m.currency()).or_default() += 1;
                 }
                 let main = counts
                     .iter()
