@@ -90,8 +90,7 @@ impl<V> StrMap<V> {
     pub fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
         let entries = &self.entries;
-        self.table
-            .shrink_to_fit(|&m| hash(&entries[m as usize].0));
+        self.table.shrink_to_fit(|&m| hash(&entries[m as usize].0));
     }
 }
 

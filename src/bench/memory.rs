@@ -159,7 +159,10 @@ impl Serving {
                 "the server's read model was not compacted in {SERVE_CATCH_UP_SECONDS} s"
             );
             let (status, body) = get(&client, &format!("{addr}/metrics"), &token).await?;
-            anyhow::ensure!(status.is_success(), "unexpected answer {status} to /metrics");
+            anyhow::ensure!(
+                status.is_success(),
+                "unexpected answer {status} to /metrics"
+            );
             if body
                 .lines()
                 .any(|l| l.trim() == "rapport_read_model_compactions 1")
@@ -194,7 +197,11 @@ impl Serving {
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>;
 
-async fn get(client: &HttpClient, url: &str, token: &str) -> anyhow::Result<(hyper::StatusCode, String)> {
+async fn get(
+    client: &HttpClient,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<(hyper::StatusCode, String)> {
     let req = hyper::Request::get(url)
         .header("authorization", format!("Bearer {token}"))
         .body(Empty::new())?;

@@ -1008,7 +1008,9 @@ fn load_index(conn: &Connection) -> Result<(Index, u64), StoreError> {
             what: "the id is not 16 bytes".into(),
         })?;
         index.ids.insert(&id, position);
-        let positions = index.streams.get_or_insert_with(&stream, Positions::default);
+        let positions = index
+            .streams
+            .get_or_insert_with(&stream, Positions::default);
         if positions.len() as u64 != version {
             return Err(StoreError::Integrity {
                 position,

@@ -114,7 +114,8 @@ async fn metrics_report_appends_commits_and_route_latency() {
     // A catch-up of one event is never followed by a compaction (the memory benchmark
     // waits for this gauge to reach 1 after a long one).
     assert!(
-        text.lines().any(|l| l == "rapport_read_model_compactions 0"),
+        text.lines()
+            .any(|l| l == "rapport_read_model_compactions 0"),
         "{text}"
     );
 }
