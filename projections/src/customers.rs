@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    num::NonZeroU32,
+    num::{NonZeroU32, NonZeroU64},
 };
 
 use compact_str::CompactString;
@@ -295,9 +295,11 @@ pub struct Profile {
     pub traits: ThinVec<(CompactString, CompactString)>,
     /// The customer's personal data was crypto-shredded.
     pub erased: bool,
-    /// Log positions of the events that carry the customer's identity
-    /// (`customer_registered`, `profile_updated`), in order: where to read it from.
-    pub identity_positions: ThinVec<u64>,
+    /// The log position of the first event that carries the customer's identity
+    /// (`customer_registered`, `profile_updated`): held inline, as most customers have
+    /// one. The others, in order, in `identity_more`. See [`Profile::identity_positions`].
+    pub identity_first: Option<NonZeroU64>,
+    pub identity_more: ThinVec<u64>,
     pub first_seen: Option<DateTime<Utc>>,
     pub last_seen: Option<DateTime<Utc>>,
     /// Purchases with a positive amount, sorted by time (late events are inserted in place).
@@ -337,6 +339,22 @@ pub struct Outreach {
 }
 
 impl Profile {
+    /// Log positions of the events that carry the customer's identity, in order: where to
+    /// read it from.
+    pub fn identity_positions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.identity_first
+            .map(NonZeroU64::get)
+            .into_iter()
+            .chain(self.identity_more.iter().copied())
+    }
+
+    fn add_identity_position(&mut self, position: u64) {
+        match (self.identity_first, NonZeroU64::new(position)) {
+            (None, Some(p)) => self.identity_first = Some(p),
+            _ => self.identity_more.push(position),
+        }
+    }
+
     pub fn contacts(&self) -> u32 {
         self.outreach.as_ref().map_or(0, |o| o.contacts)
     }
@@ -405,10 +423,10 @@ impl std::fmt::Debug for Numbers {
 pub struct Customers {
     /// Profiles by customer number: customers are numbered in the order the log first
     /// mentions them, so other projections can key their per-customer state by a `u32`
-    /// instead of repeating the id. Boxed: a profile is a few hundred bytes, and a vector
-    /// that doubles would keep up to as many spare ones.
-    #[allow(clippy::vec_box)]
-    profiles: Vec<Box<Profile>>,
+    /// instead of repeating the id. Held in place, not boxed: the room a doubling vector
+    /// keeps spare is never touched, so never resident, and a box cost a pointer and the
+    /// allocator's rounding on each of a million profiles.
+    profiles: Vec<Profile>,
     /// Customer id → number: numbers, found by the hash of the id their profile holds
     /// (a map keyed by the id repeated it, 70 MB for a million customers).
     numbers: Numbers,
@@ -440,7 +458,7 @@ impl Customers {
     }
 
     pub fn get(&self, id: &str) -> Option<&Profile> {
-        self.number(id).map(|n| &*self.profiles[n as usize])
+        self.number(id).map(|n| &self.profiles[n as usize])
     }
 
     /// The customer's number (see `profiles`), if the log has mentioned them.
@@ -452,7 +470,7 @@ impl Customers {
     }
 
     pub fn by_number(&self, number: u32) -> Option<&Profile> {
-        self.profiles.get(number as usize).map(|p| &**p)
+        self.profiles.get(number as usize)
     }
 
     pub fn len(&self) -> usize {
@@ -465,7 +483,7 @@ impl Customers {
 
     /// Every profile, in customer-id order (never hash order).
     pub fn sorted(&self) -> Vec<&Profile> {
-        let mut v: Vec<&Profile> = self.profiles.iter().map(|p| &**p).collect();
+        let mut v: Vec<&Profile> = self.profiles.iter().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
@@ -481,10 +499,10 @@ impl Customers {
             return n;
         }
         let n = u32::try_from(self.profiles.len()).expect("fewer than 2^32 customers");
-        self.profiles.push(Box::new(Profile {
+        self.profiles.push(Profile {
             id: id.into(),
             ..Default::default()
-        }));
+        });
         let profiles = &self.profiles;
         self.numbers
             .0
@@ -514,7 +532,8 @@ impl Projection for Customers {
     /// 7: post and complaint authors are written in the log's order (not sorted).
     /// 8: regions and channels by name number, referrals by customer number, traits a
     /// sorted vector, product counts 32-bit (a profile of 184 bytes instead of 256).
-    const VERSION: u32 = 8;
+    /// 9: the first identity position inline; profiles held in place (not boxed).
+    const VERSION: u32 = 9;
 
     fn apply(&mut self, ev: &FoldEvent) {
         self.position = ev.position;
@@ -536,7 +555,7 @@ impl Projection for Customers {
                 let region = d.region.as_deref().map(|v| self.names.number_plus_one(v));
                 let channel = d.channel.as_deref().map(|v| self.names.number_plus_one(v));
                 let p = self.profile(&ev.customer);
-                p.identity_positions.push(ev.position);
+                p.add_identity_position(ev.position);
                 if region.is_some() {
                     p.region = region;
                 }
@@ -549,7 +568,7 @@ impl Projection for Customers {
             }
             Facts::ProfileUpdated(d) => {
                 let p = self.profile(&ev.customer);
-                p.identity_positions.push(ev.position);
+                p.add_identity_position(ev.position);
                 let public = d.traits.iter().filter(|(k, _)| {
                     rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str())
                 });
@@ -713,7 +732,7 @@ impl Customers {
         struct Ordered<'a> {
             position: u64,
             /// In number order, which the numbering depends on.
-            profiles: &'a [Box<Profile>],
+            profiles: &'a [Profile],
             post_authors: &'a InternedMap<u32>,
             complaint_authors: &'a InternedMap<u32>,
             names: &'a Names,
@@ -731,10 +750,9 @@ impl Customers {
     pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<Customers, postcard::Error> {
         // The same field order as `snapshot_bytes` writes (postcard is not self-describing).
         #[derive(Deserialize)]
-        #[allow(clippy::vec_box)]
         struct Owned {
             position: u64,
-            profiles: Vec<Box<Profile>>,
+            profiles: Vec<Profile>,
             post_authors: InternedMap<u32>,
             complaint_authors: InternedMap<u32>,
             names: Names,

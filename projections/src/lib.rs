@@ -155,7 +155,8 @@ impl Projection for ReadState {
     ///     wall clock of the request).
     /// 15: post and complaint authors are written in the log's order (customers 7).
     /// 16: smaller profiles (customers 8).
-    const VERSION: u32 = 16;
+    /// 17: the first identity position inline (customers 9).
+    const VERSION: u32 = 17;
 
     fn apply(&mut self, ev: &FoldEvent) {
         if !ev.event_type.applies_at_every_valid_time() {

@@ -278,7 +278,7 @@ pub(super) fn profile_json(
             .collect::<Vec<_>>()
     };
     let at = IdentityAt {
-        positions: p.identity_positions.to_vec(),
+        positions: p.identity_positions().collect(),
         erased: p.erased,
     };
     let v = json!({
