@@ -339,7 +339,7 @@ pub fn projection_table(
                 .sorted()
                 .into_iter()
                 .map(|p| {
-                    let communities: Vec<&str> = p.communities.iter().map(|c| c.as_str()).collect();
+                    let communities = c.names_of(&p.communities);
                     vec![
                         Cell::Str(p.id.to_string()),
                         Cell::Str(lifecycle.state(p, now).as_str().into()),

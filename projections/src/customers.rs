@@ -229,6 +229,39 @@ impl SmallSet {
     }
 }
 
+/// A small set of names (see [`Names`]) held by number, sorted by number: a community or
+/// tag costs 4 bytes where its inline string took 24. Read through
+/// [`Customers::names_of`] (sorted by name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NameSet(ThinVec<u32>);
+
+impl NameSet {
+    fn insert(&mut self, n: u32) {
+        if let Err(i) = self.0.binary_search(&n) {
+            self.0.insert(i, n);
+        }
+    }
+
+    fn remove(&mut self, n: u32) {
+        if let Ok(i) = self.0.binary_search(&n) {
+            self.0.remove(i);
+        }
+    }
+
+    fn contains(&self, n: u32) -> bool {
+        self.0.binary_search(&n).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Product or category number (see [`Names`]) → units, sorted by number: 8 bytes an entry
 /// where a name and a count took 32, and each name is held once for all customers.
 ///
@@ -271,6 +304,10 @@ impl Names {
     pub fn name(&self, number: u32) -> &str {
         self.0.get(number)
     }
+
+    fn find(&self, name: &str) -> Option<u32> {
+        self.0.find(name)
+    }
 }
 
 /// Everything Rapport knows about one customer, except personal data.
@@ -290,7 +327,8 @@ pub struct Profile {
     pub region: Option<NonZeroU32>,
     /// As `region`; read through [`Customers::channel`].
     pub channel: Option<NonZeroU32>,
-    pub tags: SmallSet,
+    /// Read through [`Customers::names_of`].
+    pub tags: NameSet,
     /// Non-personal traits only, sorted by name.
     pub traits: ThinVec<(CompactString, CompactString)>,
     /// The customer's personal data was crypto-shredded.
@@ -322,7 +360,8 @@ pub struct Profile {
     pub replies_received: u32,
     pub echoes_received: u32,
     pub mentions_received: u32,
-    pub communities: SmallSet,
+    /// Read through [`Customers::names_of`] and [`Customers::has_name`].
+    pub communities: NameSet,
     /// Outreach to the customer; `None` until the first `contacted`.
     pub outreach: Option<Box<Outreach>>,
 }
@@ -533,7 +572,8 @@ impl Projection for Customers {
     /// 8: regions and channels by name number, referrals by customer number, traits a
     /// sorted vector, product counts 32-bit (a profile of 184 bytes instead of 256).
     /// 9: the first identity position inline; profiles held in place (not boxed).
-    const VERSION: u32 = 9;
+    /// 10: communities and tags by name number.
+    const VERSION: u32 = 10;
 
     fn apply(&mut self, ev: &FoldEvent) {
         self.position = ev.position;
@@ -563,7 +603,8 @@ impl Projection for Customers {
                     p.channel = channel;
                 }
                 for t in &d.tags {
-                    p.tags.insert(t);
+                    let n = self.names.number(t);
+                    self.profile(&ev.customer).tags.insert(n);
                 }
             }
             Facts::ProfileUpdated(d) => {
@@ -691,12 +732,14 @@ impl Projection for Customers {
             }
             Facts::CommunityJoined(d) => {
                 if let Some(c) = d.community.as_deref() {
-                    self.profile(&ev.customer).communities.insert(c);
+                    let n = self.names.number(c);
+                    self.profile(&ev.customer).communities.insert(n);
                 }
             }
             Facts::CommunityLeft(d) => {
-                if let Some(c) = d.community.as_deref() {
-                    self.profile(&ev.customer).communities.remove(c);
+                // A community never joined is not numbered for it.
+                if let Some(n) = d.community.as_deref().and_then(|c| self.names.find(c)) {
+                    self.profile(&ev.customer).communities.remove(n);
                 }
             }
             Facts::Contacted(d) => {
@@ -814,6 +857,18 @@ impl Customers {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The names of a set (a profile's communities or tags), sorted.
+    pub fn names_of<'a>(&'a self, set: &NameSet) -> Vec<&'a str> {
+        let mut v: Vec<&str> = set.0.iter().map(|&n| self.names.name(n)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Whether a set (a profile's communities or tags) holds `name`.
+    pub fn has_name(&self, set: &NameSet, name: &str) -> bool {
+        self.names.find(name).is_some_and(|n| set.contains(n))
     }
 
     pub fn region<'a>(&'a self, p: &Profile) -> Option<&'a str> {

@@ -3,7 +3,7 @@
 //! A map from a short id to a number cost about 90 bytes an entry as an `IndexMap` of
 //! inline strings (the string slot, a stored hash, spare capacity, the index table), and
 //! the post authors of a 10 M-event log hold two million of them. Here an entry is its
-//! bytes, an 8-byte end offset and a 4-byte slot of the lookup table (about 5 bytes a
+//! bytes, a 4-byte end offset and a 4-byte slot of the lookup table (about 5 bytes a
 //! bucket): the same lookups, exact, in about a third of the memory.
 //!
 //! Serialized as the sequence of the strings in number order, the same bytes as a
@@ -32,7 +32,9 @@ pub struct Interned {
     /// Every string, one after the other.
     text: String,
     /// `ends[n]` is where string `n` ends in `text` (it starts where `n - 1` ends).
-    ends: Vec<u64>,
+    /// 32-bit: the strings of one table stay under 4 GiB in all (two million post ids
+    /// take 18 MB).
+    ends: Vec<u32>,
     /// Numbers, found by the hash of the string they name.
     table: HashTable<u32>,
 }
@@ -77,7 +79,8 @@ impl Interned {
         }
         let n = u32::try_from(self.ends.len()).expect("fewer than 2^32 strings");
         self.text.push_str(s);
-        self.ends.push(self.text.len() as u64);
+        self.ends
+            .push(u32::try_from(self.text.len()).expect("under 4 GiB of strings"));
         let Interned {
             text, ends, table, ..
         } = self;
@@ -99,7 +102,7 @@ impl Interned {
     }
 }
 
-fn nth<'a>(text: &'a str, ends: &[u64], n: u32) -> &'a str {
+fn nth<'a>(text: &'a str, ends: &[u32], n: u32) -> &'a str {
     let n = n as usize;
     let start = if n == 0 { 0 } else { ends[n - 1] };
     &text[start as usize..ends[n] as usize]

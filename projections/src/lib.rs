@@ -156,7 +156,8 @@ impl Projection for ReadState {
     /// 15: post and complaint authors are written in the log's order (customers 7).
     /// 16: smaller profiles (customers 8).
     /// 17: the first identity position inline (customers 9).
-    const VERSION: u32 = 17;
+    /// 18: communities and tags by name number (customers 10).
+    const VERSION: u32 = 18;
 
     fn apply(&mut self, ev: &FoldEvent) {
         if !ev.event_type.applies_at_every_valid_time() {

@@ -79,8 +79,8 @@ pub fn candidates(
     let mut active_members: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &profiles {
         if is_active(states[p.id.as_str()]) {
-            for g in &p.communities {
-                *active_members.entry(g.as_str()).or_default() += 1;
+            for g in c.names_of(&p.communities) {
+                *active_members.entry(g).or_default() += 1;
             }
         }
     }
@@ -155,10 +155,10 @@ fn candidate(
         .referees(p)
         .filter(|r| states.get(r).is_some_and(|s| is_active(*s)))
         .count();
-    let active_co_members: usize = p
-        .communities
-        .iter()
-        .map(|g| active_members.get(g.as_str()).copied().unwrap_or(0))
+    let active_co_members: usize = c
+        .names_of(&p.communities)
+        .into_iter()
+        .map(|g| active_members.get(g).copied().unwrap_or(0))
         .sum::<usize>()
         .min(CO_MEMBERS_MAX);
     let reach = 1.0

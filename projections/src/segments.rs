@@ -374,9 +374,9 @@ fn condition(c: &Condition, p: &Profile, ctx: &Ctx) -> bool {
         (Operand::Texts(ts), Op::In) => v.is_some_and(|v| ts.iter().any(|t| t == v)),
         _ => false,
     };
-    let set = |s: &crate::customers::SmallSet| match (&c.value, c.op) {
-        (Operand::Text(t), Op::Contains) => s.contains(t),
-        _ => count(s.iter().count()),
+    let set = |s: &crate::customers::NameSet| match (&c.value, c.op) {
+        (Operand::Text(t), Op::Contains) => ctx.customers.has_name(s, t),
+        _ => count(s.len()),
     };
     match c.field {
         Field::Orders => count(window(&p.purchases, c, now).len()),

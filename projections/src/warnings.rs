@@ -663,8 +663,8 @@ impl Warnings {
         let mut adjacency: Vec<Vec<usize>> = vec![Vec::new(); people.len()];
         for (i, p) in profiles.iter().enumerate() {
             let Some(p) = p else { continue };
-            for g in p.communities.iter() {
-                by_community.entry(g.as_str()).or_default().push(i);
+            for g in customers.names_of(&p.communities) {
+                by_community.entry(g).or_default().push(i);
             }
             if let Some(&j) = customers.referred_by(p).and_then(|r| index.get(r)) {
                 adjacency[i].push(j);
@@ -785,7 +785,12 @@ impl Warnings {
         let communities: BTreeSet<String> = component
             .iter()
             .filter_map(|c| customers.get(c))
-            .flat_map(|p| p.communities.iter().map(|c| c.to_string()))
+            .flat_map(|p| {
+                customers
+                    .names_of(&p.communities)
+                    .into_iter()
+                    .map(str::to_owned)
+            })
             .collect();
         // Communities shared by at least two of the cluster's customers.
         let shared_communities = communities
@@ -793,7 +798,11 @@ impl Warnings {
             .filter(|g| {
                 component
                     .iter()
-                    .filter(|c| customers.get(c).is_some_and(|p| p.communities.contains(g)))
+                    .filter(|c| {
+                        customers
+                            .get(c)
+                            .is_some_and(|p| customers.has_name(&p.communities, g))
+                    })
                     .count()
                     >= 2
             })
@@ -1092,7 +1101,7 @@ impl Warnings {
         let mut per_community: BTreeMap<&str, usize> = BTreeMap::new();
         for c in people {
             if let Some(p) = customers.get(c) {
-                for g in p.communities.iter() {
+                for g in customers.names_of(&p.communities) {
                     *per_community.entry(g).or_default() += 1;
                 }
             }

@@ -289,7 +289,7 @@ pub(super) fn profile_json(
         "identity": null,
         "region": c.region(p),
         "channel": c.channel(p),
-        "tags": p.tags,
+        "tags": c.names_of(&p.tags),
         "traits": public_traits,
         "first_seen": p.first_seen,
         "last_seen": p.last_seen,
@@ -312,7 +312,7 @@ pub(super) fn profile_json(
             "unsatisfied": p.resolutions_unsatisfied,
         },
         "community": {
-            "communities": p.communities,
+            "communities": c.names_of(&p.communities),
             "posts": p.posts,
             "replies_received": p.replies_received,
             "echoes_received": p.echoes_received,
@@ -437,7 +437,7 @@ pub async fn list_customers(
         .filter(|p| {
             q.community
                 .as_ref()
-                .is_none_or(|g| p.communities.contains(g))
+                .is_none_or(|g| c.has_name(&p.communities, g))
         })
         .collect();
     let total_revenue = |p: &Profile| p.net_revenue(as_of).values().copied().sum::<Decimal>();

@@ -229,7 +229,12 @@ pub async fn get_one(
 }
 
 /// The columns a marketing tool needs (no personal data: ids link back to the CRM).
-fn member_row(p: &Profile, state: &AppState, now: chrono::DateTime<Utc>) -> Value {
+fn member_row(
+    p: &Profile,
+    customers: &rapport_projections::Customers,
+    state: &AppState,
+    now: chrono::DateTime<Utc>,
+) -> Value {
     let lc = &state.read_model.lifecycle;
     let revenue = p.net_revenue(now);
     json!({
@@ -239,7 +244,7 @@ fn member_row(p: &Profile, state: &AppState, now: chrono::DateTime<Utc>) -> Valu
         "orders": p.orders_until(now),
         "last_purchase": p.last_purchase_until(now),
         "revenue": revenue,
-        "communities": p.communities,
+        "communities": customers.names_of(&p.communities),
         "last_contacted_at": p.last_contacted_at(),
     })
 }
@@ -284,7 +289,7 @@ pub async fn members(
                     .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
                     .map(|(c, _)| (*c).to_owned())
                     .unwrap_or_default();
-                let communities: Vec<&str> = p.communities.iter().map(|c| c.as_str()).collect();
+                let communities = st.customers.names_of(&p.communities);
                 out.push_str(&format!(
                     "{},{},{},{},{},{},{},{}\n",
                     super::customers::csv(&p.id),
@@ -322,7 +327,7 @@ pub async fn members(
                 .filter(|m| after.is_none_or(|a| m.as_str() > a))
                 .take(limit)
                 .filter_map(|m| st.customers.get(m))
-                .map(|p| member_row(p, &state, now))
+                .map(|p| member_row(p, &st.customers, &state, now))
                 .collect();
             let next = (page.len() == limit)
                 .then(|| {
