@@ -29,7 +29,11 @@ const SERVE_CATCH_UP_SECONDS: u64 = 1_800;
 /// After catching up, resident memory is read this often until it stops changing (the
 /// allocator returns freed pages after a second).
 const RSS_SETTLE_POLL_MS: u64 = 2_000;
-const RSS_SETTLE_POLLS_MAX: usize = 15;
+const RSS_SETTLE_POLLS_MAX: usize = 45;
+/// Polls in a row with resident memory unchanged (within 1 MiB) before it counts as
+/// settled: 10 s. A single unchanged poll was not enough: freed memory went back to the
+/// OS 5 to 20 s after the compaction, and the bench read 180 MiB too much.
+const RSS_SETTLED_POLLS: usize = 5;
 /// How often the server's metrics are read while waiting for its compaction.
 const COMPACTION_POLL_MS: u64 = 250;
 
@@ -178,16 +182,23 @@ impl Serving {
         })
     }
 
-    /// Resident, anonymous and file-mapped KiB once resident memory stops changing.
+    /// Resident, anonymous and file-mapped KiB once resident memory has stopped changing
+    /// for `RSS_SETTLED_POLLS` polls in a row.
     async fn settled_rss(&self) -> (u64, u64, u64) {
         let mut rss = proc_status_kib(&self.pid, "VmRSS:").unwrap_or(0);
+        let mut steady = 0;
         for _ in 0..RSS_SETTLE_POLLS_MAX {
             tokio::time::sleep(Duration::from_millis(RSS_SETTLE_POLL_MS)).await;
             let now = proc_status_kib(&self.pid, "VmRSS:").unwrap_or(0);
-            if now.abs_diff(rss) < 1024 {
+            steady = if now.abs_diff(rss) < 1024 {
+                steady + 1
+            } else {
+                0
+            };
+            rss = now;
+            if steady == RSS_SETTLED_POLLS {
                 break;
             }
-            rss = now;
         }
         let [anon, file] =
             ["RssAnon:", "RssFile:"].map(|f| proc_status_kib(&self.pid, f).unwrap_or(0));
