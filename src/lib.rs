@@ -1,7 +1,6 @@
 //! Rapport, the service: IO wired around the pure `rapport-events` and
 //! `rapport-projections` crates. See `docs/ARCHITECTURE.md` for the code map.
 
-pub mod alloc;
 pub mod auth;
 pub mod bench;
 pub mod cli;

@@ -35,6 +35,15 @@ pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
 /// this many events after loading one.
 pub const HISTORY_EVERY_EVENTS: u64 = 250_000;
 
+/// Returns freed memory to the OS now. mimalloc (the service's allocator, see `main.rs`)
+/// returns it lazily, during later allocations: after a catch-up an idle server held
+/// 503 MiB where 393 MiB were live (100,000 customers, 1 M events). Harmless when another
+/// allocator is in use (tests): it then only collects mimalloc's own empty heap.
+fn release_freed_memory() {
+    // SAFETY: `mi_collect` has no preconditions; it may be called from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// What writing a snapshot at a position did: the write, and the history link if one was
 /// due.
 type SnapshotWrite = (u64, std::io::Result<()>, Option<std::io::Result<()>>);
@@ -412,7 +421,7 @@ impl ReadModel {
                 if caught_up {
                     // Caught up: the batches, decoded events and snapshot buffers of the
                     // catch-up are garbage now. An idle server would keep them resident.
-                    crate::alloc::release_freed_memory();
+                    release_freed_memory();
                 }
                 behind = now_behind;
             }
