@@ -38,6 +38,9 @@ pub trait Filed<K>: Default + Clone + std::fmt::Debug {
     fn insert(&mut self, key: K, at: DateTime<Utc>);
     fn remove(&mut self, key: &K);
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Every entry, in key order.
     fn sorted(&self) -> Vec<(K, DateTime<Utc>)>;
 }

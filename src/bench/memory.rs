@@ -157,22 +157,11 @@ impl Serving {
             }
             anyhow::ensure!(status.as_u16() == 503, "unexpected answer {status}");
         }
-        while compaction {
+        while compaction && !compacted(&client, &addr, &token).await? {
             anyhow::ensure!(
                 started.elapsed() < Duration::from_secs(SERVE_CATCH_UP_SECONDS),
                 "the server's read model was not compacted in {SERVE_CATCH_UP_SECONDS} s"
             );
-            let (status, body) = get(&client, &format!("{addr}/metrics"), &token).await?;
-            anyhow::ensure!(
-                status.is_success(),
-                "unexpected answer {status} to /metrics"
-            );
-            if body
-                .lines()
-                .any(|l| l.trim() == "rapport_read_model_compactions 1")
-            {
-                break;
-            }
             tokio::time::sleep(Duration::from_millis(COMPACTION_POLL_MS)).await;
         }
         Ok(Serving {
@@ -204,6 +193,18 @@ impl Serving {
             ["RssAnon:", "RssFile:"].map(|f| proc_status_kib(&self.pid, f).unwrap_or(0));
         (rss, anon, file)
     }
+}
+
+/// Whether the server's metrics count a compaction of its read model.
+async fn compacted(client: &HttpClient, addr: &str, token: &str) -> anyhow::Result<bool> {
+    let (status, body) = get(client, &format!("{addr}/metrics"), token).await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "unexpected answer {status} to /metrics"
+    );
+    Ok(body
+        .lines()
+        .any(|l| l.trim() == "rapport_read_model_compactions 1"))
 }
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>;
