@@ -14,13 +14,8 @@ use hashbrown::HashTable;
 
 use crate::interned::{Interned, InternedMap};
 
-/// Hashes customer ids for [`Customers::numbers`]; the table's layout reaches no output.
-const ID_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6375_7374);
-
-fn id_hash(id: &str) -> u64 {
-    use std::hash::BuildHasher;
-    ID_HASHER.hash_one(id)
-}
+// Customer ids are hashed for `Customers::numbers` as `Interned` hashes its strings.
+use crate::interned::hash as id_hash;
 
 use chrono::{DateTime, Utc};
 use rapport_events::{Facts, FoldEvent};
@@ -150,10 +145,6 @@ impl std::fmt::Debug for Money3 {
             .field("currency", &self.currency())
             .finish()
     }
-}
-
-pub fn currency_str(c: &[u8; 3]) -> &str {
-    std::str::from_utf8(c).unwrap_or("???")
 }
 
 #[derive(Serialize, Deserialize)]

@@ -19,11 +19,11 @@ use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
 };
 
-/// A fixed hasher: the table's layout never reaches any output, but a fixed seed keeps
-/// runs comparable.
+/// A fixed hasher (also for `Customers`' id table): the table's layout never reaches any
+/// output, but a fixed seed keeps runs comparable.
 const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7261_7070);
 
-fn hash(s: &str) -> u64 {
+pub(crate) fn hash(s: &str) -> u64 {
     HASHER.hash_one(s)
 }
 
@@ -58,12 +58,10 @@ impl Interned {
 
     /// String number `n`, or `""` if there is none.
     pub fn get(&self, n: u32) -> &str {
-        let n = n as usize;
-        let Some(&end) = self.ends.get(n) else {
+        if n as usize >= self.ends.len() {
             return "";
-        };
-        let start = if n == 0 { 0 } else { self.ends[n - 1] };
-        &self.text[start as usize..end as usize]
+        }
+        nth(&self.text, &self.ends, n)
     }
 
     /// The number of `s`, if it was added.

@@ -135,14 +135,8 @@ impl IdIndex {
         )
     }
 
-    /// Room for `n` more; exactly `n` more fingerprints if `exact` (a bulk load: grown by
-    /// doubling, they would keep up to twice their room), else amortized.
-    fn reserve(&mut self, n: usize, exact: bool) {
-        if exact {
-            self.fingerprints.reserve_exact(n);
-        } else {
-            self.fingerprints.reserve(n);
-        }
+    fn reserve(&mut self, n: usize) {
+        self.fingerprints.reserve(n);
         let fps = &self.fingerprints;
         self.table
             .reserve(n, |&q| fingerprint_hash(fps[q as usize - 1]));
@@ -985,10 +979,6 @@ impl LateIndex {
 
 fn load_index(conn: &Connection) -> Result<(Index, u64), StoreError> {
     let mut index = Index::default();
-    let count: i64 = conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
-        r.get(0)
-    })?;
-    index.ids.reserve(count as usize, true);
     let mut last = 0u64;
     let mut stmt =
         conn.prepare("SELECT position, id, stream, stream_version FROM events ORDER BY position")?;
@@ -1408,7 +1398,7 @@ fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> usize {
     key_rows.merge(p.key_rows);
     if written > 0 {
         let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
-        idx.ids.reserve(p.ids.len(), false);
+        idx.ids.reserve(p.ids.len());
         for (id, pos) in p.ids {
             idx.ids.insert(&Uuid::from_u64_pair(id.0, id.1), pos);
         }
