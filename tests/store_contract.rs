@@ -325,6 +325,16 @@ async fn a_stream_reads_back_from_any_version_with_its_log_positions() {
             paged.extend(store.read_all(after, 7).await.unwrap());
         }
         assert_eq!(paged, all, "{}", backend.name());
+        // Point reads, a few and many at a time, in the order asked; no event at 0 or
+        // beyond the end.
+        let few = [7, 3, 60];
+        let got = store.read_at(&[0, 7, 3, 61, 60]).await.unwrap();
+        let want: Vec<_> = few.iter().map(|&p| all[p as usize - 1].clone()).collect();
+        assert_eq!(got, want, "{}", backend.name());
+        let many: Vec<u64> = (1..=60).rev().step_by(3).collect();
+        let got = store.read_at(&many).await.unwrap();
+        let want: Vec<_> = many.iter().map(|&p| all[p as usize - 1].clone()).collect();
+        assert_eq!(got, want, "{}", backend.name());
     }
 }
 

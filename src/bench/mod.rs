@@ -483,11 +483,18 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     for t in 0..opts.http_clients {
         let client = client.clone();
         let token = token.clone();
-        // Paced: each client sends one event every `clients / rate` seconds.
+        // Paced: each client sends one event every `clients / rate` seconds, the clients'
+        // ticks spread evenly over that period. (Started together, all 64 clients sent at
+        // once, and lookups that came during such a burst waited for it: at 2,000 events/s
+        // every 32 ms, the lookup p99 was 2.2 ms against 0.2 ms in the handler.)
         let mut pace = (opts.http_ingest_rate > 0).then(|| {
-            let mut t = tokio::time::interval(std::time::Duration::from_secs_f64(
+            let period = std::time::Duration::from_secs_f64(
                 opts.http_clients as f64 / opts.http_ingest_rate as f64,
-            ));
+            );
+            let mut t = tokio::time::interval_at(
+                tokio::time::Instant::now() + period.mul_f64(t as f64 / opts.http_clients as f64),
+                period,
+            );
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
@@ -521,8 +528,14 @@ async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Resul
     // Meanwhile: profile lookups at a steady PROFILE_LOOKUPS_PER_S, each on its own task so a
     // slow answer does not hold the next one back.
     const PROFILE_LOOKUPS_PER_S: u64 = 1000;
+    const LOOKUP_CONNECTIONS_IDLE_MAX: usize = 16;
     let reader = {
-        let (client, token) = (client.clone(), reader_token.clone());
+        // The lookups come from another application than the ingest (a support desk, not
+        // the shop), with connections of their own.
+        let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(LOOKUP_CONNECTIONS_IDLE_MAX)
+            .build_http();
+        let token = reader_token.clone();
         let clients = opts.http_clients as u64;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_micros(

@@ -220,19 +220,17 @@ async fn identity(state: &AppState, caller: &Caller, p: &IdentityAt) -> Result<V
     }
     let mut v = json!({});
     let mut traits = serde_json::Map::new();
-    for pos in &p.positions {
-        let stored = state.log.store.read_all(pos - 1, 1).await?;
-        for ev in state.log.open_all(stored, caller.access())? {
-            for k in ["name", "email", "phone"] {
-                if let Some(x) = ev.data.get(k) {
-                    v[k] = x.clone();
-                }
+    let stored = state.log.store.read_at(&p.positions).await?;
+    for ev in state.log.open_all(stored, caller.access())? {
+        for k in ["name", "email", "phone"] {
+            if let Some(x) = ev.data.get(k) {
+                v[k] = x.clone();
             }
-            if let Some(t) = ev.data.get("traits").and_then(Value::as_object) {
-                for (k, x) in t {
-                    if !rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()) {
-                        traits.insert(k.clone(), x.clone());
-                    }
+        }
+        if let Some(t) = ev.data.get("traits").and_then(Value::as_object) {
+            for (k, x) in t {
+                if !rapport_events::personal::NON_PERSONAL_TRAITS.contains(&k.as_str()) {
+                    traits.insert(k.clone(), x.clone());
                 }
             }
         }

@@ -189,6 +189,16 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The global log after `after`, in position order, at most `limit`, up to `until` when set.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The events at these positions, in the order given; positions with no event (0,
+    /// beyond the last) are left out. For a few positions at a time, such as a profile's
+    /// identity events.
+    async fn read_at(&self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::with_capacity(positions.len());
+        for &p in positions.iter().filter(|&&p| p >= 1) {
+            out.extend(self.read_all(p - 1, 1).await?);
+        }
+        Ok(out)
+    }
     /// The last durable position (0 when empty).
     fn last_position(&self) -> u64;
     /// The stream's last version, `None` when it has no events.
