@@ -93,7 +93,7 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     let mut changed = header.replacen(&current, &older, 1).into_bytes();
     changed.extend(&bytes[split..]);
     std::fs::write(&path, changed).unwrap();
-    let rebuilt = ReadModel::spawn(log.clone(), opts);
+    let rebuilt = ReadModel::spawn(log.clone(), opts.clone());
     assert_eq!(
         rebuilt.applied_position(),
         0,
@@ -101,6 +101,37 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     );
     wait(&rebuilt, 50).await;
     assert_eq!(rebuilt.state.read().await.snapshot_bytes(), built);
+
+    // Snapshots are compressed. One written before that (the state right after a header
+    // without `compression`) is still read; a compressed one cut short is rebuilt.
+    let (header, state) = rapport::read_model::read_snapshot_file(&path).unwrap();
+    assert_eq!(header.compression.as_deref(), Some("zstd"));
+    let mut plain = format!(
+        r#"{{"projection":"{}","version":{},"position":{}}}"#,
+        ReadState::NAME,
+        ReadState::VERSION,
+        header.position
+    )
+    .into_bytes();
+    plain.push(b'\n');
+    plain.extend(&state);
+    std::fs::write(&path, &plain).unwrap();
+    let from_plain = ReadModel::spawn(log.clone(), opts.clone());
+    assert_eq!(from_plain.applied_position(), header.position);
+    wait(&from_plain, 50).await;
+    assert_eq!(from_plain.state.read().await.snapshot_bytes(), built);
+    rapport::read_model::write_snapshot(&snapshots, header.position, header.occurred_max, &state)
+        .unwrap();
+    let whole = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &whole[..whole.len() - 16]).unwrap();
+    let from_cut = ReadModel::spawn(log.clone(), opts);
+    assert_eq!(
+        from_cut.applied_position(),
+        0,
+        "rebuilt from the first event"
+    );
+    wait(&from_cut, 50).await;
+    assert_eq!(from_cut.state.read().await.snapshot_bytes(), built);
 
     // Past its catch-up (it applied a later event), the model under the threshold never
     // compacted.

@@ -211,8 +211,8 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             .await
             .unwrap();
         let path = snapshots.join("read_state.snapshot");
-        // The warnings are the JSON part at the end of the (partly binary) snapshot.
-        let bytes = std::fs::read(&path).unwrap();
+        // The warnings are the JSON part at the end of the (partly binary) state.
+        let (header, bytes) = rapport::read_model::read_snapshot_file(&path).unwrap();
         let (from, to) = (&b"\"level\":\"watch\""[..], &b"\"level\":\"critical\""[..]);
         let at = bytes
             .windows(from.len())
@@ -223,7 +223,13 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         let mut tampered = bytes[..at].to_vec();
         tampered.extend(to);
         tampered.extend(&bytes[at + from.len()..]);
-        std::fs::write(&path, tampered).unwrap();
+        rapport::read_model::write_snapshot(
+            &snapshots,
+            header.position,
+            header.occurred_max,
+            &tampered,
+        )
+        .unwrap();
         let err = replay::run_cli(dir.path(), key(), &Default::default(), &[], true)
             .await
             .unwrap_err();

@@ -308,11 +308,26 @@ fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 
+    // The server writes snapshots every 100,000 events; a replay writes one now.
+    let replay = run(&["replay"], &data, &master);
+    assert!(replay.status.success(), "{}", stderr(&replay));
     let mut outputs: Vec<(String, Vec<u8>)> =
         vec![("server log".into(), std::fs::read(&log_path).unwrap())];
+    let mut snapshots = 0;
     for entry in walk(&data) {
+        // Snapshots are compressed: searched as written and as decompressed.
+        if entry.extension().is_some_and(|e| e == "snapshot") {
+            let (_, state) = rapport::read_model::read_snapshot_file(&entry).unwrap();
+            assert!(
+                state.windows(3).any(|w| w == b"w-1"),
+                "the decompressed state names the customer"
+            );
+            outputs.push((format!("{} (decompressed)", entry.display()), state));
+            snapshots += 1;
+        }
         outputs.push((entry.display().to_string(), std::fs::read(&entry).unwrap()));
     }
+    assert_eq!(snapshots, 1, "the replay wrote a snapshot");
     for personal in ["plain", "pseudonymised", "withheld"] {
         let out = run(&["export", "--personal", personal], &data, &master);
         assert!(out.status.success());
