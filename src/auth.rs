@@ -75,9 +75,12 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+/// A token's role and secret hash (`None`: unknown token), and when that was looked up.
+type CachedKey = (Option<(Role, [u8; 32])>, Instant);
+
 pub struct ApiKeys {
     conn: Mutex<Connection>,
-    cache: Mutex<HashMap<String, (Option<(Role, [u8; 32])>, Instant)>>,
+    cache: Mutex<HashMap<String, CachedKey>>,
 }
 
 fn now_text() -> String {

@@ -289,13 +289,16 @@ pub fn plan_fold(snapshots: &Path, position: u64, valid_at: Option<DateTime<Utc>
     plan
 }
 
+/// Which past state: after a position, with only the events that occurred by a time.
+type StateAt = (u64, Option<DateTime<Utc>>);
+
 /// Builds past states for queries, with a small cache of the latest ones.
 pub struct TimeTravel {
     log: Log,
     snapshots: Option<PathBuf>,
     lifecycle: LifecycleConfig,
     warnings: WarningConfig,
-    cache: Mutex<Vec<((u64, Option<DateTime<Utc>>), Arc<ReadState>)>>,
+    cache: Mutex<Vec<(StateAt, Arc<ReadState>)>>,
     /// Events the folds have read from the store (all of them, applied or skipped).
     events_read: std::sync::atomic::AtomicU64,
 }

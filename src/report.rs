@@ -102,7 +102,7 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     let rows = rfm::rfm(c, as_of, &currency);
     let _ = writeln!(md, "## RFM segments ({currency})\n\n| segment | customers | share | net revenue |\n|---|---|---|---|");
     let mut segs = rfm::segment_totals(&rows);
-    segs.sort_by(|a, b| b.monetary.cmp(&a.monetary));
+    segs.sort_by_key(|s| std::cmp::Reverse(s.monetary));
     for rfm::SegmentTotal {
         segment: name,
         customers: n,

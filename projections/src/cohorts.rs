@@ -39,11 +39,13 @@ fn month_label(i: i32) -> String {
     format!("{:04}-{:02}", i.div_euclid(12), i.rem_euclid(12) + 1)
 }
 
+/// One cohort's month: its distinct buyers and their revenue per currency.
+type Cell<'a> = (BTreeSet<&'a str>, BTreeMap<String, Decimal>);
+
 pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
     let last = month_index(as_of);
     // cohort month → offset → (distinct customers, revenue per currency)
-    let mut cells: BTreeMap<i32, BTreeMap<u32, (BTreeSet<&str>, BTreeMap<String, Decimal>)>> =
-        BTreeMap::new();
+    let mut cells: BTreeMap<i32, BTreeMap<u32, Cell>> = BTreeMap::new();
     let mut sizes: BTreeMap<i32, usize> = BTreeMap::new();
     for p in customers.sorted() {
         let n = p.orders_until(as_of);

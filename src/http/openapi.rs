@@ -6,7 +6,16 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 /// (method, path, summary, roles, request body schema, success status)
-pub const ROUTES: &[(&str, &str, &str, &str, Option<&str>, u16)] = &[
+type Route = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    u16,
+);
+
+pub const ROUTES: &[Route] = &[
     ("get", "/healthz", "Liveness", "open", None, 200),
     ("get", "/readyz", "Readiness (503 while shutting down)", "open", None, 200),
     ("get", "/metrics", "Prometheus metrics", "support, analyst, admin", None, 200),

@@ -1271,6 +1271,8 @@ impl Pending {
 }
 
 type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
+/// Each job's reply with its outcome.
+type Answered = Vec<(Reply, Result<Vec<Appended>, StoreError>)>;
 
 /// Writes `jobs` into the open transaction. Returns each job's outcome, or an IO error
 /// (then the transaction must be rolled back) with the replies still to be answered.
@@ -1281,7 +1283,7 @@ fn write_jobs(
     p: &mut Pending,
     recorded_at: &str,
     jobs: Vec<(AppendRequest, Reply)>,
-) -> Result<Vec<(Reply, Result<Vec<Appended>, StoreError>)>, (StoreError, Vec<Reply>)> {
+) -> Result<Answered, (StoreError, Vec<Reply>)> {
     let mut replies = Vec::with_capacity(jobs.len());
     let mut jobs = jobs.into_iter();
     let result = (|| -> Result<(), StoreError> {

@@ -173,7 +173,7 @@ async fn a_group_complaint_is_raised_live_explained_and_handled_by_staff() {
     assert_eq!(log["events"][0]["type"], "alert_resolved");
     assert_eq!(
         s.post(
-            &"/v1/alerts/nope/resolve".to_string(),
+            "/v1/alerts/nope/resolve",
             &s.admin,
             "application/json",
             "{}"
