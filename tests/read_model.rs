@@ -105,7 +105,7 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     // Snapshots are compressed. One written before that (the state right after a header
     // without `compression`) is still read; a compressed one cut short is rebuilt.
     let (header, state) = rapport::read_model::read_snapshot_file(&path).unwrap();
-    assert_eq!(header.compression.as_deref(), Some("zstd"));
+    assert_eq!(header.compression.as_deref(), Some("lz4"));
     let mut plain = format!(
         r#"{{"projection":"{}","version":{},"position":{}}}"#,
         ReadState::NAME,
