@@ -792,11 +792,11 @@ impl Customers {
             names: Names,
         }
         let o: Owned = postcard::from_bytes(bytes)?;
-        let mut numbers = HashTable::with_capacity(o.profiles.len());
-        for (n, p) in (0u32..).zip(&o.profiles) {
-            let profiles = &o.profiles;
-            numbers.insert_unique(id_hash(&p.id), n, |&m| id_hash(&profiles[m as usize].id));
-        }
+        // Two profiles of one id: not a state this code writes.
+        let numbers = crate::interned::numbered_table(o.profiles.len(), |n| {
+            o.profiles[n as usize].id.as_str()
+        })
+        .map_err(|_| postcard::Error::DeserializeBadEncoding)?;
         Ok(Customers {
             names: o.names,
             numbers: Numbers(numbers),

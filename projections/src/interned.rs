@@ -76,9 +76,7 @@ impl Interned {
             return n;
         }
         let n = u32::try_from(self.ends.len()).expect("fewer than 2^32 strings");
-        self.text.push_str(s);
-        self.ends
-            .push(u32::try_from(self.text.len()).expect("under 4 GiB of strings"));
+        self.push_unindexed(s);
         let Interned {
             text, ends, table, ..
         } = self;
@@ -104,33 +102,11 @@ impl Interned {
     }
 
     /// Builds the table of strings appended by [`Interned::push_unindexed`]; `Err` with
-    /// a string that is there twice. The strings go in in the order of the bucket they
-    /// hash to, so the table is written front to back: inserted in number order, each
-    /// insert was a cache miss somewhere in a table of millions, and loading the post
-    /// authors of a 10 M-event state was a third of loading it.
+    /// a string that is there twice.
     fn index(&mut self) -> Result<(), String> {
         let Interned { text, ends, table } = self;
-        *table = HashTable::with_capacity(ends.len());
-        // hashbrown starts probing at `hash & (buckets - 1)`, and keeps 7/8 of its
-        // buckets usable. Were this off, the order would only be slower, never wrong.
-        let mask = (table.capacity() / 7 * 8).next_power_of_two() as u64 - 1;
-        let mut order: Vec<(u64, u32)> = (0..ends.len() as u32)
-            .map(|n| (hash(nth(text, ends, n)), n))
-            .collect();
-        order.sort_unstable_by_key(|&(h, _)| h & mask);
-        for (h, n) in order {
-            let s = nth(text, ends, n);
-            match table.entry(
-                h,
-                |&m| nth(text, ends, m) == s,
-                |&m| hash(nth(text, ends, m)),
-            ) {
-                hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(n);
-                }
-                hashbrown::hash_table::Entry::Occupied(_) => return Err(s.to_owned()),
-            }
-        }
+        *table = numbered_table(ends.len(), |n| nth(text, ends, n))
+            .map_err(|n| nth(text, ends, n).to_owned())?;
         Ok(())
     }
 
@@ -146,6 +122,35 @@ impl Interned {
         let Interned { text, ends, table } = self;
         table.shrink_to_fit(|&m| hash(nth(text, ends, m)));
     }
+}
+
+/// A table of the numbers `0..len`, each found by the hash of its key (`key(n)`), as
+/// loading a snapshot rebuilds it; `Err` with a number whose key an earlier one has.
+///
+/// The numbers go in in the order of the bucket their key hashes to, so the table is
+/// written front to back. Inserted in number order, each insert was a cache miss
+/// somewhere in a table of millions, and that was a third of loading a 10 M-event state.
+pub(crate) fn numbered_table<'k>(
+    len: usize,
+    key: impl Fn(u32) -> &'k str,
+) -> Result<HashTable<u32>, u32> {
+    let mut table = HashTable::with_capacity(len);
+    // hashbrown starts probing at `hash & (buckets - 1)`, and keeps 7/8 of its buckets
+    // usable. Were this off, the order would only be slower, never wrong.
+    let mask = (table.capacity() / 7 * 8).next_power_of_two() as u64 - 1;
+    let len = u32::try_from(len).expect("fewer than 2^32 keys");
+    let mut order: Vec<(u64, u32)> = (0..len).map(|n| (hash(key(n)), n)).collect();
+    order.sort_unstable_by_key(|&(h, _)| h & mask);
+    for (h, n) in order {
+        let k = key(n);
+        match table.entry(h, |&m| key(m) == k, |&m| hash(key(m))) {
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(n);
+            }
+            hashbrown::hash_table::Entry::Occupied(_) => return Err(n),
+        }
+    }
+    Ok(table)
 }
 
 fn nth<'a>(text: &'a str, ends: &[u32], n: u32) -> &'a str {

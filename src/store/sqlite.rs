@@ -775,12 +775,16 @@ impl SqliteStore {
                 None => return Ok(Vec::new()),
             }
         };
+        self.read_positions(&positions)
+    }
+
+    /// The events at `positions`, each of which must hold one, in the order given.
+    fn read_positions(&self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
         self.with_reader(|c| {
             let mut stmt = c.prepare_cached(&format!("{SELECT_EVENT} WHERE position = ?1"))?;
             let mut out = Vec::with_capacity(positions.len());
-            for p in positions {
-                let ev = stmt.query_row([p as i64], row_to_event)??;
-                out.push(ev);
+            for &p in positions {
+                out.push(stmt.query_row([p as i64], row_to_event)??);
             }
             Ok(out)
         })
@@ -789,14 +793,12 @@ impl SqliteStore {
     /// The events at `positions` that exist, in the order given (one primary-key read each).
     pub fn read_at_blocking(&self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
         let until = self.shared.last.load(Ordering::Acquire);
-        self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!("{SELECT_EVENT} WHERE position = ?1"))?;
-            let mut out = Vec::with_capacity(positions.len());
-            for &p in positions.iter().filter(|&&p| p >= 1 && p <= until) {
-                out.push(stmt.query_row([p as i64], row_to_event)??);
-            }
-            Ok(out)
-        })
+        let held: Vec<u64> = positions
+            .iter()
+            .copied()
+            .filter(|&p| p >= 1 && p <= until)
+            .collect();
+        self.read_positions(&held)
     }
 
     /// The stream's last version, if it has events.
