@@ -140,15 +140,20 @@ pub(crate) fn numbered_table<'k>(
     let mask = (table.capacity() / 7 * 8).next_power_of_two() as u64 - 1;
     let len = u32::try_from(len).expect("fewer than 2^32 keys");
     let mut order: Vec<(u64, u32)> = (0..len).map(|n| (hash(key(n)), n)).collect();
-    order.sort_unstable_by_key(|&(h, _)| h & mask);
-    for (h, n) in order {
-        let k = key(n);
-        match table.entry(h, |&m| key(m) == k, |&m| hash(key(m))) {
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert(n);
-            }
-            hashbrown::hash_table::Entry::Occupied(_) => return Err(n),
+    // By bucket, then by the whole hash: a key there twice hashes the same both times, so
+    // its two numbers end up next to each other, and only such neighbours are compared.
+    // Nothing else reads a key again: a read in bucket order is a cache miss each time.
+    order.sort_unstable_by_key(|&(h, _)| (h & mask, h));
+    for (i, &(h, n)) in order.iter().enumerate() {
+        let twice = order[..i]
+            .iter()
+            .rev()
+            .take_while(|&&(g, _)| g == h)
+            .any(|&(_, m)| key(m) == key(n));
+        if twice {
+            return Err(n);
         }
+        table.insert_unique(h, n, |&m| hash(key(m)));
     }
     Ok(table)
 }

@@ -30,6 +30,7 @@ pub mod rfm;
 pub mod segments;
 pub mod timers;
 pub mod warnings;
+pub mod wire;
 
 use chrono::{DateTime, Utc};
 use rapport_events::FoldEvent;
@@ -157,7 +158,9 @@ impl Projection for ReadState {
     /// 16: smaller profiles (customers 8).
     /// 17: the first identity position inline (customers 9).
     /// 18: communities and tags by name number (customers 10).
-    const VERSION: u32 = 18;
+    /// 19: times in the binary parts as seconds and nanoseconds, not text (`wire`);
+    ///     purchases as their three words; profiles in chunks (customers 11).
+    const VERSION: u32 = 19;
 
     fn apply(&mut self, ev: &FoldEvent) {
         if !ev.event_type.applies_at_every_valid_time() {

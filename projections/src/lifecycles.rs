@@ -30,6 +30,7 @@ pub struct LifecycleChange {
     pub position: u64,
     pub event_id: Uuid,
     /// The projection clock when it happened (event time).
+    #[serde(with = "crate::wire::time")]
     pub at: DateTime<Utc>,
 }
 
@@ -39,6 +40,7 @@ pub struct Lifecycles {
     /// By customer number (`Customers::number`): one byte or two a customer.
     states: Vec<Option<Lifecycle>>,
     timers: crate::timers::Timers<u32>,
+    #[serde(with = "crate::wire::opt_time")]
     clock: Option<DateTime<Utc>>,
     changes: crate::feed::Feed<LifecycleChange>,
 }

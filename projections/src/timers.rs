@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::wire::Time;
+
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What timers are keyed by: customer ids (segments) or customer numbers (lifecycles),
@@ -132,10 +134,11 @@ impl<K: TimerKey> PartialEq for Timers<K> {
     }
 }
 
-/// Serialized as a map in key order (the bytes of a `BTreeMap<K, DateTime<Utc>>`).
+/// Serialized as a map in key order (the bytes of a `BTreeMap<K, DateTime<Utc>>`, times as
+/// [`crate::wire`] writes them).
 impl<K: TimerKey> Serialize for Timers<K> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.of.sorted())
+        s.collect_map(self.of.sorted().into_iter().map(|(k, t)| (k, Time(t))))
     }
 }
 
@@ -152,7 +155,7 @@ impl<'de, K: TimerKey> Deserialize<'de> for Timers<K> {
                 mut map: A,
             ) -> Result<K::Filed, A::Error> {
                 let mut of = K::Filed::default();
-                while let Some((k, t)) = map.next_entry::<K, DateTime<Utc>>()? {
+                while let Some((k, Time(t))) = map.next_entry::<K, Time>()? {
                     of.insert(k, t);
                 }
                 Ok(of)
@@ -281,7 +284,7 @@ mod tests {
         ] {
             dense.set(k, at.map(t));
             match at {
-                Some(s) => map.insert(k, t(s)),
+                Some(s) => map.insert(k, Time(t(s))),
                 None => map.remove(&k),
             };
         }
