@@ -80,6 +80,15 @@ impl Money3 {
             .expect("packed from a DateTime")
     }
 
+    /// The time as a number that orders as the times do: for comparing purchases with each
+    /// other and with a time without building a `DateTime` each time (that was a tenth of
+    /// folding purchases into a million profiles).
+    pub fn moment(&self) -> Moment {
+        let seconds =
+            (self.0[1] >> 53) << LOW_SECONDS_BITS | (self.0[2] & ((1 << LOW_SECONDS_BITS) - 1));
+        Moment(u128::from(seconds) << 32 | u128::from(self.0[2] >> LOW_SECONDS_BITS))
+    }
+
     pub fn amount(&self) -> Decimal {
         let w = self.0[1];
         Decimal::from_parts(
@@ -108,6 +117,17 @@ impl Money3 {
         let i =
             ((c[0] - b'A') as usize * 26 + (c[1] - b'A') as usize) * 26 + (c[2] - b'A') as usize;
         CURRENCY_CODES[i].as_str()
+    }
+}
+
+/// A time as [`Money3::moment`] gives it: biased seconds, then nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Moment(u128);
+
+impl From<DateTime<Utc>> for Moment {
+    fn from(t: DateTime<Utc>) -> Moment {
+        let seconds = (t.timestamp() + SECONDS_BIAS) as u64;
+        Moment(u128::from(seconds) << 32 | u128::from(t.timestamp_subsec_nanos()))
     }
 }
 
@@ -417,16 +437,18 @@ impl Profile {
     }
 
     pub fn orders_until(&self, as_of: DateTime<Utc>) -> usize {
-        self.purchases.partition_point(|p| p.at() <= as_of)
+        let as_of = Moment::from(as_of);
+        self.purchases.partition_point(|p| p.moment() <= as_of)
     }
 
     /// Revenue net of refunds per currency, up to `as_of` (inclusive).
     pub fn net_revenue(&self, as_of: DateTime<Utc>) -> BTreeMap<String, Decimal> {
         let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
-        for p in self.purchases.iter().take_while(|p| p.at() <= as_of) {
+        let as_of = Moment::from(as_of);
+        for p in self.purchases.iter().take_while(|p| p.moment() <= as_of) {
             *out.entry(p.currency().to_owned()).or_default() += p.amount();
         }
-        for r in self.refunds.iter().take_while(|r| r.at() <= as_of) {
+        for r in self.refunds.iter().take_while(|r| r.moment() <= as_of) {
             *out.entry(r.currency().to_owned()).or_default() -= r.amount();
         }
         out
@@ -479,7 +501,8 @@ pub struct Customers {
 }
 
 fn insert_sorted(v: &mut ThinVec<Money3>, m: Money3) {
-    let i = v.partition_point(|p| p.at() <= m.at());
+    let at = m.moment();
+    let i = v.partition_point(|p| p.moment() <= at);
     v.insert(i, m);
 }
 
@@ -1034,6 +1057,24 @@ mod tests {
             prop_assert_eq!(m.currency().as_bytes(), &code);
             let back: Money3 = postcard::from_bytes(&postcard::to_stdvec(&m).unwrap()).unwrap();
             prop_assert_eq!(back, m);
+            prop_assert_eq!(m.moment(), Moment::from(at));
+        }
+
+        /// Moments order as the times they were made of, leap seconds included.
+        #[test]
+        fn moments_order_as_times_do(
+            a in DateTime::<Utc>::MIN_UTC.timestamp()..=DateTime::<Utc>::MAX_UTC.timestamp(),
+            near in -2i64..=2,
+            na in 0u32..2_000_000_000,
+            nb in 0u32..2_000_000_000,
+        ) {
+            let time = |s: i64, n: u32| {
+                DateTime::from_timestamp(s, n).or_else(|| DateTime::from_timestamp(s, n % 1_000_000_000))
+            };
+            let b = a.saturating_add(near);
+            if let (Some(x), Some(y)) = (time(a, na), time(b, nb)) {
+                prop_assert_eq!(Moment::from(x).cmp(&Moment::from(y)), x.cmp(&y));
+            }
         }
     }
 

@@ -122,7 +122,8 @@ pub fn segment_totals(rows: &[RfmRow]) -> Vec<SegmentTotal> {
 pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<String> {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for p in customers.sorted() {
-        for x in p.purchases.iter().take_while(|x| x.at() <= as_of) {
+        let until = crate::customers::Moment::from(as_of);
+        for x in p.purchases.iter().take_while(|x| x.moment() <= until) {
             *counts.entry(x.currency()).or_default() += 1;
         }
     }

@@ -33,7 +33,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    customers::Money3,
+    customers::{Moment, Money3},
     lifecycle::{LifecycleConfig, Relationship},
     Customers, Profile,
 };
@@ -338,11 +338,12 @@ fn eval(rule: &Rule, p: &Profile, ctx: &Ctx) -> bool {
 
 /// The entries of a time-sorted list in the condition's window, up to `now`.
 fn window<'a>(list: &'a [Money3], c: &Condition, now: DateTime<Utc>) -> &'a [Money3] {
-    let end = list.partition_point(|m| m.at() <= now);
+    let until = Moment::from(now);
+    let end = list.partition_point(|m| m.moment() <= until);
     let start = match c.within_days {
         Some(d) => {
-            let from = now - Duration::days(d as i64);
-            list[..end].partition_point(|m| m.at() <= from)
+            let from = Moment::from(now - Duration::days(d as i64));
+            list[..end].partition_point(|m| m.moment() <= from)
         }
         None => 0,
     };
