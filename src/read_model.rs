@@ -68,6 +68,17 @@ fn settle(
     }
 }
 
+/// Threads that decode a snapshot into the state the server keeps (at start, and the
+/// compaction after a catch-up): one, leaving the other cores to the applier and queries.
+/// Memory was measured both ways at 1 M customers: 990 MiB restarted on two threads, 999
+/// on one, no difference beyond the noise (`docs/benchmarks.md`, session 11).
+pub const LIVE_STATE_DECODE_THREADS: usize = 1;
+
+/// Threads that decode a snapshot for a time-travel query, which waits for it: every core.
+pub fn query_decode_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The service's default for [`ReadModelOptions::compact_after_catch_up_events`].
 pub const COMPACT_AFTER_CATCH_UP_EVENTS: u64 = 1_000_000;
 
@@ -79,7 +90,8 @@ pub const COMPACT_AFTER_CATCH_UP_EVENTS: u64 = 1_000_000;
 async fn compact(m: &ReadModel) {
     let started = std::time::Instant::now();
     let bytes = m.state.read().await.snapshot_bytes();
-    match tokio::task::spawn_blocking(move || ReadState::from_snapshot_bytes(&bytes)).await {
+    let decode = move || ReadState::from_snapshot_bytes(&bytes, LIVE_STATE_DECODE_THREADS);
+    match tokio::task::spawn_blocking(decode).await {
         Ok(Ok(copy)) => {
             let old = std::mem::replace(&mut *m.state.write().await, copy);
             drop(old);
@@ -163,15 +175,23 @@ pub fn load_snapshot(
     lifecycle: &LifecycleConfig,
     warnings: &WarningConfig,
 ) -> Option<ReadState> {
-    load_snapshot_file(&snapshot_path(dir), last_position, lifecycle, warnings)
+    load_snapshot_file(
+        &snapshot_path(dir),
+        last_position,
+        lifecycle,
+        warnings,
+        LIVE_STATE_DECODE_THREADS,
+    )
 }
 
-/// Loads one snapshot file under the same checks as [`load_snapshot`].
+/// Loads one snapshot file under the same checks as [`load_snapshot`], decoding on up to
+/// `threads` threads.
 pub fn load_snapshot_file(
     path: &Path,
     last_position: u64,
     lifecycle: &LifecycleConfig,
     warnings: &WarningConfig,
+    threads: usize,
 ) -> Option<ReadState> {
     if !path.exists() {
         return None;
@@ -204,7 +224,7 @@ pub fn load_snapshot_file(
         return None;
     }
     let read = started.elapsed();
-    let decoded = ReadState::from_snapshot_bytes(&bytes);
+    let decoded = ReadState::from_snapshot_bytes(&bytes, threads);
     tracing::debug!(
         path = %path.display(),
         bytes = bytes.len(),

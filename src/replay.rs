@@ -355,6 +355,7 @@ impl TimeTravel {
                         position,
                         &self.lifecycle,
                         &self.warnings,
+                        crate::read_model::query_decode_threads(),
                     )
                 })
             })

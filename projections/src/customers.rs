@@ -787,9 +787,9 @@ impl Projection for Customers {
     }
 }
 
-/// Profiles per chunk of a snapshot. Chunks are written one after the other and read back
-/// on as many threads as there are cores: decoding the profiles was nine tenths of loading
-/// a million customers' state.
+/// Profiles per chunk of a snapshot. Chunks are written one after the other and can be
+/// read back on several threads: decoding the profiles was nine tenths of loading a million
+/// customers' state.
 pub const SNAPSHOT_PROFILES_PER_CHUNK: usize = 1 << 16;
 
 /// The fewest bytes a profile takes in postcard: one per field, as an empty one does.
@@ -853,9 +853,9 @@ impl Customers {
         postcard::to_stdvec(&o).expect("projection state serializes")
     }
 
-    /// Reads what [`Customers::snapshot_bytes`] wrote, the chunks of profiles on as many
-    /// threads as there are cores (the state is the same either way).
-    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<Customers, postcard::Error> {
+    /// Reads what [`Customers::snapshot_bytes`] wrote, the chunks of profiles on up to
+    /// `threads` threads (the state is the same either way; 0 counts as 1).
+    pub fn from_snapshot_bytes(bytes: &[u8], threads: usize) -> Result<Customers, postcard::Error> {
         // The fields in the order `snapshot_bytes` writes them (postcard is not
         // self-describing).
         #[derive(Deserialize)]
@@ -880,9 +880,7 @@ impl Customers {
         // Filled in place: one vector of the exact size, no copies of a million profiles.
         let mut profiles = Vec::new();
         profiles.resize_with(o.profiles, Profile::default);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, o.chunks.len().max(1));
+        let threads = threads.clamp(1, o.chunks.len().max(1));
         let mut jobs: Vec<Vec<(&mut [Profile], &[u8])>> =
             (0..threads).map(|_| Vec::new()).collect();
         for (i, job) in profiles
@@ -892,19 +890,23 @@ impl Customers {
         {
             jobs[i % threads].push(job);
         }
+        let decode_all = |job: Vec<(&mut [Profile], &[u8])>| {
+            job.into_iter()
+                .try_for_each(|(slots, bytes)| decode_chunk(slots, bytes))
+        };
+        // The first share on this thread: with one thread asked for, no other is started
+        // (what a thread allocates stays in its allocator heap after it ends).
         std::thread::scope(|scope| {
-            let decoding: Vec<_> = jobs
-                .into_iter()
-                .map(|job| {
-                    scope.spawn(move || {
-                        job.into_iter()
-                            .try_for_each(|(slots, bytes)| decode_chunk(slots, bytes))
-                    })
-                })
+            let mut jobs = jobs.into_iter();
+            let own = jobs.next().unwrap_or_default();
+            let others: Vec<_> = jobs
+                .map(|job| scope.spawn(move || decode_all(job)))
                 .collect();
-            decoding
+            let own = decode_all(own);
+            others
                 .into_iter()
-                .try_for_each(|d| d.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .map(|d| d.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .fold(own, Result::and)
         })?;
         // Two profiles of one id: not a state this code writes.
         let numbers =
@@ -1136,7 +1138,7 @@ mod tests {
     fn a_snapshot_claiming_more_profiles_than_it_holds_is_refused() {
         let c = with_ids(["a".to_owned()]);
         let bytes = c.snapshot_bytes();
-        assert_eq!(Customers::from_snapshot_bytes(&bytes).unwrap(), c);
+        assert_eq!(Customers::from_snapshot_bytes(&bytes, 1).unwrap(), c);
         // position 0 (one byte), then the count: 1.
         assert_eq!(bytes[..2], [0, 1]);
         for claimed in [1usize << 40, 2] {
@@ -1144,7 +1146,7 @@ mod tests {
             forged.extend(postcard::to_stdvec(&claimed).unwrap());
             forged.extend(&bytes[2..]);
             assert!(
-                Customers::from_snapshot_bytes(&forged).is_err(),
+                Customers::from_snapshot_bytes(&forged, 1).is_err(),
                 "{claimed}"
             );
         }
@@ -1154,8 +1156,10 @@ mod tests {
     fn profiles_in_several_chunks_come_back_in_order_and_numbered() {
         let n = 2 * SNAPSHOT_PROFILES_PER_CHUNK + 5;
         let c = with_ids((0..n).map(|i| format!("c-{i}")));
-        let back = Customers::from_snapshot_bytes(&c.snapshot_bytes()).unwrap();
+        let bytes = c.snapshot_bytes();
+        let back = Customers::from_snapshot_bytes(&bytes, 2).unwrap();
         assert_eq!(back, c);
+        assert_eq!(Customers::from_snapshot_bytes(&bytes, 1).unwrap(), c);
         assert_eq!(back.profiles.len(), n);
         assert_eq!(back.number("c-0"), Some(0));
         assert_eq!(back.number(&format!("c-{}", n - 1)), Some(n as u32 - 1));

@@ -102,7 +102,9 @@ impl ReadState {
         out
     }
 
-    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<ReadState, String> {
+    /// Reads what [`ReadState::snapshot_bytes`] wrote, the profiles on up to `threads`
+    /// threads (see [`Customers::from_snapshot_bytes`]).
+    pub fn from_snapshot_bytes(bytes: &[u8], threads: usize) -> Result<ReadState, String> {
         fn part<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
             let (len, rest) = bytes.split_first_chunk::<8>().ok_or("truncated snapshot")?;
             let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|e| e.to_string())?;
@@ -120,7 +122,7 @@ impl ReadState {
             occurred_max: Option<DateTime<Utc>>,
         }
         let mut rest = bytes;
-        let customers = Customers::from_snapshot_bytes(part(&mut rest)?)
+        let customers = Customers::from_snapshot_bytes(part(&mut rest)?, threads)
             .map_err(|e| format!("customers: {e}"))?;
         let lifecycles: lifecycles::Lifecycles =
             postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("lifecycles: {e}"))?;

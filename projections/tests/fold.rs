@@ -94,7 +94,7 @@ fn resuming_from_a_snapshot_equals_folding_from_the_first_event() {
         let whole = fold(&evs).snapshot_bytes();
         let cut = Lcg(seed).next(400) as usize;
         let snapshot = fold(&evs[..cut]).snapshot_bytes();
-        let mut resumed = Customers::from_snapshot_bytes(&snapshot).unwrap();
+        let mut resumed = Customers::from_snapshot_bytes(&snapshot, 2).unwrap();
         for e in &evs[cut..] {
             resumed.apply(&to_fold(e));
         }
@@ -188,7 +188,7 @@ fn favourites_are_the_most_bought_names_with_ties_by_name_and_survive_a_snapshot
         ),
     ];
     let c = fold(&evs);
-    let restored = Customers::from_snapshot_bytes(&c.snapshot_bytes()).unwrap();
+    let restored = Customers::from_snapshot_bytes(&c.snapshot_bytes(), 1).unwrap();
     for c in [&c, &restored] {
         let a = c.get("a").unwrap();
         assert_eq!(
