@@ -69,9 +69,10 @@ fn settle(
 }
 
 /// Threads that decode a snapshot into the state the server keeps (at start, and the
-/// compaction after a catch-up): one, leaving the other cores to the applier and queries.
-/// Memory was measured both ways at 1 M customers: 990 MiB restarted on two threads, 999
-/// on one, no difference beyond the noise (`docs/benchmarks.md`, session 11).
+/// compaction after a catch-up): one, the calling thread. What a thread allocates stays in
+/// its allocator heap; restarted on a million customers' snapshot, the server held 990 MiB
+/// with the profiles decoded on two threads, 999 MiB on one started for it, and 963 MiB on
+/// the calling thread (966 MiB before chunked snapshots; `docs/benchmarks.md`, session 11).
 pub const LIVE_STATE_DECODE_THREADS: usize = 1;
 
 /// Threads that decode a snapshot for a time-travel query, which waits for it: every core.
