@@ -72,21 +72,24 @@ impl Money3 {
         ]))
     }
 
+    /// The packed time: seconds since the epoch plus [`SECONDS_BIAS`], and nanoseconds.
+    fn biased_seconds_and_nanos(w: &[u64; 3]) -> (u64, u32) {
+        let seconds = (w[1] >> 53) << LOW_SECONDS_BITS | (w[2] & ((1 << LOW_SECONDS_BITS) - 1));
+        (seconds, (w[2] >> LOW_SECONDS_BITS) as u32)
+    }
+
     pub fn at(&self) -> DateTime<Utc> {
-        let seconds =
-            (self.0[1] >> 53) << LOW_SECONDS_BITS | (self.0[2] & ((1 << LOW_SECONDS_BITS) - 1));
-        let nanos = (self.0[2] >> LOW_SECONDS_BITS) as u32;
+        let (seconds, nanos) = Money3::biased_seconds_and_nanos(&self.0);
         DateTime::from_timestamp(seconds as i64 - SECONDS_BIAS, nanos)
             .expect("packed from a DateTime")
     }
 
     /// The time as a number that orders as the times do: for comparing purchases with each
-    /// other and with a time without building a `DateTime` each time (that was a tenth of
-    /// folding purchases into a million profiles).
+    /// other and with a time without building a `DateTime` each time (building them was 3%
+    /// of an as-of query at a million customers).
     pub fn moment(&self) -> Moment {
-        let seconds =
-            (self.0[1] >> 53) << LOW_SECONDS_BITS | (self.0[2] & ((1 << LOW_SECONDS_BITS) - 1));
-        Moment(u128::from(seconds) << 32 | u128::from(self.0[2] >> LOW_SECONDS_BITS))
+        let (seconds, nanos) = Money3::biased_seconds_and_nanos(&self.0);
+        Moment::new(seconds, nanos)
     }
 
     pub fn amount(&self) -> Decimal {
@@ -124,10 +127,18 @@ impl Money3 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Moment(u128);
 
+impl Moment {
+    fn new(biased_seconds: u64, nanos: u32) -> Moment {
+        Moment(u128::from(biased_seconds) << 32 | u128::from(nanos))
+    }
+}
+
 impl From<DateTime<Utc>> for Moment {
     fn from(t: DateTime<Utc>) -> Moment {
-        let seconds = (t.timestamp() + SECONDS_BIAS) as u64;
-        Moment(u128::from(seconds) << 32 | u128::from(t.timestamp_subsec_nanos()))
+        Moment::new(
+            (t.timestamp() + SECONDS_BIAS) as u64,
+            t.timestamp_subsec_nanos(),
+        )
     }
 }
 
@@ -189,8 +200,7 @@ impl Money3 {
         if scale > 28 || code >= 26 * 26 * 26 {
             return None;
         }
-        let seconds = (w[1] >> 53) << LOW_SECONDS_BITS | (w[2] & ((1 << LOW_SECONDS_BITS) - 1));
-        let nanos = (w[2] >> LOW_SECONDS_BITS) as u32;
+        let (seconds, nanos) = Money3::biased_seconds_and_nanos(&w);
         DateTime::from_timestamp(seconds as i64 - SECONDS_BIAS, nanos)?;
         Some(Money3(w))
     }

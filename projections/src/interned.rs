@@ -40,14 +40,6 @@ pub struct Interned {
 }
 
 impl Interned {
-    pub fn with_capacity(strings: usize) -> Interned {
-        Interned {
-            text: String::new(),
-            ends: Vec::with_capacity(strings),
-            table: HashTable::with_capacity(strings),
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.ends.len()
     }
