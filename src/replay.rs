@@ -420,7 +420,13 @@ pub async fn run_cli(
         );
     }
     let wanted = |name: &str| projections.is_empty() || projections.iter().any(|p| p == name);
+    let begun = std::time::Instant::now();
     let (store, log) = crate::server::open_log_read_only(data_dir, master).await?;
+    eprintln!(
+        "opened the store ({} events) and the keyring in {:.2} s",
+        store.last_position(),
+        begun.elapsed().as_secs_f64()
+    );
     let snapshots = data_dir.join("snapshots");
     let lifecycle = config.lifecycle;
     let warnings = config.early_warning.clone();
@@ -499,6 +505,7 @@ pub async fn run_cli(
             println!("verified at position {until}: replay gives the live state byte for byte");
         }
         None => {
+            let started = std::time::Instant::now();
             let bytes = rebuilt.snapshot_bytes();
             crate::read_model::write_snapshot(
                 &snapshots,
@@ -506,6 +513,10 @@ pub async fn run_cli(
                 rebuilt.occurred_max,
                 &bytes,
             )?;
+            eprintln!(
+                "wrote the snapshot in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
             for (name, d) in digests(&rebuilt) {
                 if wanted(name) {
                     println!("{name:<10} {}", &d[..16]);
@@ -518,5 +529,10 @@ pub async fn run_cli(
             );
         }
     }
+    let secs = begun.elapsed().as_secs_f64();
+    eprintln!(
+        "in all {secs:.2} s: {:.0} events/s end to end",
+        rebuilt.position() as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
