@@ -162,6 +162,14 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Run by `serve` only: folds the log into the snapshots of --data-dir up to its last
+    /// position and exits. Reads the master key, then the configuration as JSON, from
+    /// standard input.
+    #[command(hide = true)]
+    CatchUp {
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Measures ingest, encryption, export and HTTP rates on synthetic data (prints rates).
     Bench {
         #[arg(long, default_value_t = 1_000_000)]
@@ -541,6 +549,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.display()
             );
             Ok(())
+        }
+        Command::CatchUp { data } => {
+            let mut input = zeroize::Zeroizing::new(String::new());
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
+            let (key, config) = input.split_once('\n').unwrap_or((input.as_str(), "{}"));
+            let master = MasterKey::from_text(key.trim()).context("the master key on stdin")?;
+            let config = crate::config::Config::parse(config)
+                .map_err(|e| anyhow::anyhow!("the configuration on stdin: {e}"))?;
+            server::catch_up(&data.data_dir, master, &config).await
         }
         Command::Bench {
             events,

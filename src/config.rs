@@ -7,26 +7,46 @@
 //! ```json
 //! {"lifecycle": {"active_days": 60, "dormant_days": 120},
 //!  "early_warning": {"window_hours": 48, "threshold": 3.5},
-//!  "time_travel": {"history_every_events": 1000000}}
+//!  "time_travel": {"history_every_events": 1000000},
+//!  "read_model": {"catch_up_in_child_events": 1000000}}
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub lifecycle: LifecycleConfig,
     pub early_warning: WarningConfig,
     pub time_travel: TimeTravelConfig,
+    pub read_model: ReadModelConfig,
+}
+
+/// How `serve` catches up at start (see `read_model::CatchUpChild`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadModelConfig {
+    /// A backlog of at least this many events behind the snapshot is folded by a child
+    /// process (`rapport catch-up`), so that what folding leaves in the heap is not the
+    /// server's; 0 never does (embedded store only).
+    pub catch_up_in_child_events: u64,
+}
+
+impl Default for ReadModelConfig {
+    fn default() -> Self {
+        ReadModelConfig {
+            catch_up_in_child_events: crate::read_model::COMPACT_AFTER_CATCH_UP_EVENTS,
+        }
+    }
 }
 
 /// Time travel trades disk for speed: an as-of query folds at most `history_every_events`
 /// events after the history snapshot it starts from, and every history snapshot is a full
 /// copy of the state (never pruned).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeTravelConfig {
     /// Positions between history snapshots; at least one snapshot interval (100,000).

@@ -156,6 +156,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     check_store_identity(&opts.data_dir, &opts.store)?;
+    // For the catch-up child's standard input.
+    let master_text = opts.master.to_text();
     let (embedded, log) = match opts.store.clone() {
         StoreChoice::Embedded => {
             let (store, log) = open_log(
@@ -180,12 +182,31 @@ pub async fn run(
         tracing::warn!(key = %id, path = %admin_path.display(), "no API keys existed: created an admin key; read it from this file (mode 0600)");
     }
     let stopping = Arc::new(AtomicBool::new(false));
+    // The KurrentDB backend has no read-only opening for a child; it compacts instead.
+    let catch_up_child = match (&embedded, opts.config.read_model.catch_up_in_child_events) {
+        (Some(_), n) if n > 0 => Some(crate::read_model::CatchUpChild {
+            program: std::env::current_exe().context("cannot find the rapport executable")?,
+            args: vec![
+                "catch-up".into(),
+                "--data-dir".into(),
+                opts.data_dir.clone().into(),
+            ],
+            stdin: zeroize::Zeroizing::new(format!(
+                "{}\n{}",
+                master_text.as_str(),
+                serde_json::to_string(&opts.config)?
+            )),
+            min_events: n,
+        }),
+        _ => None,
+    };
     let read_model = crate::read_model::ReadModel::spawn(
         log.clone(),
         crate::read_model::ReadModelOptions {
             lifecycle: opts.config.lifecycle,
             warnings: opts.config.early_warning.clone(),
             history_every_events: opts.config.time_travel.history_every_events,
+            catch_up_child,
             ..crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots")))
         },
     );
@@ -234,6 +255,56 @@ pub async fn run(
         store.close();
     }
     tracing::info!("store closed");
+    Ok(())
+}
+
+/// `rapport catch-up`, started by `serve` (see [`crate::read_model::CatchUpChild`]): folds
+/// the log as it is now into the snapshots of `data_dir`, as the server's read model would
+/// have, and writes a last snapshot at its end. The store is opened read-only: the server
+/// holds it, and may append meanwhile.
+pub async fn catch_up(
+    data_dir: &Path,
+    master: MasterKey,
+    config: &crate::config::Config,
+) -> anyhow::Result<()> {
+    // Ends with the server that started it, so no orphan goes on writing snapshots.
+    #[cfg(target_os = "linux")]
+    // SAFETY: `prctl(PR_SET_PDEATHSIG)` only sets a signal for this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    let started = std::time::Instant::now();
+    let (store, log) = open_log_read_only(data_dir, master).await?;
+    let last = store.last_position();
+    let snapshots = data_dir.join("snapshots");
+    let model = crate::read_model::ReadModel::spawn(
+        log,
+        crate::read_model::ReadModelOptions {
+            lifecycle: config.lifecycle,
+            warnings: config.early_warning.clone(),
+            history_every_events: config.time_travel.history_every_events,
+            // It exits once caught up: nothing to compact.
+            compact_after_catch_up_events: u64::MAX,
+            ..crate::read_model::ReadModelOptions::service(Some(snapshots.clone()))
+        },
+    );
+    model
+        .watch_applied()
+        .wait_for(|p| *p >= last)
+        .await
+        .map_err(|_| anyhow::anyhow!("the read model stopped before position {last}"))?;
+    let (bytes, occurred_max) = {
+        let state = model.state.read().await;
+        (state.snapshot_bytes(), state.occurred_max)
+    };
+    tokio::task::block_in_place(|| {
+        crate::read_model::write_snapshot(&snapshots, last, occurred_max, &bytes)
+    })?;
+    tracing::info!(
+        position = last,
+        seconds = started.elapsed().as_secs_f64(),
+        "caught up"
+    );
     Ok(())
 }
 

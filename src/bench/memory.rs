@@ -34,8 +34,6 @@ const RSS_SETTLE_POLLS_MAX: usize = 45;
 /// settled: 10 s. A single unchanged poll was not enough: freed memory went back to the
 /// OS 5 to 20 s after the compaction, and the bench read 180 MiB too much.
 const RSS_SETTLED_POLLS: usize = 5;
-/// How often the server's metrics are read while waiting for its compaction.
-const COMPACTION_POLL_MS: u64 = 250;
 
 /// A child killed when dropped, so a failed benchmark leaves no server behind.
 struct Server(Child);
@@ -70,10 +68,10 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
         store.close();
         store.last_position()
     };
-    // A catch-up this long is followed by a compaction of the state; resident memory is
-    // read after it (it is what the server then runs with).
-    let compaction = last >= crate::read_model::COMPACT_AFTER_CATCH_UP_EVENTS;
-    let first = Serving::start(&data, &key_file, last, compaction).await?;
+    // A catch-up of a million events or more runs in a child process (`rapport catch-up`):
+    // the server loads the snapshot it leaves, and is caught up once it has. Its peak
+    // memory is the child's, not counted here.
+    let first = Serving::start(&data, &key_file, last).await?;
     let (rss, anon, file) = first.settled_rss().await;
     let peak = proc_status_kib(&first.pid, "VmHWM:").unwrap_or(0);
     println!(
@@ -90,7 +88,7 @@ pub async fn serve_memory(opts: &BenchOptions) -> anyhow::Result<()> {
     // The same state loaded from the snapshot the first server wrote, with no catch-up
     // behind it: what is left over from folding (allocator fragmentation) is the difference.
     drop(first);
-    let second = Serving::start(&data, &key_file, last, false).await?;
+    let second = Serving::start(&data, &key_file, last).await?;
     let (rss, anon, file) = second.settled_rss().await;
     println!(
         "  restarted from its snapshot: ready in {:.1} s; resident {} MiB ({} MiB anonymous, {} MiB mapped files)",
@@ -111,12 +109,7 @@ struct Serving {
 }
 
 impl Serving {
-    async fn start(
-        data: &Path,
-        key_file: &Path,
-        last: u64,
-        compaction: bool,
-    ) -> anyhow::Result<Serving> {
+    async fn start(data: &Path, key_file: &Path, last: u64) -> anyhow::Result<Serving> {
         let mut child = Server(
             Command::new(std::env::current_exe()?)
                 .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -157,13 +150,6 @@ impl Serving {
             }
             anyhow::ensure!(status.as_u16() == 503, "unexpected answer {status}");
         }
-        while compaction && !compacted(&client, &addr, &token).await? {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(SERVE_CATCH_UP_SECONDS),
-                "the server's read model was not compacted in {SERVE_CATCH_UP_SECONDS} s"
-            );
-            tokio::time::sleep(Duration::from_millis(COMPACTION_POLL_MS)).await;
-        }
         Ok(Serving {
             _child: child,
             pid,
@@ -193,18 +179,6 @@ impl Serving {
             ["RssAnon:", "RssFile:"].map(|f| proc_status_kib(&self.pid, f).unwrap_or(0));
         (rss, anon, file)
     }
-}
-
-/// Whether the server's metrics count a compaction of its read model.
-async fn compacted(client: &HttpClient, addr: &str, token: &str) -> anyhow::Result<bool> {
-    let (status, body) = get(client, &format!("{addr}/metrics"), token).await?;
-    anyhow::ensure!(
-        status.is_success(),
-        "unexpected answer {status} to /metrics"
-    );
-    Ok(body
-        .lines()
-        .any(|l| l.trim() == "rapport_read_model_compactions 1"))
 }
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>;

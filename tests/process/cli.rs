@@ -560,3 +560,86 @@ fn serve_names_an_unreachable_kurrentdb_and_keeps_data_directories_to_one_store(
         stderr(&out)
     );
 }
+
+/// A long backlog at start is folded by a `rapport catch-up` child, and the server loads
+/// what it left: the same state as a replay, byte for byte, and answers from it.
+#[test]
+fn a_long_catch_up_at_start_runs_in_a_child_process_and_gives_the_replayed_state() {
+    let (tmp, data, master) = paths();
+    let import = tmp.path().join("events.ndjson");
+    let mut lines = String::new();
+    for c in 0..400 {
+        lines.push_str(&format!(
+            r#"{{"type":"customer_registered","customer":"c-{c}","occurred_at":"2026-01-01T10:00:00Z","data":{{"name":"Person {c}","email":"p{c}@example.com"}}}}"#
+        ));
+        lines.push('\n');
+        for o in 0..2 {
+            lines.push_str(&format!(
+                r#"{{"type":"purchase","customer":"c-{c}","occurred_at":"2026-02-0{}T10:00:00Z","data":{{"order_id":"o-{c}-{o}","amount":"12.50","currency":"EUR"}}}}"#,
+                o + 1
+            ));
+            lines.push('\n');
+        }
+    }
+    lines.push_str(r#"{"type":"complaint","customer":"c-1","occurred_at":"2026-02-03T10:00:00Z","data":{"complaint_id":"k-1","about":{"batch":"L1"},"text":"mouldy tea","severity":4}}"#);
+    lines.push('\n');
+    std::fs::write(&import, lines).unwrap();
+    let out = run(&["import", import.to_str().unwrap()], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let last = 1201;
+    let config = tmp.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"read_model": {"catch_up_in_child_events": 1000}}"#,
+    )
+    .unwrap();
+    let log = tmp.path().join("serve.log");
+    let mut command = rapport();
+    command
+        .env("RAPPORT_LOG", "info")
+        .env("RAPPORT_CONFIG", &config);
+    let server = Server::start_with(
+        &data,
+        &master,
+        command,
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let client = reqwest::blocking::Client::new();
+    let profile: serde_json::Value = client
+        .get(format!(
+            "{}/v1/customers/c-7?min_position={last}",
+            server.base
+        ))
+        .bearer_auth(&server.admin)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(profile["orders"], 2, "{profile}");
+    assert_eq!(profile["revenue"]["EUR"], "25.00", "{profile}");
+    assert_eq!(
+        profile["identity"]["name"], "Person 7",
+        "the server reads identity itself"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("catching up in a child process"), "{text}");
+    assert!(
+        text.contains("loaded the catch-up process's snapshot"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("catching up here"),
+        "the child did not fail: {text}"
+    );
+    drop(server);
+    // The snapshot the child left is the state a replay folds, projection by projection.
+    let out = run(&["replay", "--verify"], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "verified at position {last}: replay gives the live state byte for byte"
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

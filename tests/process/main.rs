@@ -26,13 +26,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path, master: &Path) -> Server {
-        let mut child = rapport()
+        Server::start_with(dir, master, rapport(), Stdio::inherit())
+    }
+
+    /// Like [`Server::start`], from `command` (a [`rapport`] with more arguments or
+    /// environment), its log going to `stderr`.
+    pub fn start_with(dir: &Path, master: &Path, mut command: Command, stderr: Stdio) -> Server {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .arg("--master-key-file")
             .arg(master)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn rapport serve");
         let mut line = String::new();
