@@ -19,7 +19,7 @@ use std::{
     fs::File,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, RwLock,
     },
     time::Instant,
@@ -298,7 +298,9 @@ pub struct SqliteStore {
     /// Whether `shared.index` is still to be built: a read-only store builds it on first
     /// use ([`SqliteStore::index`]). Replay, export and report read the log in order and
     /// never need it; building it took 5 to 9 s of a replay of 10 M events.
-    index_pending: Mutex<bool>,
+    index_pending: AtomicBool,
+    /// Held while a read-only store builds its index, so it is built once.
+    index_building: Mutex<()>,
     /// Held for the store's lifetime so that a second writer cannot open it (`None` for a
     /// read-only store, which takes no lock).
     _lock: Option<File>,
@@ -521,7 +523,8 @@ impl SqliteStore {
             shared,
             readers: Mutex::new(Vec::new()),
             writer: Mutex::new(Some(writer)),
-            index_pending: Mutex::new(false),
+            index_pending: AtomicBool::new(false),
+            index_building: Mutex::new(()),
             _lock: Some(lock),
         })
     }
@@ -563,7 +566,8 @@ impl SqliteStore {
             shared,
             readers: Mutex::new(vec![conn]),
             writer: Mutex::new(None),
-            index_pending: Mutex::new(true),
+            index_pending: AtomicBool::new(true),
+            index_building: Mutex::new(()),
             _lock: None,
         })
     }
@@ -576,14 +580,18 @@ impl SqliteStore {
     /// store has not needed it yet. It covers the log up to `last`, as the store saw it
     /// when opened.
     fn index(&self) -> Result<std::sync::RwLockReadGuard<'_, Index>, StoreError> {
-        let mut pending = self.index_pending.lock().unwrap_or_else(|e| e.into_inner());
-        if *pending {
-            let last = self.shared.last.load(Ordering::Acquire);
-            let (index, _) = self.with_reader(|c| load_index(c, last))?;
-            *self.shared.index.write().unwrap_or_else(|e| e.into_inner()) = index;
-            *pending = false;
+        if self.index_pending.load(Ordering::Acquire) {
+            let _building = self
+                .index_building
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if self.index_pending.load(Ordering::Acquire) {
+                let last = self.shared.last.load(Ordering::Acquire);
+                let (index, _) = self.with_reader(|c| load_index(c, last))?;
+                *self.shared.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+                self.index_pending.store(false, Ordering::Release);
+            }
         }
-        drop(pending);
         Ok(self.shared.index.read().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -2164,7 +2172,10 @@ mod tests {
             log.append(&[join], None).await.unwrap();
         }
         let reader = SqliteStore::open_read_only(dir.path()).unwrap();
-        assert!(*reader.index_pending.lock().unwrap(), "not built at open");
+        assert!(
+            reader.index_pending.load(Ordering::Acquire),
+            "not built at open"
+        );
         // Appended after the reader opened: the reader's log ends where it was.
         log.append(
             &[event_at(
@@ -2184,7 +2195,7 @@ mod tests {
             stream.iter().map(|e| e.position).collect::<Vec<_>>(),
             [1, 3]
         );
-        assert!(!*reader.index_pending.lock().unwrap());
+        assert!(!reader.index_pending.load(Ordering::Acquire));
         assert_eq!(reader.read_all_blocking(0, 10).unwrap().len(), 3);
         writer.close();
         drop((writer, log, reader));
