@@ -386,18 +386,38 @@ pub struct CatchUpChild {
 }
 
 impl CatchUpChild {
+    /// Runs the child to its end. It is started and waited for on a thread of its own,
+    /// which lives as long as the child: the child dies with the thread that started it
+    /// (`PR_SET_PDEATHSIG`), and a runtime worker can end while the child still runs
+    /// (after `block_in_place`, a worker finishes as a blocking thread).
     async fn run(&self) -> anyhow::Result<()> {
-        use tokio::io::AsyncWriteExt;
-        let mut child = tokio::process::Command::new(&self.program)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("rapport-catch-up".into())
+            .spawn(move || {
+                let _ = tx.send(me.run_blocking());
+            })?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the catch-up thread ended without an answer"))?
+    }
+
+    fn run_blocking(&self) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut child = std::process::Command::new(&self.program)
             .args(&self.args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
             .spawn()?;
         let mut stdin = child.stdin.take().expect("piped");
-        stdin.write_all(self.stdin.as_bytes()).await?;
+        let written = stdin.write_all(self.stdin.as_bytes());
         drop(stdin);
-        let status = child.wait().await?;
+        if let Err(e) = written {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.into());
+        }
+        let status = child.wait()?;
         anyhow::ensure!(status.success(), "the catch-up process ended with {status}");
         Ok(())
     }
