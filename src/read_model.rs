@@ -379,8 +379,8 @@ pub struct CatchUpChild {
     pub program: PathBuf,
     /// Its arguments (`catch-up --data-dir …`).
     pub args: Vec<std::ffi::OsString>,
-    /// Written to its standard input: the master key, so it is in no argument and no
-    /// environment variable.
+    /// Written to its standard input: the master key (so it is in no argument and no
+    /// environment variable), then the configuration as JSON.
     pub stdin: zeroize::Zeroizing<String>,
     pub min_events: u64,
 }
