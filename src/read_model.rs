@@ -138,12 +138,13 @@ async fn catch_up_in_child(
             let latest = state.segments.clock();
             *m.state.write().await = state;
             *m.latest.write().await = latest;
-            m.applied.send_replace(position);
+            // Logged before it is published: whoever sees the position may rely on it.
             tracing::info!(
                 position,
                 seconds = started.elapsed().as_secs_f64(),
                 "loaded the catch-up process's snapshot"
             );
+            m.applied.send_replace(position);
             position
         }
         None => from,
