@@ -127,11 +127,7 @@ async fn catch_up_in_child(
         );
     }
     let last = log.store.last_position();
-    let loaded = tokio::task::block_in_place(|| {
-        let loaded = load_snapshot(dir, last, lifecycle, warnings);
-        release_freed_memory();
-        loaded
-    });
+    let loaded = tokio::task::block_in_place(|| load_snapshot(dir, last, lifecycle, warnings));
     match loaded.filter(|s| s.position() > from) {
         Some(state) => {
             let position = state.position();
@@ -220,13 +216,19 @@ pub fn load_snapshot(
     lifecycle: &LifecycleConfig,
     warnings: &WarningConfig,
 ) -> Option<ReadState> {
-    load_snapshot_file(
+    let loaded = load_snapshot_file(
         &snapshot_path(dir),
         last_position,
         lifecycle,
         warnings,
         LIVE_STATE_DECODE_THREADS,
-    )
+    );
+    // The snapshot's bytes (over 200 MB at a million customers) were freed on this
+    // thread; the allocator returns such pages only when this thread next allocates or
+    // collects, and it may not (a restarted server held 1,137–1,159 MiB instead of
+    // 910–928 in some runs).
+    release_freed_memory();
+    loaded
 }
 
 /// Loads one snapshot file under the same checks as [`load_snapshot`], decoding on up to
@@ -479,11 +481,6 @@ impl ReadModel {
             .as_deref()
             .and_then(|d| load_snapshot(d, log.store.last_position(), &lifecycle, &warnings))
             .unwrap_or_else(|| ReadState::new(lifecycle, warnings.clone()));
-        // The snapshot's bytes (over 200 MB at a million customers) were freed on this
-        // thread; the allocator returns such pages only when this thread next allocates
-        // or collects, and it may not (a restarted server held 1,137–1,159 MiB instead
-        // of 961–967 in some runs).
-        release_freed_memory();
         let from = start.position();
         if from > 0 {
             tracing::info!(position = from, "read model resumed from its snapshot");
