@@ -170,6 +170,14 @@ pub enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Run by `serve` only: builds business time (the snapshots `valid_at` queries start
+    /// from) for the log of --data-dir as it is now, and exits. Reads the master key, then
+    /// the configuration as JSON, from standard input.
+    #[command(hide = true)]
+    ValidTime {
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Measures ingest, encryption, export and HTTP rates on synthetic data (prints rates).
     Bench {
         #[arg(long, default_value_t = 1_000_000)]
@@ -551,13 +559,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CatchUp { data } => {
-            let mut input = zeroize::Zeroizing::new(String::new());
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
-            let (key, config) = input.split_once('\n').unwrap_or((input.as_str(), "{}"));
-            let master = MasterKey::from_text(key.trim()).context("the master key on stdin")?;
-            let config = crate::config::Config::parse(config)
-                .map_err(|e| anyhow::anyhow!("the configuration on stdin: {e}"))?;
+            let (master, config) = child_input()?;
             server::catch_up(&data.data_dir, master, &config).await
+        }
+        Command::ValidTime { data } => {
+            let (master, config) = child_input()?;
+            server::build_valid_time(&data.data_dir, master, &config).await
         }
         Command::Bench {
             events,
@@ -654,4 +661,16 @@ async fn run_keys(data: DataDir, command: KeysCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `serve` writes to a child's standard input (see `read_model::FoldChild`): the
+/// master key, a newline, the configuration as JSON.
+fn child_input() -> anyhow::Result<(MasterKey, crate::config::Config)> {
+    let mut input = zeroize::Zeroizing::new(String::new());
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
+    let (key, config) = input.split_once('\n').unwrap_or((input.as_str(), "{}"));
+    let master = MasterKey::from_text(key.trim()).context("the master key on stdin")?;
+    let config = crate::config::Config::parse(config)
+        .map_err(|e| anyhow::anyhow!("the configuration on stdin: {e}"))?;
+    Ok((master, config))
 }

@@ -7,7 +7,8 @@
 //! ```json
 //! {"lifecycle": {"active_days": 60, "dormant_days": 120},
 //!  "early_warning": {"window_hours": 48, "threshold": 3.5},
-//!  "time_travel": {"history_every_events": 1000000},
+//!  "time_travel": {"history_every_events": 1000000, "valid_time_every_events": 250000,
+//!                  "valid_time_rebuild_after_events": 500000},
 //!  "read_model": {"catch_up_in_child_events": 1000000}}
 //! ```
 
@@ -25,7 +26,7 @@ pub struct Config {
     pub read_model: ReadModelConfig,
 }
 
-/// How `serve` catches up at start (see `read_model::CatchUpChild`).
+/// How `serve` catches up at start (see `read_model::FoldChild`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReadModelConfig {
@@ -45,18 +46,28 @@ impl Default for ReadModelConfig {
 
 /// Time travel trades disk for speed: an as-of query folds at most `history_every_events`
 /// events after the history snapshot it starts from, and every history snapshot is a full
-/// copy of the state (never pruned).
+/// copy of the state (never pruned). A `valid_at` query folds at most
+/// `valid_time_every_events` after the snapshot of the business-time build it starts from
+/// (plus what was recorded since the build; see `valid_time`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeTravelConfig {
     /// Positions between history snapshots; at least one snapshot interval (100,000).
     pub history_every_events: u64,
+    /// Events of business order between the snapshots of a business-time build; at least 1.
+    pub valid_time_every_events: u64,
+    /// `serve` (embedded store) builds business time again once the log has grown by this
+    /// many events since the last build; 0 never builds (`valid_at` then folds from the
+    /// first event).
+    pub valid_time_rebuild_after_events: u64,
 }
 
 impl Default for TimeTravelConfig {
     fn default() -> Self {
         TimeTravelConfig {
             history_every_events: crate::read_model::HISTORY_EVERY_EVENTS,
+            valid_time_every_events: crate::valid_time::VALID_TIME_EVERY_EVENTS,
+            valid_time_rebuild_after_events: crate::valid_time::VALID_TIME_REBUILD_AFTER_EVENTS,
         }
     }
 }
@@ -96,6 +107,9 @@ impl Config {
             return Err(format!(
                 "time_travel.history_every_events: must be at least {every} (history snapshots are taken from the periodic ones)"
             ));
+        }
+        if c.time_travel.valid_time_every_events == 0 {
+            return Err("time_travel.valid_time_every_events: must be at least 1".into());
         }
         Ok(c)
     }

@@ -112,7 +112,7 @@ async fn compact(m: &ReadModel) {
 async fn catch_up_in_child(
     m: &ReadModel,
     log: &Log,
-    child: &CatchUpChild,
+    child: &FoldChild,
     dir: &Path,
     lifecycle: &LifecycleConfig,
     warnings: &WarningConfig,
@@ -302,16 +302,26 @@ pub fn load_snapshot_file(
     }
 }
 
-/// Writes a snapshot atomically (temporary file, fsync, rename).
+/// Writes the live snapshot of `dir` atomically (temporary file, fsync, rename).
 pub fn write_snapshot(
     dir: &Path,
     position: u64,
     occurred_max: Option<DateTime<Utc>>,
     state: &[u8],
 ) -> std::io::Result<()> {
-    use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{}.snapshot.tmp", ReadState::NAME));
+    write_snapshot_to(&snapshot_path(dir), position, occurred_max, state)
+}
+
+/// Writes a snapshot file at `path` atomically (`path.tmp`, fsync, rename).
+pub fn write_snapshot_to(
+    path: &Path,
+    position: u64,
+    occurred_max: Option<DateTime<Utc>>,
+    state: &[u8],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("snapshot.tmp");
     let mut f = std::fs::File::create(&tmp)?;
     let header = SnapshotHeader {
         projection: ReadState::NAME.into(),
@@ -332,7 +342,7 @@ pub fn write_snapshot(
     z.write_all(state)?;
     z.finish().map_err(std::io::Error::other)?.flush()?;
     f.sync_all()?;
-    std::fs::rename(&tmp, snapshot_path(dir))?;
+    std::fs::rename(&tmp, path)?;
     Ok(())
 }
 
@@ -364,8 +374,8 @@ pub struct ReadModelOptions {
     /// compaction of the state (see [`compact`]).
     pub compact_after_catch_up_events: u64,
     /// Where a long catch-up at start runs instead of in this process (see
-    /// [`CatchUpChild`]); `None` folds every backlog here.
-    pub catch_up_child: Option<CatchUpChild>,
+    /// [`FoldChild`]); `None` folds every backlog here.
+    pub catch_up_child: Option<FoldChild>,
 }
 
 /// A catch-up at start of at least `min_events` runs in a child process (`rapport
@@ -376,11 +386,15 @@ pub struct ReadModelOptions {
 /// catch-up here against 961–967 MiB restarted, a million customers) goes with the child.
 /// Meanwhile the read model answers from the state it started with, as during any
 /// catch-up. If the child fails, the catch-up runs here after all.
+///
+/// The same runs the business-time builds of `valid_at` (`rapport valid-time`, see
+/// [`crate::valid_time::spawn_builds`]), with `min_events` the growth of the log that
+/// starts one.
 #[derive(Clone)]
-pub struct CatchUpChild {
+pub struct FoldChild {
     /// The `rapport` executable.
     pub program: PathBuf,
-    /// Its arguments (`catch-up --data-dir …`).
+    /// Its arguments (`catch-up --data-dir …` or `valid-time --data-dir …`).
     pub args: Vec<std::ffi::OsString>,
     /// Written to its standard input: the master key (so it is in no argument and no
     /// environment variable), then the configuration as JSON.
@@ -388,21 +402,21 @@ pub struct CatchUpChild {
     pub min_events: u64,
 }
 
-impl CatchUpChild {
+impl FoldChild {
     /// Runs the child to its end. It is started and waited for on a thread of its own,
     /// which lives as long as the child: the child dies with the thread that started it
     /// (`PR_SET_PDEATHSIG`), and a runtime worker can end while the child still runs
     /// (after `block_in_place`, a worker finishes as a blocking thread).
-    async fn run(&self) -> anyhow::Result<()> {
+    pub async fn run(&self) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let me = self.clone();
         std::thread::Builder::new()
-            .name("rapport-catch-up".into())
+            .name("rapport-child".into())
             .spawn(move || {
                 let _ = tx.send(me.run_blocking());
             })?;
         rx.await
-            .map_err(|_| anyhow::anyhow!("the catch-up thread ended without an answer"))?
+            .map_err(|_| anyhow::anyhow!("the child's thread ended without an answer"))?
     }
 
     fn run_blocking(&self) -> anyhow::Result<()> {
@@ -421,7 +435,14 @@ impl CatchUpChild {
             return Err(e.into());
         }
         let status = child.wait()?;
-        anyhow::ensure!(status.success(), "the catch-up process ended with {status}");
+        anyhow::ensure!(
+            status.success(),
+            "the child process `{}` ended with {status}",
+            self.args
+                .first()
+                .map(|a| a.to_string_lossy())
+                .unwrap_or_default()
+        );
         Ok(())
     }
 }
@@ -562,7 +583,7 @@ impl ReadModel {
             let mut snapshot_at = from;
             let mut history_at = snapshots
                 .as_deref()
-                .and_then(|d| crate::replay::history_snapshot_before(d, u64::MAX, None))
+                .and_then(|d| crate::replay::history_snapshot_before(d, u64::MAX))
                 .map_or(0, |(p, _)| p);
             // Whether the last batch left a backlog behind it.
             let mut behind = true;

@@ -7,10 +7,7 @@
 //!   recorded at or before T (`recorded_at` never goes backwards, so this is a binary
 //!   search).
 //! - `valid_at=T`: business time: only events whose `occurred_at` ≤ T, whatever their
-//!   recording time, except segment definitions and erasures, which apply whenever they
-//!   were written (a rule defined today can be asked about last March; erased data stays
-//!   erased in every view of the past). A fold starts from the latest history snapshot
-//!   whose events all occurred by T (its `occurred_max`), else from the first event.
+//!   recording time, folded in the order they occurred (see [`crate::valid_time`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -18,7 +15,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use rapport_events::{EventType, FoldEvent};
+use rapport_events::FoldEvent;
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 use sha2::{Digest, Sha256};
 
@@ -27,45 +24,12 @@ use crate::{
     store::{EventStore, StoreError, READ_EVENTS_MAX},
 };
 
-/// Folds events `(state.position(), until]` into `state`, skipping events that occurred
-/// after `valid_at`. `on_batch` is told how many events were read (for progress bars).
+/// Folds events `(state.position(), until]` into `state`, in position order. `on_batch`
+/// is told how many events were read (for progress bars).
 pub async fn fold(
-    log: &Log,
-    state: ReadState,
-    until: u64,
-    valid_at: Option<DateTime<Utc>>,
-    on_batch: impl FnMut(u64),
-) -> Result<ReadState, StoreError> {
-    fold_from(log, state, until, valid_at, Source::Range, on_batch).await
-}
-
-/// Like [`fold`] for `valid_at = T`, reading only the late events (see
-/// [`EventStore::read_late`]); right only once the watermark has passed `T` at
-/// `state.position()`. Reads the whole range when the store keeps no late index.
-pub async fn fold_late(
-    log: &Log,
-    state: ReadState,
-    until: u64,
-    valid_at: DateTime<Utc>,
-    on_batch: impl FnMut(u64),
-) -> Result<ReadState, StoreError> {
-    fold_from(
-        log,
-        state,
-        until,
-        Some(valid_at),
-        Source::Late(valid_at),
-        on_batch,
-    )
-    .await
-}
-
-async fn fold_from(
     log: &Log,
     mut state: ReadState,
     until: u64,
-    valid_at: Option<DateTime<Utc>>,
-    source: Source,
     mut on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
     let from = state.position();
@@ -75,18 +39,13 @@ async fn fold_from(
     // Two stages, as in the live read model: a task reads and opens batches (SQLite, JSON,
     // decryption) while this one folds the previous batch.
     let (tx, mut rx) = tokio::sync::mpsc::channel(FOLD_QUEUE_BATCHES);
-    let reader = tokio::spawn(read_opened(log.clone(), from, until, valid_at, source, tx));
+    let reader = tokio::spawn(read_opened(log.clone(), from, until, tx));
     while let Some(batch) = rx.recv().await {
-        let Opened { events, last, read } = batch?;
+        let events: Vec<FoldEvent> = batch?;
         for ev in &events {
             state.apply(ev);
         }
-        // Events past `valid_at` were not applied; the position still says how far the
-        // fold read.
-        if state.position() < last {
-            state.customers.position = last;
-        }
-        on_batch(read);
+        on_batch(events.len() as u64);
     }
     if let Err(e) = reader.await {
         if e.is_panic() {
@@ -96,32 +55,8 @@ async fn fold_from(
     Ok(state)
 }
 
-/// One batch for the fold: the events to apply, and how far it read.
-struct Opened {
-    events: Vec<FoldEvent>,
-    last: u64,
-    read: u64,
-}
-
-/// Whether an event belongs in a fold at business time `valid_at`. A segment definition
-/// or an erasure is a lens, not a fact of business time: it applies to the past whenever
-/// it was written (see `EventType::applies_at_every_valid_time`).
-fn valid(ty: EventType, occurred_at: DateTime<Utc>, valid_at: Option<DateTime<Utc>>) -> bool {
-    ty.applies_at_every_valid_time() || valid_at.is_none_or(|t| occurred_at <= t)
-}
-
 /// Opened batches waiting for the fold.
 const FOLD_QUEUE_BATCHES: usize = 4;
-
-/// Which events of a range a fold reads.
-#[derive(Clone, Copy)]
-enum Source {
-    /// All of them.
-    Range,
-    /// The late ones that occurred by then (the store's index), or all of them if the store
-    /// has no index.
-    Late(DateTime<Utc>),
-}
 
 /// Reads events `(after, until]` in batches, opens them as projections see them, and sends
 /// them on; stops at the first error (sent on) or when the fold hangs up.
@@ -129,48 +64,20 @@ async fn read_opened(
     log: Log,
     mut after: u64,
     until: u64,
-    valid_at: Option<DateTime<Utc>>,
-    mut source: Source,
-    tx: tokio::sync::mpsc::Sender<Result<Opened, StoreError>>,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<FoldEvent>, StoreError>>,
 ) {
     while after < until {
         let limit = READ_EVENTS_MAX.min((until - after) as usize);
-        let read = match source {
-            Source::Range => log.store.read_all(after, limit).await,
-            Source::Late(t) => match log.store.read_late(after, until, t, limit).await {
-                Ok(Some(batch)) if batch.is_empty() => {
-                    // No late event is left: the fold has read as far as `until`.
-                    let _ = tx
-                        .send(Ok(Opened {
-                            events: Vec::new(),
-                            last: until,
-                            read: 0,
-                        }))
-                        .await;
-                    return;
-                }
-                Ok(Some(batch)) => Ok(batch),
-                Ok(None) => {
-                    source = Source::Range;
-                    continue;
-                }
-                Err(e) => Err(e),
-            },
-        };
-        let opened = match read {
+        let opened = match log.store.read_all(after, limit).await {
             Ok(batch) => {
                 let Some(last) = batch.last().map(|s| s.position) else {
                     return;
                 };
                 after = last;
-                let read = batch.len() as u64;
-                // Skipped before opening: no JSON parsed, nothing decrypted.
                 batch
                     .into_iter()
-                    .filter(|s| valid(s.event.event_type, s.event.occurred_at, valid_at))
                     .map(|s| log.open_fold(s))
                     .collect::<Result<Vec<_>, _>>()
-                    .map(|events| Opened { events, last, read })
             }
             Err(e) => Err(e),
         };
@@ -227,66 +134,17 @@ pub fn history_dir(snapshots: &Path) -> PathBuf {
     snapshots.join("history")
 }
 
-/// The history snapshot with the greatest position ≤ `position` that a fold for `valid_at`
-/// may start from: with `valid_at = T`, only one whose events all occurred by `T` (its
-/// header's `occurred_max`), because a snapshot cannot take events back out.
-pub fn history_snapshot_before(
-    snapshots: &Path,
-    position: u64,
-    valid_at: Option<DateTime<Utc>>,
-) -> Option<(u64, PathBuf)> {
-    plan_fold(snapshots, position, valid_at).start
-}
-
-/// How a fold for `(position, valid_at)` goes: see [`plan_fold`].
-#[derive(Debug, Default)]
-pub struct FoldPlan {
-    /// The history snapshot to start from ([`history_snapshot_before`]).
-    pub start: Option<(u64, PathBuf)>,
-    /// With `valid_at = T`: the first history snapshot after `start` whose events did not
-    /// all occur by `T`. The watermark has passed `T` there, so after it the fold needs
-    /// only the late events (see `EventStore::read_late`).
-    pub watermark_past: Option<u64>,
-}
-
-/// Plans a fold from the history snapshots' headers. Their `occurred_max` never goes down
-/// with the position (each is the state's running maximum), so those a `valid_at` fold may
-/// start from come first.
-pub fn plan_fold(snapshots: &Path, position: u64, valid_at: Option<DateTime<Utc>>) -> FoldPlan {
-    let Ok(entries) = std::fs::read_dir(history_dir(snapshots)) else {
-        return FoldPlan::default();
-    };
-    let mut found: Vec<(u64, PathBuf)> = entries
+/// The history snapshot with the greatest position ≤ `position`.
+pub fn history_snapshot_before(snapshots: &Path, position: u64) -> Option<(u64, PathBuf)> {
+    let entries = std::fs::read_dir(history_dir(snapshots)).ok()?;
+    entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let p: u64 = name.strip_suffix(".snapshot")?.parse().ok()?;
             (p <= position).then(|| (p, e.path()))
         })
-        .collect();
-    found.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(*p));
-    let Some(t) = valid_at else {
-        return FoldPlan {
-            start: found.into_iter().next(),
-            watermark_past: None,
-        };
-    };
-    let mut plan = FoldPlan::default();
-    for (p, path) in found {
-        let Some(h) = crate::read_model::read_snapshot_header(&path)
-            .filter(|h| h.version == ReadState::VERSION)
-        else {
-            continue;
-        };
-        match h.occurred_max {
-            Some(m) if m > t => plan.watermark_past = Some(p),
-            _ => {
-                plan.start = Some((p, path));
-                break;
-            }
-        }
-    }
-    plan
+        .max_by_key(|(p, _)| *p)
 }
 
 /// Which past state: after a position, with only the events that occurred by a time.
@@ -339,47 +197,35 @@ impl TimeTravel {
         {
             return Ok(s.clone());
         }
-        let plan = self
-            .snapshots
-            .as_deref()
-            .map(|dir| plan_fold(dir, position, valid_at))
-            .unwrap_or_default();
-        // Reading and decoding a snapshot takes up to a second on a large log: not on a
-        // runtime worker's time (the store's reads do the same).
-        let start = plan
-            .start
-            .and_then(|(_, path)| {
-                tokio::task::block_in_place(|| {
-                    crate::read_model::load_snapshot_file(
-                        &path,
-                        position,
-                        &self.lifecycle,
-                        &self.warnings,
-                        crate::read_model::query_decode_threads(),
-                    )
-                })
-            })
-            .unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
-        // With `valid_at`: the range up to where the watermark passed it, then the late
-        // events only.
-        let late_from = plan
-            .watermark_past
-            .filter(|&p| p >= start.position() && p < position);
         let count = |n| {
             self.events_read
                 .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         };
-        let state = fold(
-            &self.log,
-            start,
-            late_from.unwrap_or(position),
-            valid_at,
-            count,
-        )
-        .await?;
-        let state = match (late_from, valid_at) {
-            (Some(_), Some(t)) => fold_late(&self.log, state, position, t, count).await?,
-            _ => state,
+        let state = match valid_at {
+            None => {
+                let start = self
+                    .snapshots
+                    .as_deref()
+                    .and_then(|dir| history_snapshot_before(dir, position))
+                    .and_then(|(_, path)| self.load(&path, position));
+                let start =
+                    start.unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
+                fold(&self.log, start, position, count).await?
+            }
+            Some(t) => {
+                let plan =
+                    crate::valid_time::plan(&self.log, self.snapshots.as_deref(), position, t)
+                        .await?;
+                let start = plan.start.and_then(|path| self.load(&path, position));
+                let start =
+                    start.unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
+                let mut state =
+                    crate::valid_time::fold_keys(&self.log, start, plan.keys, count).await?;
+                // Business order visits positions out of order: the state says how far
+                // the log was read.
+                state.customers.position = position;
+                state
+            }
         };
         let state = Arc::new(state);
         let evicted = {
@@ -393,6 +239,21 @@ impl TimeTravel {
             tokio::task::spawn_blocking(move || drop(old));
         }
         Ok(state)
+    }
+
+    /// Loads a snapshot for a query, decoding on every core. Reading and decoding one takes
+    /// up to a second on a large log: not on a runtime worker's time (the store's reads do
+    /// the same).
+    fn load(&self, path: &Path, position: u64) -> Option<ReadState> {
+        tokio::task::block_in_place(|| {
+            crate::read_model::load_snapshot_file(
+                path,
+                position,
+                &self.lifecycle,
+                &self.warnings,
+                crate::read_model::query_decode_threads(),
+            )
+        })
     }
 
     /// How many events the folds have read from the store so far (a query answered from
@@ -467,7 +328,6 @@ pub async fn run_cli(
         &log,
         ReadState::new(lifecycle, warnings.clone()),
         until,
-        None,
         |n| bar.inc(n),
     )
     .await?;

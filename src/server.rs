@@ -184,7 +184,7 @@ pub async fn run(
     let stopping = Arc::new(AtomicBool::new(false));
     // The KurrentDB backend has no read-only opening for a child; it compacts instead.
     let catch_up_child = match (&embedded, opts.config.read_model.catch_up_in_child_events) {
-        (Some(_), n) if n > 0 => Some(crate::read_model::CatchUpChild {
+        (Some(_), n) if n > 0 => Some(crate::read_model::FoldChild {
             program: std::env::current_exe().context("cannot find the rapport executable")?,
             args: vec![
                 "catch-up".into(),
@@ -210,6 +210,27 @@ pub async fn run(
             ..crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots")))
         },
     );
+    let valid_time = opts.config.time_travel.valid_time_rebuild_after_events;
+    if let (Some(_), true) = (&embedded, valid_time > 0) {
+        crate::valid_time::spawn_builds(
+            read_model.clone(),
+            crate::read_model::FoldChild {
+                program: std::env::current_exe().context("cannot find the rapport executable")?,
+                args: vec![
+                    "valid-time".into(),
+                    "--data-dir".into(),
+                    opts.data_dir.clone().into(),
+                ],
+                stdin: zeroize::Zeroizing::new(format!(
+                    "{}\n{}",
+                    master_text.as_str(),
+                    serde_json::to_string(&opts.config)?
+                )),
+                min_events: valid_time,
+            },
+            opts.data_dir.join("snapshots"),
+        );
+    }
     let kafka = match &opts.kafka {
         Some(k) => {
             let ingest = crate::kafka::spawn_ingest(k.clone(), log.clone())?;
@@ -258,7 +279,7 @@ pub async fn run(
     Ok(())
 }
 
-/// `rapport catch-up`, started by `serve` (see [`crate::read_model::CatchUpChild`]): folds
+/// `rapport catch-up`, started by `serve` (see [`crate::read_model::FoldChild`]): folds
 /// the log as it is now into the snapshots of `data_dir`, as the server's read model would
 /// have, and writes a last snapshot at its end. The store is opened read-only: the server
 /// holds it, and may append meanwhile.
@@ -304,6 +325,42 @@ pub async fn catch_up(
         position = last,
         seconds = started.elapsed().as_secs_f64(),
         "caught up"
+    );
+    Ok(())
+}
+
+/// `rapport valid-time`, started by `serve` (see [`crate::valid_time::spawn_builds`]):
+/// builds business time for `valid_at` queries from the log as it is now, in the snapshots
+/// of `data_dir`. The store is opened read-only.
+pub async fn build_valid_time(
+    data_dir: &Path,
+    master: MasterKey,
+    config: &crate::config::Config,
+) -> anyhow::Result<()> {
+    // Ends with the server that started it.
+    #[cfg(target_os = "linux")]
+    // SAFETY: `prctl(PR_SET_PDEATHSIG)` only sets a signal for this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    let started = std::time::Instant::now();
+    let (store, log) = open_log_read_only(data_dir, master).await?;
+    let until = store.last_position();
+    let m = crate::valid_time::build(
+        &log,
+        &data_dir.join("snapshots"),
+        until,
+        config.time_travel.valid_time_every_events,
+        config.lifecycle,
+        config.early_warning.clone(),
+        |_| {},
+    )
+    .await?;
+    tracing::info!(
+        until,
+        snapshots = m.snapshots(),
+        seconds = started.elapsed().as_secs_f64(),
+        "built business time"
     );
     Ok(())
 }

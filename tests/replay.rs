@@ -65,16 +65,36 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
     out
 }
 
-async fn fold_all(log: &Log, until: u64, valid_at: Option<DateTime<Utc>>) -> ReadState {
+async fn fold_all(log: &Log, until: u64) -> ReadState {
     replay::fold(
         log,
         ReadState::new(LifecycleConfig::default(), WarningConfig::default()),
         until,
-        valid_at,
         |_| {},
     )
     .await
     .unwrap()
+}
+
+/// What `valid_at = t` at position `p` means, folded the plain way: every event up to `p`
+/// that occurred by `t`, in business order (lenses first, then by `occurred_at`, then by
+/// position), and the position `p`.
+async fn valid_at_by_definition(log: &Log, p: u64, t: DateTime<Utc>) -> ReadState {
+    let mut events = Vec::new();
+    for s in log.store.read_all(0, p as usize).await.unwrap() {
+        let ev = log.open_fold(s).unwrap();
+        let key = rapport::valid_time::Key::of(ev.event_type, ev.occurred_at, ev.position);
+        if key <= rapport::valid_time::Key::last_by(t) {
+            events.push((key, ev));
+        }
+    }
+    events.sort_by_key(|(k, _)| *k);
+    let mut expected = ReadState::new(LifecycleConfig::default(), WarningConfig::default());
+    for (_, ev) in &events {
+        rapport_projections::Projection::apply(&mut expected, ev);
+    }
+    expected.customers.position = p;
+    expected
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,7 +132,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             "seed {seed}: the read model caught up"
         );
         let live_bytes = live.state.read().await.snapshot_bytes();
-        let replayed = fold_all(&log, last, None).await;
+        let replayed = fold_all(&log, last).await;
         assert_eq!(
             replayed.snapshot_bytes(),
             live_bytes,
@@ -147,60 +167,84 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             let past = live.time_travel.state_at(p, None).await.unwrap();
             assert_eq!(
                 past.snapshot_bytes(),
-                fold_all(&log, p, None).await.snapshot_bytes(),
+                fold_all(&log, p).await.snapshot_bytes(),
                 "seed {seed}: as_of_position {p}"
             );
         }
         assert!(
-            replay::history_snapshot_before(&snapshots, last, None).is_some(),
+            replay::history_snapshot_before(&snapshots, last).is_some(),
             "history snapshots were kept"
         );
 
-        // valid_at: only events that occurred by then, late arrivals included, at the end
-        // of the log and midway; it starts from a history snapshot whose events all
-        // occurred by then, when there is one.
+        // valid_at: only events that occurred by then, late arrivals included, folded in
+        // business order; without a build (from the first event), from a build, and from a
+        // build with events recorded after it.
         let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
-        let in_history =
-            replay::history_snapshot_before(&snapshots, last, Some(t0 + Duration::days(30)));
-        assert!(
-            in_history.is_some_and(|(p, _)| p > 0),
-            "seed {seed}: a history snapshot can start a valid_at fold"
-        );
-        for (days, p) in [(10, last), (30, last), (30, last * 2 / 3), (80, last)] {
-            let t = t0 + Duration::days(days);
-            let plan = replay::plan_fold(&snapshots, p, Some(t));
-            let read_before = live.time_travel.events_read();
-            let valid = live.time_travel.state_at(p, Some(t)).await.unwrap();
-            let read = live.time_travel.events_read() - read_before;
-            let after_start = p - plan.start.as_ref().map_or(0, |(s, _)| *s);
-            if days < 80 {
-                // The log's business time passes `t` before `p`: after that, the fold reads
-                // the late events that occurred by `t`, not the whole rest of the log.
-                assert!(
-                    plan.watermark_past.is_some(),
-                    "seed {seed}: a history snapshot after {t}"
+        let times = [10, 30, 50, 80].map(|days| t0 + Duration::days(days));
+        let check = |p: u64, t: DateTime<Utc>, what: &'static str| {
+            let (live, log) = (live.clone(), log.clone());
+            async move {
+                let read_before = live.time_travel.events_read();
+                let valid = live.time_travel.state_at(p, Some(t)).await.unwrap();
+                let read = live.time_travel.events_read() - read_before;
+                assert_eq!(
+                    valid.snapshot_bytes(),
+                    valid_at_by_definition(&log, p, t).await.snapshot_bytes(),
+                    "seed {seed}: valid_at {t} at position {p}, {what}"
                 );
-                assert!(
-                    read < after_start,
-                    "seed {seed}: valid_at {t} at {p} read {read} of the {after_start} events after its snapshot"
-                );
+                read
             }
-            let mut expected = ReadState::new(LifecycleConfig::default(), WarningConfig::default());
-            for s in store.read_all(0, p as usize).await.unwrap() {
-                let ev = log.open_fold(s).unwrap();
-                // Segment definitions are lenses: they apply whenever they were written.
-                let lens = ev.event_type == rapport_events::EventType::SegmentDefined;
-                if lens || ev.occurred_at <= t {
-                    rapport_projections::Projection::apply(&mut expected, &ev);
-                }
-            }
-            // The fold read up to `p`, whatever it applied.
-            expected.customers.position = p;
-            assert_eq!(
-                valid.snapshot_bytes(),
-                expected.snapshot_bytes(),
-                "seed {seed}: valid_at {t} at position {p}"
+        };
+        for t in times {
+            check(last, t, "no build").await;
+        }
+        const EVERY: u64 = 50;
+        let build = rapport::valid_time::build(
+            &log,
+            &snapshots,
+            last,
+            EVERY,
+            LifecycleConfig::default(),
+            WarningConfig::default(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(build.snapshots() as u64, last.div_ceil(EVERY));
+        for t in times {
+            let read = check(last, t, "from a build").await;
+            assert!(
+                read <= EVERY,
+                "seed {seed}: valid_at {t} on a fresh build folded {read} events, at most {EVERY} expected"
             );
+        }
+        check(last * 2 / 3, times[1], "before the build").await;
+        // Recorded after the build: on time, then a late one (it occurred on day 20),
+        // then a segment definition (a lens, before every other event).
+        let more = random_events(seed + 100, 30);
+        log.append(&more, None).await.unwrap();
+        let late = parse_one(
+            r#"{"type":"purchase","customer":"c-3","occurred_at":"2026-01-21T00:00:00Z","data":{"order_id":"o-late","amount":"9.99","currency":"CNY"}}"#,
+            &mut uuid::Uuid::now_v7,
+            true,
+        )
+        .unwrap();
+        log.append(&[late], None).await.unwrap();
+        let tail_end = store.last_position();
+        for t in times {
+            check(tail_end, t, "a build and events after it").await;
+        }
+        let lens = parse_one(
+            r#"{"type":"segment_defined","subject":"s-tail","occurred_at":"2027-01-01T00:00:00Z","data":{"name":"big","rule":{"field":"orders","op":">=","value":3}}}"#,
+            &mut uuid::Uuid::now_v7,
+            true,
+        )
+        .unwrap();
+        log.append(&[lens], None).await.unwrap();
+        let tail_end = store.last_position();
+        assert!(live.wait_for(tail_end).await);
+        for t in times {
+            check(tail_end, t, "a build, then a lens").await;
         }
 
         // `rapport replay --verify` against the live snapshot: same, then tampered.
@@ -327,7 +371,7 @@ async fn events_written_before_a_schema_change_are_upcast_on_read_and_replayed_i
     );
 
     // A replay reads through the chain: projections see the new shape.
-    let replayed = fold_all(&later, store.last_position(), None).await;
+    let replayed = fold_all(&later, store.last_position()).await;
     let p = replayed.customers.get("c-1").unwrap();
     assert_eq!(replayed.customers.names_of(&p.communities), ["shop-1/g-0"]);
 }
@@ -388,7 +432,7 @@ async fn folds_read_complaint_text_until_it_is_erased() {
             .count()
     };
 
-    let state = fold_all(&log, store.last_position(), None).await;
+    let state = fold_all(&log, store.last_position()).await;
     assert_eq!(text_alerts(&state), 1, "similar texts form one alert");
 
     let now = DateTime::parse_from_rfc3339("2026-03-05T00:00:00Z")
@@ -399,6 +443,6 @@ async fn folds_read_complaint_text_until_it_is_erased() {
             .await
             .unwrap();
     }
-    let state = fold_all(&log, store.last_position(), None).await;
+    let state = fold_all(&log, store.last_position()).await;
     assert_eq!(text_alerts(&state), 0, "erased texts tie no one");
 }

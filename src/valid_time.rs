@@ -1,0 +1,504 @@
+//! Business time (`valid_at=T`): the state folded from the events that occurred by `T`, in
+//! the order they occurred.
+//!
+//! A `valid_at` state is the fold of the events recorded up to the query's position whose
+//! `occurred_at` ≤ `T`, taken in **business order**: by `occurred_at`, then by position.
+//! Lenses (segment definitions and erasures, which apply at every business time) come
+//! first, in position order. So a `valid_at` answer depends on what occurred, not on when
+//! it was imported: a shop's sales of 28 February imported on 3 March fold exactly where
+//! they would have, had they arrived on time.
+//!
+//! Business order is also what makes these queries fast on any log. A **build** folds the
+//! whole log once in business order and keeps a snapshot every `every_events` events of
+//! that order, with the keys of the events between two snapshots (a *slice*):
+//!
+//! ```text
+//! <snapshots>/valid/<until>/manifest.json   what was built: `until`, the cut after each snapshot
+//!                          /<i>.snapshot     the state after the first i·every events (i ≥ 1)
+//!                          /<i>.keys         the keys of the events after snapshot i (20 bytes each)
+//! ```
+//!
+//! A query at `(P, T)` takes the newest build with `until ≤ P` and the events recorded
+//! after it (the *tail*). It starts from the latest snapshot whose events all occurred by
+//! `T` and none of whose events comes after a tail event in business order, then folds the
+//! keys of the next slices up to `T` merged with the tail's, in business order. On a
+//! freshly built log that is one snapshot and at most `every_events` events, however
+//! shuffled its business times are. A tail event that occurred early (a late import)
+//! pushes the start back to before it, until the next build; a lens in the tail pushes it
+//! back to the first event. Without a usable build the fold starts from the first event.
+//!
+//! Builds are written by `rapport valid-time` (a child process of `serve`, see
+//! [`spawn_builds`]) and by [`build`] in-process; a build becomes visible only once
+//! complete (its folder is renamed into place), and older builds are then removed.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use chrono::{DateTime, Utc};
+use rapport_events::{EventType, FoldEvent};
+use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
+
+use crate::{
+    log::Log,
+    store::{StoreError, READ_EVENTS_MAX},
+};
+
+/// Events of business order between two snapshots of a build: a `valid_at` query on a
+/// freshly built log folds at most this many after the snapshot it loads.
+pub const VALID_TIME_EVERY_EVENTS: u64 = 250_000;
+
+/// A build is started once the log has grown by this many events since the last one
+/// (`serve`, embedded store).
+pub const VALID_TIME_REBUILD_AFTER_EVENTS: u64 = 500_000;
+
+/// Opened batches waiting for the fold.
+const FOLD_QUEUE_BATCHES: usize = 4;
+
+/// Bytes of one key in a `.keys` file: seconds (i64), nanoseconds (u32), position (u64),
+/// little-endian.
+const KEY_BYTES: usize = 20;
+
+/// Where an event goes in business order: by `occurred_at`, then position; a lens before
+/// every other event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    secs: i64,
+    nanos: u32,
+    pub position: u64,
+}
+
+impl Key {
+    /// Before every key.
+    const MIN: Key = Key {
+        secs: i64::MIN,
+        nanos: 0,
+        position: 0,
+    };
+
+    pub fn of(ty: EventType, occurred_at: DateTime<Utc>, position: u64) -> Key {
+        if ty.applies_at_every_valid_time() {
+            Key {
+                secs: i64::MIN,
+                nanos: 0,
+                position,
+            }
+        } else {
+            Key {
+                secs: occurred_at.timestamp(),
+                nanos: occurred_at.timestamp_subsec_nanos(),
+                position,
+            }
+        }
+    }
+
+    /// The greatest key of an event that occurred by `t`: a fold at `valid_at = t` takes
+    /// the events whose key is at most this.
+    pub fn last_by(t: DateTime<Utc>) -> Key {
+        Key {
+            secs: t.timestamp(),
+            nanos: t.timestamp_subsec_nanos(),
+            position: u64::MAX,
+        }
+    }
+
+    fn write(self, out: &mut Vec<u8>) {
+        out.extend(self.secs.to_le_bytes());
+        out.extend(self.nanos.to_le_bytes());
+        out.extend(self.position.to_le_bytes());
+    }
+
+    fn read(b: &[u8; KEY_BYTES]) -> Key {
+        let (s, rest) = b.split_at(8);
+        let (n, p) = rest.split_at(4);
+        Key {
+            secs: i64::from_le_bytes(s.try_into().expect("8 bytes")),
+            nanos: u32::from_le_bytes(n.try_into().expect("4 bytes")),
+            position: u64::from_le_bytes(p.try_into().expect("8 bytes")),
+        }
+    }
+}
+
+/// The keys of the events `(after, until]`, in position order.
+pub async fn scan_keys(log: &Log, mut after: u64, until: u64) -> Result<Vec<Key>, StoreError> {
+    let mut keys = Vec::with_capacity(until.saturating_sub(after) as usize);
+    while after < until {
+        let batch = log
+            .store
+            .read_all(after, READ_EVENTS_MAX.min((until - after) as usize))
+            .await?;
+        let Some(last) = batch.last().map(|s| s.position) else {
+            break;
+        };
+        keys.extend(
+            batch
+                .iter()
+                .map(|s| Key::of(s.event.event_type, s.event.occurred_at, s.position)),
+        );
+        after = last;
+    }
+    Ok(keys)
+}
+
+/// One batch for the fold, in business order.
+type Opened = Result<Vec<FoldEvent>, StoreError>;
+
+/// Folds the events of `keys` (sorted) into `state`, in that order: a task reads and opens
+/// the next batch (its positions in ascending order, one pass through the store) while
+/// this one folds the previous. `on_batch` is told how many events were read.
+pub async fn fold_keys(
+    log: &Log,
+    mut state: ReadState,
+    keys: Vec<Key>,
+    mut on_batch: impl FnMut(u64),
+) -> Result<ReadState, StoreError> {
+    debug_assert!(keys.is_sorted());
+    let keys = Arc::new(keys);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Opened>(FOLD_QUEUE_BATCHES);
+    let reader = tokio::spawn(read_in_order(log.clone(), keys, tx));
+    while let Some(batch) = rx.recv().await {
+        let events = batch?;
+        for ev in &events {
+            state.apply(ev);
+        }
+        on_batch(events.len() as u64);
+    }
+    if let Err(e) = reader.await {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    Ok(state)
+}
+
+async fn read_in_order(log: Log, keys: Arc<Vec<Key>>, tx: tokio::sync::mpsc::Sender<Opened>) {
+    for chunk in keys.chunks(READ_EVENTS_MAX) {
+        let opened = read_chunk(&log, chunk).await;
+        let failed = opened.is_err();
+        if tx.send(opened).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The events of `chunk`, opened, in the chunk's order.
+async fn read_chunk(log: &Log, chunk: &[Key]) -> Opened {
+    // Read in ascending position; `order[j]` is where the j-th of them goes.
+    let mut order: Vec<usize> = (0..chunk.len()).collect();
+    order.sort_unstable_by_key(|&i| chunk[i].position);
+    let positions: Vec<u64> = order.iter().map(|&i| chunk[i].position).collect();
+    let stored = log.store.read_at(&positions).await?;
+    if stored.len() != positions.len() {
+        let missing = positions
+            .iter()
+            .find(|p| !stored.iter().any(|s| s.position == **p))
+            .copied()
+            .unwrap_or_default();
+        return Err(StoreError::Integrity {
+            position: missing,
+            what: "an event of the log could not be read back".into(),
+        });
+    }
+    let mut slots: Vec<Option<FoldEvent>> = (0..chunk.len()).map(|_| None).collect();
+    for (j, s) in stored.into_iter().enumerate() {
+        if s.position != positions[j] {
+            return Err(StoreError::Integrity {
+                position: positions[j],
+                what: format!("read position {} in its place", s.position),
+            });
+        }
+        slots[order[j]] = Some(log.open_fold(s)?);
+    }
+    Ok(slots.into_iter().flatten().collect())
+}
+
+/// What a build holds (`manifest.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// `ReadState::VERSION` of its snapshots.
+    pub version: u32,
+    /// The build covers the events `(0, until]`.
+    pub until: u64,
+    pub every_events: u64,
+    /// `cuts[i - 1]`: the last key folded into snapshot `i`, as (seconds, nanoseconds,
+    /// position).
+    cuts: Vec<(i64, u32, u64)>,
+}
+
+impl Manifest {
+    fn cut(&self, i: usize) -> Key {
+        match i {
+            0 => Key::MIN,
+            i => {
+                let (secs, nanos, position) = self.cuts[i - 1];
+                Key {
+                    secs,
+                    nanos,
+                    position,
+                }
+            }
+        }
+    }
+
+    /// Snapshots in the build (besides the empty state, number 0).
+    pub fn snapshots(&self) -> usize {
+        self.cuts.len()
+    }
+}
+
+/// The folder of the builds.
+pub fn builds_dir(snapshots: &Path) -> PathBuf {
+    snapshots.join("valid")
+}
+
+/// Complete builds with this code's state version, newest first.
+pub fn builds(snapshots: &Path) -> Vec<(PathBuf, Manifest)> {
+    let Ok(entries) = std::fs::read_dir(builds_dir(snapshots)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(PathBuf, Manifest)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u64>().is_ok())
+        })
+        .filter_map(|e| {
+            let text = std::fs::read(e.path().join("manifest.json")).ok()?;
+            let m: Manifest = serde_json::from_slice(&text).ok()?;
+            (m.version == ReadState::VERSION).then(|| (e.path(), m))
+        })
+        .collect();
+    found.sort_unstable_by_key(|(_, m)| std::cmp::Reverse(m.until));
+    found
+}
+
+/// Folds the log `(0, until]` in business order and writes a build of it under
+/// `snapshots` (see the module's documentation); removes the older builds once it is in
+/// place. `on_batch` is told how many events were folded.
+pub async fn build(
+    log: &Log,
+    snapshots: &Path,
+    until: u64,
+    every_events: u64,
+    lifecycle: LifecycleConfig,
+    warnings: WarningConfig,
+    mut on_batch: impl FnMut(u64),
+) -> anyhow::Result<Manifest> {
+    use anyhow::Context as _;
+    anyhow::ensure!(every_events > 0, "every_events must be at least 1");
+    let mut keys = scan_keys(log, 0, until).await?;
+    keys.sort_unstable();
+    let root = builds_dir(snapshots);
+    let building = root.join(format!("building-{until}"));
+    if building.exists() {
+        std::fs::remove_dir_all(&building)?;
+    }
+    std::fs::create_dir_all(&building)
+        .with_context(|| format!("creating {}", building.display()))?;
+    let mut state = ReadState::new(lifecycle, warnings);
+    let mut cuts = Vec::new();
+    for (i, slice) in keys.chunks(every_events as usize).enumerate() {
+        let mut bytes = Vec::with_capacity(slice.len() * KEY_BYTES);
+        for k in slice {
+            k.write(&mut bytes);
+        }
+        write_synced(&building.join(format!("{i}.keys")), &bytes)?;
+        state = fold_keys(log, state, slice.to_vec(), &mut on_batch).await?;
+        // A snapshot says where the build ends; the fold sets the position again.
+        state.customers.position = until;
+        let last = slice[slice.len() - 1];
+        cuts.push((last.secs, last.nanos, last.position));
+        let (bytes, occurred_max) = (state.snapshot_bytes(), state.occurred_max);
+        let path = building.join(format!("{}.snapshot", i + 1));
+        tokio::task::block_in_place(|| {
+            crate::read_model::write_snapshot_to(&path, until, occurred_max, &bytes)
+        })?;
+    }
+    let manifest = Manifest {
+        version: ReadState::VERSION,
+        until,
+        every_events,
+        cuts,
+    };
+    write_synced(
+        &building.join("manifest.json"),
+        &serde_json::to_vec(&manifest)?,
+    )?;
+    let target = root.join(until.to_string());
+    if target.exists() {
+        std::fs::remove_dir_all(&target)?;
+    }
+    std::fs::rename(&building, &target)?;
+    std::fs::File::open(&root)?.sync_all()?;
+    for (dir, m) in builds(snapshots) {
+        if m.until != until {
+            std::fs::remove_dir_all(dir)?;
+        }
+    }
+    Ok(manifest)
+}
+
+/// `serve`'s builds (embedded store): whenever the read model has applied
+/// `child.min_events` events past the newest build, runs `child` (`rapport valid-time`) to
+/// build again. One build at a time; a failed build is logged and tried again after as
+/// many events more.
+pub fn spawn_builds(
+    model: Arc<crate::read_model::ReadModel>,
+    child: crate::read_model::FoldChild,
+    snapshots: PathBuf,
+) {
+    tokio::spawn(async move {
+        let mut applied = model.watch_applied();
+        let mut built = builds(&snapshots).first().map_or(0, |(_, m)| m.until);
+        loop {
+            let due = built + child.min_events;
+            if applied.wait_for(|&p| p >= due).await.is_err() {
+                return; // the read model stopped
+            }
+            let at = *applied.borrow();
+            let started = std::time::Instant::now();
+            match child.run().await {
+                Ok(()) => {
+                    built = builds(&snapshots).first().map_or(at, |(_, m)| m.until);
+                    tracing::info!(
+                        until = built,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "built business time (valid_at)"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "building business time (valid_at) failed; trying again later"
+                    );
+                    built = at;
+                }
+            }
+        }
+    });
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn read_keys_file(path: &Path) -> Result<Vec<Key>, StoreError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+    if bytes.len() % KEY_BYTES != 0 {
+        return Err(StoreError::Io(format!("{}: truncated", path.display())));
+    }
+    Ok(bytes
+        .chunks_exact(KEY_BYTES)
+        .map(|b| Key::read(b.try_into().expect("KEY_BYTES")))
+        .collect())
+}
+
+/// How a `valid_at` fold goes.
+#[derive(Debug)]
+pub struct Plan {
+    /// The snapshot to start from (none: the empty state).
+    pub start: Option<PathBuf>,
+    /// The events to fold after it, in business order.
+    pub keys: Vec<Key>,
+}
+
+/// Plans the fold at `(position, t)`: from the newest build at or before `position`, the
+/// latest snapshot that holds only events that occurred by `t` and none that a tail event
+/// precedes; then the next slices' keys up to `t` and the tail's, merged. Without a build,
+/// every key up to `position`.
+pub async fn plan(
+    log: &Log,
+    snapshots: Option<&Path>,
+    position: u64,
+    t: DateTime<Utc>,
+) -> Result<Plan, StoreError> {
+    let last = Key::last_by(t);
+    let build = snapshots
+        .map(builds)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(_, m)| m.until <= position);
+    let after = build.as_ref().map_or(0, |(_, m)| m.until);
+    let tail = scan_keys(log, after, position).await?;
+    let Some((dir, m)) = build else {
+        let mut keys: Vec<Key> = tail.into_iter().filter(|k| *k <= last).collect();
+        keys.sort_unstable();
+        return Ok(Plan { start: None, keys });
+    };
+    // Every tail key is after the build's keys of its own business time (its position is
+    // greater), so a snapshot is usable when its cut precedes the first tail key.
+    let first_tail = tail.iter().min().copied();
+    let usable = |i: usize| m.cut(i) <= last && first_tail.is_none_or(|f| m.cut(i) < f);
+    let start = (0..=m.snapshots()).rev().find(|&i| usable(i)).unwrap_or(0);
+    let mut keys: Vec<Key> = tail.into_iter().filter(|k| *k <= last).collect();
+    for i in start..m.snapshots() {
+        let slice = read_keys_file(&dir.join(format!("{i}.keys")))?;
+        let done = slice.last().is_some_and(|k| *k > last);
+        keys.extend(slice.into_iter().filter(|k| *k <= last));
+        if done {
+            break;
+        }
+    }
+    keys.sort_unstable();
+    Ok(Plan {
+        start: (start > 0).then(|| dir.join(format!("{start}.snapshot"))),
+        keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn business_order_puts_lenses_first_then_time_then_position() {
+        let early = Key::of(EventType::Purchase, at("2026-03-01T00:00:00Z"), 9);
+        let late = Key::of(EventType::Purchase, at("2026-03-02T00:00:00Z"), 1);
+        let same_time_later = Key::of(EventType::Purchase, at("2026-03-01T00:00:00Z"), 10);
+        let lens = Key::of(EventType::SegmentDefined, at("2027-01-01T00:00:00Z"), 50);
+        let mut keys = vec![late, same_time_later, lens, early];
+        keys.sort_unstable();
+        assert_eq!(keys, [lens, early, same_time_later, late]);
+    }
+
+    #[test]
+    fn an_event_is_in_a_valid_at_fold_exactly_when_it_occurred_by_then() {
+        let t = at("2026-03-01T12:00:00.000000500Z");
+        let by = Key::last_by(t);
+        assert!(Key::of(EventType::Purchase, t, u64::MAX) <= by);
+        let a_nanosecond_after = t + chrono::Duration::nanoseconds(1);
+        assert!(Key::of(EventType::Purchase, a_nanosecond_after, 1) > by);
+        assert!(Key::of(EventType::PersonalDataErased, a_nanosecond_after, 1) <= by);
+    }
+
+    #[test]
+    fn keys_survive_their_file_encoding() {
+        let keys = [
+            Key::of(EventType::Purchase, at("1969-07-20T20:17:40.123456789Z"), 7),
+            Key::of(
+                EventType::SegmentDefined,
+                at("2026-03-01T00:00:00Z"),
+                u64::MAX,
+            ),
+        ];
+        let mut bytes = Vec::new();
+        for k in keys {
+            k.write(&mut bytes);
+        }
+        let back: Vec<Key> = bytes
+            .chunks_exact(KEY_BYTES)
+            .map(|b| Key::read(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(back, keys);
+    }
+}
