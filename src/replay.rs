@@ -212,6 +212,13 @@ impl TimeTravel {
                     start.unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
                 fold(&self.log, start, position, count).await?
             }
+            Some(t) if !self.log.store.point_reads_are_cheap() => {
+                let start = ReadState::new(self.lifecycle, self.warnings.clone());
+                let mut state =
+                    crate::valid_time::fold_in_memory(&self.log, start, position, t, count).await?;
+                state.customers.position = position;
+                state
+            }
             Some(t) => {
                 let plan =
                     crate::valid_time::plan(&self.log, self.snapshots.as_deref(), position, t)

@@ -141,6 +141,44 @@ pub async fn scan_keys(log: &Log, mut after: u64, until: u64) -> Result<Vec<Key>
     Ok(keys)
 }
 
+/// The fold at `(position, t)` for a store whose reads by position are slow (KurrentDB:
+/// one request each, see `EventStore::point_reads_are_cheap`): reads `(0, position]` in
+/// order, keeps in memory what occurred by `t`, sorts it and folds it. Memory grows with
+/// the events kept.
+pub async fn fold_in_memory(
+    log: &Log,
+    mut state: ReadState,
+    position: u64,
+    t: DateTime<Utc>,
+    mut on_batch: impl FnMut(u64),
+) -> Result<ReadState, StoreError> {
+    let last = Key::last_by(t);
+    let mut kept = Vec::new();
+    let mut after = 0;
+    while after < position {
+        let batch = log
+            .store
+            .read_all(after, READ_EVENTS_MAX.min((position - after) as usize))
+            .await?;
+        let Some(end) = batch.last().map(|s| s.position) else {
+            break;
+        };
+        after = end;
+        for s in batch {
+            let key = Key::of(s.event.event_type, s.event.occurred_at, s.position);
+            if key <= last {
+                kept.push((key, log.open_fold(s)?));
+            }
+        }
+    }
+    kept.sort_unstable_by_key(|(k, _)| *k);
+    for (_, ev) in &kept {
+        state.apply(ev);
+    }
+    on_batch(kept.len() as u64);
+    Ok(state)
+}
+
 /// One batch for the fold, in business order.
 type Opened = Result<Vec<FoldEvent>, StoreError>;
 

@@ -197,6 +197,23 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         };
         for t in times {
             check(last, t, "no build").await;
+            // How a store with slow reads by position (KurrentDB) answers: in memory.
+            let in_memory = rapport::valid_time::fold_in_memory(
+                &log,
+                ReadState::new(LifecycleConfig::default(), WarningConfig::default()),
+                last,
+                t,
+                |_| {},
+            )
+            .await
+            .unwrap();
+            let mut expected = valid_at_by_definition(&log, last, t).await;
+            expected.customers.position = in_memory.position();
+            assert_eq!(
+                in_memory.snapshot_bytes(),
+                expected.snapshot_bytes(),
+                "seed {seed}: valid_at {t} folded in memory"
+            );
         }
         const EVERY: u64 = 50;
         let build = rapport::valid_time::build(

@@ -199,6 +199,11 @@ pub trait EventStore: Send + Sync + 'static {
         }
         Ok(out)
     }
+    /// Whether reading events by position ([`EventStore::read_at`]) costs about what
+    /// reading them in order does. Business-time folds read that way (see `valid_time`).
+    fn point_reads_are_cheap(&self) -> bool {
+        false
+    }
     /// The last durable position (0 when empty).
     fn last_position(&self) -> u64;
     /// The stream's last version, `None` when it has no events.
@@ -223,26 +228,6 @@ pub trait EventStore: Send + Sync + 'static {
     async fn master_key_id(&self) -> Result<Option<String>, StoreError>;
     /// Purges freed pages (after an erasure) so destroyed keys leave no trace in files.
     async fn purge(&self) -> Result<(), StoreError>;
-    /// The *late* events in `(after, until]` that a fold at business time `occurred_until`
-    /// applies, in position order, at most `limit`; `None` when this store keeps no index
-    /// of late events (the caller then reads the whole range).
-    ///
-    /// An event is late when it applies at every business time (see
-    /// `EventType::applies_at_every_valid_time`) or occurred before the *watermark*: the
-    /// latest `occurred_at` of the events before it, those that apply at every business
-    /// time left out (the same rule as a projection state's `occurred_max`). So once the
-    /// watermark has passed `T`, every later event a fold at `T` needs is late: such a fold
-    /// reads the range up to that point and the late events after it (see
-    /// `docs/time-travel.md`).
-    async fn read_late(
-        &self,
-        _after: u64,
-        _until: u64,
-        _occurred_until: DateTime<Utc>,
-        _limit: usize,
-    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-        Ok(None)
-    }
 }
 
 /// Catch-up then live subscription on any store: pages through `read_all` and waits for

@@ -643,3 +643,72 @@ fn a_long_catch_up_at_start_runs_in_a_child_process_and_gives_the_replayed_state
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn the_server_builds_business_time_in_a_child_process_and_valid_at_answers_from_it() {
+    let (tmp, data, master) = paths();
+    let import = tmp.path().join("events.ndjson");
+    let mut lines = String::new();
+    for c in 0..300 {
+        for o in 0..4 {
+            lines.push_str(&format!(
+                r#"{{"type":"purchase","customer":"c-{c}","occurred_at":"2026-02-{:02}T10:00:00Z","data":{{"order_id":"o-{c}-{o}","amount":"12.50","currency":"EUR"}}}}"#,
+                (c + o * 7) % 28 + 1
+            ));
+            lines.push('\n');
+        }
+    }
+    // Recorded last, it occurred before everything else.
+    lines.push_str(r#"{"type":"purchase","customer":"c-7","occurred_at":"2026-01-15T10:00:00Z","data":{"order_id":"o-till","amount":"3.00","currency":"EUR"}}"#);
+    lines.push('\n');
+    std::fs::write(&import, lines).unwrap();
+    let out = run(&["import", import.to_str().unwrap()], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let last = 1201;
+    let config = tmp.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"read_model": {"catch_up_in_child_events": 0},
+            "time_travel": {"valid_time_every_events": 100, "valid_time_rebuild_after_events": 1000}}"#,
+    )
+    .unwrap();
+    let mut command = rapport();
+    command
+        .env("RAPPORT_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("RAPPORT_CONFIG", &config);
+    let mut server = Server::start_with(&data, &master, command, std::process::Stdio::piped());
+    // The server logs the build once its child is done; the log is read as it comes (no
+    // waiting on the clock), then drained so the server never blocks on it.
+    let mut log = std::io::BufReader::new(server.child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut log, &mut line).unwrap();
+        assert!(n > 0, "the server ended before a build: {seen}");
+        seen.push_str(&line);
+        if line.contains("built business time (valid_at)") {
+            break;
+        }
+        assert!(!line.contains("failed"), "{seen}");
+    }
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let manifest = data.join(format!("snapshots/valid/{last}/manifest.json"));
+    assert!(manifest.exists(), "{seen}");
+    let client = reqwest::blocking::Client::new();
+    let orders = |valid_at: &str| {
+        let profile: serde_json::Value = client
+            .get(format!(
+                "{}/v1/customers/c-7?valid_at={valid_at}",
+                server.base
+            ))
+            .bearer_auth(&server.admin)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        profile["orders"].clone()
+    };
+    assert_eq!(orders("2026-01-31"), 1, "the till's sale, recorded last");
+    assert_eq!(orders("2026-03-01"), 5);
+}
