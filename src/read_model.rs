@@ -152,9 +152,6 @@ pub struct SnapshotHeader {
     pub projection: String,
     pub version: u32,
     pub position: u64,
-    /// The state's `occurred_max`: what a `valid_at` query checks before loading it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub occurred_max: Option<DateTime<Utc>>,
     /// How the state after the header line is compressed: `"lz4"` (an LZ4 frame with a
     /// content checksum), or absent for none (snapshots written before compression; still
     /// read).
@@ -306,18 +303,16 @@ pub fn load_snapshot_file(
 pub fn write_snapshot(
     dir: &Path,
     position: u64,
-    occurred_max: Option<DateTime<Utc>>,
     state: &[u8],
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    write_snapshot_to(&snapshot_path(dir), position, occurred_max, state)
+    write_snapshot_to(&snapshot_path(dir), position, state)
 }
 
 /// Writes a snapshot file at `path` atomically (`path.tmp`, fsync, rename).
 pub fn write_snapshot_to(
     path: &Path,
     position: u64,
-    occurred_max: Option<DateTime<Utc>>,
     state: &[u8],
 ) -> std::io::Result<()> {
     use std::io::Write;
@@ -327,7 +322,6 @@ pub fn write_snapshot_to(
         projection: ReadState::NAME.into(),
         version: ReadState::VERSION,
         position,
-        occurred_max,
         compression: Some(SNAPSHOT_COMPRESSION.into()),
         state_bytes: Some(state.len() as u64),
     };
@@ -634,13 +628,13 @@ impl ReadModel {
                         }
                     }
                     if let (true, history) = due(snapshot_at, history_at) {
-                        let (bytes, occurred_max) = {
+                        let bytes = {
                             let state = m.state.read().await;
-                            (state.snapshot_bytes(), state.occurred_max)
+                            state.snapshot_bytes()
                         };
                         let d = dir.clone();
                         let w = tokio::task::spawn_blocking(move || {
-                            let written = write_snapshot(&d, last, occurred_max, &bytes);
+                            let written = write_snapshot(&d, last, &bytes);
                             let kept = (history && written.is_ok()).then(|| keep_history(&d, last));
                             (last, written, kept)
                         });

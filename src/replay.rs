@@ -377,7 +377,6 @@ pub async fn run_cli(
             crate::read_model::write_snapshot(
                 &snapshots,
                 rebuilt.position(),
-                rebuilt.occurred_max,
                 &bytes,
             )?;
             eprintln!(

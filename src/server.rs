@@ -314,12 +314,12 @@ pub async fn catch_up(
         .wait_for(|p| *p >= last)
         .await
         .map_err(|_| anyhow::anyhow!("the read model stopped before position {last}"))?;
-    let (bytes, occurred_max) = {
+    let bytes = {
         let state = model.state.read().await;
-        (state.snapshot_bytes(), state.occurred_max)
+        state.snapshot_bytes()
     };
     tokio::task::block_in_place(|| {
-        crate::read_model::write_snapshot(&snapshots, last, occurred_max, &bytes)
+        crate::read_model::write_snapshot(&snapshots, last, &bytes)
     })?;
     tracing::info!(
         position = last,

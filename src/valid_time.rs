@@ -348,10 +348,10 @@ pub async fn build(
         state.customers.position = until;
         let last = slice[slice.len() - 1];
         cuts.push((last.secs, last.nanos, last.position));
-        let (bytes, occurred_max) = (state.snapshot_bytes(), state.occurred_max);
+        let bytes = state.snapshot_bytes();
         let path = building.join(format!("{}.snapshot", i + 1));
         tokio::task::block_in_place(|| {
-            crate::read_model::write_snapshot_to(&path, until, occurred_max, &bytes)
+            crate::read_model::write_snapshot_to(&path, until, &bytes)
         })?;
     }
     let manifest = Manifest {

@@ -287,7 +287,6 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         rapport::read_model::write_snapshot(
             &snapshots,
             header.position,
-            header.occurred_max,
             &tampered,
         )
         .unwrap();

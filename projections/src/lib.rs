@@ -32,7 +32,6 @@ pub mod timers;
 pub mod warnings;
 pub mod wire;
 
-use chrono::{DateTime, Utc};
 use rapport_events::FoldEvent;
 
 /// A fold over the log.
@@ -55,11 +54,6 @@ pub struct ReadState {
     pub segments: Segments,
     pub warnings: warnings::Warnings,
     pub lifecycles: lifecycles::Lifecycles,
-    /// The latest `occurred_at` of the events applied, segment definitions and erasures
-    /// left out (they are lenses, applied to any business time). A state whose `occurred_max` is at or
-    /// before `T` is also the state at business time `T` up to its position, which lets a
-    /// `valid_at` query start from a snapshot.
-    pub occurred_max: Option<DateTime<Utc>>,
 }
 
 impl ReadState {
@@ -69,7 +63,6 @@ impl ReadState {
             segments: Segments::new(lifecycle),
             warnings: warnings::Warnings::new(warnings),
             lifecycles: lifecycles::Lifecycles::new(lifecycle),
-            occurred_max: None,
         }
     }
 
@@ -95,7 +88,6 @@ impl ReadState {
             &serde_json::json!({
                 "segments": &self.segments,
                 "warnings": &self.warnings,
-                "occurred_max": &self.occurred_max,
             }),
         )
         .expect("segments and warnings serialize");
@@ -119,7 +111,6 @@ impl ReadState {
         struct Parts {
             segments: Segments,
             warnings: warnings::Warnings,
-            occurred_max: Option<DateTime<Utc>>,
         }
         let mut rest = bytes;
         let customers = Customers::from_snapshot_bytes(part(&mut rest)?, threads)
@@ -129,7 +120,6 @@ impl ReadState {
         let Parts {
             mut segments,
             warnings,
-            occurred_max,
         } = serde_json::from_slice(rest).map_err(|e| format!("segments and warnings: {e}"))?;
         segments.compile();
         Ok(ReadState {
@@ -137,7 +127,6 @@ impl ReadState {
             segments,
             warnings,
             lifecycles,
-            occurred_max,
         })
     }
 }
@@ -162,12 +151,10 @@ impl Projection for ReadState {
     /// 18: communities and tags by name number (customers 10).
     /// 19: times in the binary parts as seconds and nanoseconds, not text (`wire`);
     ///     purchases as their three words; profiles in chunks (customers 11).
-    const VERSION: u32 = 19;
+    /// 20: no `occurred_max` (business time has builds of its own).
+    const VERSION: u32 = 20;
 
     fn apply(&mut self, ev: &FoldEvent) {
-        if !ev.event_type.applies_at_every_valid_time() {
-            self.occurred_max = self.occurred_max.max(Some(ev.occurred_at));
-        }
         self.customers.apply(ev);
         self.segments.apply(ev, &self.customers);
         self.warnings.apply(ev, &self.customers);
