@@ -300,21 +300,13 @@ pub fn load_snapshot_file(
 }
 
 /// Writes the live snapshot of `dir` atomically (temporary file, fsync, rename).
-pub fn write_snapshot(
-    dir: &Path,
-    position: u64,
-    state: &[u8],
-) -> std::io::Result<()> {
+pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     write_snapshot_to(&snapshot_path(dir), position, state)
 }
 
 /// Writes a snapshot file at `path` atomically (`path.tmp`, fsync, rename).
-pub fn write_snapshot_to(
-    path: &Path,
-    position: u64,
-    state: &[u8],
-) -> std::io::Result<()> {
+pub fn write_snapshot_to(path: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("snapshot.tmp");
     let mut f = std::fs::File::create(&tmp)?;

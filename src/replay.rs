@@ -220,12 +220,22 @@ impl TimeTravel {
                 state
             }
             Some(t) => {
-                let plan =
-                    crate::valid_time::plan(&self.log, self.snapshots.as_deref(), position, t)
-                        .await?;
-                let start = plan.start.and_then(|path| self.load(&path, position));
-                let start =
-                    start.unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
+                let builds = self
+                    .snapshots
+                    .as_deref()
+                    .map(|dir| (dir, &self.lifecycle, &self.warnings));
+                let mut plan = crate::valid_time::plan(&self.log, builds, position, t).await?;
+                let start = match plan.start.take() {
+                    None => ReadState::new(self.lifecycle, self.warnings.clone()),
+                    Some(path) => match self.load(&path, position) {
+                        Some(state) => state,
+                        None => {
+                            // Damaged (the load said why): every event up to `position`.
+                            plan = crate::valid_time::plan(&self.log, None, position, t).await?;
+                            ReadState::new(self.lifecycle, self.warnings.clone())
+                        }
+                    },
+                };
                 let mut state =
                     crate::valid_time::fold_keys(&self.log, start, plan.keys, count).await?;
                 // Business order visits positions out of order: the state says how far
@@ -374,11 +384,7 @@ pub async fn run_cli(
         None => {
             let started = std::time::Instant::now();
             let bytes = rebuilt.snapshot_bytes();
-            crate::read_model::write_snapshot(
-                &snapshots,
-                rebuilt.position(),
-                &bytes,
-            )?;
+            crate::read_model::write_snapshot(&snapshots, rebuilt.position(), &bytes)?;
             eprintln!(
                 "wrote the snapshot in {:.2} s",
                 started.elapsed().as_secs_f64()

@@ -229,6 +229,8 @@ pub async fn run(
                 min_events: valid_time,
             },
             opts.data_dir.join("snapshots"),
+            opts.config.lifecycle,
+            opts.config.early_warning.clone(),
         );
     }
     let kafka = match &opts.kafka {
@@ -318,9 +320,7 @@ pub async fn catch_up(
         let state = model.state.read().await;
         state.snapshot_bytes()
     };
-    tokio::task::block_in_place(|| {
-        crate::read_model::write_snapshot(&snapshots, last, &bytes)
-    })?;
+    tokio::task::block_in_place(|| crate::read_model::write_snapshot(&snapshots, last, &bytes))?;
     tracing::info!(
         position = last,
         seconds = started.elapsed().as_secs_f64(),

@@ -259,6 +259,9 @@ pub struct Manifest {
     /// The build covers the events `(0, until]`.
     pub until: u64,
     pub every_events: u64,
+    /// The thresholds it folded with: a build under others is not used.
+    pub lifecycle: LifecycleConfig,
+    pub warnings: WarningConfig,
     /// `cuts[i - 1]`: the last key folded into snapshot `i`, as (seconds, nanoseconds,
     /// position).
     cuts: Vec<(i64, u32, u64)>,
@@ -290,12 +293,28 @@ pub fn builds_dir(snapshots: &Path) -> PathBuf {
     snapshots.join("valid")
 }
 
-/// Complete builds with this code's state version, newest first.
-pub fn builds(snapshots: &Path) -> Vec<(PathBuf, Manifest)> {
+/// Complete builds with this code's state version and these thresholds, newest first.
+pub fn builds(
+    snapshots: &Path,
+    lifecycle: &LifecycleConfig,
+    warnings: &WarningConfig,
+) -> Vec<(PathBuf, Manifest)> {
+    let mut found: Vec<(PathBuf, Manifest)> = all_builds(snapshots)
+        .into_iter()
+        .filter(|(_, m)| {
+            m.version == ReadState::VERSION && m.lifecycle == *lifecycle && m.warnings == *warnings
+        })
+        .collect();
+    found.sort_unstable_by_key(|(_, m)| std::cmp::Reverse(m.until));
+    found
+}
+
+/// Every complete build, whatever it was built with.
+fn all_builds(snapshots: &Path) -> Vec<(PathBuf, Manifest)> {
     let Ok(entries) = std::fs::read_dir(builds_dir(snapshots)) else {
         return Vec::new();
     };
-    let mut found: Vec<(PathBuf, Manifest)> = entries
+    entries
         .filter_map(|e| e.ok())
         .filter(|e| {
             e.file_name()
@@ -305,11 +324,9 @@ pub fn builds(snapshots: &Path) -> Vec<(PathBuf, Manifest)> {
         .filter_map(|e| {
             let text = std::fs::read(e.path().join("manifest.json")).ok()?;
             let m: Manifest = serde_json::from_slice(&text).ok()?;
-            (m.version == ReadState::VERSION).then(|| (e.path(), m))
+            Some((e.path(), m))
         })
-        .collect();
-    found.sort_unstable_by_key(|(_, m)| std::cmp::Reverse(m.until));
-    found
+        .collect()
 }
 
 /// Folds the log `(0, until]` in business order and writes a build of it under
@@ -335,7 +352,7 @@ pub async fn build(
     }
     std::fs::create_dir_all(&building)
         .with_context(|| format!("creating {}", building.display()))?;
-    let mut state = ReadState::new(lifecycle, warnings);
+    let mut state = ReadState::new(lifecycle, warnings.clone());
     let mut cuts = Vec::new();
     for (i, slice) in keys.chunks(every_events as usize).enumerate() {
         let mut bytes = Vec::with_capacity(slice.len() * KEY_BYTES);
@@ -350,14 +367,14 @@ pub async fn build(
         cuts.push((last.secs, last.nanos, last.position));
         let bytes = state.snapshot_bytes();
         let path = building.join(format!("{}.snapshot", i + 1));
-        tokio::task::block_in_place(|| {
-            crate::read_model::write_snapshot_to(&path, until, &bytes)
-        })?;
+        tokio::task::block_in_place(|| crate::read_model::write_snapshot_to(&path, until, &bytes))?;
     }
     let manifest = Manifest {
         version: ReadState::VERSION,
         until,
         every_events,
+        lifecycle,
+        warnings,
         cuts,
     };
     write_synced(
@@ -370,7 +387,7 @@ pub async fn build(
     }
     std::fs::rename(&building, &target)?;
     std::fs::File::open(&root)?.sync_all()?;
-    for (dir, m) in builds(snapshots) {
+    for (dir, m) in all_builds(snapshots) {
         if m.until != until {
             std::fs::remove_dir_all(dir)?;
         }
@@ -386,10 +403,17 @@ pub fn spawn_builds(
     model: Arc<crate::read_model::ReadModel>,
     child: crate::read_model::FoldChild,
     snapshots: PathBuf,
+    lifecycle: LifecycleConfig,
+    warnings: WarningConfig,
 ) {
     tokio::spawn(async move {
         let mut applied = model.watch_applied();
-        let mut built = builds(&snapshots).first().map_or(0, |(_, m)| m.until);
+        let newest = || {
+            builds(&snapshots, &lifecycle, &warnings)
+                .first()
+                .map(|(_, m)| m.until)
+        };
+        let mut built = newest().unwrap_or(0);
         loop {
             let due = built + child.min_events;
             if applied.wait_for(|&p| p >= due).await.is_err() {
@@ -399,7 +423,7 @@ pub fn spawn_builds(
             let started = std::time::Instant::now();
             match child.run().await {
                 Ok(()) => {
-                    built = builds(&snapshots).first().map_or(at, |(_, m)| m.until);
+                    built = newest().unwrap_or(at);
                     tracing::info!(
                         until = built,
                         seconds = started.elapsed().as_secs_f64(),
@@ -452,13 +476,13 @@ pub struct Plan {
 /// every key up to `position`.
 pub async fn plan(
     log: &Log,
-    snapshots: Option<&Path>,
+    builds_in: Option<(&Path, &LifecycleConfig, &WarningConfig)>,
     position: u64,
     t: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
     let last = Key::last_by(t);
-    let build = snapshots
-        .map(builds)
+    let build = builds_in
+        .map(|(dir, lifecycle, warnings)| builds(dir, lifecycle, warnings))
         .unwrap_or_default()
         .into_iter()
         .find(|(_, m)| m.until <= position);

@@ -120,8 +120,7 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     assert_eq!(from_plain.applied_position(), header.position);
     wait(&from_plain, 50).await;
     assert_eq!(from_plain.state.read().await.snapshot_bytes(), built);
-    rapport::read_model::write_snapshot(&snapshots, header.position, &state)
-        .unwrap();
+    rapport::read_model::write_snapshot(&snapshots, header.position, &state).unwrap();
     let whole = std::fs::read(&path).unwrap();
     std::fs::write(&path, &whole[..whole.len() - 16]).unwrap();
     let from_cut = ReadModel::spawn(log.clone(), opts);

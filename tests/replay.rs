@@ -187,11 +187,13 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
                 let read_before = live.time_travel.events_read();
                 let valid = live.time_travel.state_at(p, Some(t)).await.unwrap();
                 let read = live.time_travel.events_read() - read_before;
+                // Digests per projection, so a failure names the projection that differs.
                 assert_eq!(
-                    valid.snapshot_bytes(),
-                    valid_at_by_definition(&log, p, t).await.snapshot_bytes(),
+                    replay::digests(&valid),
+                    replay::digests(&valid_at_by_definition(&log, p, t).await),
                     "seed {seed}: valid_at {t} at position {p}, {what}"
                 );
+                assert_eq!(valid.position(), p);
                 read
             }
         };
@@ -210,8 +212,8 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             let mut expected = valid_at_by_definition(&log, last, t).await;
             expected.customers.position = in_memory.position();
             assert_eq!(
-                in_memory.snapshot_bytes(),
-                expected.snapshot_bytes(),
+                replay::digests(&in_memory),
+                replay::digests(&expected),
                 "seed {seed}: valid_at {t} folded in memory"
             );
         }
@@ -236,6 +238,26 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             );
         }
         check(last * 2 / 3, times[1], "before the build").await;
+        // A build folded with other thresholds is not used; a damaged snapshot of it is not
+        // trusted.
+        let other = LifecycleConfig {
+            dormant_days: LifecycleConfig::default().dormant_days + 1,
+            ..LifecycleConfig::default()
+        };
+        assert!(
+            rapport::valid_time::builds(&snapshots, &other, &WarningConfig::default()).is_empty()
+        );
+        let (build_dir, _) = rapport::valid_time::builds(
+            &snapshots,
+            &LifecycleConfig::default(),
+            &WarningConfig::default(),
+        )
+        .remove(0);
+        let damaged = build_dir.join("4.snapshot");
+        let intact = std::fs::read(&damaged).unwrap();
+        std::fs::write(&damaged, &intact[..intact.len() / 2]).unwrap();
+        check(last, times[1], "a damaged build").await;
+        std::fs::write(&damaged, intact).unwrap();
         // Recorded after the build: on time, then a late one (it occurred on day 20),
         // then a segment definition (a lens, before every other event).
         let more = random_events(seed + 100, 30);
@@ -284,12 +306,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         let mut tampered = bytes[..at].to_vec();
         tampered.extend(to);
         tampered.extend(&bytes[at + from.len()..]);
-        rapport::read_model::write_snapshot(
-            &snapshots,
-            header.position,
-            &tampered,
-        )
-        .unwrap();
+        rapport::read_model::write_snapshot(&snapshots, header.position, &tampered).unwrap();
         let err = replay::run_cli(dir.path(), key(), &Default::default(), &[], true)
             .await
             .unwrap_err();

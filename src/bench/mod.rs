@@ -753,13 +753,14 @@ async fn as_of_queries(
         |_| {},
     )
     .await?;
-    let built: u64 = crate::valid_time::builds(&snapshots)
-        .first()
-        .and_then(|(dir, _)| std::fs::read_dir(dir).ok())
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len()))
-        .sum();
+    let built: u64 =
+        crate::valid_time::builds(&snapshots, &Default::default(), &Default::default())
+            .first()
+            .and_then(|(dir, _)| std::fs::read_dir(dir).ok())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len()))
+            .sum();
     println!(
         "{}   ({} snapshots every {every} events of business order, {} MB)",
         Rate {
