@@ -332,6 +332,11 @@ fn all_builds(snapshots: &Path) -> Vec<(PathBuf, Manifest)> {
 /// Folds the log `(0, until]` in business order and writes a build of it under
 /// `snapshots` (see the module's documentation); removes the older builds once it is in
 /// place. `on_batch` is told how many events were folded.
+///
+/// When an older build with the same thresholds and interval exists, the new one starts
+/// from it: its snapshots up to the first event recorded since (in business order) are
+/// kept (hard links), and only what comes after is folded again. On a log written roughly
+/// in business order that is the events since the last build and a little before them.
 pub async fn build(
     log: &Log,
     snapshots: &Path,
@@ -343,8 +348,6 @@ pub async fn build(
 ) -> anyhow::Result<Manifest> {
     use anyhow::Context as _;
     anyhow::ensure!(every_events > 0, "every_events must be at least 1");
-    let mut keys = scan_keys(log, 0, until).await?;
-    keys.sort_unstable();
     let root = builds_dir(snapshots);
     let building = root.join(format!("building-{until}"));
     if building.exists() {
@@ -352,9 +355,30 @@ pub async fn build(
     }
     std::fs::create_dir_all(&building)
         .with_context(|| format!("creating {}", building.display()))?;
-    let mut state = ReadState::new(lifecycle, warnings.clone());
-    let mut cuts = Vec::new();
-    for (i, slice) in keys.chunks(every_events as usize).enumerate() {
+    let previous = builds(snapshots, &lifecycle, &warnings)
+        .into_iter()
+        .find(|(_, m)| m.until <= until && m.every_events == every_events);
+    let start = match previous {
+        Some((dir, m)) => resume(log, &dir, m, until, &building).await?,
+        None => None,
+    };
+    let (mut state, mut cuts, keys) = match start {
+        Some(start) => start,
+        None => {
+            let mut keys = scan_keys(log, 0, until).await?;
+            keys.sort_unstable();
+            (
+                ReadState::new(lifecycle, warnings.clone()),
+                Vec::new(),
+                keys,
+            )
+        }
+    };
+    let kept = cuts.len();
+    // Compressing and writing a snapshot overlaps the fold of the next slice (one at a time).
+    let mut writing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+    for (n, slice) in keys.chunks(every_events as usize).enumerate() {
+        let i = kept + n;
         let mut bytes = Vec::with_capacity(slice.len() * KEY_BYTES);
         for k in slice {
             k.write(&mut bytes);
@@ -367,7 +391,15 @@ pub async fn build(
         cuts.push((last.secs, last.nanos, last.position));
         let bytes = state.snapshot_bytes();
         let path = building.join(format!("{}.snapshot", i + 1));
-        tokio::task::block_in_place(|| crate::read_model::write_snapshot_to(&path, until, &bytes))?;
+        if let Some(w) = writing.take() {
+            w.await??;
+        }
+        writing = Some(tokio::task::spawn_blocking(move || {
+            crate::read_model::write_snapshot_to(&path, until, &bytes)
+        }));
+    }
+    if let Some(w) = writing.take() {
+        w.await??;
     }
     let manifest = Manifest {
         version: ReadState::VERSION,
@@ -393,6 +425,61 @@ pub async fn build(
         }
     }
     Ok(manifest)
+}
+
+/// Where a build after `old` (in `dir`) starts: the state of the last snapshot that no
+/// event recorded since precedes in business order, the cuts up to it, and the keys to
+/// fold after it. Links the kept snapshots and slices into `building`. `None` when no
+/// snapshot can be kept (or it is unreadable): the build starts from the first event.
+async fn resume(
+    log: &Log,
+    dir: &Path,
+    old: Manifest,
+    until: u64,
+    building: &Path,
+) -> anyhow::Result<Option<(ReadState, Vec<(i64, u32, u64)>, Vec<Key>)>> {
+    let tail = scan_keys(log, old.until, until).await?;
+    let first = tail.iter().min().copied();
+    let Some(k) = (1..=old.snapshots())
+        .rev()
+        .find(|&i| first.is_none_or(|f| old.cut(i) < f))
+    else {
+        return Ok(None);
+    };
+    let state = tokio::task::block_in_place(|| {
+        crate::read_model::load_snapshot_file(
+            &dir.join(format!("{k}.snapshot")),
+            until,
+            &old.lifecycle,
+            &old.warnings,
+            crate::read_model::query_decode_threads(),
+        )
+    });
+    let Some(state) = state else {
+        return Ok(None);
+    };
+    for i in 0..k {
+        std::fs::hard_link(
+            dir.join(format!("{i}.keys")),
+            building.join(format!("{i}.keys")),
+        )?;
+        std::fs::hard_link(
+            dir.join(format!("{}.snapshot", i + 1)),
+            building.join(format!("{}.snapshot", i + 1)),
+        )?;
+    }
+    let mut keys = tail;
+    for i in k..old.snapshots() {
+        keys.extend(read_keys_file(&dir.join(format!("{i}.keys")))?);
+    }
+    keys.sort_unstable();
+    tracing::debug!(
+        kept = k,
+        of = old.snapshots(),
+        to_fold = keys.len(),
+        "business time: building on the previous build"
+    );
+    Ok(Some((state, old.cuts[..k].to_vec(), keys)))
 }
 
 /// `serve`'s builds (embedded store): whenever the read model has applied

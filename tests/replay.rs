@@ -180,7 +180,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         // business order; without a build (from the first event), from a build, and from a
         // build with events recorded after it.
         let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
-        let times = [10, 30, 50, 80].map(|days| t0 + Duration::days(days));
+        let times = [10, 30, 50, 62, 80].map(|days| t0 + Duration::days(days));
         let check = |p: u64, t: DateTime<Utc>, what: &'static str| {
             let (live, log) = (live.clone(), log.clone());
             async move {
@@ -258,12 +258,22 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         std::fs::write(&damaged, &intact[..intact.len() / 2]).unwrap();
         check(last, times[1], "a damaged build").await;
         std::fs::write(&damaged, intact).unwrap();
-        // Recorded after the build: on time, then a late one (it occurred on day 20),
-        // then a segment definition (a lens, before every other event).
-        let more = random_events(seed + 100, 30);
-        log.append(&more, None).await.unwrap();
+        // Recorded after the build: on time (after every event so far), then a late one
+        // (it occurred on day 60, two weeks before the log's end), then a segment
+        // definition (a lens, before every other event).
+        let on_time: Vec<Event> = (0..30)
+            .map(|i| {
+                parse_one(
+                    &json!({"type": "purchase", "customer": format!("c-{}", i % 7), "occurred_at": format!("2026-03-20T{:02}:00:00Z", i % 24), "data": {"order_id": format!("o-tail-{i}"), "amount": "5.00", "currency": "CNY"}}).to_string(),
+                    &mut uuid::Uuid::now_v7,
+                    true,
+                )
+                .unwrap()
+            })
+            .collect();
+        log.append(&on_time, None).await.unwrap();
         let late = parse_one(
-            r#"{"type":"purchase","customer":"c-3","occurred_at":"2026-01-21T00:00:00Z","data":{"order_id":"o-late","amount":"9.99","currency":"CNY"}}"#,
+            r#"{"type":"purchase","customer":"c-3","occurred_at":"2026-03-02T00:00:00Z","data":{"order_id":"o-late","amount":"9.99","currency":"CNY"}}"#,
             &mut uuid::Uuid::now_v7,
             true,
         )
@@ -272,6 +282,28 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         let tail_end = store.last_position();
         for t in times {
             check(tail_end, t, "a build and events after it").await;
+        }
+        // The next build starts from the previous one: it folds the events from the late
+        // one on (in business order), not the whole log.
+        let mut folded = 0;
+        let build = rapport::valid_time::build(
+            &log,
+            &snapshots,
+            tail_end,
+            EVERY,
+            LifecycleConfig::default(),
+            WarningConfig::default(),
+            |n| folded += n,
+        )
+        .await
+        .unwrap();
+        assert_eq!(build.until, tail_end);
+        assert!(
+            folded > 0 && folded < tail_end / 2,
+            "seed {seed}: the second build folded {folded} of {tail_end} events"
+        );
+        for t in times {
+            check(tail_end, t, "a build on a build").await;
         }
         let lens = parse_one(
             r#"{"type":"segment_defined","subject":"s-tail","occurred_at":"2027-01-01T00:00:00Z","data":{"name":"big","rule":{"field":"orders","op":">=","value":3}}}"#,
