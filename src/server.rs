@@ -214,6 +214,7 @@ pub async fn run(
     if let (Some(_), true) = (&embedded, valid_time > 0) {
         crate::valid_time::spawn_builds(
             read_model.clone(),
+            log.clone(),
             crate::read_model::FoldChild {
                 program: std::env::current_exe().context("cannot find the rapport executable")?,
                 args: vec![
@@ -342,6 +343,11 @@ pub async fn build_valid_time(
     // SAFETY: `prctl(PR_SET_PDEATHSIG)` only sets a signal for this process.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    // A build runs beside the server, often: the server's requests come first.
+    // SAFETY: `nice` only lowers this process's priority.
+    unsafe {
+        libc::nice(10);
     }
     let started = std::time::Instant::now();
     let (store, log) = open_log_read_only(data_dir, master).await?;

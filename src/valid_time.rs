@@ -482,12 +482,15 @@ async fn resume(
     Ok(Some((state, old.cuts[..k].to_vec(), keys)))
 }
 
-/// `serve`'s builds (embedded store): whenever the read model has applied
-/// `child.min_events` events past the newest build, runs `child` (`rapport valid-time`) to
-/// build again. One build at a time; a failed build is logged and tried again after as
-/// many events more.
+/// `serve`'s builds (embedded store): runs `child` (`rapport valid-time`) to build again
+/// whenever the read model has applied `child.min_events` events past the newest build,
+/// or sooner, once [`STALE_CHECK_EVENTS`] events recorded since the build include one that
+/// precedes the build's last snapshot in business order (a late import): until the next
+/// build, such an event sends `valid_at` queries after it back to an earlier snapshot. One
+/// build at a time; a failed build is logged and tried again after as many events more.
 pub fn spawn_builds(
     model: Arc<crate::read_model::ReadModel>,
+    log: Log,
     child: crate::read_model::FoldChild,
     snapshots: PathBuf,
     lifecycle: LifecycleConfig,
@@ -498,19 +501,45 @@ pub fn spawn_builds(
         let newest = || {
             builds(&snapshots, &lifecycle, &warnings)
                 .first()
-                .map(|(_, m)| m.until)
+                .map(|(_, m)| (m.until, m.cut(m.snapshots())))
         };
-        let mut built = newest().unwrap_or(0);
+        let (mut built, mut last_cut) = newest().unwrap_or((0, Key::MIN));
+        // The events since the build whose keys were looked at, and the least of them.
+        let (mut checked, mut first_since) = (built, None::<Key>);
         loop {
             let due = built + child.min_events;
-            if applied.wait_for(|&p| p >= due).await.is_err() {
+            let next_check = checked + STALE_CHECK_EVENTS;
+            if applied
+                .wait_for(|&p| p >= due || (built > 0 && p >= next_check))
+                .await
+                .is_err()
+            {
                 return; // the read model stopped
             }
             let at = *applied.borrow();
+            if at < due {
+                match scan_keys(&log, checked, at).await {
+                    Ok(keys) => {
+                        first_since = match (first_since, keys.into_iter().min()) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                        checked = at;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the keys of new events failed");
+                        checked = at;
+                        continue;
+                    }
+                }
+                if first_since.is_none_or(|f| f > last_cut) {
+                    continue;
+                }
+            }
             let started = std::time::Instant::now();
             match child.run().await {
                 Ok(()) => {
-                    built = newest().unwrap_or(at);
+                    (built, last_cut) = newest().unwrap_or((at, last_cut));
                     tracing::info!(
                         until = built,
                         seconds = started.elapsed().as_secs_f64(),
@@ -525,9 +554,14 @@ pub fn spawn_builds(
                     built = at;
                 }
             }
+            (checked, first_since) = (built, None);
         }
     });
 }
+
+/// How many new events `serve` lets through before it looks whether they make the newest
+/// business-time build stale (see [`spawn_builds`]).
+pub const STALE_CHECK_EVENTS: u64 = 1_000;
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

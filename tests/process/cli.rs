@@ -669,7 +669,7 @@ fn the_server_builds_business_time_in_a_child_process_and_valid_at_answers_from_
     std::fs::write(
         &config,
         r#"{"read_model": {"catch_up_in_child_events": 0},
-            "time_travel": {"valid_time_every_events": 100, "valid_time_rebuild_after_events": 1000}}"#,
+            "time_travel": {"valid_time_every_events": 100, "valid_time_rebuild_after_events": 1200}}"#,
     )
     .unwrap();
     let mut command = rapport();
@@ -678,21 +678,30 @@ fn the_server_builds_business_time_in_a_child_process_and_valid_at_answers_from_
         .env("NO_COLOR", "1")
         .env("RAPPORT_CONFIG", &config);
     let mut server = Server::start_with(&data, &master, command, std::process::Stdio::piped());
-    // The server logs the build once its child is done; the log is read as it comes (no
-    // waiting on the clock), then drained so the server never blocks on it.
-    let mut log = std::io::BufReader::new(server.child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut log, &mut line).unwrap();
-        assert!(n > 0, "the server ended before a build: {seen}");
-        seen.push_str(&line);
-        if line.contains("built business time (valid_at)") {
-            break;
+    // The server logs each build once its child is done. A thread reads the log as it
+    // comes (so the server never blocks on it); the deadline only bounds a failure.
+    let log = std::io::BufReader::new(server.child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(log) {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
         }
-        assert!(!line.contains("failed"), "{seen}");
-    }
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    });
+    let mut lines = String::new();
+    let mut next_build = || loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .unwrap_or_else(|e| panic!("no build ({e}): {lines}"));
+        lines.push_str(&line);
+        lines.push('\n');
+        if line.contains("built business time (valid_at)") {
+            return lines.clone();
+        }
+        assert!(!line.contains("failed"), "{lines}");
+    };
+    let seen = next_build();
     let manifest = data.join(format!("snapshots/valid/{last}/manifest.json"));
     assert!(manifest.exists(), "{seen}");
     let client = reqwest::blocking::Client::new();
@@ -711,4 +720,32 @@ fn the_server_builds_business_time_in_a_child_process_and_valid_at_answers_from_
     };
     assert_eq!(orders("2026-01-31"), 1, "the till's sale, recorded last");
     assert_eq!(orders("2026-03-01"), 5);
+    // A late import (1,000 sales of January: fewer than the 1,200 events after which the
+    // log's growth starts a build) makes the build stale: the server builds again.
+    let mut late = String::new();
+    for i in 0..1000 {
+        late.push_str(&format!(
+            r#"{{"type":"purchase","customer":"c-{}","occurred_at":"2026-01-20T10:00:00Z","data":{{"order_id":"o-late-{i}","amount":"1.00","currency":"EUR"}}}}"#,
+            i % 10
+        ));
+        late.push('\n');
+    }
+    let status = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&server.admin)
+        .header("content-type", "application/x-ndjson")
+        .body(late)
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let seen = next_build();
+    let rebuilt = data.join(format!("snapshots/valid/{}/manifest.json", last + 1000));
+    assert!(rebuilt.exists(), "{seen}");
+    assert!(!manifest.exists(), "the older build is removed");
+    assert_eq!(
+        orders("2026-01-31"),
+        101,
+        "the till's sale and the late import's"
+    );
 }
