@@ -511,3 +511,99 @@ async fn folds_read_complaint_text_until_it_is_erased() {
     let state = fold_all(&log, store.last_position()).await;
     assert_eq!(text_alerts(&state), 0, "erased texts tie no one");
 }
+
+/// What a `valid_at` state says about the business, leaving out log positions (which
+/// depend on the order events were recorded in): per customer its orders, revenue, first
+/// and last activity and referees; segment members; alerts.
+fn business_view(s: &ReadState, t: DateTime<Utc>) -> String {
+    let mut out = Vec::new();
+    for p in s.customers.sorted() {
+        let referees: Vec<&str> = p
+            .referees
+            .iter()
+            .filter_map(|n| s.customers.by_number(*n).map(|r| r.id.as_str()))
+            .collect();
+        out.push(format!(
+            "{} orders {} revenue {:?} seen {:?}..{:?} referees {referees:?}",
+            p.id,
+            p.orders_until(t),
+            p.net_revenue(t),
+            p.first_seen,
+            p.last_seen
+        ));
+    }
+    out.push(format!("lapsed {:?}", s.segments.members("lapsed")));
+    for a in s.warnings.alerts() {
+        out.push(format!(
+            "alert {} {:?} {:?} {:?} {:?} {:?} raised at {}",
+            a.id, a.kind, a.level, a.keys, a.complaints, a.customers, a.raised_at
+        ));
+    }
+    out.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn valid_at_answers_do_not_depend_on_the_order_events_were_recorded_in() {
+    let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+    for seed in [7u64, 8, 9] {
+        let mut rng = StdRng::seed_from_u64(seed);
+        // Distinct business times (a tie would be broken by position, which differs).
+        let mut minutes: Vec<i64> = (0..400).map(|i| i * 97).collect();
+        rand::seq::SliceRandom::shuffle(minutes.as_mut_slice(), &mut rng);
+        let mut events: Vec<Event> = minutes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let c = format!("c-{}", rng.gen_range(0..20));
+                let at = rapport_events::envelope::format_time(&(t0 + Duration::minutes(*m)));
+                let ev = match rng.gen_range(0..6) {
+                    0 | 1 => {
+                        json!({"type": "purchase", "customer": c, "occurred_at": at, "data": {"order_id": format!("o-{i}"), "amount": format!("{}.50", rng.gen_range(1..90)), "currency": "CNY"}})
+                    }
+                    2 => {
+                        json!({"type": "community_joined", "customer": c, "occurred_at": at, "data": {"community": format!("g-{}", rng.gen_range(0..2))}})
+                    }
+                    3 => {
+                        json!({"type": "referral", "customer": c, "occurred_at": at, "data": {"referee": format!("c-{}", rng.gen_range(0..20))}})
+                    }
+                    _ => {
+                        json!({"type": "complaint", "customer": c, "occurred_at": at, "data": {"complaint_id": format!("k-{i}"), "about": {"batch": "B1"}, "text": TEXTS[rng.gen_range(0..3)]}})
+                    }
+                };
+                parse_one(&ev.to_string(), &mut uuid::Uuid::now_v7, true).unwrap()
+            })
+            .collect();
+        events.push(parse_one(&json!({"type": "segment_defined", "subject": "lapsed", "occurred_at": "2027-01-01T00:00:00Z", "data": {"name": "lapsed", "rule": {"field": "days_since_last_purchase", "op": ">=", "value": 5}}}).to_string(), &mut uuid::Uuid::now_v7, true).unwrap());
+        let mut shuffled = events.clone();
+        rand::seq::SliceRandom::shuffle(shuffled.as_mut_slice(), &mut rng);
+        let mut views = Vec::new();
+        for order in [&events, &shuffled] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+            let log = Log::new(
+                store.clone() as Arc<dyn EventStore>,
+                Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+            );
+            for batch in order.chunks(17) {
+                log.append(batch, None).await.unwrap();
+            }
+            let tt = replay::TimeTravel::new(
+                log.clone(),
+                None,
+                LifecycleConfig::default(),
+                WarningConfig::default(),
+            );
+            let mut view = Vec::new();
+            for days in [5, 14, 30] {
+                let t = t0 + Duration::days(days);
+                let s = tt.state_at(store.last_position(), Some(t)).await.unwrap();
+                view.push(business_view(&s, t));
+            }
+            views.push(view);
+        }
+        assert!(views[0][2].contains("alert"), "seed {seed}: alerts raised");
+        for (a, b) in views[0].iter().zip(&views[1]) {
+            assert_eq!(a, b, "seed {seed}");
+        }
+    }
+}

@@ -151,7 +151,8 @@ impl Projection for ReadState {
     /// 18: communities and tags by name number (customers 10).
     /// 19: times in the binary parts as seconds and nanoseconds, not text (`wire`);
     ///     purchases as their three words; profiles in chunks (customers 11).
-    /// 20: no `occurred_max` (business time has builds of its own).
+    /// 20: no `occurred_max` (business time has builds of its own); of several alerts
+    ///     holding a cluster's complaints, the one raised first in business time is updated.
     const VERSION: u32 = 20;
 
     fn apply(&mut self, ev: &FoldEvent) {

@@ -921,7 +921,13 @@ impl Warnings {
                 .filter(|e| e.echo.is_none())
                 .filter_map(|e| self.alert_of.get(&e.position))
                 .filter(|id| self.alerts.get(*id).is_some_and(|a| a.kind == kind))
-                .min_by_key(|id| self.alerts.get(*id).map(|a| a.raised_at_position))
+                // The first raised in business time (a `valid_at` fold visits positions
+                // out of order), then by position.
+                .min_by_key(|id| {
+                    self.alerts
+                        .get(*id)
+                        .map(|a| (a.raised_at, a.raised_at_position))
+                })
                 .cloned()
         });
         let id = existing.unwrap_or_else(|| alert_id(kind, &first.complaint));
