@@ -24,6 +24,8 @@ use crate::{
 
 /// Rows handed to a writer at once (and rows per Parquet row group batch).
 const EXPORT_CHUNK_ROWS: usize = 65_536;
+/// Batches of `EXPORT_CHUNK_ROWS` read ahead of the Parquet writer.
+const PARQUET_QUEUE_BATCHES: usize = 2;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub enum Format {
@@ -473,9 +475,19 @@ pub fn events_parquet<W: Write + Send>(
         personal: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 8),
         rows: 0,
     };
-    let flush = |b: &mut B, w: &mut parquet::arrow::ArrowWriter<W>| -> anyhow::Result<()> {
+    // Encoding and compressing a batch (the Parquet writer) runs on a thread of its own
+    // while the next batch is read: the export uses both cores.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PARQUET_QUEUE_BATCHES);
+    let encode = move || -> anyhow::Result<()> {
+        for batch in rx {
+            writer.write(&batch)?;
+        }
+        writer.close()?;
+        Ok(())
+    };
+    let flush = |b: &mut B, tx: &std::sync::mpsc::SyncSender<RecordBatch>| -> bool {
         if b.rows == 0 {
-            return Ok(());
+            return true;
         }
         let arrays: Vec<ArrayRef> = vec![
             Arc::new(b.position.finish()),
@@ -492,16 +504,18 @@ pub fn events_parquet<W: Write + Send>(
             Arc::new(b.metadata.finish()),
             Arc::new(b.personal.finish()),
         ];
-        w.write(&RecordBatch::try_new(schema.clone(), arrays)?)?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), arrays).expect("the builders match the schema");
         b.rows = 0;
-        Ok(())
+        // A closed channel means the writer failed; its error is what the join returns.
+        tx.send(batch).is_ok()
     };
-    let mut b = new();
-    let mut n = 0u64;
-    let mut failed: Option<anyhow::Error> = None;
-    let mut id_buf = uuid::Uuid::encode_buffer();
-    store
-        .for_each_raw_blocking(after, until, |r| {
+    std::thread::scope(|scope| -> anyhow::Result<u64> {
+        let encoder = scope.spawn(encode);
+        let mut b = new();
+        let mut n = 0u64;
+        let mut id_buf = uuid::Uuid::encode_buffer();
+        let read = store.for_each_raw_blocking(after, until, |r| {
             let operator =
                 rapport_events::EventType::parse(r.event_type).is_some_and(|t| t.is_operator());
             b.position.append_value(r.position);
@@ -534,16 +548,23 @@ pub fn events_parquet<W: Write + Send>(
             b.metadata.append_option(r.metadata);
             b.rows += 1;
             n += 1;
-            if b.rows >= EXPORT_CHUNK_ROWS {
-                if let Err(e) = flush(&mut b, &mut writer) {
-                    failed = Some(e);
-                    return Err(StoreError::Io("export writer failed".into()));
-                }
+            if b.rows >= EXPORT_CHUNK_ROWS && !flush(&mut b, &tx) {
+                return Err(StoreError::Io("export writer failed".into()));
             }
             Ok(())
-        })
-        .map_err(|e| failed.take().unwrap_or_else(|| e.into()))?;
-    flush(&mut b, &mut writer)?;
-    writer.close()?;
-    Ok(n)
+        });
+        if read.is_ok() {
+            flush(&mut b, &tx);
+        }
+        drop(tx);
+        let written = encoder
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // A failed send means the writer failed: its error comes first.
+        match (read, written) {
+            (_, Err(e)) => Err(e),
+            (Err(e), Ok(())) => Err(e.into()),
+            (Ok(()), Ok(())) => Ok(n),
+        }
+    })
 }
