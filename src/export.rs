@@ -442,6 +442,19 @@ pub fn events_parquet<W: Write + Send>(
     access: PersonalAccess,
     out: W,
 ) -> anyhow::Result<u64> {
+    events_parquet_in_batches(store, log, after, until, access, out, EXPORT_CHUNK_ROWS)
+}
+
+/// [`events_parquet`] in record batches of `batch_rows` (tests use small ones).
+pub fn events_parquet_in_batches<W: Write + Send>(
+    store: &SqliteStore,
+    log: &Log,
+    after: u64,
+    until: u64,
+    access: PersonalAccess,
+    out: W,
+    batch_rows: usize,
+) -> anyhow::Result<u64> {
     let (schema, mut writer) = parquet_writer(EVENT_COLUMNS, out)?;
     struct B {
         position: UInt64Builder,
@@ -460,19 +473,19 @@ pub fn events_parquet<W: Write + Send>(
         rows: usize,
     }
     let new = || B {
-        position: UInt64Builder::with_capacity(EXPORT_CHUNK_ROWS),
-        stream: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 16),
-        stream_version: UInt64Builder::with_capacity(EXPORT_CHUNK_ROWS),
-        recorded_at: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 30),
-        id: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 36),
-        ty: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 10),
-        version: UInt64Builder::with_capacity(EXPORT_CHUNK_ROWS),
-        customer: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 8),
-        subject: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, 0),
-        occurred_at: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 20),
-        data: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 160),
-        metadata: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 20),
-        personal: StringBuilder::with_capacity(EXPORT_CHUNK_ROWS, EXPORT_CHUNK_ROWS * 8),
+        position: UInt64Builder::with_capacity(batch_rows),
+        stream: StringBuilder::with_capacity(batch_rows, batch_rows * 16),
+        stream_version: UInt64Builder::with_capacity(batch_rows),
+        recorded_at: StringBuilder::with_capacity(batch_rows, batch_rows * 30),
+        id: StringBuilder::with_capacity(batch_rows, batch_rows * 36),
+        ty: StringBuilder::with_capacity(batch_rows, batch_rows * 10),
+        version: UInt64Builder::with_capacity(batch_rows),
+        customer: StringBuilder::with_capacity(batch_rows, batch_rows * 8),
+        subject: StringBuilder::with_capacity(batch_rows, 0),
+        occurred_at: StringBuilder::with_capacity(batch_rows, batch_rows * 20),
+        data: StringBuilder::with_capacity(batch_rows, batch_rows * 160),
+        metadata: StringBuilder::with_capacity(batch_rows, batch_rows * 20),
+        personal: StringBuilder::with_capacity(batch_rows, batch_rows * 8),
         rows: 0,
     };
     // Encoding and compressing a batch (the Parquet writer) runs on a thread of its own
@@ -548,7 +561,7 @@ pub fn events_parquet<W: Write + Send>(
             b.metadata.append_option(r.metadata);
             b.rows += 1;
             n += 1;
-            if b.rows >= EXPORT_CHUNK_ROWS && !flush(&mut b, &tx) {
+            if b.rows >= batch_rows && !flush(&mut b, &tx) {
                 return Err(StoreError::Io("export writer failed".into()));
             }
             Ok(())

@@ -607,3 +607,45 @@ async fn valid_at_answers_do_not_depend_on_the_order_events_were_recorded_in() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parquet_export_in_many_batches_keeps_every_event_in_log_order() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let log = Log::new(
+        store.clone() as Arc<dyn EventStore>,
+        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+    );
+    for batch in random_events(11, 500).chunks(50) {
+        log.append(batch, None).await.unwrap();
+    }
+    let mut out = Vec::new();
+    // 500 events in batches of 7: 72 record batches through the writer's queue.
+    let n = tokio::task::block_in_place(|| {
+        rapport::export::events_parquet_in_batches(
+            &store,
+            &log,
+            0,
+            u64::MAX,
+            rapport::log::PersonalAccess::Withheld,
+            &mut out,
+            7,
+        )
+    })
+    .unwrap();
+    assert_eq!(n, 500);
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut positions = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt64Type>(
+            batch.column(0),
+        );
+        positions.extend(col.values().iter().copied());
+    }
+    assert_eq!(positions, (1..=500).collect::<Vec<u64>>());
+}
