@@ -206,7 +206,7 @@ pub enum Command {
         write_log: Option<PathBuf>,
         /// A synthetic log in business order, with this percentage of its events arriving
         /// late (by up to 7 days). Without it the log's times cycle through March every 28
-        /// events (the worst case for `valid_at` queries).
+        /// events (business times shuffled: the hardest log for business-time builds).
         #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
         late_percent: Option<u8>,
     },

@@ -14,7 +14,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 #[derive(Clone, Copy, Debug)]
 pub enum LogTimes {
     /// Cycling through March 2026 every 28 events, so every part of the log holds every day
-    /// of the month: the worst case for `valid_at` (99% of the events are late).
+    /// of the month (99% of the events are late): no business-time build can keep a
+    /// snapshot when such events arrive.
     Shuffled,
     /// In business order over the year 2025 (the whole log spans it), with this percentage
     /// of the events arriving late, by up to [`LATE_BY_DAYS_MAX`] days.
