@@ -467,9 +467,17 @@ pub async fn diff(
         Some(t) => point("to", t).await?,
         None => (last, None),
     };
-    let tt = &state.read_model.time_travel;
-    let a = tt.state_at(from.0, from.1).await?;
-    let b = tt.state_at(to.0, to.1).await?;
+    // The two states are built at once, on two cores when there are.
+    let model = state.read_model.clone();
+    let a = tokio::spawn(async move { model.time_travel.state_at(from.0, from.1).await });
+    let b = state.read_model.time_travel.state_at(to.0, to.1).await;
+    let a = a.await.map_err(|e| {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        ApiError::Internal("the past state's task was cancelled".into())
+    })??;
+    let b = b?;
     if a.segments.get(&id).is_none() && b.segments.get(&id).is_none() {
         return Err(ApiError::NotFound(format!(
             "segment `{id}` is defined at neither point"
