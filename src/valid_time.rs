@@ -484,10 +484,12 @@ async fn resume(
 
 /// `serve`'s builds (embedded store): runs `child` (`rapport valid-time`) to build again
 /// whenever the read model has applied `child.min_events` events past the newest build,
-/// or sooner, once [`STALE_CHECK_EVENTS`] events recorded since the build include one that
-/// precedes the build's last snapshot in business order (a late import): until the next
-/// build, such an event sends `valid_at` queries after it back to an earlier snapshot. One
-/// build at a time; a failed build is logged and tried again after as many events more.
+/// or sooner, as soon as an event recorded since the build precedes the build's last
+/// snapshot in business order (a late import, a segment definition): until the next build,
+/// such an event sends `valid_at` queries after it back to an earlier snapshot. The keys of
+/// new events are read as the read model applies them (several batches at once when it is
+/// ahead). One build at a time; a failed build is logged and tried again after as many
+/// events more.
 pub fn spawn_builds(
     model: Arc<crate::read_model::ReadModel>,
     log: Log,
@@ -508,9 +510,8 @@ pub fn spawn_builds(
         let (mut checked, mut first_since) = (built, None::<Key>);
         loop {
             let due = built + child.min_events;
-            let next_check = checked + STALE_CHECK_EVENTS;
             if applied
-                .wait_for(|&p| p >= due || (built > 0 && p >= next_check))
+                .wait_for(|&p| p >= due || (built > 0 && p > checked))
                 .await
                 .is_err()
             {
@@ -558,10 +559,6 @@ pub fn spawn_builds(
         }
     });
 }
-
-/// How many new events `serve` lets through before it looks whether they make the newest
-/// business-time build stale (see [`spawn_builds`]).
-pub const STALE_CHECK_EVENTS: u64 = 1_000;
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

@@ -748,4 +748,16 @@ fn the_server_builds_business_time_in_a_child_process_and_valid_at_answers_from_
         101,
         "the till's sale and the late import's"
     );
+    // A segment definition alone applies to all of business time: it too starts a build.
+    let status = client
+        .post(format!("{}/v1/segments", server.base))
+        .bearer_auth(&server.admin)
+        .json(&serde_json::json!({"id": "loyal", "name": "Loyal", "rule": {"field": "orders", "op": ">=", "value": 3}}))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let seen = next_build();
+    let rebuilt = data.join(format!("snapshots/valid/{}/manifest.json", last + 1001));
+    assert!(rebuilt.exists(), "{seen}");
 }
