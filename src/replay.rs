@@ -208,41 +208,22 @@ impl TimeTravel {
                     .as_deref()
                     .and_then(|dir| history_snapshot_before(dir, position))
                     .and_then(|(_, path)| self.load(&path, position));
-                let start =
-                    start.unwrap_or_else(|| ReadState::new(self.lifecycle, self.warnings.clone()));
-                fold(&self.log, start, position, count).await?
+                fold(
+                    &self.log,
+                    start.unwrap_or_else(|| self.empty()),
+                    position,
+                    count,
+                )
+                .await?
             }
             Some(t) if !self.log.store.point_reads_are_cheap() => {
-                let start = ReadState::new(self.lifecycle, self.warnings.clone());
                 let mut state =
-                    crate::valid_time::fold_in_memory(&self.log, start, position, t, count).await?;
+                    crate::valid_time::fold_in_memory(&self.log, self.empty(), position, t, count)
+                        .await?;
                 state.customers.position = position;
                 state
             }
-            Some(t) => {
-                let builds = self
-                    .snapshots
-                    .as_deref()
-                    .map(|dir| (dir, &self.lifecycle, &self.warnings));
-                let mut plan = crate::valid_time::plan(&self.log, builds, position, t).await?;
-                let start = match plan.start.take() {
-                    None => ReadState::new(self.lifecycle, self.warnings.clone()),
-                    Some(path) => match self.load(&path, position) {
-                        Some(state) => state,
-                        None => {
-                            // Damaged (the load said why): every event up to `position`.
-                            plan = crate::valid_time::plan(&self.log, None, position, t).await?;
-                            ReadState::new(self.lifecycle, self.warnings.clone())
-                        }
-                    },
-                };
-                let mut state =
-                    crate::valid_time::fold_keys(&self.log, start, plan.keys, count).await?;
-                // Business order visits positions out of order: the state says how far
-                // the log was read.
-                state.customers.position = position;
-                state
-            }
+            Some(t) => self.valid_state(position, t, count).await?,
         };
         let state = Arc::new(state);
         let evicted = {
@@ -256,6 +237,61 @@ impl TimeTravel {
             tokio::task::spawn_blocking(move || drop(old));
         }
         Ok(state)
+    }
+
+    /// The business-time state at `(position, t)`: from the newest usable build when
+    /// there is one (see `valid_time::plan`), else from the first event.
+    async fn valid_state(
+        &self,
+        position: u64,
+        t: DateTime<Utc>,
+        count: impl FnMut(u64),
+    ) -> Result<ReadState, StoreError> {
+        let builds = self
+            .snapshots
+            .as_deref()
+            .map(|dir| (dir, &self.lifecycle, &self.warnings));
+        // A build replaced while this query read it (its files removed) is looked for
+        // again, once; what still does not load is damaged (the load said why): then every
+        // event up to `position`.
+        let mut planned = None;
+        for _attempt in 0..2 {
+            match crate::valid_time::plan(&self.log, builds, position, t).await {
+                Ok(plan) => match plan.start {
+                    None => {
+                        planned = Some((self.empty(), plan.keys));
+                        break;
+                    }
+                    Some(path) => {
+                        if let Some(state) = self.load(&path, position) {
+                            planned = Some((state, plan.keys));
+                            break;
+                        }
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "a business-time build could not be read");
+                }
+            }
+        }
+        let (start, keys) = match planned {
+            Some(planned) => planned,
+            None => (
+                self.empty(),
+                crate::valid_time::plan(&self.log, None, position, t)
+                    .await?
+                    .keys,
+            ),
+        };
+        let mut state = crate::valid_time::fold_keys(&self.log, start, keys, count).await?;
+        // Business order visits positions out of order: the state says how far the log was
+        // read.
+        state.customers.position = position;
+        Ok(state)
+    }
+
+    fn empty(&self) -> ReadState {
+        ReadState::new(self.lifecycle, self.warnings.clone())
     }
 
     /// Loads a snapshot for a query, decoding on every core. Reading and decoding one takes

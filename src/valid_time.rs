@@ -349,10 +349,15 @@ pub async fn build(
     use anyhow::Context as _;
     anyhow::ensure!(every_events > 0, "every_events must be at least 1");
     let root = builds_dir(snapshots);
-    let building = root.join(format!("building-{until}"));
-    if building.exists() {
-        std::fs::remove_dir_all(&building)?;
+    // What a build that did not finish (the process was killed) left behind.
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for e in entries.filter_map(|e| e.ok()) {
+            if e.file_name().to_string_lossy().starts_with("building-") {
+                std::fs::remove_dir_all(e.path())?;
+            }
+        }
     }
+    let building = root.join(format!("building-{until}"));
     std::fs::create_dir_all(&building)
         .with_context(|| format!("creating {}", building.display()))?;
     let previous = builds(snapshots, &lifecycle, &warnings)

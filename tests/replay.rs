@@ -258,6 +258,16 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         std::fs::write(&damaged, &intact[..intact.len() / 2]).unwrap();
         check(last, times[1], "a damaged build").await;
         std::fs::write(&damaged, intact).unwrap();
+        let slices: Vec<_> = (0..build.snapshots())
+            .map(|i| build_dir.join(format!("{i}.keys")))
+            .collect();
+        for s in &slices {
+            std::fs::rename(s, s.with_extension("away")).unwrap();
+        }
+        check(last, times[1], "a build missing its slices").await;
+        for s in &slices {
+            std::fs::rename(s.with_extension("away"), s).unwrap();
+        }
         // Recorded after the build: on time (after every event so far), then a late one
         // (it occurred on day 60, two weeks before the log's end), then a segment
         // definition (a lens, before every other event).
@@ -284,7 +294,10 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             check(tail_end, t, "a build and events after it").await;
         }
         // The next build starts from the previous one: it folds the events from the late
-        // one on (in business order), not the whole log.
+        // one on (in business order), not the whole log. What a killed build left behind
+        // goes.
+        let left_behind = rapport::valid_time::builds_dir(&snapshots).join("building-7");
+        std::fs::create_dir_all(&left_behind).unwrap();
         let mut folded = 0;
         let build = rapport::valid_time::build(
             &log,
@@ -298,6 +311,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         .await
         .unwrap();
         assert_eq!(build.until, tail_end);
+        assert!(!left_behind.exists());
         assert!(
             folded > 0 && folded < tail_end / 2,
             "seed {seed}: the second build folded {folded} of {tail_end} events"
