@@ -772,10 +772,8 @@ async fn as_of_queries(
         m.snapshots(),
         built / 1_000_000
     );
-    let mut seconds = Vec::new();
-    let mut read = 0;
-    for _ in 0..VALID_AT_QUERIES {
-        let t = match times {
+    let pick = |rng: &mut StdRng| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        Ok(match times {
             LogTimes::Shuffled => {
                 let day = rng.gen_range(1..=28);
                 chrono::DateTime::parse_from_rfc3339(&format!("2026-03-{day:02}T12:00:00Z"))?
@@ -785,19 +783,85 @@ async fn as_of_queries(
                 let (start, span) = LogTimes::in_order_span();
                 start + span * rng.gen_range(5..95) / 100
             }
-        };
-        let (secs, events) = query(last, Some(t)).await?;
-        seconds.push(secs);
-        read += events;
-    }
-    let (median, max) = median_max(seconds);
+        })
+    };
+    let valid_at_queries = |position: u64, rng: &mut StdRng| {
+        let ts: anyhow::Result<Vec<_>> = (0..VALID_AT_QUERIES).map(|_| pick(rng)).collect();
+        async move {
+            let mut seconds = Vec::new();
+            let mut read = 0;
+            for t in ts? {
+                let (secs, events) = query(position, Some(t)).await?;
+                seconds.push(secs);
+                read += events;
+            }
+            let (median, max) = median_max(seconds);
+            anyhow::Ok((median, max, read / VALID_AT_QUERIES as u64))
+        }
+    };
+    let (median, max, read) = valid_at_queries(last, &mut rng).await?;
     println!(
-        "valid_at query (at the last position, {VALID_AT_QUERIES} queries; {}): median {median:.2} s, max {max:.2} s, {} events read per query on average",
+        "valid_at query (at the last position, {VALID_AT_QUERIES} queries; {}): median {median:.2} s, max {max:.2} s, {read} events read per query on average",
         times.describe(),
-        read / VALID_AT_QUERIES as u64
+    );
+    // A late import recorded after the build: events that occurred in the middle of the
+    // log's business time. Until the next build, a query after that time starts from a
+    // snapshot before it; the next build keeps the snapshots before it.
+    let late_at = match times {
+        LogTimes::Shuffled => {
+            chrono::DateTime::parse_from_rfc3339("2026-03-15T00:00:00Z")?.to_utc()
+        }
+        LogTimes::InOrder { .. } => {
+            let (start, span) = LogTimes::in_order_span();
+            start + span / 2
+        }
+    };
+    let late: Vec<rapport_events::Event> = (0..LATE_IMPORT_EVENTS)
+        .map(|i| {
+            let at = rapport_events::envelope::format_time(
+                &(late_at + chrono::Duration::seconds(i as i64)),
+            );
+            rapport_events::parse_one(
+                &format!(
+                    r#"{{"type":"purchase","customer":"c-{i}","occurred_at":"{at}","data":{{"order_id":"late-{i}","amount":"9.90","currency":"CNY"}}}}"#
+                ),
+                &mut uuid::Uuid::now_v7,
+                true,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    log.append(&late, None).await?;
+    let with_late = log.store.last_position();
+    let (median, max, read) = valid_at_queries(with_late, &mut rng).await?;
+    println!(
+        "valid_at query after {LATE_IMPORT_EVENTS} events that occurred on {late_at} were recorded, before the next build: median {median:.2} s, max {max:.2} s, {read} events read per query on average"
+    );
+    let started = Instant::now();
+    let mut folded = 0;
+    let m = crate::valid_time::build(
+        log,
+        &snapshots,
+        with_late,
+        every,
+        Default::default(),
+        Default::default(),
+        |n| folded += n,
+    )
+    .await?;
+    println!(
+        "the business-time build after them: {:.2} s, {folded} events folded ({} snapshots)",
+        started.elapsed().as_secs_f64(),
+        m.snapshots()
+    );
+    let (median, max, read) = valid_at_queries(with_late, &mut rng).await?;
+    println!(
+        "valid_at query after that build: median {median:.2} s, max {max:.2} s, {read} events read per query on average"
     );
     Ok(())
 }
+
+/// Events of the late import in the `valid_at` benchmark.
+const LATE_IMPORT_EVENTS: usize = 1_000;
 
 /// `valid_at` queries measured.
 const VALID_AT_QUERIES: usize = 5;
