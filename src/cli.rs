@@ -559,10 +559,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CatchUp { data } => {
+            server::die_with_parent();
             let (master, config) = child_input()?;
             server::catch_up(&data.data_dir, master, &config).await
         }
         Command::ValidTime { data } => {
+            server::die_with_parent();
             let (master, config) = child_input()?;
             server::build_valid_time(&data.data_dir, master, &config).await
         }
@@ -666,6 +668,7 @@ async fn run_keys(data: DataDir, command: KeysCommand) -> anyhow::Result<()> {
 /// What `serve` writes to a child's standard input (see `read_model::FoldChild`): the
 /// master key, a newline, the configuration as JSON.
 fn child_input() -> anyhow::Result<(MasterKey, crate::config::Config)> {
+    tracing::debug!("reading the master key and the configuration from standard input");
     let mut input = zeroize::Zeroizing::new(String::new());
     std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
     let (key, config) = input.split_once('\n').unwrap_or((input.as_str(), "{}"));

@@ -282,6 +282,16 @@ pub async fn run(
     Ok(())
 }
 
+/// For a child of `serve` (`catch-up`, `valid-time`), first thing: it is killed when the
+/// server ends, so no orphan goes on folding or writing snapshots.
+pub fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `prctl(PR_SET_PDEATHSIG)` only sets a signal for this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+}
+
 /// `rapport catch-up`, started by `serve` (see [`crate::read_model::FoldChild`]): folds
 /// the log as it is now into the snapshots of `data_dir`, as the server's read model would
 /// have, and writes a last snapshot at its end. The store is opened read-only: the server
@@ -291,12 +301,6 @@ pub async fn catch_up(
     master: MasterKey,
     config: &crate::config::Config,
 ) -> anyhow::Result<()> {
-    // Ends with the server that started it, so no orphan goes on writing snapshots.
-    #[cfg(target_os = "linux")]
-    // SAFETY: `prctl(PR_SET_PDEATHSIG)` only sets a signal for this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
     let started = std::time::Instant::now();
     let (store, log) = open_log_read_only(data_dir, master).await?;
     let last = store.last_position();
@@ -338,12 +342,6 @@ pub async fn build_valid_time(
     master: MasterKey,
     config: &crate::config::Config,
 ) -> anyhow::Result<()> {
-    // Ends with the server that started it.
-    #[cfg(target_os = "linux")]
-    // SAFETY: `prctl(PR_SET_PDEATHSIG)` only sets a signal for this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
     // A build runs beside the server, often: the server's requests come first.
     // SAFETY: `nice` only lowers this process's priority.
     unsafe {

@@ -761,3 +761,58 @@ fn the_server_builds_business_time_in_a_child_process_and_valid_at_answers_from_
     let rebuilt = data.join(format!("snapshots/valid/{}/manifest.json", last + 1001));
     assert!(rebuilt.exists(), "{seen}");
 }
+
+#[test]
+fn the_children_of_serve_die_with_their_parent() {
+    for command in ["catch-up", "valid-time"] {
+        a_child_dies_with_its_parent(command);
+    }
+}
+
+/// A stand-in for `serve`: a shell that starts `rapport COMMAND` and waits. The child
+/// waits for the master key on its standard input, which this test keeps open, so only
+/// its parent's death can end it.
+fn a_child_dies_with_its_parent(command: &str) {
+    let (_tmp, data, _master) = paths();
+    let mut parent = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            // Through fd 3: a background job's own standard input is /dev/null.
+            "exec 3<&0; '{}' {command} --data-dir '{}' <&3 3<&- & wait",
+            env!("CARGO_BIN_EXE_rapport"),
+            data.display()
+        ))
+        .env("RAPPORT_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _keep_open = parent.stdin.take();
+    // The child's log, read as it comes; it ends when every writer (the shell and the
+    // child) is gone. The deadline only bounds a failure.
+    let log = std::io::BufReader::new(parent.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(log) {
+            let _ = tx.send(Some(line.unwrap_or_default()));
+        }
+        let _ = tx.send(None);
+    });
+    let next = || {
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("`{command}` outlived its parent ({e})"))
+    };
+    loop {
+        let line = next().unwrap_or_else(|| panic!("`{command}` ended before its input"));
+        if line.contains("reading the master key") {
+            break;
+        }
+    }
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    while let Some(line) = next() {
+        assert!(!line.contains("built"), "{line}");
+    }
+}
