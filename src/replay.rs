@@ -28,20 +28,42 @@ use crate::{
 /// is told how many events were read (for progress bars).
 pub async fn fold(
     log: &Log,
-    mut state: ReadState,
+    state: ReadState,
     until: u64,
-    mut on_batch: impl FnMut(u64),
+    on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
     let from = state.position();
     if from >= until {
         return Ok(state);
     }
-    // Two stages, as in the live read model: a task reads and opens batches (SQLite, JSON,
-    // decryption) while this one folds the previous batch.
+    fold_batches(
+        state,
+        |tx| read_opened(log.clone(), from, until, tx),
+        on_batch,
+    )
+    .await
+}
+
+/// A batch of opened events for a fold, or the error that ends it.
+pub(crate) type Opened = Result<Vec<FoldEvent>, StoreError>;
+
+/// Folds into `state` the batches `read` sends, in order. Two stages, as in the live read
+/// model: `read` runs as a task of its own and reads and opens the next batch (SQLite,
+/// JSON, decryption) while this one applies the previous; it stops at the first error,
+/// which it sends on, or when the fold hangs up. `on_batch` is told how many events each
+/// batch held.
+pub(crate) async fn fold_batches<R>(
+    mut state: ReadState,
+    read: impl FnOnce(tokio::sync::mpsc::Sender<Opened>) -> R,
+    mut on_batch: impl FnMut(u64),
+) -> Result<ReadState, StoreError>
+where
+    R: std::future::Future<Output = ()> + Send + 'static,
+{
     let (tx, mut rx) = tokio::sync::mpsc::channel(FOLD_QUEUE_BATCHES);
-    let reader = tokio::spawn(read_opened(log.clone(), from, until, tx));
+    let reader = tokio::spawn(read(tx));
     while let Some(batch) = rx.recv().await {
-        let events: Vec<FoldEvent> = batch?;
+        let events = batch?;
         for ev in &events {
             state.apply(ev);
         }
@@ -60,12 +82,7 @@ const FOLD_QUEUE_BATCHES: usize = 4;
 
 /// Reads events `(after, until]` in batches, opens them as projections see them, and sends
 /// them on; stops at the first error (sent on) or when the fold hangs up.
-async fn read_opened(
-    log: Log,
-    mut after: u64,
-    until: u64,
-    tx: tokio::sync::mpsc::Sender<Result<Vec<FoldEvent>, StoreError>>,
-) {
+async fn read_opened(log: Log, mut after: u64, until: u64, tx: tokio::sync::mpsc::Sender<Opened>) {
     while after < until {
         let limit = READ_EVENTS_MAX.min((until - after) as usize);
         let opened = match log.store.read_all(after, limit).await {

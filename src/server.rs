@@ -183,11 +183,13 @@ pub async fn run(
     }
     let stopping = Arc::new(AtomicBool::new(false));
     // The KurrentDB backend has no read-only opening for a child; it compacts instead.
-    let catch_up_child = match (&embedded, opts.config.read_model.catch_up_in_child_events) {
-        (Some(_), n) if n > 0 => Some(crate::read_model::FoldChild {
+    // A child of this server, `rapport COMMAND --data-dir …`, given the master key and the
+    // configuration on its standard input (see `read_model::FoldChild`).
+    let child = |command: &str, min_events: u64| -> anyhow::Result<crate::read_model::FoldChild> {
+        Ok(crate::read_model::FoldChild {
             program: std::env::current_exe().context("cannot find the rapport executable")?,
             args: vec![
-                "catch-up".into(),
+                command.into(),
                 "--data-dir".into(),
                 opts.data_dir.clone().into(),
             ],
@@ -196,8 +198,11 @@ pub async fn run(
                 master_text.as_str(),
                 serde_json::to_string(&opts.config)?
             )),
-            min_events: n,
-        }),
+            min_events,
+        })
+    };
+    let catch_up_child = match (&embedded, opts.config.read_model.catch_up_in_child_events) {
+        (Some(_), n) if n > 0 => Some(child("catch-up", n)?),
         _ => None,
     };
     let read_model = crate::read_model::ReadModel::spawn(
@@ -215,20 +220,7 @@ pub async fn run(
         crate::valid_time::spawn_builds(
             read_model.clone(),
             log.clone(),
-            crate::read_model::FoldChild {
-                program: std::env::current_exe().context("cannot find the rapport executable")?,
-                args: vec![
-                    "valid-time".into(),
-                    "--data-dir".into(),
-                    opts.data_dir.clone().into(),
-                ],
-                stdin: zeroize::Zeroizing::new(format!(
-                    "{}\n{}",
-                    master_text.as_str(),
-                    serde_json::to_string(&opts.config)?
-                )),
-                min_events: valid_time,
-            },
+            child("valid-time", valid_time)?,
             opts.data_dir.join("snapshots"),
             opts.config.lifecycle,
             opts.config.early_warning.clone(),

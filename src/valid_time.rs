@@ -42,7 +42,8 @@ use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, 
 
 use crate::{
     log::Log,
-    store::{StoreError, READ_EVENTS_MAX},
+    replay::Opened,
+    store::{StoreError, StoredEvent, READ_EVENTS_MAX},
 };
 
 /// Events of business order between two snapshots of a build: a `valid_at` query on a
@@ -52,9 +53,6 @@ pub const VALID_TIME_EVERY_EVENTS: u64 = 250_000;
 /// A build is started once the log has grown by this many events since the last one
 /// (`serve`, embedded store).
 pub const VALID_TIME_REBUILD_AFTER_EVENTS: u64 = 500_000;
-
-/// Opened batches waiting for the fold.
-const FOLD_QUEUE_BATCHES: usize = 4;
 
 /// Bytes of one key in a `.keys` file: seconds (i64), nanoseconds (u32), position (u64),
 /// little-endian.
@@ -120,9 +118,13 @@ impl Key {
     }
 }
 
-/// The keys of the events `(after, until]`, in position order.
-pub async fn scan_keys(log: &Log, mut after: u64, until: u64) -> Result<Vec<Key>, StoreError> {
-    let mut keys = Vec::with_capacity(until.saturating_sub(after) as usize);
+/// Reads the log `(after, until]` in order, a batch at a time, into `f`.
+async fn for_each_batch(
+    log: &Log,
+    mut after: u64,
+    until: u64,
+    mut f: impl FnMut(Vec<StoredEvent>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     while after < until {
         let batch = log
             .store
@@ -131,13 +133,24 @@ pub async fn scan_keys(log: &Log, mut after: u64, until: u64) -> Result<Vec<Key>
         let Some(last) = batch.last().map(|s| s.position) else {
             break;
         };
+        after = last;
+        f(batch)?;
+    }
+    Ok(())
+}
+
+/// The keys of the events `(after, until]`, in position order.
+pub async fn scan_keys(log: &Log, after: u64, until: u64) -> Result<Vec<Key>, StoreError> {
+    let mut keys = Vec::with_capacity(until.saturating_sub(after) as usize);
+    for_each_batch(log, after, until, |batch| {
         keys.extend(
             batch
                 .iter()
                 .map(|s| Key::of(s.event.event_type, s.event.occurred_at, s.position)),
         );
-        after = last;
-    }
+        Ok(())
+    })
+    .await?;
     Ok(keys)
 }
 
@@ -154,23 +167,16 @@ pub async fn fold_in_memory(
 ) -> Result<ReadState, StoreError> {
     let last = Key::last_by(t);
     let mut kept = Vec::new();
-    let mut after = 0;
-    while after < position {
-        let batch = log
-            .store
-            .read_all(after, READ_EVENTS_MAX.min((position - after) as usize))
-            .await?;
-        let Some(end) = batch.last().map(|s| s.position) else {
-            break;
-        };
-        after = end;
+    for_each_batch(log, 0, position, |batch| {
         for s in batch {
             let key = Key::of(s.event.event_type, s.event.occurred_at, s.position);
             if key <= last {
                 kept.push((key, log.open_fold(s)?));
             }
         }
-    }
+        Ok(())
+    })
+    .await?;
     kept.sort_unstable_by_key(|(k, _)| *k);
     for (_, ev) in &kept {
         state.apply(ev);
@@ -179,35 +185,18 @@ pub async fn fold_in_memory(
     Ok(state)
 }
 
-/// One batch for the fold, in business order.
-type Opened = Result<Vec<FoldEvent>, StoreError>;
-
 /// Folds the events of `keys` (sorted) into `state`, in that order: a task reads and opens
 /// the next batch (its positions in ascending order, one pass through the store) while
 /// this one folds the previous. `on_batch` is told how many events were read.
 pub async fn fold_keys(
     log: &Log,
-    mut state: ReadState,
+    state: ReadState,
     keys: Vec<Key>,
-    mut on_batch: impl FnMut(u64),
+    on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
     debug_assert!(keys.is_sorted());
     let keys = Arc::new(keys);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Opened>(FOLD_QUEUE_BATCHES);
-    let reader = tokio::spawn(read_in_order(log.clone(), keys, tx));
-    while let Some(batch) = rx.recv().await {
-        let events = batch?;
-        for ev in &events {
-            state.apply(ev);
-        }
-        on_batch(events.len() as u64);
-    }
-    if let Err(e) = reader.await {
-        if e.is_panic() {
-            std::panic::resume_unwind(e.into_panic());
-        }
-    }
-    Ok(state)
+    crate::replay::fold_batches(state, |tx| read_in_order(log.clone(), keys, tx), on_batch).await
 }
 
 async fn read_in_order(log: Log, keys: Arc<Vec<Key>>, tx: tokio::sync::mpsc::Sender<Opened>) {
@@ -526,10 +515,7 @@ pub fn spawn_builds(
             if at < due {
                 match scan_keys(&log, checked, at).await {
                     Ok(keys) => {
-                        first_since = match (first_since, keys.into_iter().min()) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        };
+                        first_since = first_since.into_iter().chain(keys).min();
                         checked = at;
                     }
                     Err(e) => {

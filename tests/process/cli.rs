@@ -604,17 +604,7 @@ fn a_long_catch_up_at_start_runs_in_a_child_process_and_gives_the_replayed_state
         command,
         std::fs::File::create(&log).unwrap().into(),
     );
-    let client = reqwest::blocking::Client::new();
-    let profile: serde_json::Value = client
-        .get(format!(
-            "{}/v1/customers/c-7?min_position={last}",
-            server.base
-        ))
-        .bearer_auth(&server.admin)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let profile = server.get_json(&format!("/v1/customers/c-7?min_position={last}"));
     assert_eq!(profile["orders"], 2, "{profile}");
     assert_eq!(profile["revenue"]["EUR"], "25.00", "{profile}");
     assert_eq!(
@@ -706,17 +696,7 @@ fn the_server_builds_business_time_in_a_child_process_and_valid_at_answers_from_
     assert!(manifest.exists(), "{seen}");
     let client = reqwest::blocking::Client::new();
     let orders = |valid_at: &str| {
-        let profile: serde_json::Value = client
-            .get(format!(
-                "{}/v1/customers/c-7?valid_at={valid_at}",
-                server.base
-            ))
-            .bearer_auth(&server.admin)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        profile["orders"].clone()
+        server.get_json(&format!("/v1/customers/c-7?valid_at={valid_at}"))["orders"].clone()
     };
     assert_eq!(orders("2026-01-31"), 1, "the till's sale, recorded last");
     assert_eq!(orders("2026-03-01"), 5);

@@ -57,6 +57,17 @@ impl Server {
         Server { child, base, admin }
     }
 
+    /// `GET path` as admin, its body as JSON.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
