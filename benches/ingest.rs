@@ -13,16 +13,18 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(rapport::bench::run(rapport::bench::BenchOptions {
-        events,
-        customers: 100_000,
-        seed: 42,
-        http_seconds,
-        http_clients: 64,
-        http_ingest_rate: 0,
-        skip_http: false,
-        // A child `rapport serve` needs the rapport binary: `rapport bench --serve-memory`.
-        serve_memory: false,
-        times: rapport::bench::LogTimes::Shuffled,
-    }))
+    rt.block_on(rapport::tools::bench::run(
+        rapport::tools::bench::BenchOptions {
+            events,
+            customers: 100_000,
+            seed: 42,
+            http_seconds,
+            http_clients: 64,
+            http_ingest_rate: 0,
+            skip_http: false,
+            // A child `rapport serve` needs the rapport binary: `rapport bench --serve-memory`.
+            serve_memory: false,
+            times: rapport::tools::bench::LogTimes::Shuffled,
+        },
+    ))
 }

@@ -6,14 +6,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::{
-    auth::{ApiKeys, Role},
-    crypto::MasterKey,
-    import::{self, ImportOptions, Input},
-    log::PersonalAccess,
-    server::{self, ServeOptions},
-    store::{sqlite::SqliteOptions, EventStore},
-};
+use crate::{auth::Role, crypto::MasterKey};
 
 #[derive(Parser)]
 #[command(
@@ -80,185 +73,217 @@ fn default_master_key_path() -> anyhow::Result<PathBuf> {
 #[derive(Subcommand)]
 pub enum Command {
     /// Runs the HTTP service (on the embedded store unless --store names another).
-    Serve {
-        #[command(flatten)]
-        data: DataDir,
-        /// The event store: `embedded` (in --data-dir), or KurrentDB / EventStoreDB 22.10+ as
-        /// `kurrentdb://USER:PASS@HOST:2113?tls=false[&prefix=rapport]` (see docs/kurrentdb.md).
-        /// API keys, snapshots and checkpoints stay in --data-dir either way.
-        #[arg(long, env = "RAPPORT_STORE", default_value = "embedded")]
-        store: String,
-        #[command(flatten)]
-        config: crate::config::ConfigArgs,
-        #[command(flatten)]
-        master: MasterKeyArgs,
-        /// Address to listen on (port 0 picks a free port; the bound address is printed).
-        #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:7700")]
-        listen: SocketAddr,
-        /// Kafka brokers (HOST:PORT,…): consume events from the in topic and publish alert
-        /// and segment changes (see docs/kafka.md). Off when absent.
-        #[arg(long, env = "RAPPORT_KAFKA_BROKERS")]
-        kafka_brokers: Option<String>,
-        /// The topic events are consumed from.
-        #[arg(long, default_value = "rapport.events.in")]
-        kafka_in_topic: String,
-        /// The consumer group.
-        #[arg(long, default_value = "rapport")]
-        kafka_group: String,
-    },
+    Serve(ServeArgs),
     /// Imports events (NDJSON or JSON arrays; `-` for stdin) straight into the store.
-    Import {
-        #[command(flatten)]
-        data: DataDir,
-        #[command(flatten)]
-        master: MasterKeyArgs,
-        /// Write the valid events even if some lines are invalid (they are still reported).
-        #[arg(long)]
-        skip_invalid: bool,
-        /// What the files are: Rapport's NDJSON/JSON, or a public dataset (see docs/importers.md).
-        #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
-        format: ImportFormat,
-        #[arg(required = true)]
-        files: Vec<String>,
-    },
+    Import(ImportArgs),
     /// Writes the log as NDJSON to stdout.
-    Export {
-        #[command(flatten)]
-        data: DataDir,
-        #[command(flatten)]
-        config: crate::config::ConfigArgs,
-        #[command(flatten)]
-        master: MasterKeyArgs,
-        /// Start after this position.
-        #[arg(long, default_value_t = 0)]
-        after: u64,
-        /// Stop at this position (inclusive).
-        #[arg(long)]
-        until: Option<u64>,
-        /// How personal fields are written: plain (decrypted), pseudonymised, or withheld.
-        #[arg(long, value_enum, default_value_t = PersonalArg::Withheld)]
-        personal: PersonalArg,
-        /// What to export: the events, or a projection's table.
-        #[arg(long, value_enum, default_value_t = crate::export::What::Events)]
-        what: crate::export::What,
-        /// ndjson (the default), csv, or parquet (for DuckDB, pandas, Spark).
-        #[arg(long, value_enum, default_value_t = crate::export::Format::Ndjson)]
-        format: crate::export::Format,
-        /// As the system knew it after this log position, or at this recording time
-        /// (RFC 3339 or YYYY-MM-DD).
-        #[arg(long)]
-        as_of: Option<String>,
-    },
+    Export(ExportArgs),
     /// Writes an analyst's report (Markdown and SVG charts) of the store as of a date.
-    Report {
-        #[command(flatten)]
-        data: DataDir,
-        #[command(flatten)]
-        master: MasterKeyArgs,
-        /// Reference time: RFC 3339 or YYYY-MM-DD (its first instant, UTC).
-        #[arg(long)]
-        as_of: String,
-        /// Folder for report.md and the charts.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Report(ReportArgs),
     /// Run by `serve` only: folds the log into the snapshots of --data-dir up to its last
     /// position and exits. Reads the master key, then the configuration as JSON, from
     /// standard input.
     #[command(hide = true)]
-    CatchUp {
-        #[command(flatten)]
-        data: DataDir,
-    },
+    CatchUp(CatchUpArgs),
     /// Run by `serve` only: builds business time (the snapshots `valid_at` queries start
     /// from) for the log of --data-dir as it is now, and exits. Reads the master key, then
     /// the configuration as JSON, from standard input.
     #[command(hide = true)]
-    ValidTime {
-        #[command(flatten)]
-        data: DataDir,
-    },
+    ValidTime(ValidTimeArgs),
     /// Measures ingest, encryption, export and HTTP rates on synthetic data (prints rates).
-    Bench {
-        #[arg(long, default_value_t = 1_000_000)]
-        events: usize,
-        #[arg(long, default_value_t = 100_000)]
-        customers: u32,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        #[arg(long, default_value_t = 10)]
-        http_seconds: u64,
-        #[arg(long, default_value_t = 64)]
-        http_clients: usize,
-        /// Events per second the HTTP clients send together; 0: as fast as they can (the
-        /// profile lookups then compete with a saturating ingest for the same cores).
-        #[arg(long, default_value_t = 0)]
-        http_ingest_rate: u64,
-        #[arg(long)]
-        skip_http: bool,
-        /// Instead: import the synthetic log, start `rapport serve` on it as a child process
-        /// and print its resident memory once the read model has caught up.
-        #[arg(long)]
-        serve_memory: bool,
-        /// Instead: write the synthetic log as NDJSON to this file and stop (for `rapport
-        /// import`, then `rapport replay`, on the same log the other figures come from).
-        #[arg(long, value_name = "FILE")]
-        write_log: Option<PathBuf>,
-        /// A synthetic log in business order, with this percentage of its events arriving
-        /// late (by up to 7 days). Without it the log's times cycle through March every 28
-        /// events (business times shuffled: the hardest log for business-time builds).
-        #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
-        late_percent: Option<u8>,
-    },
+    Bench(BenchArgs),
     /// Rebuilds the projections from the first event and writes a fresh snapshot; with
     /// `--verify`, rebuilds beside the live snapshot and compares a digest per projection.
-    Replay {
-        #[command(flatten)]
-        data: DataDir,
-        #[command(flatten)]
-        config: crate::config::ConfigArgs,
-        #[command(flatten)]
-        master: MasterKeyArgs,
-        /// Projections to compare or report (customers, segments, warnings, lifecycles); all by default.
-        /// Every projection is folded either way (segments and warnings read profiles).
-        #[arg(long)]
-        projection: Vec<String>,
-        /// Compare with the live snapshot instead of replacing it; fails on any difference.
-        #[arg(long)]
-        verify: bool,
-    },
+    Replay(ReplayArgs),
     /// Measures the early-warning detector on seeded scenarios against the industry rule
     /// (precision, recall, detection delay, false alarms, AMOC table, speed).
-    EvalWarnings {
-        /// Scenario seeds (comma-separated). Thresholds were tuned on 1,2,3; report on others.
-        #[arg(long, value_delimiter = ',', default_value = "11,12,13")]
-        seeds: Vec<u64>,
-        #[arg(long, default_value_t = 6_000)]
-        customers: usize,
-        #[arg(long, default_value_t = 120)]
-        days: i64,
-        #[arg(long, default_value_t = 30)]
-        cascades: usize,
-        /// The z-score threshold for `warning` (default: the service's).
-        #[arg(long)]
-        threshold: Option<f64>,
-        /// Smallest connected cluster for `warning` (default: the service's).
-        #[arg(long)]
-        min_count: Option<usize>,
-        /// Background complaints: generated, or the real CFPB sample.
-        #[arg(long, value_enum, default_value_t = BackgroundArg::Synthetic)]
-        background: BackgroundArg,
-        /// The shared data folder (for `--background cfpb`).
-        #[arg(long, env = "RAPPORT_SHARED_DATA", default_value = "../shared/data")]
-        shared_data: PathBuf,
-    },
+    EvalWarnings(EvalWarningsArgs),
     /// Manages API keys and the master key.
-    Keys {
-        #[command(flatten)]
-        data: DataDir,
-        #[command(subcommand)]
-        command: KeysCommand,
-    },
+    Keys(KeysArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// The event store: `embedded` (in --data-dir), or KurrentDB / EventStoreDB 22.10+ as
+    /// `kurrentdb://USER:PASS@HOST:2113?tls=false[&prefix=rapport]` (see docs/kurrentdb.md).
+    /// API keys, snapshots and checkpoints stay in --data-dir either way.
+    #[arg(long, env = "RAPPORT_STORE", default_value = "embedded")]
+    pub store: String,
+    #[command(flatten)]
+    pub config: crate::config::ConfigArgs,
+    #[command(flatten)]
+    pub master: MasterKeyArgs,
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:7700")]
+    pub listen: SocketAddr,
+    /// Kafka brokers (HOST:PORT,…): consume events from the in topic and publish alert
+    /// and segment changes (see docs/kafka.md). Off when absent.
+    #[arg(long, env = "RAPPORT_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The topic events are consumed from.
+    #[arg(long, default_value = "rapport.events.in")]
+    pub kafka_in_topic: String,
+    /// The consumer group.
+    #[arg(long, default_value = "rapport")]
+    pub kafka_group: String,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(flatten)]
+    pub master: MasterKeyArgs,
+    /// Write the valid events even if some lines are invalid (they are still reported).
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// What the files are: Rapport's NDJSON/JSON, or a public dataset (see docs/importers.md).
+    #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
+    pub format: ImportFormat,
+    #[arg(required = true)]
+    pub files: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(flatten)]
+    pub config: crate::config::ConfigArgs,
+    #[command(flatten)]
+    pub master: MasterKeyArgs,
+    /// Start after this position.
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+    /// Stop at this position (inclusive).
+    #[arg(long)]
+    pub until: Option<u64>,
+    /// How personal fields are written: plain (decrypted), pseudonymised, or withheld.
+    #[arg(long, value_enum, default_value_t = PersonalArg::Withheld)]
+    pub personal: PersonalArg,
+    /// What to export: the events, or a projection's table.
+    #[arg(long, value_enum, default_value_t = crate::export::What::Events)]
+    pub what: crate::export::What,
+    /// ndjson (the default), csv, or parquet (for DuckDB, pandas, Spark).
+    #[arg(long, value_enum, default_value_t = crate::export::Format::Ndjson)]
+    pub format: crate::export::Format,
+    /// As the system knew it after this log position, or at this recording time
+    /// (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(flatten)]
+    pub config: crate::config::ConfigArgs,
+    #[command(flatten)]
+    pub master: MasterKeyArgs,
+    /// Reference time: RFC 3339 or YYYY-MM-DD (its first instant, UTC).
+    #[arg(long)]
+    pub as_of: String,
+    /// Folder for report.md and the charts.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CatchUpArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+}
+
+#[derive(Args)]
+pub struct ValidTimeArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    #[arg(long, default_value_t = 100_000)]
+    pub customers: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 10)]
+    pub http_seconds: u64,
+    #[arg(long, default_value_t = 64)]
+    pub http_clients: usize,
+    /// Events per second the HTTP clients send together; 0: as fast as they can (the
+    /// profile lookups then compete with a saturating ingest for the same cores).
+    #[arg(long, default_value_t = 0)]
+    pub http_ingest_rate: u64,
+    #[arg(long)]
+    pub skip_http: bool,
+    /// Instead: import the synthetic log, start `rapport serve` on it as a child process
+    /// and print its resident memory once the read model has caught up.
+    #[arg(long)]
+    pub serve_memory: bool,
+    /// Instead: write the synthetic log as NDJSON to this file and stop (for `rapport
+    /// import`, then `rapport replay`, on the same log the other figures come from).
+    #[arg(long, value_name = "FILE")]
+    pub write_log: Option<PathBuf>,
+    /// A synthetic log in business order, with this percentage of its events arriving
+    /// late (by up to 7 days). Without it the log's times cycle through March every 28
+    /// events (business times shuffled: the hardest log for business-time builds).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub late_percent: Option<u8>,
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(flatten)]
+    pub config: crate::config::ConfigArgs,
+    #[command(flatten)]
+    pub master: MasterKeyArgs,
+    /// Projections to compare or report (customers, segments, warnings, lifecycles); all by default.
+    /// Every projection is folded either way (segments and warnings read profiles).
+    #[arg(long)]
+    pub projection: Vec<String>,
+    /// Compare with the live snapshot instead of replacing it; fails on any difference.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Args)]
+pub struct EvalWarningsArgs {
+    /// Scenario seeds (comma-separated). Thresholds were tuned on 1,2,3; report on others.
+    #[arg(long, value_delimiter = ',', default_value = "11,12,13")]
+    pub seeds: Vec<u64>,
+    #[arg(long, default_value_t = 6_000)]
+    pub customers: usize,
+    #[arg(long, default_value_t = 120)]
+    pub days: i64,
+    #[arg(long, default_value_t = 30)]
+    pub cascades: usize,
+    /// The z-score threshold for `warning` (default: the service's).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Smallest connected cluster for `warning` (default: the service's).
+    #[arg(long)]
+    pub min_count: Option<usize>,
+    /// Background complaints: generated, or the real CFPB sample.
+    #[arg(long, value_enum, default_value_t = BackgroundArg::Synthetic)]
+    pub background: BackgroundArg,
+    /// The shared data folder (for `--background cfpb`).
+    #[arg(long, env = "RAPPORT_SHARED_DATA", default_value = "../shared/data")]
+    pub shared_data: PathBuf,
+}
+
+#[derive(Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(subcommand)]
+    pub command: KeysCommand,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -303,377 +328,4 @@ pub enum KeysCommand {
         #[arg(long)]
         new_master_key_file: PathBuf,
     },
-}
-
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve {
-            data,
-            store,
-            config,
-            master,
-            listen,
-            kafka_brokers,
-            kafka_in_topic,
-            kafka_group,
-        } => {
-            let config = config.load()?;
-            let master = master.resolve(true)?;
-            let kafka = kafka_brokers.map(|b| crate::kafka::KafkaOptions {
-                in_topic: kafka_in_topic,
-                group: kafka_group,
-                ..crate::kafka::KafkaOptions::defaults(&b, &data.data_dir)
-            });
-            let store = server::StoreChoice::parse(&store)?;
-            server::run(
-                ServeOptions {
-                    data_dir: data.data_dir,
-                    store,
-                    listen,
-                    master,
-                    kafka,
-                    config,
-                },
-                server::shutdown_signal(),
-            )
-            .await
-        }
-        Command::Import {
-            data,
-            master,
-            skip_invalid,
-            format,
-            files,
-        } => {
-            let started = std::time::Instant::now();
-            let inputs = match format {
-                ImportFormat::Ndjson => files
-                    .iter()
-                    .map(|f| Input::read(f))
-                    .collect::<anyhow::Result<Vec<_>>>()?,
-                ImportFormat::OnlineRetail | ImportFormat::OlistReviews | ImportFormat::Cfpb => {
-                    let mut files = files.clone();
-                    files.sort();
-                    let (name, (text, conv)) = match format {
-                        ImportFormat::OnlineRetail => (
-                            "online-retail",
-                            crate::importers::online_retail::convert(&files)?,
-                        ),
-                        ImportFormat::OlistReviews => {
-                            ("olist-reviews", crate::importers::olist::convert(&files)?)
-                        }
-                        _ => ("cfpb", crate::importers::cfpb::convert(&files)?),
-                    };
-                    eprintln!("{name}: {} rows → {} events", conv.rows, conv.events);
-                    for (why, n) in &conv.skipped {
-                        eprintln!("  skipped {n} {why}");
-                    }
-                    vec![Input::text(name, text)]
-                }
-            };
-            let master = master.resolve(true)?;
-            let (store, log) =
-                server::open_log(&data.data_dir, master, SqliteOptions::default()).await?;
-            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let report = tokio::task::block_in_place(|| {
-                import::import(
-                    &store,
-                    &log,
-                    &inputs,
-                    ImportOptions {
-                        skip_invalid,
-                        progress,
-                    },
-                )
-            })?;
-            store.close();
-            for e in &report.errors {
-                eprintln!("{e}");
-            }
-            if report.invalid as usize > report.errors.len() {
-                eprintln!(
-                    "… and {} more invalid lines",
-                    report.invalid as usize - report.errors.len()
-                );
-            }
-            let rate = report.events_read as f64 / report.seconds.max(1e-9);
-            let total = started.elapsed().as_secs_f64();
-            eprintln!(
-                "read {} events: {} written, {} already stored, {} invalid, in {:.2} s ({:.0} events/s; {total:.2} s in all){}",
-                report.events_read,
-                report.events_written,
-                report.duplicates,
-                report.invalid,
-                report.seconds,
-                rate,
-                if report.invalid > 0 && !skip_invalid { "; nothing was written because some lines are invalid (see above, or use --skip-invalid)" } else { "" }
-            );
-            if report.invalid > 0 {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
-        Command::Export {
-            data,
-            config,
-            master,
-            after,
-            until,
-            personal,
-            what,
-            format,
-            as_of,
-        } => {
-            let master = master.resolve(false)?;
-            let (store, log) = server::open_log_read_only(&data.data_dir, master).await?;
-            let access = match personal {
-                PersonalArg::Plain => PersonalAccess::Plain,
-                PersonalArg::Pseudonymised => PersonalAccess::Pseudonymised,
-                PersonalArg::Withheld => PersonalAccess::Withheld,
-            };
-            let as_of = match &as_of {
-                None => None,
-                Some(v) => Some(match v.parse::<u64>() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        let t = crate::http::parse_as_of(v).map_err(|_| {
-                            anyhow::anyhow!("--as-of must be a log position, an RFC 3339 time or a date YYYY-MM-DD")
-                        })?;
-                        crate::replay::position_known_at(&log, t).await?
-                    }
-                }),
-            };
-            let until = until.unwrap_or(u64::MAX).min(as_of.unwrap_or(u64::MAX));
-            let started = std::time::Instant::now();
-            let n = if what == crate::export::What::Events
-                && format == crate::export::Format::Ndjson
-            {
-                let stdout = std::io::stdout();
-                let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-                tokio::task::block_in_place(|| {
-                    import::export(&store, &log, after, until, access, &mut out)
-                })?
-            } else {
-                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-                if what == crate::export::What::Events && format == crate::export::Format::Parquet {
-                    tokio::task::block_in_place(|| {
-                        crate::export::events_parquet(&store, &log, after, until, access, out)
-                    })?
-                } else if what == crate::export::What::Events {
-                    let mut w = crate::export::writer(format, crate::export::EVENT_COLUMNS, out)?;
-                    let n = tokio::task::block_in_place(|| {
-                        crate::export::events(&store, &log, after, until, access, w.as_mut())
-                    })?;
-                    w.finish()?;
-                    n
-                } else {
-                    let position = until.min(store.last_position());
-                    let config = config.load()?;
-                    let tt = crate::replay::TimeTravel::new(
-                        log.clone(),
-                        Some(data.data_dir.join("snapshots")),
-                        config.lifecycle,
-                        config.early_warning.clone(),
-                    );
-                    let state = tt.state_at(position, None).await?;
-                    let (columns, rows) =
-                        crate::export::projection_table(what, &state, &config.lifecycle);
-                    let mut w = crate::export::writer(format, &columns, out)?;
-                    w.rows(&rows)?;
-                    w.finish()?;
-                    rows.len() as u64
-                }
-            };
-            let secs = started.elapsed().as_secs_f64();
-            eprintln!(
-                "exported {n} rows in {secs:.2} s ({:.0} rows/s)",
-                n as f64 / secs.max(1e-9)
-            );
-            Ok(())
-        }
-        Command::Keys { data, command } => run_keys(data, command).await,
-        Command::Replay {
-            data,
-            config,
-            master,
-            projection,
-            verify,
-        } => {
-            let config = config.load()?;
-            let master = master.resolve(false)?;
-            crate::replay::run_cli(&data.data_dir, master, &config, &projection, verify).await
-        }
-        Command::EvalWarnings {
-            seeds,
-            customers,
-            days,
-            cascades,
-            threshold,
-            min_count,
-            background,
-            shared_data,
-        } => {
-            let defaults = rapport_projections::warnings::WarningConfig::default();
-            let config = rapport_projections::warnings::WarningConfig {
-                threshold: threshold.unwrap_or(defaults.threshold),
-                min_count: min_count.unwrap_or(defaults.min_count),
-                ..defaults
-            };
-            if days < crate::eval::WARM_UP_DAYS + 10 {
-                anyhow::bail!(
-                    "--days must be at least {} (a {}-day warm-up builds the baselines)",
-                    crate::eval::WARM_UP_DAYS + 10,
-                    crate::eval::WARM_UP_DAYS
-                );
-            }
-            let background = match background {
-                BackgroundArg::Synthetic => crate::eval::Background::Synthetic,
-                BackgroundArg::Cfpb => crate::eval::Background::cfpb(&shared_data)?,
-            };
-            crate::eval::run(crate::eval::EvalOptions {
-                background,
-                seeds,
-                customers,
-                days,
-                cascades,
-                config,
-            })
-        }
-        Command::Report {
-            data,
-            master,
-            as_of,
-            out,
-        } => {
-            let as_of = crate::http::parse_as_of(&as_of).map_err(|_| {
-                anyhow::anyhow!("--as-of must be an RFC 3339 time or a date YYYY-MM-DD")
-            })?;
-            let master = master.resolve(false)?;
-            let (store, log) = server::open_log_read_only(&data.data_dir, master).await?;
-            let customers = tokio::task::block_in_place(|| crate::report::fold(&store, &log))?;
-            crate::report::write(&customers, as_of, &out)?;
-            eprintln!(
-                "wrote {}/report.md, cohort-retention.svg, lifecycle-by-month.svg",
-                out.display()
-            );
-            Ok(())
-        }
-        Command::CatchUp { data } => {
-            server::die_with_parent();
-            let (master, config) = child_input()?;
-            server::catch_up(&data.data_dir, master, &config).await
-        }
-        Command::ValidTime { data } => {
-            server::die_with_parent();
-            let (master, config) = child_input()?;
-            server::build_valid_time(&data.data_dir, master, &config).await
-        }
-        Command::Bench {
-            events,
-            customers,
-            seed,
-            http_seconds,
-            http_clients,
-            http_ingest_rate,
-            skip_http,
-            serve_memory,
-            write_log,
-            late_percent,
-        } => {
-            let times = late_percent.map_or(crate::bench::LogTimes::Shuffled, |late_percent| {
-                crate::bench::LogTimes::InOrder { late_percent }
-            });
-            if let Some(path) = write_log {
-                let text = crate::bench::synthetic_ndjson(events, customers, seed, times);
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                println!(
-                    "wrote {events} synthetic events ({customers} customers, seed {seed}) to {}",
-                    path.display()
-                );
-                return Ok(());
-            }
-            crate::bench::run(crate::bench::BenchOptions {
-                serve_memory,
-                events,
-                customers,
-                seed,
-                http_seconds,
-                http_clients,
-                http_ingest_rate,
-                skip_http,
-                times,
-            })
-            .await
-        }
-    }
-}
-
-async fn run_keys(data: DataDir, command: KeysCommand) -> anyhow::Result<()> {
-    match command {
-        KeysCommand::Create { role, label } => {
-            let keys = ApiKeys::open(&data.data_dir)?;
-            let (info, token) = keys.create(role, label.as_deref())?;
-            eprintln!(
-                "created key {} with role {}; the token below is shown once:",
-                info.id,
-                role.as_str()
-            );
-            println!("{token}");
-        }
-        KeysCommand::List => {
-            let keys = ApiKeys::open(&data.data_dir)?;
-            for k in keys.list()? {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    k.id,
-                    k.role.as_str(),
-                    k.created_at,
-                    k.revoked_at.as_deref().unwrap_or("active"),
-                    k.label.unwrap_or_default()
-                );
-            }
-        }
-        KeysCommand::Revoke { id } => {
-            let keys = ApiKeys::open(&data.data_dir)?;
-            anyhow::ensure!(keys.revoke(&id)?, "no active key `{id}`");
-            eprintln!("revoked {id}");
-        }
-        KeysCommand::RotateMaster {
-            master,
-            new_master_key_file,
-        } => {
-            let old = master.resolve(false)?;
-            let (store, log) =
-                server::open_log(&data.data_dir, old, SqliteOptions::default()).await?;
-            let new = MasterKey::generate();
-            crate::crypto::write_secret_file(&new_master_key_file, new.to_text().as_bytes())
-                .with_context(|| format!("failed to write {}", new_master_key_file.display()))?;
-            let rewrapped = log.keys.rewrap_all(&new);
-            let n = rewrapped.len();
-            store.rewrap_keys(rewrapped, &new.id()).await?;
-            store.purge().await.ok();
-            store.close();
-            eprintln!(
-                "re-wrapped {n} data keys under the new master key {} (written to {}); start Rapport with --master-key-file {} and then destroy the old key",
-                new.id(),
-                new_master_key_file.display(),
-                new_master_key_file.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// What `serve` writes to a child's standard input (see `read_model::FoldChild`): the
-/// master key, a newline, the configuration as JSON.
-fn child_input() -> anyhow::Result<(MasterKey, crate::config::Config)> {
-    tracing::debug!("reading the master key and the configuration from standard input");
-    let mut input = zeroize::Zeroizing::new(String::new());
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
-    let (key, config) = input.split_once('\n').unwrap_or((input.as_str(), "{}"));
-    let master = MasterKey::from_text(key.trim()).context("the master key on stdin")?;
-    let config = crate::config::Config::parse(config)
-        .map_err(|e| anyhow::anyhow!("the configuration on stdin: {e}"))?;
-    Ok((master, config))
 }

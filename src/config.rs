@@ -17,6 +17,21 @@ use std::path::{Path, PathBuf};
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig};
 use serde::{Deserialize, Serialize};
 
+/// The read model writes a snapshot after this many events since the last one.
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
+/// Positions between the snapshots kept for time travel: an as-of query replays at most
+/// this many events after loading one.
+pub const HISTORY_EVERY_EVENTS: u64 = 250_000;
+/// A catch-up at start of at least this many events runs in a child process, and one that
+/// ran in process is followed by a compaction of the state.
+pub const COMPACT_AFTER_CATCH_UP_EVENTS: u64 = 1_000_000;
+/// Events of business order between two snapshots of a build: a `valid_at` query on a
+/// freshly built log folds at most this many after the snapshot it loads.
+pub const VALID_TIME_EVERY_EVENTS: u64 = 250_000;
+/// A business-time build is started once the log has grown by this many events since the
+/// last one (`serve`, embedded store).
+pub const VALID_TIME_REBUILD_AFTER_EVENTS: u64 = 500_000;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -26,7 +41,7 @@ pub struct Config {
     pub read_model: ReadModelConfig,
 }
 
-/// How `serve` catches up at start (see `read_model::FoldChild`).
+/// How `serve` catches up at start (see `crate::fold::child::FoldChild`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReadModelConfig {
@@ -39,7 +54,7 @@ pub struct ReadModelConfig {
 impl Default for ReadModelConfig {
     fn default() -> Self {
         ReadModelConfig {
-            catch_up_in_child_events: crate::read_model::COMPACT_AFTER_CATCH_UP_EVENTS,
+            catch_up_in_child_events: COMPACT_AFTER_CATCH_UP_EVENTS,
         }
     }
 }
@@ -65,9 +80,9 @@ pub struct TimeTravelConfig {
 impl Default for TimeTravelConfig {
     fn default() -> Self {
         TimeTravelConfig {
-            history_every_events: crate::read_model::HISTORY_EVERY_EVENTS,
-            valid_time_every_events: crate::valid_time::VALID_TIME_EVERY_EVENTS,
-            valid_time_rebuild_after_events: crate::valid_time::VALID_TIME_REBUILD_AFTER_EVENTS,
+            history_every_events: HISTORY_EVERY_EVENTS,
+            valid_time_every_events: VALID_TIME_EVERY_EVENTS,
+            valid_time_rebuild_after_events: VALID_TIME_REBUILD_AFTER_EVENTS,
         }
     }
 }
@@ -102,7 +117,7 @@ impl Config {
             let path = e.path().to_string();
             format!("{path}: {}", e.into_inner())
         })?;
-        let every = crate::read_model::SNAPSHOT_EVERY_EVENTS;
+        let every = SNAPSHOT_EVERY_EVENTS;
         if c.time_travel.history_every_events < every {
             return Err(format!(
                 "time_travel.history_every_events: must be at least {every} (history snapshots are taken from the periodic ones)"
@@ -141,7 +156,7 @@ mod tests {
         assert_eq!(c.time_travel.history_every_events, 1_000_000);
         assert_eq!(
             Config::default().time_travel.history_every_events,
-            crate::read_model::HISTORY_EVERY_EVENTS
+            HISTORY_EVERY_EVENTS
         );
         let e = Config::parse(r#"{"time_travel": {"history_every_events": 10}}"#).unwrap_err();
         assert!(

@@ -40,5 +40,5 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(rapport::cli::run(cli))
+    rt.block_on(rapport::commands::run(cli))
 }

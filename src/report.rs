@@ -44,9 +44,13 @@ fn month_end(year: i32, month: u32) -> DateTime<Utc> {
 }
 
 /// Writes `report.md`, `cohort-retention.svg` and `lifecycle-by-month.svg` into `out`.
-pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<String> {
+pub fn write(
+    c: &Customers,
+    as_of: DateTime<Utc>,
+    lc: &LifecycleConfig,
+    out: &Path,
+) -> anyhow::Result<String> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let lc = LifecycleConfig::default();
     let mut md = String::new();
     let buyers = c
         .sorted()
@@ -119,7 +123,7 @@ pub fn write(c: &Customers, as_of: DateTime<Utc>, out: &Path) -> anyhow::Result<
     }
 
     // Reactivation.
-    let cands = reactivation::candidates(c, &lc, as_of, &currency);
+    let cands = reactivation::candidates(c, lc, as_of, &currency);
     let _ = writeln!(
         md,
         "\n## Dormant customers worth winning back\n\n{} customers are dormant or churned. The first {DORMANT_SHOWN} by score (value × p_alive × reach; see docs/projections.md):\n\n| customer | state | days since last purchase | orders | revenue | value/year | p_alive | reach | score |\n|---|---|---|---|---|---|---|---|---|",

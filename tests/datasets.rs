@@ -252,7 +252,7 @@ async fn online_retail_cohorts_and_customer_count_match_an_independent_sql_compu
 
     // The analyst's report is drawn from the same state.
     let out = tempfile::tempdir().unwrap();
-    let md = rapport::report::write(&customers, as_of, out.path()).unwrap();
+    let md = rapport::report::write(&customers, as_of, &Default::default(), out.path()).unwrap();
     assert!(
         md.contains("customers with at least one purchase: **4338**"),
         "{md}"

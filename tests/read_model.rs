@@ -104,7 +104,7 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
 
     // Snapshots are compressed. One written before that (the state right after a header
     // without `compression`) is still read; a compressed one cut short is rebuilt.
-    let (header, state) = rapport::read_model::read_snapshot_file(&path).unwrap();
+    let (header, state) = rapport::fold::snapshot::read_snapshot_file(&path).unwrap();
     assert_eq!(header.compression.as_deref(), Some("lz4"));
     let mut plain = format!(
         r#"{{"projection":"{}","version":{},"position":{}}}"#,
@@ -120,7 +120,7 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
     assert_eq!(from_plain.applied_position(), header.position);
     wait(&from_plain, 50).await;
     assert_eq!(from_plain.state.read().await.snapshot_bytes(), built);
-    rapport::read_model::write_snapshot(&snapshots, header.position, &state).unwrap();
+    rapport::fold::snapshot::write_snapshot(&snapshots, header.position, &state).unwrap();
     let whole = std::fs::read(&path).unwrap();
     std::fs::write(&path, &whole[..whole.len() - 16]).unwrap();
     let from_cut = ReadModel::spawn(log.clone(), opts);

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rapport::{
+    commands::replay::replay,
     crypto::{Keyring, MasterKey},
+    fold,
     log::Log,
     read_model::{ReadModel, ReadModelOptions},
-    replay,
     store::{
         sqlite::{SqliteOptions, SqliteStore},
         EventStore,
@@ -66,7 +67,7 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
 }
 
 async fn fold_all(log: &Log, until: u64) -> ReadState {
-    replay::fold(
+    fold::fold(
         log,
         ReadState::new(LifecycleConfig::default(), WarningConfig::default()),
         until,
@@ -83,8 +84,8 @@ async fn valid_at_by_definition(log: &Log, p: u64, t: DateTime<Utc>) -> ReadStat
     let mut events = Vec::new();
     for s in log.store.read_all(0, p as usize).await.unwrap() {
         let ev = log.open_fold(s).unwrap();
-        let key = rapport::valid_time::Key::of(ev.event_type, ev.occurred_at, ev.position);
-        if key <= rapport::valid_time::Key::last_by(t) {
+        let key = rapport::fold::valid_time::Key::of(ev.event_type, ev.occurred_at, ev.position);
+        if key <= rapport::fold::valid_time::Key::last_by(t) {
             events.push((key, ev));
         }
     }
@@ -172,7 +173,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             );
         }
         assert!(
-            replay::history_snapshot_before(&snapshots, last).is_some(),
+            fold::history::history_snapshot_before(&snapshots, last).is_some(),
             "history snapshots were kept"
         );
 
@@ -189,8 +190,8 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
                 let read = live.time_travel.events_read() - read_before;
                 // Digests per projection, so a failure names the projection that differs.
                 assert_eq!(
-                    replay::digests(&valid),
-                    replay::digests(&valid_at_by_definition(&log, p, t).await),
+                    fold::digests(&valid),
+                    fold::digests(&valid_at_by_definition(&log, p, t).await),
                     "seed {seed}: valid_at {t} at position {p}, {what}"
                 );
                 assert_eq!(valid.position(), p);
@@ -200,7 +201,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         for t in times {
             check(last, t, "no build").await;
             // How a store with slow reads by position (KurrentDB) answers: in memory.
-            let in_memory = rapport::valid_time::fold_in_memory(
+            let in_memory = rapport::fold::valid_time::fold_in_memory(
                 &log,
                 ReadState::new(LifecycleConfig::default(), WarningConfig::default()),
                 last,
@@ -212,13 +213,13 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             let mut expected = valid_at_by_definition(&log, last, t).await;
             expected.customers.position = in_memory.position();
             assert_eq!(
-                replay::digests(&in_memory),
-                replay::digests(&expected),
+                fold::digests(&in_memory),
+                fold::digests(&expected),
                 "seed {seed}: valid_at {t} folded in memory"
             );
         }
         const EVERY: u64 = 50;
-        let build = rapport::valid_time::build(
+        let build = rapport::fold::valid_time::build(
             &log,
             &snapshots,
             last,
@@ -245,9 +246,10 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             ..LifecycleConfig::default()
         };
         assert!(
-            rapport::valid_time::builds(&snapshots, &other, &WarningConfig::default()).is_empty()
+            rapport::fold::valid_time::builds(&snapshots, &other, &WarningConfig::default())
+                .is_empty()
         );
-        let (build_dir, _) = rapport::valid_time::builds(
+        let (build_dir, _) = rapport::fold::valid_time::builds(
             &snapshots,
             &LifecycleConfig::default(),
             &WarningConfig::default(),
@@ -296,10 +298,10 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         // The next build starts from the previous one: it folds the events from the late
         // one on (in business order), not the whole log. What a killed build left behind
         // goes.
-        let left_behind = rapport::valid_time::builds_dir(&snapshots).join("building-7");
+        let left_behind = rapport::fold::valid_time::builds_dir(&snapshots).join("building-7");
         std::fs::create_dir_all(&left_behind).unwrap();
         let mut folded = 0;
-        let build = rapport::valid_time::build(
+        let build = rapport::fold::valid_time::build(
             &log,
             &snapshots,
             tail_end,
@@ -336,12 +338,12 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         drop(live);
         drop(resumed);
         let key = || MasterKey::from_text(&master_text).unwrap();
-        replay::run_cli(dir.path(), key(), &Default::default(), &[], true)
+        replay(dir.path(), key(), &Default::default(), &[], true)
             .await
             .unwrap();
         let path = snapshots.join("read_state.snapshot");
         // The warnings are the JSON part at the end of the (partly binary) state.
-        let (header, bytes) = rapport::read_model::read_snapshot_file(&path).unwrap();
+        let (header, bytes) = rapport::fold::snapshot::read_snapshot_file(&path).unwrap();
         let (from, to) = (&b"\"level\":\"watch\""[..], &b"\"level\":\"critical\""[..]);
         let at = bytes
             .windows(from.len())
@@ -352,8 +354,8 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         let mut tampered = bytes[..at].to_vec();
         tampered.extend(to);
         tampered.extend(&bytes[at + from.len()..]);
-        rapport::read_model::write_snapshot(&snapshots, header.position, &tampered).unwrap();
-        let err = replay::run_cli(dir.path(), key(), &Default::default(), &[], true)
+        rapport::fold::snapshot::write_snapshot(&snapshots, header.position, &tampered).unwrap();
+        let err = replay(dir.path(), key(), &Default::default(), &[], true)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("warnings"), "{err}");
@@ -601,7 +603,7 @@ async fn valid_at_answers_do_not_depend_on_the_order_events_were_recorded_in() {
             for batch in order.chunks(17) {
                 log.append(batch, None).await.unwrap();
             }
-            let tt = replay::TimeTravel::new(
+            let tt = fold::time_travel::TimeTravel::new(
                 log.clone(),
                 None,
                 LifecycleConfig::default(),

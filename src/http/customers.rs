@@ -29,7 +29,7 @@ const FAVOURITES_MAX: usize = 5;
 pub struct ReadQuery {
     pub(super) min_position: Option<u64>,
     pub(super) as_of: Option<String>,
-    // Time travel (see `crate::replay`).
+    // Time travel (see `crate::fold::time_travel`).
     pub(super) as_of_position: Option<u64>,
     pub(super) known_at: Option<String>,
     pub(super) valid_at: Option<String>,
@@ -126,7 +126,7 @@ pub(super) async fn view<'a>(
         (Some(p), None) => Some(p),
         (None, Some(t)) => {
             let t = parse_time_param("known_at", t)?;
-            Some(crate::replay::position_known_at(&state.log, t).await?)
+            Some(crate::fold::time_travel::position_known_at(&state.log, t).await?)
         }
         (None, None) => None,
     };

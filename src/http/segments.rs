@@ -456,7 +456,10 @@ pub async fn diff(
                 )
             })?;
             if recorded {
-                Ok((crate::replay::position_known_at(&state.log, t).await?, None))
+                Ok((
+                    crate::fold::time_travel::position_known_at(&state.log, t).await?,
+                    None,
+                ))
             } else {
                 Ok((last, Some(t)))
             }

@@ -317,7 +317,7 @@ fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
     for entry in walk(&data) {
         // Snapshots are compressed: searched as written and as decompressed.
         if entry.extension().is_some_and(|e| e == "snapshot") {
-            let (_, state) = rapport::read_model::read_snapshot_file(&entry).unwrap();
+            let (_, state) = rapport::fold::snapshot::read_snapshot_file(&entry).unwrap();
             assert!(
                 state.windows(3).any(|w| w == b"w-1"),
                 "the decompressed state names the customer"

@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::{
     auth::ApiKeys,
     crypto::{Keyring, MasterKey},
+    fold::child::FoldChild,
     http::{self, metrics::Metrics, AppState},
     log::Log,
     store::{
@@ -184,9 +185,9 @@ pub async fn run(
     let stopping = Arc::new(AtomicBool::new(false));
     // The KurrentDB backend has no read-only opening for a child; it compacts instead.
     // A child of this server, `rapport COMMAND --data-dir …`, given the master key and the
-    // configuration on its standard input (see `read_model::FoldChild`).
-    let child = |command: &str, min_events: u64| -> anyhow::Result<crate::read_model::FoldChild> {
-        Ok(crate::read_model::FoldChild {
+    // configuration on its standard input (see `FoldChild`).
+    let child = |command: &str, min_events: u64| -> anyhow::Result<FoldChild> {
+        Ok(FoldChild {
             program: std::env::current_exe().context("cannot find the rapport executable")?,
             args: vec![
                 command.into(),
@@ -217,7 +218,7 @@ pub async fn run(
     );
     let valid_time = opts.config.time_travel.valid_time_rebuild_after_events;
     if let (Some(_), true) = (&embedded, valid_time > 0) {
-        crate::valid_time::spawn_builds(
+        crate::read_model::builds::spawn_builds(
             read_model.clone(),
             log.clone(),
             child("valid-time", valid_time)?,
@@ -272,113 +273,4 @@ pub async fn run(
     }
     tracing::info!("store closed");
     Ok(())
-}
-
-/// For a child of `serve` (`catch-up`, `valid-time`), first thing: it is killed when the
-/// server ends, so no orphan goes on folding or writing snapshots.
-pub fn die_with_parent() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: `prctl(PR_SET_PDEATHSIG)` only sets a signal for this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
-}
-
-/// `rapport catch-up`, started by `serve` (see [`crate::read_model::FoldChild`]): folds
-/// the log as it is now into the snapshots of `data_dir`, as the server's read model would
-/// have, and writes a last snapshot at its end. The store is opened read-only: the server
-/// holds it, and may append meanwhile.
-pub async fn catch_up(
-    data_dir: &Path,
-    master: MasterKey,
-    config: &crate::config::Config,
-) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let (store, log) = open_log_read_only(data_dir, master).await?;
-    let last = store.last_position();
-    let snapshots = data_dir.join("snapshots");
-    let model = crate::read_model::ReadModel::spawn(
-        log,
-        crate::read_model::ReadModelOptions {
-            lifecycle: config.lifecycle,
-            warnings: config.early_warning.clone(),
-            history_every_events: config.time_travel.history_every_events,
-            // It exits once caught up: nothing to compact.
-            compact_after_catch_up_events: u64::MAX,
-            ..crate::read_model::ReadModelOptions::service(Some(snapshots.clone()))
-        },
-    );
-    model
-        .watch_applied()
-        .wait_for(|p| *p >= last)
-        .await
-        .map_err(|_| anyhow::anyhow!("the read model stopped before position {last}"))?;
-    let bytes = {
-        let state = model.state.read().await;
-        state.snapshot_bytes()
-    };
-    tokio::task::block_in_place(|| crate::read_model::write_snapshot(&snapshots, last, &bytes))?;
-    tracing::info!(
-        position = last,
-        seconds = started.elapsed().as_secs_f64(),
-        "caught up"
-    );
-    Ok(())
-}
-
-/// `rapport valid-time`, started by `serve` (see [`crate::valid_time::spawn_builds`]):
-/// builds business time for `valid_at` queries from the log as it is now, in the snapshots
-/// of `data_dir`. The store is opened read-only.
-pub async fn build_valid_time(
-    data_dir: &Path,
-    master: MasterKey,
-    config: &crate::config::Config,
-) -> anyhow::Result<()> {
-    // A build runs beside the server, often: the server's requests come first.
-    // SAFETY: `nice` only lowers this process's priority.
-    unsafe {
-        libc::nice(10);
-    }
-    let started = std::time::Instant::now();
-    let (store, log) = open_log_read_only(data_dir, master).await?;
-    let until = store.last_position();
-    let m = crate::valid_time::build(
-        &log,
-        &data_dir.join("snapshots"),
-        until,
-        config.time_travel.valid_time_every_events,
-        config.lifecycle,
-        config.early_warning.clone(),
-        |_| {},
-    )
-    .await?;
-    tracing::info!(
-        until,
-        snapshots = m.snapshots(),
-        seconds = started.elapsed().as_secs_f64(),
-        "built business time"
-    );
-    Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -28,7 +28,7 @@
 //! back to the first event. Without a usable build the fold starts from the first event.
 //!
 //! Builds are written by `rapport valid-time` (a child process of `serve`, see
-//! [`spawn_builds`]) and by [`build`] in-process; a build becomes visible only once
+//! `read_model::builds`) and by [`build`] in-process; a build becomes visible only once
 //! complete (its folder is renamed into place), and older builds are then removed.
 
 use std::{
@@ -40,19 +40,11 @@ use chrono::{DateTime, Utc};
 use rapport_events::{EventType, FoldEvent};
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 
+use super::{fold_batches, snapshot, Opened};
 use crate::{
     log::Log,
-    replay::Opened,
     store::{StoreError, StoredEvent, READ_EVENTS_MAX},
 };
-
-/// Events of business order between two snapshots of a build: a `valid_at` query on a
-/// freshly built log folds at most this many after the snapshot it loads.
-pub const VALID_TIME_EVERY_EVENTS: u64 = 250_000;
-
-/// A build is started once the log has grown by this many events since the last one
-/// (`serve`, embedded store).
-pub const VALID_TIME_REBUILD_AFTER_EVENTS: u64 = 500_000;
 
 /// Bytes of one key in a `.keys` file: seconds (i64), nanoseconds (u32), position (u64),
 /// little-endian.
@@ -69,7 +61,7 @@ pub struct Key {
 
 impl Key {
     /// Before every key.
-    const MIN: Key = Key {
+    pub(crate) const MIN: Key = Key {
         secs: i64::MIN,
         nanos: 0,
         position: 0,
@@ -196,7 +188,7 @@ pub async fn fold_keys(
 ) -> Result<ReadState, StoreError> {
     debug_assert!(keys.is_sorted());
     let keys = Arc::new(keys);
-    crate::replay::fold_batches(state, |tx| read_in_order(log.clone(), keys, tx), on_batch).await
+    fold_batches(state, |tx| read_in_order(log.clone(), keys, tx), on_batch).await
 }
 
 async fn read_in_order(log: Log, keys: Arc<Vec<Key>>, tx: tokio::sync::mpsc::Sender<Opened>) {
@@ -257,7 +249,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    fn cut(&self, i: usize) -> Key {
+    pub(crate) fn cut(&self, i: usize) -> Key {
         match i {
             0 => Key::MIN,
             i => {
@@ -389,7 +381,7 @@ pub async fn build(
             w.await??;
         }
         writing = Some(tokio::task::spawn_blocking(move || {
-            crate::read_model::write_snapshot_to(&path, until, &bytes)
+            snapshot::write_snapshot_to(&path, until, &bytes)
         }));
     }
     if let Some(w) = writing.take() {
@@ -441,12 +433,12 @@ async fn resume(
         return Ok(None);
     };
     let state = tokio::task::block_in_place(|| {
-        crate::read_model::load_snapshot_file(
+        snapshot::load_snapshot_file(
             &dir.join(format!("{k}.snapshot")),
             until,
             &old.lifecycle,
             &old.warnings,
-            crate::read_model::query_decode_threads(),
+            snapshot::query_decode_threads(),
         )
     });
     let Some(state) = state else {
@@ -474,81 +466,6 @@ async fn resume(
         "business time: building on the previous build"
     );
     Ok(Some((state, old.cuts[..k].to_vec(), keys)))
-}
-
-/// `serve`'s builds (embedded store): runs `child` (`rapport valid-time`) to build again
-/// whenever the read model has applied `child.min_events` events past the newest build,
-/// or sooner, as soon as an event recorded since the build precedes the build's last
-/// snapshot in business order (a late import, a segment definition): until the next build,
-/// such an event sends `valid_at` queries after it back to an earlier snapshot. The keys of
-/// new events are read as the read model applies them (several batches at once when it is
-/// ahead). One build at a time; a failed build is logged and tried again after as many
-/// events more.
-pub fn spawn_builds(
-    model: Arc<crate::read_model::ReadModel>,
-    log: Log,
-    child: crate::read_model::FoldChild,
-    snapshots: PathBuf,
-    lifecycle: LifecycleConfig,
-    warnings: WarningConfig,
-) {
-    tokio::spawn(async move {
-        let mut applied = model.watch_applied();
-        let newest = || {
-            builds(&snapshots, &lifecycle, &warnings)
-                .first()
-                .map(|(_, m)| (m.until, m.cut(m.snapshots())))
-        };
-        let (mut built, mut last_cut) = newest().unwrap_or((0, Key::MIN));
-        // The events since the build whose keys were looked at, and the least of them.
-        let (mut checked, mut first_since) = (built, None::<Key>);
-        loop {
-            let due = built + child.min_events;
-            if applied
-                .wait_for(|&p| p >= due || (built > 0 && p > checked))
-                .await
-                .is_err()
-            {
-                return; // the read model stopped
-            }
-            let at = *applied.borrow();
-            if at < due {
-                match scan_keys(&log, checked, at).await {
-                    Ok(keys) => {
-                        first_since = first_since.into_iter().chain(keys).min();
-                        checked = at;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading the keys of new events failed");
-                        checked = at;
-                        continue;
-                    }
-                }
-                if first_since.is_none_or(|f| f > last_cut) {
-                    continue;
-                }
-            }
-            let started = std::time::Instant::now();
-            match child.run().await {
-                Ok(()) => {
-                    (built, last_cut) = newest().unwrap_or((at, last_cut));
-                    tracing::info!(
-                        until = built,
-                        seconds = started.elapsed().as_secs_f64(),
-                        "built business time (valid_at)"
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "building business time (valid_at) failed; trying again later"
-                    );
-                    built = at;
-                }
-            }
-            (checked, first_since) = (built, None);
-        }
-    });
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -1,12 +1,14 @@
 //! The read model: the projections of `rapport-projections`, kept up to date by a
 //! catch-up-then-live subscription on the log, and the wait that gives read-your-writes.
 //!
-//! Snapshots: every [`SNAPSHOT_EVERY_EVENTS`] applied events the state is written to
-//! `<data-dir>/snapshots/read_state.snapshot` (a JSON header line with the projection's name,
-//! code version and position, then the state; written to a temporary file, fsynced and
-//! renamed). At start the snapshot is loaded if its version is the code's and its position
-//! is in the log; otherwise the projection is rebuilt from the first event and says why.
-//! Snapshots hold no personal data (see `rapport_projections::customers::Profile`).
+//! Snapshots: every `snapshot_every_events` applied events the state is written to
+//! `<data-dir>/snapshots/read_state.snapshot` (see `crate::fold::snapshot`). At start the
+//! snapshot is loaded if its version is the code's and its position is in the log;
+//! otherwise the projection is rebuilt from the first event and says why.
+//!
+//! [`builds`]: `serve`'s business-time builds, which follow the applied position.
+
+pub mod builds;
 
 use std::{
     path::{Path, PathBuf},
@@ -19,7 +21,19 @@ use futures::StreamExt;
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 use tokio::sync::{watch, RwLock};
 
-use crate::{log::Log, store};
+use crate::{
+    config::{COMPACT_AFTER_CATCH_UP_EVENTS, HISTORY_EVERY_EVENTS, SNAPSHOT_EVERY_EVENTS},
+    fold::{
+        child::FoldChild,
+        history::{history_snapshot_before, keep_history},
+        snapshot::{
+            load_snapshot, release_freed_memory, write_snapshot, LIVE_STATE_DECODE_THREADS,
+        },
+        time_travel::TimeTravel,
+    },
+    log::Log,
+    store,
+};
 
 /// Default longest wait of a query for `min_position` before it answers 503.
 pub const MIN_POSITION_WAIT_MS: u64 = 5_000;
@@ -29,20 +43,6 @@ const APPLY_BATCH_EVENTS: usize = 1024;
 const APPLY_LOCK_EVENTS_MAX: usize = 64;
 /// Opened batches waiting for the applier.
 const APPLY_QUEUE_BATCHES: usize = 8;
-/// A snapshot is written after this many events since the last one.
-pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
-/// Positions between the snapshots kept for time travel: an as-of query replays at most
-/// this many events after loading one.
-pub const HISTORY_EVERY_EVENTS: u64 = 250_000;
-
-/// Returns freed memory to the OS now. mimalloc (the service's allocator, see `main.rs`)
-/// returns it lazily, during later allocations: after a catch-up an idle server held
-/// 503 MiB where 393 MiB were live (100,000 customers, 1 M events). Harmless when another
-/// allocator is in use (tests): it then only collects mimalloc's own empty heap.
-fn release_freed_memory() {
-    // SAFETY: `mi_collect` has no preconditions; it may be called from any thread.
-    unsafe { libmimalloc_sys::mi_collect(true) };
-}
 
 /// What writing a snapshot at a position did: the write, and the history link if one was
 /// due.
@@ -67,21 +67,6 @@ fn settle(
         Err(e) => tracing::warn!(error = %e, "could not write the snapshot"),
     }
 }
-
-/// Threads that decode a snapshot into the state the server keeps (at start, and the
-/// compaction after a catch-up): one, the calling thread. What a thread allocates stays in
-/// its allocator heap; restarted on a million customers' snapshot, the server held 990 MiB
-/// with the profiles decoded on two threads, 999 MiB on one started for it, and 963 MiB on
-/// the calling thread (966 MiB before chunked snapshots; `docs/benchmarks.md`, session 11).
-pub const LIVE_STATE_DECODE_THREADS: usize = 1;
-
-/// Threads that decode a snapshot for a time-travel query, which waits for it: every core.
-pub fn query_decode_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The service's default for [`ReadModelOptions::compact_after_catch_up_events`].
-pub const COMPACT_AFTER_CATCH_UP_EVENTS: u64 = 1_000_000;
 
 /// Replaces the state by a copy of itself made from its snapshot bytes. A long catch-up
 /// leaves the state scattered among the freed remains of the events it folded (pages the
@@ -147,202 +132,6 @@ async fn catch_up_in_child(
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct SnapshotHeader {
-    pub projection: String,
-    pub version: u32,
-    pub position: u64,
-    /// How the state after the header line is compressed: `"lz4"` (an LZ4 frame with a
-    /// content checksum), or absent for none (snapshots written before compression; still
-    /// read).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<String>,
-    /// Bytes of the state once decompressed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state_bytes: Option<u64>,
-}
-
-/// LZ4, not zstd: a 10 M-event state (211 MB) becomes 93 MB and decompresses in about
-/// 0.13 s; zstd's fastest level made it 66 MB but took 0.25–0.45 s to read back, on every
-/// `as_of_position` query that loads a history snapshot.
-const SNAPSHOT_COMPRESSION: &str = "lz4";
-
-/// A snapshot file's header and its state bytes (decompressed).
-pub fn read_snapshot_file(path: &Path) -> anyhow::Result<(SnapshotHeader, Vec<u8>)> {
-    use anyhow::Context as _;
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let split = bytes
-        .iter()
-        .position(|b| *b == b'\n')
-        .context("no header line")?;
-    let header: SnapshotHeader =
-        serde_json::from_slice(&bytes[..split]).context("unreadable header")?;
-    let body = &bytes[split + 1..];
-    let state = match header.compression.as_deref() {
-        None => body.to_vec(),
-        Some(SNAPSHOT_COMPRESSION) => {
-            let mut out = Vec::with_capacity(header.state_bytes.unwrap_or(0) as usize);
-            std::io::Read::read_to_end(&mut lz4_flex::frame::FrameDecoder::new(body), &mut out)
-                .context("corrupt compressed state")?;
-            out
-        }
-        Some(other) => anyhow::bail!("unknown compression `{other}`"),
-    };
-    Ok((header, state))
-}
-
-/// Reads only the header line of a snapshot file.
-pub fn read_snapshot_header(path: &Path) -> Option<SnapshotHeader> {
-    use std::io::BufRead;
-    let mut line = Vec::new();
-    std::io::BufReader::new(std::fs::File::open(path).ok()?)
-        .read_until(b'\n', &mut line)
-        .ok()?;
-    serde_json::from_slice(&line).ok()
-}
-
-fn snapshot_path(dir: &Path) -> PathBuf {
-    dir.join(format!("{}.snapshot", ReadState::NAME))
-}
-
-/// Loads the snapshot if it was written by this code's projection version and is not ahead
-/// of the log; otherwise says why not and returns `None`.
-pub fn load_snapshot(
-    dir: &Path,
-    last_position: u64,
-    lifecycle: &LifecycleConfig,
-    warnings: &WarningConfig,
-) -> Option<ReadState> {
-    let loaded = load_snapshot_file(
-        &snapshot_path(dir),
-        last_position,
-        lifecycle,
-        warnings,
-        LIVE_STATE_DECODE_THREADS,
-    );
-    // The snapshot's bytes (over 200 MB at a million customers) were freed on this
-    // thread; the allocator returns such pages only when this thread next allocates or
-    // collects, and it may not (a restarted server held 1,137–1,159 MiB instead of
-    // 910–928 in some runs).
-    release_freed_memory();
-    loaded
-}
-
-/// Loads one snapshot file under the same checks as [`load_snapshot`], decoding on up to
-/// `threads` threads.
-pub fn load_snapshot_file(
-    path: &Path,
-    last_position: u64,
-    lifecycle: &LifecycleConfig,
-    warnings: &WarningConfig,
-    threads: usize,
-) -> Option<ReadState> {
-    if !path.exists() {
-        return None;
-    }
-    let started = std::time::Instant::now();
-    let (header, bytes) = match read_snapshot_file(path) {
-        Ok(read) => read,
-        Err(e) => {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "unreadable snapshot; rebuilding from the first event"
-            );
-            return None;
-        }
-    };
-    if header.projection != ReadState::NAME || header.version != ReadState::VERSION {
-        tracing::warn!(
-            found = header.version,
-            code = ReadState::VERSION,
-            "snapshot written by another projection version; rebuilding from the first event"
-        );
-        return None;
-    }
-    if header.position > last_position {
-        tracing::warn!(
-            snapshot = header.position,
-            log = last_position,
-            "snapshot is ahead of the log; rebuilding from the first event"
-        );
-        return None;
-    }
-    let read = started.elapsed();
-    let decoded = ReadState::from_snapshot_bytes(&bytes, threads);
-    tracing::debug!(
-        path = %path.display(),
-        bytes = bytes.len(),
-        read_ms = read.as_millis() as u64,
-        decode_ms = (started.elapsed() - read).as_millis() as u64,
-        "loaded a snapshot"
-    );
-    match decoded {
-        Ok(c)
-            if c.position() == header.position
-                && c.segments.config() == lifecycle
-                && c.warnings.config() == warnings =>
-        {
-            Some(c)
-        }
-        Ok(c) if c.position() == header.position => {
-            tracing::warn!("snapshot taken with other lifecycle or early-warning thresholds; rebuilding from the first event");
-            None
-        }
-        Ok(_) => {
-            tracing::warn!("snapshot header and body disagree; rebuilding from the first event");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable snapshot; rebuilding from the first event");
-            None
-        }
-    }
-}
-
-/// Writes the live snapshot of `dir` atomically (temporary file, fsync, rename).
-pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    write_snapshot_to(&snapshot_path(dir), position, state)
-}
-
-/// Writes a snapshot file at `path` atomically (`path.tmp`, fsync, rename).
-pub fn write_snapshot_to(path: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("snapshot.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    let header = SnapshotHeader {
-        projection: ReadState::NAME.into(),
-        version: ReadState::VERSION,
-        position,
-        compression: Some(SNAPSHOT_COMPRESSION.into()),
-        state_bytes: Some(state.len() as u64),
-    };
-    serde_json::to_writer(&mut f, &header)?;
-    f.write_all(b"\n")?;
-    let frame = lz4_flex::frame::FrameInfo::new()
-        .block_size(lz4_flex::frame::BlockSize::Max4MB)
-        .content_size(Some(state.len() as u64))
-        .content_checksum(true);
-    let mut z =
-        lz4_flex::frame::FrameEncoder::with_frame_info(frame, std::io::BufWriter::new(&mut f));
-    z.write_all(state)?;
-    z.finish().map_err(std::io::Error::other)?.flush()?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// Keeps the current snapshot (just written at `position`) for time travel, as a hard link.
-fn keep_history(dir: &Path, position: u64) -> std::io::Result<()> {
-    let history = crate::replay::history_dir(dir);
-    std::fs::create_dir_all(&history)?;
-    let target = history.join(format!("{position}.snapshot"));
-    if !target.exists() {
-        std::fs::hard_link(snapshot_path(dir), target)?;
-    }
-    Ok(())
-}
-
 /// How the read model runs; every option is set by the caller.
 #[derive(Clone)]
 pub struct ReadModelOptions {
@@ -362,75 +151,6 @@ pub struct ReadModelOptions {
     /// Where a long catch-up at start runs instead of in this process (see
     /// [`FoldChild`]); `None` folds every backlog here.
     pub catch_up_child: Option<FoldChild>,
-}
-
-/// A catch-up at start of at least `min_events` runs in a child process (`rapport
-/// catch-up`), which folds the log from the snapshot, writes the snapshots a catch-up here
-/// would have written, and exits; the read model then loads the last one as at a restart
-/// and folds what is left. What folding leaves behind in the heap (pages kept resident by
-/// a few live blocks each, which no compaction in place got rid of: 998–1,075 MiB after a
-/// catch-up here against 961–967 MiB restarted, a million customers) goes with the child.
-/// Meanwhile the read model answers from the state it started with, as during any
-/// catch-up. If the child fails, the catch-up runs here after all.
-///
-/// The same runs the business-time builds of `valid_at` (`rapport valid-time`, see
-/// [`crate::valid_time::spawn_builds`]), with `min_events` the growth of the log that
-/// starts one.
-#[derive(Clone)]
-pub struct FoldChild {
-    /// The `rapport` executable.
-    pub program: PathBuf,
-    /// Its arguments (`catch-up --data-dir …` or `valid-time --data-dir …`).
-    pub args: Vec<std::ffi::OsString>,
-    /// Written to its standard input: the master key (so it is in no argument and no
-    /// environment variable), then the configuration as JSON.
-    pub stdin: zeroize::Zeroizing<String>,
-    pub min_events: u64,
-}
-
-impl FoldChild {
-    /// Runs the child to its end. It is started and waited for on a thread of its own,
-    /// which lives as long as the child: the child dies with the thread that started it
-    /// (`PR_SET_PDEATHSIG`), and a runtime worker can end while the child still runs
-    /// (after `block_in_place`, a worker finishes as a blocking thread).
-    pub async fn run(&self) -> anyhow::Result<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let me = self.clone();
-        std::thread::Builder::new()
-            .name("rapport-child".into())
-            .spawn(move || {
-                let _ = tx.send(me.run_blocking());
-            })?;
-        rx.await
-            .map_err(|_| anyhow::anyhow!("the child's thread ended without an answer"))?
-    }
-
-    fn run_blocking(&self) -> anyhow::Result<()> {
-        use std::io::Write;
-        let mut child = std::process::Command::new(&self.program)
-            .args(&self.args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let written = stdin.write_all(self.stdin.as_bytes());
-        drop(stdin);
-        if let Err(e) = written {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e.into());
-        }
-        let status = child.wait()?;
-        anyhow::ensure!(
-            status.success(),
-            "the child process `{}` ended with {status}",
-            self.args
-                .first()
-                .map(|a| a.to_string_lossy())
-                .unwrap_or_default()
-        );
-        Ok(())
-    }
 }
 
 impl ReadModelOptions {
@@ -457,7 +177,7 @@ pub struct ReadModel {
     /// Longest wait for `min_position`.
     pub min_position_wait: Duration,
     /// Past states for `as_of_position`, `known_at`, `valid_at`.
-    pub time_travel: crate::replay::TimeTravel,
+    pub time_travel: TimeTravel,
     applied: watch::Sender<u64>,
     /// How many times the state was compacted (at most once, after the catch-up at start).
     compactions: watch::Sender<u64>,
@@ -478,12 +198,8 @@ impl ReadModel {
             compact_after_catch_up_events,
             catch_up_child,
         } = opts;
-        let time_travel = crate::replay::TimeTravel::new(
-            log.clone(),
-            snapshots.clone(),
-            lifecycle,
-            warnings.clone(),
-        );
+        let time_travel =
+            TimeTravel::new(log.clone(), snapshots.clone(), lifecycle, warnings.clone());
         let start = snapshots
             .as_deref()
             .and_then(|d| load_snapshot(d, log.store.last_position(), &lifecycle, &warnings))
@@ -569,7 +285,7 @@ impl ReadModel {
             let mut snapshot_at = from;
             let mut history_at = snapshots
                 .as_deref()
-                .and_then(|d| crate::replay::history_snapshot_before(d, u64::MAX))
+                .and_then(|d| history_snapshot_before(d, u64::MAX))
                 .map_or(0, |(p, _)| p);
             // Whether the last batch left a backlog behind it.
             let mut behind = true;

@@ -333,7 +333,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 "{r}   ({customers} customers, +{} MiB resident)",
                 rss_kib().saturating_sub(rss_before) / 1024
             );
-            if opts.events as u64 >= crate::read_model::COMPACT_AFTER_CATCH_UP_EVENTS {
+            if opts.events as u64 >= crate::config::COMPACT_AFTER_CATCH_UP_EVENTS {
                 let started = Instant::now();
                 model
                     .watch_compactions()
@@ -672,10 +672,10 @@ async fn as_of_queries(
             events: last,
             seconds: started.elapsed().as_secs_f64(),
         },
-        crate::read_model::SNAPSHOT_EVERY_EVENTS,
-        crate::read_model::HISTORY_EVERY_EVENTS,
+        crate::config::SNAPSHOT_EVERY_EVENTS,
+        crate::config::HISTORY_EVERY_EVENTS,
     );
-    let history: Vec<u64> = std::fs::read_dir(crate::replay::history_dir(&snapshots))?
+    let history: Vec<u64> = std::fs::read_dir(crate::fold::history::history_dir(&snapshots))?
         .filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len()))
         .collect();
     println!(
@@ -688,7 +688,7 @@ async fn as_of_queries(
     // and the events read for it, with a fresh `TimeTravel` each time so nothing is cached
     // from the previous query.
     let query = |position: u64, valid_at: Option<chrono::DateTime<chrono::Utc>>| {
-        let tt = crate::replay::TimeTravel::new(
+        let tt = crate::fold::time_travel::TimeTravel::new(
             log.clone(),
             Some(snapshots.clone()),
             Default::default(),
@@ -720,7 +720,7 @@ async fn as_of_queries(
     );
     // Random positions rarely fall where it costs most: just before the last history
     // snapshot, the largest state is loaded and a whole interval folded after it.
-    let mut kept: Vec<u64> = std::fs::read_dir(crate::replay::history_dir(&snapshots))?
+    let mut kept: Vec<u64> = std::fs::read_dir(crate::fold::history::history_dir(&snapshots))?
         .filter_map(|e| {
             e.ok()?
                 .file_name()
@@ -743,8 +743,8 @@ async fn as_of_queries(
     // snapshot before `valid_at` and folds at most one interval of business order after it,
     // whether the log's business times are shuffled or not.
     let started = Instant::now();
-    let every = crate::valid_time::VALID_TIME_EVERY_EVENTS;
-    let m = crate::valid_time::build(
+    let every = crate::config::VALID_TIME_EVERY_EVENTS;
+    let m = crate::fold::valid_time::build(
         log,
         &snapshots,
         last,
@@ -755,7 +755,7 @@ async fn as_of_queries(
     )
     .await?;
     let built: u64 =
-        crate::valid_time::builds(&snapshots, &Default::default(), &Default::default())
+        crate::fold::valid_time::builds(&snapshots, &Default::default(), &Default::default())
             .first()
             .and_then(|(dir, _)| std::fs::read_dir(dir).ok())
             .into_iter()
@@ -838,7 +838,7 @@ async fn as_of_queries(
     );
     let started = Instant::now();
     let mut folded = 0;
-    let m = crate::valid_time::build(
+    let m = crate::fold::valid_time::build(
         log,
         &snapshots,
         with_late,

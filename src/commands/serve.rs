@@ -1,0 +1,61 @@
+//! `rapport serve`: the service until Ctrl-C or SIGTERM.
+
+use crate::{
+    app::{self, ServeOptions},
+    cli::ServeArgs,
+};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        data,
+        store,
+        config,
+        master,
+        listen,
+        kafka_brokers,
+        kafka_in_topic,
+        kafka_group,
+    } = args;
+    let config = config.load()?;
+    let master = master.resolve(true)?;
+    let kafka = kafka_brokers.map(|b| crate::kafka::KafkaOptions {
+        in_topic: kafka_in_topic,
+        group: kafka_group,
+        ..crate::kafka::KafkaOptions::defaults(&b, &data.data_dir)
+    });
+    let store = app::StoreChoice::parse(&store)?;
+    app::run(
+        ServeOptions {
+            data_dir: data.data_dir,
+            store,
+            listen,
+            master,
+            kafka,
+            config,
+        },
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,203 @@
+//! The snapshot file: a JSON header line (projection name, code version, position,
+//! compression), then the state's bytes in an LZ4 frame. Written to a temporary file,
+//! fsynced and renamed, so a reader sees a whole snapshot or none. Snapshots hold no
+//! personal data (see `rapport_projections::customers::Profile`).
+
+use std::path::{Path, PathBuf};
+
+use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
+
+/// Returns freed memory to the OS now. mimalloc (the service's allocator, see `main.rs`)
+/// returns it lazily, during later allocations: after a catch-up an idle server held
+/// 503 MiB where 393 MiB were live (100,000 customers, 1 M events). Harmless when another
+/// allocator is in use (tests): it then only collects mimalloc's own empty heap.
+pub(crate) fn release_freed_memory() {
+    // SAFETY: `mi_collect` has no preconditions; it may be called from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
+/// Threads that decode a snapshot into the state the server keeps (at start, and the
+/// compaction after a catch-up): one, the calling thread. What a thread allocates stays in
+/// its allocator heap; restarted on a million customers' snapshot, the server held 990 MiB
+/// with the profiles decoded on two threads, 999 MiB on one started for it, and 963 MiB on
+/// the calling thread (966 MiB before chunked snapshots; `docs/benchmarks.md`, session 11).
+pub const LIVE_STATE_DECODE_THREADS: usize = 1;
+
+/// Threads that decode a snapshot for a time-travel query, which waits for it: every core.
+pub fn query_decode_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SnapshotHeader {
+    pub projection: String,
+    pub version: u32,
+    pub position: u64,
+    /// How the state after the header line is compressed: `"lz4"` (an LZ4 frame with a
+    /// content checksum). A snapshot without it is not read (the state is rebuilt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Bytes of the state once decompressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_bytes: Option<u64>,
+}
+
+/// LZ4, not zstd: a 10 M-event state (211 MB) becomes 93 MB and decompresses in about
+/// 0.13 s; zstd's fastest level made it 66 MB but took 0.25–0.45 s to read back, on every
+/// `as_of_position` query that loads a history snapshot.
+const SNAPSHOT_COMPRESSION: &str = "lz4";
+
+/// A snapshot file's header and its state bytes (decompressed).
+pub fn read_snapshot_file(path: &Path) -> anyhow::Result<(SnapshotHeader, Vec<u8>)> {
+    use anyhow::Context as _;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let split = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .context("no header line")?;
+    let header: SnapshotHeader =
+        serde_json::from_slice(&bytes[..split]).context("unreadable header")?;
+    let body = &bytes[split + 1..];
+    let state = match header.compression.as_deref() {
+        None => anyhow::bail!("uncompressed snapshot (no longer read)"),
+        Some(SNAPSHOT_COMPRESSION) => {
+            let mut out = Vec::with_capacity(header.state_bytes.unwrap_or(0) as usize);
+            std::io::Read::read_to_end(&mut lz4_flex::frame::FrameDecoder::new(body), &mut out)
+                .context("corrupt compressed state")?;
+            out
+        }
+        Some(other) => anyhow::bail!("unknown compression `{other}`"),
+    };
+    Ok((header, state))
+}
+
+pub(crate) fn snapshot_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{}.snapshot", ReadState::NAME))
+}
+
+/// Loads the snapshot if it was written by this code's projection version and is not ahead
+/// of the log; otherwise says why not and returns `None`.
+pub fn load_snapshot(
+    dir: &Path,
+    last_position: u64,
+    lifecycle: &LifecycleConfig,
+    warnings: &WarningConfig,
+) -> Option<ReadState> {
+    let loaded = load_snapshot_file(
+        &snapshot_path(dir),
+        last_position,
+        lifecycle,
+        warnings,
+        LIVE_STATE_DECODE_THREADS,
+    );
+    // The snapshot's bytes (over 200 MB at a million customers) were freed on this
+    // thread; the allocator returns such pages only when this thread next allocates or
+    // collects, and it may not (a restarted server held 1,137–1,159 MiB instead of
+    // 910–928 in some runs).
+    release_freed_memory();
+    loaded
+}
+
+/// Loads one snapshot file under the same checks as [`load_snapshot`], decoding on up to
+/// `threads` threads.
+pub fn load_snapshot_file(
+    path: &Path,
+    last_position: u64,
+    lifecycle: &LifecycleConfig,
+    warnings: &WarningConfig,
+    threads: usize,
+) -> Option<ReadState> {
+    if !path.exists() {
+        return None;
+    }
+    let started = std::time::Instant::now();
+    let (header, bytes) = match read_snapshot_file(path) {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "unreadable snapshot; rebuilding from the first event"
+            );
+            return None;
+        }
+    };
+    if header.projection != ReadState::NAME || header.version != ReadState::VERSION {
+        tracing::warn!(
+            found = header.version,
+            code = ReadState::VERSION,
+            "snapshot written by another projection version; rebuilding from the first event"
+        );
+        return None;
+    }
+    if header.position > last_position {
+        tracing::warn!(
+            snapshot = header.position,
+            log = last_position,
+            "snapshot is ahead of the log; rebuilding from the first event"
+        );
+        return None;
+    }
+    let read = started.elapsed();
+    let decoded = ReadState::from_snapshot_bytes(&bytes, threads);
+    tracing::debug!(
+        path = %path.display(),
+        bytes = bytes.len(),
+        read_ms = read.as_millis() as u64,
+        decode_ms = (started.elapsed() - read).as_millis() as u64,
+        "loaded a snapshot"
+    );
+    match decoded {
+        Ok(c)
+            if c.position() == header.position
+                && c.segments.config() == lifecycle
+                && c.warnings.config() == warnings =>
+        {
+            Some(c)
+        }
+        Ok(c) if c.position() == header.position => {
+            tracing::warn!("snapshot taken with other lifecycle or early-warning thresholds; rebuilding from the first event");
+            None
+        }
+        Ok(_) => {
+            tracing::warn!("snapshot header and body disagree; rebuilding from the first event");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable snapshot; rebuilding from the first event");
+            None
+        }
+    }
+}
+
+/// Writes the live snapshot of `dir` atomically (temporary file, fsync, rename).
+pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    write_snapshot_to(&snapshot_path(dir), position, state)
+}
+
+/// Writes a snapshot file at `path` atomically (`path.tmp`, fsync, rename).
+pub fn write_snapshot_to(path: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("snapshot.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    let header = SnapshotHeader {
+        projection: ReadState::NAME.into(),
+        version: ReadState::VERSION,
+        position,
+        compression: Some(SNAPSHOT_COMPRESSION.into()),
+        state_bytes: Some(state.len() as u64),
+    };
+    serde_json::to_writer(&mut f, &header)?;
+    f.write_all(b"\n")?;
+    let frame = lz4_flex::frame::FrameInfo::new()
+        .block_size(lz4_flex::frame::BlockSize::Max4MB)
+        .content_size(Some(state.len() as u64))
+        .content_checksum(true);
+    let mut z =
+        lz4_flex::frame::FrameEncoder::with_frame_info(frame, std::io::BufWriter::new(&mut f));
+    z.write_all(state)?;
+    z.finish().map_err(std::io::Error::other)?.flush()?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
