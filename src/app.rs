@@ -249,7 +249,7 @@ pub async fn run(
         .with_context(|| format!("failed to listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
     println!("rapport listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %opts.data_dir.display(), store = %opts.store.identity(), last_position = log.store.last_position(), "serving");
+    tracing::info!(%addr, data_dir = %opts.data_dir.display(), store = %opts.store.identity(), last_position = log.last_position(), "serving");
     let app = http::router(state);
     http::serve(listener, app, async move {
         shutdown.await;

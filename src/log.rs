@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 use rapport_events::{
     data::PersonalDataErased,
     personal::{self, PersonalFields, PersonalView},
@@ -32,7 +33,7 @@ pub enum PersonalAccess {
 
 #[derive(Clone)]
 pub struct Log {
-    pub store: Arc<dyn EventStore>,
+    store: Arc<dyn EventStore>,
     pub keys: Arc<Keyring>,
     /// Always `true` in the service. `false` only in `rapport bench`, to measure what
     /// encryption costs: personal fields are then stored unencrypted under generation 0,
@@ -81,6 +82,51 @@ impl Log {
             encrypt: false,
             upcasters: Upcasters::standard(),
         }
+    }
+
+    /// The position of the last event (0 for an empty log).
+    pub fn last_position(&self) -> u64 {
+        self.store.last_position()
+    }
+
+    /// The version of the last event of `stream`, if it has any.
+    pub fn stream_version(&self, stream: &str) -> Option<u64> {
+        self.store.stream_version(stream)
+    }
+
+    /// Whether one append may span several streams atomically.
+    pub fn atomic_across_streams(&self) -> bool {
+        self.store.atomic_across_streams()
+    }
+
+    /// Whether reading scattered positions costs about as much as reading them in order.
+    pub fn point_reads_are_cheap(&self) -> bool {
+        self.store.point_reads_are_cheap()
+    }
+
+    /// Up to `limit` sealed events after position `after`, in order.
+    pub async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.store.read_all(after, limit).await
+    }
+
+    /// The sealed events at `positions` (ascending), skipping none that exist.
+    pub async fn read_at(&self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+        self.store.read_at(positions).await
+    }
+
+    /// Up to `limit` sealed events of `stream` from version `from`.
+    pub async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.store.read_stream(stream, from, limit).await
+    }
+
+    /// Every sealed event after `after`, then each new one as it is appended.
+    pub fn subscribe(&self, after: u64) -> BoxStream<'static, Result<StoredEvent, StoreError>> {
+        crate::store::subscribe(self.store.clone(), after)
     }
 
     /// Seals one validated event: takes out its personal fields and encrypts them with the

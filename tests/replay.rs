@@ -82,7 +82,7 @@ async fn fold_all(log: &Log, until: u64) -> ReadState {
 /// position), and the position `p`.
 async fn valid_at_by_definition(log: &Log, p: u64, t: DateTime<Utc>) -> ReadState {
     let mut events = Vec::new();
-    for s in log.store.read_all(0, p as usize).await.unwrap() {
+    for s in log.read_all(0, p as usize).await.unwrap() {
         let ev = log.open_fold(s).unwrap();
         let key = rapport::fold::valid_time::Key::of(ev.event_type, ev.occurred_at, ev.position);
         if key <= rapport::fold::valid_time::Key::last_by(t) {

@@ -83,7 +83,7 @@ const FOLD_QUEUE_BATCHES: usize = 4;
 async fn read_opened(log: Log, mut after: u64, until: u64, tx: tokio::sync::mpsc::Sender<Opened>) {
     while after < until {
         let limit = READ_EVENTS_MAX.min((until - after) as usize);
-        let opened = match log.store.read_all(after, limit).await {
+        let opened = match log.read_all(after, limit).await {
             Ok(batch) => {
                 let Some(last) = batch.last().map(|s| s.position) else {
                     return;

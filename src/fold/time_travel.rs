@@ -22,11 +22,11 @@ use crate::{log::Log, store::StoreError};
 
 /// The last position recorded at or before `t` (0 if none).
 pub async fn position_known_at(log: &Log, t: DateTime<Utc>) -> Result<u64, StoreError> {
-    let (mut lo, mut hi) = (0u64, log.store.last_position());
+    let (mut lo, mut hi) = (0u64, log.last_position());
     // Invariant: position lo is known at t (0 trivially); positions after hi are not.
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
-        let e = log.store.read_all(mid - 1, 1).await?;
+        let e = log.read_all(mid - 1, 1).await?;
         match e.first() {
             Some(s) if s.recorded_at <= t => lo = mid,
             _ => hi = mid - 1,
@@ -104,7 +104,7 @@ impl TimeTravel {
                 )
                 .await?
             }
-            Some(t) if !self.log.store.point_reads_are_cheap() => {
+            Some(t) if !self.log.point_reads_are_cheap() => {
                 let mut state =
                     valid_time::fold_in_memory(&self.log, self.empty(), position, t, count).await?;
                 state.customers.position = position;

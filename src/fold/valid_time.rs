@@ -119,7 +119,6 @@ async fn for_each_batch(
 ) -> Result<(), StoreError> {
     while after < until {
         let batch = log
-            .store
             .read_all(after, READ_EVENTS_MAX.min((until - after) as usize))
             .await?;
         let Some(last) = batch.last().map(|s| s.position) else {
@@ -207,7 +206,7 @@ async fn read_chunk(log: &Log, chunk: &[Key]) -> Opened {
     let mut order: Vec<usize> = (0..chunk.len()).collect();
     order.sort_unstable_by_key(|&i| chunk[i].position);
     let positions: Vec<u64> = order.iter().map(|&i| chunk[i].position).collect();
-    let stored = log.store.read_at(&positions).await?;
+    let stored = log.read_at(&positions).await?;
     if stored.len() != positions.len() {
         let missing = positions
             .iter()

@@ -80,7 +80,7 @@ pub async fn list(
             format!("must be 1 to {ALERTS_PAGE_MAX}"),
         ));
     }
-    super::customers::wait_min_position(&state, q.min_position).await?;
+    super::query::wait_min_position(&state, q.min_position).await?;
     let st = state.read_model.state.read().await;
     let mut alerts: Vec<&Alert> = st
         .warnings
@@ -120,7 +120,7 @@ pub async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(ApiError::query)?;
-    super::customers::wait_min_position(&state, q.min_position).await?;
+    super::query::wait_min_position(&state, q.min_position).await?;
     let alert = state
         .read_model
         .state
@@ -134,7 +134,7 @@ pub async fn get_one(
     let phrases = if caller.access() == PersonalAccess::Plain {
         let mut texts = Vec::new();
         for pos in alert.complaint_positions.iter().take(PHRASE_COMPLAINTS_MAX) {
-            let stored = state.log.store.read_all(pos - 1, 1).await?;
+            let stored = state.log.read_all(pos - 1, 1).await?;
             for ev in state.log.open_all(stored, PersonalAccess::Plain)? {
                 if let Some(t) = ev.data.get("text").and_then(Value::as_str) {
                     texts.push(t.to_owned());

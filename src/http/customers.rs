@@ -11,184 +11,19 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::{DateTime, NaiveDate, Utc};
-use rapport_projections::{cohorts, reactivation, rfm, Lifecycle, Profile, ReadState};
+use chrono::{DateTime, Utc};
+use rapport_projections::{cohorts, reactivation, rfm, Lifecycle, Profile};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, AppState, Caller, READERS};
+use super::{
+    query::{csv, currency, page_limit, prepare, query, view, Q},
+    ApiError, AppState, Caller, READERS,
+};
 use crate::log::PersonalAccess;
 
-const LIST_LIMIT_DEFAULT: usize = 50;
-const LIST_LIMIT_MAX: usize = 1000;
 const FAVOURITES_MAX: usize = 5;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ReadQuery {
-    pub(super) min_position: Option<u64>,
-    pub(super) as_of: Option<String>,
-    // Time travel (see `crate::fold::time_travel`).
-    pub(super) as_of_position: Option<u64>,
-    pub(super) known_at: Option<String>,
-    pub(super) valid_at: Option<String>,
-    // Lists.
-    pub(super) status: Option<String>,
-    pub(super) community: Option<String>,
-    pub(super) segment: Option<String>,
-    pub(super) sort: Option<String>,
-    pub(super) cursor: Option<String>,
-    pub(super) limit: Option<usize>,
-    // RFM and cohorts.
-    pub(super) currency: Option<String>,
-    pub(super) period: Option<String>,
-    pub(super) format: Option<String>,
-}
-
-pub(super) type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
-
-pub(super) fn query(q: Q) -> Result<ReadQuery, ApiError> {
-    q.map(|Query(q)| q).map_err(ApiError::query)
-}
-
-pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-        .map_err(|_| ApiError::bad("as_of", "must be an RFC 3339 time or a date YYYY-MM-DD"))
-}
-
-/// The page size asked for, within 1 to [`LIST_LIMIT_MAX`].
-pub(super) fn page_limit(q: &ReadQuery) -> Result<usize, ApiError> {
-    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
-    if limit == 0 || limit > LIST_LIMIT_MAX {
-        return Err(ApiError::bad(
-            "limit",
-            format!("must be 1 to {LIST_LIMIT_MAX}"),
-        ));
-    }
-    Ok(limit)
-}
-
-/// The currency asked for, else the one most purchases up to `as_of` were in.
-fn currency(q: &ReadQuery, c: &rapport_projections::Customers, as_of: DateTime<Utc>) -> String {
-    q.currency
-        .clone()
-        .or_else(|| rfm::main_currency(c, as_of))
-        .unwrap_or_else(|| "CNY".into())
-}
-
-/// The state a query reads: the live one, or a past one (time travel).
-pub(super) enum View<'a> {
-    Live(tokio::sync::RwLockReadGuard<'a, ReadState>),
-    Past(std::sync::Arc<ReadState>),
-}
-
-impl std::ops::Deref for View<'_> {
-    type Target = ReadState;
-    fn deref(&self) -> &ReadState {
-        match self {
-            View::Live(g) => g,
-            View::Past(s) => s,
-        }
-    }
-}
-
-impl View<'_> {
-    pub(super) fn is_past(&self) -> bool {
-        matches!(self, View::Past(_))
-    }
-}
-
-/// Waits for `min_position`, then picks the state to read: live, or as it was after
-/// `as_of_position` / at `known_at`, with only events that occurred by `valid_at`. The
-/// reference time `as_of` defaults to `valid_at`, else the latest event time of that state.
-pub(super) async fn view<'a>(
-    state: &'a AppState,
-    q: &ReadQuery,
-) -> Result<(View<'a>, DateTime<Utc>), ApiError> {
-    let live_as_of = prepare(state, q).await?;
-    let valid_at = q
-        .valid_at
-        .as_deref()
-        .map(|s| parse_time_param("valid_at", s))
-        .transpose()?;
-    let position = match (q.as_of_position, &q.known_at) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad(
-                "known_at",
-                "give as_of_position or known_at, not both",
-            ))
-        }
-        (Some(p), None) => Some(p),
-        (None, Some(t)) => {
-            let t = parse_time_param("known_at", t)?;
-            Some(crate::fold::time_travel::position_known_at(&state.log, t).await?)
-        }
-        (None, None) => None,
-    };
-    if position.is_none() && valid_at.is_none() {
-        return Ok((View::Live(state.read_model.state.read().await), live_as_of));
-    }
-    let last = state.log.store.last_position();
-    let position = position.unwrap_or(last);
-    if position > last {
-        return Err(ApiError::bad(
-            "as_of_position",
-            format!("is beyond the last position of the log ({last})"),
-        ));
-    }
-    let past = state
-        .read_model
-        .time_travel
-        .state_at(position, valid_at)
-        .await?;
-    let as_of = match (&q.as_of, valid_at) {
-        (Some(s), _) => parse_as_of(s)?,
-        (None, Some(t)) => t,
-        (None, None) => past.segments.clock().unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-    };
-    Ok((View::Past(past), as_of))
-}
-
-fn parse_time_param(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
-    parse_as_of(s)
-        .map_err(|_| ApiError::bad(field, "must be an RFC 3339 time or a date YYYY-MM-DD"))
-}
-
-/// Waits for `min_position`, then resolves `as_of`.
-/// Waits (bounded) until the read model has applied `min_position`; 503 after that.
-pub(super) async fn wait_min_position(
-    state: &AppState,
-    min_position: Option<u64>,
-) -> Result<(), ApiError> {
-    if let Some(p) = min_position {
-        if !state.read_model.wait_for(p).await {
-            return Err(ApiError::Unavailable(format!(
-                "the read model has applied position {} and did not reach min_position {p} within {} ms; retry",
-                state.read_model.applied_position(),
-                state.read_model.min_position_wait.as_millis()
-            )));
-        }
-    }
-    Ok(())
-}
-
-pub(super) async fn prepare(state: &AppState, q: &ReadQuery) -> Result<DateTime<Utc>, ApiError> {
-    wait_min_position(state, q.min_position).await?;
-    match &q.as_of {
-        Some(s) => parse_as_of(s),
-        None => Ok(state
-            .read_model
-            .latest
-            .read()
-            .await
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
-    }
-}
 
 /// Where a profile's identity is in the log: taken from the profile while the read model
 /// is locked, read after the lock is given back (the read is IO, and the applier waits for
@@ -220,7 +55,7 @@ async fn identity(state: &AppState, caller: &Caller, p: &IdentityAt) -> Result<V
     }
     let mut v = json!({});
     let mut traits = serde_json::Map::new();
-    let stored = state.log.store.read_at(&p.positions).await?;
+    let stored = state.log.read_at(&p.positions).await?;
     for ev in state.log.open_all(stored, caller.access())? {
         for k in ["name", "email", "phone"] {
             if let Some(x) = ev.data.get(k) {
@@ -362,7 +197,7 @@ pub async fn timeline(
     prepare(&state, &q).await?;
     let limit = page_limit(&q)?;
     let stream = rapport_events::stream_for(&id);
-    let Some(last_version) = state.log.store.stream_version(&stream) else {
+    let Some(last_version) = state.log.stream_version(&stream) else {
         return Err(ApiError::NotFound(format!("no customer `{id}`")));
     };
     let versions_end: u64 = match &q.cursor {
@@ -375,7 +210,6 @@ pub async fn timeline(
     let start = versions_end.saturating_sub(limit as u64);
     let page = state
         .log
-        .store
         .read_stream(&stream, start, (versions_end - start) as usize)
         .await?;
     let mut events = state.log.open_all(page, caller.access())?;
@@ -515,15 +349,6 @@ pub async fn get_rfm(
         )
         .into_response(),
     )
-}
-
-/// A CSV field, quoted when it must be.
-pub(super) fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }
 
 pub async fn get_cohorts(

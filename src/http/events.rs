@@ -20,7 +20,7 @@ use serde_json::json;
 use super::{ApiError, AppState, Caller, BODY_BYTES_MAX, READERS};
 use crate::{
     auth::Role,
-    store::{self, ExpectedVersion, APPEND_EVENTS_MAX, READ_EVENTS_MAX},
+    store::{ExpectedVersion, APPEND_EVENTS_MAX, READ_EVENTS_MAX},
 };
 
 /// Bodies larger than this are parsed off the async workers.
@@ -146,7 +146,7 @@ pub async fn append(
             ));
         }
     }
-    if stream.is_none() && !state.log.store.atomic_across_streams() {
+    if stream.is_none() && !state.log.atomic_across_streams() {
         let first = events[0].stream();
         if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| e.stream() != first) {
             return Err(ApiError::bad(
@@ -168,7 +168,7 @@ pub async fn append(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(json!({"positions": positions, "events": appended, "last_position": state.log.store.last_position()}))).into_response())
+    Ok((status, Json(json!({"positions": positions, "events": appended, "last_position": state.log.last_position()}))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -198,11 +198,11 @@ pub async fn read_all(
     caller.require(READERS)?;
     let Query(q) = q.map_err(ApiError::query)?;
     let limit = check_limit(q.limit)?;
-    let stored = state.log.store.read_all(q.after, limit).await?;
+    let stored = state.log.read_all(q.after, limit).await?;
     let events = state.log.open_all(stored, caller.access())?;
     let next_after = events.last().map_or(q.after, |e| e.position);
     Ok(Json(
-        json!({"events": events, "next_after": next_after, "last_position": state.log.store.last_position()}),
+        json!({"events": events, "next_after": next_after, "last_position": state.log.last_position()}),
     ))
 }
 
@@ -224,7 +224,6 @@ pub async fn read_stream(
     let limit = check_limit(q.limit)?;
     let stored = state
         .log
-        .store
         .read_stream(&stream, q.from_version, limit)
         .await?;
     if stored.is_empty() && q.from_version == 0 {
@@ -259,7 +258,7 @@ pub async fn subscribe(
     let after = super::feed::cursor(q.after, &headers);
     let log = state.log.clone();
     let access = caller.access();
-    let stream = store::subscribe(state.log.store.clone(), after).map(move |r| {
+    let stream = state.log.subscribe(after).map(move |r| {
         let ev = match r.and_then(|s| log.open(s, access)) {
             Ok(ev) => SseEvent::default()
                 .event("event")

@@ -9,6 +9,7 @@ mod feed;
 pub mod metrics;
 mod openapi;
 mod privacy;
+mod query;
 mod segments;
 
 use std::{sync::Arc, time::Instant};
@@ -23,8 +24,8 @@ use axum::{
 };
 use uuid::Uuid;
 
-pub use customers::parse_as_of;
 pub use error::ApiError;
+pub use query::parse_as_of;
 
 use crate::{
     auth::{ApiKeys, Role},
@@ -178,7 +179,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.stopping.load(std::sync::atomic::Ordering::Relaxed) {
         return ApiError::Unavailable("shutting down".into()).into_response();
     }
-    Json(serde_json::json!({"status": "ready", "last_position": state.log.store.last_position()}))
+    Json(serde_json::json!({"status": "ready", "last_position": state.log.last_position()}))
         .into_response()
 }
 

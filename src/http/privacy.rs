@@ -63,7 +63,7 @@ pub async fn erase(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Role::Admin])?;
     let stream = rapport_events::stream_for(&customer);
-    if state.log.store.read_stream(&stream, 0, 1).await?.is_empty() {
+    if state.log.read_stream(&stream, 0, 1).await?.is_empty() {
         return Err(ApiError::NotFound(format!(
             "customer `{customer}` has no events"
         )));
@@ -95,7 +95,6 @@ pub async fn export_customer(
     loop {
         let page = state
             .log
-            .store
             .read_stream(&stream, from, READ_EVENTS_MAX)
             .await?;
         let n = page.len();

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    customers::{page_limit, query, view, Q},
+    query::{page_limit, query, view, Q},
     ApiError, AppState, Caller, READERS,
 };
 use crate::{auth::Role, store::ExpectedVersion};
@@ -31,7 +31,7 @@ const SEGMENT_ID_LEN_MAX: usize = 64;
 
 /// Membership is a fold over events, so the past is asked for with `as_of_position`,
 /// `known_at` or `valid_at`; a bare `as_of` would suggest a re-evaluation it is not.
-fn refuse_as_of(q: &super::customers::ReadQuery) -> Result<(), ApiError> {
+fn refuse_as_of(q: &super::query::ReadQuery) -> Result<(), ApiError> {
     if q.as_of.is_some() {
         return Err(ApiError::bad(
             "as_of",
@@ -292,7 +292,7 @@ pub async fn members(
                 let communities = st.customers.names_of(&p.communities);
                 out.push_str(&format!(
                     "{},{},{},{},{},{},{},{}\n",
-                    super::customers::csv(&p.id),
+                    super::query::csv(&p.id),
                     lc.state(p, now).as_str(),
                     json!(lc.relationship(p, now)).as_str().unwrap_or_default(),
                     p.orders_until(now),
@@ -304,7 +304,7 @@ pub async fn members(
                         .map(|d| d.to_string())
                         .unwrap_or_default(),
                     main,
-                    super::customers::csv(&communities.join(";")),
+                    super::query::csv(&communities.join(";")),
                 ));
             }
             Ok((
@@ -428,13 +428,13 @@ pub async fn diff(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(ApiError::query)?;
-    super::customers::wait_min_position(&state, q.min_position).await?;
+    super::query::wait_min_position(&state, q.min_position).await?;
     let recorded = match q.basis.as_deref().unwrap_or("occurred") {
         "occurred" => false,
         "recorded" => true,
         _ => return Err(ApiError::bad("basis", "must be occurred or recorded")),
     };
-    let last = state.log.store.last_position();
+    let last = state.log.last_position();
     // A point is (position, valid_at).
     let point = |field: &'static str, v: &str| {
         let state = state.clone();
@@ -449,7 +449,7 @@ pub async fn diff(
                 }
                 return Ok::<_, ApiError>((p, None));
             }
-            let t = super::customers::parse_as_of(&v).map_err(|_| {
+            let t = super::query::parse_as_of(&v).map_err(|_| {
                 ApiError::bad(
                     field,
                     "must be a log position or an RFC 3339 time or a date YYYY-MM-DD",

@@ -32,7 +32,6 @@ use crate::{
         time_travel::TimeTravel,
     },
     log::Log,
-    store,
 };
 
 /// Default longest wait of a query for `min_position` before it answers 503.
@@ -111,7 +110,7 @@ async fn catch_up_in_child(
             "the catch-up process failed; catching up here"
         );
     }
-    let last = log.store.last_position();
+    let last = log.last_position();
     let loaded = tokio::task::block_in_place(|| load_snapshot(dir, last, lifecycle, warnings));
     match loaded.filter(|s| s.position() > from) {
         Some(state) => {
@@ -202,7 +201,7 @@ impl ReadModel {
             TimeTravel::new(log.clone(), snapshots.clone(), lifecycle, warnings.clone());
         let start = snapshots
             .as_deref()
-            .and_then(|d| load_snapshot(d, log.store.last_position(), &lifecycle, &warnings))
+            .and_then(|d| load_snapshot(d, log.last_position(), &lifecycle, &warnings))
             .unwrap_or_else(|| ReadState::new(lifecycle, warnings.clone()));
         let from = start.position();
         if from > 0 {
@@ -220,7 +219,7 @@ impl ReadModel {
             compactions: watch::Sender::new(0),
         });
         let m = model.clone();
-        let store = log.store.clone();
+        let store = log.clone();
         let child = catch_up_child.filter(|c| {
             snapshots.is_some() && store.last_position().saturating_sub(from) >= c.min_events
         });
@@ -256,14 +255,13 @@ impl ReadModel {
         compact_after_catch_up_events: u64,
     ) {
         let m = self;
-        let store = log.store.clone();
+        let store = log.clone();
         // Two stages, so reading and decoding overlap with folding: a reader task opens
         // events and hands batches over a bounded channel to the applier task.
         let (tx, mut rx) =
             tokio::sync::mpsc::channel::<Vec<rapport_events::FoldEvent>>(APPLY_QUEUE_BATCHES);
         tokio::spawn(async move {
-            let mut events =
-                store::subscribe(log.store.clone(), from).ready_chunks(APPLY_BATCH_EVENTS);
+            let mut events = log.subscribe(from).ready_chunks(APPLY_BATCH_EVENTS);
             while let Some(batch) = events.next().await {
                 let mut opened = Vec::with_capacity(batch.len());
                 for r in batch {

@@ -658,7 +658,7 @@ async fn as_of_queries(
 ) -> anyhow::Result<()> {
     const QUERIES: usize = 5;
     let snapshots = dir.join("snapshots");
-    let last = log.store.last_position();
+    let last = log.last_position();
     let started = Instant::now();
     let model = crate::read_model::ReadModel::spawn(
         log.clone(),
@@ -831,7 +831,7 @@ async fn as_of_queries(
         })
         .collect::<Result<_, _>>()?;
     log.append(&late, None).await?;
-    let with_late = log.store.last_position();
+    let with_late = log.last_position();
     let (median, max, read) = valid_at_queries(with_late, &mut rng).await?;
     println!(
         "valid_at query after {LATE_IMPORT_EVENTS} events that occurred on {late_at} were recorded, before the next build: median {median:.2} s, max {max:.2} s, {read} events read per query on average"
