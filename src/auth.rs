@@ -87,11 +87,25 @@ fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// The keys live in the embedded store's file, in a table of their own that only this
+/// module reads and writes.
+const API_KEYS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         TEXT PRIMARY KEY,
+    role       TEXT NOT NULL,
+    hash       BLOB NOT NULL,            -- SHA-256 of the secret part
+    label      TEXT,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+) WITHOUT ROWID;
+";
+
 impl ApiKeys {
     pub fn open(dir: &Path) -> Result<ApiKeys, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let conn = sqlite::connect(&dir.join(sqlite::DB_FILE), true)?;
+        conn.execute_batch(API_KEYS_SCHEMA)?;
         Ok(ApiKeys {
             conn: Mutex::new(conn),
             cache: Mutex::new(HashMap::new()),
