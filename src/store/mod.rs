@@ -1,7 +1,7 @@
 //! The event store: the one place events are written and read back.
 //!
 //! [`EventStore`] is what every backend implements. It deals in *sealed* events: personal
-//! fields are already encrypted by [`crate::log::Log`] before they reach a backend, so no
+//! fields are already encrypted by the log (`Log`, the layer above) before they reach a backend, so no
 //! backend ever sees plaintext personal data. The embedded backend is [`sqlite`]; the
 //! production one is [`kurrent`] (KurrentDB / EventStoreDB).
 
