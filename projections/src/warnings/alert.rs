@@ -1,0 +1,176 @@
+//! Alerts as support staff see them: level, kind, status, evidence, timeline, actions,
+//! and the feed of their changes.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Watch,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    GroupComplaint,
+    Spike,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub position: u64,
+    /// `complaint` or `echo`.
+    pub what: String,
+    pub customer: String,
+    /// The complaint id (for an echo, the echoed complaint).
+    pub complaint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Sentences built from projection state: shared communities, referral, reply,
+    /// mention and echo ties inside the cluster.
+    pub ties: Vec<String>,
+    /// Distinct customers in the cluster (or on the key, for a spike).
+    pub observed: usize,
+    /// Expected distinct complainants on the key in the window (λ).
+    pub expected: f64,
+    /// The Poisson z-score `(observed − λ) / √λ`.
+    pub statistic: f64,
+    pub threshold: f64,
+    /// Customers in the largest connected component / distinct customers on the key.
+    pub connected: usize,
+    pub on_key: usize,
+    /// Communities the cluster's customers are in (sorted).
+    pub communities: Vec<String>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// `acknowledged`, `resolved` or `reopened`.
+    pub action: String,
+    pub position: u64,
+    pub at: DateTime<Utc>,
+    pub by: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: String,
+    pub kind: Kind,
+    pub level: Level,
+    pub status: Status,
+    pub keys: BTreeSet<String>,
+    pub complaints: BTreeSet<String>,
+    pub customers: BTreeSet<String>,
+    pub echoes: BTreeSet<String>,
+    pub first_complaint_at: DateTime<Utc>,
+    /// Event time of the event that raised it.
+    pub raised_at: DateTime<Utc>,
+    pub raised_at_position: u64,
+    pub updated_at_position: u64,
+    /// (level, position) each time the level rose.
+    pub levels: Vec<(Level, u64)>,
+    pub evidence: Evidence,
+    /// Staff actions, from `alert_*` events.
+    pub actions: Vec<Action>,
+    /// Log positions of the complaints (to read their text for shared phrases).
+    pub complaint_positions: BTreeSet<u64>,
+}
+
+/// One change of an alert: the feed's item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertChange {
+    pub seq: u64,
+    pub alert: String,
+    /// `raised`, `updated`, `escalated`, `acknowledged`, `resolved`, `reopened`.
+    pub change: String,
+    pub level: Level,
+    pub position: u64,
+}
+
+pub(super) fn alert_id(kind: Kind, first_complaint: &str) -> String {
+    let k = match kind {
+        Kind::GroupComplaint => "g",
+        Kind::Spike => "s",
+    };
+    format!("al-{k}-{:016x}", mix(fnv(first_complaint.as_bytes())))
+}
+
+impl Warnings {
+    pub(super) fn push_change(&mut self, alert: &str, change: &str, level: Level, position: u64) {
+        self.changes.push(|seq| AlertChange {
+            seq,
+            alert: alert.to_owned(),
+            change: change.to_owned(),
+            level,
+            position,
+        });
+    }
+
+    /// The evidence sentences, from projection state only.
+
+    /// The evidence sentences, from projection state only.
+    pub(super) fn describe(
+        &self,
+        people: &[String],
+        customers: &Customers,
+        _now: DateTime<Utc>,
+    ) -> (Vec<String>, Vec<String>) {
+        let mut lines = Vec::new();
+        let mut per_community: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in people {
+            if let Some(p) = customers.get(c) {
+                for g in customers.names_of(&p.communities) {
+                    *per_community.entry(g).or_default() += 1;
+                }
+            }
+        }
+        let mut shared: Vec<(&str, usize)> = per_community
+            .iter()
+            .filter(|(_, n)| **n >= 2)
+            .map(|(g, n)| (*g, *n))
+            .collect();
+        shared.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        for (g, n) in shared.iter().take(3) {
+            lines.push(format!("{n} of {} in community {g}", people.len()));
+        }
+        for a in people {
+            if let Some(p) = customers.get(a) {
+                if let Some(r) = customers.referred_by(p) {
+                    if people.iter().any(|x| x == r) {
+                        lines.push(format!("{r} referred {a}"));
+                    }
+                }
+            }
+        }
+        for (i, a) in people.iter().enumerate() {
+            for b in &people[i + 1..] {
+                let (x, y) = ordered(a, b);
+                if let Some((label, _)) = self.ties.get(x).and_then(|m| m.get(y)) {
+                    let (x, y) = (x.to_owned(), y.to_owned());
+                    lines.push(match label.strip_prefix('~') {
+                        Some(l) => format!("{y} {l} {x}"),
+                        None => format!("{x} {label} {y}"),
+                    });
+                }
+            }
+        }
+        lines.truncate(EVIDENCE_LINES_MAX);
+        let communities = per_community.keys().map(|g| g.to_string()).collect();
+        (lines, communities)
+    }
+}

@@ -1,0 +1,531 @@
+//! The detector: complaints and echoes filed under keys, the sweep of what left the
+//! window, and the alert a connected cluster raises or updates.
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Entry {
+    pub(super) customer: String,
+    pub(super) at: DateTime<Utc>,
+    pub(super) position: u64,
+    pub(super) complaint: String,
+    /// The echoing post, for a "me too".
+    pub(super) echo: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct KeyState {
+    pub(super) entries: Vec<Entry>,
+    /// day number → distinct complainants that day.
+    pub(super) days: BTreeMap<i64, BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct ComplaintInfo {
+    pub(super) customer: String,
+    pub(super) at: DateTime<Utc>,
+    pub(super) position: u64,
+    pub(super) keys: Vec<String>,
+}
+
+pub(super) fn day_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(86_400)
+}
+
+impl Warnings {
+    /// Evicts everything older than the windows, once per day of event time.
+    pub(super) fn sweep(&mut self) {
+        let Some(now) = self.clock else { return };
+        let today = day_of(now);
+        if today == self.swept_day {
+            return;
+        }
+        self.swept_day = today;
+        let window_start = now - self.window();
+        let keep_days = self.config.baseline_days + self.config.guard_days + 4;
+        self.keys.retain(|_, k| {
+            k.entries.retain(|e| e.at > window_start);
+            k.days.retain(|d, _| *d > today - keep_days);
+            !k.entries.is_empty() || !k.days.is_empty()
+        });
+        self.complaints.retain(|_, c| c.at > window_start);
+        self.echo_posts.retain(|_, (_, at)| *at > window_start);
+        let tie_start = now - Duration::days(self.config.tie_window_days);
+        self.ties.retain(|_, m| {
+            m.retain(|_, (_, at)| *at > tie_start);
+            !m.is_empty()
+        });
+        let stale: Vec<String> = self
+            .clusters
+            .values()
+            .filter(|c| c.last_at <= window_start)
+            .map(|c| c.id.clone())
+            .collect();
+        for id in stale {
+            self.drop_cluster(&id);
+        }
+        let clusters = &self.clusters;
+        self.signatures_of.retain(|_, set| {
+            set.retain(|c| clusters.contains_key(c));
+            !set.is_empty()
+        });
+        let keys = &self.keys;
+        self.spike_of.retain(|k, _| keys.contains_key(k));
+        let alerts = &self.alerts;
+        let kept: BTreeSet<u64> = self.complaints.values().map(|c| c.position).collect();
+        self.alert_of
+            .retain(|p, a| kept.contains(p) && alerts.contains_key(a));
+    }
+
+    pub(super) fn complaint(
+        &mut self,
+        ev: &FoldEvent,
+        d: &facts::Complaint,
+        customers: &Customers,
+    ) {
+        let Some(id) = d.complaint_id.as_deref() else {
+            return;
+        };
+        if self.complaints.contains_key(id) {
+            return;
+        }
+        let mut keys: Vec<String> = d.about.fields().map(|(f, v)| format!("{f}:{v}")).collect();
+        keys.extend(self.text_key(ev, d.text.as_deref(), id));
+        self.complaints.insert(
+            id.to_owned(),
+            ComplaintInfo {
+                customer: ev.customer.clone(),
+                at: ev.occurred_at,
+                position: ev.position,
+                keys: keys.clone(),
+            },
+        );
+        let entry = Entry {
+            customer: ev.customer.clone(),
+            at: ev.occurred_at,
+            position: ev.position,
+            complaint: id.to_owned(),
+            echo: None,
+        };
+        for k in keys {
+            self.add(&k, entry.clone(), ev, customers);
+        }
+    }
+
+    pub(super) fn echo(
+        &mut self,
+        ev: &FoldEvent,
+        post: &facts::Post,
+        complaint: &str,
+        customers: &Customers,
+    ) {
+        let Some(info) = self.complaints.get(complaint).cloned() else {
+            return;
+        };
+        self.tie(&ev.customer, &info.customer, "echoed", ev.occurred_at);
+        let entry = Entry {
+            customer: ev.customer.clone(),
+            at: ev.occurred_at,
+            position: ev.position,
+            complaint: complaint.to_owned(),
+            echo: post.post_id.clone(),
+        };
+        for k in info.keys {
+            self.add(&k, entry.clone(), ev, customers);
+        }
+    }
+
+    /// For each of `people`, the indices of the others it is tied to: shared community,
+    /// referral, or a reply / mention / echo tie. Built from buckets, not pairs, so a key
+    /// with many unrelated customers costs about one lookup per customer.
+
+    /// Files `entry` under key `k`, then raises or updates what the key now shows.
+    pub(super) fn add(&mut self, k: &str, entry: Entry, ev: &FoldEvent, customers: &Customers) {
+        let now = self.clock.unwrap_or(ev.occurred_at);
+        let window_start = now - self.window();
+        let cfg = self.config.clone();
+        let today = day_of(now);
+        let ks = self.keys.entry(k.to_owned()).or_default();
+        ks.entries.retain(|e| e.at > window_start);
+        if entry.at <= window_start {
+            return; // a late event older than the window changes nothing now
+        }
+        ks.days
+            .entry(day_of(entry.at))
+            .or_default()
+            .insert(entry.customer.clone());
+        ks.entries.push(entry.clone());
+        if ks.entries.len() > KEY_ENTRIES_MAX {
+            let drop = ks.entries.len() - KEY_ENTRIES_MAX;
+            ks.entries.drain(..drop);
+        }
+        // Baseline: distinct complainants per day before the guard gap.
+        let from = today - cfg.guard_days - cfg.baseline_days;
+        let to = today - cfg.guard_days;
+        let total: usize = ks.days.range(from..to).map(|(_, s)| s.len()).sum();
+        let rate = (total as f64 / cfg.baseline_days as f64).max(cfg.prior_daily_rate);
+        let expected = rate * cfg.window_hours as f64 / 24.0;
+        let ks = &self.keys[k];
+        // Distinct customers on the key, in first-seen order (a fixed order).
+        let mut people: Vec<&str> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for e in &ks.entries {
+            if seen.insert(&e.customer) {
+                people.push(&e.customer);
+            }
+        }
+        let z = |observed: usize| (observed as f64 - expected) / expected.sqrt();
+        let adjacency = self.adjacency(&people, customers);
+        // The new entry's connected component, by breadth-first search over the ties.
+        let me = people
+            .iter()
+            .position(|p| *p == entry.customer)
+            .expect("just added");
+        let mut in_component = vec![false; people.len()];
+        in_component[me] = true;
+        let mut queue = vec![me];
+        while let Some(i) = queue.pop() {
+            for &j in &adjacency[i] {
+                if !in_component[j] {
+                    in_component[j] = true;
+                    queue.push(j);
+                }
+            }
+        }
+        let component: BTreeSet<&str> = (0..people.len())
+            .filter(|i| in_component[*i])
+            .map(|i| people[i])
+            .collect();
+        let size = component.len();
+        let zt = z(people.len());
+        // The largest component (union-find over every tie) only when a spike is possible.
+        let spike_possible = people.len() >= cfg.spike_min && zt >= cfg.threshold;
+        let largest = if spike_possible {
+            let mut dsu = Dsu((0..people.len()).collect());
+            for (i, next) in adjacency.iter().enumerate() {
+                for &j in next {
+                    dsu.union(i, j);
+                }
+            }
+            let mut sizes = vec![0usize; people.len()];
+            for i in 0..people.len() {
+                let r = dsu.find(i);
+                sizes[r] += 1;
+            }
+            sizes.into_iter().max().unwrap_or(0)
+        } else {
+            size
+        };
+        let entries = &ks.entries;
+        let has_echo = entries
+            .iter()
+            .any(|e| e.echo.is_some() && component.contains(e.customer.as_str()));
+        let communities: BTreeSet<String> = component
+            .iter()
+            .filter_map(|c| customers.get(c))
+            .flat_map(|p| {
+                customers
+                    .names_of(&p.communities)
+                    .into_iter()
+                    .map(str::to_owned)
+            })
+            .collect();
+        // Communities shared by at least two of the cluster's customers.
+        let shared_communities = communities
+            .iter()
+            .filter(|g| {
+                component
+                    .iter()
+                    .filter(|c| {
+                        customers
+                            .get(c)
+                            .is_some_and(|p| customers.has_name(&p.communities, g))
+                    })
+                    .count()
+                    >= 2
+            })
+            .count();
+        let influential = || {
+            component.iter().any(|c| {
+                customers
+                    .get(c)
+                    .is_some_and(|p| customers.influence(p, now) >= cfg.influence_critical)
+            })
+        };
+        let zc = z(size);
+        let group_level = if size >= cfg.min_count && zc >= cfg.threshold {
+            if size >= cfg.critical_size
+                || shared_communities >= cfg.critical_communities
+                || influential()
+            {
+                Some(Level::Critical)
+            } else {
+                Some(Level::Warning)
+            }
+        } else if size >= 2 || has_echo {
+            Some(Level::Watch)
+        } else {
+            None
+        };
+        let on_key = people.len();
+        let group = group_level.map(|level| {
+            let members: Vec<Entry> = entries
+                .iter()
+                .filter(|e| component.contains(e.customer.as_str()))
+                .cloned()
+                .collect();
+            (level, members)
+        });
+        // A spike already raised on this key (still on the key's entries) is updated with the
+        // new entry alone; a new one takes every entry on the key.
+        let spike = (spike_possible && largest * 2 < on_key).then(|| {
+            match self.spike_of.get(k).filter(|id| {
+                self.alerts.get(*id).is_some_and(|a| {
+                    entries
+                        .iter()
+                        .any(|e| a.complaint_positions.contains(&e.position))
+                })
+            }) {
+                Some(id) => (Some(id.clone()), vec![entry.clone()]),
+                None => (None, entries.clone()),
+            }
+        });
+        if let Some((level, members)) = group {
+            let members: Vec<&Entry> = members.iter().collect();
+            self.upsert(
+                Kind::GroupComplaint,
+                level,
+                k,
+                &members,
+                ev,
+                customers,
+                (size, expected, zc, size, on_key),
+            );
+        }
+        if let Some((known, all)) = spike {
+            let all: Vec<&Entry> = all.iter().collect();
+            let id = self.upsert_as(
+                known,
+                Kind::Spike,
+                Level::Warning,
+                k,
+                &all,
+                ev,
+                customers,
+                (on_key, expected, zt, largest, on_key),
+            );
+            self.spike_of.insert(k.to_owned(), id);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn upsert(
+        &mut self,
+        kind: Kind,
+        level: Level,
+        key: &str,
+        members: &[&Entry],
+        ev: &FoldEvent,
+        customers: &Customers,
+        stats: (usize, f64, f64, usize, usize),
+    ) -> String {
+        self.upsert_as(None, kind, level, key, members, ev, customers, stats)
+    }
+
+    /// Raises or updates the alert of `members`: the `known` one, else one of this kind
+    /// that holds one of their complaints, else a new one named by the first complaint.
+    #[allow(clippy::too_many_arguments)]
+
+    /// Raises or updates the alert of `members`: the `known` one, else one of this kind
+    /// that holds one of their complaints, else a new one named by the first complaint.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn upsert_as(
+        &mut self,
+        known: Option<String>,
+        kind: Kind,
+        level: Level,
+        key: &str,
+        members: &[&Entry],
+        ev: &FoldEvent,
+        customers: &Customers,
+        (observed, expected, statistic, connected, on_key): (usize, f64, f64, usize, usize),
+    ) -> String {
+        let first = members
+            .iter()
+            .filter(|e| e.echo.is_none())
+            .min_by(|a, b| a.at.cmp(&b.at).then_with(|| a.complaint.cmp(&b.complaint)))
+            .or_else(|| members.first())
+            .expect("a cluster has members");
+        // An existing alert of this kind holding one of these complaints is updated.
+        let existing = known.or_else(|| {
+            members
+                .iter()
+                .filter(|e| e.echo.is_none())
+                .filter_map(|e| self.alert_of.get(&e.position))
+                .filter(|id| self.alerts.get(*id).is_some_and(|a| a.kind == kind))
+                // The first raised in business time (a `valid_at` fold visits positions
+                // out of order), then by position.
+                .min_by_key(|id| {
+                    self.alerts
+                        .get(*id)
+                        .map(|a| (a.raised_at, a.raised_at_position))
+                })
+                .cloned()
+        });
+        let id = existing.unwrap_or_else(|| alert_id(kind, &first.complaint));
+        let now = self.clock.unwrap_or(ev.occurred_at);
+        let cfg_threshold = self.config.threshold;
+        let is_new = !self.alerts.contains_key(&id);
+        let alert = self.alerts.entry(id.clone()).or_insert_with(|| Alert {
+            id: id.clone(),
+            kind,
+            level,
+            status: Status::Open,
+            keys: BTreeSet::new(),
+            complaints: BTreeSet::new(),
+            customers: BTreeSet::new(),
+            echoes: BTreeSet::new(),
+            first_complaint_at: first.at,
+            raised_at: ev.occurred_at,
+            raised_at_position: ev.position,
+            updated_at_position: ev.position,
+            levels: vec![(level, ev.position)],
+            evidence: Evidence {
+                ties: vec![],
+                observed: 0,
+                expected: 0.0,
+                statistic: 0.0,
+                threshold: cfg_threshold,
+                connected: 0,
+                on_key: 0,
+                communities: vec![],
+                timeline: vec![],
+            },
+            actions: vec![],
+            complaint_positions: BTreeSet::new(),
+        });
+        let before = (
+            alert.complaints.len(),
+            alert.customers.len(),
+            alert.echoes.len(),
+            alert.level,
+        );
+        alert.keys.insert(key.to_owned());
+        // Only what the alert does not hold yet (a growing cluster is offered whole).
+        let mut new_complaints: Vec<u64> = Vec::new();
+        let mut added = false;
+        for e in members {
+            let held = match &e.echo {
+                Some(p) => alert.echoes.contains(p),
+                None => alert.complaint_positions.contains(&e.position),
+            };
+            if held {
+                continue;
+            }
+            added = true;
+            alert.customers.insert(e.customer.clone());
+            match &e.echo {
+                Some(p) => {
+                    alert.echoes.insert(p.clone());
+                }
+                None => {
+                    alert.complaints.insert(e.complaint.clone());
+                    alert.complaint_positions.insert(e.position);
+                    new_complaints.push(e.position);
+                }
+            }
+            alert.first_complaint_at = alert.first_complaint_at.min(e.at);
+            let what = if e.echo.is_some() {
+                "echo"
+            } else {
+                "complaint"
+            };
+            alert.evidence.timeline.push(TimelineEntry {
+                at: e.at,
+                position: e.position,
+                what: what.into(),
+                customer: e.customer.clone(),
+                complaint: e.complaint.clone(),
+            });
+        }
+        if added {
+            alert
+                .evidence
+                .timeline
+                .sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.position.cmp(&b.position)));
+        }
+        if alert.evidence.timeline.len() > TIMELINE_MAX {
+            // Keep the start of the story and its latest turns.
+            let n = alert.evidence.timeline.len();
+            alert
+                .evidence
+                .timeline
+                .drain(TIMELINE_MAX / 2..n - TIMELINE_MAX / 2);
+        }
+        let grew = (
+            alert.complaints.len(),
+            alert.customers.len(),
+            alert.echoes.len(),
+        ) != (before.0, before.1, before.2);
+        let escalated = level > alert.level;
+        if escalated {
+            alert.level = level;
+            alert.levels.push((level, ev.position));
+        }
+        if observed >= alert.evidence.observed || escalated {
+            alert.evidence.observed = observed;
+            alert.evidence.expected = (expected * 1000.0).round() / 1000.0;
+            alert.evidence.statistic = (statistic * 1000.0).round() / 1000.0;
+            alert.evidence.connected = connected;
+            alert.evidence.on_key = on_key;
+        }
+        let mut reopened = false;
+        if grew || escalated || is_new {
+            alert.updated_at_position = ev.position;
+            if alert.status == Status::Resolved && grew {
+                alert.status = Status::Open;
+                alert.actions.push(Action {
+                    action: "reopened".into(),
+                    position: ev.position,
+                    at: ev.occurred_at,
+                    by: None,
+                    note: None,
+                });
+                reopened = true;
+            }
+        }
+        let level_now = alert.level;
+        if grew || is_new {
+            // Evidence is about the first customers (in id order); the sets hold them all.
+            let people: Vec<String> = alert
+                .customers
+                .iter()
+                .take(EVIDENCE_CUSTOMERS_MAX)
+                .cloned()
+                .collect();
+            let (ties, communities) = self.describe(&people, customers, now);
+            let alert = self.alerts.get_mut(&id).expect("inserted above");
+            alert.evidence.ties = ties;
+            alert.evidence.communities = communities;
+        }
+        for p in new_complaints {
+            self.alert_of.insert(p, id.clone());
+        }
+        let change = if is_new {
+            Some("raised")
+        } else if reopened {
+            Some("reopened")
+        } else if escalated {
+            Some("escalated")
+        } else if grew {
+            Some("updated")
+        } else {
+            None
+        };
+        if let Some(change) = change {
+            self.push_change(&id, change, level_now, ev.position);
+        }
+        id
+    }
+}

@@ -1,0 +1,490 @@
+//! Early warning: complaints turning into a group complaint, and why.
+//!
+//! A projection like the others: online, event by event, on event time (the clock is the
+//! latest `occurred_at` of a customer event), with bounded state (everything older than the
+//! windows is swept out), fixed hashing and fixed tie-breaks, so a replay gives the
+//! identical alert stream. `docs/early-warning.md` explains it for support staff.
+//!
+//! 1. **Keys.** Each complaint is filed under what it is about (`product:`, `sku:`,
+//!    `batch:`, `store:`, `topic:`) and, when its text is readable, under a text cluster
+//!    (`text:<first complaint>`): MinHash over character n-grams (3-grams for mostly-ASCII
+//!    text, 2-grams otherwise, so Chinese needs no word segmenter) with LSH banding finds
+//!    earlier complaints whose estimated Jaccard similarity is at least
+//!    `text_similarity`. An echo (`post.echoes`, or a reply to such a post) joins the
+//!    echoed complaint's keys as a "me too".
+//! 2. **Connectivity.** Inside `window_hours`, the customers on a key are linked when they
+//!    share a community, one referred the other, or one replied to, mentioned or echoed
+//!    the other within `tie_window_days`. Components are found with union-find.
+//! 3. **Baseline.** Per key, distinct complainants per day over `baseline_days`, ending
+//!    `guard_days` before today (a starting surge cannot inflate its own baseline), and at
+//!    least `prior_daily_rate`. Expected in the window: λ = rate × window. The statistic
+//!    is the Poisson z-score `(observed − λ) / √λ` (the EARS C2/C3 family).
+//! 4. **Levels.** `watch`: at least two connected customers, or an echo. `warning`: a
+//!    connected component of at least `min_count` customers whose z ≥ `threshold`.
+//!    `critical`: a warning that is large (`critical_size`), spans `critical_communities`
+//!    communities, or involves a customer with influence ≥ `influence_critical`. A
+//!    **spike** is different in kind: at least `spike_min` distinct complainants on a key
+//!    with z ≥ `threshold` whose largest connected component is under half of them
+//!    (unrelated customers hitting the same outage). One customer complaining many times
+//!    counts once everywhere (distinct customers), so it is never a group.
+//!
+//! An alert's id is a hash of its kind and its first complaint, so it survives replays;
+//! a growing cluster updates its alert (and escalates its level) rather than raising new
+//! ones. Staff act on alerts with `alert_acknowledged` / `alert_resolved` events; an alert
+//! resolved while its cluster keeps growing is reopened.
+//!
+//! Personal data: the detector reads complaint text while folding (the read model opens
+//! complaint events for it) but keeps only MinHash signatures, never text; a customer's
+//! signatures are dropped when their data is erased, and a replay after an erasure sees
+//! no text for them (their complaints then join clusters by subject keys only).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use rapport_events::{fold as facts, EventType, Facts, FoldEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::{Customers, Profile};
+
+mod alert;
+mod config;
+mod detector;
+mod graph;
+mod text;
+
+pub use alert::*;
+pub use config::*;
+use detector::*;
+use graph::*;
+use text::*;
+pub use text::{shared_phrases, signature, similarity};
+
+/// Most customers tracked on one key inside the window (the oldest leave first).
+pub const KEY_ENTRIES_MAX: usize = 400;
+/// Ties, evidence lines and timeline entries shown per alert.
+pub const EVIDENCE_LINES_MAX: usize = 12;
+pub const TIMELINE_MAX: usize = 30;
+/// Customers whose ties are described in an alert's evidence.
+pub const EVIDENCE_CUSTOMERS_MAX: usize = 100;
+/// Alert changes kept for the feed.
+pub const ALERT_CHANGES_KEPT_MAX: usize = crate::feed::FEED_KEPT_MAX;
+const MINHASH_K: usize = 128;
+/// Characters of a complaint's text that its signature reads (long narratives are cut).
+const SIGNATURE_CHARS_MAX: usize = 1_000;
+/// 64 bands of 2 rows: a pair with Jaccard similarity 0.3 becomes a candidate with
+/// probability 1 − (1 − 0.3²)⁶⁴ ≈ 0.998; candidates are then checked against the estimate.
+const LSH_BANDS: usize = 64;
+/// Signatures kept per text cluster (paraphrases chain through them).
+const CLUSTER_SIGNATURES_MAX: usize = 8;
+const LSH_ROWS: usize = MINHASH_K / LSH_BANDS;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warnings {
+    config: WarningConfig,
+    clock: Option<DateTime<Utc>>,
+    swept_day: i64,
+    keys: BTreeMap<String, KeyState>,
+    complaints: BTreeMap<String, ComplaintInfo>,
+    /// post id → the complaint it echoes (directly or by replying to an echo).
+    echo_posts: BTreeMap<String, (String, DateTime<Utc>)>,
+    /// customer → tied customer → (tie kind from the first's side, when last seen); both
+    /// directions are stored.
+    ties: BTreeMap<String, BTreeMap<String, (String, DateTime<Utc>)>>,
+    /// Text clusters by LSH band bucket (`bucket_key`).
+    buckets: BTreeMap<u64, Vec<String>>,
+    clusters: BTreeMap<String, TextCluster>,
+    /// customer → text clusters they contributed a signature to (dropped on erasure).
+    signatures_of: BTreeMap<String, BTreeSet<String>>,
+    alerts: BTreeMap<String, Alert>,
+    /// position of a complaint → alert id.
+    alert_of: BTreeMap<u64, String>,
+    /// key → the spike alert last raised or updated on it.
+    spike_of: BTreeMap<String, String>,
+    changes: crate::feed::Feed<AlertChange>,
+}
+
+impl Default for Warnings {
+    fn default() -> Self {
+        Warnings::new(WarningConfig::default())
+    }
+}
+
+impl Warnings {
+    pub fn new(config: WarningConfig) -> Warnings {
+        Warnings {
+            config,
+            clock: None,
+            swept_day: i64::MIN,
+            keys: BTreeMap::new(),
+            complaints: BTreeMap::new(),
+            echo_posts: BTreeMap::new(),
+            ties: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            clusters: BTreeMap::new(),
+            signatures_of: BTreeMap::new(),
+            alerts: BTreeMap::new(),
+            alert_of: BTreeMap::new(),
+            spike_of: BTreeMap::new(),
+            changes: Default::default(),
+        }
+    }
+
+    pub fn config(&self) -> &WarningConfig {
+        &self.config
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Alert> {
+        self.alerts.get(id)
+    }
+
+    pub fn clock(&self) -> Option<DateTime<Utc>> {
+        self.clock
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.changes.last_seq()
+    }
+
+    /// Alert changes with `seq > after`, at most `limit`; `Err(oldest kept)` if too old.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<&AlertChange>, u64> {
+        self.changes.after(after, limit)
+    }
+
+    fn window(&self) -> Duration {
+        Duration::hours(self.config.window_hours)
+    }
+
+    pub fn apply(&mut self, ev: &FoldEvent, customers: &Customers) {
+        match ev.event_type {
+            EventType::AlertAcknowledged | EventType::AlertResolved => return self.act(ev),
+            t if t.is_operator() => return,
+            _ => {}
+        }
+        if ev.event_type.records_business_time() && self.clock.is_none_or(|c| ev.occurred_at > c) {
+            self.clock = Some(ev.occurred_at);
+            self.sweep();
+        }
+        match &ev.data {
+            Facts::Complaint(d) => self.complaint(ev, d, customers),
+            Facts::Post(d) => {
+                let author = &ev.customer;
+                let echoed = d.echoes.clone().or_else(|| {
+                    d.reply_to
+                        .as_deref()
+                        .and_then(|r| self.echo_posts.get(r))
+                        .map(|(c, _)| c.clone())
+                });
+                if let Some(author_of) =
+                    d.reply_to.as_deref().and_then(|r| customers.post_author(r))
+                {
+                    self.tie(author, author_of, "replied to", ev.occurred_at);
+                }
+                for m in &d.mentions {
+                    self.tie(author, m, "mentioned", ev.occurred_at);
+                }
+                if let Some(complaint) = echoed {
+                    if let Some(post) = &d.post_id {
+                        self.echo_posts
+                            .insert(post.clone(), (complaint.clone(), ev.occurred_at));
+                    }
+                    self.echo(ev, d, &complaint, customers);
+                }
+            }
+            Facts::PersonalDataErased => {
+                // Drop the customer's text signatures; their text is gone from the log.
+                for cluster in self.signatures_of.remove(&ev.customer).unwrap_or_default() {
+                    self.drop_cluster(&cluster);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn act(&mut self, ev: &FoldEvent) {
+        let Some(id) = ev.subject.as_deref() else {
+            return;
+        };
+        let Some(alert) = self.alerts.get_mut(id) else {
+            return;
+        };
+        let (status, action, done) = match &ev.data {
+            Facts::AlertAcknowledged(a) => (Status::Acknowledged, "acknowledged", Some(a)),
+            Facts::AlertResolved(a) => (Status::Resolved, "resolved", Some(a)),
+            _ => (Status::Resolved, "resolved", None),
+        };
+        alert.status = status;
+        alert.actions.push(Action {
+            action: action.into(),
+            position: ev.position,
+            at: ev.occurred_at,
+            by: done.and_then(|a| a.requested_by.clone()),
+            note: done.and_then(|a| a.note.clone()),
+        });
+        let level = alert.level;
+        self.push_change(id, action, level, ev.position);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Projection;
+    use serde_json::{json, Value};
+    use uuid::Uuid;
+
+    struct World {
+        events: Vec<FoldEvent>,
+        hour: i64,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                events: vec![],
+                hour: 0,
+            }
+        }
+        fn at(&self, hours: i64) -> DateTime<Utc> {
+            DateTime::from_timestamp(1_767_225_600, 0).unwrap() + Duration::hours(hours)
+        }
+        fn push(&mut self, ty: EventType, who: &str, data: Value) -> u64 {
+            self.hour += 1;
+            let position = self.events.len() as u64 + 1;
+            let operator = ty.is_operator();
+            self.events.push(FoldEvent {
+                position,
+                id: Uuid::from_u128(position as u128),
+                event_type: ty,
+                customer: if operator { String::new() } else { who.into() },
+                subject: operator.then(|| who.into()),
+                occurred_at: self.at(self.hour),
+                data: Facts::from_value(ty, &data).expect("a payload of its type"),
+            });
+            position
+        }
+        fn join(&mut self, who: &str, g: &str) {
+            self.push(EventType::CommunityJoined, who, json!({"community": g}));
+        }
+        fn complain(&mut self, who: &str, id: &str, about: Value, text: &str) -> u64 {
+            self.push(
+                EventType::Complaint,
+                who,
+                json!({"complaint_id": id, "about": about, "text": text}),
+            )
+        }
+        fn fold(&self) -> Warnings {
+            let mut c = Customers::default();
+            let mut w = Warnings::default();
+            for e in &self.events {
+                c.apply(e);
+                w.apply(e, &c);
+            }
+            w
+        }
+    }
+
+    fn group(w: &Warnings) -> Vec<&Alert> {
+        w.alerts()
+            .filter(|a| a.kind == Kind::GroupComplaint)
+            .collect()
+    }
+
+    #[test]
+    fn three_friends_complaining_about_one_batch_is_a_warning_with_evidence() {
+        let mut w = World::new();
+        for c in ["a", "b", "c"] {
+            w.join(c, "g-12");
+        }
+        w.push(EventType::Referral, "a", json!({"referee": "c"}));
+        w.complain(
+            "a",
+            "k1",
+            json!({"batch": "L0421"}),
+            "the tea smells of mould",
+        );
+        let second = w.complain("b", "k2", json!({"batch": "L0421"}), "mouldy tea again");
+        let st = w.fold();
+        let alerts = group(&st);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].level, Level::Watch, "two connected customers");
+        assert_eq!(alerts[0].raised_at_position, second);
+        let third = w.complain("c", "k3", json!({"batch": "L0421"}), "tea has mould");
+        let st = w.fold();
+        let a = group(&st)[0];
+        assert_eq!(a.level, Level::Warning);
+        assert_eq!(a.updated_at_position, third);
+        assert_eq!(a.complaints.iter().collect::<Vec<_>>(), ["k1", "k2", "k3"]);
+        assert!(a.keys.contains("batch:L0421"));
+        assert!(
+            a.evidence
+                .ties
+                .contains(&"3 of 3 in community g-12".to_owned()),
+            "{:?}",
+            a.evidence.ties
+        );
+        assert!(a.evidence.ties.contains(&"a referred c".to_owned()));
+        assert!(a.evidence.statistic >= a.evidence.threshold);
+        assert_eq!(
+            a.id,
+            alert_id(Kind::GroupComplaint, "k1"),
+            "named by its first complaint"
+        );
+    }
+
+    #[test]
+    fn unconnected_customers_hitting_one_outage_are_a_spike_not_a_group() {
+        let mut w = World::new();
+        for i in 0..8 {
+            w.complain(
+                &format!("u{i}"),
+                &format!("k{i}"),
+                json!({"store": "s-9"}),
+                &format!("store app down {i}"),
+            );
+        }
+        let st = w.fold();
+        assert!(group(&st).iter().all(|a| a.level == Level::Watch) && group(&st).is_empty());
+        let spikes: Vec<&Alert> = st.alerts().filter(|a| a.kind == Kind::Spike).collect();
+        assert_eq!(spikes.len(), 1);
+        assert_eq!(spikes[0].evidence.connected, 1);
+    }
+
+    #[test]
+    fn one_customer_complaining_many_times_is_not_a_group() {
+        let mut w = World::new();
+        for i in 0..10 {
+            w.complain(
+                "noisy",
+                &format!("k{i}"),
+                json!({"sku": "X"}),
+                "still broken",
+            );
+        }
+        assert_eq!(w.fold().alerts().count(), 0);
+    }
+
+    #[test]
+    fn similar_chinese_text_without_a_common_subject_joins_one_cluster() {
+        let mut w = World::new();
+        for c in ["a", "b", "c"] {
+            w.join(c, "g-1");
+        }
+        w.complain(
+            "a",
+            "k1",
+            json!({"store": "s-1"}),
+            "这批茶叶有一股霉味，喝了肚子不舒服",
+        );
+        w.complain(
+            "b",
+            "k2",
+            json!({"store": "s-2"}),
+            "茶叶有霉味，喝了以后肚子不舒服",
+        );
+        w.complain(
+            "c",
+            "k3",
+            json!({"store": "s-3"}),
+            "我买的茶叶也有霉味，肚子不舒服",
+        );
+        let st = w.fold();
+        let a = group(&st);
+        assert_eq!(
+            a.len(),
+            1,
+            "{:?}",
+            st.alerts().map(|a| &a.keys).collect::<Vec<_>>()
+        );
+        assert!(a[0].keys.iter().any(|k| k.starts_with("text:")));
+        assert_eq!(a[0].level, Level::Warning);
+    }
+
+    #[test]
+    fn echoes_count_as_me_too_and_staff_actions_are_recorded() {
+        let mut w = World::new();
+        w.join("a", "g");
+        w.join("b", "g");
+        w.complain("a", "k1", json!({"sku": "S"}), "broken lid");
+        w.push(
+            EventType::Post,
+            "b",
+            json!({"post_id": "p1", "community": "g", "text": "me too", "echoes": "k1"}),
+        );
+        let st = w.fold();
+        let a = group(&st)[0].clone();
+        assert_eq!(a.level, Level::Watch);
+        assert_eq!(a.echoes.iter().collect::<Vec<_>>(), ["p1"]);
+        w.push(
+            EventType::AlertAcknowledged,
+            &a.id,
+            json!({"note": "checking"}),
+        );
+        w.push(EventType::AlertResolved, &a.id, json!({"note": "replaced"}));
+        let st = w.fold();
+        let a = st.get(&a.id).unwrap();
+        assert_eq!(a.status, Status::Resolved);
+        assert_eq!(a.actions.len(), 2);
+        let changes: Vec<&str> = st
+            .changes_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|c| c.change.as_str())
+            .collect();
+        assert_eq!(changes, ["raised", "acknowledged", "resolved"]);
+    }
+
+    #[test]
+    fn thin_connected_complaints_months_apart_raise_nothing_above_watch() {
+        let mut w = World::new();
+        for c in ["a", "b", "c", "d"] {
+            w.join(c, "g");
+        }
+        for (i, c) in ["a", "b", "c", "d"].iter().enumerate() {
+            w.hour += 24 * 20;
+            w.complain(
+                c,
+                &format!("k{i}"),
+                json!({"topic": "delivery"}),
+                "late again",
+            );
+        }
+        assert!(w.fold().alerts().next().is_none());
+    }
+
+    #[test]
+    fn replay_gives_the_identical_alert_stream_and_state() {
+        let mut w = World::new();
+        for i in 0..40 {
+            w.join(&format!("c{i}"), &format!("g{}", i % 4));
+        }
+        for i in 0..120 {
+            w.complain(
+                &format!("c{}", (i * 7) % 40),
+                &format!("k{i}"),
+                json!({"batch": format!("B{}", i % 5)}),
+                "bad taste",
+            );
+        }
+        let a = serde_json::to_vec(&w.fold()).unwrap();
+        let b = serde_json::to_vec(&w.fold()).unwrap();
+        assert_eq!(a, b);
+        // Resumed from a snapshot halfway.
+        let mut c = Customers::default();
+        let mut st = Warnings::default();
+        for e in &w.events[..80] {
+            c.apply(e);
+            st.apply(e, &c);
+        }
+        let mut resumed: Warnings =
+            serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+        for e in &w.events[80..] {
+            c.apply(e);
+            resumed.apply(e, &c);
+        }
+        assert_eq!(serde_json::to_vec(&resumed).unwrap(), a);
+    }
+}
