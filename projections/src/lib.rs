@@ -24,7 +24,6 @@ pub mod customers;
 pub mod feed;
 pub mod interned;
 pub mod lifecycle;
-pub mod lifecycles;
 pub mod reactivation;
 pub mod rfm;
 pub mod segments;
@@ -53,7 +52,7 @@ pub struct ReadState {
     pub customers: Customers,
     pub segments: Segments,
     pub warnings: warnings::Warnings,
-    pub lifecycles: lifecycles::Lifecycles,
+    pub lifecycles: lifecycle::Lifecycles,
 }
 
 impl ReadState {
@@ -62,7 +61,7 @@ impl ReadState {
             customers: Customers::default(),
             segments: Segments::new(lifecycle),
             warnings: warnings::Warnings::new(warnings),
-            lifecycles: lifecycles::Lifecycles::new(lifecycle),
+            lifecycles: lifecycle::Lifecycles::new(lifecycle),
         }
     }
 
@@ -115,7 +114,7 @@ impl ReadState {
         let mut rest = bytes;
         let customers = Customers::from_snapshot_bytes(part(&mut rest)?, threads)
             .map_err(|e| format!("customers: {e}"))?;
-        let lifecycles: lifecycles::Lifecycles =
+        let lifecycles: lifecycle::Lifecycles =
             postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("lifecycles: {e}"))?;
         let Parts {
             mut segments,
