@@ -383,9 +383,7 @@ impl CustomerKeys {
 
 /// Expanded keys (AES schedule, keyed HMAC) kept for this many `(customer, generation)`
 /// pairs: a direct-mapped cache, so the keyring of a million customers holds a million raw
-/// keys (168 MiB measured for a million in a hash map, this cache included; the map is
-/// a `StrMap` now, about 80 MB a million: heap profile, session 9)
-/// and not a million expansions (≈1.2 KB each).
+/// keys (32 bytes each) and not a million expansions (≈1.2 KB each).
 pub const EXPANDED_KEYS_CACHED: usize = 16_384;
 
 /// Direct-mapped: the slot is chosen by a hash of `(customer, generation)`; a miss expands

@@ -9,8 +9,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// crate is pinned by Cargo.lock).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// How long freed memory stays mapped before mimalloc returns it to the OS. The default
-/// (10 ms) made the import fault in and zero the same pages again and again
-/// (`clear_page_erms` was 15% of its profile); a second keeps them for reuse.
+/// (10 ms) makes an import fault in and zero the same pages again and again; a second
+/// keeps them for reuse.
 const ALLOCATOR_PURGE_DELAY_MS: std::ffi::c_long = 1_000;
 /// `mi_option_allow_thp` in mimalloc v3's `mimalloc.h`.
 const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
@@ -19,10 +19,9 @@ fn main() -> anyhow::Result<()> {
     // SAFETY: sets a process-wide allocator option before any thread is started.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ALLOCATOR_PURGE_DELAY_MS) };
     // No transparent huge pages. mimalloc asks for them on its arenas, and a 2 MiB page
-    // stays resident while any of it is in use: with them, a 1 M-customer server held
-    // 1,089 MiB after its catch-up and 984 MiB restarted; without, 1,006 and 964 MiB
-    // (`rapport bench --serve-memory`, `MIMALLOC_ALLOW_THP=0`). The process-wide switch
-    // also covers the arena mimalloc mapped before `main`.
+    // stays resident while any of it is in use, so a server that folded a large log keeps
+    // far more memory than its state needs (`docs/benchmarks.md`, memory). The
+    // process-wide switch also covers the arena mimalloc mapped before `main`.
     // SAFETY: sets an allocator option and a flag of this process; no memory is touched.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0);

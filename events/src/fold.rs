@@ -3,8 +3,7 @@
 //!
 //! A [`RecordedEvent`] carries its payload as a `serde_json::Value` tree, which is what
 //! readers of the API and exports need. A fold needs a handful of fields per event, and
-//! building then freeing a tree per event was most of a replay's cost (`docs/benchmarks.md`,
-//! session 8). The views here are lenient the way the folds always were: a field that is
+//! building then freeing a tree per event would be most of a replay's cost. The views here are lenient the way the folds always were: a field that is
 //! absent (a personal field withheld from projections, a field an older version lacked) is
 //! `None` or empty; fields the projections do not read are skipped while decoding.
 

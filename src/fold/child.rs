@@ -6,8 +6,7 @@ use std::path::PathBuf;
 /// catch-up`), which folds the log from the snapshot, writes the snapshots a catch-up here
 /// would have written, and exits; the read model then loads the last one as at a restart
 /// and folds what is left. What folding leaves behind in the heap (pages kept resident by
-/// a few live blocks each, which no compaction in place got rid of: 998–1,075 MiB after a
-/// catch-up here against 961–967 MiB restarted, a million customers) goes with the child.
+/// a few live blocks each, which no compaction in place gets rid of) goes with the child.
 /// Meanwhile the read model answers from the state it started with, as during any
 /// catch-up. If the child fails, the catch-up runs here after all.
 ///

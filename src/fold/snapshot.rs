@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 
 /// Returns freed memory to the OS now. mimalloc (the service's allocator, see `main.rs`)
-/// returns it lazily, during later allocations: after a catch-up an idle server held
-/// 503 MiB where 393 MiB were live (100,000 customers, 1 M events). Harmless when another
-/// allocator is in use (tests): it then only collects mimalloc's own empty heap.
+/// returns it lazily, during later allocations, so an idle server after a catch-up would
+/// keep the catch-up's garbage resident. Harmless when another allocator is in use
+/// (tests): it then only collects mimalloc's own empty heap.
 pub(crate) fn release_freed_memory() {
     // SAFETY: `mi_collect` has no preconditions; it may be called from any thread.
     unsafe { libmimalloc_sys::mi_collect(true) };
@@ -18,9 +18,8 @@ pub(crate) fn release_freed_memory() {
 
 /// Threads that decode a snapshot into the state the server keeps (at start, and the
 /// compaction after a catch-up): one, the calling thread. What a thread allocates stays in
-/// its allocator heap; restarted on a million customers' snapshot, the server held 990 MiB
-/// with the profiles decoded on two threads, 999 MiB on one started for it, and 963 MiB on
-/// the calling thread (966 MiB before chunked snapshots; `docs/benchmarks.md`, session 11).
+/// its allocator heap, so decoding on other threads leaves their heaps' slack behind in
+/// the server (the least resident memory was on the calling thread; `docs/benchmarks.md`).
 pub const LIVE_STATE_DECODE_THREADS: usize = 1;
 
 /// Threads that decode a snapshot for a time-travel query, which waits for it: every core.
@@ -42,8 +41,8 @@ pub struct SnapshotHeader {
     pub state_bytes: Option<u64>,
 }
 
-/// LZ4, not zstd: a 10 M-event state (211 MB) becomes 93 MB and decompresses in about
-/// 0.13 s; zstd's fastest level made it 66 MB but took 0.25–0.45 s to read back, on every
+/// LZ4, not zstd: it halves a state and decompresses several times faster than zstd's
+/// fastest level, which compresses better but costs its reading time on every
 /// `as_of_position` query that loads a history snapshot.
 const SNAPSHOT_COMPRESSION: &str = "lz4";
 
@@ -90,10 +89,9 @@ pub fn load_snapshot(
         warnings,
         LIVE_STATE_DECODE_THREADS,
     );
-    // The snapshot's bytes (over 200 MB at a million customers) were freed on this
+    // The snapshot's bytes (hundreds of MB at a million customers) were freed on this
     // thread; the allocator returns such pages only when this thread next allocates or
-    // collects, and it may not (a restarted server held 1,137–1,159 MiB instead of
-    // 910–928 in some runs).
+    // collects, and it may never do either.
     release_freed_memory();
     loaded
 }

@@ -60,9 +60,8 @@ pub const WRITE_QUEUE_JOBS_MAX: usize = 4096;
 pub const GROUP_COMMIT_EVENTS_MAX: usize = 50_000;
 /// SQLite's page cache per connection, KiB. Reads are sequential scans or lookups by
 /// position (the operating system's file cache serves them as well) and appends go to the
-/// end of the table, so a large cache bought nothing: 64 MB cost a serving process 46 MiB
-/// of resident memory at 100,000 customers. 2 MB: with it and smaller name sets together
-/// a restarted 1 M-customer server went from 1,049 to 998 MiB (not measured apart).
+/// end of the table, so a large cache buys nothing but resident memory in every process
+/// that opens the store.
 const PAGE_CACHE_KIB: u32 = 2_000;
 /// Most positions [`EventStore::read_at`] reads on the async worker that calls it; more
 /// are read under `block_in_place`.
