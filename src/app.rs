@@ -14,6 +14,7 @@ use crate::{
     crypto::{Keyring, MasterKey},
     fold::child::FoldChild,
     http::{self, metrics::Metrics, AppState},
+    layout::DataDir,
     log::Log,
     store::{
         kurrent::{KurrentOptions, KurrentStore},
@@ -76,11 +77,10 @@ impl StoreChoice {
 }
 
 /// File in the data directory naming the store its derived state belongs to.
-const STORE_IDENTITY_FILE: &str = "store";
 
 /// Refuses a data directory whose snapshots and checkpoints belong to another store.
 fn check_store_identity(data_dir: &Path, choice: &StoreChoice) -> anyhow::Result<()> {
-    let path = data_dir.join(STORE_IDENTITY_FILE);
+    let path = DataDir::new(data_dir).store_identity();
     let want = choice.identity();
     match std::fs::read_to_string(&path) {
         Ok(have) if have.trim() == want => Ok(()),
@@ -91,7 +91,7 @@ fn check_store_identity(data_dir: &Path, choice: &StoreChoice) -> anyhow::Result
         ),
         // Directories made before this check all belong to the embedded store.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let existing = data_dir.join(crate::store::sqlite::DB_FILE).exists();
+            let existing = DataDir::new(data_dir).database().exists();
             if existing && want != "embedded" {
                 anyhow::bail!(
                     "the data directory {} holds an embedded store; give the KurrentDB store its own --data-dir",
@@ -178,7 +178,7 @@ pub async fn run(
         }
     };
     let keys = Arc::new(ApiKeys::open(&opts.data_dir)?);
-    let admin_path = opts.data_dir.join("admin-key");
+    let admin_path = DataDir::new(&opts.data_dir).admin_key();
     if let Some(id) = keys.bootstrap_admin(&admin_path)? {
         tracing::warn!(key = %id, path = %admin_path.display(), "no API keys existed: created an admin key; read it from this file (mode 0600)");
     }
@@ -213,7 +213,9 @@ pub async fn run(
             warnings: opts.config.early_warning.clone(),
             history_every_events: opts.config.time_travel.history_every_events,
             catch_up_child,
-            ..crate::read_model::ReadModelOptions::service(Some(opts.data_dir.join("snapshots")))
+            ..crate::read_model::ReadModelOptions::service(Some(
+                DataDir::new(&opts.data_dir).snapshots(),
+            ))
         },
     );
     let valid_time = opts.config.time_travel.valid_time_rebuild_after_events;
@@ -222,7 +224,7 @@ pub async fn run(
             read_model.clone(),
             log.clone(),
             child("valid-time", valid_time)?,
-            opts.data_dir.join("snapshots"),
+            DataDir::new(&opts.data_dir).snapshots(),
             opts.config.lifecycle,
             opts.config.early_warning.clone(),
         );

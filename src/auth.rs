@@ -104,7 +104,7 @@ impl ApiKeys {
     pub fn open(dir: &Path) -> Result<ApiKeys, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let conn = sqlite::connect(&dir.join(sqlite::DB_FILE), true)?;
+        let conn = sqlite::connect(&crate::layout::DataDir::new(dir).database(), true)?;
         conn.execute_batch(API_KEYS_SCHEMA)?;
         Ok(ApiKeys {
             conn: Mutex::new(conn),

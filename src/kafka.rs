@@ -69,7 +69,7 @@ impl KafkaOptions {
             alerts_topic: "rapport.alerts".into(),
             segments_topic: "rapport.segments".into(),
             customers_topic: "rapport.customers".into(),
-            checkpoint: data_dir.join("kafka-outbox.checkpoint"),
+            checkpoint: crate::layout::DataDir::new(data_dir).kafka_outbox_checkpoint(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod import;
 pub mod importers;
 pub mod kafka;
+pub mod layout;
 pub mod log;
 pub mod read_model;
 pub mod report;

@@ -12,6 +12,7 @@ use crate::{
     config::Config,
     crypto::MasterKey,
     fold::{snapshot::write_snapshot, valid_time},
+    layout::DataDir,
     read_model::{ReadModel, ReadModelOptions},
     store::EventStore,
 };
@@ -34,7 +35,7 @@ pub async fn catch_up(data_dir: &Path, master: MasterKey, config: &Config) -> an
     let started = std::time::Instant::now();
     let (store, log) = open_log_read_only(data_dir, master).await?;
     let last = store.last_position();
-    let snapshots = data_dir.join("snapshots");
+    let snapshots = DataDir::new(data_dir).snapshots();
     let model = ReadModel::spawn(
         log,
         ReadModelOptions {
@@ -82,7 +83,7 @@ pub async fn build_valid_time(
     let until = store.last_position();
     let m = valid_time::build(
         &log,
-        &data_dir.join("snapshots"),
+        &DataDir::new(data_dir).snapshots(),
         until,
         config.time_travel.valid_time_every_events,
         config.lifecycle,

@@ -68,7 +68,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
             let config = config.load()?;
             let tt = crate::fold::time_travel::TimeTravel::new(
                 log.clone(),
-                Some(data.data_dir.join("snapshots")),
+                Some(crate::layout::DataDir::new(&data.data_dir).snapshots()),
                 config.lifecycle,
                 config.early_warning.clone(),
             );

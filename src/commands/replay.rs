@@ -39,7 +39,7 @@ pub async fn replay(
         store.last_position(),
         begun.elapsed().as_secs_f64()
     );
-    let snapshots = data_dir.join("snapshots");
+    let snapshots = crate::layout::DataDir::new(data_dir).snapshots();
     let lifecycle = config.lifecycle;
     let warnings = config.early_warning.clone();
     let live = if verify {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 /// Snapshots kept for time travel: `<dir>/history/<position>.snapshot`, hard links of the
 /// read model's snapshots taken at least `every` positions apart.
 pub fn history_dir(snapshots: &Path) -> PathBuf {
-    snapshots.join("history")
+    crate::layout::Snapshots::history(snapshots)
 }
 
 /// The history snapshot with the greatest position ≤ `position`.

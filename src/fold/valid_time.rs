@@ -270,7 +270,7 @@ impl Manifest {
 
 /// The folder of the builds.
 pub fn builds_dir(snapshots: &Path) -> PathBuf {
-    snapshots.join("valid")
+    crate::layout::Snapshots::valid_builds(snapshots)
 }
 
 /// Complete builds with this code's state version and these thresholds, newest first.

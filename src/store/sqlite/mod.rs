@@ -69,8 +69,7 @@ const POINT_READS_INLINE_MAX: usize = 8;
 /// Idle reader connections kept open.
 const READERS_IDLE_MAX: usize = 8;
 
-pub const DB_FILE: &str = "rapport.sqlite";
-pub const LOCK_FILE: &str = "LOCK";
+pub use crate::layout::{DATABASE_FILE as DB_FILE, LOCK_FILE};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 

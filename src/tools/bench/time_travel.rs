@@ -13,7 +13,7 @@ pub(super) async fn as_of_queries(
     times: LogTimes,
 ) -> anyhow::Result<()> {
     const QUERIES: usize = 5;
-    let snapshots = dir.join("snapshots");
+    let snapshots = crate::layout::DataDir::new(dir).snapshots();
     let last = log.last_position();
     let started = Instant::now();
     let model = crate::read_model::ReadModel::spawn(

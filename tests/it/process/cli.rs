@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::{paths, rapport, Server};
+use super::{paths, rapport, Server};
 
 fn run(args: &[&str], data: &std::path::Path, master: &std::path::Path) -> Output {
     rapport()

@@ -6,15 +6,6 @@
 
 use std::sync::Arc;
 
-/// Says a test was skipped where it is seen: `eprintln!` inside a test is captured by the
-/// harness (shown only on failure); a write to the process's stderr is not.
-macro_rules! skipped {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
 use futures::StreamExt;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rapport::{

@@ -3,7 +3,7 @@
 use rapport::auth::Role;
 use serde_json::json;
 
-use crate::helpers::{complaint, purchase, registered, TestServer};
+use super::helpers::{complaint, purchase, registered, TestServer};
 
 const NAME: &str = "Zhang Wei-Erasable";
 const EMAIL: &str = "zhang.erasable@example.cn";

@@ -2,7 +2,7 @@
 
 use rapport::auth::Role;
 
-use crate::helpers::{purchase, TestServer};
+use super::helpers::{purchase, TestServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_health_checks_are_open() {

@@ -11,7 +11,7 @@ use std::{
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::{paths, Server};
+use super::{paths, Server};
 
 const BATCH_EVENTS: usize = 5;
 const CLIENTS: u64 = 8;

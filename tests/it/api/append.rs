@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{purchase, TestServer};
+use super::helpers::{purchase, TestServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_single_event_lands_at_position_one_in_its_customer_stream() {

@@ -3,7 +3,7 @@
 use rapport::auth::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::TestServer;
+use super::helpers::TestServer;
 
 fn ev(ty: &str, customer: &str, at: &str, data: Value) -> Value {
     json!({"type": ty, "customer": customer, "occurred_at": at, "data": data})

@@ -3,7 +3,7 @@
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{purchase, TestServer};
+use super::helpers::{purchase, TestServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn streams_and_the_global_log_page() {
