@@ -1,4 +1,4 @@
-//! `rapport import` and `rapport export`: the log in and out as NDJSON, straight against
+//! `rapport import`: NDJSON (or JSON arrays) into the log, straight against
 //! the embedded store (no server).
 //!
 //! Import is all-or-nothing by default: everything goes into one transaction; if any line
@@ -7,7 +7,7 @@
 //! import is a no-op.
 
 use std::{
-    io::{BufRead, Read, Write},
+    io::{BufRead, Read},
     path::PathBuf,
     time::Instant,
 };
@@ -17,11 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rapport_events::{Event, ValidationErrors};
 use uuid::Uuid;
 
-use crate::{
-    log::{Log, PersonalAccess},
-    store::sqlite::SqliteStore,
-    store::AppendRequest,
-};
+use crate::{log::Log, store::sqlite::SqliteStore, store::AppendRequest};
 
 /// Events per append during import.
 pub const IMPORT_CHUNK_EVENTS: usize = 8192;
@@ -408,105 +404,3 @@ type Pending = (
     Vec<crate::store::WrappedKey>,
     u64,
 );
-
-/// Writes the log as NDJSON (one [`rapport_events::RecordedEvent`] a line) to `out`.
-///
-/// Events whose personal fields need not be opened (none, withheld, or erased) are written
-/// straight from the stored bytes; the others go through [`Log::open`]. Both give the same
-/// JSON values (`tests/store_contract.rs` compares them).
-pub fn export(
-    store: &SqliteStore,
-    log: &Log,
-    after: u64,
-    until: u64,
-    access: PersonalAccess,
-    out: &mut dyn Write,
-) -> anyhow::Result<u64> {
-    let mut n = 0u64;
-    let mut line = Vec::with_capacity(1024);
-    let io = |e: std::io::Error| crate::store::StoreError::Io(e.to_string());
-    store.for_each_raw_blocking(after, until, |r| {
-        line.clear();
-        let view = stored_view(log, r, access);
-        match view {
-            Some(view) => write_raw(&mut line, r, view).map_err(io)?,
-            None => {
-                let ev = log.open(r.stored()?, access)?;
-                serde_json::to_writer(&mut line, &ev)
-                    .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
-            }
-        }
-        line.push(b'\n');
-        out.write_all(&line).map_err(io)?;
-        n += 1;
-        Ok(())
-    })?;
-    out.flush()?;
-    Ok(n)
-}
-
-/// How a stored row's personal fields show for `access` when that needs no decryption:
-/// `Some(view)` (`None` inside for a type without personal fields), or `None` when the
-/// row must go through [`Log::open`].
-pub fn stored_view(
-    log: &Log,
-    r: &crate::store::sqlite::RawRow<'_>,
-    access: PersonalAccess,
-) -> Option<Option<rapport_events::PersonalView>> {
-    use rapport_events::PersonalView;
-    match (r.sealed, r.key_gen) {
-        (None, _) => {
-            let ty = rapport_events::EventType::parse(r.event_type);
-            Some(
-                ty.filter(|t| rapport_events::personal::may_carry_personal(*t))
-                    .map(|_| PersonalView::Plain),
-            )
-        }
-        (Some(_), Some(g)) if g != 0 => match log.keys.get(r.customer, g) {
-            Some(k) if k.is_destroyed() => Some(Some(PersonalView::Erased)),
-            Some(_) if access == PersonalAccess::Withheld => Some(Some(PersonalView::Withheld)),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Writes a stored row as the JSON of its [`rapport_events::RecordedEvent`], copying the
-/// stored JSON of `data` and `metadata` as it is (the store wrote it canonical).
-fn write_raw(
-    out: &mut Vec<u8>,
-    r: &crate::store::sqlite::RawRow<'_>,
-    personal: Option<rapport_events::PersonalView>,
-) -> std::io::Result<()> {
-    let s =
-        |out: &mut Vec<u8>, v: &str| serde_json::to_writer(out, v).map_err(std::io::Error::other);
-    let id = Uuid::from_slice(r.id).map_err(std::io::Error::other)?;
-    write!(out, "{{\"position\":{},\"stream\":", r.position)?;
-    s(out, r.stream)?;
-    write!(
-        out,
-        ",\"stream_version\":{},\"recorded_at\":",
-        r.stream_version
-    )?;
-    s(out, r.recorded_at)?;
-    write!(out, ",\"id\":\"{}\",\"type\":", id.hyphenated())?;
-    s(out, r.event_type)?;
-    let operator = rapport_events::EventType::parse(r.event_type).is_some_and(|t| t.is_operator());
-    let subject_field = if operator { "subject" } else { "customer" };
-    write!(out, ",\"version\":{},\"{subject_field}\":", r.version)?;
-    s(out, r.customer)?;
-    out.extend_from_slice(b",\"occurred_at\":");
-    s(out, r.occurred_at)?;
-    out.extend_from_slice(b",\"data\":");
-    out.extend_from_slice(r.data.as_bytes());
-    if let Some(m) = r.metadata {
-        out.extend_from_slice(b",\"metadata\":");
-        out.extend_from_slice(m.as_bytes());
-    }
-    if let Some(p) = personal {
-        out.extend_from_slice(b",\"personal\":");
-        serde_json::to_writer(&mut *out, &p).map_err(std::io::Error::other)?;
-    }
-    out.push(b'}');
-    Ok(())
-}

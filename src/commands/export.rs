@@ -4,7 +4,6 @@
 use crate::{
     app,
     cli::{ExportArgs, PersonalArg},
-    import,
     log::PersonalAccess,
     store::EventStore,
 };
@@ -48,7 +47,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
         tokio::task::block_in_place(|| {
-            import::export(&store, &log, after, until, access, &mut out)
+            crate::export::export(&store, &log, after, until, access, &mut out)
         })?
     } else {
         let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());

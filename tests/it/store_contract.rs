@@ -466,7 +466,7 @@ async fn the_fast_export_path_equals_opening_each_event() {
     ] {
         let mut out = Vec::new();
         let n = tokio::task::block_in_place(|| {
-            rapport::import::export(&store, &log, 0, u64::MAX, access, &mut out)
+            rapport::export::export(&store, &log, 0, u64::MAX, access, &mut out)
         })
         .unwrap();
         let opened = log

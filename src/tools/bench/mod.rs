@@ -365,7 +365,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             ] {
                 let (r, n) = time(what, opts.events as u64, || {
                     tokio::task::block_in_place(|| {
-                        import::export(&store, &log, 0, u64::MAX, access, &mut std::io::sink())
+                        crate::export::export(
+                            &store,
+                            &log,
+                            0,
+                            u64::MAX,
+                            access,
+                            &mut std::io::sink(),
+                        )
                     })
                 });
                 n?;
