@@ -76,8 +76,6 @@ impl StoreChoice {
     }
 }
 
-/// File in the data directory naming the store its derived state belongs to.
-
 /// Refuses a data directory whose snapshots and checkpoints belong to another store.
 fn check_store_identity(data_dir: &Path, choice: &StoreChoice) -> anyhow::Result<()> {
     let path = DataDir::new(data_dir).store_identity();

@@ -74,11 +74,11 @@ impl fmt::Display for ValidationErrors {
 pub(crate) struct Errors(pub Vec<FieldError>);
 
 impl Errors {
-    pub fn push(&mut self, path: impl Into<String>, rule: impl Into<String>) {
+    pub(crate) fn push(&mut self, path: impl Into<String>, rule: impl Into<String>) {
         self.0.push(FieldError::new(path, rule));
     }
 
-    pub fn into_result(self) -> Result<(), ValidationErrors> {
+    pub(crate) fn into_result(self) -> Result<(), ValidationErrors> {
         if self.0.is_empty() {
             Ok(())
         } else {

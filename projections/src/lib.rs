@@ -19,6 +19,8 @@
 //! - [`warnings`]: early warning: complaints that spread through connected customers,
 //!   with the evidence, and unconnected spikes told apart from them.
 
+#![forbid(unsafe_code)]
+
 pub mod cohorts;
 pub mod customers;
 pub mod feed;

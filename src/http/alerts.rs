@@ -31,7 +31,7 @@ const PHRASE_COMPLAINTS_MAX: usize = 50;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct AlertQuery {
+pub(super) struct AlertQuery {
     status: Option<String>,
     level: Option<String>,
     kind: Option<String>,
@@ -51,7 +51,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(
 }
 
 /// `GET /v1/alerts?status=&level=&kind=&after=&limit=`: newest update last.
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
@@ -112,7 +112,7 @@ pub async fn list(
 
 /// `GET /v1/alerts/{id}`: the alert, with the phrases its complaints share (read from the
 /// log for the caller: support and admin see them; others see none).
-pub async fn get_one(
+pub(super) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -204,7 +204,7 @@ async fn act(
     ))
 }
 
-pub async fn acknowledge(
+pub(super) async fn acknowledge(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -213,7 +213,7 @@ pub async fn acknowledge(
     act(state, caller, id, body, EventType::AlertAcknowledged).await
 }
 
-pub async fn resolve(
+pub(super) async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -224,14 +224,14 @@ pub async fn resolve(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SubscribeQuery {
+pub(super) struct SubscribeQuery {
     after: Option<u64>,
 }
 
 /// `GET /v1/alerts/subscribe?after=SEQ` (SSE): every alert change after `after` (or the
 /// `Last-Event-ID`), then live; each event is `alert` with the change and the alert as it
 /// is now.
-pub async fn subscribe(
+pub(super) async fn subscribe(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,

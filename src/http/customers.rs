@@ -165,7 +165,7 @@ pub(super) fn profile_json(
     (v, at)
 }
 
-pub async fn get_customer(
+pub(super) async fn get_customer(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -186,7 +186,7 @@ pub async fn get_customer(
 }
 
 /// The customer's events, newest first. `cursor` is the stream version to continue below.
-pub async fn timeline(
+pub(super) async fn timeline(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -220,7 +220,7 @@ pub async fn timeline(
     ))
 }
 
-pub async fn list_customers(
+pub(super) async fn list_customers(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -314,7 +314,7 @@ pub async fn list_customers(
     ))
 }
 
-pub async fn get_rfm(
+pub(super) async fn get_rfm(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -351,7 +351,7 @@ pub async fn get_rfm(
     )
 }
 
-pub async fn get_cohorts(
+pub(super) async fn get_cohorts(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -368,7 +368,7 @@ pub async fn get_cohorts(
     ))
 }
 
-pub async fn get_reactivation(
+pub(super) async fn get_reactivation(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -387,7 +387,7 @@ pub async fn get_reactivation(
     ))
 }
 
-pub async fn get_campaigns(
+pub(super) async fn get_campaigns(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -403,7 +403,7 @@ pub async fn get_campaigns(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LifecycleChangesQuery {
+pub(super) struct LifecycleChangesQuery {
     after: Option<u64>,
     /// Only changes into this state.
     to: Option<String>,
@@ -413,7 +413,7 @@ pub struct LifecycleChangesQuery {
 /// `after` (or the `Last-Event-ID`), then live ones, as `change` events whose id is the
 /// change's `seq`: the same feed the Kafka outbox publishes on `rapport.customers`. A
 /// cursor older than what is kept answers 410.
-pub async fn lifecycle_changes(
+pub(super) async fn lifecycle_changes(
     State(state): State<AppState>,
     caller: Caller,
     headers: axum::http::HeaderMap,

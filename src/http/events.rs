@@ -29,7 +29,7 @@ const INLINE_PARSE_BYTES_MAX: usize = 64 * 1024;
 const READ_EVENTS_DEFAULT: usize = 100;
 
 #[derive(Deserialize)]
-pub struct AppendQuery {
+pub(super) struct AppendQuery {
     stream: Option<String>,
     expected_version: Option<String>,
 }
@@ -86,7 +86,7 @@ async fn body_text(body: Body) -> Result<String, ApiError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad("/", "the body must be UTF-8"))
 }
 
-pub async fn append(
+pub(super) async fn append(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<AppendQuery>,
@@ -172,7 +172,7 @@ pub async fn append(
 }
 
 #[derive(Deserialize)]
-pub struct ReadAllQuery {
+pub(super) struct ReadAllQuery {
     #[serde(default)]
     after: u64,
     limit: Option<usize>,
@@ -190,7 +190,7 @@ fn check_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-pub async fn read_all(
+pub(super) async fn read_all(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<ReadAllQuery>, axum::extract::rejection::QueryRejection>,
@@ -207,13 +207,13 @@ pub async fn read_all(
 }
 
 #[derive(Deserialize)]
-pub struct ReadStreamQuery {
+pub(super) struct ReadStreamQuery {
     #[serde(default)]
     from_version: u64,
     limit: Option<usize>,
 }
 
-pub async fn read_stream(
+pub(super) async fn read_stream(
     State(state): State<AppState>,
     caller: Caller,
     Path(stream): Path<String>,
@@ -241,13 +241,13 @@ pub async fn read_stream(
 }
 
 #[derive(Deserialize)]
-pub struct SubscribeQuery {
+pub(super) struct SubscribeQuery {
     after: Option<u64>,
 }
 
 /// Server-Sent Events: catch-up from `after` (or `Last-Event-ID`), then live. Each SSE
 /// event has `id` = position, so a reconnecting client resumes with no gap.
-pub async fn subscribe(
+pub(super) async fn subscribe(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,

@@ -19,9 +19,9 @@ const FEED_KEEP_ALIVE_SECS: u64 = 15;
 
 /// The feed's cursor: `after`, else the `Last-Event-ID` header, else 0.
 /// Changes one read of a feed sends before checking for more.
-pub const FEED_BATCH_CHANGES: usize = 1000;
+pub(super) const FEED_BATCH_CHANGES: usize = 1000;
 
-pub fn cursor(after: Option<u64>, headers: &HeaderMap) -> u64 {
+pub(super) fn cursor(after: Option<u64>, headers: &HeaderMap) -> u64 {
     after
         .or_else(|| {
             headers
@@ -34,13 +34,13 @@ pub fn cursor(after: Option<u64>, headers: &HeaderMap) -> u64 {
 
 /// What one read of the state yields: `(seq, event to send, if any)` for items after the
 /// cursor, or `Err(oldest kept)` when the cursor fell behind.
-pub type ReadFeed =
+pub(super) type ReadFeed =
     dyn Fn(&ReadState, u64) -> Result<Vec<(u64, Option<SseEvent>)>, u64> + Send + Sync;
 
 /// Streams `read` from `after`, then live. A cursor already older than what is kept is
 /// answered 410 (`gone_hint` says what to do instead); a reader that falls behind later
 /// gets a `gone` event and the stream ends.
-pub async fn live(
+pub(super) async fn live(
     state: AppState,
     after: u64,
     gone_hint: &str,

@@ -15,7 +15,7 @@ type Route = (
     u16,
 );
 
-pub const ROUTES: &[Route] = &[
+pub(super) const ROUTES: &[Route] = &[
     ("get", "/healthz", "Liveness", "open", None, 200),
     ("get", "/readyz", "Readiness (503 while shutting down)", "open", None, 200),
     ("get", "/metrics", "Prometheus metrics", "support, analyst, admin", None, 200),
@@ -52,7 +52,7 @@ pub const ROUTES: &[Route] = &[
     ("get", "/v1/customers/{id}/export", "Everything held about a customer, decrypted (access and portability)", "support, admin", None, 200),
 ];
 
-pub fn document() -> Value {
+pub(super) fn document() -> Value {
     let mut paths = Map::new();
     for (method, path, summary, roles, body, status) in ROUTES {
         let mut op = json!({
@@ -112,6 +112,6 @@ pub fn document() -> Value {
     })
 }
 
-pub async fn openapi_json() -> Json<Value> {
+pub(super) async fn openapi_json() -> Json<Value> {
     Json(document())
 }

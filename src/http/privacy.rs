@@ -12,12 +12,12 @@ use super::{ApiError, AppState, Caller};
 use crate::{auth::Role, log::PersonalAccess, store::READ_EVENTS_MAX};
 
 #[derive(Deserialize)]
-pub struct CreateKey {
+pub(super) struct CreateKey {
     role: String,
     label: Option<String>,
 }
 
-pub async fn create_key(
+pub(super) async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
@@ -34,7 +34,7 @@ pub async fn create_key(
     ))
 }
 
-pub async fn list_keys(
+pub(super) async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -42,7 +42,7 @@ pub async fn list_keys(
     Ok(Json(json!({"keys": state.keys.list()?})))
 }
 
-pub async fn revoke_key(
+pub(super) async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -56,7 +56,7 @@ pub async fn revoke_key(
     }
 }
 
-pub async fn erase(
+pub(super) async fn erase(
     State(state): State<AppState>,
     caller: Caller,
     Path(customer): Path<String>,
@@ -83,7 +83,7 @@ pub async fn erase(
 }
 
 /// Everything Rapport holds about one customer, decrypted (access and portability).
-pub async fn export_customer(
+pub(super) async fn export_customer(
     State(state): State<AppState>,
     caller: Caller,
     Path(customer): Path<String>,

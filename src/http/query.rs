@@ -23,7 +23,7 @@ pub(super) fn csv(s: &str) -> String {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct ReadQuery {
+pub(super) struct ReadQuery {
     pub(super) min_position: Option<u64>,
     pub(super) as_of: Option<String>,
     // Time travel (see `crate::fold::time_travel`).

@@ -107,7 +107,7 @@ fn definition(
 }
 
 /// `POST /v1/segments`: defines a new segment (409 if the id is taken).
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
@@ -131,7 +131,7 @@ pub async fn create(
 }
 
 /// `PUT /v1/segments/{id}`: defines or redefines a segment (a new revision).
-pub async fn redefine(
+pub(super) async fn redefine(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -146,7 +146,7 @@ pub async fn redefine(
 }
 
 /// `DELETE /v1/segments/{id}`: retires a segment; every member exits.
-pub async fn retire(
+pub(super) async fn retire(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -185,7 +185,7 @@ fn segment_json(d: &rapport_projections::segments::SegmentDef, members: usize) -
 }
 
 /// `GET /v1/segments`.
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -208,7 +208,7 @@ pub async fn list(
 }
 
 /// `GET /v1/segments/{id}`.
-pub async fn get_one(
+pub(super) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -252,7 +252,7 @@ fn member_row(
 /// `GET /v1/segments/{id}/members?format=json|csv&cursor=&limit=`. The cursor is the last
 /// customer id of the previous page, so pages stay consistent while membership changes.
 /// CSV returns every member (no paging), for import into marketing tools.
-pub async fn members(
+pub(super) async fn members(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -361,7 +361,7 @@ pub async fn members(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ChangesQuery {
+pub(super) struct ChangesQuery {
     after: Option<u64>,
     segment: Option<String>,
 }
@@ -370,7 +370,7 @@ pub struct ChangesQuery {
 /// `after` (or the `Last-Event-ID`), then live ones. Each SSE event is `change` with the
 /// change's `seq` as its id. A cursor older than what is kept answers 410: re-read the
 /// members, then follow from `last_change` of `GET /v1/segments`.
-pub async fn changes(
+pub(super) async fn changes(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -409,7 +409,7 @@ pub async fn changes(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DiffQuery {
+pub(super) struct DiffQuery {
     from: String,
     to: Option<String>,
     /// How times in `from`/`to` are read: `occurred` (business time, the default: only
@@ -420,7 +420,7 @@ pub struct DiffQuery {
 
 /// `GET /v1/segments/{id}/diff?from=&to=&basis=`: who entered and who left a segment
 /// between two points, each a log position or a time.
-pub async fn diff(
+pub(super) async fn diff(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

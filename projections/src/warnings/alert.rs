@@ -122,8 +122,6 @@ impl Warnings {
     }
 
     /// The evidence sentences, from projection state only.
-
-    /// The evidence sentences, from projection state only.
     pub(super) fn describe(
         &self,
         people: &[String],

@@ -135,10 +135,6 @@ impl Warnings {
         }
     }
 
-    /// For each of `people`, the indices of the others it is tied to: shared community,
-    /// referral, or a reply / mention / echo tie. Built from buckets, not pairs, so a key
-    /// with many unrelated customers costs about one lookup per customer.
-
     /// Files `entry` under key `k`, then raises or updates what the key now shows.
     pub(super) fn add(&mut self, k: &str, entry: Entry, ev: &FoldEvent, customers: &Customers) {
         let now = self.clock.unwrap_or(ev.occurred_at);
@@ -332,10 +328,6 @@ impl Warnings {
     ) -> String {
         self.upsert_as(None, kind, level, key, members, ev, customers, stats)
     }
-
-    /// Raises or updates the alert of `members`: the `known` one, else one of this kind
-    /// that holds one of their complaints, else a new one named by the first complaint.
-    #[allow(clippy::too_many_arguments)]
 
     /// Raises or updates the alert of `members`: the `known` one, else one of this kind
     /// that holds one of their complaints, else a new one named by the first complaint.

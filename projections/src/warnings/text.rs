@@ -131,27 +131,6 @@ pub fn shared_phrases(texts: &[&str], max: usize) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
-mod phrase_tests {
-    #[test]
-    fn shared_phrases_are_found_in_chinese_and_english() {
-        let p = super::shared_phrases(
-            &[
-                "这批茶叶有霉味，肚子不舒服",
-                "茶叶有霉味",
-                "我的茶叶也有霉味",
-            ],
-            3,
-        );
-        assert_eq!(p[0], "茶叶有霉味", "{p:?}");
-        let p = super::shared_phrases(
-            &["the lid is broken", "Lid is broken again!", "broken lid"],
-            2,
-        );
-        assert!(p.iter().any(|x| x.contains("broken")), "{p:?}");
-    }
-}
-
 impl Warnings {
     pub(super) fn drop_cluster(&mut self, id: &str) {
         let Some(c) = self.clusters.remove(id) else {
@@ -169,8 +148,6 @@ impl Warnings {
             }
         }
     }
-
-    /// Evicts everything older than the windows, once per day of event time.
 
     pub(super) fn text_key(
         &mut self,
@@ -231,5 +208,26 @@ impl Warnings {
             .or_default()
             .insert(id.clone());
         Some(format!("text:{id}"))
+    }
+}
+
+#[cfg(test)]
+mod phrase_tests {
+    #[test]
+    fn shared_phrases_are_found_in_chinese_and_english() {
+        let p = super::shared_phrases(
+            &[
+                "这批茶叶有霉味，肚子不舒服",
+                "茶叶有霉味",
+                "我的茶叶也有霉味",
+            ],
+            3,
+        );
+        assert_eq!(p[0], "茶叶有霉味", "{p:?}");
+        let p = super::shared_phrases(
+            &["the lid is broken", "Lid is broken again!", "broken lid"],
+            2,
+        );
+        assert!(p.iter().any(|x| x.contains("broken")), "{p:?}");
     }
 }

@@ -132,6 +132,7 @@ impl std::fmt::Display for Rate {
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct we pass and reads nothing else.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: `u` is a valid, writable `rusage`.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
         return 0.0;
     }

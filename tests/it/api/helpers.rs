@@ -15,7 +15,7 @@ use rapport::{
 };
 use serde_json::Value;
 
-pub struct TestServer {
+pub(super) struct TestServer {
     pub base: String,
     pub admin: String,
     pub http: reqwest::Client,
@@ -29,7 +29,7 @@ pub struct TestServer {
 impl TestServer {
     /// A server whose `min_position` waits last as long as the service's default, so a
     /// busy test machine does not turn a slow fold into a 503.
-    pub async fn start() -> TestServer {
+    pub(super) async fn start() -> TestServer {
         Self::start_with_min_position_wait(
             rapport::read_model::ReadModelOptions::service(None).min_position_wait,
         )
@@ -37,7 +37,7 @@ impl TestServer {
     }
 
     /// A server whose `min_position` waits give up after `wait` (for tests of the 503).
-    pub async fn start_with_min_position_wait(wait: std::time::Duration) -> TestServer {
+    pub(super) async fn start_with_min_position_wait(wait: std::time::Duration) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(
@@ -92,11 +92,11 @@ impl TestServer {
         }
     }
 
-    pub fn key(&self, role: Role) -> String {
+    pub(super) fn key(&self, role: Role) -> String {
         self.keys.create(role, Some("test")).unwrap().1
     }
 
-    pub async fn post(
+    pub(super) async fn post(
         &self,
         path: &str,
         token: &str,
@@ -116,7 +116,7 @@ impl TestServer {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+    pub(super) async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         self.post(
             path,
             &self.admin.clone(),
@@ -126,7 +126,7 @@ impl TestServer {
         .await
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+    pub(super) async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let resp = self
             .http
             .get(format!("{}{path}", self.base))
@@ -140,7 +140,7 @@ impl TestServer {
 
     /// Opens a Server-Sent Events feed at `path` as the admin (it must answer 200) and
     /// returns its body as a stream of chunks.
-    pub async fn feed(
+    pub(super) async fn feed(
         &self,
         path: &str,
     ) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin {
@@ -155,7 +155,7 @@ impl TestServer {
         resp.bytes_stream()
     }
 
-    pub async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
+    pub(super) async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
         let resp = self
             .http
             .get(format!("{}{path}", self.base))
@@ -166,7 +166,7 @@ impl TestServer {
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
-    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+    pub(super) async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
         let resp = self
             .http
             .delete(format!("{}{path}", self.base))
@@ -178,11 +178,11 @@ impl TestServer {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    pub fn data_dir(&self) -> PathBuf {
+    pub(super) fn data_dir(&self) -> PathBuf {
         self.dir.path().to_owned()
     }
 
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    pub(super) async fn stop(mut self) -> tempfile::TempDir {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -195,17 +195,17 @@ impl TestServer {
     }
 }
 
-pub fn purchase(customer: &str, order: &str, amount: &str) -> Value {
+pub(super) fn purchase(customer: &str, order: &str, amount: &str) -> Value {
     serde_json::json!({"type": "purchase", "customer": customer, "occurred_at": "2026-03-01T10:00:00Z",
         "data": {"order_id": order, "amount": amount, "currency": "CNY"}})
 }
 
-pub fn registered(customer: &str, name: &str, email: &str, phone: &str) -> Value {
+pub(super) fn registered(customer: &str, name: &str, email: &str, phone: &str) -> Value {
     serde_json::json!({"type": "customer_registered", "customer": customer, "occurred_at": "2026-01-01T09:00:00Z",
         "data": {"name": name, "email": email, "phone": phone, "region": "Shanghai"}})
 }
 
-pub fn complaint(customer: &str, id: &str, text: &str) -> Value {
+pub(super) fn complaint(customer: &str, id: &str, text: &str) -> Value {
     serde_json::json!({"type": "complaint", "customer": customer, "occurred_at": "2026-03-02T10:00:00Z",
         "data": {"complaint_id": id, "about": {"batch": "L0421"}, "text": text, "severity": 3}})
 }

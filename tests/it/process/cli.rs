@@ -221,6 +221,7 @@ fn sigterm_stops_the_server_gracefully_and_keeps_what_it_acknowledged() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 201);
+    // SAFETY: `kill` only sends a signal to our own child process.
     unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
@@ -305,6 +306,7 @@ fn after_erasure_no_log_line_file_or_export_reveals_the_values() {
         !profile.contains(NAME) && profile.contains("42.00"),
         "{profile}"
     );
+    // SAFETY: `kill` only sends a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 

@@ -9,7 +9,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-pub fn rapport() -> Command {
+pub(crate) fn rapport() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rapport"));
     c.env("RAPPORT_LOG", "warn")
         .env_remove("RAPPORT_MASTER_KEY")
@@ -18,20 +18,25 @@ pub fn rapport() -> Command {
 }
 
 /// A `rapport serve` child on a free port. Killed (SIGKILL) when dropped.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub base: String,
     pub admin: String,
 }
 
 impl Server {
-    pub fn start(dir: &Path, master: &Path) -> Server {
+    pub(crate) fn start(dir: &Path, master: &Path) -> Server {
         Server::start_with(dir, master, rapport(), Stdio::inherit())
     }
 
     /// Like [`Server::start`], from `command` (a [`rapport`] with more arguments or
     /// environment), its log going to `stderr`.
-    pub fn start_with(dir: &Path, master: &Path, mut command: Command, stderr: Stdio) -> Server {
+    pub(crate) fn start_with(
+        dir: &Path,
+        master: &Path,
+        mut command: Command,
+        stderr: Stdio,
+    ) -> Server {
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
@@ -58,7 +63,7 @@ impl Server {
     }
 
     /// `GET path` as admin, its body as JSON.
-    pub fn get_json(&self, path: &str) -> serde_json::Value {
+    pub(crate) fn get_json(&self, path: &str) -> serde_json::Value {
         reqwest::blocking::Client::new()
             .get(format!("{}{path}", self.base))
             .bearer_auth(&self.admin)
@@ -68,7 +73,7 @@ impl Server {
             .unwrap()
     }
 
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -80,7 +85,7 @@ impl Drop for Server {
     }
 }
 
-pub fn paths() -> (tempfile::TempDir, PathBuf, PathBuf) {
+pub(crate) fn paths() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let master = tmp.path().join("master.key");
