@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
+use futures::{stream::BoxStream, StreamExt};
 use rapport_events::{
     data::PersonalDataErased,
     personal::{self, PersonalFields, PersonalView},
@@ -122,6 +122,31 @@ impl Log {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.store.read_stream(stream, from, limit).await
+    }
+
+    /// The sealed events `(after, until]` in order, a batch of at most `READ_EVENTS_MAX` at
+    /// a time: the one paging loop over the log. Ends after the first error.
+    pub fn batches(
+        &self,
+        after: u64,
+        until: u64,
+    ) -> BoxStream<'static, Result<Vec<StoredEvent>, StoreError>> {
+        let store = self.store.clone();
+        futures::stream::unfold(Some((store, after)), move |next| async move {
+            let (store, after) = next?;
+            if after >= until {
+                return None;
+            }
+            let limit = crate::store::READ_EVENTS_MAX.min((until - after) as usize);
+            match store.read_all(after, limit).await {
+                Ok(batch) => {
+                    let last = batch.last()?.position;
+                    Some((Ok(batch), Some((store, last))))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+        .boxed()
     }
 
     /// Every sealed event after `after`, then each new one as it is appended.

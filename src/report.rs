@@ -8,25 +8,19 @@ use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 use anyhow::Context;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use plotters::prelude::*;
-use rapport_projections::{
-    cohorts, reactivation, rfm, Customers, Lifecycle, LifecycleConfig, Projection,
-};
+use rapport_projections::{cohorts, reactivation, rfm, Customers, Lifecycle, LifecycleConfig};
 use rust_decimal::Decimal;
 
-use crate::{log::Log, store::sqlite::SqliteStore};
+use crate::log::Log;
 
 /// Cohort columns shown in the Markdown table (the heatmap shows all).
 const TABLE_OFFSETS_MAX: u32 = 12;
 const DORMANT_SHOWN: usize = 15;
 
-/// Folds the whole log (personal fields withheld).
-pub fn fold(store: &SqliteStore, log: &Log) -> anyhow::Result<Customers> {
-    let mut c = Customers::default();
-    store.for_each_blocking(0, u64::MAX, |s| {
-        c.apply(&log.open_fold(s)?);
-        Ok(())
-    })?;
-    Ok(c)
+/// Folds the whole log into the customer profiles (personal fields withheld).
+pub async fn fold(log: &Log) -> anyhow::Result<Customers> {
+    let until = log.last_position();
+    Ok(crate::fold::fold_from(log, Customers::default(), 0, until, |_| {}).await?)
 }
 
 fn month_end(year: i32, month: u32) -> DateTime<Utc> {

@@ -14,8 +14,8 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let as_of = crate::http::parse_as_of(&as_of)
         .map_err(|_| anyhow::anyhow!("--as-of must be an RFC 3339 time or a date YYYY-MM-DD"))?;
     let master = master.resolve(false)?;
-    let (store, log) = app::open_log_read_only(&data.data_dir, master).await?;
-    let customers = tokio::task::block_in_place(|| crate::report::fold(&store, &log))?;
+    let (_, log) = app::open_log_read_only(&data.data_dir, master).await?;
+    let customers = crate::report::fold(&log).await?;
     crate::report::write(&customers, as_of, &config.lifecycle, &out)?;
     eprintln!(
         "wrote {}/report.md, cohort-retention.svg, lifecycle-by-month.svg",

@@ -13,14 +13,12 @@ pub mod snapshot;
 pub mod time_travel;
 pub mod valid_time;
 
+use futures::StreamExt;
 use rapport_events::FoldEvent;
 use rapport_projections::{Projection, ReadState};
 use sha2::{Digest, Sha256};
 
-use crate::{
-    log::Log,
-    store::{StoreError, READ_EVENTS_MAX},
-};
+use crate::{log::Log, store::StoreError};
 
 /// Folds events `(state.position(), until]` into `state`, in position order. `on_batch`
 /// is told how many events were read (for progress bars).
@@ -31,6 +29,17 @@ pub async fn fold(
     on_batch: impl FnMut(u64),
 ) -> Result<ReadState, StoreError> {
     let from = state.position();
+    fold_from(log, state, from, until, on_batch).await
+}
+
+/// Folds events `(from, until]` into any projection, in position order (see [`fold`]).
+pub async fn fold_from<S: Projection>(
+    log: &Log,
+    state: S,
+    from: u64,
+    until: u64,
+    on_batch: impl FnMut(u64),
+) -> Result<S, StoreError> {
     if from >= until {
         return Ok(state);
     }
@@ -50,11 +59,11 @@ pub(crate) type Opened = Result<Vec<FoldEvent>, StoreError>;
 /// JSON, decryption) while this one applies the previous; it stops at the first error,
 /// which it sends on, or when the fold hangs up. `on_batch` is told how many events each
 /// batch held.
-pub(crate) async fn fold_batches<R>(
-    mut state: ReadState,
+pub(crate) async fn fold_batches<S: Projection, R>(
+    mut state: S,
     read: impl FnOnce(tokio::sync::mpsc::Sender<Opened>) -> R,
     mut on_batch: impl FnMut(u64),
-) -> Result<ReadState, StoreError>
+) -> Result<S, StoreError>
 where
     R: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -80,22 +89,10 @@ const FOLD_QUEUE_BATCHES: usize = 4;
 
 /// Reads events `(after, until]` in batches, opens them as projections see them, and sends
 /// them on; stops at the first error (sent on) or when the fold hangs up.
-async fn read_opened(log: Log, mut after: u64, until: u64, tx: tokio::sync::mpsc::Sender<Opened>) {
-    while after < until {
-        let limit = READ_EVENTS_MAX.min((until - after) as usize);
-        let opened = match log.read_all(after, limit).await {
-            Ok(batch) => {
-                let Some(last) = batch.last().map(|s| s.position) else {
-                    return;
-                };
-                after = last;
-                batch
-                    .into_iter()
-                    .map(|s| log.open_fold(s))
-                    .collect::<Result<Vec<_>, _>>()
-            }
-            Err(e) => Err(e),
-        };
+async fn read_opened(log: Log, after: u64, until: u64, tx: tokio::sync::mpsc::Sender<Opened>) {
+    let mut batches = log.batches(after, until);
+    while let Some(batch) = batches.next().await {
+        let opened = batch.and_then(|b| b.into_iter().map(|s| log.open_fold(s)).collect());
         let failed = opened.is_err();
         if tx.send(opened).await.is_err() || failed {
             return;

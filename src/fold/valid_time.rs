@@ -37,6 +37,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use rapport_events::{EventType, FoldEvent};
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 
@@ -113,19 +114,13 @@ impl Key {
 /// Reads the log `(after, until]` in order, a batch at a time, into `f`.
 async fn for_each_batch(
     log: &Log,
-    mut after: u64,
+    after: u64,
     until: u64,
     mut f: impl FnMut(Vec<StoredEvent>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    while after < until {
-        let batch = log
-            .read_all(after, READ_EVENTS_MAX.min((until - after) as usize))
-            .await?;
-        let Some(last) = batch.last().map(|s| s.position) else {
-            break;
-        };
-        after = last;
-        f(batch)?;
+    let mut batches = log.batches(after, until);
+    while let Some(batch) = batches.next().await {
+        f(batch?)?;
     }
     Ok(())
 }
