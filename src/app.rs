@@ -16,6 +16,7 @@ use crate::{
     http::{self, metrics::Metrics, AppState},
     layout::DataDir,
     log::Log,
+    read_model::{ReadModel, ReadModelOptions},
     store::{
         kurrent::{KurrentOptions, KurrentStore},
         sqlite::{SqliteOptions, SqliteStore},
@@ -136,141 +137,216 @@ async fn keyring_for<S: EventStore>(
     Ok((store, log))
 }
 
-pub struct ServeOptions {
+/// What the service is built from; every option is set by the caller.
+pub struct AppOptions {
     pub data_dir: PathBuf,
     pub store: StoreChoice,
-    pub listen: SocketAddr,
     pub master: MasterKey,
     /// Kafka in and out, when configured.
     pub kafka: Option<crate::kafka::KafkaOptions>,
-    /// Lifecycle and early-warning thresholds.
+    /// Thresholds, and when to fold in child processes.
     pub config: crate::config::Config,
+    /// Longest wait of a query for `min_position` before it answers 503.
+    pub min_position_wait: std::time::Duration,
 }
 
-/// Runs the service until `shutdown` resolves. Prints `rapport listening on http://ADDR`
-/// on stdout once the socket is bound (tests and scripts read it).
+impl AppOptions {
+    /// The service's defaults for `data_dir` on the embedded store.
+    pub fn embedded(data_dir: impl Into<PathBuf>, master: MasterKey) -> AppOptions {
+        AppOptions {
+            data_dir: data_dir.into(),
+            store: StoreChoice::Embedded,
+            master,
+            kafka: None,
+            config: Default::default(),
+            min_position_wait: std::time::Duration::from_millis(
+                crate::read_model::MIN_POSITION_WAIT_MS,
+            ),
+        }
+    }
+}
+
+/// The service, wired: the store and keyring, API keys, the read model and its
+/// business-time builds, Kafka in and out. [`App::serve`] runs its HTTP API until shutdown
+/// and then stops it all in order. `rapport serve`, the tests and the benchmarks build it
+/// the same way.
+pub struct App {
+    state: AppState,
+    /// The embedded store, to close at shutdown (`None` on KurrentDB, whose client closes
+    /// when dropped).
+    embedded: Option<Arc<SqliteStore>>,
+    kafka: Option<(crate::kafka::TaskHandle, crate::kafka::TaskHandle)>,
+    data_dir: PathBuf,
+    store_identity: String,
+}
+
+impl App {
+    /// Opens the store named by `opts.store`, bootstraps the admin key when no API key
+    /// exists (`<data-dir>/admin-key`), and starts the read model, the business-time
+    /// builds (embedded store) and Kafka (when configured).
+    pub async fn build(opts: AppOptions) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        check_store_identity(&opts.data_dir, &opts.store)?;
+        let layout = DataDir::new(&opts.data_dir);
+        // For the standard input of the children.
+        let master_text = opts.master.to_text();
+        let (embedded, log) = match opts.store.clone() {
+            StoreChoice::Embedded => {
+                let (store, log) = open_log(
+                    &opts.data_dir,
+                    opts.master,
+                    SqliteOptions {
+                        durable: true,
+                        metrics: metrics.clone(),
+                    },
+                )
+                .await?;
+                (Some(store), log)
+            }
+            StoreChoice::Kurrent(k) => {
+                tracing::info!(store = %k.display, "opening the KurrentDB store");
+                (None, open_log_kurrent(*k, opts.master).await?.1)
+            }
+        };
+        let keys = Arc::new(ApiKeys::open(&opts.data_dir)?);
+        let admin_path = layout.admin_key();
+        if let Some(id) = keys.bootstrap_admin(&admin_path)? {
+            tracing::warn!(key = %id, path = %admin_path.display(), "no API keys existed: created an admin key; read it from this file (mode 0600)");
+        }
+        // A child of this server, `rapport COMMAND --data-dir …`, given the master key and
+        // the configuration on its standard input (see `FoldChild`). The KurrentDB backend
+        // has no read-only opening for a child; it compacts instead.
+        let child = |command: &str, min_events: u64| -> anyhow::Result<FoldChild> {
+            Ok(FoldChild {
+                program: std::env::current_exe().context("cannot find the rapport executable")?,
+                args: vec![
+                    command.into(),
+                    "--data-dir".into(),
+                    opts.data_dir.clone().into(),
+                ],
+                stdin: zeroize::Zeroizing::new(format!(
+                    "{}\n{}",
+                    master_text.as_str(),
+                    serde_json::to_string(&opts.config)?
+                )),
+                min_events,
+            })
+        };
+        let catch_up_child = match (&embedded, opts.config.read_model.catch_up_in_child_events) {
+            (Some(_), n) if n > 0 => Some(child("catch-up", n)?),
+            _ => None,
+        };
+        let read_model = ReadModel::spawn(
+            log.clone(),
+            ReadModelOptions {
+                lifecycle: opts.config.lifecycle,
+                warnings: opts.config.early_warning.clone(),
+                history_every_events: opts.config.time_travel.history_every_events,
+                min_position_wait: opts.min_position_wait,
+                catch_up_child,
+                ..ReadModelOptions::service(Some(layout.snapshots()))
+            },
+        );
+        let valid_time = opts.config.time_travel.valid_time_rebuild_after_events;
+        if let (Some(_), true) = (&embedded, valid_time > 0) {
+            crate::read_model::builds::spawn_builds(
+                read_model.clone(),
+                log.clone(),
+                child("valid-time", valid_time)?,
+                layout.snapshots(),
+                opts.config.lifecycle,
+                opts.config.early_warning.clone(),
+            );
+        }
+        let kafka = match &opts.kafka {
+            Some(k) => {
+                let ingest = crate::kafka::spawn_ingest(k.clone(), log.clone())?;
+                let outbox = crate::kafka::spawn_outbox(k.clone(), read_model.clone())?;
+                tracing::info!(brokers = %k.brokers, topic = %k.in_topic, group = %k.group, "kafka: consuming and publishing");
+                Some((ingest, outbox))
+            }
+            None => None,
+        };
+        let state = AppState {
+            log,
+            keys,
+            metrics,
+            ids: Arc::new(uuid::Uuid::now_v7),
+            stopping: Arc::new(AtomicBool::new(false)),
+            read_model,
+        };
+        Ok(App {
+            state,
+            embedded,
+            kafka,
+            data_dir: opts.data_dir,
+            store_identity: opts.store.identity(),
+        })
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.state.log
+    }
+
+    pub fn keys(&self) -> &Arc<ApiKeys> {
+        &self.state.keys
+    }
+
+    pub fn read_model(&self) -> &Arc<ReadModel> {
+        &self.state.read_model
+    }
+
+    /// The embedded store (`None` on KurrentDB).
+    pub fn embedded_store(&self) -> Option<&Arc<SqliteStore>> {
+        self.embedded.as_ref()
+    }
+
+    /// Serves the HTTP API on `listener` until `shutdown` resolves, then lets in-flight
+    /// requests finish, stops Kafka (the consumer commits what it stored, the outbox keeps
+    /// its checkpoint) and closes the store.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, data_dir = %self.data_dir.display(), store = %self.store_identity, last_position = self.state.log.last_position(), "serving");
+        let stopping = self.state.stopping.clone();
+        http::serve(listener, http::router(self.state), async move {
+            shutdown.await;
+            stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await?;
+        if let Some((ingest, outbox)) = self.kafka {
+            if let Err(e) = ingest.stop().await {
+                tracing::warn!(error = %e, "kafka ingest stopped with an error");
+            }
+            if let Err(e) = outbox.stop().await {
+                tracing::warn!(error = %e, "kafka outbox stopped with an error");
+            }
+        }
+        // Every acknowledged append already committed; this drains whatever is still
+        // queued.
+        if let Some(store) = self.embedded {
+            store.close();
+        }
+        tracing::info!("store closed");
+        Ok(())
+    }
+}
+
+/// Runs the service on `listen` until `shutdown` resolves. Prints `rapport listening on
+/// http://ADDR` on stdout once the socket is bound (tests and scripts read it).
 pub async fn run(
-    opts: ServeOptions,
+    opts: AppOptions,
+    listen: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
-    check_store_identity(&opts.data_dir, &opts.store)?;
-    // For the catch-up child's standard input.
-    let master_text = opts.master.to_text();
-    let (embedded, log) = match opts.store.clone() {
-        StoreChoice::Embedded => {
-            let (store, log) = open_log(
-                &opts.data_dir,
-                opts.master,
-                SqliteOptions {
-                    durable: true,
-                    metrics: metrics.clone(),
-                },
-            )
-            .await?;
-            (Some(store), log)
-        }
-        StoreChoice::Kurrent(k) => {
-            tracing::info!(store = %k.display, "opening the KurrentDB store");
-            (None, open_log_kurrent(*k, opts.master).await?.1)
-        }
-    };
-    let keys = Arc::new(ApiKeys::open(&opts.data_dir)?);
-    let admin_path = DataDir::new(&opts.data_dir).admin_key();
-    if let Some(id) = keys.bootstrap_admin(&admin_path)? {
-        tracing::warn!(key = %id, path = %admin_path.display(), "no API keys existed: created an admin key; read it from this file (mode 0600)");
-    }
-    let stopping = Arc::new(AtomicBool::new(false));
-    // The KurrentDB backend has no read-only opening for a child; it compacts instead.
-    // A child of this server, `rapport COMMAND --data-dir …`, given the master key and the
-    // configuration on its standard input (see `FoldChild`).
-    let child = |command: &str, min_events: u64| -> anyhow::Result<FoldChild> {
-        Ok(FoldChild {
-            program: std::env::current_exe().context("cannot find the rapport executable")?,
-            args: vec![
-                command.into(),
-                "--data-dir".into(),
-                opts.data_dir.clone().into(),
-            ],
-            stdin: zeroize::Zeroizing::new(format!(
-                "{}\n{}",
-                master_text.as_str(),
-                serde_json::to_string(&opts.config)?
-            )),
-            min_events,
-        })
-    };
-    let catch_up_child = match (&embedded, opts.config.read_model.catch_up_in_child_events) {
-        (Some(_), n) if n > 0 => Some(child("catch-up", n)?),
-        _ => None,
-    };
-    let read_model = crate::read_model::ReadModel::spawn(
-        log.clone(),
-        crate::read_model::ReadModelOptions {
-            lifecycle: opts.config.lifecycle,
-            warnings: opts.config.early_warning.clone(),
-            history_every_events: opts.config.time_travel.history_every_events,
-            catch_up_child,
-            ..crate::read_model::ReadModelOptions::service(Some(
-                DataDir::new(&opts.data_dir).snapshots(),
-            ))
-        },
-    );
-    let valid_time = opts.config.time_travel.valid_time_rebuild_after_events;
-    if let (Some(_), true) = (&embedded, valid_time > 0) {
-        crate::read_model::builds::spawn_builds(
-            read_model.clone(),
-            log.clone(),
-            child("valid-time", valid_time)?,
-            DataDir::new(&opts.data_dir).snapshots(),
-            opts.config.lifecycle,
-            opts.config.early_warning.clone(),
-        );
-    }
-    let kafka = match &opts.kafka {
-        Some(k) => {
-            let ingest = crate::kafka::spawn_ingest(k.clone(), log.clone())?;
-            let outbox = crate::kafka::spawn_outbox(k.clone(), read_model.clone())?;
-            tracing::info!(brokers = %k.brokers, topic = %k.in_topic, group = %k.group, "kafka: consuming and publishing");
-            Some((ingest, outbox))
-        }
-        None => None,
-    };
-    let state = AppState {
-        log: log.clone(),
-        keys,
-        metrics,
-        ids: Arc::new(uuid::Uuid::now_v7),
-        stopping: stopping.clone(),
-        read_model,
-    };
-    let listener = tokio::net::TcpListener::bind(opts.listen)
+    let app = App::build(opts).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("failed to listen on {}", opts.listen))?;
-    let addr = listener.local_addr()?;
-    println!("rapport listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %opts.data_dir.display(), store = %opts.store.identity(), last_position = log.last_position(), "serving");
-    let app = http::router(state);
-    http::serve(listener, app, async move {
-        shutdown.await;
-        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!("shutting down: finishing in-flight requests");
-    })
-    .await?;
-    if let Some((ingest, outbox)) = kafka {
-        // The consumer commits what it stored; the outbox keeps its checkpoint.
-        if let Err(e) = ingest.stop().await {
-            tracing::warn!(error = %e, "kafka ingest stopped with an error");
-        }
-        if let Err(e) = outbox.stop().await {
-            tracing::warn!(error = %e, "kafka outbox stopped with an error");
-        }
-    }
-    // Every acknowledged append already committed; this drains whatever is still queued.
-    // (KurrentDB acknowledged each append itself; its client closes when dropped.)
-    if let Some(store) = embedded {
-        store.close();
-    }
-    tracing::info!("store closed");
-    Ok(())
+        .with_context(|| format!("failed to listen on {listen}"))?;
+    println!("rapport listening on http://{}", listener.local_addr()?);
+    app.serve(listener, shutdown).await
 }

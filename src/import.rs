@@ -390,7 +390,8 @@ fn seal_chunk(
     // After an invalid line nothing will be written (unless invalid lines are skipped):
     // sealing would be wasted work.
     let doomed = !skip_invalid && any_invalid.load(std::sync::atomic::Ordering::Relaxed);
-    let sealed = (!events.is_empty() && !doomed).then(|| log.seal_request(&events, None));
+    let sealed = (!events.is_empty() && !doomed)
+        .then(|| log.seal_request(&events, crate::log::AppendRules::all_or_nothing()));
     SealedChunk {
         lines: chunk.items.len() as u64,
         bytes: chunk.bytes,

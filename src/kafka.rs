@@ -186,7 +186,10 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
                     Ok(e) => e,
                     Err(e) => break Outcome::DeadLetter(e.to_string()),
                 };
-                match log.append(&events, None).await {
+                match log
+                    .append(&events, crate::log::AppendRules::per_stream())
+                    .await
+                {
                     Ok(_) => break Outcome::Appended,
                     Err(e @ (StoreError::IdConflict { .. } | StoreError::Invalid(_))) => {
                         break Outcome::DeadLetter(e.to_string())

@@ -44,6 +44,47 @@ pub struct Log {
     upcasters: Upcasters,
 }
 
+/// The rules an append is made under. Every entry point states its own: the HTTP API and
+/// operator actions append all or nothing, Kafka and the benchmarks per stream, an import
+/// all or nothing in its bulk transaction.
+#[derive(Debug, Clone)]
+pub struct AppendRules {
+    /// Every event is in this stream, which must be at this version (optimistic
+    /// concurrency).
+    pub expected: Option<(String, ExpectedVersion)>,
+    /// The batch is written whole or not at all. A store that commits one stream
+    /// atomically (KurrentDB) then refuses a batch over several streams; without it such a
+    /// batch is written stream by stream there.
+    pub all_or_nothing: bool,
+}
+
+impl AppendRules {
+    /// Whole or not at all, in any streams.
+    pub fn all_or_nothing() -> AppendRules {
+        AppendRules {
+            expected: None,
+            all_or_nothing: true,
+        }
+    }
+
+    /// Whole or not at all, into `stream` at version `expected`.
+    pub fn in_stream(stream: String, expected: ExpectedVersion) -> AppendRules {
+        AppendRules {
+            expected: Some((stream, expected)),
+            all_or_nothing: true,
+        }
+    }
+
+    /// Each stream's events atomically, streams one after the other where the store cannot
+    /// do better (a consumer that retries a message whole relies on idempotent ids).
+    pub fn per_stream() -> AppendRules {
+        AppendRules {
+            expected: None,
+            all_or_nothing: false,
+        }
+    }
+}
+
 /// What an erasure did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Erasure {
@@ -204,29 +245,37 @@ impl Log {
         }
     }
 
-    /// Appends validated events atomically; returns where each landed.
+    /// Appends validated events under `rules`; returns where each landed.
     pub async fn append(
         &self,
         events: &[Event],
-        expected: Option<(String, ExpectedVersion)>,
+        rules: AppendRules,
     ) -> Result<Vec<Appended>, StoreError> {
-        let req = self.seal_request(events, expected);
+        if rules.all_or_nothing && rules.expected.is_none() && !self.atomic_across_streams() {
+            if let Some(first) = events.first().map(Event::stream) {
+                if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| e.stream() != first) {
+                    return Err(StoreError::Invalid(format!(
+                        "/{i}/customer: this store commits one stream atomically and the batch is all or nothing: \
+                         the event belongs to stream `{}`, the batch began with `{first}`",
+                        e.stream()
+                    )));
+                }
+            }
+        }
+        let req = self.seal_request(events, rules);
         let keys = req.new_keys.clone();
         let out = self.store.append(req).await?;
         self.keys.mark_durable(&keys);
         Ok(out)
     }
 
-    pub fn seal_request(
-        &self,
-        events: &[Event],
-        expected: Option<(String, ExpectedVersion)>,
-    ) -> AppendRequest {
+    /// Seals `events` into one request to the store (see [`Log::seal`]).
+    pub fn seal_request(&self, events: &[Event], rules: AppendRules) -> AppendRequest {
         let mut new_keys = NewKeys::default();
         let events = events.iter().map(|e| self.seal(e, &mut new_keys)).collect();
         AppendRequest {
             events,
-            expected,
+            expected: rules.expected,
             new_keys: new_keys.into_vec(),
             destroy_keys: vec![],
         }
@@ -419,7 +468,8 @@ impl Log {
             occurred_at: now,
             metadata: Default::default(),
         };
-        let mut req = self.seal_request(std::slice::from_ref(&event), None);
+        let mut req =
+            self.seal_request(std::slice::from_ref(&event), AppendRules::all_or_nothing());
         let destroyed: Vec<u32> = current.iter().map(|k| k.generation).collect();
         req.destroy_keys = destroyed
             .iter()

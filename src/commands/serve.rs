@@ -1,7 +1,7 @@
 //! `rapport serve`: the service until Ctrl-C or SIGTERM.
 
 use crate::{
-    app::{self, ServeOptions},
+    app::{self, AppOptions},
     cli::ServeArgs,
 };
 
@@ -25,14 +25,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let store = app::StoreChoice::parse(&store)?;
     app::run(
-        ServeOptions {
-            data_dir: data.data_dir,
+        AppOptions {
             store,
-            listen,
-            master,
             kafka,
             config,
+            ..AppOptions::embedded(data.data_dir, master)
         },
+        listen,
         shutdown_signal(),
     )
     .await

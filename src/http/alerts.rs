@@ -196,7 +196,10 @@ async fn act(
     let stream = stream_of(SubjectKind::Alert, &id);
     let appended = state
         .log
-        .append(&[event], Some((stream, ExpectedVersion::Any)))
+        .append(
+            &[event],
+            crate::log::AppendRules::in_stream(stream, ExpectedVersion::Any),
+        )
         .await?;
     tracing::info!(alert = %id, action = %ty, by = %caller.key_id, "alert action recorded");
     Ok(Json(

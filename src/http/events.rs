@@ -160,8 +160,11 @@ pub(super) async fn append(
             ));
         }
     }
-    let expected = stream.map(|s| (s, expected.unwrap_or(ExpectedVersion::Any)));
-    let appended = state.log.append(&events, expected).await?;
+    let rules = match stream {
+        Some(s) => crate::log::AppendRules::in_stream(s, expected.unwrap_or(ExpectedVersion::Any)),
+        None => crate::log::AppendRules::all_or_nothing(),
+    };
+    let appended = state.log.append(&events, rules).await?;
     let positions: Vec<u64> = appended.iter().map(|a| a.position).collect();
     let status = if appended.iter().all(|a| a.duplicate) {
         StatusCode::OK

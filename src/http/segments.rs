@@ -73,7 +73,13 @@ async fn append_segment_event(
         metadata: Default::default(),
     };
     let stream = stream_of(SubjectKind::Segment, id);
-    let appended = state.log.append(&[event], Some((stream, expected))).await?;
+    let appended = state
+        .log
+        .append(
+            &[event],
+            crate::log::AppendRules::in_stream(stream, expected),
+        )
+        .await?;
     let a = &appended[0];
     Ok(json!({"segment": id, "position": a.position, "event_id": a.id}))
 }

@@ -272,7 +272,9 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
         true,
     )
     .unwrap();
-    log.append(&[seg], None).await.unwrap();
+    log.append(&[seg], rapport::log::AppendRules::all_or_nothing())
+        .await
+        .unwrap();
     let segs = consume(&b.addr, "rapport.segments", 3).await;
     let mut keys: Vec<&str> = segs.iter().map(|(k, _, _)| k.as_str()).collect();
     keys.sort();

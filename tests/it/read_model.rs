@@ -40,7 +40,9 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
             parse_one(&text, &mut uuid::Uuid::now_v7, false).unwrap()
         })
         .collect();
-    log.append(&events, None).await.unwrap();
+    log.append(&events, rapport::log::AppendRules::all_or_nothing())
+        .await
+        .unwrap();
     let snapshots = dir.path().join("snapshots");
     let opts = ReadModelOptions {
         snapshots: Some(snapshots.clone()),
@@ -145,7 +147,9 @@ async fn the_read_model_resumes_from_its_snapshot_and_rebuilds_a_foreign_one() {
         false,
     )
     .unwrap();
-    log.append(&[later], None).await.unwrap();
+    log.append(&[later], rapport::log::AppendRules::all_or_nothing())
+        .await
+        .unwrap();
     wait(&uncompacted, 51).await;
     assert_eq!(*uncompacted.watch_compactions().borrow(), 0);
 }

@@ -124,7 +124,12 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         let mut i = 0;
         while i < events.len() {
             let n = rng.gen_range(1..40).min(events.len() - i);
-            log.append(&events[i..i + n], None).await.unwrap();
+            log.append(
+                &events[i..i + n],
+                rapport::log::AppendRules::all_or_nothing(),
+            )
+            .await
+            .unwrap();
             i += n;
         }
         let last = store.last_position();
@@ -283,14 +288,18 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
                 .unwrap()
             })
             .collect();
-        log.append(&on_time, None).await.unwrap();
+        log.append(&on_time, rapport::log::AppendRules::all_or_nothing())
+            .await
+            .unwrap();
         let late = parse_one(
             r#"{"type":"purchase","customer":"c-3","occurred_at":"2026-03-02T00:00:00Z","data":{"order_id":"o-late","amount":"9.99","currency":"CNY"}}"#,
             &mut uuid::Uuid::now_v7,
             true,
         )
         .unwrap();
-        log.append(&[late], None).await.unwrap();
+        log.append(&[late], rapport::log::AppendRules::all_or_nothing())
+            .await
+            .unwrap();
         let tail_end = store.last_position();
         for t in times {
             check(tail_end, t, "a build and events after it").await;
@@ -327,7 +336,9 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             true,
         )
         .unwrap();
-        log.append(&[lens], None).await.unwrap();
+        log.append(&[lens], rapport::log::AppendRules::all_or_nothing())
+            .await
+            .unwrap();
         let tail_end = store.last_position();
         assert!(live.wait_for(tail_end).await);
         for t in times {
@@ -417,7 +428,9 @@ async fn events_written_before_a_schema_change_are_upcast_on_read_and_replayed_i
         json!({"type": "complaint", "customer": "c-1", "occurred_at": "2026-03-02T10:00:00Z", "data": {"complaint_id": "k-1", "about": {"batch": "B1"}, "text": "mouldy tea"}}),
     ]
     .map(|e| parse_one(&e.to_string(), &mut uuid::Uuid::now_v7, true).unwrap());
-    log.append(&events, None).await.unwrap();
+    log.append(&events, rapport::log::AppendRules::all_or_nothing())
+        .await
+        .unwrap();
     let later = log.clone().with_upcasters(a_future_schema());
 
     let read = |access| {
@@ -464,7 +477,7 @@ async fn an_event_newer_than_the_code_fails_the_read_loudly() {
     let ev = json!({"type": "community_joined", "customer": "c-1", "occurred_at": "2026-03-01T10:00:00Z", "data": {"community": "g-0"}});
     log.append(
         &[parse_one(&ev.to_string(), &mut uuid::Uuid::now_v7, true).unwrap()],
-        None,
+        rapport::log::AppendRules::all_or_nothing(),
     )
     .await
     .unwrap();
@@ -504,7 +517,9 @@ async fn folds_read_complaint_text_until_it_is_erased() {
         .iter()
         .map(|e| parse_one(&e.to_string(), &mut uuid::Uuid::now_v7, true).unwrap())
         .collect();
-    log.append(&events, None).await.unwrap();
+    log.append(&events, rapport::log::AppendRules::all_or_nothing())
+        .await
+        .unwrap();
     let text_alerts = |state: &ReadState| {
         state
             .warnings
@@ -601,7 +616,9 @@ async fn valid_at_answers_do_not_depend_on_the_order_events_were_recorded_in() {
                 Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
             );
             for batch in order.chunks(17) {
-                log.append(batch, None).await.unwrap();
+                log.append(batch, rapport::log::AppendRules::all_or_nothing())
+                    .await
+                    .unwrap();
             }
             let tt = fold::time_travel::TimeTravel::new(
                 log.clone(),
@@ -634,7 +651,9 @@ async fn a_parquet_export_in_many_batches_keeps_every_event_in_log_order() {
         Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
     );
     for batch in random_events(11, 500).chunks(50) {
-        log.append(batch, None).await.unwrap();
+        log.append(batch, rapport::log::AppendRules::all_or_nothing())
+            .await
+            .unwrap();
     }
     let mut out = Vec::new();
     // 500 events in batches of 7: 72 record batches through the writer's queue.

@@ -140,7 +140,9 @@ async fn concurrent_random_batches_give_a_gapless_log_and_contiguous_streams() {
                 for _ in 0..20 {
                     let n = rng.gen_range(1..30);
                     let batch: Vec<Event> = (0..n).map(|_| event(&mut rng, 20)).collect();
-                    log.append(&batch, None).await.unwrap();
+                    log.append(&batch, rapport::log::AppendRules::per_stream())
+                        .await
+                        .unwrap();
                     sent.extend(batch);
                 }
                 sent
@@ -190,7 +192,10 @@ async fn concurrent_random_batches_give_a_gapless_log_and_contiguous_streams() {
             assert_eq!(store.stream_version(stream), Some(n - 1));
         }
         let some: Vec<Event> = sent.values().take(5).cloned().collect();
-        let again = log.append(&some, None).await.unwrap();
+        let again = log
+            .append(&some, rapport::log::AppendRules::per_stream())
+            .await
+            .unwrap();
         assert!(
             again.iter().all(|a| a.duplicate),
             "seed {seed_name}: ids are still known after reopening"
@@ -206,7 +211,13 @@ async fn a_duplicate_inside_one_batch_is_written_once() {
         let Opened { store, log, .. } = backend.open(&MasterKey::generate()).await;
         let mut rng = StdRng::seed_from_u64(7);
         let e = event(&mut rng, 1);
-        let out = log.append(&[e.clone(), e.clone()], None).await.unwrap();
+        let out = log
+            .append(
+                &[e.clone(), e.clone()],
+                rapport::log::AppendRules::per_stream(),
+            )
+            .await
+            .unwrap();
         assert_eq!((out[0].position, out[1].position), (1, 1));
         assert!(!out[0].duplicate && out[1].duplicate);
         assert_eq!(store.last_position(), 1);
@@ -222,14 +233,14 @@ async fn a_failed_expected_version_writes_nothing_of_its_batch() {
         let stream = batch[0].stream();
         log.append(
             &batch[..1],
-            Some((stream.clone(), ExpectedVersion::NoStream)),
+            rapport::log::AppendRules::in_stream(stream.clone(), ExpectedVersion::NoStream),
         )
         .await
         .unwrap();
         let err = log
             .append(
                 &batch[1..],
-                Some((stream.clone(), ExpectedVersion::NoStream)),
+                rapport::log::AppendRules::in_stream(stream.clone(), ExpectedVersion::NoStream),
             )
             .await
             .unwrap_err();
@@ -238,9 +249,12 @@ async fn a_failed_expected_version_writes_nothing_of_its_batch() {
             "{err}"
         );
         assert_eq!(store.last_position(), 1);
-        log.append(&batch[1..], Some((stream, ExpectedVersion::Exact(0))))
-            .await
-            .unwrap();
+        log.append(
+            &batch[1..],
+            rapport::log::AppendRules::in_stream(stream, ExpectedVersion::Exact(0)),
+        )
+        .await
+        .unwrap();
         assert_eq!(store.last_position(), 3);
     }
 }
@@ -259,7 +273,9 @@ async fn a_subscriber_never_sees_a_later_position_before_an_earlier_one() {
                         let batch: Vec<Event> = (0..rng.gen_range(1..5))
                             .map(|_| event(&mut rng, 5))
                             .collect();
-                        log.append(&batch, None).await.unwrap();
+                        log.append(&batch, rapport::log::AppendRules::per_stream())
+                            .await
+                            .unwrap();
                     }
                 })
             })
@@ -285,7 +301,9 @@ async fn a_stream_reads_back_from_any_version_with_its_log_positions() {
         let mut rng = StdRng::seed_from_u64(21);
         let batch: Vec<Event> = (0..60).map(|_| event(&mut rng, 3)).collect();
         for chunk in batch.chunks(1) {
-            log.append(chunk, None).await.unwrap();
+            log.append(chunk, rapport::log::AppendRules::per_stream())
+                .await
+                .unwrap();
         }
         let all = store.read_all(0, 1000).await.unwrap();
         assert_eq!(all.len(), 60, "{}", backend.name());
@@ -345,7 +363,10 @@ async fn personal_data_reads_after_a_restart_and_stays_erased_after_one() {
         };
         opened
             .log
-            .append(&[reg("keep", "Kept Name"), reg("gone", "Gone Name")], None)
+            .append(
+                &[reg("keep", "Kept Name"), reg("gone", "Gone Name")],
+                rapport::log::AppendRules::per_stream(),
+            )
             .await
             .unwrap();
         opened
@@ -395,7 +416,9 @@ async fn tampered_ciphertext_is_detected_not_decrypted_to_garbage() {
         false,
     )
     .unwrap();
-    log.append(&[ev], None).await.unwrap();
+    log.append(&[ev], rapport::log::AppendRules::per_stream())
+        .await
+        .unwrap();
     store.close();
     drop((store, log));
     let conn = rusqlite::Connection::open(dir.path().join("rapport.sqlite")).unwrap();
@@ -455,7 +478,9 @@ async fn the_fast_export_path_equals_opening_each_event() {
         )
         .unwrap(),
     );
-    log.append(&batch, None).await.unwrap();
+    log.append(&batch, rapport::log::AppendRules::per_stream())
+        .await
+        .unwrap();
     log.erase("c-3", None, Uuid::now_v7(), chrono::Utc::now())
         .await
         .unwrap();
@@ -521,7 +546,9 @@ async fn keys_carried_by_a_rolled_back_import_are_stored_by_the_next_append() {
         "nothing of the import was written"
     );
     let ev = parse_one(good, &mut Uuid::now_v7, false).unwrap();
-    log.append(&[ev], None).await.unwrap();
+    log.append(&[ev], rapport::log::AppendRules::per_stream())
+        .await
+        .unwrap();
     store.close();
     drop((store, log));
     let (store, log) = open(dir.path(), &master);

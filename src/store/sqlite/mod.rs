@@ -554,10 +554,19 @@ mod tests {
             let (store, log) = open_log(dir.path(), &master);
             if !restart {
                 // A first, then its twins: new events, not duplicates of A.
-                let first = log.append(&[purchase(a, "o-a")], None).await.unwrap();
+                let first = log
+                    .append(
+                        &[purchase(a, "o-a")],
+                        crate::log::AppendRules::all_or_nothing(),
+                    )
+                    .await
+                    .unwrap();
                 assert!(!first[0].duplicate);
                 let twins = log
-                    .append(&[purchase(b, "o-b"), purchase(c, "o-c")], None)
+                    .append(
+                        &[purchase(b, "o-b"), purchase(c, "o-c")],
+                        crate::log::AppendRules::all_or_nothing(),
+                    )
                     .await
                     .unwrap();
                 assert_eq!(placed(&twins), [(2, false), (3, false)]);
@@ -572,7 +581,7 @@ mod tests {
             let again = log
                 .append(
                     &[purchase(c, "o-c"), purchase(a, "o-a"), purchase(b, "o-b")],
-                    None,
+                    crate::log::AppendRules::all_or_nothing(),
                 )
                 .await
                 .unwrap();
@@ -583,7 +592,10 @@ mod tests {
             );
             // The same id with other content is a conflict, not a new event.
             let err = log
-                .append(&[purchase(b, "o-other")], None)
+                .append(
+                    &[purchase(b, "o-other")],
+                    crate::log::AppendRules::all_or_nothing(),
+                )
                 .await
                 .unwrap_err();
             assert!(
@@ -637,7 +649,9 @@ mod tests {
                 5,
                 &format!(r#"{{"community":"g{i}"}}"#),
             );
-            log.append(&[join], None).await.unwrap();
+            log.append(&[join], crate::log::AppendRules::all_or_nothing())
+                .await
+                .unwrap();
         }
         let reader = SqliteStore::open_read_only(dir.path()).unwrap();
         assert!(
@@ -652,7 +666,7 @@ mod tests {
                 6,
                 r#"{"community":"g3"}"#,
             )],
-            None,
+            crate::log::AppendRules::all_or_nothing(),
         )
         .await
         .unwrap();
@@ -707,7 +721,7 @@ mod tests {
             })
             .collect();
         let reply = store
-            .append_nowait(log.seal_request(&events, None))
+            .append_nowait(log.seal_request(&events, crate::log::AppendRules::all_or_nothing()))
             .unwrap();
         assert_eq!(store.bulk_end(true).unwrap(), 2000);
         assert_eq!(reply.blocking_recv().unwrap().unwrap().len(), 2000);

@@ -24,7 +24,8 @@ pub(super) async fn alert_latency(
         for k in 0..2 {
             setup.push(ev(format!(r#"{{"type":"complaint","customer":"lat-{t}-{k}","occurred_at":"2026-03-28T09:0{k}:00Z","data":{{"complaint_id":"lat-k-{t}-{k}","about":{{"batch":"LAT-{t}"}},"text":"mould in batch LAT-{t}"}}}}"#), &mut ids)?);
         }
-        log.append(&setup, None).await?;
+        log.append(&setup, crate::log::AppendRules::per_stream())
+            .await?;
         let third = ev(
             format!(
                 r#"{{"type":"complaint","customer":"lat-{t}-2","occurred_at":"2026-03-28T09:05:00Z","data":{{"complaint_id":"lat-k-{t}-2","about":{{"batch":"LAT-{t}"}},"text":"mould in batch LAT-{t} too"}}}}"#
@@ -33,7 +34,10 @@ pub(super) async fn alert_latency(
         )?;
         let before = model.state.read().await.warnings.last_seq();
         let started = Instant::now();
-        let p = log.append(&[third], None).await?[0].position;
+        let p = log
+            .append(&[third], crate::log::AppendRules::per_stream())
+            .await?[0]
+            .position;
         anyhow::ensure!(
             model.wait_for(p).await,
             "the read model did not apply the complaint"

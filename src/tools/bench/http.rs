@@ -2,33 +2,25 @@
 
 use super::*;
 
+/// Customers each HTTP client buys for (and the profile lookups ask about).
 const LOOKUP_CUSTOMERS_PER_CLIENT: u64 = 1000;
 
-/// in this process for `opts.http_seconds`; prints the rate and latency percentiles.
-/// Customers each HTTP client buys for (and the profile lookups ask about).
+/// `opts.http_clients` concurrent clients, each POSTing one event at a time to a server
+/// in this process (built as `rapport serve` builds it) for `opts.http_seconds`; prints
+/// the rate and latency percentiles.
 pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> anyhow::Result<()> {
     use http_body_util::{BodyExt, Full};
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let metrics = Arc::new(crate::http::metrics::Metrics::new());
-    let store = Arc::new(SqliteStore::open(
-        dir,
-        SqliteOptions {
-            durable: true,
-            metrics: metrics.clone(),
-        },
-    )?);
-    let keyring = Arc::new(Keyring::load(MasterKey::generate(), vec![])?);
-    let log = Log::new(store.clone() as Arc<dyn EventStore>, keyring);
-    let keys = Arc::new(crate::auth::ApiKeys::open(dir)?);
+    let app = crate::app::App::build(crate::app::AppOptions::embedded(dir, MasterKey::generate()))
+        .await?;
+    let log = app.log().clone();
+    let keys = app.keys().clone();
+    let read_model = app.read_model().clone();
     let (_, token) = keys.create(crate::auth::Role::Ingest, Some("bench"))?;
     let (_, reader_token) = keys.create(crate::auth::Role::Support, Some("bench-reader"))?;
-    let read_model = crate::read_model::ReadModel::spawn(
-        log.clone(),
-        crate::read_model::ReadModelOptions::service(None),
-    );
     // Every customer the lookups ask for exists before the clock starts, so each lookup
     // finds a profile (the ingest below adds orders to the same customers).
     let mut seeded = 0;
@@ -42,28 +34,16 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
             })
             .collect::<Result<_, _>>()?;
         seeded = log
-            .append(&events, None)
+            .append(&events, crate::log::AppendRules::per_stream())
             .await?
             .last()
             .map_or(seeded, |a| a.position);
     }
     caught_up(&read_model, seeded).await?;
-    let state = crate::http::AppState {
-        log,
-        keys,
-        metrics,
-        ids: Arc::new(uuid::Uuid::now_v7),
-        stopping: Default::default(),
-        read_model,
-    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::http::serve(
-        listener,
-        crate::http::router(state),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(opts.http_clients)
         .build_http();
@@ -208,7 +188,6 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
         p(0.99)
     );
     let _ = stop_tx.send(());
-    let _ = server.await;
-    store.close();
+    server.await??;
     Ok(())
 }

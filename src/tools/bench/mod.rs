@@ -268,7 +268,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             let (r, _) = time(what, events.len() as u64, || {
                 events
                     .chunks(import::IMPORT_CHUNK_EVENTS)
-                    .map(|c| log.seal_request(c, None).events.len())
+                    .map(|c| {
+                        log.seal_request(c, crate::log::AppendRules::per_stream())
+                            .events
+                            .len()
+                    })
                     .sum::<usize>()
             });
             println!("{r}");

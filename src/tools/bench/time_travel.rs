@@ -186,7 +186,8 @@ pub(super) async fn as_of_queries(
             )
         })
         .collect::<Result<_, _>>()?;
-    log.append(&late, None).await?;
+    log.append(&late, crate::log::AppendRules::per_stream())
+        .await?;
     let with_late = log.last_position();
     let (median, max, read) = valid_at_queries(with_late, &mut rng).await?;
     println!(

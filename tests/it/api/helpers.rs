@@ -4,14 +4,12 @@
 use std::{path::PathBuf, sync::Arc};
 
 use rapport::{
+    app::{App, AppOptions},
     auth::{ApiKeys, Role},
-    crypto::{Keyring, MasterKey},
-    http::{self, metrics::Metrics, AppState},
-    log::Log,
-    store::{
-        sqlite::{SqliteOptions, SqliteStore},
-        EventStore,
-    },
+    config::{Config, ReadModelConfig, TimeTravelConfig},
+    crypto::MasterKey,
+    layout::DataDir,
+    store::sqlite::SqliteStore,
 };
 use serde_json::Value;
 
@@ -23,7 +21,7 @@ pub(super) struct TestServer {
     pub store: Arc<SqliteStore>,
     pub keys: Arc<ApiKeys>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestServer {
@@ -37,47 +35,36 @@ impl TestServer {
     }
 
     /// A server whose `min_position` waits give up after `wait` (for tests of the 503).
-    pub(super) async fn start_with_min_position_wait(wait: std::time::Duration) -> TestServer {
+    pub(crate) async fn start_with_min_position_wait(wait: std::time::Duration) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let store = Arc::new(
-            SqliteStore::open(
-                dir.path(),
-                SqliteOptions {
-                    durable: true,
-                    metrics: metrics.clone(),
+        let app = App::build(AppOptions {
+            // Nothing here runs long enough for a child process to be worth it, and the
+            // test binary is not `rapport`.
+            config: Config {
+                read_model: ReadModelConfig {
+                    catch_up_in_child_events: 0,
                 },
-            )
-            .unwrap(),
-        );
-        let keyring = Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap());
-        let log = Log::new(store.clone() as Arc<dyn EventStore>, keyring);
-        let keys = Arc::new(ApiKeys::open(dir.path()).unwrap());
-        let admin_path = dir.path().join("admin-key");
-        keys.bootstrap_admin(&admin_path).unwrap();
-        let admin = std::fs::read_to_string(&admin_path)
+                time_travel: TimeTravelConfig {
+                    valid_time_rebuild_after_events: 0,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            min_position_wait: wait,
+            ..AppOptions::embedded(dir.path(), MasterKey::generate())
+        })
+        .await
+        .unwrap();
+        let admin = std::fs::read_to_string(DataDir::new(dir.path()).admin_key())
             .unwrap()
             .trim()
             .to_owned();
-        let read_model = rapport::read_model::ReadModel::spawn(
-            log.clone(),
-            rapport::read_model::ReadModelOptions {
-                min_position_wait: wait,
-                ..rapport::read_model::ReadModelOptions::service(None)
-            },
-        );
-        let state = AppState {
-            log,
-            keys: keys.clone(),
-            metrics,
-            ids: Arc::new(uuid::Uuid::now_v7),
-            stopping: Default::default(),
-            read_model,
-        };
+        let store = app.embedded_store().unwrap().clone();
+        let keys = app.keys().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(http::serve(listener, http::router(state), async move {
+        let task = tokio::spawn(app.serve(listener, async move {
             let _ = rx.await;
         }));
         TestServer {
