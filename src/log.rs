@@ -9,7 +9,7 @@ use futures::{stream::BoxStream, StreamExt};
 use rapport_events::{
     data::PersonalDataErased,
     personal::{self, PersonalFields, PersonalView},
-    Event, EventData, EventType, Facts, FoldEvent, RecordedEvent, Upcasters,
+    Event, EventData, EventType, Facts, FoldEvent, RecordedEvent, Subject, Upcasters,
 };
 use uuid::Uuid;
 
@@ -375,6 +375,7 @@ impl Log {
         } else {
             ev.version
         };
+        let (customer, subject) = Subject::of(ev.event_type, ev.customer).into_fields();
         Ok(RecordedEvent {
             position,
             stream: ev.stream,
@@ -383,13 +384,8 @@ impl Log {
             id: ev.id,
             event_type: ev.event_type,
             version,
-            // The store keeps every subject in one column; the wire names it by kind.
-            subject: ev.event_type.is_operator().then(|| ev.customer.clone()),
-            customer: if ev.event_type.is_operator() {
-                String::new()
-            } else {
-                ev.customer
-            },
+            subject,
+            customer,
             occurred_at: ev.occurred_at,
             data,
             metadata,
@@ -426,14 +422,13 @@ impl Log {
         }
         let data = Facts::decode(ty, &stored.event.data).map_err(not_facts)?;
         let ev = stored.event;
-        let operator = ev.event_type.is_operator();
+        let (customer, subject) = Subject::of(ev.event_type, ev.customer).into_fields();
         Ok(FoldEvent {
             position,
             id: ev.id,
             event_type: ev.event_type,
-            // The store keeps every subject in one column; the fold names it by kind.
-            subject: operator.then(|| ev.customer.clone()),
-            customer: if operator { String::new() } else { ev.customer },
+            subject,
+            customer,
             occurred_at: ev.occurred_at,
             data,
         })

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::{
-    data::{self, EventData, EventType, SubjectKind},
+    data::{self, EventData, EventType, Subject, SubjectKind},
     error::{Errors, FieldError, ValidationErrors},
     personal::PersonalView,
 };
@@ -68,6 +68,11 @@ pub struct Event {
 impl Event {
     pub fn event_type(&self) -> EventType {
         self.data.event_type()
+    }
+
+    /// What the event is about (the `customer` field holds its id whatever its kind).
+    pub fn subject(&self) -> Subject {
+        Subject::of(self.event_type(), self.customer.clone())
     }
 
     /// The stream the event lands in: see [`stream_of`].
@@ -343,27 +348,6 @@ pub struct RecordedEvent {
     /// Present when the event type has personal fields: how they are shown here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub personal: Option<PersonalView>,
-}
-
-impl RecordedEvent {
-    /// The event's JSON in Rapport's input form (no store fields), for re-import.
-    pub fn to_input_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "id": self.id,
-            "type": self.event_type,
-            "version": self.version,
-            "occurred_at": format_time(&self.occurred_at),
-            "data": self.data,
-        });
-        match &self.subject {
-            Some(s) => v["subject"] = s.as_str().into(),
-            None => v["customer"] = self.customer.as_str().into(),
-        }
-        if !self.metadata.is_empty() {
-            v["metadata"] = serde_json::to_value(&self.metadata).unwrap_or_default();
-        }
-        v
-    }
 }
 
 #[cfg(test)]

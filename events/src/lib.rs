@@ -22,7 +22,7 @@ pub mod schema;
 pub mod segment;
 pub mod upcast;
 
-pub use data::{EventData, EventType, SubjectKind};
+pub use data::{EventData, EventType, Subject, SubjectKind};
 pub use envelope::{
     parse_batch, parse_one, stream_for, stream_of, Event, EventInput, IdSource, RecordedEvent,
     CUSTOMER_ID_LEN_MAX, METADATA_ENTRIES_MAX,

@@ -39,8 +39,6 @@ use rapport_events::FoldEvent;
 pub trait Projection {
     /// Stable name (for checkpoints and metrics).
     const NAME: &'static str;
-    /// Bumped whenever the state's meaning changes, so older snapshots are rebuilt.
-    const VERSION: u32;
     fn apply(&mut self, ev: &FoldEvent);
 }
 
@@ -58,6 +56,10 @@ pub struct ReadState {
 }
 
 impl ReadState {
+    /// The snapshot format and meaning of this state: bumped whenever either changes, so
+    /// snapshots written by other code are rebuilt (the history of bumps is in git).
+    pub const VERSION: u32 = 20;
+
     pub fn new(lifecycle: LifecycleConfig, warnings: warnings::WarningConfig) -> ReadState {
         ReadState {
             customers: Customers::default(),
@@ -134,27 +136,6 @@ impl ReadState {
 
 impl Projection for ReadState {
     const NAME: &'static str = "read_state";
-    /// 3: segments joined the customers in one state (customers were at 2).
-    /// 4: early warnings joined. 5: change feeds share one bounded `Feed`.
-    /// 6: the detector's ties are stored both ways and alerts are found by complaint position.
-    /// 7: lifecycle changes joined; segment timers share one `Timers`.
-    /// 8: customers and lifecycles are written in postcard (binary), the rest in JSON.
-    /// 9: profiles shrank (customers 4) and keep outreach in a box.
-    /// 10: the state records `occurred_max`.
-    /// 11: products and categories are counted by number (customers 5).
-    /// 12: customers are numbered; lifecycle states and timers are kept by number.
-    /// 13: post and complaint authors are kept by number (customers 6).
-    /// 14: an erasure moves no business clock and is no activity (it is stamped with the
-    ///     wall clock of the request).
-    /// 15: post and complaint authors are written in the log's order (customers 7).
-    /// 16: smaller profiles (customers 8).
-    /// 17: the first identity position inline (customers 9).
-    /// 18: communities and tags by name number (customers 10).
-    /// 19: times in the binary parts as seconds and nanoseconds, not text (`wire`);
-    ///     purchases as their three words; profiles in chunks (customers 11).
-    /// 20: no `occurred_max` (business time has builds of its own); of several alerts
-    ///     holding a cluster's complaints, the one raised first in business time is updated.
-    const VERSION: u32 = 20;
 
     fn apply(&mut self, ev: &FoldEvent) {
         self.customers.apply(ev);

@@ -43,12 +43,9 @@ pub fn events(
     let mut failed: Option<anyhow::Error> = None;
     store
         .for_each_raw_blocking(after, until, |r| {
-            let operator =
-                rapport_events::EventType::parse(r.event_type).is_some_and(|t| t.is_operator());
-            let (customer, subject) = if operator {
-                (Cell::Null, Cell::Str(r.customer.to_owned()))
-            } else {
-                (Cell::Str(r.customer.to_owned()), Cell::Null)
+            let (customer, subject) = match subject_field(r.event_type) {
+                "subject" => (Cell::Null, Cell::Str(r.customer.to_owned())),
+                _ => (Cell::Str(r.customer.to_owned()), Cell::Null),
             };
             let view = stored_view(log, r, access);
             let (data, personal) = match view {
@@ -186,8 +183,7 @@ pub fn events_parquet_in_batches<W: Write + Send>(
         let mut n = 0u64;
         let mut id_buf = uuid::Uuid::encode_buffer();
         let read = store.for_each_raw_blocking(after, until, |r| {
-            let operator =
-                rapport_events::EventType::parse(r.event_type).is_some_and(|t| t.is_operator());
+            let operator = subject_field(r.event_type) == "subject";
             b.position.append_value(r.position);
             b.stream.append_value(r.stream);
             b.stream_version.append_value(r.stream_version);
@@ -321,9 +317,8 @@ pub(super) fn write_raw(
     s(out, r.recorded_at)?;
     write!(out, ",\"id\":\"{}\",\"type\":", id.hyphenated())?;
     s(out, r.event_type)?;
-    let operator = rapport_events::EventType::parse(r.event_type).is_some_and(|t| t.is_operator());
-    let subject_field = if operator { "subject" } else { "customer" };
-    write!(out, ",\"version\":{},\"{subject_field}\":", r.version)?;
+    let field = subject_field(r.event_type);
+    write!(out, ",\"version\":{},\"{field}\":", r.version)?;
     s(out, r.customer)?;
     out.extend_from_slice(b",\"occurred_at\":");
     s(out, r.occurred_at)?;
@@ -339,4 +334,10 @@ pub(super) fn write_raw(
     }
     out.push(b'}');
     Ok(())
+}
+
+/// The envelope field that names a stored row's subject id (see `Subject`).
+fn subject_field(event_type: &str) -> &'static str {
+    rapport_events::EventType::parse(event_type)
+        .map_or("customer", rapport_events::Subject::field_name)
 }

@@ -11,7 +11,7 @@ use axum::{
 use chrono::Utc;
 use rapport_events::{
     data::{AlertAction, EventData},
-    stream_of, Event, EventType, SubjectKind,
+    Event, EventType, Subject,
 };
 use rapport_projections::warnings::{self, Alert, Kind, Level, Status};
 use serde::Deserialize;
@@ -193,7 +193,7 @@ async fn act(
         occurred_at: Utc::now(),
         metadata: Default::default(),
     };
-    let stream = stream_of(SubjectKind::Alert, &id);
+    let stream = Subject::Alert(id.clone()).stream();
     let appended = state
         .log
         .append(

@@ -12,7 +12,7 @@ use axum::{
 use chrono::Utc;
 use rapport_events::{
     data::{EventData, SegmentRetired},
-    stream_of, Event, EventType, SubjectKind,
+    Event, EventType, Subject,
 };
 use rapport_projections::Profile;
 use serde::Deserialize;
@@ -72,7 +72,7 @@ async fn append_segment_event(
         occurred_at: Utc::now(),
         metadata: Default::default(),
     };
-    let stream = stream_of(SubjectKind::Segment, id);
+    let stream = Subject::Segment(id.to_owned()).stream();
     let appended = state
         .log
         .append(

@@ -290,18 +290,6 @@ impl Customers {
 
 impl Projection for Customers {
     const NAME: &'static str = "customers";
-    /// 2: tags, communities and product counts became sorted vectors (smaller).
-    /// 3: snapshots in postcard (binary) instead of JSON.
-    /// 4: profiles shrank (inline strings, thin vectors, outreach boxed).
-    /// 5: products and categories are counted by number (`Names`); customers are
-    /// numbered and profiles written in number order.
-    /// 6: post and complaint authors are kept by customer number.
-    /// 7: post and complaint authors are written in the log's order (not sorted).
-    /// 8: regions and channels by name number, referrals by customer number, traits a
-    /// sorted vector, product counts 32-bit (a profile of 184 bytes instead of 256).
-    /// 9: the first identity position inline; profiles held in place (not boxed).
-    /// 10: communities and tags by name number.
-    const VERSION: u32 = 10;
 
     fn apply(&mut self, ev: &FoldEvent) {
         self.position = ev.position;
