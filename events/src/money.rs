@@ -15,6 +15,14 @@ pub struct Money(pub Decimal);
 /// Largest number of digits after the decimal point we accept.
 pub const MONEY_SCALE_MAX: u32 = 8;
 
+/// Largest amount one event may carry: 10^12 (a trillion) in any currency. With at most
+/// `MONEY_SCALE_MAX` decimal places an amount's mantissa is under 10^20, and a `Decimal`
+/// holds mantissas up to 2^96 − 1 (about 7.9·10^28): any sum of fewer than 790 million
+/// amounts (a customer's revenue, a cohort's, a segment's) is exact and cannot overflow.
+/// Folds read a stored amount above it as no amount, so data written before the limit
+/// cannot overflow a projection either.
+pub const AMOUNT_MAX: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
+
 impl Money {
     pub fn parse(text: &str) -> Result<Money, &'static str> {
         let text = text.trim();
@@ -25,6 +33,9 @@ impl Money {
         let d = Decimal::from_str_exact(text).map_err(|_| "must be a non-negative decimal")?;
         if d.scale() > MONEY_SCALE_MAX {
             return Err("must have at most 8 decimal places");
+        }
+        if d > AMOUNT_MAX {
+            return Err("must be at most 1000000000000 (10^12)");
         }
         Ok(Money(d))
     }
@@ -77,10 +88,10 @@ impl schemars::JsonSchema for Money {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "Non-negative exact decimal, as a string (preferred) or a JSON number; at most 8 decimal places; never read through a float.",
+            "description": "Non-negative exact decimal, as a string (preferred) or a JSON number; at most 8 decimal places and at most 10^12; never read through a float.",
             "oneOf": [
                 {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,8})?$"},
-                {"type": "number", "minimum": 0}
+                {"type": "number", "minimum": 0, "maximum": 1_000_000_000_000u64}
             ]
         })
     }
@@ -143,6 +154,14 @@ mod tests {
         // Found by the property test in events/tests/no_panic.rs: "-0" was accepted and
         // stored as "0", so the amount was not kept as sent.
         assert!(Money::parse("-0").is_err());
+        assert_eq!(AMOUNT_MAX, Decimal::from(1_000_000_000_000u64));
+        assert!(Money::parse("1000000000000").is_ok());
+        assert!(Money::parse("1000000000000.00000000").is_ok());
+        assert_eq!(
+            Money::parse("1000000000000.00000001"),
+            Err("must be at most 1000000000000 (10^12)")
+        );
+        assert!(Money::parse("79228162514264337593543950335").is_err());
         assert!(Money::parse("-0.00").is_err());
         assert_eq!(Money::parse("0.00").unwrap().to_string(), "0.00");
     }
@@ -164,8 +183,8 @@ mod tests {
         assert_eq!(amount(r#"{"amount": 129.90}"#).unwrap(), "129.90");
         assert_eq!(amount(r#"{"amount": 0.1}"#).unwrap(), "0.1");
         assert_eq!(
-            amount(r#"{"amount": 12345678901234567.01}"#).unwrap(),
-            "12345678901234567.01"
+            amount(r#"{"amount": 999999999999.99999999}"#).unwrap(),
+            "999999999999.99999999"
         );
     }
 

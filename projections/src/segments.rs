@@ -178,10 +178,12 @@ impl Segments {
         if moved {
             self.clock = Some(ev.occurred_at);
         }
-        if self.defs.is_empty() {
+        // Without a business clock no customer can be evaluated yet: in business order an
+        // erasure (which applies at every time) can come before the first business event.
+        // Whoever it touched is evaluated when their events arrive.
+        let Some(now) = self.clock.filter(|_| !self.defs.is_empty()) else {
             return;
-        }
-        let now = self.clock.expect("set above");
+        };
         for c in customers.touched(ev) {
             self.evaluate(&c, customers, ev, Cause::Event, now);
         }

@@ -78,10 +78,12 @@ impl Lifecycles {
             return;
         }
         let moved = self.clock.is_none_or(|c| ev.occurred_at > c);
-        if moved {
-            self.clock = Some(ev.occurred_at);
-        }
-        let now = self.clock.expect("set above");
+        let now = if moved {
+            ev.occurred_at
+        } else {
+            self.clock.unwrap_or(ev.occurred_at)
+        };
+        self.clock = Some(now);
         // Time first: a threshold passed before this event is reported before its effect.
         if moved {
             for n in self.timers.take_due(now) {

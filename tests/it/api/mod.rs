@@ -6,6 +6,7 @@ mod alerts;
 mod append;
 mod auth;
 mod customers;
+mod hardening;
 mod privacy;
 mod read;
 mod segments;

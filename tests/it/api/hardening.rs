@@ -1,0 +1,118 @@
+//! Valid input never takes Rapport down: each test pins a defect found by trying the API
+//! as a careless client would, and is named after it.
+
+use serde_json::json;
+
+use super::helpers::{purchase, TestServer};
+
+/// The largest amount an event may carry: 10^12 with the most decimal places allowed.
+const AMOUNT_MAX: &str = "1000000000000.00000000";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn money_overflow_an_amount_above_the_maximum_is_refused_naming_the_field() {
+    let s = TestServer::start().await;
+    let (status, body) = s
+        .post_json(
+            "/v1/events",
+            &purchase("c-1", "o-1", "1000000000000.00000001"),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["path"], "/data/amount",
+        "{body}"
+    );
+    let (status, body) = s
+        .post_json(
+            "/v1/events",
+            &purchase("c-1", "o-1", "79228162514264337593543950335"),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (_, events) = s.get("/v1/events", &s.admin).await;
+    assert_eq!(events["events"], json!([]), "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn money_overflow_the_largest_amounts_keep_every_revenue_query_answering() {
+    let s = TestServer::start().await;
+    let batch = json!([
+        purchase("c-1", "o-1", AMOUNT_MAX),
+        purchase("c-1", "o-2", AMOUNT_MAX),
+        purchase("c-2", "o-3", AMOUNT_MAX),
+    ]);
+    let (status, body) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201, "{body}");
+    let last = body["last_position"].as_u64().unwrap();
+    for path in [
+        "/v1/rfm",
+        "/v1/cohorts",
+        "/v1/customers?sort=revenue",
+        "/v1/customers/c-1",
+        "/v1/customers/c-1/export",
+        "/v1/reactivation",
+    ] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, body) = s
+            .get(&format!("{path}{sep}min_position={last}"), &s.admin)
+            .await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, profile) = s.get("/v1/customers/c-1", &s.admin).await;
+    assert_eq!(
+        profile["revenue"]["CNY"], "2000000000000.00000000",
+        "{profile}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn valid_at_after_an_erasure_answers_on_every_route() {
+    let s = TestServer::start().await;
+    let segment = json!({"id": "buyers", "name": "Buyers",
+        "rule": {"field": "orders", "op": ">=", "value": 1}});
+    let (status, body) = s.post_json("/v1/segments", &segment).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .post_json(
+            "/v1/events",
+            &json!([
+                purchase("c-1", "o-1", "10.00"),
+                purchase("c-2", "o-2", "12.00")
+            ]),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s.delete("/v1/customers/c-1/personal-data", &s.admin).await;
+    assert_eq!(status, 200, "{body}");
+    let last = body["erasure"]["event"]["position"].as_u64().unwrap();
+    for path in [
+        "/v1/customers/c-2",
+        "/v1/customers/c-1",
+        "/v1/customers",
+        "/v1/segments/buyers/members",
+        "/v1/rfm",
+        "/v1/cohorts",
+    ] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, body) = s
+            .get(
+                &format!("{path}{sep}valid_at=2026-03-02&min_position={last}"),
+                &s.admin,
+            )
+            .await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, members) = s
+        .get(
+            &format!("/v1/segments/buyers/members?valid_at=2026-03-02&min_position={last}"),
+            &s.admin,
+        )
+        .await;
+    let ids: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["customer"].as_str())
+        .collect();
+    assert_eq!(ids, ["c-1", "c-2"], "{members}");
+}
