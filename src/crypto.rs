@@ -13,9 +13,9 @@
 //!   messages per key, and a data key seals one customer's events (a master key wraps one
 //!   data key per customer and generation; rotate it long before 2^32 customers).
 //!
-//! Why AES-256-GCM and not XChaCha20-Poly1305: measured here, sealing a 60-byte personal
-//! field took 1.8 µs with XChaCha20-Poly1305 and 0.17 µs with AES-256-GCM (AES-NI, key
-//! schedule cached per data key); encryption must cost at most 15% of ingest.
+//! Why AES-256-GCM and not XChaCha20-Poly1305: with AES-NI and the key schedule cached per
+//! data key it seals a short personal field about ten times faster (`docs/benchmarks.md`),
+//! and encryption must cost at most 15% of ingest.
 //! - destroying a data key (erasure) makes every blob sealed with it unreadable.
 
 use std::{

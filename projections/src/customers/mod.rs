@@ -566,7 +566,7 @@ mod tests {
     }
 
     /// A million profiles are a fifth of the memory target: a profile stays within the
-    /// allocator's 192-byte size class (it was 256 bytes).
+    /// allocator's 192-byte size class.
     #[test]
     fn a_profile_fits_in_192_bytes() {
         assert!(

@@ -3,7 +3,7 @@
 use super::*;
 
 /// One purchase or refund, as the analytics need it: when, how much, in which currency,
-/// packed in 24 bytes (a `DateTime`, a `Decimal` and three bytes took 32; a million
+/// packed in 24 bytes (a `DateTime`, a `Decimal` and three bytes would take 32; a million
 /// customers hold millions of these).
 ///
 /// Exact for every time `DateTime<Utc>` can hold and every `Decimal`; the currency must
@@ -63,8 +63,8 @@ impl Money3 {
     }
 
     /// The time as a number that orders as the times do: for comparing purchases with each
-    /// other and with a time without building a `DateTime` each time (building them was 3%
-    /// of an as-of query at a million customers).
+    /// other and with a time without building a `DateTime` each time (a query compares
+    /// millions).
     pub fn moment(&self) -> Moment {
         let (seconds, nanos) = Money3::biased_seconds_and_nanos(&self.0);
         Moment::new(seconds, nanos)

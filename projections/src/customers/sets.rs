@@ -53,7 +53,7 @@ impl SmallSet {
 }
 
 /// A small set of names (see [`Names`]) held by number, sorted by number: a community or
-/// tag costs 4 bytes where its inline string took 24. Read through
+/// tag costs 4 bytes where an inline string would take 24. Read through
 /// [`Customers::names_of`] (sorted by name).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -86,10 +86,10 @@ impl NameSet {
 }
 
 /// Product or category number (see [`Names`]) → units, sorted by number: 8 bytes an entry
-/// where a name and a count took 32, and each name is held once for all customers.
+/// where a name and a count would take 32, and each name is held once for all customers.
 ///
 /// Units are counted up to `u32::MAX` (4 billion of one product by one customer) and stay
-/// there: 8 bytes an entry rather than 16 saved 50 MB for a million customers.
+/// there: 8 bytes an entry rather than 16, over millions of entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Counts(ThinVec<(u32, u32)>);

@@ -3,14 +3,14 @@
 
 use super::*;
 
-/// An event id as two words: a `u128` key is 16-byte aligned, which made every slot of the
-/// id map 32 bytes instead of 24 (130 MB more at 10 M events).
+/// An event id as two words: a `u128` key is 16-byte aligned, which would make every slot
+/// of the id map 32 bytes where 24 do.
 pub(super) type IdKey = (u64, u64);
 
 /// Event id → position, in about 9 bytes an event: a 32-bit fingerprint of each event's
 /// id, by position, and a lookup table of positions hashed by that fingerprint (a map of
-/// 64-bit fingerprints to positions took 22 bytes an event at 10 M events; a map of ids,
-/// 32). A fingerprint only says where an id *may* be: the caller reads the rows it names
+/// 64-bit fingerprints to positions would take over twice that; a map of ids, over three
+/// times). A fingerprint only says where an id *may* be: the caller reads the rows it names
 /// and compares the ids, so an id is never missed nor confused with another. About one
 /// absent id in 400 has a candidate to read at 10 M events. Positions past `u32::MAX` are
 /// kept exactly.
@@ -99,7 +99,7 @@ pub(super) struct Index {
 
 /// A stream's positions in version order: 4 bytes each while they fit in 32 bits (the
 /// first 4 billion events), 8 after; a header of 16 bytes and nothing inline but a
-/// pointer (a `Vec<u64>` was 24 bytes inline and 8 a position).
+/// pointer (a `Vec<u64>` would be 24 bytes inline and 8 a position).
 pub(super) enum Positions {
     Narrow(ThinVec<u32>),
     Wide(ThinVec<u64>),

@@ -145,7 +145,7 @@ pub struct SqliteStore {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Whether `shared.index` is still to be built: a read-only store builds it on first
     /// use ([`SqliteStore::index`]). Replay, export and report read the log in order and
-    /// never need it; building it took 5 to 9 s of a replay of 10 M events.
+    /// never need it, and building it is most of opening a large store.
     index_pending: AtomicBool,
     /// Held while a read-only store builds its index, so it is built once.
     index_building: Mutex<()>,

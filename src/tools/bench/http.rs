@@ -53,9 +53,8 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
         let client = client.clone();
         let token = token.clone();
         // Paced: each client sends one event every `clients / rate` seconds, the clients'
-        // ticks spread evenly over that period. (Started together, all 64 clients sent at
-        // once, and lookups that came during such a burst waited for it: at 2,000 events/s
-        // every 32 ms, the lookup p99 was 2.2 ms against 0.2 ms in the handler.)
+        // ticks spread evenly over that period: clients started together would send in
+        // bursts, and the lookups that come during a burst would measure the burst.
         let mut pace = (opts.http_ingest_rate > 0).then(|| {
             let period = std::time::Duration::from_secs_f64(
                 opts.http_clients as f64 / opts.http_ingest_rate as f64,
