@@ -312,7 +312,8 @@ impl App {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %self.data_dir.display(), store = %self.store_identity, last_position = self.state.log.last_position(), "serving");
         let stopping = self.state.stopping.clone();
-        http::serve(listener, http::router(self.state), async move {
+        let routes = http::router(self.state.clone()).merge(crate::console::router(self.state));
+        http::serve(listener, routes, async move {
             shutdown.await;
             stopping.store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::info!("shutting down: finishing in-flight requests");

@@ -31,7 +31,7 @@ const PHRASE_COMPLAINTS_MAX: usize = 50;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(super) struct AlertQuery {
+pub(crate) struct AlertQuery {
     status: Option<String>,
     level: Option<String>,
     kind: Option<String>,
@@ -51,7 +51,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(
 }
 
 /// `GET /v1/alerts?status=&level=&kind=&after=&limit=`: newest update last.
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
@@ -110,9 +110,10 @@ pub(super) async fn list(
     })))
 }
 
-/// `GET /v1/alerts/{id}`: the alert, with the phrases its complaints share (read from the
-/// log for the caller: support and admin see them; others see none).
-pub(super) async fn get_one(
+/// `GET /v1/alerts/{id}`: the alert, with the phrases its complaints share and the first
+/// complaints' texts (read from the log for the caller: support and admin see them;
+/// others see none).
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -131,22 +132,35 @@ pub(super) async fn get_one(
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("no alert `{id}`")))?;
     let mut v = serde_json::to_value(&alert).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let phrases = if caller.access() == PersonalAccess::Plain {
+    // Complaint texts are personal data: support and admin read them (and the phrases
+    // they share); other roles get neither.
+    let (phrases, complaint_texts) = if caller.access() == PersonalAccess::Plain {
         let mut texts = Vec::new();
+        let mut shown = Vec::new();
         for pos in alert.complaint_positions.iter().take(PHRASE_COMPLAINTS_MAX) {
             let stored = state.log.read_all(pos - 1, 1).await?;
             for ev in state.log.open_all(stored, PersonalAccess::Plain)? {
                 if let Some(t) = ev.data.get("text").and_then(Value::as_str) {
                     texts.push(t.to_owned());
+                    shown.push(json!({
+                        "complaint": ev.data.get("complaint_id"),
+                        "customer": ev.customer,
+                        "occurred_at": ev.occurred_at,
+                        "text": t,
+                    }));
                 }
             }
         }
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        Some(warnings::shared_phrases(&refs, PHRASES_MAX))
+        (
+            Some(warnings::shared_phrases(&refs, PHRASES_MAX)),
+            Some(shown),
+        )
     } else {
-        None
+        (None, None)
     };
     v["evidence"]["shared_phrases"] = json!(phrases);
+    v["evidence"]["complaint_texts"] = json!(complaint_texts);
     Ok(Json(v))
 }
 
@@ -207,7 +221,7 @@ async fn act(
     ))
 }
 
-pub(super) async fn acknowledge(
+pub(crate) async fn acknowledge(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -216,7 +230,7 @@ pub(super) async fn acknowledge(
     act(state, caller, id, body, EventType::AlertAcknowledged).await
 }
 
-pub(super) async fn resolve(
+pub(crate) async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -227,14 +241,14 @@ pub(super) async fn resolve(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SubscribeQuery {
+pub(crate) struct SubscribeQuery {
     after: Option<u64>,
 }
 
 /// `GET /v1/alerts/subscribe?after=SEQ` (SSE): every alert change after `after` (or the
 /// `Last-Event-ID`), then live; each event is `alert` with the change and the alert as it
 /// is now.
-pub(super) async fn subscribe(
+pub(crate) async fn subscribe(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,

@@ -165,7 +165,7 @@ pub(super) fn profile_json(
     (v, at)
 }
 
-pub(super) async fn get_customer(
+pub(crate) async fn get_customer(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -186,7 +186,7 @@ pub(super) async fn get_customer(
 }
 
 /// The customer's events, newest first. `cursor` is the stream version to continue below.
-pub(super) async fn timeline(
+pub(crate) async fn timeline(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -9,7 +9,7 @@ use axum::{
     Json,
 };
 use rapport_events::ValidationErrors;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{auth::AuthError, store::StoreError};
 
@@ -93,9 +93,11 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message, details) = match self {
+impl ApiError {
+    /// The status, machine-readable code, message and field details the client sees (an
+    /// internal error's detail is logged here, never returned).
+    fn parts(self) -> (StatusCode, &'static str, String, Vec<Value>) {
+        match self {
             ApiError::Invalid(errs) => {
                 let details: Vec<_> = errs
                     .0
@@ -145,7 +147,19 @@ impl IntoResponse for ApiError {
                     vec![],
                 )
             }
-        };
+        }
+    }
+
+    /// The status and the message a client sees: for the console's error pages.
+    pub(crate) fn status_and_message(self) -> (StatusCode, String) {
+        let (status, _, message, _) = self.parts();
+        (status, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, details) = self.parts();
         let mut body = json!({"error": {"code": code, "message": message}});
         if !details.is_empty() {
             body["error"]["details"] = details.into();

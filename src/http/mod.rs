@@ -1,15 +1,15 @@
 //! The HTTP API (axum). `router(state)` builds the app without a socket, so tests can
 //! drive it; [`serve`] binds it to a listener with graceful shutdown.
 
-mod alerts;
-mod customers;
+pub(crate) mod alerts;
+pub(crate) mod customers;
 pub mod error;
 mod events;
 mod feed;
 pub mod metrics;
 mod openapi;
 mod privacy;
-mod query;
+pub(crate) mod query;
 mod segments;
 
 use std::{sync::Arc, time::Instant};

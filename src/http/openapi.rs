@@ -44,7 +44,7 @@ pub(super) const ROUTES: &[Route] = &[
     ("get", "/v1/segments/{id}/members", "Members, paged by customer id (JSON), or all of them as CSV for marketing tools. Query: format=json|csv, cursor, limit, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/alerts", "Early-warning alerts, oldest update first. Query: status (open | acknowledged | resolved), level (at least: watch | warning | critical), kind (group_complaint | spike), after (updated after this position), limit, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/alerts/subscribe", "Server-Sent Events: alert changes (raised, updated, escalated, acknowledged, resolved, reopened) with the alert, after `after` (or Last-Event-ID), then live", "support, analyst, admin", None, 200),
-    ("get", "/v1/alerts/{id}", "One alert with its evidence; support and admin also get the phrases its complaints share. Query: min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/alerts/{id}", "One alert with its evidence; support and admin also get the phrases its complaints share and the texts of its first 50 complaints (evidence.shared_phrases, evidence.complaint_texts). Query: min_position", "support, analyst, admin", None, 200),
     ("post", "/v1/alerts/{id}/acknowledge", "Acknowledge an alert: {\"note\"?}; recorded as an event", "support, admin", None, 200),
     ("post", "/v1/alerts/{id}/resolve", "Resolve an alert: {\"note\"?}; recorded as an event", "support, admin", None, 200),
     ("get", "/v1/segments/{id}/diff", "Who entered and who left a segment between two points. Query: from, to (log positions, or times read as business time; basis=recorded reads them as recording time), min_position", "support, analyst, admin", None, 200),

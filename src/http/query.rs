@@ -23,7 +23,7 @@ pub(super) fn csv(s: &str) -> String {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ReadQuery {
+pub(crate) struct ReadQuery {
     pub(super) min_position: Option<u64>,
     pub(super) as_of: Option<String>,
     // Time travel (see `crate::fold::time_travel`).
@@ -43,7 +43,7 @@ pub(super) struct ReadQuery {
     pub(super) format: Option<String>,
 }
 
-pub(super) type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
+pub(crate) type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
 
 pub(super) fn query(q: Q) -> Result<ReadQuery, ApiError> {
     q.map(|Query(q)| q).map_err(ApiError::query)

@@ -5,6 +5,7 @@ mod helpers;
 mod alerts;
 mod append;
 mod auth;
+mod console;
 mod customers;
 mod hardening;
 mod privacy;

@@ -1,0 +1,445 @@
+//! The alerts board (live), one alert's page, and the staff actions on it.
+
+use askama::Template;
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, Uri},
+    response::{IntoResponse, Redirect, Response},
+    Form, Json,
+};
+use rapport_projections::warnings::{Alert, Level};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{api_error_page, i18n::Arg, render, Console, Frame, SignedIn};
+use crate::{auth::Role, http, http::AppState};
+
+/// One alert as a card of the board.
+pub(crate) struct Card {
+    id: String,
+    level: &'static str,
+    kind: &'static str,
+    status: &'static str,
+    about: String,
+    customers: usize,
+    complaints: usize,
+    communities: String,
+    started: String,
+    /// Level changes since it was raised, oldest first (how fast it grows).
+    growth: String,
+}
+
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Watch => "watch",
+        Level::Warning => "warning",
+        Level::Critical => "critical",
+    }
+}
+
+fn snake<T: serde::Serialize>(v: &T) -> &'static str {
+    match serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .as_deref()
+    {
+        Some("group_complaint") => "group_complaint",
+        Some("spike") => "spike",
+        Some("open") => "open",
+        Some("acknowledged") => "acknowledged",
+        Some("resolved") => "resolved",
+        _ => "",
+    }
+}
+
+/// A time as the console shows it: to the minute, with its zone.
+pub(crate) fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// An RFC 3339 time from the API as the console shows it (anything else as it is).
+pub(crate) fn time_text(s: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| time(t.with_timezone(&chrono::Utc)))
+        .unwrap_or_else(|_| s.to_owned())
+}
+
+impl Card {
+    fn of(a: &Alert) -> Card {
+        Card {
+            id: a.id.clone(),
+            level: level_name(a.level),
+            kind: snake(&a.kind),
+            status: snake(&a.status),
+            about: a.keys.iter().cloned().collect::<Vec<_>>().join(", "),
+            customers: a.customers.len(),
+            complaints: a.complaints.len(),
+            communities: a.evidence.communities.join(", "),
+            started: time(a.first_complaint_at),
+            growth: a
+                .levels
+                .iter()
+                .map(|(l, p)| format!("{} @{p}", level_name(*l)))
+                .collect::<Vec<_>>()
+                .join(" → "),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct BoardFilters {
+    level: Option<String>,
+    status: Option<String>,
+    kind: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+struct BoardPage {
+    t: super::Tr,
+    lang: &'static str,
+    frame: Frame,
+    cards: Vec<Card>,
+    /// "3 alerts · updated at position P".
+    summary: String,
+    /// The feed position the board shows: live updates follow from here.
+    last_change: u64,
+    level: String,
+    status: String,
+    kind: String,
+    query: String,
+}
+
+#[derive(Template)]
+#[template(path = "alert_cards.html")]
+struct Cards {
+    t: super::Tr,
+    cards: Vec<Card>,
+    summary: String,
+}
+
+fn summary(t: super::Tr, total: usize, updated: &str) -> String {
+    format!(
+        "{} · {}",
+        t.with("alerts-total", &[("count", total.into())]),
+        t.with("alerts-updated", &[("position", updated.into())])
+    )
+}
+
+/// The board's alerts, by the API's own list: critical first, then the latest update.
+async fn cards(
+    app: &AppState,
+    signed: &SignedIn,
+    uri: &Uri,
+) -> Result<(Vec<Card>, usize, u64, String), Response> {
+    // The board asks for every open alert by default; the filters are the API's.
+    let query = uri.query().unwrap_or("");
+    let api_query = if query.contains("status=") {
+        format!("{query}&limit=500")
+    } else if query.is_empty() {
+        "status=open&limit=500".to_owned()
+    } else {
+        format!("{query}&status=open&limit=500")
+    };
+    let api_uri: Uri = format!("/v1/alerts?{api_query}")
+        .parse()
+        .map_err(|_| api_error_page(signed.tr, http::ApiError::bad("query", "unreadable")))?;
+    let Json(v) = http::alerts::list(
+        State(app.clone()),
+        signed.caller.clone(),
+        Query::try_from_uri(&api_uri),
+    )
+    .await
+    .map_err(|e| api_error_page(signed.tr, e))?;
+    let mut alerts: Vec<Alert> = serde_json::from_value(v["alerts"].clone()).unwrap_or_default();
+    alerts.sort_by(|a, b| {
+        b.level
+            .cmp(&a.level)
+            .then(b.updated_at_position.cmp(&a.updated_at_position))
+    });
+    let total = v["total"].as_u64().unwrap_or(0) as usize;
+    let last = v["last_change"].as_u64().unwrap_or(0);
+    let updated = v["position"].as_u64().unwrap_or(0).to_string();
+    Ok((alerts.iter().map(Card::of).collect(), total, last, updated))
+}
+
+/// `GET /alerts`: the board, open alerts by default, critical first.
+pub(crate) async fn board(
+    State(c): State<Console>,
+    signed: SignedIn,
+    uri: Uri,
+    Query(f): Query<BoardFilters>,
+) -> Response {
+    let (cards, total, last_change, updated) = match cards(&c.app, &signed, &uri).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let page = BoardPage {
+        t: signed.tr,
+        lang: signed.tr.lang.tag(),
+        frame: signed.frame("alerts"),
+        cards,
+        summary: summary(signed.tr, total, &updated),
+        last_change,
+        level: f.level.unwrap_or_default(),
+        status: f.status.unwrap_or_default(),
+        kind: f.kind.unwrap_or_default(),
+        query: uri.query().unwrap_or("").to_owned(),
+    };
+    render(&page, signed.tr)
+}
+
+/// `GET /alerts/board`: the cards alone, which the board's script swaps in when the feed
+/// says an alert changed.
+pub(crate) async fn board_fragment(
+    State(c): State<Console>,
+    signed: SignedIn,
+    uri: Uri,
+) -> Response {
+    let (cards, total, _, updated) = match cards(&c.app, &signed, &uri).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    render(
+        &Cards {
+            t: signed.tr,
+            cards,
+            summary: summary(signed.tr, total, &updated),
+        },
+        signed.tr,
+    )
+}
+
+/// `GET /alerts/feed?after=SEQ`: the API's alert feed (SSE) for the signed-in key.
+pub(crate) async fn feed(
+    State(c): State<Console>,
+    signed: SignedIn,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    match http::alerts::subscribe(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        headers,
+        Query::try_from_uri(&uri),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A staff action as the alert page shows it.
+struct ActionRow {
+    action: String,
+    at: String,
+    by: String,
+    note: String,
+}
+
+struct TimelineRow {
+    at: String,
+    what: String,
+    customer: String,
+    complaint: String,
+}
+
+struct TextRow {
+    at: String,
+    customer: String,
+    complaint: String,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "alert.html")]
+struct AlertPage {
+    t: super::Tr,
+    lang: &'static str,
+    frame: Frame,
+    card: Card,
+    observed: String,
+    connected: String,
+    ties: Vec<String>,
+    timeline: Vec<TimelineRow>,
+    phrases: Vec<String>,
+    texts: Vec<TextRow>,
+    actions: Vec<ActionRow>,
+    can_act: bool,
+}
+
+/// `GET /alerts/{id}`: the evidence, the timeline, what the complaints say (support and
+/// admin), and the staff actions.
+pub(crate) async fn alert(
+    State(c): State<Console>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    let no_query: Uri = Uri::from_static("/");
+    let Json(v) = match http::alerts::get_one(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Path(id),
+        Query::try_from_uri(&no_query),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return api_error_page(signed.tr, e),
+    };
+    let Ok(a) = serde_json::from_value::<Alert>(v.clone()) else {
+        return api_error_page(signed.tr, http::ApiError::Internal("alert shape".into()));
+    };
+    let t = signed.tr;
+    let e = &a.evidence;
+    let observed = t.with(
+        "alert-observed",
+        &[
+            ("observed", Arg::from(e.observed)),
+            ("expected", Arg::from(format!("{:.1}", e.expected))),
+            ("statistic", Arg::from(format!("{:.2}", e.statistic))),
+            ("threshold", Arg::from(format!("{:.1}", e.threshold))),
+        ],
+    );
+    let connected = t.with(
+        "alert-connected",
+        &[
+            ("connected", Arg::from(e.connected)),
+            ("on_key", Arg::from(e.on_key)),
+        ],
+    );
+    let strs = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let texts = v["evidence"]["complaint_texts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| TextRow {
+                    at: time_text(x["occurred_at"].as_str().unwrap_or("")),
+                    customer: x["customer"].as_str().unwrap_or("").to_owned(),
+                    complaint: x["complaint"].as_str().unwrap_or("").to_owned(),
+                    text: x["text"].as_str().unwrap_or("").to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let page = AlertPage {
+        t,
+        lang: t.lang.tag(),
+        frame: signed.frame("alerts"),
+        observed,
+        connected,
+        ties: e.ties.clone(),
+        timeline: e
+            .timeline
+            .iter()
+            .map(|x| TimelineRow {
+                at: time(x.at),
+                what: x.what.clone(),
+                customer: x.customer.clone(),
+                complaint: x.complaint.clone(),
+            })
+            .collect(),
+        phrases: strs(&v["evidence"]["shared_phrases"]),
+        texts,
+        actions: a
+            .actions
+            .iter()
+            .map(|x| ActionRow {
+                action: x.action.clone(),
+                at: time(x.at),
+                by: t.with(
+                    "alert-by",
+                    &[("key", x.by.clone().unwrap_or_default().into())],
+                ),
+                note: x.note.clone().unwrap_or_default(),
+            })
+            .collect(),
+        can_act: matches!(signed.caller.role, Role::Support | Role::Admin),
+        card: Card::of(&a),
+    };
+    render(&page, t)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ActionForm {
+    csrf: Option<String>,
+    note: Option<String>,
+}
+
+async fn act(
+    c: Console,
+    signed: SignedIn,
+    id: String,
+    form: ActionForm,
+    resolve: bool,
+) -> Response {
+    if let Some(refused) = signed.csrf_refused(form.csrf.as_deref()) {
+        return refused;
+    }
+    let note = form.note.filter(|n| !n.trim().is_empty());
+    let body = Bytes::from(serde_json::json!({ "note": note }).to_string());
+    let state = State(c.app.clone());
+    let caller = signed.caller.clone();
+    let done = if resolve {
+        http::alerts::resolve(state, caller, Path(id.clone()), body).await
+    } else {
+        http::alerts::acknowledge(state, caller, Path(id.clone()), body).await
+    };
+    match done {
+        // Back to the alert once the read model shows the action.
+        Ok(Json(v)) => {
+            let position = v["position"].as_u64().unwrap_or(0);
+            if !c.app.read_model.wait_for(position).await {
+                tracing::warn!(
+                    position,
+                    "the console answered before the read model caught up"
+                );
+            }
+            Redirect::to(&format!("/alerts/{}", urlencode(&id))).into_response()
+        }
+        Err(e) => api_error_page(signed.tr, e),
+    }
+}
+
+/// `POST /alerts/{id}/acknowledge` (a form with the CSRF token and a note).
+pub(crate) async fn acknowledge(
+    State(c): State<Console>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    act(c, signed, id, form, false).await
+}
+
+/// `POST /alerts/{id}/resolve`.
+pub(crate) async fn resolve(
+    State(c): State<Console>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    act(c, signed, id, form, true).await
+}
+
+/// A path segment, percent-encoded (ids are client-chosen text).
+pub(crate) fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,221 @@
+//! Customer 360: find a customer by id; their profile and their paged timeline.
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query, State},
+    http::Uri,
+    response::{Redirect, Response},
+    Json,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    alerts::{time_text, urlencode},
+    api_error_page, render, Console, Frame, SignedIn, Tr,
+};
+use crate::http;
+
+#[derive(Template)]
+#[template(path = "customers.html")]
+struct FindPage {
+    t: Tr,
+    lang: &'static str,
+    frame: Frame,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FindQuery {
+    id: Option<String>,
+}
+
+/// `GET /customers?id=`: the search form, or straight to the customer.
+pub(crate) async fn find(signed: SignedIn, Query(q): Query<FindQuery>) -> Response {
+    match q.id.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+        Some(id) => axum::response::IntoResponse::into_response(Redirect::to(&format!(
+            "/customers/{}",
+            urlencode(&id)
+        ))),
+        None => render(
+            &FindPage {
+                t: signed.tr,
+                lang: signed.tr.lang.tag(),
+                frame: signed.frame("customers"),
+            },
+            signed.tr,
+        ),
+    }
+}
+
+/// One row of the profile: a label (message id) and its value as text.
+struct Row {
+    label: &'static str,
+    value: String,
+}
+
+struct EventRow {
+    position: String,
+    at: String,
+    event_type: String,
+    data: String,
+}
+
+#[derive(Template)]
+#[template(path = "customer.html")]
+struct CustomerPage {
+    t: Tr,
+    lang: &'static str,
+    frame: Frame,
+    title: String,
+    erased: bool,
+    identity: Vec<Row>,
+    profile: Vec<Row>,
+    events: Vec<EventRow>,
+    older: Option<String>,
+}
+
+/// A JSON value as one line of text: strings as they are, lists joined, maps as
+/// `key value` pairs, nothing for null.
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k} {}", text(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TimelineQuery {
+    cursor: Option<String>,
+}
+
+/// `GET /customers/{id}?cursor=`: the profile as the API gives it to this key (identity
+/// decrypted for support and admin, pseudonyms for analysts), and a page of events.
+pub(crate) async fn customer(
+    State(c): State<Console>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Query(q): Query<TimelineQuery>,
+) -> Response {
+    let t = signed.tr;
+    let none = Uri::from_static("/");
+    let Json(p) = match http::customers::get_customer(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Path(id.clone()),
+        Query::try_from_uri(&none),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return api_error_page(t, e),
+    };
+    let timeline_uri: Uri = match &q.cursor {
+        Some(cur) => format!("/?cursor={}", urlencode(cur))
+            .parse()
+            .unwrap_or(none.clone()),
+        None => none.clone(),
+    };
+    let Json(tl) = match http::customers::timeline(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Path(id.clone()),
+        Query::try_from_uri(&timeline_uri),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return api_error_page(t, e),
+    };
+    let ident = &p["identity"];
+    let identity = [
+        ("field-name", "name"),
+        ("field-email", "email"),
+        ("field-phone", "phone"),
+    ]
+    .into_iter()
+    .filter(|(_, k)| !ident[k].is_null())
+    .map(|(label, k)| Row {
+        label,
+        value: text(&ident[k]),
+    })
+    .collect();
+    let at = |v: &Value| time_text(&text(v));
+    let count = |v: &Value| {
+        v.as_array()
+            .map_or_else(|| text(v), |a| a.len().to_string())
+    };
+    let profile = [
+        (
+            "field-lifecycle",
+            t.pick("lifecycle", &text(&p["lifecycle"])),
+        ),
+        (
+            "field-relationship",
+            t.pick("relationship", &text(&p["relationship"])),
+        ),
+        ("field-first-purchase", at(&p["first_purchase"])),
+        ("field-last-purchase", at(&p["last_purchase"])),
+        (
+            "field-complaints",
+            format!(
+                "{} / {}",
+                count(&p["complaints"]["open"]),
+                count(&p["complaints"]["resolved"])
+            ),
+        ),
+    ]
+    .into_iter()
+    .chain(
+        [
+            ("field-orders", &p["orders"]),
+            ("field-revenue", &p["revenue"]),
+            ("field-aov", &p["average_order_value"]),
+            ("field-region", &p["region"]),
+            ("field-channel", &p["channel"]),
+            ("field-communities", &p["community"]["communities"]),
+            ("field-tags", &p["tags"]),
+            ("field-referred-by", &p["referrals"]["referred_by"]),
+            ("field-referees", &p["referrals"]["referees"]),
+            ("field-influence", &p["influence"]),
+            ("field-outreach", &p["outreach"]["contacts"]),
+        ]
+        .into_iter()
+        .map(|(label, v)| (label, text(v))),
+    )
+    .map(|(label, value)| Row { label, value })
+    .collect();
+    let events = tl["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| EventRow {
+                    position: text(&e["position"]),
+                    at: time_text(&text(&e["occurred_at"])),
+                    event_type: text(&e["type"]),
+                    data: serde_json::to_string(&e["data"]).unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let page = CustomerPage {
+        t,
+        lang: t.lang.tag(),
+        frame: signed.frame("customers"),
+        title: t.with("customer-title", &[("id", id.as_str().into())]),
+        older: tl["next_cursor"]
+            .as_str()
+            .map(|cur| format!("/customers/{}?cursor={}", urlencode(&id), urlencode(cur))),
+        erased: p["erased"].as_bool().unwrap_or(false),
+        identity,
+        profile,
+        events,
+    };
+    render(&page, t)
+}

@@ -1,0 +1,346 @@
+//! The console: the web UI for support staff, marketers and analysts, served by `rapport
+//! serve` at `/` on the API's listener. Pages are HTML rendered on the server from askama
+//! templates (checked when the crate compiles); the only script is `assets/console.js`,
+//! which follows the alert feed and refreshes the board. Every asset ships in the binary.
+//!
+//! The console is a client of the API in the same process: each page calls the API's own
+//! handlers with the signed-in key's [`Caller`], so a page shows exactly what the API
+//! would answer that key (the same queries, filters and roles; pseudonyms for analysts),
+//! and nothing here reimplements a projection or a permission.
+
+mod alerts;
+mod customers;
+mod i18n;
+mod session;
+mod sign_in;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::{
+    extract::{FromRef, FromRequestParts, Query},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Router,
+};
+use serde::Deserialize;
+
+use crate::{
+    auth::Role,
+    http::{ApiError, AppState, Caller},
+};
+use i18n::{Lang, Tr};
+use session::Sessions;
+
+/// What the console's handlers share: the API's state and the sessions.
+#[derive(Clone)]
+pub(crate) struct Console {
+    pub(crate) app: AppState,
+    sessions: Arc<Sessions>,
+    /// Whether the console is served over TLS (then cookies are `Secure`).
+    secure: bool,
+}
+
+impl FromRef<Console> for AppState {
+    fn from_ref(c: &Console) -> AppState {
+        c.app.clone()
+    }
+}
+
+/// The console's routes, to merge with the API's.
+pub fn router(app: AppState) -> Router {
+    let console = Console {
+        app,
+        sessions: Arc::new(Sessions::default()),
+        secure: false,
+    };
+    Router::new()
+        .route("/", get(home))
+        .route("/sign-in", get(sign_in::page).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/language", get(language))
+        .route("/alerts", get(alerts::board))
+        .route("/alerts/board", get(alerts::board_fragment))
+        .route("/alerts/feed", get(alerts::feed))
+        .route("/alerts/{id}", get(alerts::alert))
+        .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
+        .route("/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/customers", get(customers::find))
+        .route("/customers/{id}", get(customers::customer))
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(console)
+}
+
+/// Every console response: scripts and styles only from this origin (no inline script,
+/// no `eval`), no framing, no caching (pages hold personal data), no MIME sniffing.
+async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+             object-src 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn css() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("assets/console.css"),
+    )
+}
+
+async fn js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/console.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The language of a request: the `lang` cookie, else `Accept-Language`.
+fn lang_of(headers: &HeaderMap) -> Lang {
+    headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| session::cookie(c, "lang"))
+        .and_then(Lang::from_tag)
+        .unwrap_or_else(|| {
+            Lang::from_accept_language(
+                headers
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            )
+        })
+}
+
+#[derive(Deserialize)]
+struct LanguageQuery {
+    to: String,
+    back: Option<String>,
+}
+
+/// `GET /language?to=zh-CN&back=/alerts`: remembers the language in a cookie (a
+/// preference of this browser, not server state) and goes back.
+async fn language(Query(q): Query<LanguageQuery>) -> Response {
+    let lang = Lang::from_tag(&q.to).unwrap_or(Lang::En);
+    // Only a path of this console: never a redirect to another host.
+    let back = q
+        .back
+        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    let cookie = format!(
+        "lang={}; Path=/; SameSite=Strict; Max-Age=31536000",
+        lang.tag()
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
+}
+
+async fn home(signed: Option<SignedIn>) -> Redirect {
+    match signed {
+        Some(_) => Redirect::to("/alerts"),
+        None => Redirect::to("/sign-in"),
+    }
+}
+
+/// A request from a signed-in browser: its key authenticated again, and what every page
+/// needs (language, the caller for the API's handlers, the CSRF token for its forms).
+pub(crate) struct SignedIn {
+    pub(crate) caller: Caller,
+    pub(crate) csrf: String,
+    session: String,
+    pub(crate) tr: Tr,
+    /// The request's path and query, for the language switcher to come back to.
+    pub(crate) here: String,
+}
+
+/// Not signed in (or the key was revoked, or the session expired): to the sign-in page.
+pub(crate) struct NotSignedIn;
+
+impl IntoResponse for NotSignedIn {
+    fn into_response(self) -> Response {
+        Redirect::to("/sign-in").into_response()
+    }
+}
+
+impl FromRequestParts<Console> for SignedIn {
+    type Rejection = NotSignedIn;
+
+    async fn from_request_parts(parts: &mut Parts, c: &Console) -> Result<Self, NotSignedIn> {
+        let id = parts
+            .headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| session::cookie(h, session::COOKIE))
+            .ok_or(NotSignedIn)?
+            .to_owned();
+        let (token, csrf) = c.sessions.get(&id).ok_or(NotSignedIn)?;
+        let (key_id, role) = match c.app.keys.authenticate(&token) {
+            Ok(k) => k,
+            Err(_) => {
+                // Revoked or unknown: the session ends with the key.
+                c.sessions.end(&id);
+                return Err(NotSignedIn);
+            }
+        };
+        if role == Role::Ingest {
+            return Err(NotSignedIn);
+        }
+        Ok(SignedIn {
+            caller: Caller { key_id, role },
+            csrf,
+            session: id,
+            tr: Tr {
+                lang: lang_of(&parts.headers),
+            },
+            here: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        })
+    }
+}
+
+impl axum::extract::OptionalFromRequestParts<Console> for SignedIn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        c: &Console,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(
+            <SignedIn as FromRequestParts<Console>>::from_request_parts(parts, c)
+                .await
+                .ok(),
+        )
+    }
+}
+
+/// What the page frame shows: who is signed in, the sign-out form, the languages.
+pub(crate) struct Frame {
+    /// "Signed in with key … (role)".
+    pub(crate) who: String,
+    pub(crate) csrf: String,
+    pub(crate) here: String,
+    pub(crate) langs: Vec<LangLink>,
+    /// Which navigation entry is current.
+    pub(crate) section: &'static str,
+}
+
+impl SignedIn {
+    pub(crate) fn frame(&self, section: &'static str) -> Frame {
+        Frame {
+            who: self.tr.with(
+                "signed-in-as",
+                &[
+                    ("key", self.caller.key_id.as_str().into()),
+                    ("role", self.caller.role.as_str().into()),
+                ],
+            ),
+            csrf: self.csrf.clone(),
+            here: self.here.clone(),
+            langs: langs(self.tr.lang),
+            section,
+        }
+    }
+
+    /// The refusal of a form whose CSRF token is not this session's (`None`: it is).
+    pub(crate) fn csrf_refused(&self, given: Option<&str>) -> Option<Response> {
+        (!session::csrf_matches(&self.csrf, given))
+            .then(|| error_page(self.tr, StatusCode::FORBIDDEN, self.tr.get("error-csrf")))
+    }
+}
+
+/// A language of the switcher.
+pub(crate) struct LangLink {
+    pub(crate) tag: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) current: bool,
+}
+
+fn langs(current: Lang) -> Vec<LangLink> {
+    Lang::ALL
+        .iter()
+        .map(|l| LangLink {
+            tag: l.tag(),
+            name: l.name(),
+            current: *l == current,
+        })
+        .collect()
+}
+
+/// Renders a page, or the error page if the template fails.
+pub(crate) fn render(t: &impl Template, tr: Tr) -> Response {
+    match t.render() {
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a console page could not be rendered");
+            error_page(tr, StatusCode::INTERNAL_SERVER_ERROR, tr.get("error-title"))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    t: Tr,
+    lang: &'static str,
+    message: String,
+}
+
+pub(crate) fn error_page(t: Tr, status: StatusCode, message: String) -> Response {
+    let page = ErrorPage {
+        t,
+        lang: t.lang.tag(),
+        message,
+    };
+    let html = page.render().unwrap_or_else(|_| "error".into());
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
+}
+
+/// An API error as a page: its status, and its message (already fit for the caller).
+pub(crate) fn api_error_page(t: Tr, e: ApiError) -> Response {
+    let (status, message) = e.status_and_message();
+    let message = match status {
+        StatusCode::FORBIDDEN => t.get("error-forbidden"),
+        StatusCode::NOT_FOUND => t.get("error-not-found"),
+        _ if status.is_server_error() => t.get("error-title"),
+        _ => message,
+    };
+    error_page(t, status, message)
+}

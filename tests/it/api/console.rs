@@ -1,0 +1,393 @@
+//! The console through HTTP, as a browser without JavaScript would use it: sign-in and
+//! sessions, CSRF, roles (an analyst's pages hold no personal value), escaping, the
+//! security headers, languages, and the live alert feed the board follows.
+
+use futures::StreamExt;
+use rapport::auth::Role;
+use reqwest::{header, redirect::Policy, Client, StatusCode};
+use serde_json::json;
+
+use super::helpers::{complaint, registered, TestServer};
+
+const NAME: &str = "Zhang Wei-Console";
+const EMAIL: &str = "zhang.console@example.cn";
+const PHONE: &str = "+8613900000042";
+const TEXT: &str = "批次L0421的茶叶发霉了 <script>alert('x')</script> mouldy";
+
+/// A browser: no redirects followed (so tests see them), the session cookie by hand.
+struct Browser<'a> {
+    s: &'a TestServer,
+    http: Client,
+    cookie: Option<String>,
+    lang: Option<&'static str>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(s: &'a TestServer) -> Browser<'a> {
+        Browser {
+            s,
+            http: Client::builder().redirect(Policy::none()).build().unwrap(),
+            cookie: None,
+            lang: None,
+        }
+    }
+
+    fn headers(&self, mut r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let mut cookies = Vec::new();
+        if let Some(c) = &self.cookie {
+            cookies.push(c.clone());
+        }
+        if let Some(l) = self.lang {
+            cookies.push(format!("lang={l}"));
+        }
+        if !cookies.is_empty() {
+            r = r.header(header::COOKIE, cookies.join("; "));
+        }
+        r
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.headers(self.http.get(format!("{}{path}", self.s.base)))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn page(&self, path: &str) -> (StatusCode, String) {
+        let r = self.get(path).await;
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.headers(self.http.post(format!("{}{path}", self.s.base)))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in with `key`; returns the response to the form.
+    async fn sign_in(&mut self, key: &str) -> reqwest::Response {
+        let r = self.post("/sign-in", &[("key", key)]).await;
+        if let Some(set) = r.headers().get(header::SET_COOKIE) {
+            let set = set.to_str().unwrap().to_owned();
+            self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        }
+        r
+    }
+
+    /// The CSRF token of the signed-in page at `path`.
+    async fn csrf(&self, path: &str) -> String {
+        let (_, html) = self.page(path).await;
+        let at = html
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        html[at..at + 64].to_owned()
+    }
+}
+
+/// Whether `html` has an inline event handler attribute (` onclick=` and the like).
+fn has_event_handler(html: &str) -> bool {
+    html.match_indices(" on").any(|(i, _)| {
+        let rest = &html[i + 3..];
+        let name: String = rest.chars().take_while(|c| c.is_ascii_lowercase()).collect();
+        !name.is_empty() && rest[name.len()..].starts_with('=')
+    })
+}
+
+/// A cascade in one community, with a registered customer whose complaint holds markup.
+async fn seeded() -> (TestServer, String) {
+    let s = TestServer::start().await;
+    let batch = json!([
+        registered("c-1", NAME, EMAIL, PHONE),
+        {"type": "community_joined", "customer": "c-1", "occurred_at": "2026-03-01T09:00:00Z", "data": {"community": "g-1"}},
+        {"type": "community_joined", "customer": "c-2", "occurred_at": "2026-03-01T09:00:00Z", "data": {"community": "g-1"}},
+        {"type": "community_joined", "customer": "c-3", "occurred_at": "2026-03-01T09:00:00Z", "data": {"community": "g-1"}},
+        complaint("c-1", "k-1", TEXT),
+        complaint("c-2", "k-2", "L0421 茶叶有霉味 mouldy"),
+        complaint("c-3", "k-3", "L0421 发霉 mouldy tea"),
+    ]);
+    let (status, body) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201, "{body}");
+    let last = body["last_position"].as_u64().unwrap();
+    let (_, alerts) = s
+        .get(&format!("/v1/alerts?min_position={last}"), &s.admin)
+        .await;
+    let id = alerts["alerts"][0]["id"]
+        .as_str()
+        .expect("the cascade raised an alert");
+    (s, id.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_in_sets_a_strict_http_only_session_and_signing_out_ends_it() {
+    let s = TestServer::start().await;
+    let mut b = Browser::new(&s);
+    let r = b.get("/alerts").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/sign-in");
+    let r = b.sign_in(&s.admin).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()[header::SET_COOKIE].to_str().unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Max-Age=", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let (status, html) = b.page("/alerts").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let csrf = b.csrf("/alerts").await;
+    let r = b.post("/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    // The old cookie no longer opens anything.
+    assert_eq!(b.get("/alerts").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_key_and_an_ingest_key_cannot_sign_in() {
+    let s = TestServer::start().await;
+    let mut b = Browser::new(&s);
+    let r = b.sign_in("rpk_nope_nope").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("not valid or was revoked"));
+    let ingest = s.key(Role::Ingest);
+    let r = b.sign_in(&ingest).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(b.cookie.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_key_ends_its_sessions() {
+    let s = TestServer::start().await;
+    let support = s.key(Role::Support);
+    let mut b = Browser::new(&s);
+    b.sign_in(&support).await;
+    assert_eq!(b.page("/alerts").await.0, StatusCode::OK);
+    let id = support.split('_').nth(1).unwrap();
+    let (status, _) = s.delete(&format!("/v1/keys/{id}"), &s.admin).await;
+    assert_eq!(status, 204);
+    // The key cache holds an answer for up to 2 s; the revocation shows within that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = b.get("/alerts").await.status();
+        if status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session outlived its key"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_without_the_csrf_token_is_refused_and_changes_nothing() {
+    let (s, id) = seeded().await;
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.admin).await;
+    let r = b
+        .post(&format!("/alerts/{id}/acknowledge"), &[("note", "forged")])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = b
+        .post(
+            &format!("/alerts/{id}/acknowledge"),
+            &[("csrf", &"0".repeat(64)), ("note", "forged")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, alert) = s.get(&format!("/v1/alerts/{id}"), &s.admin).await;
+    assert_eq!(alert["status"], "open");
+    assert_eq!(alert["actions"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_acknowledged_and_resolved_in_the_console_is_so_in_the_api() {
+    let (s, id) = seeded().await;
+    let support = s.key(Role::Support);
+    let mut b = Browser::new(&s);
+    b.sign_in(&support).await;
+    let (status, board) = b.page("/alerts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(board.contains(&format!("/alerts/{id}")), "{board}");
+    let csrf = b.csrf(&format!("/alerts/{id}")).await;
+    let r = b
+        .post(
+            &format!("/alerts/{id}/acknowledge"),
+            &[("csrf", &csrf), ("note", "checking batch L0421")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, alert) = s.get(&format!("/v1/alerts/{id}"), &s.admin).await;
+    assert_eq!(alert["status"], "acknowledged");
+    assert_eq!(alert["actions"][0]["note"], "checking batch L0421");
+    let (_, page) = b.page(&format!("/alerts/{id}")).await;
+    assert!(page.contains("checking batch L0421"), "{page}");
+    b.post(&format!("/alerts/{id}/resolve"), &[("csrf", &csrf)])
+        .await;
+    let (_, alert) = s.get(&format!("/v1/alerts/{id}"), &s.admin).await;
+    assert_eq!(alert["status"], "resolved");
+    // An analyst reads the alert but may not act on it.
+    let analyst = s.key(Role::Analyst);
+    let mut a = Browser::new(&s);
+    a.sign_in(&analyst).await;
+    let (_, page) = a.page(&format!("/alerts/{id}")).await;
+    assert!(
+        !page.contains("/acknowledge\""),
+        "no action form for an analyst"
+    );
+    let csrf = a.csrf(&format!("/alerts/{id}")).await;
+    let r = a
+        .post(&format!("/alerts/{id}/acknowledge"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_analysts_pages_contain_no_personal_value() {
+    let (s, id) = seeded().await;
+    let analyst = s.key(Role::Analyst);
+    let mut a = Browser::new(&s);
+    a.sign_in(&analyst).await;
+    let mut support = Browser::new(&s);
+    support.sign_in(&s.key(Role::Support)).await;
+    for path in [
+        "/alerts".to_owned(),
+        format!("/alerts/{id}"),
+        "/customers/c-1".to_owned(),
+    ] {
+        let (status, html) = a.page(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        for value in [NAME, EMAIL, PHONE, "发霉了", "mouldy"] {
+            assert!(
+                !html.contains(value),
+                "{path} shows `{value}` to an analyst"
+            );
+        }
+    }
+    // The same pages show them to support: the test searches for the right thing.
+    let (_, html) = support.page("/customers/c-1").await;
+    assert!(html.contains(NAME) && html.contains(EMAIL), "{html}");
+    let (_, html) = support.page(&format!("/alerts/{id}")).await;
+    assert!(html.contains("发霉了"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn markup_in_a_complaint_is_shown_as_text() {
+    let (s, id) = seeded().await;
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.admin).await;
+    for path in [format!("/alerts/{id}"), "/customers/c-1".to_owned()] {
+        let (_, html) = b.page(&path).await;
+        assert!(
+            !html.contains("<script>alert"),
+            "{path} lets markup through"
+        );
+        assert!(html.contains("&#60;script&#62;alert"), "{path}: {html}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_forbids_inline_scripts_framing_and_caching() {
+    let (s, id) = seeded().await;
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.admin).await;
+    for path in [
+        "/sign-in".to_owned(),
+        "/alerts".to_owned(),
+        format!("/alerts/{id}"),
+        "/customers".to_owned(),
+        "/customers/c-1".to_owned(),
+    ] {
+        let r = b.get(&path).await;
+        let h = r.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(h[header::CACHE_CONTROL], "no-store", "{path}");
+        let html = r.text().await.unwrap();
+        assert!(
+            !html.contains("<script>") && !has_event_handler(&html),
+            "{path} has inline script"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_speak_chinese_when_asked_and_switch_on_request() {
+    let (s, _) = seeded().await;
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.admin).await;
+    let r = b
+        .headers(b.http.get(format!("{}/alerts", s.base)))
+        .header(header::ACCEPT_LANGUAGE, "zh-CN,zh;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("<html lang=\"zh-CN\">") && html.contains("预警"),
+        "{html}"
+    );
+    let r = b.get("/language?to=en&back=/alerts").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .starts_with("lang=en"));
+    // Never a redirect off the console.
+    let r = b.get("/language?to=en&back=//evil.example/").await;
+    assert_eq!(r.headers()[header::LOCATION], "/");
+    b.lang = Some("zh-CN");
+    let (_, html) = b.page("/customers/c-1").await;
+    assert!(html.contains("身份信息"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_board_feed_delivers_a_new_alert_to_a_signed_in_browser() {
+    let s = TestServer::start().await;
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.key(Role::Support)).await;
+    let (_, board) = b.page("/alerts").await;
+    let at = board.find("data-feed=\"").unwrap() + 11;
+    let feed_path: String = board[at..].chars().take_while(|c| *c != '"').collect();
+    let resp = b.get(&feed_path).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut stream = resp.bytes_stream();
+    let batch = json!([
+        {"type": "community_joined", "customer": "c-1", "occurred_at": "2026-03-01T09:00:00Z", "data": {"community": "g-1"}},
+        {"type": "community_joined", "customer": "c-2", "occurred_at": "2026-03-01T09:00:00Z", "data": {"community": "g-1"}},
+        {"type": "community_joined", "customer": "c-3", "occurred_at": "2026-03-01T09:00:00Z", "data": {"community": "g-1"}},
+        complaint("c-1", "k-1", "L0421 mouldy"),
+        complaint("c-2", "k-2", "L0421 mouldy too"),
+        complaint("c-3", "k-3", "L0421 mouldy again"),
+    ]);
+    let (status, _) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201);
+    let mut buf = String::new();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(chunk) = stream.next().await {
+            buf.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+            if buf.contains("event: alert") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(got, Ok(true), "no alert on the board's feed: {buf}");
+    // The fragment the script swaps in shows it.
+    let (_, cards) = b.page("/alerts/board").await;
+    assert!(cards.contains("class=\"card"), "{cards}");
+}
