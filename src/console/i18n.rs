@@ -181,6 +181,8 @@ mod tests {
             include_str!("templates/customers.html"),
             include_str!("templates/customer.html"),
             include_str!("templates/error.html"),
+            include_str!("templates/segments.html"),
+            include_str!("templates/segment.html"),
         ];
         for t in templates {
             for (i, _) in t.match_indices("t.get(\"") {

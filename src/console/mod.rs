@@ -11,6 +11,7 @@
 mod alerts;
 mod customers;
 mod i18n;
+mod segments;
 mod session;
 mod sign_in;
 
@@ -67,6 +68,9 @@ pub fn router(app: AppState) -> Router {
         .route("/alerts/{id}", get(alerts::alert))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/segments", get(segments::list).post(segments::define))
+        .route("/segments/{id}", get(segments::segment))
+        .route("/segments/{id}/members.csv", get(segments::members_csv))
         .route("/customers", get(customers::find))
         .route("/customers/{id}", get(customers::customer))
         .route("/assets/console.css", get(css))

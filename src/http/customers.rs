@@ -368,7 +368,7 @@ pub(super) async fn get_cohorts(
     ))
 }
 
-pub(super) async fn get_reactivation(
+pub(crate) async fn get_reactivation(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -387,7 +387,7 @@ pub(super) async fn get_reactivation(
     ))
 }
 
-pub(super) async fn get_campaigns(
+pub(crate) async fn get_campaigns(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,

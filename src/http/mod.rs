@@ -10,7 +10,7 @@ pub mod metrics;
 mod openapi;
 mod privacy;
 pub(crate) mod query;
-mod segments;
+pub(crate) mod segments;
 
 use std::{sync::Arc, time::Instant};
 

@@ -113,7 +113,7 @@ fn definition(
 }
 
 /// `POST /v1/segments`: defines a new segment (409 if the id is taken).
-pub(super) async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
@@ -191,7 +191,7 @@ fn segment_json(d: &rapport_projections::segments::SegmentDef, members: usize) -
 }
 
 /// `GET /v1/segments`.
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -214,7 +214,7 @@ pub(super) async fn list(
 }
 
 /// `GET /v1/segments/{id}`.
-pub(super) async fn get_one(
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -258,7 +258,7 @@ fn member_row(
 /// `GET /v1/segments/{id}/members?format=json|csv&cursor=&limit=`. The cursor is the last
 /// customer id of the previous page, so pages stay consistent while membership changes.
 /// CSV returns every member (no paging), for import into marketing tools.
-pub(super) async fn members(
+pub(crate) async fn members(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -91,7 +91,10 @@ impl<'a> Browser<'a> {
 fn has_event_handler(html: &str) -> bool {
     html.match_indices(" on").any(|(i, _)| {
         let rest = &html[i + 3..];
-        let name: String = rest.chars().take_while(|c| c.is_ascii_lowercase()).collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase())
+            .collect();
         !name.is_empty() && rest[name.len()..].starts_with('=')
     })
 }
@@ -390,4 +393,98 @@ async fn the_board_feed_delivers_a_new_alert_to_a_signed_in_browser() {
     // The fragment the script swaps in shows it.
     let (_, cards) = b.page("/alerts/board").await;
     assert!(cards.contains("class=\"card"), "{cards}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_segment_rule_shows_its_error_on_the_rule_field() {
+    let s = TestServer::start().await;
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.key(Role::Analyst)).await;
+    let csrf = b.csrf("/segments").await;
+    let r = b
+        .post(
+            "/segments",
+            &[
+                ("csrf", &csrf),
+                ("id", "tea"),
+                ("name", "Tea"),
+                ("rule", r#"{"field": "orderz", "op": ">=", "value": 1}"#),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    let at = html
+        .find("data-field=\"rule\">")
+        .expect("an error on the rule field");
+    assert!(
+        html[at..].starts_with("data-field=\"rule\">/rule/field: unknown field `orderz`"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"seg-rule\" name=\"rule\""), "{html}");
+    assert!(html.contains("aria-invalid=\"true\""), "{html}");
+    // Not JSON at all is also said on the field, and nothing was defined.
+    let r = b
+        .post(
+            "/segments",
+            &[
+                ("csrf", &csrf),
+                ("id", "tea"),
+                ("name", "Tea"),
+                ("rule", "{orders >= 1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("data-field=\"rule\">The rule is not JSON"));
+    let (_, list) = s.get("/v1/segments", &s.admin).await;
+    assert_eq!(list["segments"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segments_csv_download_has_one_row_per_member() {
+    let s = TestServer::start().await;
+    let batch = json!([
+        super::helpers::purchase("c-1", "o-1", "10.00"),
+        super::helpers::purchase("c-2", "o-2", "12.00"),
+        super::helpers::purchase("c-2", "o-3", "14.00"),
+    ]);
+    let (status, _) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201);
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.admin).await;
+    let csrf = b.csrf("/segments").await;
+    let r = b
+        .post(
+            "/segments",
+            &[
+                ("csrf", &csrf),
+                ("id", "buyers"),
+                ("name", "Buyers"),
+                ("rule", r#"{"field": "orders", "op": ">=", "value": 1}"#),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/segments/buyers");
+    let (status, page) = b.page("/segments/buyers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("/segments/buyers/members.csv"), "{page}");
+    let r = b.get("/segments/buyers/members.csv").await;
+    assert!(r.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .contains("segment-buyers.csv"));
+    let csv = r.text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[0].starts_with("customer,"), "{csv}");
+    assert!(
+        rows[1].starts_with("c-1,") && rows[2].starts_with("c-2,"),
+        "{csv}"
+    );
 }
