@@ -66,7 +66,7 @@ pub(crate) fn time_text(s: &str) -> String {
 }
 
 impl Card {
-    fn of(a: &Alert) -> Card {
+    fn of(a: &Alert, t: super::Tr) -> Card {
         Card {
             id: a.id.clone(),
             level: level_name(a.level),
@@ -80,7 +80,7 @@ impl Card {
             growth: a
                 .levels
                 .iter()
-                .map(|(l, p)| format!("{} @{p}", level_name(*l)))
+                .map(|(l, p)| format!("{} @{p}", t.pick("level", level_name(*l))))
                 .collect::<Vec<_>>()
                 .join(" → "),
         }
@@ -161,7 +161,12 @@ async fn cards(
     let total = v["total"].as_u64().unwrap_or(0) as usize;
     let last = v["last_change"].as_u64().unwrap_or(0);
     let updated = v["position"].as_u64().unwrap_or(0).to_string();
-    Ok((alerts.iter().map(Card::of).collect(), total, last, updated))
+    Ok((
+        alerts.iter().map(|a| Card::of(a, signed.tr)).collect(),
+        total,
+        last,
+        updated,
+    ))
 }
 
 /// `GET /alerts`: the board, open alerts by default, critical first.
@@ -365,7 +370,7 @@ pub(crate) async fn alert(
             })
             .collect(),
         can_act: matches!(signed.caller.role, Role::Support | Role::Admin),
-        card: Card::of(&a),
+        card: Card::of(&a, t),
     };
     render(&page, t)
 }

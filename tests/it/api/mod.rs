@@ -5,6 +5,7 @@ mod helpers;
 mod alerts;
 mod append;
 mod auth;
+mod browser;
 mod console;
 mod customers;
 mod hardening;
