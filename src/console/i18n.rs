@@ -183,6 +183,7 @@ mod tests {
             include_str!("templates/error.html"),
             include_str!("templates/segments.html"),
             include_str!("templates/segment.html"),
+            include_str!("templates/reactivation.html"),
         ];
         for t in templates {
             for (i, _) in t.match_indices("t.get(\"") {

@@ -11,6 +11,7 @@
 mod alerts;
 mod customers;
 mod i18n;
+mod reactivation;
 mod segments;
 mod session;
 mod sign_in;
@@ -71,6 +72,8 @@ pub fn router(app: AppState) -> Router {
         .route("/segments", get(segments::list).post(segments::define))
         .route("/segments/{id}", get(segments::segment))
         .route("/segments/{id}/members.csv", get(segments::members_csv))
+        .route("/reactivation", get(reactivation::page))
+        .route("/reactivation.csv", get(reactivation::csv))
         .route("/customers", get(customers::find))
         .route("/customers/{id}", get(customers::customer))
         .route("/assets/console.css", get(css))

@@ -368,23 +368,65 @@ pub(super) async fn get_cohorts(
     ))
 }
 
+/// `GET /v1/reactivation?currency=&limit=&format=json|csv`: dormant customers worth
+/// winning back, best first. CSV holds every candidate (no limit), for a sending tool.
 pub(crate) async fn get_reactivation(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
     let (st, as_of) = view(&state, &q).await?;
-    let limit = page_limit(&q)?;
     let c = &st.customers;
     let currency = currency(&q, c, as_of);
     let all = reactivation::candidates(c, &state.read_model.lifecycle, as_of, &currency);
-    let total = all.len();
-    let top: Vec<_> = all.into_iter().take(limit).collect();
-    Ok(Json(
-        json!({"as_of": as_of, "currency": currency, "total": total, "customers": top}),
-    ))
+    match q.format.as_deref().unwrap_or("json") {
+        "csv" => {
+            let mut out = String::from(
+                "customer,lifecycle,days_since_last_purchase,orders,revenue,value,currency,p_alive,reach,active_referees,active_co_members,recently_contacted,score\n",
+            );
+            for x in &all {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                    csv(&x.customer),
+                    x.lifecycle.as_str(),
+                    x.days_since_last_purchase,
+                    x.orders,
+                    x.revenue,
+                    x.value,
+                    csv(&currency),
+                    x.p_alive,
+                    x.reach,
+                    x.active_referees,
+                    x.active_co_members,
+                    x.recently_contacted,
+                    x.score
+                ));
+            }
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"reactivation.csv\"",
+                    ),
+                ],
+                out,
+            )
+                .into_response())
+        }
+        "json" => {
+            let limit = page_limit(&q)?;
+            let total = all.len();
+            let top: Vec<_> = all.into_iter().take(limit).collect();
+            Ok(Json(
+                json!({"as_of": as_of, "currency": currency, "total": total, "customers": top}),
+            )
+            .into_response())
+        }
+        _ => Err(ApiError::bad("format", "must be json or csv")),
+    }
 }
 
 pub(crate) async fn get_campaigns(

@@ -128,3 +128,26 @@ col-orders = Orders
 col-revenue = Revenue
 col-last-purchase = Last purchase
 col-communities = Communities
+nav-reactivation = Reactivation
+reactivation-title = Reactivation
+reactivation-help = Dormant and lapsing customers ranked by the expected value of winning them back: how much they bought, how likely they still are to buy, and how many active customers they are connected to.
+reactivation-currency = Currency
+reactivation-total = { $count ->
+    [one] One candidate
+   *[other] { $count } candidates
+}, valued in { $currency }
+reactivation-csv = Download every candidate as CSV
+campaigns-title = Campaigns
+campaigns-none = No outreach has been recorded yet.
+col-days-quiet = Days since last purchase
+col-value = Value per year
+col-p-alive = Still buying (probability)
+col-reach = Reach
+col-contacted = Contacted lately
+col-score = Score
+col-campaign = Campaign
+col-contacts = Contacts
+col-customers = Customers
+col-reactivated = Bought again within 30 days
+yes = yes
+no = no

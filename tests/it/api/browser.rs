@@ -292,6 +292,7 @@ async fn every_page_in_both_languages_is_accessible_and_an_analyst_sees_no_perso
         ("alert", format!("/alerts/{id}")),
         ("segments", "/segments".to_owned()),
         ("segment", "/segments/buyers".to_owned()),
+        ("reactivation", "/reactivation".to_owned()),
         ("customers", "/customers".to_owned()),
         ("customer", "/customers/c-1".to_owned()),
     ];

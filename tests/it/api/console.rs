@@ -488,3 +488,48 @@ async fn a_segments_csv_download_has_one_row_per_member() {
         "{csv}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reactivation_ranks_the_dormant_and_downloads_them_all() {
+    let s = TestServer::start().await;
+    let buy = |c: &str, o: &str, day: &str| {
+        json!({"type": "purchase", "customer": c, "occurred_at": format!("{day}T10:00:00Z"),
+            "data": {"order_id": o, "amount": "50.00", "currency": "CNY"}})
+    };
+    // c-old bought often a year ago; c-now keeps the clock at today.
+    let batch = json!([
+        buy("c-old", "o-1", "2025-01-05"),
+        buy("c-old", "o-2", "2025-02-05"),
+        buy("c-old", "o-3", "2025-03-05"),
+        buy("c-now", "o-4", "2026-03-01"),
+    ]);
+    let (status, body) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201, "{body}");
+    let last = body["last_position"].as_u64().unwrap();
+    let (_, api) = s
+        .get(&format!("/v1/reactivation?min_position={last}"), &s.admin)
+        .await;
+    assert_eq!(api["customers"][0]["customer"], "c-old", "{api}");
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.key(Role::Analyst)).await;
+    let (status, html) = b.page("/reactivation").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("/customers/c-old") && !html.contains("/customers/c-now\""),
+        "{html}"
+    );
+    let r = b.get("/reactivation.csv?currency=CNY").await;
+    assert!(r.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .contains("reactivation.csv"));
+    let csv = r.text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("customer,lifecycle,"), "{csv}");
+    assert_eq!(
+        rows.len(),
+        1 + api["total"].as_u64().unwrap() as usize,
+        "{csv}"
+    );
+    assert!(rows[1].starts_with("c-old,"), "{csv}");
+}

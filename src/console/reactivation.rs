@@ -1,0 +1,186 @@
+//! Reactivation: the dormant customers worth winning back, ranked, with the parts of each
+//! score; a CSV of all of them for the tool that sends the message; campaign results.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::Uri,
+    response::Response,
+    Json,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{alerts::urlencode, api_error_page, render, Console, Frame, SignedIn, Tr};
+use crate::http;
+
+struct CandidateRow {
+    customer: String,
+    lifecycle: String,
+    days: String,
+    orders: String,
+    revenue: String,
+    value: String,
+    p_alive: String,
+    reach: String,
+    contacted: bool,
+    score: String,
+}
+
+struct CampaignRow {
+    campaign: String,
+    contacts: String,
+    customers: String,
+    reactivated: String,
+}
+
+#[derive(Template)]
+#[template(path = "reactivation.html")]
+struct ReactivationPage {
+    t: Tr,
+    lang: &'static str,
+    frame: Frame,
+    currency: String,
+    summary: String,
+    csv: String,
+    candidates: Vec<CandidateRow>,
+    campaigns: Vec<CampaignRow>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ReactivationQuery {
+    currency: Option<String>,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn ratio(v: &Value) -> String {
+    v.as_f64().map_or_else(String::new, |x| format!("{x:.2}"))
+}
+
+/// `GET /reactivation?currency=`: the top 100 candidates and the campaigns.
+pub(crate) async fn page(
+    State(c): State<Console>,
+    signed: SignedIn,
+    Query(q): Query<ReactivationQuery>,
+) -> Response {
+    let t = signed.tr;
+    let currency_param = q
+        .currency
+        .filter(|c| !c.is_empty())
+        .map(|c| format!("&currency={}", urlencode(&c)))
+        .unwrap_or_default();
+    let uri: Uri = format!("/?limit=100{currency_param}")
+        .parse()
+        .unwrap_or_default();
+    let resp = match http::customers::get_reactivation(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Query::try_from_uri(&uri),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return api_error_page(t, e),
+    };
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let none = Uri::from_static("/");
+    let Json(camp) = match http::customers::get_campaigns(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Query::try_from_uri(&none),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return api_error_page(t, e),
+    };
+    let candidates = v["customers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| CandidateRow {
+                    customer: text(&x["customer"]),
+                    lifecycle: t.pick("lifecycle", &text(&x["lifecycle"])),
+                    days: text(&x["days_since_last_purchase"]),
+                    orders: text(&x["orders"]),
+                    revenue: text(&x["revenue"]),
+                    value: text(&x["value"]),
+                    p_alive: ratio(&x["p_alive"]),
+                    reach: ratio(&x["reach"]),
+                    contacted: x["recently_contacted"].as_bool().unwrap_or(false),
+                    score: ratio(&x["score"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let campaigns = camp["campaigns"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| CampaignRow {
+                    campaign: text(&x["campaign"]),
+                    contacts: text(&x["contacts"]),
+                    customers: text(&x["customers"]),
+                    reactivated: text(&x["reactivated"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let currency = text(&v["currency"]);
+    let total = v["total"].as_u64().unwrap_or(0) as usize;
+    render(
+        &ReactivationPage {
+            t,
+            lang: t.lang.tag(),
+            frame: signed.frame("reactivation"),
+            summary: t.with(
+                "reactivation-total",
+                &[
+                    ("count", total.into()),
+                    ("currency", currency.as_str().into()),
+                ],
+            ),
+            csv: format!("/reactivation.csv?currency={}", urlencode(&currency)),
+            currency,
+            candidates,
+            campaigns,
+        },
+        t,
+    )
+}
+
+/// `GET /reactivation.csv?currency=`: every candidate, as the API's CSV.
+pub(crate) async fn csv(
+    State(c): State<Console>,
+    signed: SignedIn,
+    Query(q): Query<ReactivationQuery>,
+) -> Response {
+    let currency_param = q
+        .currency
+        .filter(|c| !c.is_empty())
+        .map(|c| format!("&currency={}", urlencode(&c)))
+        .unwrap_or_default();
+    let uri: Uri = format!("/?format=csv{currency_param}")
+        .parse()
+        .unwrap_or_default();
+    match http::customers::get_reactivation(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Query::try_from_uri(&uri),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => api_error_page(signed.tr, e),
+    }
+}
