@@ -267,7 +267,12 @@ impl App {
             }
             None => None,
         };
+        let kafka_info = opts
+            .kafka
+            .as_ref()
+            .map(|k| format!("{} (in: {}, group: {})", k.brokers, k.in_topic, k.group));
         let state = AppState {
+            kafka: kafka_info,
             log,
             keys,
             metrics,

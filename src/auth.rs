@@ -56,7 +56,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyInfo {
     pub id: String,
     pub role: Role,

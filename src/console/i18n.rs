@@ -184,6 +184,7 @@ mod tests {
             include_str!("templates/segments.html"),
             include_str!("templates/segment.html"),
             include_str!("templates/reactivation.html"),
+            include_str!("templates/system.html"),
         ];
         for t in templates {
             for (i, _) in t.match_indices("t.get(\"") {

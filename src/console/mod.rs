@@ -15,6 +15,7 @@ mod reactivation;
 mod segments;
 mod session;
 mod sign_in;
+mod system;
 
 use std::sync::Arc;
 
@@ -76,6 +77,9 @@ pub fn router(app: AppState) -> Router {
         .route("/reactivation.csv", get(reactivation::csv))
         .route("/customers", get(customers::find))
         .route("/customers/{id}", get(customers::customer))
+        .route("/system", get(system::page))
+        .route("/system/keys", post(system::create_key))
+        .route("/system/keys/{id}/revoke", post(system::revoke_key))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
         .layer(axum::middleware::from_fn(security_headers))
@@ -262,6 +266,8 @@ pub(crate) struct Frame {
     pub(crate) langs: Vec<LangLink>,
     /// Which navigation entry is current.
     pub(crate) section: &'static str,
+    /// Whether the system page is offered.
+    pub(crate) admin: bool,
 }
 
 impl SignedIn {
@@ -278,6 +284,7 @@ impl SignedIn {
             here: self.here.clone(),
             langs: langs(self.tr.lang),
             section,
+            admin: self.caller.role == Role::Admin,
         }
     }
 

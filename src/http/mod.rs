@@ -8,7 +8,7 @@ mod events;
 mod feed;
 pub mod metrics;
 mod openapi;
-mod privacy;
+pub(crate) mod privacy;
 pub(crate) mod query;
 pub(crate) mod segments;
 
@@ -47,6 +47,8 @@ pub struct AppState {
     /// Flips to `true` when shutdown starts; `/readyz` then answers 503.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     pub read_model: Arc<crate::read_model::ReadModel>,
+    /// Where Kafka in and out run (`brokers, topic, group`), when configured.
+    pub kafka: Option<String>,
 }
 
 /// The authenticated caller.

@@ -12,12 +12,12 @@ use super::{ApiError, AppState, Caller};
 use crate::{auth::Role, log::PersonalAccess, store::READ_EVENTS_MAX};
 
 #[derive(Deserialize)]
-pub(super) struct CreateKey {
+pub(crate) struct CreateKey {
     role: String,
     label: Option<String>,
 }
 
-pub(super) async fn create_key(
+pub(crate) async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
@@ -34,7 +34,7 @@ pub(super) async fn create_key(
     ))
 }
 
-pub(super) async fn list_keys(
+pub(crate) async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -42,7 +42,7 @@ pub(super) async fn list_keys(
     Ok(Json(json!({"keys": state.keys.list()?})))
 }
 
-pub(super) async fn revoke_key(
+pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

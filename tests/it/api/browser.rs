@@ -297,8 +297,18 @@ async fn every_page_in_both_languages_is_accessible_and_an_analyst_sees_no_perso
         ("customer", "/customers/c-1".to_owned()),
     ];
     let analyst = s.key(Role::Analyst);
-    for (who, key) in [("support", s.key(Role::Support)), ("analyst", analyst)] {
+    for (who, key) in [
+        ("support", s.key(Role::Support)),
+        ("analyst", analyst),
+        ("admin", s.admin.clone()),
+    ] {
         sign_in(&b, &s.base, &key).await;
+        // An admin's pass adds the page only admins see.
+        let mut pages = pages.to_vec();
+        if who == "admin" {
+            pages.retain(|(name, _)| *name == "alerts");
+            pages.push(("system", "/system".to_owned()));
+        }
         for lang in ["en", "zh-CN"] {
             b.goto(&format!("{}/language?to={lang}&back=/alerts", s.base))
                 .await

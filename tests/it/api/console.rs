@@ -533,3 +533,52 @@ async fn reactivation_ranks_the_dormant_and_downloads_them_all() {
     );
     assert!(rows[1].starts_with("c-old,"), "{csv}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_system_page_shows_the_lag_and_manages_keys_for_admins_only() {
+    let s = TestServer::start().await;
+    let mut admin = Browser::new(&s);
+    admin.sign_in(&s.admin).await;
+    let (status, html) = admin.page("/system").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Events not yet applied"), "{html}");
+    let csrf = admin.csrf("/system").await;
+    let r = admin
+        .post(
+            "/system/keys",
+            &[
+                ("csrf", &csrf),
+                ("role", "support"),
+                ("label", "night shift"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let html = r.text().await.unwrap();
+    let at = html.find("id=\"new-token\" value=\"").unwrap() + 22;
+    let token: String = html[at..].chars().take_while(|c| *c != '"').collect();
+    assert!(token.starts_with("rpk_"), "{token}");
+    // The new key works, and is revoked from the same page.
+    assert_eq!(s.get("/v1/alerts", &token).await.0, 200);
+    let id = token.split('_').nth(1).unwrap().to_owned();
+    let r = admin
+        .post(&format!("/system/keys/{id}/revoke"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, keys) = s.get("/v1/keys", &s.admin).await;
+    let revoked = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap();
+    assert!(revoked["revoked_at"].is_string(), "{keys}");
+    // Without the token, nothing is created.
+    let r = admin.post("/system/keys", &[("role", "admin")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let mut support = Browser::new(&s);
+    support.sign_in(&s.key(Role::Support)).await;
+    assert_eq!(support.page("/system").await.0, StatusCode::FORBIDDEN);
+    let (_, board) = support.page("/alerts").await;
+    assert!(!board.contains("href=\"/system\""), "{board}");
+}
