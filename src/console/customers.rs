@@ -105,11 +105,14 @@ pub(crate) async fn customer(
 ) -> Response {
     let t = signed.tr;
     let none = Uri::from_static("/");
+    let at: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
+        .parse()
+        .unwrap_or(none.clone());
     let Json(p) = match http::customers::get_customer(
         State(c.app.clone()),
         signed.caller.clone(),
         Path(id.clone()),
-        Query::try_from_uri(&none),
+        Query::try_from_uri(&at),
     )
     .await
     {
@@ -207,11 +210,16 @@ pub(crate) async fn customer(
     let page = CustomerPage {
         t,
         lang: t.lang.tag(),
-        frame: signed.frame("customers"),
+        frame: signed.frame_travelling("customers"),
         title: t.with("customer-title", &[("id", id.as_str().into())]),
-        older: tl["next_cursor"]
-            .as_str()
-            .map(|cur| format!("/customers/{}?cursor={}", urlencode(&id), urlencode(cur))),
+        older: tl["next_cursor"].as_str().map(|cur| {
+            format!(
+                "/customers/{}?cursor={}{}",
+                urlencode(&id),
+                urlencode(cur),
+                signed.past_link()
+            )
+        }),
         erased: p["erased"].as_bool().unwrap_or(false),
         identity,
         profile,

@@ -193,6 +193,81 @@ pub(crate) struct SignedIn {
     pub(crate) tr: Tr,
     /// The request's path and query, for the language switcher to come back to.
     pub(crate) here: String,
+    /// The past this page is asked about (time travel), if any.
+    pub(crate) past: Option<Past>,
+}
+
+/// A point in the past a page is shown at: a log position, what was known at a
+/// recording time, or what was true at a business time. Console URLs carry it as
+/// `when_kind` and `when`; the API gets it as its own parameter.
+#[derive(Clone)]
+pub(crate) struct Past {
+    /// `as_of_position`, `known_at` or `valid_at`.
+    pub(crate) kind: &'static str,
+    pub(crate) value: String,
+}
+
+impl Past {
+    fn of_query(query: &str) -> Option<Past> {
+        let mut kind = None;
+        let mut value = None;
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=')?;
+            let v = percent_decode(v);
+            match k {
+                "when_kind" => {
+                    kind = ["as_of_position", "known_at", "valid_at"]
+                        .into_iter()
+                        .find(|x| *x == v)
+                }
+                "when" if !v.trim().is_empty() => value = Some(v.trim().to_owned()),
+                _ => {}
+            }
+        }
+        Some(Past {
+            kind: kind?,
+            value: value?,
+        })
+    }
+
+    /// The API's query parameter: `&valid_at=2026-03-01`.
+    pub(crate) fn api_param(&self) -> String {
+        format!("&{}={}", self.kind, alerts::urlencode(&self.value))
+    }
+
+    /// The console's: `&when_kind=valid_at&when=2026-03-01`, for links that stay in it.
+    pub(crate) fn console_param(&self) -> String {
+        format!(
+            "&when_kind={}&when={}",
+            self.kind,
+            alerts::urlencode(&self.value)
+        )
+    }
+}
+
+/// `%XX` and `+` decoded (a form's query string).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            x => out.push(x),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Not signed in (or the key was revoked, or the session expired): to the sign-in page.
@@ -238,6 +313,7 @@ impl FromRequestParts<Console> for SignedIn {
                 .uri
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            past: parts.uri.query().and_then(Past::of_query),
         })
     }
 }
@@ -268,6 +344,12 @@ pub(crate) struct Frame {
     pub(crate) section: &'static str,
     /// Whether the system page is offered.
     pub(crate) admin: bool,
+    /// The page's path, for the time-travel form; `None` on pages that only show now.
+    pub(crate) travel: Option<String>,
+    /// The banner of a page shown at a past point.
+    pub(crate) past_banner: Option<String>,
+    pub(crate) past_kind: &'static str,
+    pub(crate) past_value: String,
 }
 
 impl SignedIn {
@@ -285,7 +367,40 @@ impl SignedIn {
             langs: langs(self.tr.lang),
             section,
             admin: self.caller.role == Role::Admin,
+            travel: None,
+            past_banner: None,
+            past_kind: "",
+            past_value: String::new(),
         }
+    }
+
+    /// The frame of a page that can be shown as of a past point (time travel): the form in
+    /// the header, and the banner when it is.
+    pub(crate) fn frame_travelling(&self, section: &'static str) -> Frame {
+        let mut f = self.frame(section);
+        f.travel = Some(self.here.split('?').next().unwrap_or("/").to_owned());
+        if let Some(p) = &self.past {
+            f.past_banner = Some(self.tr.with(
+                &format!("past-banner-{}", p.kind.replace('_', "-")),
+                &[("when", p.value.as_str().into())],
+            ));
+            f.past_kind = p.kind;
+            f.past_value = p.value.clone();
+        }
+        f
+    }
+
+    /// The API query parameter of the past asked about (empty for now).
+    pub(crate) fn past_param(&self) -> String {
+        self.past.as_ref().map(Past::api_param).unwrap_or_default()
+    }
+
+    /// The same for the console's own links.
+    pub(crate) fn past_link(&self) -> String {
+        self.past
+            .as_ref()
+            .map(Past::console_param)
+            .unwrap_or_default()
     }
 
     /// The refusal of a form whose CSRF token is not this session's (`None`: it is).

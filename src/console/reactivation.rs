@@ -76,7 +76,8 @@ pub(crate) async fn page(
         .filter(|c| !c.is_empty())
         .map(|c| format!("&currency={}", urlencode(&c)))
         .unwrap_or_default();
-    let uri: Uri = format!("/?limit=100{currency_param}")
+    let past = signed.past_param();
+    let uri: Uri = format!("/?limit=100{currency_param}{past}")
         .parse()
         .unwrap_or_default();
     let resp = match http::customers::get_reactivation(
@@ -93,11 +94,13 @@ pub(crate) async fn page(
         .await
         .unwrap_or_default();
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let none = Uri::from_static("/");
+    let at: Uri = format!("/?{}", past.trim_start_matches('&'))
+        .parse()
+        .unwrap_or_default();
     let Json(camp) = match http::customers::get_campaigns(
         State(c.app.clone()),
         signed.caller.clone(),
-        Query::try_from_uri(&none),
+        Query::try_from_uri(&at),
     )
     .await
     {
@@ -142,7 +145,7 @@ pub(crate) async fn page(
         &ReactivationPage {
             t,
             lang: t.lang.tag(),
-            frame: signed.frame("reactivation"),
+            frame: signed.frame_travelling("reactivation"),
             summary: t.with(
                 "reactivation-total",
                 &[
@@ -150,7 +153,11 @@ pub(crate) async fn page(
                     ("currency", currency.as_str().into()),
                 ],
             ),
-            csv: format!("/reactivation.csv?currency={}", urlencode(&currency)),
+            csv: format!(
+                "/reactivation.csv?currency={}{}",
+                urlencode(&currency),
+                signed.past_link()
+            ),
             currency,
             candidates,
             campaigns,
@@ -170,7 +177,7 @@ pub(crate) async fn csv(
         .filter(|c| !c.is_empty())
         .map(|c| format!("&currency={}", urlencode(&c)))
         .unwrap_or_default();
-    let uri: Uri = format!("/?format=csv{currency_param}")
+    let uri: Uri = format!("/?format=csv{currency_param}{}", signed.past_param())
         .parse()
         .unwrap_or_default();
     match http::customers::get_reactivation(

@@ -63,11 +63,13 @@ fn text(v: &Value) -> String {
 }
 
 async fn list_page(c: &Console, signed: &SignedIn, editor: Editor) -> Response {
-    let none = Uri::from_static("/");
+    let at: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/"));
     let Json(v) = match http::segments::list(
         State(c.app.clone()),
         signed.caller.clone(),
-        Query::try_from_uri(&none),
+        Query::try_from_uri(&at),
     )
     .await
     {
@@ -92,7 +94,7 @@ async fn list_page(c: &Console, signed: &SignedIn, editor: Editor) -> Response {
         &ListPage {
             t: signed.tr,
             lang: signed.tr.lang.tag(),
-            frame: signed.frame("segments"),
+            frame: signed.frame_travelling("segments"),
             segments,
             can_define: matches!(
                 signed.caller.role,
@@ -225,6 +227,8 @@ struct SegmentPage {
     id: String,
     name: String,
     rule: String,
+    /// The CSV of every member (at the same point in time as the page).
+    csv: String,
     total: String,
     members: Vec<MemberRow>,
     next: Option<String>,
@@ -244,11 +248,15 @@ pub(crate) async fn segment(
 ) -> Response {
     let t = signed.tr;
     let none = Uri::from_static("/");
+    let past = signed.past_param();
+    let at: Uri = format!("/?{}", past.trim_start_matches('&'))
+        .parse()
+        .unwrap_or(none.clone());
     let Json(def) = match http::segments::get_one(
         State(c.app.clone()),
         signed.caller.clone(),
         Path(id.clone()),
-        Query::try_from_uri(&none),
+        Query::try_from_uri(&at),
     )
     .await
     {
@@ -256,8 +264,8 @@ pub(crate) async fn segment(
         Err(e) => return api_error_page(t, e),
     };
     let members_uri: Uri = match &q.cursor {
-        Some(cur) => format!("/?limit=50&cursor={}", urlencode(cur)),
-        None => "/?limit=50".to_owned(),
+        Some(cur) => format!("/?limit=50&cursor={}{past}", urlencode(cur)),
+        None => format!("/?limit=50{past}"),
     }
     .parse()
     .unwrap_or(none);
@@ -303,14 +311,24 @@ pub(crate) async fn segment(
                 .collect()
         })
         .unwrap_or_default();
-    let next = page["next_cursor"]
-        .as_str()
-        .map(|cur| format!("/segments/{}?cursor={}", urlencode(&id), urlencode(cur)));
+    let next = page["next_cursor"].as_str().map(|cur| {
+        format!(
+            "/segments/{}?cursor={}{}",
+            urlencode(&id),
+            urlencode(cur),
+            signed.past_link()
+        )
+    });
     render(
         &SegmentPage {
             t,
             lang: t.lang.tag(),
-            frame: signed.frame("segments"),
+            frame: signed.frame_travelling("segments"),
+            csv: format!(
+                "/segments/{}/members.csv?{}",
+                urlencode(&id),
+                signed.past_link().trim_start_matches('&')
+            ),
             name: text(&def["name"]),
             rule: serde_json::to_string_pretty(&def["rule"]).unwrap_or_default(),
             total: text(&page["total"]),
@@ -328,7 +346,9 @@ pub(crate) async fn members_csv(
     signed: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let uri = Uri::from_static("/?format=csv");
+    let uri: Uri = format!("/?format=csv{}", signed.past_param())
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/?format=csv"));
     match http::segments::members(
         State(c.app.clone()),
         signed.caller.clone(),

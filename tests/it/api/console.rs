@@ -582,3 +582,47 @@ async fn the_system_page_shows_the_lag_and_manages_keys_for_admins_only() {
     let (_, board) = support.page("/alerts").await;
     assert!(!board.contains("href=\"/system\""), "{board}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_travel_shows_a_page_as_of_the_past_under_a_banner() {
+    let s = TestServer::start().await;
+    let batch = json!([
+        super::helpers::purchase("c-1", "o-1", "10.00"),
+        {"type": "purchase", "customer": "c-1", "occurred_at": "2026-04-01T10:00:00Z",
+            "data": {"order_id": "o-2", "amount": "20.00", "currency": "CNY"}},
+    ]);
+    let (status, body) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201);
+    let first = body["positions"][0].as_u64().unwrap();
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.key(Role::Support)).await;
+    let (_, now) = b.page("/customers/c-1").await;
+    assert!(now.contains("<dt>Orders</dt><dd>2</dd>"), "{now}");
+    assert!(!now.contains("class=\"past\""), "no banner for now");
+    // What was true in March (business time), then the state after the first event.
+    let (status, march) = b
+        .page("/customers/c-1?when_kind=valid_at&when=2026-03-15")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{march}");
+    assert!(march.contains("<dt>Orders</dt><dd>1</dd>"), "{march}");
+    assert!(
+        march.contains("class=\"past\"") && march.contains("2026-03-15"),
+        "{march}"
+    );
+    assert!(march.contains("Back to now"), "{march}");
+    let (_, after_first) = b
+        .page(&format!(
+            "/customers/c-1?when_kind=as_of_position&when={first}"
+        ))
+        .await;
+    assert!(
+        after_first.contains("<dt>Orders</dt><dd>1</dd>"),
+        "{after_first}"
+    );
+    // A bad date is said, not a crash.
+    let (status, bad) = b
+        .page("/customers/c-1?when_kind=valid_at&when=yesterday")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert!(bad.contains("valid_at"), "{bad}");
+}
