@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use anyhow::Context;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use plotters::prelude::*;
 use rapport_projections::{cohorts, reactivation, rfm, Customers, Lifecycle, LifecycleConfig};
 use rust_decimal::Decimal;
@@ -21,20 +21,6 @@ const DORMANT_SHOWN: usize = 15;
 pub async fn fold(log: &Log) -> anyhow::Result<Customers> {
     let until = log.last_position();
     Ok(crate::fold::fold_from(log, Customers::default(), 0, until, |_| {}).await?)
-}
-
-fn month_end(year: i32, month: u32) -> DateTime<Utc> {
-    let (y, m) = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
-    NaiveDate::from_ymd_opt(y, m, 1)
-        .expect("valid month")
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        - Duration::seconds(1)
 }
 
 /// Writes `report.md`, `cohort-retention.svg` and `lifecycle-by-month.svg` into `out`.
@@ -140,29 +126,7 @@ pub fn write(
     }
 
     // Lifecycle by month.
-    let first = c
-        .sorted()
-        .iter()
-        .filter_map(|p| p.purchases.first().map(|x| x.at()))
-        .min();
-    let mut months: Vec<(String, BTreeMap<Lifecycle, usize>)> = Vec::new();
-    if let Some(first) = first {
-        let (mut y, mut m) = (first.year(), first.month());
-        loop {
-            let end = month_end(y, m).min(as_of);
-            let mut counts: BTreeMap<Lifecycle, usize> = BTreeMap::new();
-            for p in c.sorted() {
-                if p.orders_until(end) > 0 {
-                    *counts.entry(lc.state(p, end)).or_default() += 1;
-                }
-            }
-            months.push((format!("{y:04}-{m:02}"), counts));
-            if end >= as_of {
-                break;
-            }
-            (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-        }
-    }
+    let months = rapport_projections::lifecycle::by_month::by_month(c, lc, as_of);
     // Buyers only: every state but `prospect`.
     let states = &Lifecycle::ALL[1..];
     let _ = write!(

@@ -185,6 +185,7 @@ mod tests {
             include_str!("templates/segment.html"),
             include_str!("templates/reactivation.html"),
             include_str!("templates/system.html"),
+            include_str!("templates/analytics.html"),
         ];
         for t in templates {
             for (i, _) in t.match_indices("t.get(\"") {

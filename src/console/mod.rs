@@ -9,6 +9,7 @@
 //! and nothing here reimplements a projection or a permission.
 
 mod alerts;
+mod analytics;
 mod customers;
 mod i18n;
 mod reactivation;
@@ -75,6 +76,7 @@ pub fn router(app: AppState) -> Router {
         .route("/segments/{id}/members.csv", get(segments::members_csv))
         .route("/reactivation", get(reactivation::page))
         .route("/reactivation.csv", get(reactivation::csv))
+        .route("/analytics", get(analytics::page))
         .route("/customers", get(customers::find))
         .route("/customers/{id}", get(customers::customer))
         .route("/system", get(system::page))

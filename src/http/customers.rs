@@ -314,7 +314,7 @@ pub(super) async fn list_customers(
     ))
 }
 
-pub(super) async fn get_rfm(
+pub(crate) async fn get_rfm(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -351,7 +351,7 @@ pub(super) async fn get_rfm(
     )
 }
 
-pub(super) async fn get_cohorts(
+pub(crate) async fn get_cohorts(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,
@@ -366,6 +366,27 @@ pub(super) async fn get_cohorts(
     Ok(Json(
         json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(c, as_of)}),
     ))
+}
+
+/// `GET /v1/lifecycle/by-month`: buyers by lifecycle state at the end of every month, from
+/// the first purchase's month to `as_of`.
+pub(crate) async fn lifecycle_by_month(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    let (st, as_of) = view(&state, &q).await?;
+    let months: Vec<Value> = rapport_projections::lifecycle::by_month::by_month(
+        &st.customers,
+        &state.read_model.lifecycle,
+        as_of,
+    )
+    .into_iter()
+    .map(|(month, states)| json!({"month": month, "states": states}))
+    .collect();
+    Ok(Json(json!({"as_of": as_of, "months": months})))
 }
 
 /// `GET /v1/reactivation?currency=&limit=&format=json|csv`: dormant customers worth

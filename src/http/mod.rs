@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers/{id}", get(customers::get_customer))
         .route("/v1/customers/{id}/timeline", get(customers::timeline))
         .route("/v1/lifecycle/changes", get(customers::lifecycle_changes))
+        .route("/v1/lifecycle/by-month", get(customers::lifecycle_by_month))
         .route("/v1/rfm", get(customers::get_rfm))
         .route("/v1/cohorts", get(customers::get_cohorts))
         .route("/v1/reactivation", get(customers::get_reactivation))

@@ -32,6 +32,7 @@ pub(super) const ROUTES: &[Route] = &[
     ("get", "/v1/customers/{id}/timeline", "The customer's events, newest first. Query: cursor, limit, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/rfm", "RFM scores and segments. Query: as_of, currency, format=csv, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/cohorts", "Monthly acquisition cohorts: retention and revenue. Query: period=month, as_of, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/lifecycle/by-month", "Buyers by lifecycle state at the end of every month, from the first purchase to as_of. Query: as_of, as_of_position, known_at, valid_at, min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/reactivation", "Dormant customers ranked by the expected value of winning them back, with the parts of the score. Query: as_of, limit, currency, format (json or csv: every candidate), min_position", "support, analyst, admin", None, 200),
     ("get", "/v1/campaigns", "Outreach campaigns: contacts and reactivations after outreach. Query: as_of, min_position", "support, analyst, admin", None, 200),
     ("post", "/v1/segments", "Define a rule-based segment: {\"id\"?, \"name\", \"description\"?, \"rule\"} (condition language: docs/segments.md). 409 if the id exists", "analyst, admin", None, 201),

@@ -293,6 +293,7 @@ async fn every_page_in_both_languages_is_accessible_and_an_analyst_sees_no_perso
         ("segments", "/segments".to_owned()),
         ("segment", "/segments/buyers".to_owned()),
         ("reactivation", "/reactivation".to_owned()),
+        ("analytics", "/analytics".to_owned()),
         ("customers", "/customers".to_owned()),
         ("customer", "/customers/c-1".to_owned()),
     ];

@@ -626,3 +626,39 @@ async fn time_travel_shows_a_page_as_of_the_past_under_a_banner() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     assert!(bad.contains("valid_at"), "{bad}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_lays_out_the_apis_cohorts_rfm_and_lifecycle_months() {
+    let s = TestServer::start().await;
+    let buy = |c: &str, o: &str, day: &str| {
+        json!({"type": "purchase", "customer": c, "occurred_at": format!("{day}T10:00:00Z"),
+            "data": {"order_id": o, "amount": "50.00", "currency": "CNY"}})
+    };
+    let batch = json!([
+        buy("c-1", "o-1", "2026-01-05"),
+        buy("c-1", "o-2", "2026-02-05"),
+        buy("c-2", "o-3", "2026-01-20"),
+        buy("c-3", "o-4", "2026-02-10"),
+    ]);
+    let (status, body) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201);
+    let last = body["last_position"].as_u64().unwrap();
+    let (status, months) = s
+        .get(
+            &format!("/v1/lifecycle/by-month?min_position={last}"),
+            &s.admin,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(months["months"][0]["month"], "2026-01", "{months}");
+    assert_eq!(months["months"][1]["states"]["new"], 2, "{months}");
+    assert_eq!(months["months"][1]["states"]["active"], 1, "{months}");
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.key(Role::Analyst)).await;
+    let (status, html) = b.page("/analytics").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // The January cohort: two customers, half of whom bought again in February.
+    assert!(html.contains("<th scope=\"row\">2026-01</th><td>2</td><td class=\"heat-10\">100%</td><td class=\"heat-5\">50%</td>"), "{html}");
+    assert!(html.contains("<th scope=\"row\">2026-02</th>"), "{html}");
+    assert!(html.contains("Champions"), "{html}");
+}

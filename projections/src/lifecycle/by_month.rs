@@ -1,0 +1,55 @@
+//! Lifecycle states at the end of each month: how many buyers were new, active, at risk,
+//! dormant … as each month closed, from the month of the first purchase to `as_of`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+
+use super::{Lifecycle, LifecycleConfig};
+use crate::Customers;
+
+/// One month's close: `YYYY-MM` and the number of buyers in each state then (customers
+/// who had bought by then; prospects are not counted).
+pub type MonthStates = (String, BTreeMap<Lifecycle, usize>);
+
+/// The last second of a month.
+fn month_end(year: i32, month: u32) -> Option<DateTime<Utc>> {
+    let (y, m) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let first = NaiveDate::from_ymd_opt(y, m, 1)?
+        .and_hms_opt(0, 0, 0)?
+        .and_utc();
+    Some(first - Duration::seconds(1))
+}
+
+/// Buyers by lifecycle state at the end of every month from the first purchase's month
+/// to the month of `as_of` (that last month counted at `as_of`).
+pub fn by_month(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<MonthStates> {
+    let first = c
+        .sorted()
+        .iter()
+        .filter_map(|p| p.purchases.first().map(|x| x.at()))
+        .min();
+    let mut months = Vec::new();
+    let Some(first) = first.filter(|f| *f <= as_of) else {
+        return months;
+    };
+    let (mut y, mut m) = (first.year(), first.month());
+    while let Some(end) = month_end(y, m).map(|e| e.min(as_of)) {
+        let mut counts: BTreeMap<Lifecycle, usize> = BTreeMap::new();
+        for p in c.sorted() {
+            if p.orders_until(end) > 0 {
+                *counts.entry(lc.state(p, end)).or_default() += 1;
+            }
+        }
+        months.push((format!("{y:04}-{m:02}"), counts));
+        if end >= as_of {
+            break;
+        }
+        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    }
+    months
+}

@@ -1,0 +1,182 @@
+//! Analytics: the monthly cohort retention heatmap, the RFM grid (recency × frequency)
+//! with its segments, and buyers by lifecycle state at the end of every month. Each is the
+//! API's own answer, laid out.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::Uri,
+    response::Response,
+    Json,
+};
+use serde_json::Value;
+
+use super::{api_error_page, render, Console, Frame, SignedIn, Tr};
+use crate::http;
+
+struct CohortRow {
+    cohort: String,
+    size: String,
+    /// (retention %, heat class 0–10) per month after the cohort's.
+    cells: Vec<(String, u8)>,
+}
+
+struct SegmentRow {
+    segment: String,
+    customers: String,
+    monetary: String,
+}
+
+struct MonthRow {
+    month: String,
+    counts: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "analytics.html")]
+struct AnalyticsPage {
+    t: Tr,
+    lang: &'static str,
+    frame: Frame,
+    offsets: Vec<u32>,
+    cohorts: Vec<CohortRow>,
+    currency: String,
+    /// Customers by (recency score, frequency score): rows r = 5..1, columns f = 1..5.
+    grid: Vec<(u8, Vec<usize>)>,
+    segments: Vec<SegmentRow>,
+    states: Vec<&'static str>,
+    months: Vec<MonthRow>,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `GET /analytics`.
+pub(crate) async fn page(State(c): State<Console>, signed: SignedIn) -> Response {
+    let t = signed.tr;
+    let past = signed.past_param();
+    let at: Uri = format!("/?{}", past.trim_start_matches('&'))
+        .parse()
+        .unwrap_or_default();
+    let Json(cohorts) = match http::customers::get_cohorts(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Query::try_from_uri(&at),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return api_error_page(t, e),
+    };
+    let rfm = match http::customers::get_rfm(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Query::try_from_uri(&at),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return api_error_page(t, e),
+    };
+    let rfm: Value = axum::body::to_bytes(rfm.into_body(), usize::MAX)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let Json(lifecycle) = match http::customers::lifecycle_by_month(
+        State(c.app.clone()),
+        signed.caller.clone(),
+        Query::try_from_uri(&at),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return api_error_page(t, e),
+    };
+    let cohort_rows: Vec<CohortRow> = cohorts["cohorts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| CohortRow {
+                    cohort: text(&c["cohort"]),
+                    size: text(&c["customers"]),
+                    cells: c["periods"]
+                        .as_array()
+                        .map(|p| {
+                            p.iter()
+                                .map(|x| {
+                                    let pct = text(&x["retention_pct"]);
+                                    let heat = pct
+                                        .parse::<f64>()
+                                        .map_or(0, |v| (v / 10.0).clamp(0.0, 10.0).round() as u8);
+                                    (pct, heat)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let width = cohort_rows.iter().map(|r| r.cells.len()).max().unwrap_or(0);
+    let mut grid: Vec<(u8, Vec<usize>)> = (1..=5).rev().map(|r| (r, vec![0; 5])).collect();
+    for row in rfm["customers"].as_array().into_iter().flatten() {
+        let (r, f) = (
+            row["r"].as_u64().unwrap_or(0),
+            row["f"].as_u64().unwrap_or(0),
+        );
+        if (1..=5).contains(&r) && (1..=5).contains(&f) {
+            grid[(5 - r) as usize].1[(f - 1) as usize] += 1;
+        }
+    }
+    let segments = rfm["segments"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| SegmentRow {
+                    segment: text(&s["segment"]),
+                    customers: text(&s["customers"]),
+                    monetary: text(&s["monetary"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let states: Vec<&'static str> = rapport_projections::Lifecycle::ALL[1..]
+        .iter()
+        .map(|l| l.as_str())
+        .collect();
+    let months = lifecycle["months"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| MonthRow {
+                    month: text(&m["month"]),
+                    counts: states
+                        .iter()
+                        .map(|s| m["states"][*s].as_u64().unwrap_or(0).to_string())
+                        .collect(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    render(
+        &AnalyticsPage {
+            t,
+            lang: t.lang.tag(),
+            frame: signed.frame_travelling("analytics"),
+            offsets: (0..width as u32).collect(),
+            cohorts: cohort_rows,
+            currency: text(&rfm["currency"]),
+            grid,
+            segments,
+            states,
+            months,
+        },
+        t,
+    )
+}
