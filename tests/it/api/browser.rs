@@ -282,6 +282,16 @@ async fn every_page_in_both_languages_is_accessible_and_an_analyst_sees_no_perso
     };
     let s = TestServer::start().await;
     let id = cascade(&s, "L0421", "批次L0421的茶叶发霉了 mouldy").await;
+    // A year of purchases, so the analytics and reactivation pages have something to show.
+    let purchases: Vec<serde_json::Value> = (0..36)
+        .map(|i| {
+            json!({"type": "purchase", "customer": format!("c-{}", 1 + i % 6),
+                "occurred_at": format!("2025-{:02}-{:02}T10:00:00Z", 1 + (i * 7 % 12), 1 + i % 27),
+                "data": {"order_id": format!("o-{i}"), "amount": format!("{}.50", 20 + i * 3), "currency": "CNY"}})
+        })
+        .collect();
+    let (status, body) = s.post_json("/v1/events", &json!(purchases)).await;
+    assert_eq!(status, 201, "{body}");
     let segment = json!({"id": "buyers", "name": "Buyers", "rule": {"field": "complaints_open", "op": ">=", "value": 1}});
     let (status, _) = s.post_json("/v1/segments", &segment).await;
     assert_eq!(status, 201);
