@@ -83,6 +83,18 @@ pub struct ApiKeys {
     cache: Mutex<HashMap<String, CachedKey>>,
 }
 
+/// A new key's id (12 hex digits) and secret (32 random bytes, base64url).
+fn mint() -> (String, String) {
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    (
+        hex::encode(id),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+    )
+}
+
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -118,29 +130,32 @@ impl ApiKeys {
 
     /// Creates a key; returns its info and the full token (shown once).
     pub fn create(&self, role: Role, label: Option<&str>) -> Result<(KeyInfo, String), StoreError> {
-        let mut id = [0u8; 6];
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut id);
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let id = hex::encode(id);
-        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let (id, secret) = mint();
+        let info = self.insert(&id, &secret, role, label)?;
+        Ok((info, format!("rpk_{id}_{secret}")))
+    }
+
+    /// Records a key whose id and secret were made by [`mint`].
+    fn insert(
+        &self,
+        id: &str,
+        secret: &str,
+        role: Role,
+        label: Option<&str>,
+    ) -> Result<KeyInfo, StoreError> {
         let hash = Sha256::digest(secret.as_bytes());
         let created_at = now_text();
         self.conn().execute(
             "INSERT INTO api_keys (id, role, hash, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, role.as_str(), hash.as_slice(), label, created_at],
         )?;
-        let token = format!("rpk_{id}_{secret}");
-        Ok((
-            KeyInfo {
-                id,
-                role,
-                label: label.map(str::to_owned),
-                created_at,
-                revoked_at: None,
-            },
-            token,
-        ))
+        Ok(KeyInfo {
+            id: id.to_owned(),
+            role,
+            label: label.map(str::to_owned),
+            created_at,
+            revoked_at: None,
+        })
     }
 
     pub fn list(&self) -> Result<Vec<KeyInfo>, StoreError> {
@@ -172,6 +187,15 @@ impl ApiKeys {
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
         Ok(n == 1)
+    }
+
+    /// Whether a key with this id was ever recorded (revoked or not).
+    fn known(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT 1 FROM api_keys WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     pub fn active_count(&self) -> Result<u64, StoreError> {
@@ -231,15 +255,82 @@ impl ApiKeys {
         }
     }
 
-    /// On first start (no active keys), creates an admin key and writes it to `path` (0600).
+    /// On first start (no active keys), creates an admin key and writes it to `path`
+    /// (0600). Crash-safe: the token is written to the file (whole, synced, renamed into
+    /// place) before the key is recorded; a start that finds the file but not its key (the
+    /// previous one died in between) records that key, so the file always holds a working
+    /// token.
     pub fn bootstrap_admin(&self, path: &Path) -> Result<Option<String>, StoreError> {
         if self.active_count()? > 0 {
             return Ok(None);
         }
-        let (info, token) = self.create(Role::Admin, Some("bootstrap admin"))?;
-        let _ = std::fs::remove_file(path);
-        crate::crypto::write_secret_file(path, token.as_bytes())
-            .map_err(|e| StoreError::Io(format!("cannot write {}: {e}", path.display())))?;
+        let io = |e: std::io::Error| StoreError::Io(format!("cannot write {}: {e}", path.display()));
+        // A token in the file whose key was never recorded (a key that was recorded and
+        // later revoked is not brought back).
+        let from_file = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| {
+                let rest = t.trim().strip_prefix("rpk_")?.to_owned();
+                let (id, secret) = rest.split_once('_')?;
+                Some((id.to_owned(), secret.to_owned()))
+            })
+            .filter(|(id, _)| !self.known(id).unwrap_or(true));
+        let (id, secret) = match from_file {
+            Some(kept) => kept,
+            None => {
+                let (id, secret) = mint();
+                let tmp = path.with_extension("tmp");
+                let _ = std::fs::remove_file(&tmp);
+                let _ = std::fs::remove_file(path);
+                crate::crypto::write_secret_file(&tmp, format!("rpk_{id}_{secret}").as_bytes())
+                    .map_err(io)?;
+                std::fs::rename(&tmp, path).map_err(io)?;
+                if let Some(dir) = path.parent() {
+                    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+                }
+                (id, secret)
+            }
+        };
+        let info = self.insert(&id, &secret, Role::Admin, Some("bootstrap admin"))?;
         Ok(Some(info.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first start died after writing `admin-key` and before recording its key: the
+    /// next start records that key, so the file's token works.
+    #[test]
+    fn first_start_admin_key_survives_a_crash_between_the_file_and_the_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-key");
+        let (id, secret) = mint();
+        crate::crypto::write_secret_file(&path, format!("rpk_{id}_{secret}").as_bytes()).unwrap();
+        let keys = ApiKeys::open(dir.path()).unwrap();
+        assert_eq!(keys.bootstrap_admin(&path).unwrap(), Some(id.clone()));
+        let token = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(keys.authenticate(token.trim()).unwrap(), (id, Role::Admin));
+        // Once a key exists, nothing more is made.
+        assert_eq!(keys.bootstrap_admin(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_torn_or_revoked_admin_key_file_is_replaced_by_a_working_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-key");
+        std::fs::write(&path, "").unwrap();
+        let keys = ApiKeys::open(dir.path()).unwrap();
+        let first = keys.bootstrap_admin(&path).unwrap().unwrap();
+        let token = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(keys.authenticate(token.trim()).unwrap().0, first);
+        // Every key revoked: the next start makes a new one, not the revoked one again.
+        assert!(keys.revoke(&first).unwrap());
+        let second = keys.bootstrap_admin(&path).unwrap().unwrap();
+        assert_ne!(second, first);
+        let token = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(keys.authenticate(token.trim()).unwrap().0, second);
+        assert!(!dir.path().join("admin-key.tmp").exists());
     }
 }
