@@ -264,7 +264,8 @@ impl ApiKeys {
         if self.active_count()? > 0 {
             return Ok(None);
         }
-        let io = |e: std::io::Error| StoreError::Io(format!("cannot write {}: {e}", path.display()));
+        let io =
+            |e: std::io::Error| StoreError::Io(format!("cannot write {}: {e}", path.display()));
         // A token in the file whose key was never recorded (a key that was recorded and
         // later revoked is not brought back).
         let from_file = std::fs::read_to_string(path)
@@ -286,7 +287,9 @@ impl ApiKeys {
                     .map_err(io)?;
                 std::fs::rename(&tmp, path).map_err(io)?;
                 if let Some(dir) = path.parent() {
-                    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(io)?;
                 }
                 (id, secret)
             }

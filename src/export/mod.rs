@@ -117,7 +117,7 @@ impl<W: Write> TableWriter for Csv<W> {
             self.out.write_record(r.iter().map(|c| match c {
                 Cell::Null => String::new(),
                 Cell::U64(n) => n.to_string(),
-                Cell::Str(s) => s.clone(),
+                Cell::Str(s) => csv_safe(s).into_owned(),
             }))?;
         }
         Ok(())
@@ -197,6 +197,18 @@ fn parquet_writer<W: Write + Send>(
 }
 
 /// A writer for `columns` in `format` onto `out`.
+/// A text value as it may go into a CSV file: one that a spreadsheet would run as a
+/// formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
+/// `'`, as OWASP recommends; numbers (`-12.50`) stay as they are.
+pub fn csv_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let risky = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && s.parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 pub fn writer<W: Write + Send + 'static>(
     format: Format,
     columns: &[(&'static str, Col)],
@@ -221,4 +233,19 @@ pub fn writer<W: Write + Send + 'static>(
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_safe;
+
+    #[test]
+    fn what_a_spreadsheet_would_run_is_neutralised_and_numbers_are_kept() {
+        for risky in ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\t=x", "\r=x"] {
+            assert_eq!(csv_safe(risky), format!("'{risky}"));
+        }
+        for plain in ["c-1", "-12.50", "+3", "茶", ""] {
+            assert_eq!(csv_safe(plain), plain);
+        }
+    }
 }

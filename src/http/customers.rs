@@ -326,7 +326,8 @@ pub(crate) async fn get_rfm(
     let currency = currency(&q, c, as_of);
     let rows = rfm::rfm(c, as_of, &currency);
     if q.format.as_deref() == Some("csv") {
-        let mut out = String::from("customer,recency_days,frequency,monetary,r,f,m,segment\n");
+        let mut out = super::query::csv_start(&q);
+        out.push_str("customer,recency_days,frequency,monetary,r,f,m,segment\n");
         for r in &rows {
             out.push_str(&format!(
                 "{},{},{},{},{},{},{},{}\n",
@@ -404,7 +405,8 @@ pub(crate) async fn get_reactivation(
     let all = reactivation::candidates(c, &state.read_model.lifecycle, as_of, &currency);
     match q.format.as_deref().unwrap_or("json") {
         "csv" => {
-            let mut out = String::from(
+            let mut out = super::query::csv_start(&q);
+            out.push_str(
                 "customer,lifecycle,days_since_last_purchase,orders,revenue,value,currency,p_alive,reach,active_referees,active_co_members,recently_contacted,score\n",
             );
             for x in &all {

@@ -13,11 +13,24 @@ const LIST_LIMIT_DEFAULT: usize = 50;
 const LIST_LIMIT_MAX: usize = 1000;
 
 /// A CSV field, quoted when it must be.
+/// A text field of a CSV row: quoted when it needs to be, and neutralised when a
+/// spreadsheet would read it as a formula (see [`crate::export::csv_safe`]).
 pub(super) fn csv(s: &str) -> String {
+    let s = crate::export::csv_safe(s);
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s.into_owned()
+    }
+}
+
+/// The start of a CSV answer: a UTF-8 byte-order mark when asked (`bom=true`), so that
+/// Excel on a Chinese-locale Windows reads the file as UTF-8.
+pub(crate) fn csv_start(q: &ReadQuery) -> String {
+    if q.bom == Some(true) {
+        "\u{FEFF}".to_owned()
+    } else {
+        String::new()
     }
 }
 
@@ -41,6 +54,8 @@ pub(crate) struct ReadQuery {
     pub(super) currency: Option<String>,
     pub(super) period: Option<String>,
     pub(super) format: Option<String>,
+    /// CSV only: begin with a UTF-8 byte-order mark.
+    pub(super) bom: Option<bool>,
 }
 
 pub(crate) type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;

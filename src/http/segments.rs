@@ -279,7 +279,8 @@ pub(crate) async fn members(
     let profiles = members.iter().filter_map(|m| st.customers.get(m));
     match q.format.as_deref().unwrap_or("json") {
         "csv" => {
-            let mut out = String::from(
+            let mut out = super::query::csv_start(&q);
+            out.push_str(
                 "customer,lifecycle,relationship,orders,last_purchase,revenue,currency,communities\n",
             );
             for p in profiles {

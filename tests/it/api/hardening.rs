@@ -116,3 +116,41 @@ async fn valid_at_after_an_erasure_answers_on_every_route() {
         .collect();
     assert_eq!(ids, ["c-1", "c-2"], "{members}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_formula_injection_customer_ids_are_neutralised_and_a_bom_is_offered() {
+    let s = TestServer::start().await;
+    let batch = json!([
+        purchase("=1+2", "o-1", "10.00"),
+        purchase("@SUM(A1)", "o-2", "10.00"),
+        purchase("-2+3", "o-3", "10.00"),
+        purchase("c-1", "o-4", "10.00"),
+    ]);
+    let (status, body) = s.post_json("/v1/events", &batch).await;
+    assert_eq!(status, 201, "{body}");
+    let last = body["last_position"].as_u64().unwrap();
+    let segment = json!({"id": "buyers", "name": "Buyers", "rule": {"field": "orders", "op": ">=", "value": 1}});
+    let (status, _) = s.post_json("/v1/segments", &segment).await;
+    assert_eq!(status, 201);
+    for path in [
+        "/v1/segments/buyers/members?format=csv",
+        "/v1/rfm?format=csv",
+    ] {
+        let (status, csv) = s
+            .get_text(&format!("{path}&min_position={}", last + 1), &s.admin)
+            .await;
+        assert_eq!(status, 200, "{path}: {csv}");
+        let firsts: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
+        for risky in ["'=1+2", "'@SUM(A1)", "'-2+3"] {
+            assert!(firsts.contains(&risky), "{path}: {csv}");
+        }
+        assert!(firsts.contains(&"c-1"), "{path}: {csv}");
+        assert!(!csv.starts_with('\u{FEFF}'));
+        let (_, with_bom) = s.get_text(&format!("{path}&bom=true"), &s.admin).await;
+        assert!(with_bom.starts_with('\u{FEFF}'), "{path}");
+    }
+}
