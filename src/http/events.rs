@@ -201,7 +201,13 @@ pub(super) async fn read_all(
     caller.require(READERS)?;
     let Query(q) = q.map_err(ApiError::query)?;
     let limit = check_limit(q.limit)?;
-    let stored = state.log.read_all(q.after, limit).await?;
+    // Past the log's end there is nothing to read (and a position past 2^63 is no
+    // SQLite integer).
+    let stored = if q.after >= state.log.last_position() {
+        Vec::new()
+    } else {
+        state.log.read_all(q.after, limit).await?
+    };
     let events = state.log.open_all(stored, caller.access())?;
     let next_after = events.last().map_or(q.after, |e| e.position);
     Ok(Json(

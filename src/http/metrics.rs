@@ -25,6 +25,10 @@ pub struct Metrics {
     pub http_seconds: Family<RouteLabels, Histogram>,
     /// Set from the read model when metrics are read.
     pub read_model_compactions: Gauge<u64, AtomicU64>,
+    /// Requests whose handler panicked (answered 500; the server goes on).
+    pub http_panics: Counter<u64, AtomicU64>,
+    /// Set when metrics are read: events in the store the read model has not applied.
+    pub read_model_lag_events: Gauge<u64, AtomicU64>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -71,8 +75,22 @@ impl Metrics {
             "Times the read model's state was compacted (once, after a catch-up at start of at least a million events)",
             read_model_compactions.clone(),
         );
+        let http_panics = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "http_panics",
+            "Requests whose handler panicked (answered 500)",
+            http_panics.clone(),
+        );
+        let read_model_lag_events = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "read_model_lag_events",
+            "Events in the store the read model has not applied yet",
+            read_model_lag_events.clone(),
+        );
         Metrics {
             read_model_compactions,
+            http_panics,
+            read_model_lag_events,
             registry,
             events_appended,
             group_commit_events,

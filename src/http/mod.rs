@@ -95,14 +95,19 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
             .ok_or(crate::auth::AuthError::Missing)?;
         let (key_id, role) = state.keys.authenticate(token)?;
         Ok(Caller { key_id, role })
     }
 }
+
+/// Events the read model may be behind the store while the service says it is ready.
+pub const READY_LAG_EVENTS_MAX: u64 = 10_000;
 
 /// Readers' roles: everything but `ingest`.
 pub const READERS: &[Role] = &[Role::Support, Role::Analyst, Role::Admin];
@@ -149,7 +154,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers/{id}/export", get(privacy::export_customer))
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // A handler that panics answers 500 (JSON, counted) instead of dropping the
+        // connection; the server goes on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// The answer to a request whose handler panicked; [`observe`] counts it (it sees the
+/// `x-rapport-panic` header, which it takes off).
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    let mut r = ApiError::Internal("a request handler panicked".into()).into_response();
+    r.headers_mut()
+        .insert("x-rapport-panic", axum::http::HeaderValue::from_static("1"));
+    r
 }
 
 /// Records latency per route (the matched pattern, not the raw path: bounded label values).
@@ -160,7 +178,14 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    if resp.headers_mut().remove("x-rapport-panic").is_some() {
+        state.metrics.http_panics.inc();
+    }
+    // API answers may hold personal data: never kept by a cache on the way.
+    resp.headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
     let labels = metrics::RouteLabels {
         method,
         route,
@@ -178,11 +203,23 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
+/// Ready while the read model is within [`READY_LAG_EVENTS_MAX`] events of the store: a
+/// server still catching up (or whose read model stopped) answers 503 and says how far
+/// behind it is.
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.stopping.load(std::sync::atomic::Ordering::Relaxed) {
         return ApiError::Unavailable("shutting down".into()).into_response();
     }
-    Json(serde_json::json!({"status": "ready", "last_position": state.log.last_position()}))
+    let last = state.log.last_position();
+    let applied = state.read_model.applied_position();
+    let lag = last.saturating_sub(applied);
+    if lag > READY_LAG_EVENTS_MAX {
+        return ApiError::Unavailable(format!(
+            "the read model is {lag} events behind the store (at {applied} of {last})"
+        ))
+        .into_response();
+    }
+    Json(serde_json::json!({"status": "ready", "last_position": last, "applied_position": applied}))
         .into_response()
 }
 
@@ -190,6 +227,12 @@ async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<R
     caller.require(&[Role::Admin, Role::Analyst, Role::Support])?;
     let compactions = *state.read_model.watch_compactions().borrow();
     state.metrics.read_model_compactions.set(compactions);
+    state.metrics.read_model_lag_events.set(
+        state
+            .log
+            .last_position()
+            .saturating_sub(state.read_model.applied_position()),
+    );
     Ok((
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],

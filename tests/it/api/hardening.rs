@@ -154,3 +154,84 @@ async fn csv_formula_injection_customer_ids_are_neutralised_and_a_bom_is_offered
         assert!(with_bom.starts_with('\u{FEFF}'), "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_scheme_is_case_insensitive() {
+    let s = TestServer::start().await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let resp = s
+            .http
+            .get(format!("{}/v1/events", s.base))
+            .header("authorization", format!("{scheme} {}", s.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{scheme}");
+    }
+    let resp = s
+        .http
+        .get(format!("{}/v1/events", s.base))
+        .header("authorization", format!("Basic {}", s.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_after_a_position_past_the_end_is_empty_not_an_error() {
+    let s = TestServer::start().await;
+    let (status, _) = s
+        .post_json("/v1/events", &purchase("c-1", "o-1", "1.00"))
+        .await;
+    assert_eq!(status, 201);
+    for after in [
+        "1",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+    ] {
+        let (status, body) = s.get(&format!("/v1/events?after={after}"), &s.admin).await;
+        assert_eq!(status, 200, "{after}: {body}");
+        assert_eq!(body["events"], json!([]), "{after}");
+        assert_eq!(body["next_after"].to_string(), after, "{after}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_answers_are_never_cached_and_readiness_reports_the_read_model() {
+    let s = TestServer::start().await;
+    let resp = s
+        .http
+        .get(format!("{}/v1/customers", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let (status, body) = s
+        .post_json("/v1/events", &purchase("c-1", "o-1", "1.00"))
+        .await;
+    assert_eq!(status, 201);
+    let last = body["last_position"].as_u64().unwrap();
+    let (_, _) = s
+        .get(&format!("/v1/customers?min_position={last}"), &s.admin)
+        .await;
+    let ready: serde_json::Value = s
+        .http
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["applied_position"], last, "{ready}");
+    let metrics = s.get_text("/metrics", &s.admin).await.1;
+    assert!(
+        metrics.contains("rapport_read_model_lag_events 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rapport_http_panics_total 0"), "{metrics}");
+}
