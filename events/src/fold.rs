@@ -65,6 +65,13 @@ pub enum Facts {
     SegmentRetired,
     AlertAcknowledged(AlertAction),
     AlertResolved(AlertAction),
+    AlertAssigned(AlertAssigned),
+    AlertReviewed(AlertReviewed),
+    AlertMerged(AlertMerged),
+    ProblemOpened(ProblemOpened),
+    ProblemLinked(ProblemLinked),
+    ProblemResolved(AlertAction),
+    ClockTicked,
 }
 
 impl Facts {
@@ -104,6 +111,16 @@ impl Facts {
             }
             EventType::AlertAcknowledged => Facts::AlertAcknowledged(Deserialize::deserialize(d)?),
             EventType::AlertResolved => Facts::AlertResolved(Deserialize::deserialize(d)?),
+            EventType::AlertAssigned => Facts::AlertAssigned(Deserialize::deserialize(d)?),
+            EventType::AlertReviewed => Facts::AlertReviewed(Deserialize::deserialize(d)?),
+            EventType::AlertMerged => Facts::AlertMerged(Deserialize::deserialize(d)?),
+            EventType::ProblemOpened => Facts::ProblemOpened(Deserialize::deserialize(d)?),
+            EventType::ProblemLinked => Facts::ProblemLinked(Deserialize::deserialize(d)?),
+            EventType::ProblemResolved => Facts::ProblemResolved(Deserialize::deserialize(d)?),
+            EventType::ClockTicked => {
+                de::IgnoredAny::deserialize(d)?;
+                Facts::ClockTicked
+            }
         })
     }
 }
@@ -162,6 +179,9 @@ pub struct Referral {
 pub struct Complaint {
     pub complaint_id: Option<String>,
     pub about: About,
+    pub category: Option<String>,
+    /// 1 (minor) to 5 (severe).
+    pub severity: Option<u8>,
     /// Personal: present only while the customer's key exists and the reader may see it.
     pub text: Option<String>,
 }
@@ -234,6 +254,46 @@ pub struct SegmentDefined {
 pub struct AlertAction {
     pub requested_by: Option<String>,
     pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AlertAssigned {
+    pub assignee: Option<String>,
+    pub requested_by: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AlertReviewed {
+    pub verdict: Option<crate::data::Verdict>,
+    pub reason: Option<String>,
+    pub requested_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AlertMerged {
+    pub into: Option<String>,
+    pub requested_by: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ProblemOpened {
+    pub title: Option<String>,
+    pub requested_by: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ProblemLinked {
+    pub alert: Option<String>,
+    pub complaint: Option<String>,
+    pub requested_by: Option<String>,
 }
 
 /// A money string as an exact decimal, read without an allocation. A value that is not

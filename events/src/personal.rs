@@ -48,7 +48,14 @@ pub fn personal_fields(ty: EventType) -> &'static [&'static str] {
         | EventType::SegmentDefined
         | EventType::SegmentRetired
         | EventType::AlertAcknowledged
-        | EventType::AlertResolved => &[],
+        | EventType::AlertResolved
+        | EventType::AlertAssigned
+        | EventType::AlertReviewed
+        | EventType::AlertMerged
+        | EventType::ProblemOpened
+        | EventType::ProblemLinked
+        | EventType::ProblemResolved
+        | EventType::ClockTicked => &[],
     }
 }
 

@@ -44,6 +44,14 @@ pub fn data_schema(ty: EventType, version: u16) -> Schema {
         EventType::PersonalDataErased => schema_for!(PersonalDataErased),
         EventType::SegmentDefined => schema_for!(SegmentDefined),
         EventType::SegmentRetired => schema_for!(SegmentRetired),
-        EventType::AlertAcknowledged | EventType::AlertResolved => schema_for!(AlertAction),
+        EventType::AlertAcknowledged | EventType::AlertResolved | EventType::ProblemResolved => {
+            schema_for!(AlertAction)
+        }
+        EventType::AlertAssigned => schema_for!(AlertAssigned),
+        EventType::AlertReviewed => schema_for!(AlertReviewed),
+        EventType::AlertMerged => schema_for!(AlertMerged),
+        EventType::ProblemOpened => schema_for!(ProblemOpened),
+        EventType::ProblemLinked => schema_for!(ProblemLinked),
+        EventType::ClockTicked => schema_for!(ClockTicked),
     }
 }

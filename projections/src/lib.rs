@@ -58,7 +58,7 @@ pub struct ReadState {
 impl ReadState {
     /// The snapshot format and meaning of this state: bumped whenever either changes, so
     /// snapshots written by other code are rebuilt (the history of bumps is in git).
-    pub const VERSION: u32 = 20;
+    pub const VERSION: u32 = 21;
 
     pub fn new(lifecycle: LifecycleConfig, warnings: warnings::WarningConfig) -> ReadState {
         ReadState {

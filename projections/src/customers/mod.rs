@@ -476,7 +476,14 @@ impl Projection for Customers {
             Facts::SegmentDefined(_)
             | Facts::SegmentRetired
             | Facts::AlertAcknowledged(_)
-            | Facts::AlertResolved(_) => {}
+            | Facts::AlertResolved(_)
+            | Facts::AlertAssigned(_)
+            | Facts::AlertReviewed(_)
+            | Facts::AlertMerged(_)
+            | Facts::ProblemOpened(_)
+            | Facts::ProblemLinked(_)
+            | Facts::ProblemResolved(_)
+            | Facts::ClockTicked => {}
         }
     }
 }

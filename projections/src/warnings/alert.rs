@@ -24,6 +24,43 @@ pub enum Status {
     Open,
     Acknowledged,
     Resolved,
+    /// Merged into another alert (`merged_into`), which carries its complaints on.
+    Merged,
+}
+
+impl Status {
+    /// Still to be worked: open or acknowledged.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Open | Status::Acknowledged)
+    }
+}
+
+/// When the alert must be acknowledged and resolved by (from its level's hours in the
+/// configuration, counted from when it reached the level; the earlier deadline wins).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Deadlines {
+    pub acknowledge_by: Option<DateTime<Utc>>,
+    pub resolve_by: Option<DateTime<Utc>>,
+}
+
+/// A deadline that passed with the alert not yet acknowledged or resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overdue {
+    /// `acknowledge` or `resolve`.
+    pub deadline: String,
+    pub due: DateTime<Utc>,
+    /// The event that moved the clock past it (a customer event or a `clock_ticked`).
+    pub position: u64,
+}
+
+/// Staff's verdict on the alert (the latest counts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub verdict: rapport_events::data::Verdict,
+    pub reason: String,
+    pub by: Option<String>,
+    pub at: DateTime<Utc>,
+    pub position: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +96,8 @@ pub struct Evidence {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
-    /// `acknowledged`, `resolved` or `reopened`.
+    /// `acknowledged`, `resolved`, `reopened`, `assigned`, `reviewed`, `merged`,
+    /// `linked`, `overdue`.
     pub action: String,
     pub position: u64,
     pub at: DateTime<Utc>,
@@ -89,6 +127,21 @@ pub struct Alert {
     pub actions: Vec<Action>,
     /// Log positions of the complaints (to read their text for shared phrases).
     pub complaint_positions: BTreeSet<u64>,
+    /// The highest severity (1–5) among its complaints, and their categories.
+    pub severity_max: Option<u8>,
+    pub categories: BTreeSet<String>,
+    /// The API key id of the staff member who owns it.
+    pub assignee: Option<String>,
+    pub deadlines: Deadlines,
+    /// The deadline it is past now, if any.
+    pub overdue: Option<Overdue>,
+    pub review: Option<Review>,
+    /// The problem (root cause) it is linked to.
+    pub problem: Option<String>,
+    /// Set when it was merged into another alert.
+    pub merged_into: Option<String>,
+    /// Alerts merged into this one.
+    pub merged: BTreeSet<String>,
 }
 
 /// One change of an alert: the feed's item.
@@ -96,7 +149,8 @@ pub struct Alert {
 pub struct AlertChange {
     pub seq: u64,
     pub alert: String,
-    /// `raised`, `updated`, `escalated`, `acknowledged`, `resolved`, `reopened`.
+    /// `raised`, `updated`, `escalated`, `acknowledged`, `resolved`, `reopened`,
+    /// `assigned`, `reviewed`, `merged`, `linked`, `overdue`.
     pub change: String,
     pub level: Level,
     pub position: u64,

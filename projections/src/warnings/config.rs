@@ -21,6 +21,37 @@ pub struct WarningConfig {
     pub influence_critical: u64,
     pub spike_min: usize,
     pub text_similarity: f64,
+    /// A complaint this severe (1–5) or of one of `critical_categories` makes a warning
+    /// critical: a food-safety complaint is not a delivery delay.
+    pub severe_from: u8,
+    pub critical_categories: Vec<String>,
+    /// Hours from reaching a level to the deadline to acknowledge the alert, per level
+    /// (absent: no deadline at that level).
+    pub acknowledge_hours: LevelHours,
+    /// Hours from reaching a level to the deadline to resolve the alert, per level.
+    pub resolve_hours: LevelHours,
+}
+
+/// Hours per alert level; a level without hours has no deadline (a configuration that
+/// gives this object gives every level it wants a deadline for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LevelHours {
+    pub watch: Option<i64>,
+    pub warning: Option<i64>,
+    pub critical: Option<i64>,
+}
+
+impl LevelHours {
+    pub fn at(&self, level: Level) -> Option<Duration> {
+        let h = match level {
+            Level::Watch => self.watch,
+            Level::Warning => self.warning,
+            Level::Critical => self.critical,
+        };
+        // Hours past ten years are no deadline (and no overflow of the time type).
+        h.filter(|h| (1..=87_600).contains(h)).map(Duration::hours)
+    }
 }
 
 impl Default for WarningConfig {
@@ -38,6 +69,20 @@ impl Default for WarningConfig {
             influence_critical: 15,
             spike_min: 6,
             text_similarity: 0.3,
+            severe_from: 4,
+            critical_categories: ["food_safety", "health", "safety", "allergy"]
+                .map(String::from)
+                .to_vec(),
+            acknowledge_hours: LevelHours {
+                watch: None,
+                warning: Some(8),
+                critical: Some(2),
+            },
+            resolve_hours: LevelHours {
+                watch: None,
+                warning: Some(72),
+                critical: Some(24),
+            },
         }
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct ComplaintInfo {
     pub(super) at: DateTime<Utc>,
     pub(super) position: u64,
     pub(super) keys: Vec<String>,
+    pub(super) severity: Option<u8>,
+    pub(super) category: Option<String>,
 }
 
 pub(super) fn day_of(t: DateTime<Utc>) -> i64 {
@@ -98,6 +100,8 @@ impl Warnings {
                 at: ev.occurred_at,
                 position: ev.position,
                 keys: keys.clone(),
+                severity: d.severity,
+                category: d.category.clone(),
             },
         );
         let entry = Entry {
@@ -253,6 +257,11 @@ impl Warnings {
             if size >= cfg.critical_size
                 || shared_communities >= cfg.critical_communities
                 || influential()
+                || self.severe(
+                    entries
+                        .iter()
+                        .filter(|e| component.contains(e.customer.as_str())),
+                )
             {
                 Some(Level::Critical)
             } else {
@@ -300,10 +309,15 @@ impl Warnings {
         }
         if let Some((known, all)) = spike {
             let all: Vec<&Entry> = all.iter().collect();
+            let level = if self.severe(self.keys[k].entries.iter()) {
+                Level::Critical
+            } else {
+                Level::Warning
+            };
             let id = self.upsert_as(
                 known,
                 Kind::Spike,
-                Level::Warning,
+                level,
                 k,
                 &all,
                 ev,
@@ -314,7 +328,20 @@ impl Warnings {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Whether any of these complaints is severe or of a critical category.
+    fn severe<'a>(&self, entries: impl Iterator<Item = &'a Entry>) -> bool {
+        let cfg = &self.config;
+        entries
+            .filter(|e| e.echo.is_none())
+            .filter_map(|e| self.complaints.get(&e.complaint))
+            .any(|c| {
+                c.severity.is_some_and(|s| s >= cfg.severe_from)
+                    || c.category
+                        .as_ref()
+                        .is_some_and(|g| cfg.critical_categories.contains(g))
+            })
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn upsert(
         &mut self,
@@ -365,7 +392,8 @@ impl Warnings {
                 })
                 .cloned()
         });
-        let id = existing.unwrap_or_else(|| alert_id(kind, &first.complaint));
+        // A merged alert's complaints go on in the alert it was merged into.
+        let id = self.live_id(&existing.unwrap_or_else(|| alert_id(kind, &first.complaint)));
         let now = self.clock.unwrap_or(ev.occurred_at);
         let cfg_threshold = self.config.threshold;
         let is_new = !self.alerts.contains_key(&id);
@@ -396,6 +424,15 @@ impl Warnings {
             },
             actions: vec![],
             complaint_positions: BTreeSet::new(),
+            severity_max: None,
+            categories: BTreeSet::new(),
+            assignee: None,
+            deadlines: Deadlines::default(),
+            overdue: None,
+            review: None,
+            problem: None,
+            merged_into: None,
+            merged: BTreeSet::new(),
         });
         let before = (
             alert.complaints.len(),
@@ -425,6 +462,10 @@ impl Warnings {
                     alert.complaints.insert(e.complaint.clone());
                     alert.complaint_positions.insert(e.position);
                     new_complaints.push(e.position);
+                    if let Some(c) = self.complaints.get(&e.complaint) {
+                        alert.severity_max = alert.severity_max.max(c.severity);
+                        alert.categories.extend(c.category.clone());
+                    }
                 }
             }
             alert.first_complaint_at = alert.first_complaint_at.min(e.at);
@@ -517,6 +558,9 @@ impl Warnings {
         };
         if let Some(change) = change {
             self.push_change(&id, change, level_now, ev.position);
+        }
+        if is_new || escalated || reopened {
+            self.set_deadlines(&id, level_now, now, reopened);
         }
         id
     }

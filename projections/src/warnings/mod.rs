@@ -41,7 +41,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
-use rapport_events::{fold as facts, EventType, Facts, FoldEvent};
+use rapport_events::{fold as facts, Facts, FoldEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::{Customers, Profile};
@@ -51,6 +51,7 @@ mod config;
 mod detector;
 mod graph;
 mod text;
+mod workflow;
 
 pub use alert::*;
 pub use config::*;
@@ -58,6 +59,7 @@ use detector::*;
 use graph::*;
 use text::*;
 pub use text::{shared_phrases, signature, similarity};
+pub use workflow::{Problem, ProblemStatus};
 
 /// Most customers tracked on one key inside the window (the oldest leave first).
 pub const KEY_ENTRIES_MAX: usize = 400;
@@ -101,6 +103,11 @@ pub struct Warnings {
     /// key → the spike alert last raised or updated on it.
     spike_of: BTreeMap<String, String>,
     changes: crate::feed::Feed<AlertChange>,
+    /// The latest customer event's or tick's time: what deadlines pass on.
+    deadline_clock: Option<DateTime<Utc>>,
+    /// (deadline, alert) for every deadline not yet passed, met or superseded.
+    due: BTreeSet<(DateTime<Utc>, String)>,
+    problems: BTreeMap<String, Problem>,
 }
 
 impl Default for Warnings {
@@ -126,6 +133,9 @@ impl Warnings {
             alert_of: BTreeMap::new(),
             spike_of: BTreeMap::new(),
             changes: Default::default(),
+            deadline_clock: None,
+            due: BTreeSet::new(),
+            problems: BTreeMap::new(),
         }
     }
 
@@ -159,14 +169,13 @@ impl Warnings {
     }
 
     pub fn apply(&mut self, ev: &FoldEvent, customers: &Customers) {
-        match ev.event_type {
-            EventType::AlertAcknowledged | EventType::AlertResolved => return self.act(ev),
-            t if t.is_operator() => return,
-            _ => {}
+        if ev.event_type.is_operator() {
+            return self.staff(ev);
         }
         if ev.event_type.records_business_time() && self.clock.is_none_or(|c| ev.occurred_at > c) {
             self.clock = Some(ev.occurred_at);
             self.sweep();
+            self.pass_deadlines(ev.occurred_at, ev.position);
         }
         match &ev.data {
             Facts::Complaint(d) => self.complaint(ev, d, customers),
@@ -203,36 +212,13 @@ impl Warnings {
             _ => {}
         }
     }
-
-    fn act(&mut self, ev: &FoldEvent) {
-        let Some(id) = ev.subject.as_deref() else {
-            return;
-        };
-        let Some(alert) = self.alerts.get_mut(id) else {
-            return;
-        };
-        let (status, action, done) = match &ev.data {
-            Facts::AlertAcknowledged(a) => (Status::Acknowledged, "acknowledged", Some(a)),
-            Facts::AlertResolved(a) => (Status::Resolved, "resolved", Some(a)),
-            _ => (Status::Resolved, "resolved", None),
-        };
-        alert.status = status;
-        alert.actions.push(Action {
-            action: action.into(),
-            position: ev.position,
-            at: ev.occurred_at,
-            by: done.and_then(|a| a.requested_by.clone()),
-            note: done.and_then(|a| a.note.clone()),
-        });
-        let level = alert.level;
-        self.push_change(id, action, level, ev.position);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Projection;
+    use rapport_events::{data::Verdict, EventType};
     use serde_json::{json, Value};
     use uuid::Uuid;
 
@@ -486,5 +472,267 @@ mod tests {
             resumed.apply(e, &c);
         }
         assert_eq!(serde_json::to_vec(&resumed).unwrap(), a);
+    }
+
+    /// Three connected customers complaining about one batch: a warning, raised at hour 6.
+    fn cascade(w: &mut World) -> String {
+        for c in ["a", "b", "c"] {
+            w.join(c, "g-1");
+        }
+        for (i, c) in ["a", "b", "c"].iter().enumerate() {
+            w.complain(c, &format!("k{i}"), json!({"batch": "L1"}), "mouldy tea");
+        }
+        let st = w.fold();
+        let a = group(&st)[0];
+        assert_eq!(a.level, Level::Warning);
+        a.id.clone()
+    }
+
+    fn changes(st: &Warnings) -> Vec<String> {
+        st.changes_after(0, 100)
+            .unwrap()
+            .iter()
+            .map(|c| c.change.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_warning_gets_deadlines_from_its_level_and_is_overdue_when_event_time_passes_them() {
+        let mut w = World::new();
+        let id = cascade(&mut w);
+        let st = w.fold();
+        let a = st.get(&id).unwrap();
+        // Counted from when it became a warning (the third complaint, at hour 6).
+        let warned = w.at(6);
+        assert_eq!(
+            a.deadlines.acknowledge_by,
+            Some(warned + Duration::hours(8))
+        );
+        assert_eq!(a.deadlines.resolve_by, Some(warned + Duration::hours(72)));
+        assert_eq!(st.next_deadline(), a.deadlines.acknowledge_by);
+        assert!(a.overdue.is_none());
+        // Nine hours later, with no customer event: a tick moves the deadline clock.
+        w.hour += 8;
+        let tick = w.push(EventType::ClockTicked, "deadlines", json!({}));
+        let st = w.fold();
+        let a = st.get(&id).unwrap();
+        let overdue = a
+            .overdue
+            .as_ref()
+            .expect("past the deadline to acknowledge");
+        assert_eq!(
+            (overdue.deadline.as_str(), overdue.position),
+            ("acknowledge", tick)
+        );
+        assert_eq!(changes(&st).last().unwrap(), "overdue");
+        // Acknowledging clears it; the deadline to resolve is still ahead.
+        w.push(EventType::AlertAcknowledged, &id, json!({}));
+        let st = w.fold();
+        let a = st.get(&id).unwrap();
+        assert!(a.overdue.is_none());
+        assert_eq!(st.next_deadline(), a.deadlines.resolve_by);
+        // A customer event three days on passes the deadline to resolve.
+        w.hour += 72;
+        w.join("z", "g-9");
+        let st = w.fold();
+        assert_eq!(
+            st.get(&id).unwrap().overdue.as_ref().unwrap().deadline,
+            "resolve"
+        );
+        assert_eq!(st.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_watch_has_no_deadline_and_an_acknowledged_alert_is_never_overdue_to_acknowledge() {
+        let mut w = World::new();
+        w.join("a", "g");
+        w.join("b", "g");
+        w.complain("a", "k1", json!({"sku": "S"}), "broken lid");
+        w.complain("b", "k2", json!({"sku": "S"}), "broken lid too");
+        let st = w.fold();
+        assert_eq!(group(&st)[0].level, Level::Watch);
+        assert_eq!(group(&st)[0].deadlines, Deadlines::default());
+        assert_eq!(st.next_deadline(), None);
+
+        let mut w = World::new();
+        let id = cascade(&mut w);
+        w.push(EventType::AlertAcknowledged, &id, json!({}));
+        w.hour += 20;
+        w.push(EventType::ClockTicked, "deadlines", json!({}));
+        assert!(w.fold().get(&id).unwrap().overdue.is_none());
+    }
+
+    #[test]
+    fn assignment_and_review_are_recorded_with_who_and_why() {
+        let mut w = World::new();
+        let id = cascade(&mut w);
+        w.push(
+            EventType::AlertAssigned,
+            &id,
+            json!({"assignee": "k7", "requested_by": "k3"}),
+        );
+        let at = w.push(
+            EventType::AlertReviewed,
+            &id,
+            json!({"verdict": "confirmed", "reason": "damp warehouse", "requested_by": "k7"}),
+        );
+        let st = w.fold();
+        let a = st.get(&id).unwrap();
+        assert_eq!(a.assignee.as_deref(), Some("k7"));
+        let r = a.review.as_ref().unwrap();
+        assert_eq!(
+            (r.verdict, r.reason.as_str(), r.position),
+            (Verdict::Confirmed, "damp warehouse", at)
+        );
+        assert_eq!(r.by.as_deref(), Some("k7"));
+        let actions: Vec<&str> = a.actions.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(actions, ["assigned", "reviewed"]);
+        assert_eq!(
+            &changes(&st)[changes(&st).len() - 2..],
+            ["assigned", "reviewed"]
+        );
+    }
+
+    #[test]
+    fn a_severe_or_food_safety_complaint_makes_a_warning_critical_and_shows_on_it() {
+        let mut w = World::new();
+        for c in ["a", "b", "c"] {
+            w.join(c, "g-1");
+        }
+        w.complain("a", "k0", json!({"batch": "L1"}), "mouldy tea");
+        w.complain("b", "k1", json!({"batch": "L1"}), "mouldy tea");
+        w.push(
+            EventType::Complaint,
+            "c",
+            json!({"complaint_id": "k2", "about": {"batch": "L1"}, "text": "sick after drinking",
+                   "category": "food_safety", "severity": 5}),
+        );
+        let st = w.fold();
+        let a = group(&st)[0];
+        assert_eq!(a.level, Level::Critical);
+        assert_eq!(a.severity_max, Some(5));
+        assert_eq!(a.categories.iter().collect::<Vec<_>>(), ["food_safety"]);
+        // Critical deadlines are shorter.
+        assert_eq!(
+            a.deadlines.acknowledge_by,
+            Some(w.at(6) + Duration::hours(2))
+        );
+    }
+
+    #[test]
+    fn merging_moves_complaints_and_later_complaints_into_the_surviving_alert() {
+        let mut w = World::new();
+        let first = cascade(&mut w);
+        for c in ["d", "e", "f"] {
+            w.join(c, "g-2");
+        }
+        for (i, c) in ["d", "e", "f"].iter().enumerate() {
+            w.complain(
+                c,
+                &format!("m{i}"),
+                json!({"store": "s-1"}),
+                "wrong change given",
+            );
+        }
+        let st = w.fold();
+        let second = group(&st)
+            .iter()
+            .find(|a| a.id != first)
+            .unwrap()
+            .id
+            .clone();
+        w.push(
+            EventType::AlertMerged,
+            &second,
+            json!({"into": first, "note": "same cause"}),
+        );
+        w.join("g", "g-2");
+        w.complain("g", "m9", json!({"store": "s-1"}), "wrong change again");
+        let st = w.fold();
+        let gone = st.get(&second).unwrap();
+        assert_eq!(
+            (gone.status, gone.merged_into.as_deref()),
+            (Status::Merged, Some(first.as_str()))
+        );
+        let kept = st.get(&first).unwrap();
+        assert_eq!(kept.complaints.len(), 7, "{:?}", kept.complaints);
+        assert!(kept.merged.contains(&second));
+        assert!(kept.keys.contains("store:s-1") && kept.keys.contains("batch:L1"));
+        assert_eq!(kept.overdue.as_ref().unwrap().deadline, "acknowledge");
+        assert_eq!(
+            st.next_deadline(),
+            kept.deadlines.resolve_by,
+            "the merged one's deadlines went"
+        );
+    }
+
+    #[test]
+    fn resolving_a_problem_resolves_its_alerts_and_a_later_link_resolves_at_once() {
+        let mut w = World::new();
+        let id = cascade(&mut w);
+        w.push(
+            EventType::ProblemOpened,
+            "pr-1",
+            json!({"title": "Damp batch"}),
+        );
+        w.push(EventType::ProblemLinked, "pr-1", json!({"alert": id}));
+        w.push(
+            EventType::ProblemLinked,
+            "pr-1",
+            json!({"complaint": "k-other"}),
+        );
+        w.push(
+            EventType::ProblemResolved,
+            "pr-1",
+            json!({"note": "recalled"}),
+        );
+        let st = w.fold();
+        let p = st.problem("pr-1").unwrap();
+        assert_eq!(p.status, ProblemStatus::Resolved);
+        assert_eq!(p.alerts.iter().collect::<Vec<_>>(), [&id]);
+        assert_eq!(p.complaints.iter().collect::<Vec<_>>(), ["k-other"]);
+        let a = st.get(&id).unwrap();
+        assert_eq!(
+            (a.status, a.problem.as_deref()),
+            (Status::Resolved, Some("pr-1"))
+        );
+        assert_eq!(
+            st.next_deadline(),
+            None,
+            "a resolved alert has no deadline to pass"
+        );
+    }
+
+    #[test]
+    fn the_workflow_replays_identically_and_from_a_snapshot() {
+        let mut w = World::new();
+        let id = cascade(&mut w);
+        w.push(EventType::AlertAssigned, &id, json!({"assignee": "k7"}));
+        w.hour += 9;
+        w.push(EventType::ClockTicked, "deadlines", json!({}));
+        w.push(EventType::ProblemOpened, "pr-1", json!({"title": "Damp"}));
+        w.push(EventType::ProblemLinked, "pr-1", json!({"alert": id}));
+        w.push(EventType::ProblemResolved, "pr-1", json!({}));
+        let whole = serde_json::to_vec(&w.fold()).unwrap();
+        assert_eq!(whole, serde_json::to_vec(&w.fold()).unwrap());
+        for cut in 1..w.events.len() {
+            let mut c = Customers::default();
+            let mut st = Warnings::default();
+            for e in &w.events[..cut] {
+                c.apply(e);
+                st.apply(e, &c);
+            }
+            let mut resumed: Warnings =
+                serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+            for e in &w.events[cut..] {
+                c.apply(e);
+                resumed.apply(e, &c);
+            }
+            assert_eq!(
+                serde_json::to_vec(&resumed).unwrap(),
+                whole,
+                "resumed at {cut}"
+            );
+        }
     }
 }

@@ -14,6 +14,13 @@ use crate::{
     money::{Currency, Money},
 };
 
+mod rules;
+mod staff;
+
+pub(crate) use rules::id;
+use rules::{list, opt_short, opt_text, short, text};
+pub use staff::*;
+
 /// Longest identifier (customer, order, complaint, post, community, sku …), in bytes.
 pub const ID_LEN_MAX: usize = 128;
 /// Longest short string (name, email, product, channel …), in bytes.
@@ -66,6 +73,13 @@ event_types! {
     SegmentRetired = "segment_retired", 1, "Operator event: a segment was retired; its members all exit.";
     AlertAcknowledged = "alert_acknowledged", 1, "Operator event: staff acknowledged an early-warning alert.";
     AlertResolved = "alert_resolved", 1, "Operator event: staff resolved an early-warning alert.";
+    AlertAssigned = "alert_assigned", 1, "Operator event: an alert was given to a staff member to handle.";
+    AlertReviewed = "alert_reviewed", 1, "Operator event: staff said whether an alert was a group complaint.";
+    AlertMerged = "alert_merged", 1, "Operator event: an alert was merged into another (the same group complaint).";
+    ProblemOpened = "problem_opened", 1, "Operator event: staff opened a problem (a root cause).";
+    ProblemLinked = "problem_linked", 1, "Operator event: an alert or a complaint was linked to a problem.";
+    ProblemResolved = "problem_resolved", 1, "Operator event: a problem was resolved, and with it its alerts and complaints.";
+    ClockTicked = "clock_ticked", 1, "System event: the deadline clock reached its `occurred_at` without customer events.";
 }
 
 /// What an event is about, which decides its stream and the envelope field that names it.
@@ -77,6 +91,10 @@ pub enum SubjectKind {
     Segment,
     /// `subject` names an alert; stream `alert-<id>`.
     Alert,
+    /// `subject` names a problem; stream `problem-<id>`.
+    Problem,
+    /// `subject` names a clock (`deadlines`); stream `clock-<id>`.
+    Clock,
 }
 
 /// What one event is about: a customer, a segment or an alert, by id. The store keeps the
@@ -87,6 +105,8 @@ pub enum Subject {
     Customer(String),
     Segment(String),
     Alert(String),
+    Problem(String),
+    Clock(String),
 }
 
 impl Subject {
@@ -96,6 +116,8 @@ impl Subject {
             SubjectKind::Customer => Subject::Customer(id),
             SubjectKind::Segment => Subject::Segment(id),
             SubjectKind::Alert => Subject::Alert(id),
+            SubjectKind::Problem => Subject::Problem(id),
+            SubjectKind::Clock => Subject::Clock(id),
         }
     }
 
@@ -104,12 +126,18 @@ impl Subject {
             Subject::Customer(_) => SubjectKind::Customer,
             Subject::Segment(_) => SubjectKind::Segment,
             Subject::Alert(_) => SubjectKind::Alert,
+            Subject::Problem(_) => SubjectKind::Problem,
+            Subject::Clock(_) => SubjectKind::Clock,
         }
     }
 
     pub fn id(&self) -> &str {
         match self {
-            Subject::Customer(id) | Subject::Segment(id) | Subject::Alert(id) => id,
+            Subject::Customer(id)
+            | Subject::Segment(id)
+            | Subject::Alert(id)
+            | Subject::Problem(id)
+            | Subject::Clock(id) => id,
         }
     }
 
@@ -131,7 +159,10 @@ impl Subject {
     pub fn into_fields(self) -> (String, Option<String>) {
         match self {
             Subject::Customer(id) => (id, None),
-            Subject::Segment(id) | Subject::Alert(id) => (String::new(), Some(id)),
+            Subject::Segment(id)
+            | Subject::Alert(id)
+            | Subject::Problem(id)
+            | Subject::Clock(id) => (String::new(), Some(id)),
         }
     }
 
@@ -150,6 +181,8 @@ impl SubjectKind {
             SubjectKind::Customer => "customer-",
             SubjectKind::Segment => "segment-",
             SubjectKind::Alert => "alert-",
+            SubjectKind::Problem => "problem-",
+            SubjectKind::Clock => "clock-",
         }
     }
 }
@@ -158,7 +191,7 @@ impl EventType {
     /// System events are written by Rapport itself (through its own endpoints), never
     /// accepted from clients, so nobody can forge an erasure record.
     pub fn is_system(self) -> bool {
-        matches!(self, EventType::PersonalDataErased) || self.is_operator()
+        matches!(self, EventType::PersonalDataErased | EventType::ClockTicked) || self.is_operator()
     }
 
     /// Whether the event's `occurred_at` is business time: when something happened between
@@ -190,7 +223,15 @@ impl EventType {
     pub fn subject_kind(self) -> SubjectKind {
         match self {
             EventType::SegmentDefined | EventType::SegmentRetired => SubjectKind::Segment,
-            EventType::AlertAcknowledged | EventType::AlertResolved => SubjectKind::Alert,
+            EventType::AlertAcknowledged
+            | EventType::AlertResolved
+            | EventType::AlertAssigned
+            | EventType::AlertReviewed
+            | EventType::AlertMerged => SubjectKind::Alert,
+            EventType::ProblemOpened | EventType::ProblemLinked | EventType::ProblemResolved => {
+                SubjectKind::Problem
+            }
+            EventType::ClockTicked => SubjectKind::Clock,
             _ => SubjectKind::Customer,
         }
     }
@@ -391,7 +432,7 @@ pub struct SegmentRetired {
     pub requested_by: Option<String>,
 }
 
-/// Staff acted on an alert.
+/// Staff acted on an alert (acknowledged, resolved) or resolved a problem.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertAction {
@@ -423,6 +464,13 @@ pub enum EventData {
     SegmentRetired(SegmentRetired),
     AlertAcknowledged(AlertAction),
     AlertResolved(AlertAction),
+    AlertAssigned(AlertAssigned),
+    AlertReviewed(AlertReviewed),
+    AlertMerged(AlertMerged),
+    ProblemOpened(ProblemOpened),
+    ProblemLinked(ProblemLinked),
+    ProblemResolved(AlertAction),
+    ClockTicked(ClockTicked),
 }
 
 fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
@@ -503,6 +551,13 @@ impl EventData {
             EventType::SegmentRetired => EventData::SegmentRetired(decode_as(text)?),
             EventType::AlertAcknowledged => EventData::AlertAcknowledged(decode_as(text)?),
             EventType::AlertResolved => EventData::AlertResolved(decode_as(text)?),
+            EventType::AlertAssigned => EventData::AlertAssigned(decode_as(text)?),
+            EventType::AlertReviewed => EventData::AlertReviewed(decode_as(text)?),
+            EventType::AlertMerged => EventData::AlertMerged(decode_as(text)?),
+            EventType::ProblemOpened => EventData::ProblemOpened(decode_as(text)?),
+            EventType::ProblemLinked => EventData::ProblemLinked(decode_as(text)?),
+            EventType::ProblemResolved => EventData::ProblemResolved(decode_as(text)?),
+            EventType::ClockTicked => EventData::ClockTicked(decode_as(text)?),
         };
         data.validate()?;
         Ok(data)
@@ -526,6 +581,13 @@ impl EventData {
             EventData::SegmentRetired(_) => EventType::SegmentRetired,
             EventData::AlertAcknowledged(_) => EventType::AlertAcknowledged,
             EventData::AlertResolved(_) => EventType::AlertResolved,
+            EventData::AlertAssigned(_) => EventType::AlertAssigned,
+            EventData::AlertReviewed(_) => EventType::AlertReviewed,
+            EventData::AlertMerged(_) => EventType::AlertMerged,
+            EventData::ProblemOpened(_) => EventType::ProblemOpened,
+            EventData::ProblemLinked(_) => EventType::ProblemLinked,
+            EventData::ProblemResolved(_) => EventType::ProblemResolved,
+            EventData::ClockTicked(_) => EventType::ClockTicked,
         }
     }
 
@@ -545,9 +607,15 @@ impl EventData {
             EventData::PersonalDataErased(d) => serde_json::to_string(d),
             EventData::SegmentDefined(d) => serde_json::to_string(d),
             EventData::SegmentRetired(d) => serde_json::to_string(d),
-            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => {
-                serde_json::to_string(d)
-            }
+            EventData::AlertAcknowledged(d)
+            | EventData::AlertResolved(d)
+            | EventData::ProblemResolved(d) => serde_json::to_string(d),
+            EventData::AlertAssigned(d) => serde_json::to_string(d),
+            EventData::AlertReviewed(d) => serde_json::to_string(d),
+            EventData::AlertMerged(d) => serde_json::to_string(d),
+            EventData::ProblemOpened(d) => serde_json::to_string(d),
+            EventData::ProblemLinked(d) => serde_json::to_string(d),
+            EventData::ClockTicked(d) => serde_json::to_string(d),
         };
         s.expect("event data serializes to JSON")
     }
@@ -568,9 +636,15 @@ impl EventData {
             EventData::PersonalDataErased(d) => serde_json::to_value(d),
             EventData::SegmentDefined(d) => serde_json::to_value(d),
             EventData::SegmentRetired(d) => serde_json::to_value(d),
-            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => {
-                serde_json::to_value(d)
-            }
+            EventData::AlertAcknowledged(d)
+            | EventData::AlertResolved(d)
+            | EventData::ProblemResolved(d) => serde_json::to_value(d),
+            EventData::AlertAssigned(d) => serde_json::to_value(d),
+            EventData::AlertReviewed(d) => serde_json::to_value(d),
+            EventData::AlertMerged(d) => serde_json::to_value(d),
+            EventData::ProblemOpened(d) => serde_json::to_value(d),
+            EventData::ProblemLinked(d) => serde_json::to_value(d),
+            EventData::ClockTicked(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers and maps with string keys always serialize.
         v.expect("event data serializes to JSON")
@@ -695,74 +769,18 @@ impl EventData {
                     e.0.extend(errs.under("/rule").0);
                 }
             }
-            EventData::AlertAcknowledged(d) | EventData::AlertResolved(d) => {
+            EventData::AlertAcknowledged(d)
+            | EventData::AlertResolved(d)
+            | EventData::ProblemResolved(d) => {
                 opt_text(&mut e, "/note", &d.note);
             }
+            EventData::AlertAssigned(d) => staff::check_assigned(&mut e, d),
+            EventData::AlertReviewed(d) => staff::check_reviewed(&mut e, d),
+            EventData::AlertMerged(d) => staff::check_merged(&mut e, d),
+            EventData::ProblemOpened(d) => staff::check_opened(&mut e, d),
+            EventData::ProblemLinked(d) => staff::check_linked(&mut e, d),
+            EventData::ClockTicked(_) => {}
         }
         e.into_result()
-    }
-}
-
-fn has_control(s: &str) -> bool {
-    s.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-}
-
-pub(crate) fn id(e: &mut Errors, path: &str, v: &str) {
-    if v.trim().is_empty() {
-        e.push(path, "must not be empty");
-    } else if v.len() > ID_LEN_MAX {
-        e.push(path, format!("must be at most {ID_LEN_MAX} bytes"));
-    } else if v.chars().any(|c| c.is_control()) {
-        e.push(path, "must not contain control characters");
-    }
-}
-
-fn short(e: &mut Errors, path: &str, v: &str, allow_empty: bool) {
-    if !allow_empty && v.trim().is_empty() {
-        e.push(path, "must not be empty");
-    } else if v.len() > SHORT_LEN_MAX {
-        e.push(path, format!("must be at most {SHORT_LEN_MAX} bytes"));
-    } else if v.chars().any(|c| c.is_control()) {
-        e.push(path, "must not contain control characters");
-    }
-}
-
-fn opt_short(e: &mut Errors, path: &str, v: &Option<String>) {
-    if let Some(v) = v {
-        short(e, path, v, false);
-    }
-}
-
-fn text(e: &mut Errors, path: &str, v: &str) {
-    if v.trim().is_empty() {
-        e.push(path, "must not be empty");
-    } else if v.len() > TEXT_LEN_MAX {
-        e.push(path, format!("must be at most {TEXT_LEN_MAX} bytes"));
-    } else if has_control(v) {
-        e.push(
-            path,
-            "must not contain control characters other than tab and newline",
-        );
-    }
-}
-
-fn opt_text(e: &mut Errors, path: &str, v: &Option<String>) {
-    if let Some(v) = v {
-        text(e, path, v);
-    }
-}
-
-fn list(e: &mut Errors, path: &str, v: &[String], each_max: usize) {
-    if v.len() > LIST_LEN_MAX {
-        e.push(path, format!("must have at most {LIST_LEN_MAX} entries"));
-    }
-    for (i, s) in v.iter().enumerate() {
-        if s.trim().is_empty() || s.len() > each_max || s.chars().any(|c| c.is_control()) {
-            e.push(
-                format!("{path}/{i}"),
-                format!("must be 1 to {each_max} bytes without control characters"),
-            );
-        }
     }
 }
