@@ -178,6 +178,8 @@ pub struct App {
     kafka: Option<(crate::kafka::TaskHandle, crate::kafka::TaskHandle)>,
     data_dir: PathBuf,
     store_identity: String,
+    /// Ticks the deadline clock when an alert's deadline falls due (unless configured off).
+    deadlines: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -271,12 +273,17 @@ impl App {
             .kafka
             .as_ref()
             .map(|k| format!("{} (in: {}, group: {})", k.brokers, k.in_topic, k.group));
+        let ids: crate::http::IdGen = Arc::new(uuid::Uuid::now_v7);
+        let deadlines = opts.config.deadlines.ticks.then(|| {
+            let ids = ids.clone();
+            crate::deadlines::spawn(log.clone(), read_model.clone(), move || ids())
+        });
         let state = AppState {
             kafka: kafka_info,
             log,
             keys,
             metrics,
-            ids: Arc::new(uuid::Uuid::now_v7),
+            ids,
             stopping: Arc::new(AtomicBool::new(false)),
             read_model,
         };
@@ -286,6 +293,7 @@ impl App {
             kafka,
             data_dir: opts.data_dir,
             store_identity: opts.store.identity(),
+            deadlines,
         })
     }
 
@@ -324,6 +332,9 @@ impl App {
             tracing::info!("shutting down: finishing in-flight requests");
         })
         .await?;
+        if let Some(d) = self.deadlines {
+            d.abort();
+        }
         if let Some((ingest, outbox)) = self.kafka {
             if let Err(e) = ingest.stop().await {
                 tracing::warn!(error = %e, "kafka ingest stopped with an error");

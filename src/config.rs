@@ -9,7 +9,8 @@
 //!  "early_warning": {"window_hours": 48, "threshold": 3.5},
 //!  "time_travel": {"history_every_events": 1000000, "valid_time_every_events": 250000,
 //!                  "valid_time_rebuild_after_events": 500000},
-//!  "read_model": {"catch_up_in_child_events": 1000000}}
+//!  "read_model": {"catch_up_in_child_events": 1000000},
+//!  "deadlines": {"ticks": true}}
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,23 @@ pub struct Config {
     pub early_warning: WarningConfig,
     pub time_travel: TimeTravelConfig,
     pub read_model: ReadModelConfig,
+    pub deadlines: DeadlinesConfig,
+}
+
+/// How alerts' deadlines pass when no customer event moves event time (see
+/// `crate::deadlines`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeadlinesConfig {
+    /// `serve` appends a `clock_ticked` event when a deadline falls due; `false` lets
+    /// deadlines pass only with customer events.
+    pub ticks: bool,
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        DeadlinesConfig { ticks: true }
+    }
 }
 
 /// How `serve` catches up at start (see `crate::fold::child::FoldChild`).

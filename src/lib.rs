@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod crypto;
+pub mod deadlines;
 pub mod export;
 pub mod fold;
 pub mod http;

@@ -155,6 +155,8 @@ pub struct Purchase {
 pub struct Item {
     pub sku: Option<String>,
     pub quantity: Option<u64>,
+    #[serde(deserialize_with = "amount")]
+    pub unit_price: Option<Decimal>,
     pub product: Option<String>,
     pub category: Option<String>,
 }

@@ -28,6 +28,9 @@ use crate::error::{Errors, ValidationErrors};
 pub const RULE_DEPTH_MAX: usize = 8;
 /// Most conditions in one rule.
 pub const RULE_CONDITIONS_MAX: usize = 64;
+/// Most values in one `in` list (an audience of named customers, such as an alert's
+/// exposed buyers).
+pub const IN_VALUES_MAX: usize = 10_000;
 /// Longest window, in days (ten years).
 pub const WINDOW_DAYS_MAX: u32 = 3_660;
 
@@ -97,6 +100,7 @@ fields! {
     LastCampaign = "last_campaign", Text, false, "Campaign of the latest outreach.";
     LastOutcome = "last_outcome", Text, false, "Outcome of the latest outreach.";
     Erased = "erased", Bool, false, "The customer's personal data was erased.";
+    Customer = "customer", Text, false, "The customer's id (with `in`: a fixed list of customers, such as an alert's exposed buyers).";
 }
 
 impl Field {
@@ -405,13 +409,22 @@ fn condition(
             }
         }
         (Kind::Text, Op::In) => match v.as_array() {
+            Some(items) if items.len() > IN_VALUES_MAX => {
+                e.push(&vpath, format!("must hold at most {IN_VALUES_MAX} values"));
+                None
+            }
             Some(items) if !items.is_empty() => {
                 let texts: Option<Vec<String>> = items
                     .iter()
                     .enumerate()
                     .map(|(i, x)| text(x, &format!("{vpath}/{i}"), e))
                     .collect();
-                texts.map(Operand::Texts)
+                // Sorted, so a long list is searched, not scanned.
+                texts.map(|mut t| {
+                    t.sort();
+                    t.dedup();
+                    Operand::Texts(t)
+                })
             }
             _ => {
                 e.push(&vpath, "must be a non-empty array of strings");

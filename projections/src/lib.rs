@@ -16,6 +16,7 @@
 //! - [`segments`]: rule-based segments (definitions are events), membership kept
 //!   incrementally, re-evaluated deterministically as event time passes, and the feed of
 //!   membership changes.
+//! - [`exposure`]: recent buyers per SKU and product, for an alert's exposed customers.
 //! - [`warnings`]: early warning: complaints that spread through connected customers,
 //!   with the evidence, and unconnected spikes told apart from them.
 
@@ -23,6 +24,7 @@
 
 pub mod cohorts;
 pub mod customers;
+pub mod exposure;
 pub mod feed;
 pub mod interned;
 pub mod lifecycle;
@@ -53,6 +55,7 @@ pub struct ReadState {
     pub segments: Segments,
     pub warnings: warnings::Warnings,
     pub lifecycles: lifecycle::Lifecycles,
+    pub exposure: exposure::Exposure,
 }
 
 impl ReadState {
@@ -61,11 +64,13 @@ impl ReadState {
     pub const VERSION: u32 = 21;
 
     pub fn new(lifecycle: LifecycleConfig, warnings: warnings::WarningConfig) -> ReadState {
+        let warnings_exposure_days = warnings.exposure_days;
         ReadState {
             customers: Customers::default(),
             segments: Segments::new(lifecycle),
             warnings: warnings::Warnings::new(warnings),
             lifecycles: lifecycle::Lifecycles::new(lifecycle),
+            exposure: exposure::Exposure::new(warnings_exposure_days),
         }
     }
 
@@ -82,6 +87,7 @@ impl ReadState {
         for part in [
             self.customers.snapshot_bytes(),
             postcard::to_stdvec(&self.lifecycles).expect("lifecycles serialize"),
+            postcard::to_stdvec(&self.exposure).expect("exposure serializes"),
         ] {
             out.extend((part.len() as u64).to_le_bytes());
             out.extend(part);
@@ -120,6 +126,8 @@ impl ReadState {
             .map_err(|e| format!("customers: {e}"))?;
         let lifecycles: lifecycle::Lifecycles =
             postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("lifecycles: {e}"))?;
+        let exposure: exposure::Exposure =
+            postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("exposure: {e}"))?;
         let Parts {
             mut segments,
             warnings,
@@ -130,6 +138,7 @@ impl ReadState {
             segments,
             warnings,
             lifecycles,
+            exposure,
         })
     }
 }
@@ -142,6 +151,7 @@ impl Projection for ReadState {
         self.segments.apply(ev, &self.customers);
         self.warnings.apply(ev, &self.customers);
         self.lifecycles.apply(ev, &self.customers);
+        self.exposure.apply(ev, &self.customers);
     }
 }
 pub use lifecycle::{Lifecycle, LifecycleConfig, Relationship};

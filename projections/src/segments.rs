@@ -374,7 +374,9 @@ fn condition(c: &Condition, p: &Profile, ctx: &Ctx) -> bool {
     let text = |v: Option<&str>| match (&c.value, c.op) {
         (Operand::Text(t), Op::Eq) => v == Some(t.as_str()),
         (Operand::Text(t), Op::Ne) => v != Some(t.as_str()),
-        (Operand::Texts(ts), Op::In) => v.is_some_and(|v| ts.iter().any(|t| t == v)),
+        (Operand::Texts(ts), Op::In) => {
+            v.is_some_and(|v| ts.binary_search_by(|t| t.as_str().cmp(v)).is_ok())
+        }
         _ => false,
     };
     let set = |s: &crate::customers::NameSet| match (&c.value, c.op) {
@@ -415,6 +417,7 @@ fn condition(c: &Condition, p: &Profile, ctx: &Ctx) -> bool {
         Field::Relationship => text(Some(relationship_str(ctx.cfg.relationship(p, now)))),
         Field::Region => text(ctx.customers.region(p)),
         Field::Channel => text(ctx.customers.channel(p)),
+        Field::Customer => text(Some(&p.id)),
         Field::LastCampaign => text(p.last_campaign()),
         Field::LastOutcome => text(p.last_outcome()),
         Field::Erased => match (&c.value, c.op) {

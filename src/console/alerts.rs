@@ -396,9 +396,9 @@ async fn act(
     let state = State(c.app.clone());
     let caller = signed.caller.clone();
     let done = if resolve {
-        http::alerts::resolve(state, caller, Path(id.clone()), body).await
+        http::workflow::resolve(state, caller, Path(id.clone()), body).await
     } else {
-        http::alerts::acknowledge(state, caller, Path(id.clone()), body).await
+        http::workflow::acknowledge(state, caller, Path(id.clone()), body).await
     };
     match done {
         // Back to the alert once the read model shows the action.

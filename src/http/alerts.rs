@@ -1,27 +1,19 @@
-//! Early-warning alerts over HTTP: list, one alert with its evidence, the live feed (SSE),
-//! and staff actions (acknowledge, resolve), which are operator events in `alert-<id>`.
+//! Early-warning alerts over HTTP: list, one alert with its evidence, the live feed (SSE).
+//! What staff do with them is in `workflow.rs`.
 
 use axum::{
-    body::Bytes,
     extract::{Path, Query, State},
     http::HeaderMap,
     response::{sse::Event as SseEvent, Response},
     Json,
-};
-use chrono::Utc;
-use rapport_events::{
-    data::{AlertAction, EventData},
-    Event, EventType, Subject,
 };
 use rapport_projections::warnings::{self, Alert, Kind, Level, Status};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, Caller, READERS};
-use crate::{auth::Role, log::PersonalAccess, store::ExpectedVersion};
+use crate::log::PersonalAccess;
 
-/// Who may act on alerts.
-const RESPONDERS: &[Role] = &[Role::Support, Role::Admin];
 /// Alerts per page of the list.
 const ALERTS_PAGE_MAX: usize = 500;
 /// Phrases shown per alert.
@@ -35,6 +27,10 @@ pub(crate) struct AlertQuery {
     status: Option<String>,
     level: Option<String>,
     kind: Option<String>,
+    /// Only alerts owned by this key id (`me`: the caller's).
+    assignee: Option<String>,
+    /// Only alerts past a deadline (`true`) or not (`false`).
+    overdue: Option<bool>,
     /// Only alerts updated after this log position.
     after: Option<u64>,
     min_position: Option<u64>,
@@ -61,7 +57,7 @@ pub(crate) async fn list(
     let status: Option<Status> = q
         .status
         .as_deref()
-        .map(|s| parse_enum("status", s, "open, acknowledged, resolved"))
+        .map(|s| parse_enum("status", s, "open, acknowledged, resolved, merged"))
         .transpose()?;
     let level: Option<Level> = q
         .level
@@ -73,6 +69,10 @@ pub(crate) async fn list(
         .as_deref()
         .map(|s| parse_enum("kind", s, "group_complaint, spike"))
         .transpose()?;
+    let assignee = match q.assignee.as_deref() {
+        Some("me") => Some(caller.key_id.as_str()),
+        a => a,
+    };
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > ALERTS_PAGE_MAX {
         return Err(ApiError::bad(
@@ -89,6 +89,8 @@ pub(crate) async fn list(
         // `level=warning` means "at least warning".
         .filter(|a| level.is_none_or(|l| a.level >= l))
         .filter(|a| kind.is_none_or(|k| a.kind == k))
+        .filter(|a| assignee.is_none_or(|k| a.assignee.as_deref() == Some(k)))
+        .filter(|a| q.overdue.is_none_or(|o| a.overdue.is_some() == o))
         .filter(|a| q.after.is_none_or(|p| a.updated_at_position > p))
         .collect();
     alerts.sort_by(|a, b| {
@@ -162,81 +164,6 @@ pub(crate) async fn get_one(
     v["evidence"]["shared_phrases"] = json!(phrases);
     v["evidence"]["complaint_texts"] = json!(complaint_texts);
     Ok(Json(v))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ActionBody {
-    note: Option<String>,
-}
-
-async fn act(
-    state: AppState,
-    caller: Caller,
-    id: String,
-    body: Bytes,
-    ty: EventType,
-) -> Result<Json<Value>, ApiError> {
-    caller.require(RESPONDERS)?;
-    let body: ActionBody = if body.is_empty() {
-        ActionBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad("/", e.to_string()))?
-    };
-    if state
-        .read_model
-        .state
-        .read()
-        .await
-        .warnings
-        .get(&id)
-        .is_none()
-    {
-        return Err(ApiError::NotFound(format!("no alert `{id}`")));
-    }
-    let data = serde_json::to_string(&AlertAction {
-        requested_by: Some(caller.key_id.clone()),
-        note: body.note,
-    })
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let data = EventData::decode(ty, 1, &data).map_err(ApiError::Invalid)?;
-    let event = Event {
-        id: (state.ids)(),
-        data,
-        customer: id.clone(),
-        occurred_at: Utc::now(),
-        metadata: Default::default(),
-    };
-    let stream = Subject::Alert(id.clone()).stream();
-    let appended = state
-        .log
-        .append(
-            &[event],
-            crate::log::AppendRules::in_stream(stream, ExpectedVersion::Any),
-        )
-        .await?;
-    tracing::info!(alert = %id, action = %ty, by = %caller.key_id, "alert action recorded");
-    Ok(Json(
-        json!({"alert": id, "position": appended[0].position, "event_id": appended[0].id}),
-    ))
-}
-
-pub(crate) async fn acknowledge(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    act(state, caller, id, body, EventType::AlertAcknowledged).await
-}
-
-pub(crate) async fn resolve(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    act(state, caller, id, body, EventType::AlertResolved).await
 }
 
 #[derive(Deserialize)]

@@ -13,7 +13,7 @@ use axum::{
     Json,
 };
 use futures::StreamExt;
-use rapport_events::{cloudevents, Event, ValidationErrors};
+use rapport_events::{cloudevents, Event, EventType, ValidationErrors};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -86,6 +86,10 @@ async fn body_text(body: Body) -> Result<String, ApiError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad("/", "the body must be UTF-8"))
 }
 
+/// What the support role may append: a complaint's resolution (with the customer's
+/// satisfaction) and outreach made.
+const SUPPORT_MAY_RECORD: &[EventType] = &[EventType::ComplaintResolved, EventType::Contacted];
+
 pub(super) async fn append(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,7 +97,7 @@ pub(super) async fn append(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Ingest, Role::Admin])?;
+    caller.require(&[Role::Ingest, Role::Admin, Role::Support])?;
     let format = body_format(&headers)?;
     let expected = match &q.expected_version {
         Some(v) => Some(
@@ -114,6 +118,24 @@ pub(super) async fn append(
     .map_err(ApiError::Invalid)?;
     if events.is_empty() {
         return Err(ApiError::bad("/", "the body holds no events"));
+    }
+    if caller.role == Role::Support {
+        // Support records what it did with customers, nothing else.
+        if let Some((i, e)) = events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| !SUPPORT_MAY_RECORD.contains(&e.data.event_type()))
+        {
+            return Err(ApiError::Forbidden(format!(
+                "/{i}/type: the support role records {} only; `{}` needs an ingest or admin key",
+                SUPPORT_MAY_RECORD
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                e.data.event_type()
+            )));
+        }
     }
     if events.len() > APPEND_EVENTS_MAX {
         return Err(ApiError::bad(

@@ -5,12 +5,15 @@ pub(crate) mod alerts;
 pub(crate) mod customers;
 pub mod error;
 mod events;
+mod exposure;
 mod feed;
 pub mod metrics;
 mod openapi;
 pub(crate) mod privacy;
+mod problems;
 pub(crate) mod query;
 pub(crate) mod segments;
+pub(crate) mod workflow;
 
 use std::{sync::Arc, time::Instant};
 
@@ -148,8 +151,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/subscribe", get(alerts::subscribe))
         .route("/v1/alerts/{id}", get(alerts::get_one))
-        .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
-        .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/v1/alerts/{id}/acknowledge", post(workflow::acknowledge))
+        .route("/v1/alerts/{id}/resolve", post(workflow::resolve))
+        .route("/v1/alerts/{id}/assign", post(workflow::assign))
+        .route("/v1/alerts/{id}/review", post(workflow::review))
+        .route("/v1/alerts/{id}/merge", post(workflow::merge))
+        .route("/v1/alerts/{id}/exposure", get(exposure::get_exposure))
+        .route(
+            "/v1/alerts/{id}/exposure/segment",
+            post(exposure::to_segment),
+        )
+        .route("/v1/problems", post(problems::create).get(problems::list))
+        .route("/v1/problems/{id}", get(problems::get_one))
+        .route("/v1/problems/{id}/links", post(problems::link))
+        .route("/v1/problems/{id}/resolve", post(problems::resolve))
         .route("/v1/customers/{id}/personal-data", delete(privacy::erase))
         .route("/v1/customers/{id}/export", get(privacy::export_customer))
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })

@@ -41,7 +41,7 @@ fn refuse_as_of(q: &super::query::ReadQuery) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_id(id: &str) -> Result<(), ApiError> {
+pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= SEGMENT_ID_LEN_MAX
         && id

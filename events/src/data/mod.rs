@@ -480,13 +480,21 @@ fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
     }
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = pointer_of(e.path());
+        let mut path = pointer_of(e.path());
         let msg = e.inner().to_string();
         // serde_json appends " at line L column C"; the path already says where.
         let msg = match msg.rfind(" at line ") {
             Some(i) => msg[..i].to_owned(),
             None => msg,
         };
+        // A missing field is named by the path too, as every other field error is.
+        if let Some(field) = msg
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            path = format!("{path}/{field}");
+            return ValidationErrors::one(path, "is required");
+        }
         ValidationErrors::one(path, msg)
     })
 }

@@ -229,6 +229,13 @@ impl Customers {
     }
 
     /// The customer's number (see `profiles`), if the log has mentioned them.
+    /// The customer who filed complaint `id`.
+    pub fn complaint_author(&self, id: &str) -> Option<&Profile> {
+        self.complaint_authors
+            .get(id)
+            .and_then(|n| self.by_number(n))
+    }
+
     pub fn number(&self, id: &str) -> Option<u32> {
         self.numbers
             .0

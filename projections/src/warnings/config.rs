@@ -30,6 +30,9 @@ pub struct WarningConfig {
     pub acknowledge_hours: LevelHours,
     /// Hours from reaching a level to the deadline to resolve the alert, per level.
     pub resolve_hours: LevelHours,
+    /// Days of purchases kept to find an alert's exposed customers (buyers before its
+    /// first complaint, up to this many days, who have not complained).
+    pub exposure_days: i64,
 }
 
 /// Hours per alert level; a level without hours has no deadline (a configuration that
@@ -83,6 +86,7 @@ impl Default for WarningConfig {
                 warning: Some(72),
                 critical: Some(24),
             },
+            exposure_days: 30,
         }
     }
 }

@@ -20,7 +20,7 @@ fn complaint(customer: &str, id: &str, at: &str, text: &str) -> Value {
     )
 }
 
-async fn next(
+pub(super) async fn next(
     feed: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
     buf: &mut String,
 ) -> Value {

@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 use rapport::{
     app::{App, AppOptions},
     auth::{ApiKeys, Role},
-    config::{Config, ReadModelConfig, TimeTravelConfig},
+    config::{Config, DeadlinesConfig, ReadModelConfig, TimeTravelConfig},
     crypto::MasterKey,
     layout::DataDir,
     store::sqlite::SqliteStore,
@@ -36,6 +36,21 @@ impl TestServer {
 
     /// A server whose `min_position` waits give up after `wait` (for tests of the 503).
     pub(crate) async fn start_with_min_position_wait(wait: std::time::Duration) -> TestServer {
+        Self::start_with(wait, false).await
+    }
+
+    /// A server that ticks the deadline clock as `serve` does. The others do not: their
+    /// events are dated in the past, and ticks would land between them at times no test
+    /// controls.
+    pub(super) async fn start_ticking() -> TestServer {
+        Self::start_with(
+            rapport::read_model::ReadModelOptions::service(None).min_position_wait,
+            true,
+        )
+        .await
+    }
+
+    async fn start_with(wait: std::time::Duration, ticks: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let app = App::build(AppOptions {
             // Nothing here runs long enough for a child process to be worth it, and the
@@ -48,6 +63,7 @@ impl TestServer {
                     valid_time_rebuild_after_events: 0,
                     ..Default::default()
                 },
+                deadlines: DeadlinesConfig { ticks },
                 ..Default::default()
             },
             min_position_wait: wait,

@@ -12,3 +12,4 @@ mod hardening;
 mod privacy;
 mod read;
 mod segments;
+mod workflow;
