@@ -255,6 +255,16 @@ pub struct ReplayArgs {
 
 #[derive(Args)]
 pub struct EvalWarningsArgs {
+    /// Measure the detector on the verdicts staff gave (`alert_reviewed`) in the store at
+    /// --data-dir, instead of on generated scenarios.
+    #[arg(long)]
+    pub from_store: bool,
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(flatten)]
+    pub store_config: crate::config::ConfigArgs,
+    #[command(flatten)]
+    pub master: MasterKeyArgs,
     /// Scenario seeds (comma-separated). Thresholds were tuned on 1,2,3; report on others.
     #[arg(long, value_delimiter = ',', default_value = "11,12,13")]
     pub seeds: Vec<u64>,

@@ -3,6 +3,9 @@
 use crate::cli::{BackgroundArg, EvalWarningsArgs};
 
 pub async fn run(args: EvalWarningsArgs) -> anyhow::Result<()> {
+    if args.from_store {
+        return from_store(args).await;
+    }
     let EvalWarningsArgs {
         seeds,
         customers,
@@ -12,6 +15,7 @@ pub async fn run(args: EvalWarningsArgs) -> anyhow::Result<()> {
         min_count,
         background,
         shared_data,
+        ..
     } = args;
     let defaults = rapport_projections::warnings::WarningConfig::default();
     let config = rapport_projections::warnings::WarningConfig {
@@ -38,4 +42,29 @@ pub async fn run(args: EvalWarningsArgs) -> anyhow::Result<()> {
         cascades,
         config,
     })
+}
+
+/// The detector's precision on the verdicts staff recorded: the whole log folded with the
+/// service's configuration.
+async fn from_store(args: EvalWarningsArgs) -> anyhow::Result<()> {
+    let config = args.store_config.load()?;
+    let master = args.master.resolve(false)?;
+    let (_, log) = crate::app::open_log_read_only(&args.data.data_dir, master).await?;
+    let state = rapport_projections::ReadState::new(config.lifecycle, config.early_warning);
+    let until = log.last_position();
+    let state = crate::fold::fold(&log, state, until, |_| {}).await?;
+    let v = state.warnings.verdicts();
+    println!("Detector precision on staff's verdicts ({until} events)\n");
+    println!("| level | alerts | reviewed | confirmed | not a group complaint | precision |");
+    println!("|---|---|---|---|---|---|");
+    for level in ["watch", "warning", "critical", "warning_or_above"] {
+        let c = v.levels.get(level).cloned().unwrap_or_default();
+        let precision = c.precision.map_or("–".to_owned(), |p| format!("{p:.3}"));
+        println!(
+            "| {level} | {} | {} | {} | {} | {precision} |",
+            c.raised, c.reviewed, c.confirmed, c.not_group_complaint
+        );
+    }
+    println!("\nRecall needs the group complaints the detector missed, which verdicts on its alerts cannot show.");
+    Ok(())
 }

@@ -166,6 +166,22 @@ pub(crate) async fn get_one(
     Ok(Json(v))
 }
 
+/// `GET /v1/alerts/verdicts`: the detector's precision on staff's verdicts, per level.
+pub(crate) async fn verdicts(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let Query(q) = q.map_err(ApiError::query)?;
+    super::query::wait_min_position(&state, q.min_position).await?;
+    let st = state.read_model.state.read().await;
+    Ok(Json(json!({
+        "verdicts": st.warnings.verdicts(),
+        "position": st.position(),
+    })))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubscribeQuery {

@@ -132,9 +132,9 @@ pub(crate) async fn get_exposure(
             })
         })
         .collect();
-    let note = (x.keys.is_empty()).then(|| {
-        "this alert is about no SKU or product; purchases name no batch or store, so its exposure cannot be found"
-    });
+    let note = x.keys.is_empty().then_some(
+        "this alert is about no SKU or product; purchases name no batch or store, so its exposure cannot be found",
+    );
     Ok(Json(json!({
         "alert": id,
         "keys": x.keys,

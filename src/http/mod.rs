@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/segments/{id}/diff", get(segments::diff))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/subscribe", get(alerts::subscribe))
+        .route("/v1/alerts/verdicts", get(alerts::verdicts))
         .route("/v1/alerts/{id}", get(alerts::get_one))
         .route("/v1/alerts/{id}/acknowledge", post(workflow::acknowledge))
         .route("/v1/alerts/{id}/resolve", post(workflow::resolve))

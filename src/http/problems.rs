@@ -112,7 +112,7 @@ pub(crate) async fn list(
         .problems()
         .filter(|p| status.is_none_or(|s| p.status == s))
         .collect();
-    problems.sort_by(|a, b| b.opened_position.cmp(&a.opened_position));
+    problems.sort_by_key(|p| std::cmp::Reverse(p.opened_position));
     let out: Vec<Value> = problems.iter().map(|p| problem_json(p, &st)).collect();
     Ok(Json(json!({"problems": out, "position": st.position()})))
 }

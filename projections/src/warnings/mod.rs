@@ -59,7 +59,7 @@ use detector::*;
 use graph::*;
 use text::*;
 pub use text::{shared_phrases, signature, similarity};
-pub use workflow::{Problem, ProblemStatus};
+pub use workflow::{Problem, ProblemStatus, VerdictCounts, VerdictSummary};
 
 /// Most customers tracked on one key inside the window (the oldest leave first).
 pub const KEY_ENTRIES_MAX: usize = 400;
@@ -701,6 +701,49 @@ mod tests {
             None,
             "a resolved alert has no deadline to pass"
         );
+    }
+
+    #[test]
+    fn verdicts_measure_precision_per_level_on_staffs_own_judgement() {
+        let mut w = World::new();
+        let id = cascade(&mut w);
+        w.join("x", "g-x");
+        w.join("y", "g-x");
+        w.complain("x", "n1", json!({"sku": "Z"}), "late parcel");
+        w.complain("y", "n2", json!({"sku": "Z"}), "late parcel too");
+        let st = w.fold();
+        let watch = group(&st)
+            .iter()
+            .find(|a| a.level == Level::Watch)
+            .unwrap()
+            .id
+            .clone();
+        w.push(
+            EventType::AlertReviewed,
+            &id,
+            json!({"verdict": "confirmed", "reason": "damp"}),
+        );
+        w.push(
+            EventType::AlertReviewed,
+            &watch,
+            json!({"verdict": "not_group_complaint", "reason": "chance"}),
+        );
+        let v = w.fold().verdicts();
+        let row = |l: &str| v.levels.get(l).cloned().unwrap_or_default();
+        assert_eq!(
+            (
+                row("warning").raised,
+                row("warning").confirmed,
+                row("warning").precision
+            ),
+            (1, 1, Some(1.0))
+        );
+        assert_eq!(
+            (row("watch").reviewed, row("watch").precision),
+            (1, Some(0.0))
+        );
+        assert_eq!(row("warning_or_above").raised, 1);
+        assert_eq!(row("critical").raised, 0);
     }
 
     #[test]

@@ -428,3 +428,54 @@ fn action(what: &str, ev: &FoldEvent, by: Option<String>, note: Option<String>) 
         note,
     }
 }
+
+/// How staff judged the detector's alerts: per level reached, alerts raised, reviewed,
+/// confirmed and not group complaints. Merged alerts count in the alert they joined.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VerdictSummary {
+    pub levels: BTreeMap<String, VerdictCounts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VerdictCounts {
+    pub raised: usize,
+    pub reviewed: usize,
+    pub confirmed: usize,
+    pub not_group_complaint: usize,
+    /// confirmed ÷ reviewed, when any was reviewed.
+    pub precision: Option<f64>,
+}
+
+impl Warnings {
+    /// The detector measured on staff's verdicts: what a firm learns about it on its own
+    /// customers. Rows: `watch`, `warning`, `critical`, and `warning_or_above`.
+    pub fn verdicts(&self) -> VerdictSummary {
+        let mut out = VerdictSummary::default();
+        for a in self.alerts.values().filter(|a| a.status != Status::Merged) {
+            let level = serde_json::to_value(a.level)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut rows = vec![level];
+            if a.level >= Level::Warning {
+                rows.push("warning_or_above".into());
+            }
+            for row in rows {
+                let c = out.levels.entry(row).or_default();
+                c.raised += 1;
+                if let Some(r) = &a.review {
+                    c.reviewed += 1;
+                    match r.verdict {
+                        Verdict::Confirmed => c.confirmed += 1,
+                        Verdict::NotGroupComplaint => c.not_group_complaint += 1,
+                    }
+                }
+            }
+        }
+        for c in out.levels.values_mut() {
+            c.precision = (c.reviewed > 0)
+                .then(|| (c.confirmed as f64 / c.reviewed as f64 * 1000.0).round() / 1000.0);
+        }
+        out
+    }
+}

@@ -798,3 +798,58 @@ fn a_child_dies_with_its_parent(command: &str) {
         assert!(!line.contains("built"), "{line}");
     }
 }
+
+#[test]
+fn eval_warnings_from_store_reports_precision_on_staffs_verdicts() {
+    let (_tmp, data, master) = paths();
+    let server = Server::start(&data, &master);
+    let client = reqwest::blocking::Client::new();
+    let mut events = String::new();
+    for (i, c) in ["c-1", "c-2", "c-3"].iter().enumerate() {
+        events.push_str(&format!(
+            r#"{{"type":"community_joined","customer":"{c}","occurred_at":"2026-03-01T08:00:00Z","data":{{"community":"g-1"}}}}
+{{"type":"complaint","customer":"{c}","occurred_at":"2026-03-02T0{h}:00:00Z","data":{{"complaint_id":"k-{i}","about":{{"batch":"L1"}},"text":"mouldy tea"}}}}
+"#,
+            h = i + 1
+        ));
+    }
+    let resp = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&server.admin)
+        .header("content-type", "application/x-ndjson")
+        .body(events)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let last = resp.json::<serde_json::Value>().unwrap()["last_position"]
+        .as_u64()
+        .unwrap();
+    let alerts = server.get_json(&format!("/v1/alerts?level=warning&min_position={last}"));
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let resp = client
+        .post(format!("{}/v1/alerts/{id}/review", server.base))
+        .bearer_auth(&server.admin)
+        .json(&serde_json::json!({"verdict": "confirmed", "reason": "one damp batch"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let at = resp.json::<serde_json::Value>().unwrap()["position"]
+        .as_u64()
+        .unwrap();
+    let verdicts = server.get_json(&format!("/v1/alerts/verdicts?min_position={at}"));
+    assert_eq!(
+        verdicts["verdicts"]["levels"]["warning"]["precision"], 1.0,
+        "{verdicts}"
+    );
+    let out = run(&["eval-warnings", "--from-store"], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("| warning | 1 | 1 | 1 | 0 | 1.000 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| warning_or_above | 1 | 1 | 1 | 0 | 1.000 |"),
+        "{table}"
+    );
+}
