@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{api_error_page, i18n::Arg, render, Console, Frame, SignedIn};
-use crate::{auth::Role, http, http::AppState};
+use crate::{http, http::AppState};
 
 /// One alert as a card of the board.
 pub(crate) struct Card {
@@ -28,9 +28,12 @@ pub(crate) struct Card {
     started: String,
     /// Level changes since it was raised, oldest first (how fast it grows).
     growth: String,
+    /// Past a deadline now.
+    overdue: bool,
+    assignee: String,
 }
 
-fn level_name(l: Level) -> &'static str {
+pub(crate) fn level_name(l: Level) -> &'static str {
     match l {
         Level::Watch => "watch",
         Level::Warning => "warning",
@@ -38,7 +41,7 @@ fn level_name(l: Level) -> &'static str {
     }
 }
 
-fn snake<T: serde::Serialize>(v: &T) -> &'static str {
+pub(crate) fn snake<T: serde::Serialize>(v: &T) -> &'static str {
     match serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -49,6 +52,7 @@ fn snake<T: serde::Serialize>(v: &T) -> &'static str {
         Some("open") => "open",
         Some("acknowledged") => "acknowledged",
         Some("resolved") => "resolved",
+        Some("merged") => "merged",
         _ => "",
     }
 }
@@ -83,6 +87,8 @@ impl Card {
                 .map(|(l, p)| format!("{} @{p}", t.pick("level", level_name(*l))))
                 .collect::<Vec<_>>()
                 .join(" → "),
+            overdue: a.overdue.is_some(),
+            assignee: a.assignee.clone().unwrap_or_default(),
         }
     }
 }
@@ -92,6 +98,8 @@ pub(crate) struct BoardFilters {
     level: Option<String>,
     status: Option<String>,
     kind: Option<String>,
+    assignee: Option<String>,
+    overdue: Option<String>,
 }
 
 #[derive(Template)]
@@ -108,6 +116,8 @@ struct BoardPage {
     level: String,
     status: String,
     kind: String,
+    mine: bool,
+    overdue: bool,
     query: String,
 }
 
@@ -133,15 +143,19 @@ async fn cards(
     signed: &SignedIn,
     uri: &Uri,
 ) -> Result<(Vec<Card>, usize, u64, String), Response> {
-    // The board asks for every open alert by default; the filters are the API's.
-    let query = uri.query().unwrap_or("");
-    let api_query = if query.contains("status=") {
-        format!("{query}&limit=500")
-    } else if query.is_empty() {
-        "status=open&limit=500".to_owned()
-    } else {
-        format!("{query}&status=open&limit=500")
-    };
+    // The board asks for every open alert by default; the filters are the API's (a
+    // filter left at "any" is not sent).
+    let query: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| p.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+        .collect();
+    let mut api_query = query.join("&");
+    if !query.iter().any(|p| p.starts_with("status=")) {
+        api_query.push_str("&status=open");
+    }
+    api_query.push_str("&limit=500");
     let api_uri: Uri = format!("/v1/alerts?{api_query}")
         .parse()
         .map_err(|_| api_error_page(signed.tr, http::ApiError::bad("query", "unreadable")))?;
@@ -190,6 +204,8 @@ pub(crate) async fn board(
         level: f.level.unwrap_or_default(),
         status: f.status.unwrap_or_default(),
         kind: f.kind.unwrap_or_default(),
+        mine: f.assignee.as_deref() == Some("me"),
+        overdue: f.overdue.as_deref() == Some("true"),
         query: uri.query().unwrap_or("").to_owned(),
     };
     render(&page, signed.tr)
@@ -272,7 +288,7 @@ struct AlertPage {
     phrases: Vec<String>,
     texts: Vec<TextRow>,
     actions: Vec<ActionRow>,
-    can_act: bool,
+    h: super::workflow::Handling,
 }
 
 /// `GET /alerts/{id}`: the evidence, the timeline, what the complaints say (support and
@@ -281,6 +297,16 @@ pub(crate) async fn alert(
     State(c): State<Console>,
     signed: SignedIn,
     Path(id): Path<String>,
+) -> Response {
+    alert_page(&c, &signed, id, Default::default()).await
+}
+
+/// The alert's page, with the message of a form that failed on its field.
+pub(crate) async fn alert_page(
+    c: &Console,
+    signed: &SignedIn,
+    id: String,
+    errors: super::workflow::FormErrors,
 ) -> Response {
     let no_query: Uri = Uri::from_static("/");
     let Json(v) = match http::alerts::get_one(
@@ -369,7 +395,7 @@ pub(crate) async fn alert(
                 note: x.note.clone().unwrap_or_default(),
             })
             .collect(),
-        can_act: matches!(signed.caller.role, Role::Support | Role::Admin),
+        h: super::workflow::Handling::of(c, signed, &a, errors).await,
         card: Card::of(&a, t),
     };
     render(&page, t)

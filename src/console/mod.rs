@@ -12,11 +12,13 @@ mod alerts;
 mod analytics;
 mod customers;
 mod i18n;
+mod problems;
 mod reactivation;
 mod segments;
 mod session;
 mod sign_in;
 mod system;
+mod workflow;
 
 use std::sync::Arc;
 
@@ -71,6 +73,11 @@ pub fn router(app: AppState) -> Router {
         .route("/alerts/{id}", get(alerts::alert))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/alerts/{id}/exposure.csv", get(workflow::exposure_csv))
+        .route("/alerts/{id}/{action}", post(workflow::act))
+        .route("/problems", get(problems::list).post(problems::open))
+        .route("/problems/{id}", get(problems::problem))
+        .route("/problems/{id}/resolve", post(problems::resolve))
         .route("/segments", get(segments::list).post(segments::define))
         .route("/segments/{id}", get(segments::segment))
         .route("/segments/{id}/members.csv", get(segments::members_csv))

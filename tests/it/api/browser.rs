@@ -295,6 +295,13 @@ async fn every_page_in_both_languages_is_accessible_and_an_analyst_sees_no_perso
     let segment = json!({"id": "buyers", "name": "Buyers", "rule": {"field": "complaints_open", "op": ">=", "value": 1}});
     let (status, _) = s.post_json("/v1/segments", &segment).await;
     assert_eq!(status, 201);
+    let problem = json!({"id": "damp-batch", "title": "Batch L0421 stored damp"});
+    let (status, _) = s.post_json("/v1/problems", &problem).await;
+    assert_eq!(status, 201);
+    let (status, body) = s
+        .post_json("/v1/problems/damp-batch/links", &json!({"alert": id}))
+        .await;
+    assert_eq!(status, 200, "{body}");
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let pages = [
@@ -306,6 +313,8 @@ async fn every_page_in_both_languages_is_accessible_and_an_analyst_sees_no_perso
         ("analytics", "/analytics".to_owned()),
         ("customers", "/customers".to_owned()),
         ("customer", "/customers/c-1".to_owned()),
+        ("problems", "/problems".to_owned()),
+        ("problem", "/problems/damp-batch".to_owned()),
     ];
     let analyst = s.key(Role::Analyst);
     for (who, key) in [

@@ -15,7 +15,7 @@ const PHONE: &str = "+8613900000042";
 const TEXT: &str = "批次L0421的茶叶发霉了 <script>alert('x')</script> mouldy";
 
 /// A browser: no redirects followed (so tests see them), the session cookie by hand.
-struct Browser<'a> {
+pub(super) struct Browser<'a> {
     s: &'a TestServer,
     http: Client,
     cookie: Option<String>,
@@ -23,7 +23,7 @@ struct Browser<'a> {
 }
 
 impl<'a> Browser<'a> {
-    fn new(s: &'a TestServer) -> Browser<'a> {
+    pub(super) fn new(s: &'a TestServer) -> Browser<'a> {
         Browser {
             s,
             http: Client::builder().redirect(Policy::none()).build().unwrap(),
@@ -46,19 +46,19 @@ impl<'a> Browser<'a> {
         r
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(super) async fn get(&self, path: &str) -> reqwest::Response {
         self.headers(self.http.get(format!("{}{path}", self.s.base)))
             .send()
             .await
             .unwrap()
     }
 
-    async fn page(&self, path: &str) -> (StatusCode, String) {
+    pub(super) async fn page(&self, path: &str) -> (StatusCode, String) {
         let r = self.get(path).await;
         (r.status(), r.text().await.unwrap())
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(super) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.headers(self.http.post(format!("{}{path}", self.s.base)))
             .form(form)
             .send()
@@ -67,7 +67,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in with `key`; returns the response to the form.
-    async fn sign_in(&mut self, key: &str) -> reqwest::Response {
+    pub(super) async fn sign_in(&mut self, key: &str) -> reqwest::Response {
         let r = self.post("/sign-in", &[("key", key)]).await;
         if let Some(set) = r.headers().get(header::SET_COOKIE) {
             let set = set.to_str().unwrap().to_owned();
@@ -77,7 +77,7 @@ impl<'a> Browser<'a> {
     }
 
     /// The CSRF token of the signed-in page at `path`.
-    async fn csrf(&self, path: &str) -> String {
+    pub(super) async fn csrf(&self, path: &str) -> String {
         let (_, html) = self.page(path).await;
         let at = html
             .find("name=\"csrf\" value=\"")

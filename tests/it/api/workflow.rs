@@ -33,7 +33,7 @@ fn complaint(customer: &str, id: &str, at: &str, about: Value) -> Value {
 }
 
 /// Three friends who bought T-1 complain about it; four other buyers have not.
-fn cascade(day: &str) -> Value {
+pub(super) fn cascade(day: &str) -> Value {
     let at = |h: u32| format!("{day}T{h:02}:00:00Z");
     let mut events = vec![];
     for c in ["c-1", "c-2", "c-3"] {

@@ -1,0 +1,155 @@
+//! Handling an alert in the console, as a browser without JavaScript: owner, verdict (its
+//! error on its field), a problem opened from the alert and resolved, the exposed
+//! customers with their CSV and a segment made of them.
+
+use rapport::auth::Role;
+use reqwest::StatusCode;
+
+use super::{console::Browser, helpers::TestServer, workflow::cascade};
+
+async fn seeded() -> (TestServer, String) {
+    let s = TestServer::start().await;
+    let (status, body) = s.post_json("/v1/events", &cascade("2026-03-02")).await;
+    assert_eq!(status, 201, "{body}");
+    let last = body["last_position"].as_u64().unwrap();
+    let (_, alerts) = s
+        .get(
+            &format!("/v1/alerts?level=warning&min_position={last}"),
+            &s.admin,
+        )
+        .await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    (s, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn support_owns_judges_and_resolves_an_alert_through_a_problem_in_the_console() {
+    let (s, id) = seeded().await;
+    let (me, token) = s.keys.create(Role::Support, Some("Li")).unwrap();
+    let mut b = Browser::new(&s);
+    b.sign_in(&token).await;
+    let page_path = format!("/alerts/{id}");
+    let (status, page) = b.page(&page_path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Acknowledge by") && page.contains("Highest severity"),
+        "{page}"
+    );
+    let csrf = b.csrf(&page_path).await;
+
+    let r = b
+        .post(
+            &format!("{page_path}/assign"),
+            &[("csrf", &csrf), ("assignee", &me.id)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, a) = s
+        .get(&page_path.replace("/alerts", "/v1/alerts"), &s.admin)
+        .await;
+    assert_eq!(a["assignee"], me.id.as_str());
+    let (_, board) = b.page("/alerts?assignee=me").await;
+    assert!(board.contains(&format!("/alerts/{id}")), "{board}");
+
+    // A verdict without its reason: the page again, the message on the reason field.
+    let r = b
+        .post(
+            &format!("{page_path}/review"),
+            &[("csrf", &csrf), ("verdict", "confirmed"), ("reason", " ")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(r#"id="review-error" class="error field-error" data-field="reason""#),
+        "{html}"
+    );
+    let r = b
+        .post(
+            &format!("{page_path}/review"),
+            &[
+                ("csrf", &csrf),
+                ("verdict", "not_group_complaint"),
+                ("reason", "three friends, one bad kettle"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, page) = b.page(&page_path).await;
+    assert!(
+        page.contains("Not a group complaint — three friends, one bad kettle"),
+        "{page}"
+    );
+
+    // A problem opened from the alert's page, then resolved from its own page.
+    let r = b
+        .post(
+            &format!("{page_path}/link"),
+            &[("csrf", &csrf), ("title", "Kettle batch K-9")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, a) = s
+        .get(&page_path.replace("/alerts", "/v1/alerts"), &s.admin)
+        .await;
+    let problem = a["problem"]
+        .as_str()
+        .expect("linked to a problem")
+        .to_owned();
+    let (_, list) = b.page("/problems").await;
+    assert!(list.contains("Kettle batch K-9"), "{list}");
+    let r = b
+        .post(
+            &format!("/problems/{problem}/resolve"),
+            &[("csrf", &csrf), ("note", "replaced")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, p) = s.get(&format!("/v1/problems/{problem}"), &s.admin).await;
+    assert_eq!(p["status"], "resolved");
+    let (_, a) = s
+        .get(&page_path.replace("/alerts", "/v1/alerts"), &s.admin)
+        .await;
+    assert_eq!(a["status"], "resolved");
+    let (_, page) = b.page(&format!("/problems/{problem}")).await;
+    assert!(page.contains("Resolved") && page.contains(&id), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exposed_customers_are_listed_downloaded_and_made_a_segment() {
+    let (s, id) = seeded().await;
+    let analyst = s.key(Role::Analyst);
+    let mut b = Browser::new(&s);
+    b.sign_in(&analyst).await;
+    let page_path = format!("/alerts/{id}");
+    let (_, page) = b.page(&page_path).await;
+    assert!(page.contains("4 customers · 406.00 CNY at stake"), "{page}");
+    assert!(page.contains("/customers/b-4"), "{page}");
+    assert!(
+        !page.contains(&format!("{page_path}/assign")),
+        "an analyst does not act on alerts"
+    );
+    let r = b.get(&format!("{page_path}/exposure.csv")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csv = r.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    let csrf = b.csrf(&page_path).await;
+    let r = b
+        .post(
+            &format!("{page_path}/exposure-segment"),
+            &[("csrf", &csrf), ("id", "Bad Id!")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains(r#"data-field="id""#));
+    let r = b
+        .post(
+            &format!("{page_path}/exposure-segment"),
+            &[("csrf", &csrf), ("id", "t1-buyers"), ("name", "Bought T-1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/segments/t1-buyers");
+    let (_, seg) = s.get("/v1/segments/t1-buyers", &s.admin).await;
+    assert_eq!(seg["members"], 4, "{seg}");
+}
