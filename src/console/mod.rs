@@ -92,6 +92,8 @@ pub fn router(app: AppState) -> Router {
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
         .layer(axum::middleware::from_fn(security_headers))
+        // A page whose handler panics answers 500; the server goes on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(console)
 }
 
