@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Customers;
 
-/// Kept purchase lines of one key, most recent last.
+/// A kept purchase line of one key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Buy {
     /// The customer's number in [`Customers`].
@@ -27,12 +27,24 @@ pub struct Buy {
     pub currency: Option<[u8; 3]>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Exposure {
     days: i64,
     clock: i64,
     swept_day: i64,
+    /// key → its purchase lines in arrival order.
     buys: BTreeMap<String, Vec<Buy>>,
+    /// The key being looked up (a buffer, so a known key costs no allocation).
+    #[serde(skip)]
+    key: String,
+}
+
+/// Equal when they hold the same purchases (the lookup buffer is no state).
+impl PartialEq for Exposure {
+    fn eq(&self, other: &Exposure) -> bool {
+        (self.days, self.clock, self.swept_day, &self.buys)
+            == (other.days, other.clock, other.swept_day, &other.buys)
+    }
 }
 
 /// One exposed customer: what they bought under the asked keys.
@@ -52,6 +64,7 @@ impl Exposure {
             clock: i64::MIN,
             swept_day: i64::MIN,
             buys: BTreeMap::new(),
+            key: String::new(),
         }
     }
 
@@ -76,22 +89,28 @@ impl Exposure {
             return;
         };
         for item in &p.items {
-            let amount = item
-                .unit_price
-                .and_then(|u| u.checked_mul(Decimal::from(item.quantity.unwrap_or(1))));
+            let amount = item.unit_price.and_then(|u| {
+                u.checked_mul(Decimal::from(item.quantity.unwrap_or(1)))
+            });
             let buy = Buy {
                 customer,
                 at,
                 amount,
                 currency: p.currency,
             };
-            let keys = [("sku", &item.sku), ("product", &item.product)];
+            let keys = [("sku:", &item.sku), ("product:", &item.product)];
             for (field, value) in keys {
-                if let Some(v) = value {
-                    let list = self.buys.entry(format!("{field}:{v}")).or_default();
-                    // Late events go in place, so the list stays in time order.
-                    let i = list.partition_point(|b| b.at <= at);
-                    list.insert(i, buy.clone());
+                let Some(v) = value else { continue };
+                // Appended in arrival order (a late event is not moved into place: the
+                // queries filter by time), and the key built only when it is new.
+                self.key.clear();
+                self.key.push_str(field);
+                self.key.push_str(v);
+                match self.buys.get_mut(self.key.as_str()) {
+                    Some(list) => list.push(buy.clone()),
+                    None => {
+                        self.buys.insert(self.key.clone(), vec![buy.clone()]);
+                    }
                 }
             }
         }
@@ -105,8 +124,7 @@ impl Exposure {
         self.swept_day = today;
         let from = self.clock - self.days * 86_400;
         self.buys.retain(|_, list| {
-            let old = list.partition_point(|b| b.at <= from);
-            list.drain(..old);
+            list.retain(|b| b.at > from);
             !list.is_empty()
         });
     }
@@ -128,8 +146,7 @@ impl Exposure {
             let Some(list) = self.buys.get(*k) else {
                 continue;
             };
-            let start = list.partition_point(|b| b.at < since);
-            for b in &list[start..] {
+            for b in list.iter().filter(|b| b.at >= since) {
                 let row = by_customer
                     .entry(b.customer)
                     .or_insert((b.at, 0, BTreeMap::new()));
