@@ -191,6 +191,12 @@ pub struct ReportArgs {
     pub out: PathBuf,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy)]
+pub enum FamilyArg {
+    Tuned,
+    Realistic,
+}
+
 #[derive(Args)]
 pub struct CatchUpArgs {
     #[command(flatten)]
@@ -255,6 +261,11 @@ pub struct ReplayArgs {
 
 #[derive(Args)]
 pub struct EvalWarningsArgs {
+    /// `tuned`: the scenarios the thresholds were set on; `realistic`: heavy-tailed
+    /// communities, Zipf products, isolated echoes, slow and store-wide cascades (see
+    /// docs/early-warning.md).
+    #[arg(long, value_enum, default_value = "tuned")]
+    pub family: FamilyArg,
     /// Measure the detector on the verdicts staff gave (`alert_reviewed`) in the store at
     /// --data-dir, instead of on generated scenarios.
     #[arg(long)]

@@ -1,12 +1,13 @@
 //! `rapport eval-warnings`: the detector measured by `crate::tools::eval`.
 
-use crate::cli::{BackgroundArg, EvalWarningsArgs};
+use crate::cli::{BackgroundArg, EvalWarningsArgs, FamilyArg};
 
 pub async fn run(args: EvalWarningsArgs) -> anyhow::Result<()> {
     if args.from_store {
         return from_store(args).await;
     }
     let EvalWarningsArgs {
+        family,
         seeds,
         customers,
         days,
@@ -35,6 +36,10 @@ pub async fn run(args: EvalWarningsArgs) -> anyhow::Result<()> {
         BackgroundArg::Cfpb => crate::tools::eval::Background::cfpb(&shared_data)?,
     };
     crate::tools::eval::run(crate::tools::eval::EvalOptions {
+        family: match family {
+            FamilyArg::Tuned => crate::tools::eval::Family::Tuned,
+            FamilyArg::Realistic => crate::tools::eval::Family::Realistic,
+        },
         background,
         seeds,
         customers,

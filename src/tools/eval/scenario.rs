@@ -428,8 +428,13 @@ pub fn scenario(
             );
         }
     }
-    // Event-time order (stable for ties), then positions.
+    finish(g, cascade_ids, bursts)
+}
+
+/// The generated events in event-time order (stable for ties), numbered, with the truth.
+pub(super) fn finish(mut g: Gen, cascade_ids: Vec<Vec<String>>, bursts: usize) -> Scenario {
     g.events.sort_by_key(|a| a.0);
+    let t0 = g.t0;
     let warm_up_end = t0 + Duration::days(WARM_UP_DAYS);
     // Background counted for false-alarm rates: after the warm-up only.
     let background = events_after(&g.events, warm_up_end, &g.truth);
