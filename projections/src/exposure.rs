@@ -89,9 +89,9 @@ impl Exposure {
             return;
         };
         for item in &p.items {
-            let amount = item.unit_price.and_then(|u| {
-                u.checked_mul(Decimal::from(item.quantity.unwrap_or(1)))
-            });
+            let amount = item
+                .unit_price
+                .and_then(|u| u.checked_mul(Decimal::from(item.quantity.unwrap_or(1))));
             let buy = Buy {
                 customer,
                 at,

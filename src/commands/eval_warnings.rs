@@ -16,9 +16,11 @@ pub async fn run(args: EvalWarningsArgs) -> anyhow::Result<()> {
         min_count,
         background,
         shared_data,
+        store_config,
         ..
     } = args;
-    let defaults = rapport_projections::warnings::WarningConfig::default();
+    // The service's configuration (`--config`), with --threshold and --min-count on top.
+    let defaults = store_config.load()?.early_warning;
     let config = rapport_projections::warnings::WarningConfig {
         threshold: threshold.unwrap_or(defaults.threshold),
         min_count: min_count.unwrap_or(defaults.min_count),

@@ -283,6 +283,8 @@ struct AlertPage {
     card: Card,
     observed: String,
     connected: String,
+    /// Why it holds its level now.
+    support: String,
     ties: Vec<String>,
     timeline: Vec<TimelineRow>,
     phrases: Vec<String>,
@@ -341,6 +343,26 @@ pub(crate) async fn alert_page(
             ("on_key", Arg::from(e.on_key)),
         ],
     );
+    let sp = &e.support;
+    let support = if sp.level_key.is_empty() {
+        String::new()
+    } else {
+        let args = [
+            ("key", Arg::from(sp.level_key.clone())),
+            ("statistic", Arg::from(format!("{:.2}", sp.level_statistic))),
+            ("position", Arg::from(sp.level_position.to_string())),
+            (
+                "since",
+                Arg::from(sp.gone_since.map(time).unwrap_or_default()),
+            ),
+        ];
+        let id = if sp.state == "gone" {
+            "alert-support-gone"
+        } else {
+            "alert-support-holding"
+        };
+        t.with(id, &args)
+    };
     let strs = |v: &Value| -> Vec<String> {
         v.as_array()
             .map(|a| {
@@ -369,6 +391,7 @@ pub(crate) async fn alert_page(
         frame: signed.frame("alerts"),
         observed,
         connected,
+        support,
         ties: e.ties.clone(),
         timeline: e
             .timeline

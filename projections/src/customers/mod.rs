@@ -202,6 +202,9 @@ pub struct Customers {
     complaint_authors: InternedMap<u32>,
     /// The names that `Profile::products` and `categories` count by number.
     names: Names,
+    /// Community (name number) → members now: derived from the profiles (rebuilt when a
+    /// snapshot is read), so the detector can weigh a tie by how large its community is.
+    community_sizes: BTreeMap<u32, u32>,
     /// The last position applied.
     pub position: u64,
 }
@@ -234,6 +237,15 @@ impl Customers {
         self.complaint_authors
             .get(id)
             .and_then(|n| self.by_number(n))
+    }
+
+    /// Members of the community named `name` now.
+    pub fn community_size(&self, name: &str) -> u32 {
+        self.names
+            .find(name)
+            .and_then(|n| self.community_sizes.get(&n))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn number(&self, id: &str) -> Option<u32> {
@@ -456,13 +468,23 @@ impl Projection for Customers {
             Facts::CommunityJoined(d) => {
                 if let Some(c) = d.community.as_deref() {
                     let n = self.names.number(c);
-                    self.profile(&ev.customer).communities.insert(n);
+                    if self.profile(&ev.customer).communities.insert(n) {
+                        *self.community_sizes.entry(n).or_default() += 1;
+                    }
                 }
             }
             Facts::CommunityLeft(d) => {
                 // A community never joined is not numbered for it.
                 if let Some(n) = d.community.as_deref().and_then(|c| self.names.find(c)) {
-                    self.profile(&ev.customer).communities.remove(n);
+                    if self.profile(&ev.customer).communities.remove(n) {
+                        // Counted as the snapshot rebuilds it: an empty community is absent.
+                        if let Some(size) = self.community_sizes.get_mut(&n) {
+                            *size -= 1;
+                            if *size == 0 {
+                                self.community_sizes.remove(&n);
+                            }
+                        }
+                    }
                 }
             }
             Facts::Contacted(d) => {

@@ -60,16 +60,31 @@ impl SmallSet {
 pub struct NameSet(pub(super) ThinVec<u32>);
 
 impl NameSet {
-    pub(super) fn insert(&mut self, n: u32) {
-        if let Err(i) = self.0.binary_search(&n) {
-            self.0.insert(i, n);
+    /// Whether `n` was not in the set.
+    pub(super) fn insert(&mut self, n: u32) -> bool {
+        match self.0.binary_search(&n) {
+            Err(i) => {
+                self.0.insert(i, n);
+                true
+            }
+            Ok(_) => false,
         }
     }
 
-    pub(super) fn remove(&mut self, n: u32) {
-        if let Ok(i) = self.0.binary_search(&n) {
-            self.0.remove(i);
+    /// Whether `n` was in the set.
+    pub(super) fn remove(&mut self, n: u32) -> bool {
+        match self.0.binary_search(&n) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
         }
+    }
+
+    /// The numbers, sorted.
+    pub(super) fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().copied()
     }
 
     pub(super) fn contains(&self, n: u32) -> bool {

@@ -127,8 +127,15 @@ impl Customers {
         let numbers =
             crate::interned::numbered_table(profiles.len(), |n| profiles[n as usize].id.as_str())
                 .map_err(|_| bad)?;
+        let mut community_sizes: BTreeMap<u32, u32> = BTreeMap::new();
+        for p in &profiles {
+            for n in p.communities.numbers() {
+                *community_sizes.entry(n).or_default() += 1;
+            }
+        }
         Ok(Customers {
             names: o.names,
+            community_sizes,
             numbers: Numbers(numbers),
             profiles,
             post_authors: o.post_authors,

@@ -92,6 +92,25 @@ pub struct Evidence {
     /// Communities the cluster's customers are in (sorted).
     pub communities: Vec<String>,
     pub timeline: Vec<TimelineEntry>,
+    /// Why it holds its level now.
+    #[serde(default)]
+    pub support: Support,
+}
+
+/// Why an alert holds its level. Levels never go down (a group complaint that quietens
+/// is still one until staff resolve it); this says whether anything still supports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Support {
+    /// `holding`: its cluster has complaints inside the window; `gone`: none of its
+    /// complaints is inside the window any more, the level is kept from when it was
+    /// reached.
+    pub state: String,
+    /// The key whose cluster lifted it to its level, the statistic then, and where.
+    pub level_key: String,
+    pub level_statistic: f64,
+    pub level_position: u64,
+    /// Event time from which nothing supports it.
+    pub gone_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,14 @@ pub struct WarningConfig {
     pub influence_critical: u64,
     pub spike_min: usize,
     pub text_similarity: f64,
+    /// How unlikely by chance (a Poisson tail probability, times the communities looked
+    /// at) the customers of a key in one community must be for it to tie them (`graph.rs`).
+    pub tie_alpha: f64,
+    /// A community of at most this many members ties its members without that test.
+    pub tie_community_free: u32,
+    /// z-score a connected cluster needs to be a `watch` (two connected customers on a
+    /// busy product are what chance gives).
+    pub watch_threshold: f64,
     /// A complaint this severe (1–5) or of one of `critical_categories` makes a warning
     /// critical: a food-safety complaint is not a delivery delay.
     pub severe_from: u8,
@@ -72,6 +80,9 @@ impl Default for WarningConfig {
             influence_critical: 15,
             spike_min: 6,
             text_similarity: 0.3,
+            tie_alpha: 0.001,
+            tie_community_free: 20,
+            watch_threshold: 1.0,
             severe_from: 4,
             critical_categories: ["food_safety", "health", "safety", "allergy"]
                 .map(String::from)

@@ -73,6 +73,19 @@ impl Warnings {
         });
         let keys = &self.keys;
         self.spike_of.retain(|k, _| keys.contains_key(k));
+        // An alert whose complaints have all left the window keeps its level, and says
+        // that nothing supports it now.
+        let window = self.window();
+        for a in self.alerts.values_mut() {
+            let support = &mut a.evidence.support;
+            if a.status.is_active() && support.state == "holding" {
+                let last = a.evidence.timeline.last().map(|t| t.at);
+                if let Some(last) = last.filter(|l| *l <= window_start) {
+                    support.state = "gone".into();
+                    support.gone_since = Some(last + window);
+                }
+            }
+        }
         let alerts = &self.alerts;
         let kept: BTreeSet<u64> = self.complaints.values().map(|c| c.position).collect();
         self.alert_of
@@ -253,7 +266,17 @@ impl Warnings {
             })
         };
         let zc = z(size);
-        let group_level = if size >= cfg.min_count && zc >= cfg.threshold {
+        // Customers of the component who complained themselves: an echo ("+1") ties and
+        // counts for `watch`, but a warning needs `min_count` complainants.
+        let complainants = component
+            .iter()
+            .filter(|c| {
+                entries
+                    .iter()
+                    .any(|e| e.echo.is_none() && e.customer == **c)
+            })
+            .count();
+        let group_level = if complainants >= cfg.min_count && zc >= cfg.threshold {
             if size >= cfg.critical_size
                 || shared_communities >= cfg.critical_communities
                 || influential()
@@ -267,7 +290,7 @@ impl Warnings {
             } else {
                 Some(Level::Warning)
             }
-        } else if size >= 2 || has_echo {
+        } else if (size >= 2 || has_echo) && zc >= cfg.watch_threshold {
             Some(Level::Watch)
         } else {
             None
@@ -394,6 +417,15 @@ impl Warnings {
         });
         // A merged alert's complaints go on in the alert it was merged into.
         let id = self.live_id(&existing.unwrap_or_else(|| alert_id(kind, &first.complaint)));
+        // A cluster weaker than the alert it touches (a `watch` on a busy product key that
+        // holds one of a warning's complaints) does not pour its members into it.
+        if self
+            .alerts
+            .get(&id)
+            .is_some_and(|a| a.level > level && a.kind == kind)
+        {
+            return id;
+        }
         let now = self.clock.unwrap_or(ev.occurred_at);
         let cfg_threshold = self.config.threshold;
         let is_new = !self.alerts.contains_key(&id);
@@ -421,6 +453,7 @@ impl Warnings {
                 on_key: 0,
                 communities: vec![],
                 timeline: vec![],
+                support: Support::default(),
             },
             actions: vec![],
             complaint_positions: BTreeSet::new(),
@@ -512,6 +545,15 @@ impl Warnings {
             alert.evidence.statistic = (statistic * 1000.0).round() / 1000.0;
             alert.evidence.connected = connected;
             alert.evidence.on_key = on_key;
+        }
+        if is_new || escalated {
+            alert.evidence.support.level_key = key.to_owned();
+            alert.evidence.support.level_statistic = (statistic * 1000.0).round() / 1000.0;
+            alert.evidence.support.level_position = ev.position;
+        }
+        if grew || is_new || escalated {
+            alert.evidence.support.state = "holding".into();
+            alert.evidence.support.gone_since = None;
         }
         let mut reopened = false;
         if grew || escalated || is_new {

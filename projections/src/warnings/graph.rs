@@ -11,6 +11,29 @@ pub(super) fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
     }
 }
 
+/// P(X ≥ k) for X ~ Poisson(λ), summed from k upwards (accurate when it is small).
+pub(super) fn poisson_tail(k: usize, lambda: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    // ln(e^-λ λ^k / k!), then each next term by × λ / (i + 1).
+    let mut ln_term =
+        -lambda + k as f64 * lambda.ln() - (1..=k).map(|i| (i as f64).ln()).sum::<f64>();
+    let mut sum = 0.0;
+    for i in k..k + 200 {
+        let term = ln_term.exp();
+        sum += term;
+        if term < sum * 1e-12 {
+            break;
+        }
+        ln_term += lambda.ln() - ((i + 1) as f64).ln();
+    }
+    sum.min(1.0)
+}
+
 /// Union-find over indices.
 pub(super) struct Dsu(pub(super) Vec<usize>);
 
@@ -39,6 +62,27 @@ impl Dsu {
 }
 
 impl Warnings {
+    /// Whether `observed` of the `on_key` customers of a key in one community of `size`
+    /// members (of `customers` in all) is more than chance: the Poisson probability of at
+    /// least that many, with `on_key × size / customers` expected, times the `tests` (the
+    /// communities looked at on the key, so the most crowded of many is not chance
+    /// mistaken for a group), is at most `tie_alpha`. A community of at most
+    /// `tie_community_free` members always ties: its members know each other.
+    pub(super) fn enriched(
+        &self,
+        observed: usize,
+        on_key: usize,
+        size: u32,
+        customers: f64,
+        tests: usize,
+    ) -> bool {
+        if size <= self.config.tie_community_free {
+            return true;
+        }
+        let expected = on_key as f64 * f64::from(size) / customers;
+        poisson_tail(observed, expected) * tests.max(1) as f64 <= self.config.tie_alpha
+    }
+
     /// Records that `a` replied to, mentioned or echoed `b`: stored both ways, the label
     /// read from the key's side ("~" marks the reverse direction).
     pub(super) fn tie(&mut self, a: &str, b: &str, kind: &str, at: DateTime<Utc>) {
@@ -73,8 +117,15 @@ impl Warnings {
                 adjacency[j].push(i);
             }
         }
-        for members in by_community.values() {
-            if members.len() > 1 {
+        // A shared community ties its members on the key when it is small, or when more
+        // of them are on it than chance would put there: among k complainants of a popular
+        // product some are bound to share a community of hundreds, and that is no group
+        // complaint.
+        let base = customers.len().max(1) as f64;
+        let tests = by_community.len();
+        for (g, members) in &by_community {
+            let size = customers.community_size(g);
+            if members.len() > 1 && self.enriched(members.len(), people.len(), size, base, tests) {
                 for &i in members {
                     adjacency[i].extend(members.iter().copied().filter(|j| *j != i));
                 }

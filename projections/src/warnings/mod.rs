@@ -12,15 +12,18 @@
 //!    earlier complaints whose estimated Jaccard similarity is at least
 //!    `text_similarity`. An echo (`post.echoes`, or a reply to such a post) joins the
 //!    echoed complaint's keys as a "me too".
-//! 2. **Connectivity.** Inside `window_hours`, the customers on a key are linked when they
-//!    share a community, one referred the other, or one replied to, mentioned or echoed
-//!    the other within `tie_window_days`. Components are found with union-find.
+//! 2. **Connectivity.** Inside `window_hours`, the customers on a key are linked when one
+//!    referred the other, one replied to, mentioned or echoed the other within
+//!    `tie_window_days`, or they share a community that is small or holds far more of the
+//!    key's customers than chance would (`graph.rs`). Components are found with
+//!    union-find.
 //! 3. **Baseline.** Per key, distinct complainants per day over `baseline_days`, ending
 //!    `guard_days` before today (a starting surge cannot inflate its own baseline), and at
 //!    least `prior_daily_rate`. Expected in the window: λ = rate × window. The statistic
 //!    is the Poisson z-score `(observed − λ) / √λ` (the EARS C2/C3 family).
-//! 4. **Levels.** `watch`: at least two connected customers, or an echo. `warning`: a
-//!    connected component of at least `min_count` customers whose z ≥ `threshold`.
+//! 4. **Levels.** `watch`: at least two connected customers, or an echo, with z ≥
+//!    `watch_threshold`. `warning`: a connected component with at least `min_count`
+//!    customers who complained themselves (echoes do not count) whose z ≥ `threshold`.
 //!    `critical`: a warning that is large (`critical_size`), spans `critical_communities`
 //!    communities, or involves a customer with influence ≥ `influence_critical`. A
 //!    **spike** is different in kind: at least `spike_min` distinct complainants on a key
@@ -251,6 +254,19 @@ mod tests {
                 data: Facts::from_value(ty, &data).expect("a payload of its type"),
             });
             position
+        }
+        /// `n` other customers, known from the start (they move no clock hour).
+        fn populate(&mut self, n: usize) {
+            let hour = self.hour;
+            for i in 0..n {
+                self.hour = 0;
+                self.push(
+                    EventType::CustomerRegistered,
+                    &format!("pop-{i}"),
+                    json!({}),
+                );
+            }
+            self.hour = hour;
         }
         fn join(&mut self, who: &str, g: &str) {
             self.push(EventType::CommunityJoined, who, json!({"community": g}));
@@ -777,5 +793,109 @@ mod tests {
                 "resumed at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn an_isolated_echo_and_two_ordinary_complaints_stay_below_warning() {
+        let mut w = World::new();
+        for c in ["a", "b", "c"] {
+            w.join(c, "g-1");
+        }
+        w.complain("a", "k1", json!({"sku": "S"}), "lid cracked");
+        w.push(
+            EventType::Post,
+            "c",
+            json!({"post_id": "p1", "community": "g-1", "text": "+1", "echoes": "k1"}),
+        );
+        w.complain("b", "k2", json!({"sku": "S"}), "lid cracked too");
+        let st = w.fold();
+        let levels: Vec<Level> = group(&st).iter().map(|a| a.level).collect();
+        assert_eq!(
+            levels,
+            [Level::Watch],
+            "two complainants and a +1 are no warning"
+        );
+        // A third complainant makes it one.
+        w.complain("c", "k3", json!({"sku": "S"}), "cracked lid here");
+        assert_eq!(group(&w.fold())[0].level, Level::Warning);
+    }
+
+    #[test]
+    fn sharing_a_community_of_hundreds_is_chance_but_sharing_it_far_beyond_chance_is_not() {
+        // 2,000 customers; a community of 300; complainants of one batch.
+        let mut w = World::new();
+        w.populate(2_000);
+        for i in 0..300 {
+            w.join(&format!("pop-{i}"), "big");
+        }
+        // Three of them complain: three in 300 of 2,000 is what chance gives among the
+        // batch's complainants (eleven of them, the others outside the community).
+        for i in 0..8 {
+            w.complain(
+                &format!("pop-{}", 1_000 + i),
+                &format!("o{i}"),
+                json!({"batch": "B1"}),
+                "bad",
+            );
+        }
+        for i in 0..3 {
+            w.complain(
+                &format!("pop-{i}"),
+                &format!("k{i}"),
+                json!({"batch": "B1"}),
+                "bad",
+            );
+        }
+        assert!(
+            group(&w.fold()).iter().all(|a| a.level < Level::Warning),
+            "{:?}",
+            group(&w.fold())
+                .iter()
+                .map(|a| (&a.level, &a.evidence.ties))
+                .collect::<Vec<_>>()
+        );
+        // Nine more of the community: far beyond chance, a group complaint.
+        for i in 3..12 {
+            w.complain(
+                &format!("pop-{i}"),
+                &format!("k{i}"),
+                json!({"batch": "B1"}),
+                "bad",
+            );
+        }
+        assert!(group(&w.fold()).iter().any(|a| a.level >= Level::Warning));
+    }
+
+    #[test]
+    fn the_poisson_tail_is_the_probability_of_at_least_k() {
+        assert_eq!(graph::poisson_tail(0, 2.0), 1.0);
+        assert!((graph::poisson_tail(1, 2.0) - (1.0 - (-2.0f64).exp())).abs() < 1e-12);
+        let p3 = 1.0 - (-0.5f64).exp() * (1.0 + 0.5 + 0.125);
+        assert!((graph::poisson_tail(3, 0.5) - p3).abs() < 1e-12);
+        assert!(graph::poisson_tail(40, 0.01) < 1e-100);
+    }
+
+    #[test]
+    fn a_warning_keeps_its_level_and_says_when_nothing_supports_it_any_more() {
+        let mut w = World::new();
+        let id = cascade(&mut w);
+        let st = w.fold();
+        let s = &st.get(&id).unwrap().evidence.support;
+        assert_eq!(
+            (s.state.as_str(), s.level_key.as_str()),
+            ("holding", "batch:L1")
+        );
+        assert!(s.level_statistic >= 3.0);
+        // Four days on, every complaint has left the 72-hour window.
+        w.hour += 96;
+        w.join("z", "g-9");
+        let st = w.fold();
+        let a = st.get(&id).unwrap();
+        assert_eq!(a.level, Level::Warning, "levels never go down");
+        assert_eq!(a.evidence.support.state, "gone");
+        assert_eq!(
+            a.evidence.support.gone_since,
+            Some(w.at(6) + Duration::hours(72))
+        );
     }
 }

@@ -251,3 +251,5 @@ col-status = Status
 col-level = Level
 filter-mine = Mine
 filter-overdue-only = Overdue only
+alert-support-holding = It reached this level on { $key } (statistic { $statistic }, position { $position }), and its complaints are still coming in.
+alert-support-gone = It reached this level on { $key } (statistic { $statistic }, position { $position }); no complaint of it has come in since { $since }: nothing supports the level now, which is kept until staff resolve it.

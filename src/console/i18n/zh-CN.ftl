@@ -245,3 +245,5 @@ col-status = 状态
 col-level = 级别
 filter-mine = 我负责的
 filter-overdue-only = 仅逾期
+alert-support-holding = 在 { $key } 上达到此级别（统计量 { $statistic }，位置 { $position }），相关投诉仍在出现。
+alert-support-gone = 在 { $key } 上达到此级别（统计量 { $statistic }，位置 { $position }）；自 { $since } 起没有新的相关投诉：当前已无依据支撑此级别，级别保留至客服解决。

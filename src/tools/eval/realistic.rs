@@ -41,7 +41,7 @@ fn pick(rng: &mut StdRng, weights: &[f64]) -> usize {
 
 pub fn realistic(seed: u64, customers: usize, days: i64, cascades: usize) -> Scenario {
     let mut g = Gen {
-        rng: StdRng::seed_from_u64(seed ^ 0x5eed_0f_4e1d),
+        rng: StdRng::seed_from_u64(seed ^ 0x005e_ed0f_4e1d),
         t0: DateTime::from_timestamp(1_767_225_600, 0).expect("valid"),
         events: Vec::new(),
         truth: BTreeMap::new(),
@@ -126,9 +126,15 @@ pub fn realistic(seed: u64, customers: usize, days: i64, cascades: usize) -> Sce
                     BACKGROUND_EN[g.rng.gen_range(0..BACKGROUND_EN.len())]
                 };
                 let about = match g.rng.gen_range(0..5) {
-                    0..=2 => json!({"product": format!("P{p}"), "sku": format!("P{p}-{}", g.rng.gen_range(0..3))}),
-                    3 => json!({"product": format!("P{p}"), "store": format!("S{}", g.rng.gen_range(0..stores))}),
-                    _ => json!({"product": format!("P{p}"), "topic": TOPICS[g.rng.gen_range(0..TOPICS.len())]}),
+                    0..=2 => {
+                        json!({"product": format!("P{p}"), "sku": format!("P{p}-{}", g.rng.gen_range(0..3))})
+                    }
+                    3 => {
+                        json!({"product": format!("P{p}"), "store": format!("S{}", g.rng.gen_range(0..stores))})
+                    }
+                    _ => {
+                        json!({"product": format!("P{p}"), "topic": TOPICS[g.rng.gen_range(0..TOPICS.len())]})
+                    }
                 };
                 let id = g.complaint(at, &ids[c], about, text, Truth::Background);
                 // One in twenty gets a single isolated "+1" from a co-member: noise.
@@ -166,9 +172,9 @@ pub fn realistic(seed: u64, customers: usize, days: i64, cascades: usize) -> Sce
     // Cascades: along community and referral ties, at a speed of their own.
     let mut cascade_ids = Vec::new();
     for k in 0..cascades {
-        let size =
-            (CASCADE_SIZE_MIN * (CASCADE_SIZE_MAX / CASCADE_SIZE_MIN).powf(g.rng.gen::<f64>()))
-                .round() as usize;
+        let size = (CASCADE_SIZE_MIN
+            * (CASCADE_SIZE_MAX / CASCADE_SIZE_MIN).powf(g.rng.gen::<f64>()))
+        .round() as usize;
         // Minutes between complaints: fast (minutes), medium (hours) or slow (a day or two).
         let (gap_min, gap_max) = match k % 3 {
             0 => (5, 90),
@@ -258,7 +264,13 @@ pub fn realistic(seed: u64, customers: usize, days: i64, cascades: usize) -> Sce
         for _ in 0..g.rng.gen_range(8..25) {
             let c = g.rng.gen_range(0..customers);
             let at = start + Duration::minutes(g.rng.gen_range(0..180));
-            g.complaint(at, &ids[c], json!({"store": store}), "the app shows an error at checkout", Truth::Burst(b));
+            g.complaint(
+                at,
+                &ids[c],
+                json!({"store": store}),
+                "the app shows an error at checkout",
+                Truth::Burst(b),
+            );
         }
     }
     // Hard negatives: connected customers complaining about one product months apart.
@@ -270,7 +282,13 @@ pub fn realistic(seed: u64, customers: usize, days: i64, cascades: usize) -> Sce
         let mut at = t0 + Duration::days(g.rng.gen_range(0..20));
         for c in group {
             at += Duration::days(g.rng.gen_range(15..30));
-            g.complaint(at, &ids[c], json!({"product": format!("P{p}")}), "not happy with this again", Truth::Thin);
+            g.complaint(
+                at,
+                &ids[c],
+                json!({"product": format!("P{p}")}),
+                "not happy with this again",
+                Truth::Thin,
+            );
         }
     }
     // Hard negatives: one customer complaining many times.
