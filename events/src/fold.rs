@@ -148,6 +148,7 @@ pub struct Purchase {
     #[serde(deserialize_with = "currency")]
     pub currency: Option<[u8; 3]>,
     pub items: Vec<Item>,
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -159,6 +160,7 @@ pub struct Item {
     pub unit_price: Option<Decimal>,
     pub product: Option<String>,
     pub category: Option<String>,
+    pub batch: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

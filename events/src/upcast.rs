@@ -10,10 +10,11 @@
 //!   not see personal data (or an erased customer) hands them an object without those
 //!   fields. **An upcaster must therefore treat every personal field as optional.**
 //!
-//! Today every type is at version 1 and [`Upcasters::standard`] is empty. When a type
-//! gains version 2: bump its version in `data.rs`, keep the version-1 golden examples,
-//! and add the `(type, 1)` upcaster to `STANDARD`; `tests` below refuse a type whose
-//! versions cannot all be reached.
+//! When a type gains a version: bump its version in `data/mod.rs`, keep the old golden
+//! examples and the old struct for its schema (`data/old.rs`), and add the upcaster to
+//! `STANDARD`; `tests` below refuse a type whose versions cannot all be reached. A
+//! version that only adds optional fields is listed in `ADDITIVE` too: its old data is
+//! read as it is.
 
 use std::borrow::Cow;
 
@@ -35,8 +36,21 @@ impl std::fmt::Debug for Upcaster {
     }
 }
 
-/// The upcasters of every type Rapport has ever changed. Empty: no type has a version 2.
-const STANDARD: &[Upcaster] = &[];
+/// The upcasters of every type Rapport has ever changed.
+const STANDARD: &[Upcaster] = &[Upcaster {
+    event_type: EventType::Purchase,
+    from: 1,
+    apply: unchanged,
+}];
+
+/// Versions that only added optional fields: data of `(type, from)` is valid as it is in
+/// `from + 1`, so reading it needs no rewriting and the read path keeps its fast decoding.
+/// (`purchase` v2 added `store` and `items[].batch`.)
+const ADDITIVE: &[(EventType, u16)] = &[(EventType::Purchase, 1)];
+
+fn unchanged(_: &mut Map<String, Value>) -> Result<(), String> {
+    Ok(())
+}
 
 /// Why an event could not be brought to the version the code reads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,9 +115,11 @@ impl Upcasters {
             .fold(ty.current_version(), u16::max)
     }
 
-    /// Whether `data` of `(ty, version)` needs any step (cheap; the read path asks first).
+    /// Whether `data` of `(ty, version)` needs rewriting (cheap; the read path asks
+    /// first): not when every step to the target only added optional fields.
     pub fn needed(&self, ty: EventType, version: u16) -> bool {
-        version != self.target(ty)
+        let target = self.target(ty);
+        version > target || (version..target).any(|v| !ADDITIVE.contains(&(ty, v)))
     }
 
     /// Rewrites `data` of `(ty, version)` into [`Upcasters::target`] and returns that version.
@@ -222,16 +238,27 @@ mod tests {
     #[test]
     fn a_version_newer_than_the_code_is_refused() {
         let err = Upcasters::standard()
-            .upcast(EventType::Purchase, 2, &mut json!({}))
+            .upcast(EventType::Post, 2, &mut json!({}))
             .unwrap_err();
         assert_eq!(
             err,
             UpcastError::Newer {
-                event_type: EventType::Purchase,
+                event_type: EventType::Post,
                 found: 2,
                 known: 1
             }
         );
+        assert!(Upcasters::standard().needed(EventType::Post, 2));
+    }
+
+    #[test]
+    fn a_version_that_only_added_optional_fields_is_read_as_it_is() {
+        let chain = Upcasters::standard();
+        assert!(!chain.needed(EventType::Purchase, 1));
+        let mut d = json!({"order_id": "o-1", "amount": "1.00", "currency": "CNY"});
+        let before = d.clone();
+        assert_eq!(chain.upcast(EventType::Purchase, 1, &mut d), Ok(2));
+        assert_eq!(d, before);
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! Exposure: who bought what, recently, so an alert about a product or a SKU can name the
 //! customers who bought it and have not complained (yet), with the money at stake.
 //!
-//! Each purchase line is filed under `sku:<sku>` and `product:<product>`, the same keys
-//! the detector files complaints under. Only the last `days` days of event time are kept
-//! (swept once a day), which bounds the state. Purchases name no batch or store, so an
-//! alert keyed only by those has no exposure to show (the API says so).
+//! Each purchase line is filed under `sku:`, `product:`, `batch:` (the line's) and
+//! `store:` (the order's), the same keys the detector files complaints under. Only the
+//! last `days` days of event time are kept (swept once a day), which bounds the state.
 
 use std::collections::BTreeMap;
 
@@ -98,7 +97,12 @@ impl Exposure {
                 amount,
                 currency: p.currency,
             };
-            let keys = [("sku:", &item.sku), ("product:", &item.product)];
+            let keys = [
+                ("sku:", &item.sku),
+                ("product:", &item.product),
+                ("batch:", &item.batch),
+                ("store:", &p.store),
+            ];
             for (field, value) in keys {
                 let Some(v) = value else { continue };
                 // Appended in arrival order (a late event is not moved into place: the

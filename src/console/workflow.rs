@@ -51,7 +51,8 @@ pub(crate) struct ExposedRow {
 
 pub(crate) struct ExposureView {
     pub(crate) summary: String,
-    pub(crate) unmatched: String,
+    /// What the buyers bought: the alert's keys that purchases name.
+    pub(crate) keys: String,
     pub(crate) rows: Vec<ExposedRow>,
 }
 
@@ -211,7 +212,7 @@ async fn exposure(c: &Console, signed: &SignedIn, id: &str) -> Option<ExposureVi
         .await
         .ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
-    let unmatched: Vec<&str> = v["unmatched_keys"]
+    let keys: Vec<&str> = v["keys"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
@@ -247,12 +248,12 @@ async fn exposure(c: &Console, signed: &SignedIn, id: &str) -> Option<ExposureVi
                 ],
             )
         },
-        unmatched: if unmatched.is_empty() {
+        keys: if keys.is_empty() {
             String::new()
         } else {
             t.with(
-                "alert-exposure-unmatched",
-                &[("keys", Arg::from(unmatched.join(", ")))],
+                "alert-exposure-keys",
+                &[("keys", Arg::from(keys.join(", ")))],
             )
         },
         rows,
@@ -403,6 +404,11 @@ async fn link(
                 Bytes::from(json!({"title": title}).to_string()),
             )
             .await?;
+            // The link is checked against the read model: it must hold the new problem.
+            c.app
+                .read_model
+                .wait_for(v["position"].as_u64().unwrap_or(0))
+                .await;
             v["problem"].as_str().unwrap_or("").to_owned()
         }
         (Some(p), None) => p,

@@ -1,5 +1,5 @@
-//! An alert's exposure over HTTP: the customers who bought what it is about (its `sku:`
-//! and `product:` keys) from `exposure_days` before its first complaint until now, and
+//! An alert's exposure over HTTP: the customers who bought what it is about (its `sku:`,
+//! `product:`, `batch:` and `store:` keys) from `exposure_days` before its first complaint until now, and
 //! have not complained in it; with the money at stake and their community reach. One call
 //! turns the list into a segment (`customer in [...]`), so marketing can reach them before
 //! they complain.
@@ -32,7 +32,6 @@ const EXPOSED_PAGE_MAX: usize = 1_000;
 /// The alert's exposure, read from one state.
 struct Exposure {
     keys: Vec<String>,
-    unmatched: Vec<String>,
     since: DateTime<Utc>,
     days: i64,
     rows: Vec<(Exposed, usize, u64)>,
@@ -43,17 +42,15 @@ fn exposure_of(st: &ReadState, id: &str) -> Result<Exposure, ApiError> {
         .warnings
         .get(id)
         .ok_or_else(|| ApiError::NotFound(format!("no alert `{id}`")))?;
+    // What purchases name; a topic or a text cluster is bought by nobody.
     let keys: Vec<String> = alert
         .keys
         .iter()
-        .filter(|k| k.starts_with("sku:") || k.starts_with("product:"))
-        .cloned()
-        .collect();
-    // What a purchase could have named but does not.
-    let unmatched: Vec<String> = alert
-        .keys
-        .iter()
-        .filter(|k| k.starts_with("batch:") || k.starts_with("store:"))
+        .filter(|k| {
+            ["sku:", "product:", "batch:", "store:"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
         .cloned()
         .collect();
     let days = st.exposure.days();
@@ -74,7 +71,6 @@ fn exposure_of(st: &ReadState, id: &str) -> Result<Exposure, ApiError> {
         .collect();
     Ok(Exposure {
         keys,
-        unmatched,
         since,
         days,
         rows,
@@ -133,12 +129,11 @@ pub(crate) async fn get_exposure(
         })
         .collect();
     let note = x.keys.is_empty().then_some(
-        "this alert is about no SKU or product; purchases name no batch or store, so its exposure cannot be found",
+        "this alert is about no SKU, product, batch or store (only a topic or a text), so nobody bought what it is about",
     );
     Ok(Json(json!({
         "alert": id,
         "keys": x.keys,
-        "unmatched_keys": x.unmatched,
         "since": x.since,
         "days": x.days,
         "total": x.rows.len(),
@@ -214,6 +209,7 @@ pub(crate) async fn to_segment(
             "unknown field; give id and name",
         ));
     }
+    super::workflow::caught_up(&state).await?;
     let ids: Vec<String> = {
         let st = state.read_model.state.read().await;
         exposure_of(&st, &id)?

@@ -52,7 +52,7 @@ pub(super) const ROUTES: &[Route] = &[
     ("post", "/v1/alerts/{id}/assign", "Give an alert to a staff member: {\"assignee\" (a support or admin key id), \"note\"?}", "support, admin", None, 200),
     ("post", "/v1/alerts/{id}/review", "Say whether the alert was right: {\"verdict\": \"confirmed\" | \"not_group_complaint\", \"reason\"}", "support, admin", None, 200),
     ("post", "/v1/alerts/{id}/merge", "Merge this alert into another (the same group complaint): {\"into\", \"note\"?}; 409 if this one is already merged", "support, admin", None, 200),
-    ("get", "/v1/alerts/{id}/exposure", "Customers who bought the alert's SKU or product from exposure_days before its first complaint and have not complained in it, most money first, with their community reach. Query: format=json|csv, bom=true, limit, min_position", "support, analyst, admin", None, 200),
+    ("get", "/v1/alerts/{id}/exposure", "Customers who bought the alert's SKU, product or batch, or at its store, from exposure_days before its first complaint and have not complained in it, most money first, with their community reach. Query: format=json|csv, bom=true, limit, min_position", "support, analyst, admin", None, 200),
     ("post", "/v1/alerts/{id}/exposure/segment", "Make the exposed customers a segment (customer in [...]): {\"id\", \"name\"?}; 409 if the id exists or nobody is exposed", "support, analyst, admin", None, 201),
     ("post", "/v1/problems", "Open a problem (a root cause): {\"id\"?, \"title\", \"note\"?}", "support, admin", None, 201),
     ("get", "/v1/problems", "Problems, newest first. Query: status (open | resolved), min_position", "support, analyst, admin", None, 200),

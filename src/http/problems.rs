@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    workflow::{payload, record, RESPONDERS},
+    workflow::{caught_up, payload, record, RESPONDERS},
     ApiError, AppState, Caller, READERS,
 };
 use crate::{log::AppendRules, store::ExpectedVersion};
@@ -144,6 +144,7 @@ pub(crate) async fn link(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(RESPONDERS)?;
     let data = payload(EventType::ProblemLinked, &body, &caller)?;
+    caught_up(&state).await?;
     {
         let st = state.read_model.state.read().await;
         let p = st
@@ -183,6 +184,7 @@ pub(crate) async fn resolve(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(RESPONDERS)?;
     let data = payload(EventType::ProblemResolved, &body, &caller)?;
+    caught_up(&state).await?;
     let now = Utc::now();
     let (resolved, open): (bool, Vec<(String, String)>) = {
         let st = state.read_model.state.read().await;

@@ -69,6 +69,13 @@ pub(super) fn payload(ty: EventType, body: &Bytes, caller: &Caller) -> Result<Ev
     EventData::decode(ty, 1, &v.to_string()).map_err(ApiError::Invalid)
 }
 
+/// Waits until the read model holds everything appended before this request, so an
+/// action checked against it sees what the caller just wrote (a problem opened a moment
+/// ago, an alert just raised).
+pub(super) async fn caught_up(state: &AppState) -> Result<(), ApiError> {
+    super::query::wait_min_position(state, Some(state.log.last_position())).await
+}
+
 /// The alert's status, or 404.
 async fn alert_status(state: &AppState, id: &str) -> Result<Status, ApiError> {
     state
@@ -91,6 +98,7 @@ async fn act(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(RESPONDERS)?;
     let data = payload(ty, &body, &caller)?;
+    caught_up(&state).await?;
     if alert_status(&state, &id).await? == Status::Merged {
         return Err(ApiError::Conflict {
             code: "alert_merged",

@@ -14,12 +14,15 @@ use crate::{
     money::{Currency, Money},
 };
 
+pub mod old;
 mod rules;
 mod staff;
+mod subject;
 
 pub(crate) use rules::id;
 use rules::{list, opt_short, opt_text, short, text};
 pub use staff::*;
+pub use subject::{Subject, SubjectKind};
 
 /// Longest identifier (customer, order, complaint, post, community, sku …), in bytes.
 pub const ID_LEN_MAX: usize = 128;
@@ -59,7 +62,7 @@ macro_rules! event_types {
 event_types! {
     CustomerRegistered = "customer_registered", 1, "A customer became known (sign-up, first order, import).";
     ProfileUpdated = "profile_updated", 1, "Traits of the customer changed.";
-    Purchase = "purchase", 1, "An order was paid.";
+    Purchase = "purchase", 2, "An order was paid.";
     Refund = "refund", 1, "Money for an order went back to the customer.";
     Referral = "referral", 1, "The customer (referrer) brought in another (referee).";
     Complaint = "complaint", 1, "The customer complained about something.";
@@ -80,111 +83,6 @@ event_types! {
     ProblemLinked = "problem_linked", 1, "Operator event: an alert or a complaint was linked to a problem.";
     ProblemResolved = "problem_resolved", 1, "Operator event: a problem was resolved, and with it its alerts and complaints.";
     ClockTicked = "clock_ticked", 1, "System event: the deadline clock reached its `occurred_at` without customer events.";
-}
-
-/// What an event is about, which decides its stream and the envelope field that names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubjectKind {
-    /// `customer` names it; stream `customer-<id>`.
-    Customer,
-    /// `subject` names a segment; stream `segment-<id>`.
-    Segment,
-    /// `subject` names an alert; stream `alert-<id>`.
-    Alert,
-    /// `subject` names a problem; stream `problem-<id>`.
-    Problem,
-    /// `subject` names a clock (`deadlines`); stream `clock-<id>`.
-    Clock,
-}
-
-/// What one event is about: a customer, a segment or an alert, by id. The store keeps the
-/// id in one column whatever the kind (the event's type says which); the wire names it
-/// `customer` or `subject`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Subject {
-    Customer(String),
-    Segment(String),
-    Alert(String),
-    Problem(String),
-    Clock(String),
-}
-
-impl Subject {
-    /// The subject of an event of type `ty` whose stored id is `id`.
-    pub fn of(ty: EventType, id: String) -> Subject {
-        match ty.subject_kind() {
-            SubjectKind::Customer => Subject::Customer(id),
-            SubjectKind::Segment => Subject::Segment(id),
-            SubjectKind::Alert => Subject::Alert(id),
-            SubjectKind::Problem => Subject::Problem(id),
-            SubjectKind::Clock => Subject::Clock(id),
-        }
-    }
-
-    pub fn kind(&self) -> SubjectKind {
-        match self {
-            Subject::Customer(_) => SubjectKind::Customer,
-            Subject::Segment(_) => SubjectKind::Segment,
-            Subject::Alert(_) => SubjectKind::Alert,
-            Subject::Problem(_) => SubjectKind::Problem,
-            Subject::Clock(_) => SubjectKind::Clock,
-        }
-    }
-
-    pub fn id(&self) -> &str {
-        match self {
-            Subject::Customer(id)
-            | Subject::Segment(id)
-            | Subject::Alert(id)
-            | Subject::Problem(id)
-            | Subject::Clock(id) => id,
-        }
-    }
-
-    /// The customer, when the subject is one.
-    pub fn customer(&self) -> Option<&str> {
-        match self {
-            Subject::Customer(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    /// The stream its events land in: `<kind>-<id>`.
-    pub fn stream(&self) -> String {
-        format!("{}{}", self.kind().stream_prefix(), self.id())
-    }
-
-    /// The two envelope fields of the wire and of `FoldEvent`: `customer` (empty for
-    /// operator events) and `subject` (only for them).
-    pub fn into_fields(self) -> (String, Option<String>) {
-        match self {
-            Subject::Customer(id) => (id, None),
-            Subject::Segment(id)
-            | Subject::Alert(id)
-            | Subject::Problem(id)
-            | Subject::Clock(id) => (String::new(), Some(id)),
-        }
-    }
-
-    /// The name of the envelope field the wire gives the id of an event of type `ty`.
-    pub fn field_name(ty: EventType) -> &'static str {
-        match ty.subject_kind() {
-            SubjectKind::Customer => "customer",
-            _ => "subject",
-        }
-    }
-}
-
-impl SubjectKind {
-    pub fn stream_prefix(self) -> &'static str {
-        match self {
-            SubjectKind::Customer => "customer-",
-            SubjectKind::Segment => "segment-",
-            SubjectKind::Alert => "alert-",
-            SubjectKind::Problem => "problem-",
-            SubjectKind::Clock => "clock-",
-        }
-    }
 }
 
 impl EventType {
@@ -286,6 +184,10 @@ pub struct Item {
     pub product: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The production batch or lot (version 2), so that an alert about a batch finds
+    /// who bought it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -298,6 +200,10 @@ pub struct Purchase {
     pub items: Vec<Item>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// The store (shop, branch, online store) that sold it (version 2), so that an alert
+    /// about a store finds who bought there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -695,6 +601,7 @@ impl EventData {
             EventData::Purchase(d) => {
                 id(&mut e, "/order_id", &d.order_id);
                 opt_short(&mut e, "/channel", &d.channel);
+                opt_short(&mut e, "/store", &d.store);
                 if d.items.len() > LIST_LEN_MAX {
                     e.push("/items", format!("must have at most {LIST_LEN_MAX} items"));
                 }
@@ -705,6 +612,7 @@ impl EventData {
                     }
                     opt_short(&mut e, &format!("/items/{i}/product"), &item.product);
                     opt_short(&mut e, &format!("/items/{i}/category"), &item.category);
+                    opt_short(&mut e, &format!("/items/{i}/batch"), &item.batch);
                 }
             }
             EventData::Refund(d) => {

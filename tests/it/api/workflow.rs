@@ -460,3 +460,99 @@ async fn a_deadline_passes_on_the_deadline_clock_and_the_alert_is_overdue_on_the
     assert_eq!(a["overdue"], Value::Null, "{a}");
     drop(feed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_about_a_batch_or_a_store_finds_who_bought_that_batch_or_there() {
+    let s = TestServer::start().await;
+    let sale = |c: &str, batch: &str, store: &str| {
+        ev(
+            "purchase",
+            c,
+            "2026-03-01T10:00:00Z",
+            json!({"order_id": format!("o-{c}"), "amount": "30.00", "currency": "CNY", "store": store,
+                   "items": [{"sku": format!("SKU-{c}"), "quantity": 1, "unit_price": "30.00", "batch": batch}]}),
+        )
+    };
+    let mut events = vec![
+        sale("x-1", "L9", "s-1"),
+        sale("x-2", "L9", "s-2"),
+        sale("x-3", "L8", "s-1"),
+        sale("x-4", "L8", "s-3"),
+    ];
+    for c in ["c-1", "c-2", "c-3"] {
+        events.push(ev(
+            "community_joined",
+            c,
+            "2026-03-02T01:00:00Z",
+            json!({"community": "g-1"}),
+        ));
+    }
+    for (i, c) in ["c-1", "c-2", "c-3"].iter().enumerate() {
+        events.push(complaint(
+            c,
+            &format!("k-{i}"),
+            &format!("2026-03-02T0{}:00:00Z", 4 + i),
+            json!({"batch": "L9"}),
+        ));
+    }
+    let last = append(&s, &Value::Array(events)).await;
+    let alert = warning(&s, last).await;
+    let (_, x) = s
+        .get(
+            &format!("/v1/alerts/{}/exposure", alert["id"].as_str().unwrap()),
+            &s.admin,
+        )
+        .await;
+    let who: Vec<&str> = x["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, ["x-1", "x-2"], "{x}");
+    assert_eq!(x["keys"], json!(["batch:L9"]));
+    // By store: a second cascade about store s-1.
+    let mut events = vec![];
+    for c in ["d-1", "d-2", "d-3"] {
+        events.push(ev(
+            "community_joined",
+            c,
+            "2026-03-03T01:00:00Z",
+            json!({"community": "g-2"}),
+        ));
+    }
+    for (i, c) in ["d-1", "d-2", "d-3"].iter().enumerate() {
+        events.push(complaint(
+            c,
+            &format!("m-{i}"),
+            &format!("2026-03-03T0{}:00:00Z", 4 + i),
+            json!({"store": "s-1"}),
+        ));
+    }
+    let last = append(&s, &Value::Array(events)).await;
+    let (_, alerts) = s
+        .get(
+            &format!("/v1/alerts?level=warning&min_position={last}"),
+            &s.admin,
+        )
+        .await;
+    let by_store = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["keys"].as_array().unwrap().contains(&json!("store:s-1")))
+        .unwrap();
+    let (_, x) = s
+        .get(
+            &format!("/v1/alerts/{}/exposure", by_store["id"].as_str().unwrap()),
+            &s.admin,
+        )
+        .await;
+    let who: Vec<&str> = x["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, ["x-1", "x-3"], "{x}");
+}
