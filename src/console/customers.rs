@@ -14,7 +14,7 @@ use super::{
     alerts::{time_text, urlencode},
     api_error_page, render, Console, Frame, SignedIn, Tr,
 };
-use crate::http;
+use crate::{auth::Role, http};
 
 #[derive(Template)]
 #[template(path = "customers.html")]
@@ -72,6 +72,12 @@ struct CustomerPage {
     profile: Vec<Row>,
     events: Vec<EventRow>,
     older: Option<String>,
+    /// Support and admin, on the page of now: the forms that record a resolution and
+    /// outreach.
+    can_record: bool,
+    id: String,
+    open_complaints: Vec<String>,
+    channels: &'static [&'static str],
 }
 
 /// A JSON value as one line of text: strings as they are, lists joined, maps as
@@ -221,6 +227,18 @@ pub(crate) async fn customer(
             )
         }),
         erased: p["erased"].as_bool().unwrap_or(false),
+        can_record: matches!(signed.caller.role, Role::Support | Role::Admin)
+            && signed.past.is_none(),
+        id: id.clone(),
+        open_complaints: p["complaints"]["open"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        channels: super::record::CHANNELS,
         identity,
         profile,
         events,

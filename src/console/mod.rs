@@ -14,6 +14,7 @@ mod customers;
 mod i18n;
 mod problems;
 mod reactivation;
+mod record;
 mod segments;
 mod session;
 mod sign_in;
@@ -86,6 +87,7 @@ pub fn router(app: AppState) -> Router {
         .route("/analytics", get(analytics::page))
         .route("/customers", get(customers::find))
         .route("/customers/{id}", get(customers::customer))
+        .route("/customers/{id}/{what}", post(record::record))
         .route("/system", get(system::page))
         .route("/system/keys", post(system::create_key))
         .route("/system/keys/{id}/revoke", post(system::revoke_key))

@@ -29,7 +29,7 @@ const INLINE_PARSE_BYTES_MAX: usize = 64 * 1024;
 const READ_EVENTS_DEFAULT: usize = 100;
 
 #[derive(Deserialize)]
-pub(super) struct AppendQuery {
+pub(crate) struct AppendQuery {
     stream: Option<String>,
     expected_version: Option<String>,
 }
@@ -90,7 +90,7 @@ async fn body_text(body: Body) -> Result<String, ApiError> {
 /// satisfaction) and outreach made.
 const SUPPORT_MAY_RECORD: &[EventType] = &[EventType::ComplaintResolved, EventType::Contacted];
 
-pub(super) async fn append(
+pub(crate) async fn append(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<AppendQuery>,

@@ -4,7 +4,7 @@
 pub(crate) mod alerts;
 pub(crate) mod customers;
 pub mod error;
-mod events;
+pub(crate) mod events;
 pub(crate) mod exposure;
 mod feed;
 pub mod metrics;

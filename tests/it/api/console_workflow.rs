@@ -153,3 +153,59 @@ async fn the_exposed_customers_are_listed_downloaded_and_made_a_segment() {
     let (_, seg) = s.get("/v1/segments/t1-buyers", &s.admin).await;
     assert_eq!(seg["members"], 4, "{seg}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn support_records_a_resolution_and_outreach_from_the_customers_page() {
+    let (s, _) = seeded().await;
+    let support = s.key(Role::Support);
+    let mut b = Browser::new(&s);
+    b.sign_in(&support).await;
+    let (_, page) = b.page("/customers/c-1").await;
+    assert!(
+        page.contains(r#"action="/customers/c-1/resolve""#),
+        "{page}"
+    );
+    let csrf = b.csrf("/customers/c-1").await;
+    let r = b
+        .post(
+            "/customers/c-1/resolve",
+            &[
+                ("csrf", &csrf),
+                ("complaint", "k-0"),
+                ("satisfied", "yes"),
+                ("resolution", "replaced the tin"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = b
+        .post(
+            "/customers/c-1/contact",
+            &[
+                ("csrf", &csrf),
+                ("channel", "wechat"),
+                ("campaign", "sorry-l0421"),
+                ("outcome", "replied"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, p) = s.get("/v1/customers/c-1", &s.admin).await;
+    assert_eq!(p["complaints"]["open"], serde_json::json!([]), "{p}");
+    assert_eq!(p["complaints"]["satisfied"], 1);
+    assert_eq!(p["outreach"]["last_campaign"], "sorry-l0421");
+    // An analyst sees the customer but no form to record anything.
+    let analyst = s.key(Role::Analyst);
+    let mut a = Browser::new(&s);
+    a.sign_in(&analyst).await;
+    let (_, page) = a.page("/customers/c-1").await;
+    assert!(!page.contains("/customers/c-1/contact"), "{page}");
+    let csrf = a.csrf("/customers/c-1").await;
+    let r = a
+        .post(
+            "/customers/c-1/contact",
+            &[("csrf", &csrf), ("channel", "sms")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -71,10 +71,18 @@ pub(super) fn cascade(day: &str) -> Value {
     Value::Array(events)
 }
 
+/// Appends `events`; the position of the last of them (`last_position` is the log's,
+/// which a deadline tick may already have passed).
 async fn append(s: &TestServer, events: &Value) -> u64 {
     let (status, body) = s.post_json("/v1/events", events).await;
     assert_eq!(status, 201, "{body}");
-    body["last_position"].as_u64().unwrap()
+    body["positions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_u64()
+        .unwrap()
 }
 
 async fn warning(s: &TestServer, after: u64) -> Value {
