@@ -113,6 +113,10 @@ struct BoardPage {
     summary: String,
     /// The feed position the board shows: live updates follow from here.
     last_change: u64,
+    /// Now, not a past point: the board follows the feed.
+    live: bool,
+    /// The past point for the cards' links (empty when live).
+    past_link: String,
     level: String,
     status: String,
     kind: String,
@@ -127,6 +131,7 @@ struct Cards {
     t: super::Tr,
     cards: Vec<Card>,
     summary: String,
+    past_link: String,
 }
 
 fn summary(t: super::Tr, total: usize, updated: &str) -> String {
@@ -145,17 +150,20 @@ async fn cards(
 ) -> Result<(Vec<Card>, usize, u64, String), Response> {
     // The board asks for every open alert by default; the filters are the API's (a
     // filter left at "any" is not sent).
+    // The past the board is asked about travels as the API's own parameter.
     let query: Vec<&str> = uri
         .query()
         .unwrap_or("")
         .split('&')
         .filter(|p| p.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+        .filter(|p| !p.starts_with("when_kind=") && !p.starts_with("when="))
         .collect();
     let mut api_query = query.join("&");
     if !query.iter().any(|p| p.starts_with("status=")) {
         api_query.push_str("&status=open");
     }
     api_query.push_str("&limit=500");
+    api_query.push_str(&signed.past_param());
     let api_uri: Uri = format!("/v1/alerts?{api_query}")
         .parse()
         .map_err(|_| api_error_page(signed.tr, http::ApiError::bad("query", "unreadable")))?;
@@ -197,7 +205,9 @@ pub(crate) async fn board(
     let page = BoardPage {
         t: signed.tr,
         lang: signed.tr.lang.tag(),
-        frame: signed.frame("alerts"),
+        frame: signed.frame_travelling("alerts"),
+        live: signed.past.is_none(),
+        past_link: signed.past_link(),
         cards,
         summary: summary(signed.tr, total, &updated),
         last_change,
@@ -227,6 +237,7 @@ pub(crate) async fn board_fragment(
             t: signed.tr,
             cards,
             summary: summary(signed.tr, total, &updated),
+            past_link: signed.past_link(),
         },
         signed.tr,
     )
@@ -310,12 +321,14 @@ pub(crate) async fn alert_page(
     id: String,
     errors: super::workflow::FormErrors,
 ) -> Response {
-    let no_query: Uri = Uri::from_static("/");
+    let at: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
+        .parse()
+        .unwrap_or(Uri::from_static("/"));
     let Json(v) = match http::alerts::get_one(
         State(c.app.clone()),
         signed.caller.clone(),
         Path(id),
-        Query::try_from_uri(&no_query),
+        Query::try_from_uri(&at),
     )
     .await
     {
@@ -388,7 +401,7 @@ pub(crate) async fn alert_page(
     let page = AlertPage {
         t,
         lang: t.lang.tag(),
-        frame: signed.frame("alerts"),
+        frame: signed.frame_travelling("alerts"),
         observed,
         connected,
         support,

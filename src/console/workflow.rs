@@ -100,7 +100,9 @@ impl Handling {
         let deadline = |d: Option<chrono::DateTime<chrono::Utc>>| {
             d.map_or_else(|| t.get("alert-no-deadline"), time)
         };
-        let can_act = matches!(signed.caller.role, Role::Support | Role::Admin);
+        // The past is read, not acted on: no forms, and no exposure (it is of now).
+        let now = signed.past.is_none();
+        let can_act = now && matches!(signed.caller.role, Role::Support | Role::Admin);
         let keys = c.app.keys.list().unwrap_or_default();
         let label = |id: &str| {
             keys.iter()
@@ -189,10 +191,14 @@ impl Handling {
             staff,
             merge_targets,
             problems,
-            exposure: exposure(c, signed, &a.id).await,
+            exposure: if now {
+                exposure(c, signed, &a.id).await
+            } else {
+                None
+            },
             errors,
             can_act: can_act && a.status != Status::Merged,
-            can_segment: signed.caller.role != Role::Ingest,
+            can_segment: now && signed.caller.role != Role::Ingest,
         }
     }
 }

@@ -35,6 +35,23 @@ pub(crate) struct AlertQuery {
     after: Option<u64>,
     min_position: Option<u64>,
     limit: Option<usize>,
+    // Time travel: the alerts as they were (see `crate::fold::time_travel`).
+    as_of_position: Option<u64>,
+    known_at: Option<String>,
+    valid_at: Option<String>,
+}
+
+impl AlertQuery {
+    /// The read query of its time-travel parameters.
+    fn travel(&self) -> super::query::ReadQuery {
+        super::query::ReadQuery {
+            min_position: self.min_position,
+            as_of_position: self.as_of_position,
+            known_at: self.known_at.clone(),
+            valid_at: self.valid_at.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 fn parse_enum<T: serde::de::DeserializeOwned>(
@@ -80,8 +97,7 @@ pub(crate) async fn list(
             format!("must be 1 to {ALERTS_PAGE_MAX}"),
         ));
     }
-    super::query::wait_min_position(&state, q.min_position).await?;
-    let st = state.read_model.state.read().await;
+    let (st, _) = super::query::view(&state, &q.travel()).await?;
     let mut alerts: Vec<&Alert> = st
         .warnings
         .alerts()
@@ -123,16 +139,13 @@ pub(crate) async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let Query(q) = q.map_err(ApiError::query)?;
-    super::query::wait_min_position(&state, q.min_position).await?;
-    let alert = state
-        .read_model
-        .state
-        .read()
-        .await
+    let (st, _) = super::query::view(&state, &q.travel()).await?;
+    let alert = st
         .warnings
         .get(&id)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("no alert `{id}`")))?;
+    drop(st);
     let mut v = serde_json::to_value(&alert).map_err(|e| ApiError::Internal(e.to_string()))?;
     // Complaint texts are personal data: support and admin read them (and the phrases
     // they share); other roles get neither.

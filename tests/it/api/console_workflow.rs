@@ -209,3 +209,62 @@ async fn support_records_a_resolution_and_outreach_from_the_customers_page() {
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_alerts_board_and_an_alert_are_shown_as_they_were_at_a_past_position() {
+    let (s, id) = seeded().await;
+    // Acknowledged now; before that position it was open.
+    let (_, body) = s
+        .post_json(
+            &format!("/v1/alerts/{id}/acknowledge"),
+            &serde_json::json!({}),
+        )
+        .await;
+    let acked = body["position"].as_u64().unwrap();
+    let (status, past) = s
+        .get(
+            &format!("/v1/alerts/{id}?as_of_position={}", acked - 1),
+            &s.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{past}");
+    assert_eq!(past["status"], "open");
+    let (_, now) = s
+        .get(&format!("/v1/alerts/{id}?min_position={acked}"), &s.admin)
+        .await;
+    assert_eq!(now["status"], "acknowledged");
+    let (_, list) = s
+        .get(
+            &format!("/v1/alerts?status=open&as_of_position={}", acked - 1),
+            &s.admin,
+        )
+        .await;
+    assert_eq!(list["alerts"][0]["id"], id.as_str(), "{list}");
+    // The console: the board in the past under a banner, not live, no forms.
+    let support = s.key(Role::Support);
+    let mut b = Browser::new(&s);
+    b.sign_in(&support).await;
+    let q = format!("when_kind=as_of_position&when={}", acked - 1);
+    let (status, board) = b.page(&format!("/alerts?{q}")).await;
+    assert_eq!(status, StatusCode::OK, "{board}");
+    assert!(board.contains("class=\"past\""), "{board}");
+    assert!(
+        !board.contains("data-feed="),
+        "a past board does not follow the feed"
+    );
+    assert!(
+        board.contains(&format!("/alerts/{id}?{}", q.replace('&', "&#38;"))),
+        "{board}"
+    );
+    let (_, page) = b.page(&format!("/alerts/{id}?{q}")).await;
+    assert!(page.contains("class=\"past\""), "{page}");
+    assert!(
+        !page.contains(&format!("/alerts/{id}/assign")),
+        "no action on the past"
+    );
+    let (_, board_now) = b.page("/alerts?status=open").await;
+    assert!(
+        !board_now.contains(&format!("/alerts/{id}")),
+        "acknowledged now: {board_now}"
+    );
+}
