@@ -248,7 +248,8 @@ impl App {
                 catch_up_child,
                 ..ReadModelOptions::service(Some(layout.snapshots()))
             },
-        );
+        )
+        .await;
         let valid_time = opts.config.time_travel.valid_time_rebuild_after_events;
         if let (Some(_), true) = (&embedded, valid_time > 0) {
             crate::read_model::builds::spawn_builds(

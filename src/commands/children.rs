@@ -37,7 +37,7 @@ pub async fn catch_up(data_dir: &Path, master: MasterKey, config: &Config) -> an
     let last = store.last_position();
     let snapshots = DataDir::new(data_dir).snapshots();
     let model = ReadModel::spawn(
-        log,
+        log.clone(),
         ReadModelOptions {
             lifecycle: config.lifecycle,
             warnings: config.early_warning.clone(),
@@ -46,7 +46,8 @@ pub async fn catch_up(data_dir: &Path, master: MasterKey, config: &Config) -> an
             compact_after_catch_up_events: u64::MAX,
             ..ReadModelOptions::service(Some(snapshots.clone()))
         },
-    );
+    )
+    .await;
     model
         .watch_applied()
         .wait_for(|p| *p >= last)
@@ -56,7 +57,8 @@ pub async fn catch_up(data_dir: &Path, master: MasterKey, config: &Config) -> an
         let state = model.state.read().await;
         state.snapshot_bytes()
     };
-    tokio::task::block_in_place(|| write_snapshot(&snapshots, last, &bytes))?;
+    let anchors = crate::fold::snapshot::anchors(&log, last).await?;
+    tokio::task::block_in_place(|| write_snapshot(&snapshots, last, anchors, &bytes))?;
     tracing::info!(
         position = last,
         seconds = started.elapsed().as_secs_f64(),

@@ -43,12 +43,21 @@ pub async fn replay(
     let lifecycle = config.lifecycle;
     let warnings = config.early_warning.clone();
     let live = if verify {
-        let live = crate::fold::snapshot::load_snapshot(
-            &snapshots,
-            store.last_position(),
-            &lifecycle,
-            &warnings,
-        );
+        let from_log = crate::fold::snapshot::from_this_log(
+            &crate::fold::snapshot::snapshot_path(&snapshots),
+            &log,
+        )
+        .await;
+        let live = from_log
+            .then(|| {
+                crate::fold::snapshot::load_snapshot(
+                    &snapshots,
+                    store.last_position(),
+                    &lifecycle,
+                    &warnings,
+                )
+            })
+            .flatten();
         let Some(live) = live else {
             anyhow::bail!(
                 "no usable snapshot in {} to verify against (start the server, or run `rapport replay` without --verify)",
@@ -118,7 +127,8 @@ pub async fn replay(
         None => {
             let started = std::time::Instant::now();
             let bytes = rebuilt.snapshot_bytes();
-            crate::fold::snapshot::write_snapshot(&snapshots, rebuilt.position(), &bytes)?;
+            let anchors = crate::fold::snapshot::anchors(&log, rebuilt.position()).await?;
+            crate::fold::snapshot::write_snapshot(&snapshots, rebuilt.position(), anchors, &bytes)?;
             eprintln!(
                 "wrote the snapshot in {:.2} s",
                 started.elapsed().as_secs_f64()

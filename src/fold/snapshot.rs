@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use rapport_projections::{warnings::WarningConfig, LifecycleConfig, Projection, ReadState};
 
+use crate::{log::Log, store::StoreError};
+
 /// Returns freed memory to the OS now. mimalloc (the service's allocator, see `main.rs`)
 /// returns it lazily, during later allocations, so an idle server after a catch-up would
 /// keep the catch-up's garbage resident. Harmless when another allocator is in use
@@ -39,6 +41,81 @@ pub struct SnapshotHeader {
     /// Bytes of the state once decompressed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_bytes: Option<u64>,
+    /// The ids of the events at a few positions up to `position` (see [`anchor_positions`]):
+    /// which log the state was folded from. A snapshot whose anchors are not the log's
+    /// events (an older store file restored, a lost WAL, another import) is rebuilt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<(u64, uuid::Uuid)>,
+}
+
+/// The positions a snapshot at `position` names the events of: itself and three earlier
+/// ones spread over the log, so a history that differs anywhere but in between is caught.
+pub fn anchor_positions(position: u64) -> Vec<u64> {
+    let mut v: Vec<u64> = [
+        position / 4,
+        position / 2,
+        position - position / 4,
+        position,
+    ]
+    .into_iter()
+    .filter(|p| *p > 0)
+    .collect();
+    v.dedup();
+    v
+}
+
+/// The anchors of a snapshot at `position`: the ids of the log's events there.
+pub async fn anchors(log: &Log, position: u64) -> Result<Vec<(u64, uuid::Uuid)>, StoreError> {
+    let positions = anchor_positions(position);
+    let found = log.read_at(&positions).await?;
+    Ok(found
+        .into_iter()
+        .map(|e| (e.position, e.event.id))
+        .collect())
+}
+
+/// Whether the snapshot at `path` was folded from `log`: it names the events at its anchor
+/// positions and they are the log's. Reads the header line only, and a few events.
+pub async fn from_this_log(path: &Path, log: &Log) -> bool {
+    let Some(header) = read_header(path) else {
+        return false;
+    };
+    if header.position == 0 {
+        return true;
+    }
+    if header.anchors.is_empty() || header.position > log.last_position() {
+        return false;
+    }
+    let want: Vec<u64> = header.anchors.iter().map(|a| a.0).collect();
+    if want != anchor_positions(header.position) {
+        return false;
+    }
+    match anchors(log, header.position).await {
+        Ok(now) if now == header.anchors => true,
+        Ok(_) => {
+            tracing::warn!(
+                path = %path.display(),
+                position = header.position,
+                "snapshot folded from another history of the log (its events are not the log's); rebuilding"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the snapshot's anchor events; rebuilding");
+            false
+        }
+    }
+}
+
+/// The header line of a snapshot file, if it has a readable one.
+fn read_header(path: &Path) -> Option<SnapshotHeader> {
+    use std::io::BufRead as _;
+    let f = std::fs::File::open(path).ok()?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(f)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(&line)).ok()
 }
 
 /// LZ4, not zstd: it halves a state and decompresses several times faster than zstd's
@@ -70,7 +147,7 @@ pub fn read_snapshot_file(path: &Path) -> anyhow::Result<(SnapshotHeader, Vec<u8
     Ok((header, state))
 }
 
-pub(crate) fn snapshot_path(dir: &Path) -> PathBuf {
+pub fn snapshot_path(dir: &Path) -> PathBuf {
     dir.join(format!("{}.snapshot", ReadState::NAME))
 }
 
@@ -168,13 +245,23 @@ pub fn load_snapshot_file(
 }
 
 /// Writes the live snapshot of `dir` atomically (temporary file, fsync, rename).
-pub fn write_snapshot(dir: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
+pub fn write_snapshot(
+    dir: &Path,
+    position: u64,
+    anchors: Vec<(u64, uuid::Uuid)>,
+    state: &[u8],
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    write_snapshot_to(&snapshot_path(dir), position, state)
+    write_snapshot_to(&snapshot_path(dir), position, anchors, state)
 }
 
 /// Writes a snapshot file at `path` atomically (`path.tmp`, fsync, rename).
-pub fn write_snapshot_to(path: &Path, position: u64, state: &[u8]) -> std::io::Result<()> {
+pub fn write_snapshot_to(
+    path: &Path,
+    position: u64,
+    anchors: Vec<(u64, uuid::Uuid)>,
+    state: &[u8],
+) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("snapshot.tmp");
     let mut f = std::fs::File::create(&tmp)?;
@@ -184,6 +271,7 @@ pub fn write_snapshot_to(path: &Path, position: u64, state: &[u8]) -> std::io::R
         position,
         compression: Some(SNAPSHOT_COMPRESSION.into()),
         state_bytes: Some(state.len() as u64),
+        anchors,
     };
     serde_json::to_writer(&mut f, &header)?;
     f.write_all(b"\n")?;

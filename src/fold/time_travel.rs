@@ -91,11 +91,14 @@ impl TimeTravel {
         };
         let state = match valid_at {
             None => {
-                let start = self
+                let before = self
                     .snapshots
                     .as_deref()
-                    .and_then(|dir| history_snapshot_before(dir, position))
-                    .and_then(|(_, path)| self.load(&path, position));
+                    .and_then(|dir| history_snapshot_before(dir, position));
+                let start = match before {
+                    Some((_, path)) => self.load(&path, position).await,
+                    None => None,
+                };
                 fold(
                     &self.log,
                     start.unwrap_or_else(|| self.empty()),
@@ -150,7 +153,7 @@ impl TimeTravel {
                         break;
                     }
                     Some(path) => {
-                        if let Some(state) = self.load(&path, position) {
+                        if let Some(state) = self.load(&path, position).await {
                             planned = Some((state, plan.keys));
                             break;
                         }
@@ -182,7 +185,11 @@ impl TimeTravel {
     /// Loads a snapshot for a query, decoding on every core. Reading and decoding one takes
     /// up to a second on a large log: not on a runtime worker's time (the store's reads do
     /// the same).
-    fn load(&self, path: &Path, position: u64) -> Option<ReadState> {
+    async fn load(&self, path: &Path, position: u64) -> Option<ReadState> {
+        // A snapshot folded from another history of the log is not used (it is rebuilt).
+        if !snapshot::from_this_log(path, &self.log).await {
+            return None;
+        }
         tokio::task::block_in_place(|| {
             snapshot::load_snapshot_file(
                 path,

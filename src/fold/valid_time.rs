@@ -374,8 +374,9 @@ pub async fn build(
         if let Some(w) = writing.take() {
             w.await??;
         }
+        let anchors = snapshot::anchors(log, until).await?;
         writing = Some(tokio::task::spawn_blocking(move || {
-            snapshot::write_snapshot_to(&path, until, &bytes)
+            snapshot::write_snapshot_to(&path, until, anchors, &bytes)
         }));
     }
     if let Some(w) = writing.take() {
@@ -426,9 +427,13 @@ async fn resume(
     else {
         return Ok(None);
     };
+    let path = dir.join(format!("{k}.snapshot"));
+    if !snapshot::from_this_log(&path, log).await {
+        return Ok(None);
+    }
     let state = tokio::task::block_in_place(|| {
         snapshot::load_snapshot_file(
-            &dir.join(format!("{k}.snapshot")),
+            &path,
             until,
             &old.lifecycle,
             &old.warnings,

@@ -27,7 +27,8 @@ use crate::{
         child::FoldChild,
         history::{history_snapshot_before, keep_history},
         snapshot::{
-            load_snapshot, release_freed_memory, write_snapshot, LIVE_STATE_DECODE_THREADS,
+            load_snapshot, release_freed_memory, snapshot_path, write_snapshot,
+            LIVE_STATE_DECODE_THREADS,
         },
         time_travel::TimeTravel,
     },
@@ -111,7 +112,11 @@ async fn catch_up_in_child(
         );
     }
     let last = log.last_position();
-    let loaded = tokio::task::block_in_place(|| load_snapshot(dir, last, lifecycle, warnings));
+    let loaded = if crate::fold::snapshot::from_this_log(&snapshot_path(dir), log).await {
+        tokio::task::block_in_place(|| load_snapshot(dir, last, lifecycle, warnings))
+    } else {
+        None
+    };
     match loaded.filter(|s| s.position() > from) {
         Some(state) => {
             let position = state.position();
@@ -186,7 +191,7 @@ impl ReadModel {
     /// Starts following the log from its first event.
     /// Starts following the log, from the snapshot in `opts.snapshots` when there is a
     /// usable one.
-    pub fn spawn(log: Log, opts: ReadModelOptions) -> Arc<ReadModel> {
+    pub async fn spawn(log: Log, opts: ReadModelOptions) -> Arc<ReadModel> {
         let ReadModelOptions {
             lifecycle,
             warnings,
@@ -199,8 +204,13 @@ impl ReadModel {
         } = opts;
         let time_travel =
             TimeTravel::new(log.clone(), snapshots.clone(), lifecycle, warnings.clone());
+        let usable = match snapshots.as_deref() {
+            Some(d) => crate::fold::snapshot::from_this_log(&snapshot_path(d), &log).await,
+            None => false,
+        };
         let start = snapshots
             .as_deref()
+            .filter(|_| usable)
             .and_then(|d| load_snapshot(d, log.last_position(), &lifecycle, &warnings))
             .unwrap_or_else(|| ReadState::new(lifecycle, warnings.clone()));
         let from = start.position();
@@ -339,8 +349,11 @@ impl ReadModel {
                             state.snapshot_bytes()
                         };
                         let d = dir.clone();
+                        let anchors = crate::fold::snapshot::anchors(&store, last)
+                            .await
+                            .unwrap_or_default();
                         let w = tokio::task::spawn_blocking(move || {
-                            let written = write_snapshot(&d, last, &bytes);
+                            let written = write_snapshot(&d, last, anchors, &bytes);
                             let kept = (history && written.is_ok()).then(|| keep_history(&d, last));
                             (last, written, kept)
                         });

@@ -202,7 +202,7 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
     ];
     produce(&b.addr, "rapport.events.in", &first).await;
     let ingest = kafka::spawn_ingest(opts.clone(), log.clone()).unwrap();
-    let model = ReadModel::spawn(log.clone(), ReadModelOptions::service(None));
+    let model = ReadModel::spawn(log.clone(), ReadModelOptions::service(None)).await;
     let outbox = kafka::spawn_outbox(opts.clone(), model.clone()).unwrap();
     let mut applied = model.watch_applied();
     let _ = tokio::time::timeout(Duration::from_secs(60), applied.wait_for(|p| *p >= 5)).await;

@@ -118,7 +118,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             history_every_events: 100,
             ..ReadModelOptions::service(None)
         };
-        let live = ReadModel::spawn(log.clone(), opts.clone());
+        let live = ReadModel::spawn(log.clone(), opts.clone()).await;
         let events = random_events(seed, 600);
         let mut rng = StdRng::seed_from_u64(seed);
         let mut i = 0;
@@ -154,7 +154,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         );
 
         // Resumed from the on-disk snapshot.
-        let resumed = ReadModel::spawn(log.clone(), opts.clone());
+        let resumed = ReadModel::spawn(log.clone(), opts.clone()).await;
         assert!(
             resumed.applied_position() > 0,
             "seed {seed}: resumed from a snapshot"
@@ -365,7 +365,13 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         let mut tampered = bytes[..at].to_vec();
         tampered.extend(to);
         tampered.extend(&bytes[at + from.len()..]);
-        rapport::fold::snapshot::write_snapshot(&snapshots, header.position, &tampered).unwrap();
+        rapport::fold::snapshot::write_snapshot(
+            &snapshots,
+            header.position,
+            header.anchors.clone(),
+            &tampered,
+        )
+        .unwrap();
         let err = replay(dir.path(), key(), &Default::default(), &[], true)
             .await
             .unwrap_err();

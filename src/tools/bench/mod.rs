@@ -332,7 +332,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             let model = crate::read_model::ReadModel::spawn(
                 log.clone(),
                 crate::read_model::ReadModelOptions::service(None),
-            );
+            )
+            .await;
             caught_up(&model, store.last_position()).await?;
             let r = Rate {
                 what: "read model catch-up from the store (all projections)",

@@ -19,7 +19,8 @@ pub(super) async fn as_of_queries(
     let model = crate::read_model::ReadModel::spawn(
         log.clone(),
         crate::read_model::ReadModelOptions::service(Some(snapshots.clone())),
-    );
+    )
+    .await;
     caught_up(&model, last).await?;
     println!(
         "{}   (snapshots every {}, history every {})",
