@@ -32,6 +32,8 @@ struct SystemPage {
     store_position: u64,
     applied_position: u64,
     lag: u64,
+    /// Why the read model stopped following the log, if it has.
+    stopped: Option<String>,
     clock: String,
     kafka: Option<String>,
     keys: Vec<KeyRow>,
@@ -73,6 +75,7 @@ async fn system_page(
             store_position,
             applied_position,
             lag: store_position.saturating_sub(applied_position),
+            stopped: c.app.read_model.stopped(),
             clock,
             kafka: c.app.kafka.clone(),
             keys: keys

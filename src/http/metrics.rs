@@ -29,6 +29,8 @@ pub struct Metrics {
     pub http_panics: Counter<u64, AtomicU64>,
     /// Set when metrics are read: events in the store the read model has not applied.
     pub read_model_lag_events: Gauge<u64, AtomicU64>,
+    /// Set when metrics are read: 1 once the read model stopped on an event it could not read.
+    pub read_model_stopped: Gauge<u64, AtomicU64>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -87,7 +89,14 @@ impl Metrics {
             "Events in the store the read model has not applied yet",
             read_model_lag_events.clone(),
         );
+        let read_model_stopped = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "read_model_stopped",
+            "1 once the read model stopped following the log on an event it could not read (the reason is in /readyz and the log)",
+            read_model_stopped.clone(),
+        );
         Metrics {
+            read_model_stopped,
             read_model_compactions,
             http_panics,
             read_model_lag_events,

@@ -228,6 +228,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
     let last = state.log.last_position();
     let applied = state.read_model.applied_position();
+    if let Some(why) = state.read_model.stopped() {
+        return ApiError::Unavailable(format!(
+            "the read model stopped at position {applied} of {last}: {why}"
+        ))
+        .into_response();
+    }
     let lag = last.saturating_sub(applied);
     if lag > READY_LAG_EVENTS_MAX {
         return ApiError::Unavailable(format!(
@@ -243,6 +249,10 @@ async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<R
     caller.require(&[Role::Admin, Role::Analyst, Role::Support])?;
     let compactions = *state.read_model.watch_compactions().borrow();
     state.metrics.read_model_compactions.set(compactions);
+    state
+        .metrics
+        .read_model_stopped
+        .set(u64::from(state.read_model.stopped().is_some()));
     state.metrics.read_model_lag_events.set(
         state
             .log

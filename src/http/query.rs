@@ -182,7 +182,16 @@ pub(super) async fn wait_min_position(
     min_position: Option<u64>,
 ) -> Result<(), ApiError> {
     if let Some(p) = min_position {
-        if !state.read_model.wait_for(p).await {
+        // A stopped read model will not get there: say so at once.
+        let stopped =
+            p > state.read_model.applied_position() && state.read_model.stopped().is_some();
+        if stopped || !state.read_model.wait_for(p).await {
+            if let Some(why) = state.read_model.stopped() {
+                return Err(ApiError::Unavailable(format!(
+                    "the read model stopped at position {} and will not reach min_position {p}: {why}",
+                    state.read_model.applied_position()
+                )));
+            }
             return Err(ApiError::Unavailable(format!(
                 "the read model has applied position {} and did not reach min_position {p} within {} ms; retry",
                 state.read_model.applied_position(),

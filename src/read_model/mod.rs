@@ -185,6 +185,9 @@ pub struct ReadModel {
     applied: watch::Sender<u64>,
     /// How many times the state was compacted (at most once, after the catch-up at start).
     compactions: watch::Sender<u64>,
+    /// Why the read model stopped following the log, once it has (an event it could not
+    /// read): readiness, metrics and the console say it.
+    stopped: std::sync::RwLock<Option<String>>,
 }
 
 impl ReadModel {
@@ -227,6 +230,7 @@ impl ReadModel {
             time_travel,
             applied,
             compactions: watch::Sender::new(0),
+            stopped: std::sync::RwLock::new(None),
         });
         let m = model.clone();
         let store = log.clone();
@@ -270,19 +274,35 @@ impl ReadModel {
         // events and hands batches over a bounded channel to the applier task.
         let (tx, mut rx) =
             tokio::sync::mpsc::channel::<Vec<rapport_events::FoldEvent>>(APPLY_QUEUE_BATCHES);
+        let reader = m.clone();
         tokio::spawn(async move {
             let mut events = log.subscribe(from).ready_chunks(APPLY_BATCH_EVENTS);
+            let mut read = from;
             while let Some(batch) = events.next().await {
                 let mut opened = Vec::with_capacity(batch.len());
                 for r in batch {
+                    let stored = match r {
+                        Ok(s) => s,
+                        Err(e) => {
+                            return reader
+                                .stop(format!("reading the log after position {read}: {e}"));
+                        }
+                    };
+                    let position = stored.position;
                     // What projections may see: see `Log::open_fold`.
-                    match r.and_then(|s| log.open_fold(s)) {
+                    match log.open_fold(stored) {
                         Ok(ev) => opened.push(ev),
                         Err(e) => {
-                            tracing::error!(error = %e, "the read model stopped: an event could not be read");
-                            return;
+                            // What came before it is applied; nothing after it is.
+                            if !opened.is_empty() {
+                                let _ = tx.send(opened).await;
+                            }
+                            return reader.stop(format!(
+                                "the event at position {position} could not be read: {e}"
+                            ));
                         }
                     }
+                    read = position;
                 }
                 if tx.send(opened).await.is_err() {
                     return;
@@ -401,6 +421,18 @@ impl ReadModel {
 
     pub fn applied_position(&self) -> u64 {
         *self.applied.borrow()
+    }
+
+    /// Why the read model stopped following the log, if it has.
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn stop(&self, why: String) {
+        tracing::error!(reason = %why, "the read model stopped following the log; it serves the state before it");
+        if let Ok(mut s) = self.stopped.write() {
+            *s = Some(why);
+        }
     }
 
     /// Waits until the read model has applied `position`; `false` on timeout.

@@ -269,3 +269,4 @@ channel-sms = SMS
 channel-email = E-mail
 channel-wechat = WeChat / WeCom
 channel-phone = Phone call
+system-stopped = The read model stopped

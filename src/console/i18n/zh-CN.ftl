@@ -263,3 +263,4 @@ channel-sms = 短信
 channel-email = 电子邮件
 channel-wechat = 微信 / 企业微信
 channel-phone = 电话
+system-stopped = 读模型已停止

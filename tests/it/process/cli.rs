@@ -853,3 +853,81 @@ fn eval_warnings_from_store_reports_precision_on_staffs_verdicts() {
         "{table}"
     );
 }
+
+/// Defect 12 of the hardening issue: one unreadable event (here a damaged complaint
+/// ciphertext) stopped the read model for good, invisibly. Now readiness, metrics and
+/// `min_position` answers name the reason.
+#[test]
+fn a_read_model_stopped_by_an_unreadable_event_says_so_everywhere() {
+    let (_tmp, data, master) = paths();
+    let mut server = Server::start(&data, &master);
+    let client = reqwest::blocking::Client::new();
+    let events = r#"{"type":"purchase","customer":"c-1","occurred_at":"2026-03-01T10:00:00Z","data":{"order_id":"o-1","amount":"5.00","currency":"CNY"}}
+{"type":"complaint","customer":"c-2","occurred_at":"2026-03-02T10:00:00Z","data":{"complaint_id":"k-1","about":{"sku":"S"},"text":"broken"}}
+{"type":"purchase","customer":"c-3","occurred_at":"2026-03-03T10:00:00Z","data":{"order_id":"o-3","amount":"7.00","currency":"CNY"}}
+"#;
+    let resp = client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&server.admin)
+        .header("content-type", "application/x-ndjson")
+        .body(events)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    server.kill9();
+    let conn = rusqlite::Connection::open(data.join("rapport.sqlite")).unwrap();
+    let mut sealed: Vec<u8> = conn
+        .query_row("SELECT sealed FROM events WHERE position = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let last = sealed.len() - 1;
+    sealed[last] ^= 0x01;
+    conn.execute(
+        "UPDATE events SET sealed = ?1 WHERE position = 2",
+        [&sealed],
+    )
+    .unwrap();
+    drop(conn);
+    let server = Server::start(&data, &master);
+    let ready = client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().unwrap();
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("the read model stopped at position")
+            && message.contains("the event at position 2 could not be read"),
+        "{body}"
+    );
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(&server.admin)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("rapport_read_model_stopped 1"),
+        "{metrics}"
+    );
+    let resp = client
+        .get(format!("{}/v1/customers/c-1?min_position=3", server.base))
+        .bearer_auth(&server.admin)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("will not reach"),
+        "{body}"
+    );
+}
