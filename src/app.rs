@@ -34,6 +34,10 @@ pub async fn open_log(
         SqliteStore::open(data_dir, opts)
             .with_context(|| format!("failed to open the store in {}", data_dir.display()))?,
     );
+    crate::fold::snapshot::check_not_rewound(
+        &DataDir::new(data_dir).snapshots(),
+        store.last_position(),
+    )?;
     keyring_for(store, master).await
 }
 
@@ -207,7 +211,9 @@ impl App {
             }
             StoreChoice::Kurrent(k) => {
                 tracing::info!(store = %k.display, "opening the KurrentDB store");
-                (None, open_log_kurrent(*k, opts.master).await?.1)
+                let log = open_log_kurrent(*k, opts.master).await?.1;
+                crate::fold::snapshot::check_not_rewound(&layout.snapshots(), log.last_position())?;
+                (None, log)
             }
         };
         let keys = Arc::new(ApiKeys::open(&opts.data_dir)?);

@@ -287,3 +287,29 @@ pub fn write_snapshot_to(
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
+
+/// The greatest position this data directory's snapshots were folded up to (the live
+/// snapshot and the history kept for time travel): events up to it were acknowledged and
+/// applied once.
+pub fn published_position(snapshots: &Path) -> Option<u64> {
+    let live = read_header(&snapshot_path(snapshots)).map(|h| h.position);
+    let history = super::history::history_snapshot_before(snapshots, u64::MAX).map(|(p, _)| p);
+    live.max(history)
+}
+
+/// Refuses a store that holds fewer events than its snapshots were folded from: events
+/// acknowledged once are gone (a damaged or deleted WAL, an older store file restored
+/// without its snapshots), and appending now would give their positions to other events.
+pub fn check_not_rewound(snapshots: &Path, last_position: u64) -> anyhow::Result<()> {
+    match published_position(snapshots) {
+        Some(p) if p > last_position => anyhow::bail!(
+            "the store holds {last_position} events, but snapshots in {} were folded from {p}: \
+             acknowledged events are missing (a damaged or deleted `-wal` file, or an older store \
+             file restored). Refusing to start, so that their positions are not given to other \
+             events. Restore the store with its WAL from a backup; or, to accept the loss, move \
+             the snapshots folder aside and start again",
+            snapshots.display()
+        ),
+        _ => Ok(()),
+    }
+}

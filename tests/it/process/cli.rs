@@ -931,3 +931,44 @@ fn a_read_model_stopped_by_an_unreadable_event_says_so_everywhere() {
         "{body}"
     );
 }
+
+/// Defect 11 of the hardening issue: a damaged or deleted WAL lost acknowledged events
+/// silently, and the server then gave their positions to new ones. A store that holds
+/// fewer events than its snapshots were folded from is refused, saying why.
+#[test]
+fn a_store_missing_events_its_snapshots_were_folded_from_is_refused() {
+    let (tmp, data, master) = paths();
+    let file = tmp.path().join("e.ndjson");
+    std::fs::write(&file, GOOD).unwrap();
+    let out = run(&["import", file.to_str().unwrap()], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["replay"], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The last acknowledged event is lost, as with a deleted `-wal` file.
+    let conn = rusqlite::Connection::open(data.join("rapport.sqlite")).unwrap();
+    conn.execute("DELETE FROM events WHERE position = 3", [])
+        .unwrap();
+    drop(conn);
+    let again = tmp.path().join("more.ndjson");
+    std::fs::write(&again, GOOD.lines().next().unwrap().replace("c-1", "c-9")).unwrap();
+    let out = run(&["import", again.to_str().unwrap()], &data, &master);
+    assert!(!out.status.success(), "an import must not reuse position 3");
+    assert!(
+        stderr(&out).contains("acknowledged events are missing"),
+        "{}",
+        stderr(&out)
+    );
+    let serve = rapport()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--master-key-file")
+        .arg(&master)
+        .output()
+        .unwrap();
+    assert!(!serve.status.success());
+    assert!(
+        String::from_utf8_lossy(&serve.stderr).contains("holds 2 events, but snapshots"),
+        "{}",
+        String::from_utf8_lossy(&serve.stderr)
+    );
+}
