@@ -56,6 +56,24 @@ impl Role {
     }
 }
 
+/// Longest key label, in characters.
+pub const LABEL_CHARS_MAX: usize = 200;
+
+/// What is wrong with a key label, if anything: labels are printed by `keys list` and in
+/// log lines, so a control or invisible character could forge what they show.
+pub fn label_problem(label: &str) -> Option<&'static str> {
+    if label.chars().count() > LABEL_CHARS_MAX {
+        Some("must be at most 200 characters")
+    } else if label
+        .chars()
+        .any(|c| c.is_control() || rapport_events::data::is_invisible(c))
+    {
+        Some("must not contain control or invisible characters")
+    } else {
+        None
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyInfo {
     pub id: String,
@@ -130,6 +148,9 @@ impl ApiKeys {
 
     /// Creates a key; returns its info and the full token (shown once).
     pub fn create(&self, role: Role, label: Option<&str>) -> Result<(KeyInfo, String), StoreError> {
+        if let Some(why) = label.and_then(label_problem) {
+            return Err(StoreError::Invalid(format!("label: {why}")));
+        }
         let (id, secret) = mint();
         let info = self.insert(&id, &secret, role, label)?;
         Ok((info, format!("rpk_{id}_{secret}")))

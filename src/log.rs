@@ -444,6 +444,12 @@ impl Log {
 
     /// Crypto-shreds a customer's personal data: records `personal_data_erased` and
     /// destroys the customer's data key in the same transaction, then purges freed pages.
+    /// Whether the customer has a live data key (personal data that an erasure would
+    /// destroy).
+    pub fn has_live_key(&self, customer: &str) -> bool {
+        self.keys.current(customer).is_some()
+    }
+
     pub async fn erase(
         &self,
         customer: &str,

@@ -263,8 +263,13 @@ pub fn parse_one(
         return input.validate(ids, allow_system);
     }
     let de = &mut serde_json::Deserializer::from_str(text);
-    let input: EventInput = match serde_path_to_error::deserialize(de) {
-        Ok(i) => i,
+    let input: EventInput = match serde_path_to_error::deserialize(&mut *de) {
+        // Only one JSON value: a second one after it (or any other trailing text) is an
+        // error, never silently dropped.
+        Ok(i) => match de.end() {
+            Ok(()) => i,
+            Err(e) => return Err(syntax_error(String::new(), e)),
+        },
         Err(err) => {
             let path: String = err.path().iter().map(|s| format!("/{s}")).collect();
             let inner = err.into_inner();

@@ -26,6 +26,9 @@ pub(crate) async fn create_key(
     let Json(body) = body.map_err(|e| ApiError::bad("/", e.body_text()))?;
     let role = Role::parse(&body.role)
         .ok_or_else(|| ApiError::bad("/role", "must be one of ingest, support, analyst, admin"))?;
+    if let Some(why) = body.label.as_deref().and_then(crate::auth::label_problem) {
+        return Err(ApiError::bad("/label", why));
+    }
     let (info, token) = state.keys.create(role, body.label.as_deref())?;
     tracing::info!(key = %info.id, role = role.as_str(), by = %caller.key_id, "API key created");
     Ok((
@@ -67,6 +70,20 @@ pub(super) async fn erase(
         return Err(ApiError::NotFound(format!(
             "customer `{customer}` has no events"
         )));
+    }
+    // Erasing again what is already erased appends nothing: one record per erasure, not
+    // per request. (New personal data since, under a new key, is erased again.)
+    super::workflow::caught_up(&state).await?;
+    let erased = state
+        .read_model
+        .state
+        .read()
+        .await
+        .customers
+        .get(&customer)
+        .is_some_and(|p| p.erased);
+    if erased && !state.log.has_live_key(&customer) {
+        return Ok(Json(json!({"erasure": null, "already_erased": true})));
     }
     let erasure = state
         .log

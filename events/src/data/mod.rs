@@ -20,6 +20,7 @@ mod staff;
 mod subject;
 
 pub(crate) use rules::id;
+pub use rules::is_invisible;
 use rules::{list, opt_short, opt_text, short, text};
 pub use staff::*;
 pub use subject::{Subject, SubjectKind};
@@ -385,7 +386,7 @@ fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
         return Ok(v);
     }
     let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let mut path = pointer_of(e.path());
         let msg = e.inner().to_string();
         // serde_json appends " at line L column C"; the path already says where.
@@ -402,7 +403,11 @@ fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
             return ValidationErrors::one(path, "is required");
         }
         ValidationErrors::one(path, msg)
-    })
+    })?;
+    // One JSON value only: trailing text is refused, never ignored.
+    de.end()
+        .map_err(|e| ValidationErrors::one("", format!("trailing text after the data: {e}")))?;
+    Ok(value)
 }
 
 /// Turns serde_path_to_error's `a.b[3].c` into a JSON pointer `/a/b/3/c`.

@@ -8,6 +8,15 @@ fn has_control(s: &str) -> bool {
         .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
 }
 
+/// Characters that print as nothing or reorder text (zero-width spaces and joiners,
+/// bidirectional controls, the byte-order mark, soft hyphens): two ids that differ only
+/// by them look the same and would be two customers.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 pub(crate) fn id(e: &mut Errors, path: &str, v: &str) {
     if v.trim().is_empty() {
         e.push(path, "must not be empty");
@@ -15,6 +24,13 @@ pub(crate) fn id(e: &mut Errors, path: &str, v: &str) {
         e.push(path, format!("must be at most {ID_LEN_MAX} bytes"));
     } else if v.chars().any(|c| c.is_control()) {
         e.push(path, "must not contain control characters");
+    } else if v.chars().any(is_invisible) {
+        e.push(
+            path,
+            "must not contain invisible characters (zero-width, bidirectional controls)",
+        );
+    } else if v.trim() != v {
+        e.push(path, "must not begin or end with white space");
     }
 }
 

@@ -159,6 +159,18 @@ impl SqliteStore {
     pub fn open(dir: &Path, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        // The store, its WAL, snapshots and keys are for the service's user alone: the
+        // folder is closed to others whatever mode SQLite gives the files in it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                StoreError::Io(format!(
+                    "cannot restrict {} to its owner: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
         let lock_path = dir.join(LOCK_FILE);
         let lock = File::options()
             .create(true)

@@ -235,3 +235,97 @@ async fn api_answers_are_never_cached_and_readiness_reports_the_read_model() {
     );
     assert!(metrics.contains("rapport_http_panics_total 0"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trailing_text_after_an_event_is_refused_not_dropped() {
+    let s = TestServer::start().await;
+    let one = purchase("c-1", "o-1", "1.00").to_string();
+    let two = purchase("c-2", "o-2", "2.00").to_string();
+    for (ctype, body) in [
+        ("application/json", format!("{one}{two}")),
+        ("application/json", format!("{one} garbage")),
+        ("application/x-ndjson", format!("{one}{two}\n")),
+        (
+            "application/cloudevents+json",
+            r#"{"specversion":"1.0","id":"e-1","source":"shop","type":"purchase","subject":"c-1","time":"2026-03-01T10:00:00Z","data":{"order_id":"o-1","amount":"1.00","currency":"CNY"}} x"#.to_string(),
+        ),
+    ] {
+        let (status, resp) = s
+            .post("/v1/events", &s.admin.clone(), ctype, body.clone())
+            .await;
+        assert_eq!(status, 400, "{ctype} {body}: {resp}");
+    }
+    let (_, events) = s.get("/v1/events", &s.admin).await;
+    assert_eq!(events["events"], json!([]), "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn erasing_twice_records_one_erasure_and_new_personal_data_is_erased_again() {
+    let s = TestServer::start().await;
+    let reg = super::helpers::registered("c-1", "Li Na", "li@example.cn", "+8613800000001");
+    let (status, _) = s.post_json("/v1/events", &reg).await;
+    assert_eq!(status, 201);
+    let (status, first) = s.delete("/v1/customers/c-1/personal-data", &s.admin).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(stream_len(&s).await, 2);
+    let (status, again) = s.delete("/v1/customers/c-1/personal-data", &s.admin).await;
+    assert_eq!(
+        (status, again["already_erased"].as_bool()),
+        (200, Some(true)),
+        "{again}"
+    );
+    assert_eq!(stream_len(&s).await, 2, "no second erasure event");
+    // New personal data after the erasure is erased by the next request.
+    let (status, _) = s.post_json("/v1/events", &reg).await;
+    assert_eq!(status, 201);
+    let (status, third) = s.delete("/v1/customers/c-1/personal-data", &s.admin).await;
+    assert_eq!(status, 200);
+    assert!(third["erasure"].is_object(), "{third}");
+    assert_eq!(stream_len(&s).await, 4);
+}
+
+async fn stream_len(s: &TestServer) -> usize {
+    let (_, e) = s.get("/v1/streams/customer-c-1", &s.admin).await;
+    e["events"].as_array().map_or(0, Vec::len)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_directory_is_closed_to_other_users() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = TestServer::start().await;
+    let mode = std::fs::metadata(s.data_dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invisible_characters_in_ids_and_control_characters_in_key_labels_are_refused() {
+    let s = TestServer::start().await;
+    for id in ["c\u{200B}-1", "c-1\u{202E}", " c-1", "c-1\u{FEFF}"] {
+        let (status, body) = s
+            .post_json("/v1/events", &purchase(id, "o-1", "1.00"))
+            .await;
+        assert_eq!(status, 400, "{id:?}: {body}");
+        assert_eq!(body["error"]["details"][0]["path"], "/customer", "{body}");
+    }
+    let (_, events) = s.get("/v1/events", &s.admin).await;
+    assert_eq!(events["events"], json!([]));
+    for label in ["ops\nkey abc123 admin", "a\u{1b}[31mred", "x\u{202E}"] {
+        let (status, body) = s
+            .post_json("/v1/keys", &json!({"role": "analyst", "label": label}))
+            .await;
+        assert_eq!(status, 400, "{label:?}: {body}");
+        assert_eq!(body["error"]["details"][0]["path"], "/label", "{body}");
+    }
+    // Chinese and spaces inside are fine.
+    let (status, _) = s
+        .post_json(
+            "/v1/keys",
+            &json!({"role": "analyst", "label": "客服 李娜"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
