@@ -204,6 +204,7 @@ impl App {
                     SqliteOptions {
                         durable: true,
                         metrics: metrics.clone(),
+                        max_bytes: None,
                     },
                 )
                 .await?;

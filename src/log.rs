@@ -136,6 +136,11 @@ impl Log {
     }
 
     /// Whether one append may span several streams atomically.
+    /// Whether the store's disk is full (its last write failed for want of room).
+    pub fn store_full(&self) -> bool {
+        self.store.is_full()
+    }
+
     pub fn atomic_across_streams(&self) -> bool {
         self.store.atomic_across_streams()
     }

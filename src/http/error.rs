@@ -35,6 +35,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503: shutting down, or not ready.
     Unavailable(String),
+    /// 507: the store's disk is full; nothing was written (logged once per episode by the
+    /// store, not per request).
+    InsufficientStorage(String),
     /// 500: logged with its detail; the client sees a generic message.
     Internal(String),
 }
@@ -79,6 +82,9 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Invalid(m) => ApiError::bad("", m),
             StoreError::Closed => ApiError::Unavailable(e.to_string()),
+            StoreError::Full(_) => ApiError::InsufficientStorage(
+                "the store's disk is full: nothing was written; retry once there is room".into(),
+            ),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -138,6 +144,9 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, vec![]),
+            ApiError::InsufficientStorage(m) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "disk_full", m, vec![])
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

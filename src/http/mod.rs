@@ -228,6 +228,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
     let last = state.log.last_position();
     let applied = state.read_model.applied_position();
+    if state.log.store_full() {
+        return ApiError::Unavailable(
+            "the store's disk is full: appends are refused until there is room".into(),
+        )
+        .into_response();
+    }
     if let Some(why) = state.read_model.stopped() {
         return ApiError::Unavailable(format!(
             "the read model stopped at position {applied} of {last}: {why}"

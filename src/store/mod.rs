@@ -165,13 +165,20 @@ pub enum StoreError {
     /// The writer has stopped (shutdown or a fatal IO error).
     #[error("the store is shutting down")]
     Closed,
+    /// No room left on the store's disk (or its size limit): nothing of the request was
+    /// written (HTTP 507).
+    #[error("the store's disk is full: nothing was written ({0})")]
+    Full(String),
     #[error("storage error: {0}")]
     Io(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Io(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            _ => StoreError::Io(e.to_string()),
+        }
     }
 }
 
@@ -215,6 +222,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// all-or-nothing batches must refuse them.
     fn atomic_across_streams(&self) -> bool {
         true
+    }
+    /// Whether the last write failed for want of disk space and none has succeeded since.
+    fn is_full(&self) -> bool {
+        false
     }
     /// Every data key, wrapped (destroyed ones with `wrapped: None`).
     async fn load_keys(&self) -> Result<Vec<WrappedKey>, StoreError>;

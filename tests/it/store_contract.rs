@@ -645,3 +645,62 @@ async fn a_file_streams_in_and_lands_like_text_in_memory_or_a_json_array() {
         "{errors:?}"
     );
 }
+
+/// Defect 13 of the hardening issue: a full disk answered 500 "internal" with two error
+/// lines per request. The store refuses the append as `Full` (nothing written), says it is
+/// full until a write succeeds, and the API answers 507 with a clear message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_refuses_appends_cleanly_and_says_so() {
+    use axum::response::IntoResponse as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(
+            dir.path(),
+            SqliteOptions {
+                max_bytes: Some(512 * 1024),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let log = Log::new(
+        store.clone() as Arc<dyn EventStore>,
+        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+    );
+    let text = "x".repeat(8_000);
+    let mut full = None;
+    for i in 0..500 {
+        let ev = parse_one(
+            &format!(r#"{{"type":"post","customer":"c-{i}","occurred_at":"2026-03-01T10:00:00Z","data":{{"post_id":"p-{i}","community":"g","text":"{text}"}}}}"#),
+            &mut Uuid::now_v7,
+            false,
+        )
+        .unwrap();
+        let before = store.last_position();
+        match log
+            .append(&[ev], rapport::log::AppendRules::per_stream())
+            .await
+        {
+            Ok(_) => assert!(!store.is_full()),
+            Err(e) => {
+                assert_eq!(store.last_position(), before, "nothing of it was written");
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let e = full.expect("the store filled up");
+    assert!(matches!(e, StoreError::Full(_)), "{e}");
+    assert!(store.is_full());
+    assert!(log.store_full());
+    let resp = rapport::http::error::ApiError::from(e).into_response();
+    assert_eq!(resp.status().as_u16(), 507);
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "disk_full", "{body}");
+    // What was written is still read whole.
+    let last = store.last_position();
+    assert_eq!(log.read_all(0, 1_000).await.unwrap().len() as u64, last);
+}

@@ -90,6 +90,9 @@ struct Shared {
     /// The latest `recorded_at` written, so it never goes backwards (a wall clock that
     /// steps back does not reorder recording times; `known_at` relies on it).
     recorded: Mutex<DateTime<Utc>>,
+    /// Set when a commit failed for want of disk space, cleared by the next that succeeds:
+    /// readiness says it, and the error is logged once per episode.
+    full: AtomicBool,
 }
 
 impl Shared {
@@ -126,6 +129,9 @@ pub struct SqliteOptions {
     /// non-durable upper bound turn it off.
     pub durable: bool,
     pub metrics: Arc<dyn WriterMetrics>,
+    /// Largest size of the database file, in bytes (SQLite's `max_page_count`); a write
+    /// past it fails as a full disk would. `None`: the disk's room.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for SqliteOptions {
@@ -133,6 +139,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             durable: true,
             metrics: Arc::new(NoMetrics),
+            max_bytes: None,
         }
     }
 }
@@ -192,6 +199,11 @@ impl SqliteStore {
         }
         let db_path = dir.join(DB_FILE);
         let conn = connect(&db_path, opts.durable)?;
+        if let Some(max) = opts.max_bytes {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = (max / page.max(1) as u64).max(1);
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        }
         let (index, last) = load_index(&conn, u64::MAX)?;
         let (notify, _) = watch::channel(last);
         let shared = Arc::new(Shared {
@@ -199,6 +211,7 @@ impl SqliteStore {
             last: AtomicU64::new(last),
             notify,
             recorded: Mutex::new(last_recorded(&conn)),
+            full: AtomicBool::new(false),
         });
         let (tx, rx) = crossbeam_channel::bounded(WRITE_QUEUE_JOBS_MAX);
         let writer_shared = shared.clone();
@@ -246,6 +259,7 @@ impl SqliteStore {
             last: AtomicU64::new(last),
             notify,
             recorded: Mutex::new(recorded),
+            full: AtomicBool::new(false),
         });
         Ok(SqliteStore {
             db_path,
@@ -390,6 +404,10 @@ impl EventStore for SqliteStore {
 
     fn point_reads_are_cheap(&self) -> bool {
         true
+    }
+
+    fn is_full(&self) -> bool {
+        self.shared.full.load(Ordering::Relaxed)
     }
 
     fn last_position(&self) -> u64 {

@@ -302,7 +302,24 @@ pub(super) fn publish(shared: &Shared, key_rows: &mut KeyRows, p: Pending) -> us
 
 pub(super) fn fail_all(replies: Vec<Reply>, e: &StoreError) {
     for r in replies {
-        let _ = r.send(Err(StoreError::Io(e.to_string())));
+        let answer = match e {
+            StoreError::Full(m) => StoreError::Full(m.clone()),
+            other => StoreError::Io(other.to_string()),
+        };
+        let _ = r.send(Err(answer));
+    }
+}
+
+/// Logs a commit that failed: a full disk once per episode (every request would repeat
+/// it), anything else each time.
+fn commit_failed(shared: &Shared, e: &StoreError) {
+    match e {
+        StoreError::Full(_) => {
+            if !shared.full.swap(true, Ordering::Relaxed) {
+                tracing::error!(error = %e, "the store's disk is full: appends are refused (507) until there is room; nothing was lost");
+            }
+        }
+        _ => tracing::error!(error = %e, "group commit failed; nothing of it was written"),
     }
 }
 
@@ -321,7 +338,9 @@ pub(super) fn commit_group(
     let recorded_at = shared.recorded_now();
     let mut pending = Pending::new(shared);
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        fail_all(jobs.into_iter().map(|(_, r)| r).collect(), &e.into());
+        let e = e.into();
+        commit_failed(shared, &e);
+        fail_all(jobs.into_iter().map(|(_, r)| r).collect(), &e);
         return 0;
     }
     let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
@@ -332,6 +351,9 @@ pub(super) fn commit_group(
         Err(e) => Err((e.into(), replies.into_iter().map(|(r, _)| r).collect())),
     }) {
         Ok(replies) => {
+            if shared.full.swap(false, Ordering::Relaxed) {
+                tracing::info!("the store's disk has room again: appends go through");
+            }
             let written = publish(shared, key_rows, pending);
             metrics.group_committed(written, job_count, started.elapsed().as_secs_f64());
             for (reply, r) in replies {
@@ -341,7 +363,7 @@ pub(super) fn commit_group(
         }
         Err((e, replies)) => {
             let _ = conn.execute_batch("ROLLBACK");
-            tracing::error!(error = %e, "group commit failed; nothing of it was written");
+            commit_failed(shared, &e);
             fail_all(replies, &e);
             0
         }
