@@ -135,12 +135,12 @@ impl Log {
         self.store.stream_version(stream)
     }
 
-    /// Whether one append may span several streams atomically.
     /// Whether the store's disk is full (its last write failed for want of room).
     pub fn store_full(&self) -> bool {
         self.store.is_full()
     }
 
+    /// Whether one append may span several streams atomically.
     pub fn atomic_across_streams(&self) -> bool {
         self.store.atomic_across_streams()
     }
@@ -447,14 +447,14 @@ impl Log {
         stored.into_iter().map(|s| self.open(s, access)).collect()
     }
 
-    /// Crypto-shreds a customer's personal data: records `personal_data_erased` and
-    /// destroys the customer's data key in the same transaction, then purges freed pages.
     /// Whether the customer has a live data key (personal data that an erasure would
     /// destroy).
     pub fn has_live_key(&self, customer: &str) -> bool {
         self.keys.current(customer).is_some()
     }
 
+    /// Crypto-shreds a customer's personal data: records `personal_data_erased` and
+    /// destroys the customer's data key in the same transaction, then purges freed pages.
     pub async fn erase(
         &self,
         customer: &str,
