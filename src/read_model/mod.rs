@@ -191,9 +191,8 @@ pub struct ReadModel {
 }
 
 impl ReadModel {
-    /// Starts following the log from its first event.
     /// Starts following the log, from the snapshot in `opts.snapshots` when there is a
-    /// usable one.
+    /// usable one (written by this code, from this log: see `fold::snapshot`).
     pub async fn spawn(log: Log, opts: ReadModelOptions) -> Arc<ReadModel> {
         let ReadModelOptions {
             lifecycle,

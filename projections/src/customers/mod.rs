@@ -231,7 +231,6 @@ impl Customers {
         self.number(id).map(|n| &self.profiles[n as usize])
     }
 
-    /// The customer's number (see `profiles`), if the log has mentioned them.
     /// The customer who filed complaint `id`.
     pub fn complaint_author(&self, id: &str) -> Option<&Profile> {
         self.complaint_authors
@@ -248,6 +247,7 @@ impl Customers {
             .unwrap_or(0)
     }
 
+    /// The customer's number (see `profiles`), if the log has mentioned them.
     pub fn number(&self, id: &str) -> Option<u32> {
         self.numbers
             .0
