@@ -95,6 +95,9 @@ pub enum Command {
     /// Rebuilds the projections from the first event and writes a fresh snapshot; with
     /// `--verify`, rebuilds beside the live snapshot and compares a digest per projection.
     Replay(ReplayArgs),
+    /// Checks the store: SQLite's own check of the file, then every event against the
+    /// digest it was written with. Read-only; runs beside a server. Exits 1 if damaged.
+    Check(CheckArgs),
     /// Measures the early-warning detector on seeded scenarios against the industry rule
     /// (precision, recall, detection delay, false alarms, AMOC table, speed).
     EvalWarnings(EvalWarningsArgs),
@@ -195,6 +198,14 @@ pub struct ReportArgs {
 pub enum FamilyArg {
     Tuned,
     Realistic,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(flatten)]
+    pub master: MasterKeyArgs,
 }
 
 #[derive(Args)]

@@ -200,6 +200,51 @@ impl Log {
         crate::store::subscribe(self.store.clone(), after)
     }
 
+    /// Checks a stored event against the digest it was written with: what was read is
+    /// what was appended. Events whose personal data was erased can be checked no more
+    /// (their digest was keyed with the destroyed key).
+    pub fn verify(&self, stored: &StoredEvent) -> Verified {
+        let ev = &stored.event;
+        let personal = match &ev.sealed {
+            None => None,
+            Some((blob, 0)) => Some(blob.clone()),
+            Some((blob, generation)) => match self.keys.get(&ev.customer, *generation) {
+                None => return Verified::Damaged("its data key is missing".into()),
+                Some(key) if key.is_destroyed() => return Verified::Erased,
+                Some(key) => match key.open(ev.id, blob) {
+                    Some(Ok(plain)) => Some(plain),
+                    _ => return Verified::Damaged("its personal data does not decrypt".into()),
+                },
+            },
+        };
+        let personal = match personal.map(String::from_utf8).transpose() {
+            Ok(p) => p,
+            Err(_) => return Verified::Damaged("its personal data is not text".into()),
+        };
+        let canonical = canonical_bytes(
+            ev.id,
+            ev.event_type,
+            ev.version,
+            &ev.customer,
+            &ev.occurred_at,
+            &ev.data,
+            ev.metadata.as_deref(),
+            personal.as_deref(),
+        );
+        let digest = match &ev.sealed {
+            Some((_, g)) if *g > 0 => self
+                .keys
+                .get(&ev.customer, *g)
+                .and_then(|k| k.digest(&canonical)),
+            _ => Some(public_digest(&canonical)),
+        };
+        match digest {
+            Some(d) if d == ev.digest => Verified::Intact,
+            Some(_) => Verified::Damaged("its content does not match its digest".into()),
+            None => Verified::Erased,
+        }
+    }
+
     /// Seals one validated event: takes out its personal fields and encrypts them with the
     /// customer's data key (creating one if needed; it is added to `new_keys`).
     pub fn seal(&self, ev: &Event, new_keys: &mut NewKeys) -> SealedEvent {
@@ -207,21 +252,16 @@ impl Log {
         let (public, personal_json) = personal::split_data(&ev.data);
         let metadata = (!ev.metadata.is_empty())
             .then(|| serde_json::to_string(&ev.metadata).expect("string map serializes"));
-        let occurred = rapport_events::envelope::format_time(&ev.occurred_at);
-        let mut canonical = Vec::with_capacity(public.len() + 128);
-        for part in [
-            ev.id.as_bytes().as_slice(),
-            ty.as_str().as_bytes(),
-            &ty.current_version().to_be_bytes(),
-            ev.customer.as_bytes(),
-            occurred.as_bytes(),
-            public.as_bytes(),
-            metadata.as_deref().unwrap_or("").as_bytes(),
-            personal_json.as_deref().unwrap_or("").as_bytes(),
-        ] {
-            canonical.extend_from_slice(part);
-            canonical.push(0);
-        }
+        let canonical = canonical_bytes(
+            ev.id,
+            ty,
+            ty.current_version(),
+            &ev.customer,
+            &ev.occurred_at,
+            &public,
+            metadata.as_deref(),
+            personal_json.as_deref(),
+        );
         let (sealed, digest) = match personal_json {
             Some(pj) if !self.encrypt => (Some((pj.into_bytes(), 0)), public_digest(&canonical)),
             Some(pj) => {
@@ -499,4 +539,45 @@ impl Log {
             files_purged,
         })
     }
+}
+
+/// The outcome of [`Log::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    Intact,
+    /// Its personal data was erased: its digest cannot be recomputed.
+    Erased,
+    /// What is stored is not what was written: why.
+    Damaged(String),
+}
+
+/// The bytes an event's digest is computed over: every field that was written, in a fixed
+/// order, each followed by a zero byte.
+#[allow(clippy::too_many_arguments)]
+fn canonical_bytes(
+    id: Uuid,
+    ty: EventType,
+    version: u16,
+    customer: &str,
+    occurred_at: &DateTime<Utc>,
+    public: &str,
+    metadata: Option<&str>,
+    personal: Option<&str>,
+) -> Vec<u8> {
+    let occurred = rapport_events::envelope::format_time(occurred_at);
+    let mut canonical = Vec::with_capacity(public.len() + 128);
+    for part in [
+        id.as_bytes().as_slice(),
+        ty.as_str().as_bytes(),
+        &version.to_be_bytes(),
+        customer.as_bytes(),
+        occurred.as_bytes(),
+        public.as_bytes(),
+        metadata.unwrap_or("").as_bytes(),
+        personal.unwrap_or("").as_bytes(),
+    ] {
+        canonical.extend_from_slice(part);
+        canonical.push(0);
+    }
+    canonical
 }

@@ -1,6 +1,7 @@
 //! One module per command of the CLI; each takes the parsed arguments of `crate::cli`.
 
 pub mod bench;
+pub mod check;
 pub mod children;
 pub mod eval_warnings;
 pub mod export;
@@ -25,5 +26,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args).await,
         Command::EvalWarnings(args) => eval_warnings::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Check(args) => check::run(args).await,
     }
 }

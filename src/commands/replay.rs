@@ -123,6 +123,15 @@ pub async fn replay(
                 differ.join(", ")
             );
             println!("verified at position {until}: replay gives the live state byte for byte");
+            // The replay read the log as it is: that it is what was written is checked
+            // against each event's digest (a damaged row folds into both sides alike).
+            let check = crate::commands::check::check_log(&log).await?;
+            check.print();
+            anyhow::ensure!(
+                check.damaged.is_empty(),
+                "{} events do not match the digests they were written with",
+                check.damaged.len()
+            );
         }
         None => {
             let started = std::time::Instant::now();

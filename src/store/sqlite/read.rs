@@ -27,6 +27,15 @@ impl SqliteStore {
         out
     }
 
+    /// SQLite's own check of the file (`PRAGMA quick_check`): `ok`, or what is wrong.
+    pub fn quick_check(&self) -> Result<Vec<String>, StoreError> {
+        self.with_reader(|c| {
+            let mut st = c.prepare("PRAGMA quick_check")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     /// Synchronous read of the global log (used by export and by the async API).
     pub fn read_all_blocking(
         &self,

@@ -972,3 +972,53 @@ fn a_store_missing_events_its_snapshots_were_folded_from_is_refused() {
         String::from_utf8_lossy(&serve.stderr)
     );
 }
+
+/// Defect 10 of the hardening issue: a row changed in the file (an amount, a customer)
+/// was folded unchecked, and `replay --verify` said "byte for byte". `rapport check` and
+/// `replay --verify` compare every event with the digest it was written with.
+#[test]
+fn a_changed_row_is_found_by_check_and_by_replay_verify() {
+    let (tmp, data, master) = paths();
+    let file = tmp.path().join("e.ndjson");
+    std::fs::write(&file, GOOD).unwrap();
+    let out = run(&["import", file.to_str().unwrap()], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["check"], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 intact, 0 erased"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let conn = rusqlite::Connection::open(data.join("rapport.sqlite")).unwrap();
+    conn.execute(
+        "UPDATE events SET data = replace(data, '\"10.50\"', '\"100247.75\"') WHERE position = 2",
+        [],
+    )
+    .unwrap();
+    assert_eq!(conn.changes(), 1);
+    drop(conn);
+    // A snapshot folded from the changed row agrees with a replay of it: only the digests
+    // tell.
+    let out = run(&["replay"], &data, &master);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["check"], &data, &master);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 damaged")
+            && text.contains("position 2: its content does not match its digest"),
+        "{text}"
+    );
+    let out = run(&["replay", "--verify"], &data, &master);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr(&out).contains("do not match the digests"),
+        "{}",
+        stderr(&out)
+    );
+}
