@@ -411,7 +411,7 @@ pub(crate) async fn alert_page(
             .iter()
             .map(|x| TimelineRow {
                 at: time(x.at),
-                what: x.what.clone(),
+                what: t.pick("what", &x.what),
                 customer: x.customer.clone(),
                 complaint: x.complaint.clone(),
             })

@@ -139,7 +139,7 @@ pub(crate) async fn page(State(c): State<Console>, signed: SignedIn) -> Response
         .map(|a| {
             a.iter()
                 .map(|s| SegmentRow {
-                    segment: text(&s["segment"]),
+                    segment: rfm_name(t, &text(&s["segment"])),
                     customers: text(&s["customers"]),
                     monetary: text(&s["monetary"]),
                 })
@@ -179,4 +179,22 @@ pub(crate) async fn page(State(c): State<Console>, signed: SignedIn) -> Response
         },
         t,
     )
+}
+
+/// An RFM segment's name in the page's language (the API keeps the English name, which
+/// is its identifier).
+fn rfm_name(t: Tr, name: &str) -> String {
+    let id: String = name
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let said = t.get(&format!("rfm-{id}"));
+    // A name the catalogs do not know is shown as the API gives it.
+    if said.starts_with("rfm-") {
+        name.to_owned()
+    } else {
+        said
+    }
 }

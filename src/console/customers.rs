@@ -207,7 +207,16 @@ pub(crate) async fn customer(
                 .map(|e| EventRow {
                     position: text(&e["position"]),
                     at: time_text(&text(&e["occurred_at"])),
-                    event_type: text(&e["type"]),
+                    event_type: {
+                        let ty = text(&e["type"]);
+                        let said = t.pick("event", &ty);
+                        // A type the catalogs do not name is shown as the API gives it.
+                        if said.starts_with("event-") {
+                            ty
+                        } else {
+                            said
+                        }
+                    },
                     data: serde_json::to_string(&e["data"]).unwrap_or_default(),
                 })
                 .collect()

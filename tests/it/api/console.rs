@@ -19,7 +19,7 @@ pub(super) struct Browser<'a> {
     s: &'a TestServer,
     http: Client,
     cookie: Option<String>,
-    lang: Option<&'static str>,
+    pub(super) lang: Option<&'static str>,
 }
 
 impl<'a> Browser<'a> {

@@ -268,3 +268,25 @@ async fn the_alerts_board_and_an_alert_are_shown_as_they_were_at_a_past_position
         "acknowledged now: {board_now}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_types_rfm_segments_and_timeline_entries_speak_the_pages_language() {
+    let (s, id) = seeded().await;
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.key(Role::Support)).await;
+    b.lang = Some("zh-CN");
+    let (_, customer) = b.page("/customers/b-1").await;
+    assert!(customer.contains("<td>购买</td>"), "{customer}");
+    let (_, alert) = b.page(&format!("/alerts/{id}")).await;
+    assert!(alert.contains("<td>投诉</td>"), "{alert}");
+    let (_, analytics) = b.page("/analytics").await;
+    assert!(
+        ["冠军客户", "新客户", "有潜力客户", "休眠客户", "忠诚客户"]
+            .iter()
+            .any(|n| analytics.contains(n)),
+        "{analytics}"
+    );
+    b.lang = Some("en");
+    let (_, customer) = b.page("/customers/b-1").await;
+    assert!(customer.contains("<td>Purchase</td>"), "{customer}");
+}
