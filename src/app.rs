@@ -286,8 +286,10 @@ impl App {
             let ids = ids.clone();
             crate::deadlines::spawn(log.clone(), read_model.clone(), move || ids())
         });
+        let kafka_lag = kafka.as_ref().map(|(ingest, _)| ingest.lag());
         let state = AppState {
             kafka: kafka_info,
+            kafka_lag,
             log,
             keys,
             metrics,

@@ -44,6 +44,10 @@ const STORE_RETRY_MS: u64 = 500;
 const PRODUCE_TIMEOUT_MS: u64 = 30_000;
 /// Changes published per read of the projections.
 const OUTBOX_BATCH_CHANGES: usize = 1000;
+/// How often the ingest measures its lag (messages on the broker not yet consumed).
+const LAG_EVERY: Duration = Duration::from_secs(5);
+/// Longest wait for a partition's watermarks when measuring the lag.
+const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct KafkaOptions {
@@ -149,9 +153,17 @@ fn parse_message(m: &BorrowedMessage<'_>) -> Result<Vec<Event>, ValidationErrors
 pub struct TaskHandle {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The ingest's consumer lag: messages on the broker's partitions assigned to it that
+    /// it has not consumed yet (`None` until measured; always `None` for the outbox).
+    lag: watch::Receiver<Option<u64>>,
 }
 
 impl TaskHandle {
+    /// Follows the consumer lag (see the field).
+    pub fn lag(&self) -> watch::Receiver<Option<u64>> {
+        self.lag.clone()
+    }
+
     /// Stops the task after the message (or batch) in hand, and waits for it.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
@@ -165,10 +177,20 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
     consumer.subscribe(&[&opts.in_topic])?;
     let producer = producer(&opts.brokers)?;
     let (stop, mut stopped) = watch::channel(false);
+    let (lag_tx, lag) = watch::channel(None);
     let task = tokio::spawn(async move {
+        let mut measure = tokio::time::interval(LAG_EVERY);
         loop {
             let m = tokio::select! {
                 _ = stopped.changed() => break,
+                _ = measure.tick() => {
+                    // A blocking call to the broker: off the runtime's async workers.
+                    let now = tokio::task::block_in_place(|| consumer_lag(&consumer));
+                    if now.is_some() {
+                        lag_tx.send_replace(now);
+                    }
+                    continue;
+                }
                 m = consumer.recv() => m,
             };
             let m = match m {
@@ -265,7 +287,24 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
         let _ = consumer.commit_consumer_state(CommitMode::Sync);
         Ok(())
     });
-    Ok(TaskHandle { stop, task })
+    Ok(TaskHandle { stop, task, lag })
+}
+
+/// Messages on the partitions assigned to `consumer` that it has not consumed: the high
+/// watermark minus its position, summed; `None` while it has no position anywhere.
+fn consumer_lag(consumer: &StreamConsumer) -> Option<u64> {
+    let positions = consumer.position().ok()?;
+    let mut lag = None;
+    for p in positions.elements() {
+        let rdkafka::Offset::Offset(at) = p.offset() else {
+            continue;
+        };
+        let (_, high) = consumer
+            .fetch_watermarks(p.topic(), p.partition(), WATERMARKS_TIMEOUT)
+            .ok()?;
+        *lag.get_or_insert(0) += u64::try_from(high.saturating_sub(at)).unwrap_or(0);
+    }
+    lag
 }
 
 /// How far each feed has been published (sequence numbers of the projections' feeds).
@@ -441,5 +480,9 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
             }
         }
     });
-    Ok(TaskHandle { stop, task })
+    Ok(TaskHandle {
+        stop,
+        task,
+        lag: watch::channel(None).1,
+    })
 }

@@ -36,6 +36,8 @@ struct SystemPage {
     stopped: Option<String>,
     clock: String,
     kafka: Option<String>,
+    /// Messages on the in topic not yet consumed (`None`: not measured yet, or no Kafka).
+    kafka_lag: Option<u64>,
     keys: Vec<KeyRow>,
     /// A key just created: its token, shown once.
     created: Option<(String, String)>,
@@ -78,6 +80,7 @@ async fn system_page(
             stopped: c.app.read_model.stopped(),
             clock,
             kafka: c.app.kafka.clone(),
+            kafka_lag: c.app.kafka_lag.as_ref().and_then(|l| *l.borrow()),
             keys: keys
                 .into_iter()
                 .map(|k| KeyRow {

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub read_model_lag_events: Gauge<u64, AtomicU64>,
     /// Set when metrics are read: 1 once the read model stopped on an event it could not read.
     pub read_model_stopped: Gauge<u64, AtomicU64>,
+    /// Set when metrics are read (Kafka configured): messages not yet consumed.
+    pub kafka_consumer_lag: Gauge<u64, AtomicU64>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -95,7 +97,14 @@ impl Metrics {
             "1 once the read model stopped following the log on an event it could not read (the reason is in /readyz and the log)",
             read_model_stopped.clone(),
         );
+        let kafka_consumer_lag = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "kafka_consumer_lag",
+            "Messages on the Kafka in topic's assigned partitions not yet consumed (when Kafka is configured)",
+            kafka_consumer_lag.clone(),
+        );
         Metrics {
+            kafka_consumer_lag,
             read_model_stopped,
             read_model_compactions,
             http_panics,

@@ -52,6 +52,8 @@ pub struct AppState {
     pub read_model: Arc<crate::read_model::ReadModel>,
     /// Where Kafka in and out run (`brokers, topic, group`), when configured.
     pub kafka: Option<String>,
+    /// The Kafka ingest's consumer lag, when Kafka is configured (see `kafka::TaskHandle`).
+    pub kafka_lag: Option<tokio::sync::watch::Receiver<Option<u64>>>,
 }
 
 /// The authenticated caller.
@@ -259,6 +261,9 @@ async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<R
         .metrics
         .read_model_stopped
         .set(u64::from(state.read_model.stopped().is_some()));
+    if let Some(lag) = state.kafka_lag.as_ref().and_then(|l| *l.borrow()) {
+        state.metrics.kafka_consumer_lag.set(lag);
+    }
     state.metrics.read_model_lag_events.set(
         state
             .log

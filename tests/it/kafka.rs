@@ -211,6 +211,16 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
         5,
         "5 valid, distinct events; the duplicate was deduplicated"
     );
+    // Every message consumed: the measured lag comes down to zero.
+    let mut lag = ingest.lag();
+    let measured = tokio::time::timeout(Duration::from_secs(60), lag.wait_for(|l| *l == Some(0)))
+        .await
+        .is_ok();
+    assert!(
+        measured,
+        "the consumer lag was measured: {:?}",
+        *lag.borrow()
+    );
 
     // A restart in the middle: stop, produce more, start again.
     ingest.stop().await.unwrap();

@@ -295,3 +295,5 @@ event-contacted = Contacted
 event-personal_data_erased = Personal data erased
 what-complaint = Complaint
 what-echo = Echo ("me too")
+system-kafka-lag = Kafka messages not yet consumed
+system-kafka-lag-unknown = not measured yet

@@ -289,3 +289,5 @@ event-contacted = 已联系
 event-personal_data_erased = 个人数据已删除
 what-complaint = 投诉
 what-echo = 附和（“我也是”）
+system-kafka-lag = 尚未消费的 Kafka 消息
+system-kafka-lag-unknown = 尚未测量
