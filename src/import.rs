@@ -192,7 +192,14 @@ impl<'a> Chunk<'a> {
 
 fn parse_item(text: &str) -> Result<Event, ValidationErrors> {
     let mut id = || Uuid::new_v5(&IMPORT_ID_NAMESPACE, text.trim().as_bytes());
-    rapport_events::parse_one(text, &mut id, false)
+    let event = rapport_events::parse_one(text, &mut id, false)?;
+    // History of any age is welcome; the future is not.
+    rapport_events::envelope::check_not_ahead(
+        std::slice::from_ref(&event),
+        chrono::Utc::now(),
+        |_| String::new(),
+    )?;
+    Ok(event)
 }
 
 #[derive(Debug, Default, serde::Serialize)]

@@ -138,15 +138,24 @@ fn parse_message(m: &BorrowedMessage<'_>) -> Result<Vec<Event>, ValidationErrors
         .as_deref()
         .is_some_and(|c| c.starts_with("application/cloudevents"))
         || (text.trim_start().starts_with('{') && text.contains("\"specversion\""));
-    if cloud {
-        if text.trim_start().starts_with('[') {
+    let batch = text.trim_start().starts_with('[');
+    let events = if cloud {
+        if batch {
             cloudevents::parse_batch(text, &mut ids)
         } else {
             cloudevents::parse_one(text, &mut ids).map(|e| vec![e])
         }
     } else {
         rapport_events::parse_batch(text, false, &mut ids, false)
-    }
+    }?;
+    rapport_events::envelope::check_not_ahead(&events, chrono::Utc::now(), |i| {
+        if batch {
+            format!("/{i}")
+        } else {
+            String::new()
+        }
+    })?;
+    Ok(events)
 }
 
 /// Handle to a running Kafka task; dropping it does not stop the task, `stop` does.

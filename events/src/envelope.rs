@@ -22,6 +22,41 @@ pub const METADATA_ENTRIES_MAX: usize = 32;
 /// Earliest and latest accepted `occurred_at` years.
 pub const OCCURRED_YEAR_MIN: i32 = 1900;
 pub const OCCURRED_YEAR_MAX: i32 = 9999;
+/// How far past the time it is recorded an event may say it occurred, in hours (clocks
+/// differ; a day covers every time zone's idea of "today"). One event dated 9999 would
+/// otherwise move every projection's business clock there.
+pub const OCCURRED_AHEAD_HOURS_MAX: i64 = 24;
+
+/// Refuses events that say they occurred more than [`OCCURRED_AHEAD_HOURS_MAX`] after
+/// `now` (the time they are recorded), naming `<prefix>/occurred_at`; `prefix_of` gives
+/// the path of an event by its place in `events` (`/3` in a batch, `` for one event).
+pub fn check_not_ahead(
+    events: &[Event],
+    now: DateTime<Utc>,
+    prefix_of: impl Fn(usize) -> String,
+) -> Result<(), ValidationErrors> {
+    let limit = now + chrono::Duration::hours(OCCURRED_AHEAD_HOURS_MAX);
+    let errs: Vec<FieldError> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.occurred_at > limit)
+        .map(|(i, e)| {
+            FieldError::new(
+                format!("{}/occurred_at", prefix_of(i)),
+                format!(
+                    "{} is more than {OCCURRED_AHEAD_HOURS_MAX} hours after now ({}): an event cannot have occurred in the future",
+                    format_time(&e.occurred_at),
+                    format_time(&now)
+                ),
+            )
+        })
+        .collect();
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errs))
+    }
+}
 
 /// An event as a client sends it (Rapport's own JSON form).
 #[derive(Debug, Deserialize, JsonSchema)]

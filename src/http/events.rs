@@ -107,6 +107,7 @@ pub(crate) async fn append(
         None => None,
     };
     let text = body_text(body).await?;
+    let array = text.trim_start().starts_with('[');
     let events = if text.len() > INLINE_PARSE_BYTES_MAX {
         let ids = state.ids.clone();
         tokio::task::spawn_blocking(move || parse_body(&text, format, &ids))
@@ -119,6 +120,18 @@ pub(crate) async fn append(
     if events.is_empty() {
         return Err(ApiError::bad("/", "the body holds no events"));
     }
+    // A body of one event names its fields from the root; a batch by index.
+    let one = events.len() == 1
+        && !matches!(format, BodyFormat::Ndjson | BodyFormat::CloudEventBatch)
+        && !array;
+    rapport_events::envelope::check_not_ahead(&events, chrono::Utc::now(), |i| {
+        if one {
+            String::new()
+        } else {
+            format!("/{i}")
+        }
+    })
+    .map_err(ApiError::Invalid)?;
     if caller.role == Role::Support {
         // Support records what it did with customers, nothing else.
         if let Some((i, e)) = events

@@ -329,3 +329,34 @@ async fn invisible_characters_in_ids_and_control_characters_in_key_labels_are_re
         .await;
     assert_eq!(status, 201);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dates_far_from_now_an_event_in_the_future_is_refused_naming_the_field() {
+    let s = TestServer::start().await;
+    let mut far = purchase("c-1", "o-1", "1.00");
+    far["occurred_at"] = json!("9999-12-31T00:00:00Z");
+    let (status, body) = s.post_json("/v1/events", &far).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["path"], "/occurred_at",
+        "{body}"
+    );
+    let tomorrow_and_more = (chrono::Utc::now() + chrono::Duration::hours(30)).to_rfc3339();
+    let mut soon = purchase("c-2", "o-2", "1.00");
+    soon["occurred_at"] = json!(tomorrow_and_more);
+    let (status, body) = s
+        .post_json("/v1/events", &json!([purchase("c-3", "o-3", "1.00"), soon]))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["path"], "/1/occurred_at",
+        "{body}"
+    );
+    // Within a day of now (clocks differ), and any past back to 1900, is accepted.
+    let mut near = purchase("c-4", "o-4", "1.00");
+    near["occurred_at"] = json!((chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339());
+    let mut old = purchase("c-5", "o-5", "1.00");
+    old["occurred_at"] = json!("1901-01-01T00:00:00Z");
+    let (status, body) = s.post_json("/v1/events", &json!([near, old])).await;
+    assert_eq!(status, 201, "{body}");
+}
