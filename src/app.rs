@@ -152,6 +152,8 @@ pub struct AppOptions {
     pub config: crate::config::Config,
     /// Longest wait of a query for `min_position` before it answers 503.
     pub min_position_wait: std::time::Duration,
+    /// Connections, header and body timeouts of the listener.
+    pub limits: http::ServeLimits,
 }
 
 impl AppOptions {
@@ -166,6 +168,7 @@ impl AppOptions {
             min_position_wait: std::time::Duration::from_millis(
                 crate::read_model::MIN_POSITION_WAIT_MS,
             ),
+            limits: Default::default(),
         }
     }
 }
@@ -182,6 +185,7 @@ pub struct App {
     kafka: Option<(crate::kafka::TaskHandle, crate::kafka::TaskHandle)>,
     data_dir: PathBuf,
     store_identity: String,
+    limits: http::ServeLimits,
     /// Ticks the deadline clock when an alert's deadline falls due (unless configured off).
     deadlines: Option<tokio::task::JoinHandle<()>>,
 }
@@ -303,6 +307,7 @@ impl App {
             kafka,
             data_dir: opts.data_dir,
             store_identity: opts.store.identity(),
+            limits: opts.limits,
             deadlines,
         })
     }
@@ -336,11 +341,16 @@ impl App {
         tracing::info!(%addr, data_dir = %self.data_dir.display(), store = %self.store_identity, last_position = self.state.log.last_position(), "serving");
         let stopping = self.state.stopping.clone();
         let routes = http::router(self.state.clone()).merge(crate::console::router(self.state));
-        http::serve(listener, routes, async move {
-            shutdown.await;
-            stopping.store(true, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
+        http::serve(
+            listener,
+            routes,
+            async move {
+                shutdown.await;
+                stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!("shutting down: finishing in-flight requests");
+            },
+            self.limits,
+        )
         .await?;
         if let Some(d) = self.deadlines {
             d.abort();

@@ -279,12 +279,88 @@ async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<R
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; in-flight requests finish.
+/// What one listener allows its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Open connections at most; past it, new ones wait in the listen backlog.
+    pub connections_max: usize,
+    /// Longest a client may take to send a request's headers (slowloris), including the
+    /// wait for the next request on an idle keep-alive connection.
+    pub header_read_timeout: std::time::Duration,
+    /// Longest a client may take to send a request's body.
+    pub body_read_timeout: std::time::Duration,
+    /// Longest in-flight requests (and live feeds) may go on after shutdown begins.
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            connections_max: 4_096,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            shutdown_grace: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`, under `limits`: connections are counted,
+/// slow headers and bodies time out, and in-flight requests finish (within the grace)
+/// after shutdown begins.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: ServeLimits,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    use hyper_util::{
+        rt::{TokioIo, TokioTimer},
+        server::graceful::GracefulShutdown,
+        service::TowerToHyperService,
+    };
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.body_read_timeout,
+    ));
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.connections_max));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: the listener itself is fine.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        // HTTP/1.1 without upgrades: the API and the console use none (SSE is a response).
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period; closing them");
+    }
+    Ok(())
 }

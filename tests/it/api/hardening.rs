@@ -360,3 +360,54 @@ async fn dates_far_from_now_an_event_in_the_future_is_refused_naming_the_field()
     let (status, body) = s.post_json("/v1/events", &json!([near, old])).await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// Reads until the server closes the connection; how long that took.
+async fn closed_after(mut stream: tokio::net::TcpStream) -> std::time::Duration {
+    use tokio::io::AsyncReadExt as _;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let wait = std::time::Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the connection was still open after {wait:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_connection_timeouts_slow_headers_slow_bodies_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt as _;
+    let limits = rapport::http::ServeLimits {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        body_read_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let s = TestServer::start_limited(limits).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    // Slowloris: headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(closed_after(slow).await < std::time::Duration::from_secs(10));
+    // An idle connection that never sends a request.
+    let idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(closed_after(idle).await < std::time::Duration::from_secs(10));
+    // A body announced and never sent.
+    let mut body = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    body.write_all(
+        format!(
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+            s.admin
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert!(closed_after(body).await < std::time::Duration::from_secs(10));
+    // The server still answers.
+    let (status, _) = s.get("/v1/events", &s.admin).await;
+    assert_eq!(status, 200);
+}

@@ -36,7 +36,17 @@ impl TestServer {
 
     /// A server whose `min_position` waits give up after `wait` (for tests of the 503).
     pub(crate) async fn start_with_min_position_wait(wait: std::time::Duration) -> TestServer {
-        Self::start_with(wait, false).await
+        Self::start_with(wait, false, Default::default()).await
+    }
+
+    /// A server whose listener has these limits (for tests of the timeouts).
+    pub(super) async fn start_limited(limits: rapport::http::ServeLimits) -> TestServer {
+        Self::start_with(
+            rapport::read_model::ReadModelOptions::service(None).min_position_wait,
+            false,
+            limits,
+        )
+        .await
     }
 
     /// A server that ticks the deadline clock as `serve` does. The others do not: their
@@ -46,11 +56,16 @@ impl TestServer {
         Self::start_with(
             rapport::read_model::ReadModelOptions::service(None).min_position_wait,
             true,
+            Default::default(),
         )
         .await
     }
 
-    async fn start_with(wait: std::time::Duration, ticks: bool) -> TestServer {
+    async fn start_with(
+        wait: std::time::Duration,
+        ticks: bool,
+        limits: rapport::http::ServeLimits,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let app = App::build(AppOptions {
             // Nothing here runs long enough for a child process to be worth it, and the
@@ -67,6 +82,7 @@ impl TestServer {
                 ..Default::default()
             },
             min_position_wait: wait,
+            limits,
             ..AppOptions::embedded(dir.path(), MasterKey::generate())
         })
         .await
