@@ -251,6 +251,17 @@ pub struct BenchArgs {
     /// events (business times shuffled: the hardest log for business-time builds).
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub late_percent: Option<u8>,
+    /// With --write-log: `synthetic` (purchases, posts, registrations, joins: the log the
+    /// other figures come from) or `firm` (a real firm's mix: complaints with recurring
+    /// phrasings, echoes, replies, referrals, communities of 500, and a crisis burst).
+    #[arg(long, value_enum, default_value = "synthetic")]
+    pub mix: MixArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum MixArg {
+    Synthetic,
+    Firm,
 }
 
 #[derive(Args)]

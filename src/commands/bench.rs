@@ -16,12 +16,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         serve_memory,
         write_log,
         late_percent,
+        mix,
     } = args;
     let times = late_percent.map_or(crate::tools::bench::LogTimes::Shuffled, |late_percent| {
         crate::tools::bench::LogTimes::InOrder { late_percent }
     });
     if let Some(path) = write_log {
-        let text = crate::tools::bench::synthetic_ndjson(events, customers, seed, times);
+        let text = match mix {
+            crate::cli::MixArg::Synthetic => {
+                crate::tools::bench::synthetic_ndjson(events, customers, seed, times)
+            }
+            crate::cli::MixArg::Firm => crate::tools::bench::firm_ndjson(events, customers, seed),
+        };
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!(
             "wrote {events} synthetic events ({customers} customers, seed {seed}) to {}",

@@ -268,13 +268,14 @@ impl Warnings {
         let zc = z(size);
         // Customers of the component who complained themselves: an echo ("+1") ties and
         // counts for `watch`, but a warning needs `min_count` complainants.
+        let complained: std::collections::HashSet<&str> = entries
+            .iter()
+            .filter(|e| e.echo.is_none())
+            .map(|e| e.customer.as_str())
+            .collect();
         let complainants = component
             .iter()
-            .filter(|c| {
-                entries
-                    .iter()
-                    .any(|e| e.echo.is_none() && e.customer == **c)
-            })
+            .filter(|c| complained.contains(**c))
             .count();
         let group_level = if complainants >= cfg.min_count && zc >= cfg.threshold {
             if size >= cfg.critical_size

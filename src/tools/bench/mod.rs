@@ -3,9 +3,12 @@
 //! Numbers are printed, never asserted: targets are checked by reading them.
 
 mod alert;
+mod firm;
 mod http;
 mod memory;
 mod time_travel;
+
+pub use firm::firm_ndjson;
 
 use std::{fmt::Write as _, time::Instant};
 
