@@ -228,11 +228,19 @@ impl Warnings {
                 }
             }
         }
-        for (i, a) in people.iter().enumerate() {
-            for b in &people[i + 1..] {
-                let (x, y) = ordered(a, b);
-                if let Some((label, _)) = self.ties.get(x).and_then(|m| m.get(y)) {
-                    let (x, y) = (x.to_owned(), y.to_owned());
+        // The ties among them, pair by pair in id order (`people` is sorted): each
+        // customer's own ties walked once, and no further than the lines shown.
+        let among: std::collections::HashSet<&str> = people.iter().map(String::as_str).collect();
+        'pairs: for x in people {
+            let Some(ties) = self.ties.get(x) else { continue };
+            for (y, (label, _)) in ties.range::<str, _>((
+                std::ops::Bound::Excluded(x.as_str()),
+                std::ops::Bound::Unbounded,
+            )) {
+                if lines.len() >= EVIDENCE_LINES_MAX {
+                    break 'pairs;
+                }
+                if among.contains(y.as_str()) {
                     lines.push(match label.strip_prefix('~') {
                         Some(l) => format!("{y} {l} {x}"),
                         None => format!("{x} {label} {y}"),

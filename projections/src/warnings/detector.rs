@@ -233,31 +233,17 @@ impl Warnings {
         let has_echo = entries
             .iter()
             .any(|e| e.echo.is_some() && component.contains(e.customer.as_str()));
-        let communities: BTreeSet<String> = component
-            .iter()
-            .filter_map(|c| customers.get(c))
-            .flat_map(|p| {
-                customers
-                    .names_of(&p.communities)
-                    .into_iter()
-                    .map(str::to_owned)
-            })
-            .collect();
-        // Communities shared by at least two of the cluster's customers.
-        let shared_communities = communities
-            .iter()
-            .filter(|g| {
-                component
-                    .iter()
-                    .filter(|c| {
-                        customers
-                            .get(c)
-                            .is_some_and(|p| customers.has_name(&p.communities, g))
-                    })
-                    .count()
-                    >= 2
-            })
-            .count();
+        // Communities shared by at least two of the cluster's customers: one pass over the
+        // cluster, and only when a warning is in question.
+        let shared_communities = || {
+            let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+            for p in component.iter().filter_map(|c| customers.get(c)) {
+                for g in customers.names_of(&p.communities) {
+                    *per.entry(g).or_default() += 1;
+                }
+            }
+            per.values().filter(|n| **n >= 2).count()
+        };
         let influential = || {
             component.iter().any(|c| {
                 customers
@@ -279,7 +265,7 @@ impl Warnings {
             .count();
         let group_level = if complainants >= cfg.min_count && zc >= cfg.threshold {
             if size >= cfg.critical_size
-                || shared_communities >= cfg.critical_communities
+                || shared_communities() >= cfg.critical_communities
                 || influential()
                 || self.severe(
                     entries

@@ -3,14 +3,6 @@
 
 use super::*;
 
-pub(super) fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
-    if a <= b {
-        (a, b)
-    } else {
-        (b, a)
-    }
-}
-
 /// P(X ≥ k) for X ~ Poisson(λ), summed from k upwards (accurate when it is small).
 pub(super) fn poisson_tail(k: usize, lambda: f64) -> f64 {
     if k == 0 {
