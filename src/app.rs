@@ -294,6 +294,7 @@ impl App {
         let state = AppState {
             kafka: kafka_info,
             kafka_lag,
+            feeds: Default::default(),
             log,
             keys,
             metrics,

@@ -213,8 +213,10 @@ pub(crate) async fn subscribe(
     caller.require(READERS)?;
     let Query(q) = q.map_err(ApiError::query)?;
     let after = super::feed::cursor(q.after, &headers);
+    let guard = super::feed::FeedCounts::enter(&state.feeds, &caller.key_id)?;
     super::feed::live(
         state,
+        guard,
         after,
         "list the alerts and follow from their `last_change`",
         Box::new(|st, cursor| {

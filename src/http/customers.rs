@@ -494,8 +494,10 @@ pub(super) async fn lifecycle_changes(
         })?),
     };
     let after = super::feed::cursor(q.after, &headers);
+    let guard = super::feed::FeedCounts::enter(&state.feeds, &caller.key_id)?;
     super::feed::live(
         state,
+        guard,
         after,
         "re-read the customers (GET /v1/customers?status=…) and follow from the newest change",
         Box::new(move |st, cursor| {

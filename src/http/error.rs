@@ -31,6 +31,8 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     /// 413.
     TooLarge(String),
+    /// 429: too many live feeds open for one key.
+    TooManyRequests(String),
     /// 415.
     UnsupportedMediaType(String),
     /// 503: shutting down, or not ready.
@@ -137,6 +139,9 @@ impl ApiError {
             ApiError::Gone(m) => (StatusCode::GONE, "gone", m, vec![]),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message, vec![]),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", m, vec![]),
+            ApiError::TooManyRequests(m) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_feeds", m, vec![])
+            }
             ApiError::UnsupportedMediaType(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

@@ -300,9 +300,12 @@ pub(super) async fn subscribe(
     caller.require(READERS)?;
     let Query(q) = q.map_err(|e| ApiError::bad("after", e.body_text()))?;
     let after = super::feed::cursor(q.after, &headers);
+    let guard = super::feed::FeedCounts::enter(&state.feeds, &caller.key_id)?;
     let log = state.log.clone();
     let access = caller.access();
     let stream = state.log.subscribe(after).map(move |r| {
+        // Held while the stream lives.
+        let _held = &guard;
         let ev = match r.and_then(|s| log.open(s, access)) {
             Ok(ev) => SseEvent::default()
                 .event("event")

@@ -40,8 +40,55 @@ pub(super) type ReadFeed =
 /// Streams `read` from `after`, then live. A cursor already older than what is kept is
 /// answered 410 (`gone_hint` says what to do instead); a reader that falls behind later
 /// gets a `gone` event and the stream ends.
+/// Live feeds (SSE) one API key may hold open at once.
+pub const FEEDS_PER_KEY_MAX: usize = 32;
+
+/// Open feeds per API key, so that one key cannot hold the server's connections.
+#[derive(Default)]
+pub struct FeedCounts(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One open feed of a key; the count goes down when the feed's stream is dropped.
+pub(super) struct FeedGuard {
+    counts: std::sync::Arc<FeedCounts>,
+    key: String,
+}
+
+impl FeedCounts {
+    /// Counts a feed of `key` in, or says why not (429).
+    pub(super) fn enter(
+        counts: &std::sync::Arc<FeedCounts>,
+        key: &str,
+    ) -> Result<FeedGuard, ApiError> {
+        let mut m = counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key.to_owned()).or_default();
+        if *n >= FEEDS_PER_KEY_MAX {
+            return Err(ApiError::TooManyRequests(format!(
+                "the key `{key}` already holds {FEEDS_PER_KEY_MAX} live feeds open; close one first"
+            )));
+        }
+        *n += 1;
+        Ok(FeedGuard {
+            counts: counts.clone(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for FeedGuard {
+    fn drop(&mut self) {
+        let mut m = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
 pub(super) async fn live(
     state: AppState,
+    guard: FeedGuard,
     after: u64,
     gone_hint: &str,
     read: Box<ReadFeed>,
@@ -53,6 +100,8 @@ pub(super) async fn live(
     }
     struct Feed {
         state: AppState,
+        /// Held while the stream lives.
+        _guard: FeedGuard,
         cursor: u64,
         done: bool,
         applied: tokio::sync::watch::Receiver<u64>,
@@ -61,6 +110,7 @@ pub(super) async fn live(
     }
     let feed = Feed {
         applied: state.read_model.watch_applied(),
+        _guard: guard,
         state,
         cursor: after,
         done: false,

@@ -6,7 +6,7 @@ pub(crate) mod customers;
 pub mod error;
 pub(crate) mod events;
 pub(crate) mod exposure;
-mod feed;
+pub mod feed;
 pub mod metrics;
 mod openapi;
 pub(crate) mod privacy;
@@ -54,6 +54,8 @@ pub struct AppState {
     pub kafka: Option<String>,
     /// The Kafka ingest's consumer lag, when Kafka is configured (see `kafka::TaskHandle`).
     pub kafka_lag: Option<tokio::sync::watch::Receiver<Option<u64>>>,
+    /// Live feeds open per API key.
+    pub feeds: Arc<feed::FeedCounts>,
 }
 
 /// The authenticated caller.

@@ -22,7 +22,7 @@ pub(super) const ROUTES: &[Route] = &[
     ("get", "/openapi.json", "This document", "open", None, 200),
     ("post", "/v1/events", "Append one event, a JSON array, NDJSON, or CloudEvents (single or batch). Query: stream, expected_version (any | no_stream | N). The support role may append complaint_resolved and contacted only", "ingest, admin, support", Some("EventInput"), 201),
     ("get", "/v1/events", "The global log, paged. Query: after (position), limit", "support, analyst, admin", None, 200),
-    ("get", "/v1/events/subscribe", "Server-Sent Events: catch-up from `after` (or Last-Event-ID), then live", "support, analyst, admin", None, 200),
+    ("get", "/v1/events/subscribe", "Server-Sent Events: catch-up from `after` (or Last-Event-ID), then live. A key holds at most 32 live feeds open at once (429 past it)", "support, analyst, admin", None, 200),
     ("get", "/v1/streams/{stream}", "One stream, paged. Query: from_version, limit", "support, analyst, admin", None, 200),
     ("post", "/v1/keys", "Create an API key: {\"role\": ..., \"label\": ...}; the token is shown once", "admin", None, 201),
     ("get", "/v1/keys", "List API keys (never their secrets)", "admin", None, 200),

@@ -387,8 +387,10 @@ pub(super) async fn changes(
     let Query(q) = q.map_err(ApiError::query)?;
     let after = super::feed::cursor(q.after, &headers);
     let segment = q.segment;
+    let guard = super::feed::FeedCounts::enter(&state.feeds, &caller.key_id)?;
     super::feed::live(
         state,
+        guard,
         after,
         "re-read the members and follow from `last_change` of GET /v1/segments",
         Box::new(move |st, cursor| {

@@ -232,7 +232,9 @@ impl Warnings {
         // customer's own ties walked once, and no further than the lines shown.
         let among: std::collections::HashSet<&str> = people.iter().map(String::as_str).collect();
         'pairs: for x in people {
-            let Some(ties) = self.ties.get(x) else { continue };
+            let Some(ties) = self.ties.get(x) else {
+                continue;
+            };
             for (y, (label, _)) in ties.range::<str, _>((
                 std::ops::Bound::Excluded(x.as_str()),
                 std::ops::Bound::Unbounded,

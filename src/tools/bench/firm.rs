@@ -49,8 +49,8 @@ pub fn firm_ndjson(events: usize, customers: u32, seed: u64) -> String {
         // The crisis: complaints about one batch, from the members of a few communities.
         if (burst_from..burst_from + burst_len).contains(&i) {
             complaint_no += 1;
-            let who = (rng.gen_range(0..customers / COMMUNITIES) * COMMUNITIES)
-                + rng.gen_range(0..5);
+            let who =
+                (rng.gen_range(0..customers / COMMUNITIES) * COMMUNITIES) + rng.gen_range(0..5);
             let text = PHRASES[rng.gen_range(0..2)];
             let _ = writeln!(
                 out,

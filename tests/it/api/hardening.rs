@@ -411,3 +411,61 @@ async fn no_connection_timeouts_slow_headers_slow_bodies_and_idle_connections_ar
     let (status, _) = s.get("/v1/events", &s.admin).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_key_holds_a_bounded_number_of_live_feeds_and_closing_one_frees_its_place() {
+    let s = TestServer::start().await;
+    let max = rapport::http::feed::FEEDS_PER_KEY_MAX;
+    let mut open = Vec::new();
+    for i in 0..max {
+        let path = if i % 2 == 0 {
+            "/v1/alerts/subscribe"
+        } else {
+            "/v1/events/subscribe"
+        };
+        open.push(s.feed(path).await);
+    }
+    let refused = s
+        .http
+        .get(format!("{}/v1/segments/changes", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_feeds", "{body}");
+    // Another key is not affected.
+    let other = s.key(rapport::auth::Role::Analyst);
+    let resp = s
+        .http
+        .get(format!("{}/v1/alerts/subscribe", s.base))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    drop(resp);
+    // Closing one lets the next in (the server notices the closed stream when it next
+    // writes: the keep-alive at the latest).
+    drop(open.pop());
+    let mut status = 0;
+    for _ in 0..400 {
+        let r = s
+            .http
+            .get(format!("{}/v1/alerts/subscribe", s.base))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap();
+        status = r.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        // Wait for the server to notice the dropped feed: nudge the feeds with an event.
+        let _ = s
+            .post_json("/v1/events", &purchase("c-n", "o-n", "1.00"))
+            .await;
+    }
+    assert_eq!(status, 200, "a closed feed gives its place back");
+}
