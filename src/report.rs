@@ -33,7 +33,7 @@ pub fn write(
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut md = String::new();
     let buyers = c
-        .sorted()
+        .people_sorted()
         .iter()
         .filter(|p| p.orders_until(as_of) > 0)
         .count();

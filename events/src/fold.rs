@@ -72,6 +72,9 @@ pub enum Facts {
     ProblemLinked(ProblemLinked),
     ProblemResolved(AlertAction),
     ClockTicked,
+    IdentifierAdded(Identifier),
+    CustomersMerged(Merged),
+    CustomersUnmerged(Unmerged),
 }
 
 impl Facts {
@@ -117,6 +120,9 @@ impl Facts {
             EventType::ProblemOpened => Facts::ProblemOpened(Deserialize::deserialize(d)?),
             EventType::ProblemLinked => Facts::ProblemLinked(Deserialize::deserialize(d)?),
             EventType::ProblemResolved => Facts::ProblemResolved(Deserialize::deserialize(d)?),
+            EventType::IdentifierAdded => Facts::IdentifierAdded(Deserialize::deserialize(d)?),
+            EventType::CustomersMerged => Facts::CustomersMerged(Deserialize::deserialize(d)?),
+            EventType::CustomersUnmerged => Facts::CustomersUnmerged(Deserialize::deserialize(d)?),
             EventType::ClockTicked => {
                 de::IgnoredAny::deserialize(d)?;
                 Facts::ClockTicked
@@ -393,4 +399,24 @@ mod tests {
         assert_eq!(r, Facts::Refund(Refund::default()));
         assert!(Facts::decode(EventType::Referral, r#"{"referee":"#).is_err());
     }
+}
+
+/// An identifier as the folds see it: its kind and blind index, never its value.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Identifier {
+    pub kind: crate::data::IdentifierKind,
+    #[serde(default)]
+    pub index: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Merged {
+    pub merged: String,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Unmerged {
+    pub other: String,
 }

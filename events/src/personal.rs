@@ -38,6 +38,7 @@ pub fn personal_fields(ty: EventType) -> &'static [&'static str] {
         EventType::Complaint => &["text"],
         EventType::ComplaintResolved => &["resolution"],
         EventType::Post => &["text"],
+        EventType::IdentifierAdded => &["value"],
         EventType::ProfileUpdated
         | EventType::Purchase
         | EventType::Referral
@@ -55,7 +56,9 @@ pub fn personal_fields(ty: EventType) -> &'static [&'static str] {
         | EventType::ProblemOpened
         | EventType::ProblemLinked
         | EventType::ProblemResolved
-        | EventType::ClockTicked => &[],
+        | EventType::ClockTicked
+        | EventType::CustomersMerged
+        | EventType::CustomersUnmerged => &[],
     }
 }
 
@@ -274,6 +277,26 @@ pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
                 mentions: &d.mentions,
             };
             (json(&public), Some(json(&Text { text: &d.text })))
+        }
+        D::IdentifierAdded(d) => {
+            #[derive(Serialize)]
+            struct Public<'a> {
+                kind: IdentifierKind,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                index: &'a Option<String>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                source: &'a Option<String>,
+            }
+            #[derive(Serialize)]
+            struct Personal<'a> {
+                value: &'a str,
+            }
+            let public = Public {
+                kind: d.kind,
+                index: &d.index,
+                source: &d.source,
+            };
+            (json(&public), Some(json(&Personal { value: &d.value })))
         }
         other => {
             debug_assert!(!may_carry_personal(other.event_type()));

@@ -55,5 +55,8 @@ pub fn data_schema(ty: EventType, version: u16) -> Schema {
         EventType::ProblemOpened => schema_for!(ProblemOpened),
         EventType::ProblemLinked => schema_for!(ProblemLinked),
         EventType::ClockTicked => schema_for!(ClockTicked),
+        EventType::IdentifierAdded => schema_for!(IdentifierAdded),
+        EventType::CustomersMerged => schema_for!(CustomersMerged),
+        EventType::CustomersUnmerged => schema_for!(CustomersUnmerged),
     }
 }

@@ -47,7 +47,7 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
     // cohort month → offset → (distinct customers, revenue per currency)
     let mut cells: BTreeMap<i32, BTreeMap<u32, Cell>> = BTreeMap::new();
     let mut sizes: BTreeMap<i32, usize> = BTreeMap::new();
-    for p in customers.sorted() {
+    for p in customers.people_sorted() {
         let n = p.orders_until(as_of);
         if n == 0 {
             continue;

@@ -61,7 +61,7 @@ pub struct ReadState {
 impl ReadState {
     /// The snapshot format and meaning of this state: bumped whenever either changes, so
     /// snapshots written by other code are rebuilt (the history of bumps is in git).
-    pub const VERSION: u32 = 21;
+    pub const VERSION: u32 = 22;
 
     pub fn new(lifecycle: LifecycleConfig, warnings: warnings::WarningConfig) -> ReadState {
         let warnings_exposure_days = warnings.exposure_days;
@@ -72,6 +72,12 @@ impl ReadState {
             lifecycles: lifecycle::Lifecycles::new(lifecycle),
             exposure: exposure::Exposure::new(warnings_exposure_days),
         }
+    }
+
+    /// The same with these identity rules (who is one person).
+    pub fn with_identity(mut self, identity: customers::IdentityConfig) -> ReadState {
+        self.customers = Customers::with_identity(identity);
+        self
     }
 
     /// The last position applied.
@@ -88,6 +94,7 @@ impl ReadState {
             self.customers.snapshot_bytes(),
             postcard::to_stdvec(&self.lifecycles).expect("lifecycles serialize"),
             postcard::to_stdvec(&self.exposure).expect("exposure serializes"),
+            postcard::to_stdvec(self.customers.identity()).expect("identity serializes"),
         ] {
             out.extend((part.len() as u64).to_le_bytes());
             out.extend(part);
@@ -122,12 +129,15 @@ impl ReadState {
             warnings: warnings::Warnings,
         }
         let mut rest = bytes;
-        let customers = Customers::from_snapshot_bytes(part(&mut rest)?, threads)
+        let mut customers = Customers::from_snapshot_bytes(part(&mut rest)?, threads)
             .map_err(|e| format!("customers: {e}"))?;
         let lifecycles: lifecycle::Lifecycles =
             postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("lifecycles: {e}"))?;
         let exposure: exposure::Exposure =
             postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("exposure: {e}"))?;
+        let identity: customers::Identity =
+            postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("identity: {e}"))?;
+        customers.set_identity(identity);
         let Parts {
             mut segments,
             warnings,

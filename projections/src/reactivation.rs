@@ -71,7 +71,7 @@ pub fn candidates(
     as_of: DateTime<Utc>,
     currency: &str,
 ) -> Vec<Candidate> {
-    let profiles = c.sorted();
+    let profiles = c.people_sorted();
     let states: BTreeMap<&str, Lifecycle> = profiles
         .iter()
         .map(|p| (p.id.as_str(), lc.state(p, as_of)))
@@ -202,7 +202,7 @@ pub struct Campaign {
 
 pub fn campaigns(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<Campaign> {
     let mut by: BTreeMap<&str, (usize, BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
-    for p in c.sorted() {
+    for p in c.people_sorted() {
         for (campaign, times) in p.campaigns() {
             let e = by.entry(campaign).or_default();
             for t in times.iter().filter(|t| **t <= as_of) {

@@ -184,7 +184,24 @@ impl Segments {
         let Some(now) = self.clock.filter(|_| !self.defs.is_empty()) else {
             return;
         };
-        for c in customers.touched(ev) {
+        // Membership is the person's: what touched one id is evaluated on its person, and
+        // ids whose person changed are evaluated again (an id merged into another leaves).
+        let mut who: Vec<String> = customers
+            .touched(ev)
+            .iter()
+            .map(|c| customers.person_id(c).to_owned())
+            .collect();
+        who.extend(
+            customers
+                .identity()
+                .changed()
+                .iter()
+                .filter_map(|&n| customers.by_number(n))
+                .map(|p| p.id.to_string()),
+        );
+        who.sort();
+        who.dedup();
+        for c in who {
             self.evaluate(&c, customers, ev, Cause::Event, now);
         }
         if moved {
@@ -219,7 +236,7 @@ impl Segments {
         );
         self.members.entry(id).or_default();
         let Some(now) = self.clock else { return };
-        for p in customers.sorted() {
+        for p in customers.people_sorted() {
             let id = p.id.clone();
             self.evaluate(&id, customers, ev, Cause::Definition, now);
         }
@@ -269,7 +286,12 @@ impl Segments {
         cause: Cause,
         now: DateTime<Utc>,
     ) {
-        let Some(p) = customers.get(customer) else {
+        let Some(n) = customers.number(customer) else {
+            return;
+        };
+        // An id merged into another person is a member of nothing: its person is.
+        let absorbed = customers.person_number(n) != n;
+        let Some(p) = customers.person_by_number(n) else {
             return;
         };
         let ctx = Ctx {
@@ -281,7 +303,7 @@ impl Segments {
         let mut next: Option<DateTime<Utc>> = None;
         for d in self.defs.values() {
             let Some(rule) = &d.compiled else { continue };
-            let is_in = eval(rule, p, &ctx);
+            let is_in = !absorbed && eval(rule, p, &ctx);
             let was_in = self
                 .members
                 .get(&d.id)
@@ -289,7 +311,7 @@ impl Segments {
             if is_in != was_in {
                 flips.push((d.id.clone(), is_in));
             }
-            for c in rule.conditions() {
+            for c in rule.conditions().into_iter().filter(|_| !absorbed) {
                 if let Some(t) = next_change(c, p, &ctx) {
                     next = Some(next.map_or(t, |n| n.min(t)));
                 }

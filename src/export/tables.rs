@@ -39,7 +39,7 @@ pub fn projection_table(
                 ("erased", Col::Str),
             ];
             let rows = c
-                .sorted()
+                .people_sorted()
                 .into_iter()
                 .map(|p| {
                     let communities = c.names_of(&p.communities);

@@ -258,7 +258,7 @@ pub(super) async fn list_customers(
         }
     }
     let mut rows: Vec<&Profile> = c
-        .sorted()
+        .people_sorted()
         .into_iter()
         .filter(|p| status.is_none_or(|s| lc.state(p, as_of) == s))
         .filter(|p| {

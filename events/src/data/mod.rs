@@ -14,6 +14,7 @@ use crate::{
     money::{Currency, Money},
 };
 
+mod identity;
 pub mod old;
 mod rules;
 mod staff;
@@ -22,6 +23,7 @@ mod subject;
 pub(crate) use rules::id;
 pub use rules::is_invisible;
 use rules::{list, opt_short, opt_text, short, text};
+pub use identity::{CustomersMerged, CustomersUnmerged, IdentifierAdded, IdentifierKind};
 pub use staff::*;
 pub use subject::{Subject, SubjectKind};
 
@@ -84,13 +86,22 @@ event_types! {
     ProblemLinked = "problem_linked", 1, "Operator event: an alert or a complaint was linked to a problem.";
     ProblemResolved = "problem_resolved", 1, "Operator event: a problem was resolved, and with it its alerts and complaints.";
     ClockTicked = "clock_ticked", 1, "System event: the deadline clock reached its `occurred_at` without customer events.";
+    IdentifierAdded = "identifier_added", 1, "The customer is known by one more identifier (phone, e-mail, WeChat id, member number …).";
+    CustomersMerged = "customers_merged", 1, "System event: staff merged another customer into this one (one person).";
+    CustomersUnmerged = "customers_unmerged", 1, "System event: staff undid a merge: this customer and another are two people.";
 }
 
 impl EventType {
     /// System events are written by Rapport itself (through its own endpoints), never
     /// accepted from clients, so nobody can forge an erasure record.
     pub fn is_system(self) -> bool {
-        matches!(self, EventType::PersonalDataErased | EventType::ClockTicked) || self.is_operator()
+        matches!(
+            self,
+            EventType::PersonalDataErased
+                | EventType::ClockTicked
+                | EventType::CustomersMerged
+                | EventType::CustomersUnmerged
+        ) || self.is_operator()
     }
 
     /// Whether the event's `occurred_at` is business time: when something happened between
@@ -378,6 +389,9 @@ pub enum EventData {
     ProblemLinked(ProblemLinked),
     ProblemResolved(AlertAction),
     ClockTicked(ClockTicked),
+    IdentifierAdded(IdentifierAdded),
+    CustomersMerged(CustomersMerged),
+    CustomersUnmerged(CustomersUnmerged),
 }
 
 fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
@@ -477,6 +491,9 @@ impl EventData {
             EventType::ProblemLinked => EventData::ProblemLinked(decode_as(text)?),
             EventType::ProblemResolved => EventData::ProblemResolved(decode_as(text)?),
             EventType::ClockTicked => EventData::ClockTicked(decode_as(text)?),
+            EventType::IdentifierAdded => EventData::IdentifierAdded(decode_as(text)?),
+            EventType::CustomersMerged => EventData::CustomersMerged(decode_as(text)?),
+            EventType::CustomersUnmerged => EventData::CustomersUnmerged(decode_as(text)?),
         };
         data.validate()?;
         Ok(data)
@@ -507,6 +524,9 @@ impl EventData {
             EventData::ProblemLinked(_) => EventType::ProblemLinked,
             EventData::ProblemResolved(_) => EventType::ProblemResolved,
             EventData::ClockTicked(_) => EventType::ClockTicked,
+            EventData::IdentifierAdded(_) => EventType::IdentifierAdded,
+            EventData::CustomersMerged(_) => EventType::CustomersMerged,
+            EventData::CustomersUnmerged(_) => EventType::CustomersUnmerged,
         }
     }
 
@@ -535,6 +555,9 @@ impl EventData {
             EventData::ProblemOpened(d) => serde_json::to_string(d),
             EventData::ProblemLinked(d) => serde_json::to_string(d),
             EventData::ClockTicked(d) => serde_json::to_string(d),
+            EventData::IdentifierAdded(d) => serde_json::to_string(d),
+            EventData::CustomersMerged(d) => serde_json::to_string(d),
+            EventData::CustomersUnmerged(d) => serde_json::to_string(d),
         };
         s.expect("event data serializes to JSON")
     }
@@ -564,6 +587,9 @@ impl EventData {
             EventData::ProblemOpened(d) => serde_json::to_value(d),
             EventData::ProblemLinked(d) => serde_json::to_value(d),
             EventData::ClockTicked(d) => serde_json::to_value(d),
+            EventData::IdentifierAdded(d) => serde_json::to_value(d),
+            EventData::CustomersMerged(d) => serde_json::to_value(d),
+            EventData::CustomersUnmerged(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers and maps with string keys always serialize.
         v.expect("event data serializes to JSON")
@@ -701,6 +727,9 @@ impl EventData {
             EventData::ProblemOpened(d) => staff::check_opened(&mut e, d),
             EventData::ProblemLinked(d) => staff::check_linked(&mut e, d),
             EventData::ClockTicked(_) => {}
+            EventData::IdentifierAdded(d) => identity::check_identifier(&mut e, d),
+            EventData::CustomersMerged(d) => identity::check_merged(&mut e, d),
+            EventData::CustomersUnmerged(d) => identity::check_unmerged(&mut e, d),
         }
         e.into_result()
     }

@@ -24,9 +24,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::Projection;
 
+mod identity;
 mod money;
+mod person;
 mod sets;
 mod snapshot;
+
+pub use identity::{Cause, Identity, IdentityConfig, KindRule, Link, Refusal};
 
 pub use money::{Moment, Money3};
 pub use sets::{Counts, NameSet, Names, SmallSet};
@@ -205,6 +209,11 @@ pub struct Customers {
     /// Community (name number) → members now: derived from the profiles (rebuilt when a
     /// snapshot is read), so the detector can weigh a tie by how large its community is.
     community_sizes: BTreeMap<u32, u32>,
+    /// Which ids are one person.
+    identity: Identity,
+    /// Root → the combined profile, for people of two ids or more (derived: rebuilt from
+    /// the profiles and `identity` when a snapshot is read).
+    people: BTreeMap<u32, Profile>,
     /// The last position applied.
     pub position: u64,
 }
@@ -216,6 +225,14 @@ fn insert_sorted(v: &mut ThinVec<Money3>, m: Money3) {
 }
 
 impl Customers {
+    /// No customers yet, with these identity rules.
+    pub fn with_identity(config: IdentityConfig) -> Customers {
+        Customers {
+            identity: Identity::new(config),
+            ..Customers::default()
+        }
+    }
+
     /// Most bought first, at most `n`; ties by name, so the order never depends on hashing.
     pub fn favourites(&self, counts: &Counts, n: usize) -> Vec<(String, u64)> {
         let mut v: Vec<_> = counts
@@ -316,6 +333,21 @@ impl Projection for Customers {
         if ev.event_type.is_operator() {
             return;
         }
+        self.identity.begin();
+        self.apply_customer_event(ev);
+        if self.identity.any_merged() || !self.identity.changed().is_empty() {
+            let touched: Vec<u32> = self
+                .touched(ev)
+                .iter()
+                .filter_map(|id| self.number(id))
+                .collect();
+            self.refresh_people(&touched);
+        }
+    }
+}
+
+impl Customers {
+    fn apply_customer_event(&mut self, ev: &FoldEvent) {
         let at = ev.occurred_at;
         {
             let p = self.profile(&ev.customer);
@@ -501,6 +533,25 @@ impl Projection for Customers {
             }
             Facts::PersonalDataErased => {
                 self.profile(&ev.customer).erased = true;
+                let n = self.numbered(&ev.customer);
+                self.identity.forget(n);
+            }
+            Facts::IdentifierAdded(d) => {
+                let n = self.numbered(&ev.customer);
+                // Without its index (an event recorded without one) it links nobody.
+                if let Some(index) = d.index.as_deref() {
+                    self.identity.add(n, d.kind, index, ev.position);
+                }
+            }
+            Facts::CustomersMerged(d) => {
+                let a = self.numbered(&ev.customer);
+                let b = self.numbered(&d.merged);
+                self.identity.merge(a, b, d.requested_by.clone(), ev.position);
+            }
+            Facts::CustomersUnmerged(d) => {
+                let a = self.numbered(&ev.customer);
+                let b = self.numbered(&d.other);
+                self.identity.unmerge(a, b, ev.position);
             }
             Facts::SegmentDefined(_)
             | Facts::SegmentRetired

@@ -140,6 +140,8 @@ impl Customers {
             profiles,
             post_authors: o.post_authors,
             complaint_authors: o.complaint_authors,
+            identity: Identity::default(),
+            people: BTreeMap::new(),
             position: o.position,
         })
     }

@@ -29,7 +29,7 @@ fn month_end(year: i32, month: u32) -> Option<DateTime<Utc>> {
 /// to the month of `as_of` (that last month counted at `as_of`).
 pub fn by_month(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<MonthStates> {
     let first = c
-        .sorted()
+        .people_sorted()
         .iter()
         .filter_map(|p| p.purchases.first().map(|x| x.at()))
         .min();
@@ -40,7 +40,7 @@ pub fn by_month(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Ve
     let (mut y, mut m) = (first.year(), first.month());
     while let Some(end) = month_end(y, m).map(|e| e.min(as_of)) {
         let mut counts: BTreeMap<Lifecycle, usize> = BTreeMap::new();
-        for p in c.sorted() {
+        for p in c.people_sorted() {
             if p.orders_until(end) > 0 {
                 *counts.entry(lc.state(p, end)).or_default() += 1;
             }

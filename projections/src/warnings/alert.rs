@@ -204,7 +204,7 @@ impl Warnings {
         let mut lines = Vec::new();
         let mut per_community: BTreeMap<&str, usize> = BTreeMap::new();
         for c in people {
-            if let Some(p) = customers.get(c) {
+            if let Some(p) = customers.person(c) {
                 for g in customers.names_of(&p.communities) {
                     *per_community.entry(g).or_default() += 1;
                 }
@@ -220,7 +220,7 @@ impl Warnings {
             lines.push(format!("{n} of {} in community {g}", people.len()));
         }
         for a in people {
-            if let Some(p) = customers.get(a) {
+            if let Some(p) = customers.person(a) {
                 if let Some(r) = customers.referred_by(p) {
                     if people.iter().any(|x| x == r) {
                         lines.push(format!("{r} referred {a}"));

@@ -237,7 +237,7 @@ impl Warnings {
         // cluster, and only when a warning is in question.
         let shared_communities = || {
             let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-            for p in component.iter().filter_map(|c| customers.get(c)) {
+            for p in component.iter().filter_map(|c| customers.person(c)) {
                 for g in customers.names_of(&p.communities) {
                     *per.entry(g).or_default() += 1;
                 }

@@ -96,7 +96,7 @@ impl Warnings {
     pub(super) fn adjacency(&self, people: &[&str], customers: &Customers) -> Vec<Vec<usize>> {
         use std::collections::HashMap;
         let index: HashMap<&str, usize> = people.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-        let profiles: Vec<Option<&Profile>> = people.iter().map(|p| customers.get(p)).collect();
+        let profiles: Vec<Option<&Profile>> = people.iter().map(|p| customers.person(p)).collect();
         let mut by_community: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut adjacency: Vec<Vec<usize>> = vec![Vec::new(); people.len()];
         for (i, p) in profiles.iter().enumerate() {

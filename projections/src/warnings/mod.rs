@@ -180,6 +180,18 @@ impl Warnings {
             self.sweep();
             self.pass_deadlines(ev.occurred_at, ev.position);
         }
+        // One person is counted once: what any of its ids does is filed under the person.
+        let as_person;
+        let ev = match customers.person_id(&ev.customer) {
+            p if p != ev.customer => {
+                as_person = FoldEvent {
+                    customer: p.to_owned(),
+                    ..ev.clone()
+                };
+                &as_person
+            }
+            _ => ev,
+        };
         match &ev.data {
             Facts::Complaint(d) => self.complaint(ev, d, customers),
             Facts::Post(d) => {
@@ -193,10 +205,11 @@ impl Warnings {
                 if let Some(author_of) =
                     d.reply_to.as_deref().and_then(|r| customers.post_author(r))
                 {
+                    let author_of = customers.person_id(author_of);
                     self.tie(author, author_of, "replied to", ev.occurred_at);
                 }
                 for m in &d.mentions {
-                    self.tie(author, m, "mentioned", ev.occurred_at);
+                    self.tie(author, customers.person_id(m), "mentioned", ev.occurred_at);
                 }
                 if let Some(complaint) = echoed {
                     if let Some(post) = &d.post_id {
@@ -793,6 +806,30 @@ mod tests {
                 "resumed at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn one_person_complaining_from_two_ids_is_counted_once() {
+        let three = |merged: bool| {
+            let mut w = World::new();
+            for c in ["a", "b", "c"] {
+                w.join(c, "g-12");
+            }
+            w.push(EventType::Referral, "a", json!({"referee": "b"}));
+            if merged {
+                w.push(
+                    EventType::CustomersMerged,
+                    "a",
+                    json!({"merged": "c", "reason": "same member card"}),
+                );
+            }
+            w.complain("a", "k1", json!({"batch": "L0421"}), "the tea smells of mould");
+            w.complain("b", "k2", json!({"batch": "L0421"}), "mouldy tea again");
+            w.complain("c", "k3", json!({"batch": "L0421"}), "tea has mould");
+            group(&w.fold()).iter().map(|a| a.level).collect::<Vec<_>>()
+        };
+        assert_eq!(three(false), [Level::Warning], "three people");
+        assert_eq!(three(true), [Level::Watch], "two people, one of them twice");
     }
 
     #[test]
