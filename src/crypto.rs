@@ -293,6 +293,25 @@ impl DataKey {
     }
 }
 
+/// The keyring entry whose key computes blind indexes of identifiers. Not a customer id
+/// (ids may not hold control characters), never erased, rewrapped with the others when
+/// the master key rotates, so indexes stay the same across rotations.
+pub const INDEX_KEY_OWNER: &str = "\u{1}identifier-index";
+
+impl DataKey {
+    /// The blind index of an identifier: a keyed hash (HMAC-SHA-256, 128 bits in hex) of
+    /// its kind and normalised value. Equal values give equal indexes; nothing about the
+    /// value can be learnt from it without the key.
+    pub fn blind_index(&self, kind: &str, normalised: &str) -> Option<String> {
+        let mut mac = self.expanded.as_ref()?.mac.clone();
+        mac.update(b"blind-index\0");
+        mac.update(kind.as_bytes());
+        mac.update(b"\0");
+        mac.update(normalised.as_bytes());
+        Some(hex::encode(&mac.finalize().into_bytes()[..16]))
+    }
+}
+
 /// Plain SHA-256 digest for events without personal fields (nothing secret inside).
 pub fn public_digest(bytes: &[u8]) -> [u8; 16] {
     Sha256::digest(bytes)[..16]

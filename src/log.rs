@@ -7,14 +7,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::{stream::BoxStream, StreamExt};
 use rapport_events::{
-    data::PersonalDataErased,
+    data::{is_placeholder, BlockedValue, IdentifierAdded, IdentifierKind, PersonalDataErased},
     personal::{self, PersonalFields, PersonalView},
     Event, EventData, EventType, Facts, FoldEvent, RecordedEvent, Subject, Upcasters,
 };
 use uuid::Uuid;
 
 use crate::{
-    crypto::{public_digest, Keyring, NewKeys},
+    crypto::{public_digest, Keyring, NewKeys, INDEX_KEY_OWNER},
     store::{
         AppendRequest, Appended, EventStore, ExpectedVersion, SealedEvent, StoreError, StoredEvent,
     },
@@ -248,6 +248,35 @@ impl Log {
     /// Seals one validated event: takes out its personal fields and encrypts them with the
     /// customer's data key (creating one if needed; it is added to `new_keys`).
     pub fn seal(&self, ev: &Event, new_keys: &mut NewKeys) -> SealedEvent {
+        let indexed;
+        let ev = match &ev.data {
+            EventData::IdentifierAdded(d) => {
+                indexed = Event {
+                    data: EventData::IdentifierAdded(IdentifierAdded {
+                        index: self.index_for_append(d, new_keys),
+                        ..d.clone()
+                    }),
+                    ..ev.clone()
+                };
+                &indexed
+            }
+            EventData::IdentityRulesDefined(d) => {
+                let mut d = d.clone();
+                for b in &mut d.blocked {
+                    if let Some(normalised) = b.value.take().and_then(|v| b.kind.normalise(&v).ok()) {
+                        let key = self.keys.current_or_create(INDEX_KEY_OWNER, new_keys);
+                        b.index = key.blind_index(b.kind.as_str(), &normalised);
+                        b.hint = Some(BlockedValue::hint_of(&normalised));
+                    }
+                }
+                indexed = Event {
+                    data: EventData::IdentityRulesDefined(d),
+                    ..ev.clone()
+                };
+                &indexed
+            }
+            _ => ev,
+        };
         let ty = ev.event_type();
         let (public, personal_json) = personal::split_data(&ev.data);
         let metadata = (!ev.metadata.is_empty())
@@ -288,6 +317,29 @@ impl Log {
             sealed,
             digest,
         }
+    }
+
+    /// The blind index an identifier is recorded with (whatever a client sent): `None` for
+    /// a value that does not normalise or is a placeholder, so it links nobody.
+    fn index_for_append(&self, d: &IdentifierAdded, new_keys: &mut NewKeys) -> Option<String> {
+        let normalised = d.kind.normalise(&d.value).ok()?;
+        if is_placeholder(&normalised) {
+            return None;
+        }
+        let key = self.keys.current_or_create(INDEX_KEY_OWNER, new_keys);
+        key.blind_index(d.kind.as_str(), &normalised)
+    }
+
+    /// The blind index to look an identifier up by: `None` when the value is no
+    /// identifier of its kind, a placeholder, or no identifier was ever recorded.
+    pub fn blind_index(&self, kind: IdentifierKind, value: &str) -> Option<String> {
+        let normalised = kind.normalise(value).ok()?;
+        if is_placeholder(&normalised) {
+            return None;
+        }
+        self.keys
+            .current(INDEX_KEY_OWNER)?
+            .blind_index(kind.as_str(), &normalised)
     }
 
     /// Appends validated events under `rules`; returns where each landed.
@@ -409,6 +461,13 @@ impl Log {
                 }
             }
         };
+        // An identifier's blind index links customers across streams: only a reader who may
+        // see the value sees it (support, admin), and nobody once the value is erased.
+        if ev.event_type == EventType::IdentifierAdded && personal != Some(PersonalView::Plain) {
+            if let Some(obj) = data.as_object_mut() {
+                obj.remove("index");
+            }
+        }
         // After decryption: an upcaster may move personal fields (see `upcast.rs`).
         let version = if self.upcasters.needed(ev.event_type, ev.version) {
             self.upcasters

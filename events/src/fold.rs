@@ -75,6 +75,7 @@ pub enum Facts {
     IdentifierAdded(Identifier),
     CustomersMerged(Merged),
     CustomersUnmerged(Unmerged),
+    IdentityRulesDefined(crate::data::IdentityRulesDefined),
 }
 
 impl Facts {
@@ -123,6 +124,9 @@ impl Facts {
             EventType::IdentifierAdded => Facts::IdentifierAdded(Deserialize::deserialize(d)?),
             EventType::CustomersMerged => Facts::CustomersMerged(Deserialize::deserialize(d)?),
             EventType::CustomersUnmerged => Facts::CustomersUnmerged(Deserialize::deserialize(d)?),
+            EventType::IdentityRulesDefined => {
+                Facts::IdentityRulesDefined(Deserialize::deserialize(d)?)
+            }
             EventType::ClockTicked => {
                 de::IgnoredAny::deserialize(d)?;
                 Facts::ClockTicked

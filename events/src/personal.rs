@@ -58,7 +58,8 @@ pub fn personal_fields(ty: EventType) -> &'static [&'static str] {
         | EventType::ProblemResolved
         | EventType::ClockTicked
         | EventType::CustomersMerged
-        | EventType::CustomersUnmerged => &[],
+        | EventType::CustomersUnmerged
+        | EventType::IdentityRulesDefined => &[],
     }
 }
 

@@ -58,5 +58,6 @@ pub fn data_schema(ty: EventType, version: u16) -> Schema {
         EventType::IdentifierAdded => schema_for!(IdentifierAdded),
         EventType::CustomersMerged => schema_for!(CustomersMerged),
         EventType::CustomersUnmerged => schema_for!(CustomersUnmerged),
+        EventType::IdentityRulesDefined => schema_for!(IdentityRulesDefined),
     }
 }

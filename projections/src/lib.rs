@@ -74,12 +74,6 @@ impl ReadState {
         }
     }
 
-    /// The same with these identity rules (who is one person).
-    pub fn with_identity(mut self, identity: customers::IdentityConfig) -> ReadState {
-        self.customers = Customers::with_identity(identity);
-        self
-    }
-
     /// The last position applied.
     pub fn position(&self) -> u64 {
         self.customers.position

@@ -168,7 +168,8 @@ impl Segments {
         match ev.event_type {
             EventType::SegmentDefined => return self.define(ev, customers),
             EventType::SegmentRetired => return self.retire(ev),
-            t if t.is_operator() => return,
+            // New identity rules may split people: their ids are evaluated again below.
+            t if t.is_operator() && t != EventType::IdentityRulesDefined => return,
             _ => {}
         }
         // An erasure still counts for membership (`erased` is a field), but it is stamped

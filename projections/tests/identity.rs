@@ -131,17 +131,47 @@ fn a_blocked_value_links_nobody() {
     let mut log = Log::new();
     log.identify("a", 1, "member", "ix-0000");
     log.identify("b", 2, "member", "ix-0000");
-    let mut st = ReadState::new(Default::default(), Default::default()).with_identity({
-        let mut c = rapport_projections::customers::IdentityConfig::default();
-        c.blocked.insert("ix-0000".into());
-        c
-    });
-    for e in &log.events {
-        st.apply(e);
-    }
+    assert_eq!(person(&log.fold(), "b"), "a", "without the block: one person");
+
+    let mut blocked = Log::new();
+    blocked.push(
+        EventType::IdentityRulesDefined,
+        "identity",
+        0,
+        json!({"blocked": [{"kind": "member", "index": "ix-0000"}]}),
+    );
+    blocked.events.extend(log.events.iter().cloned().map(|mut e| {
+        e.position += 1;
+        e
+    }));
+    assert_eq!(person(&blocked.fold(), "b"), "b");
+    // Blocking it later splits the people it had linked.
+    log.push(
+        EventType::IdentityRulesDefined,
+        "identity",
+        3,
+        json!({"blocked": [{"kind": "member", "index": "ix-0000"}]}),
+    );
+    let st = log.fold();
     assert_eq!(person(&st, "b"), "b");
-    // Without the block they would have been one person.
-    assert_eq!(person(&log.fold(), "b"), "a");
+    assert_eq!(st.customers.people_sorted().len(), 2);
+}
+
+#[test]
+fn a_tighter_limit_defined_later_splits_people() {
+    let mut log = Log::new();
+    log.identify("a", 1, "email", "ix-e1");
+    log.identify("b", 2, "email", "ix-e2");
+    log.identify("a", 3, "phone", "ix-p");
+    log.identify("b", 4, "phone", "ix-p");
+    assert_eq!(person(&log.fold(), "b"), "a", "two e-mails are within the default limit");
+    log.push(
+        EventType::IdentityRulesDefined,
+        "identity",
+        5,
+        json!({"kinds": {"email": {"merge": true, "limit": 1, "priority": 3}}}),
+    );
+    assert_eq!(person(&log.fold(), "b"), "b");
 }
 
 #[test]

@@ -55,8 +55,23 @@ async fn identity(state: &AppState, caller: &Caller, p: &IdentityAt) -> Result<V
     }
     let mut v = json!({});
     let mut traits = serde_json::Map::new();
+    let mut identifiers = Vec::new();
     let stored = state.log.read_at(&p.positions).await?;
     for ev in state.log.open_all(stored, caller.access())? {
+        if ev.event_type == rapport_events::EventType::IdentifierAdded {
+            // The value as the caller may see it (a pseudonym for analysts); the blind
+            // index is Rapport's own and never shown.
+            if let Some(value) = ev.data.get("value") {
+                identifiers.push(json!({
+                    "kind": ev.data.get("kind"),
+                    "value": value,
+                    "source": ev.data.get("source"),
+                    "customer": ev.customer,
+                    "position": ev.position,
+                }));
+            }
+            continue;
+        }
         for k in ["name", "email", "phone"] {
             if let Some(x) = ev.data.get(k) {
                 v[k] = x.clone();
@@ -72,6 +87,9 @@ async fn identity(state: &AppState, caller: &Caller, p: &IdentityAt) -> Result<V
     }
     if !traits.is_empty() {
         v["personal_traits"] = Value::Object(traits);
+    }
+    if !identifiers.is_empty() {
+        v["identifiers"] = Value::Array(identifiers);
     }
     if p.erased {
         v["erased"] = json!(true);
@@ -175,10 +193,12 @@ pub(crate) async fn get_customer(
     let q = query(q)?;
     let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
+    // The person's profile: every id of it taken together.
     let p = c
-        .get(&id)
+        .person(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
     let (mut v, at) = profile_json(&state, c, p, as_of);
+    v["person"] = super::identity::person_json(c, &id);
     v["position"] = json!(c.position);
     drop(st);
     at.fill(&state, &caller, &mut v).await?;
@@ -257,8 +277,15 @@ pub(super) async fn list_customers(
             return Err(ApiError::NotFound(format!("no segment `{seg}`")));
         }
     }
-    let mut rows: Vec<&Profile> = c
-        .people_sorted()
+    // By identifier: the few people holding it, found through its blind index.
+    let people = match &q.identifier {
+        Some(i) => super::identity::lookup(&state, &caller, c, i)?
+            .iter()
+            .filter_map(|id| c.person(id))
+            .collect(),
+        None => c.people_sorted(),
+    };
+    let mut rows: Vec<&Profile> = people
         .into_iter()
         .filter(|p| status.is_none_or(|s| lc.state(p, as_of) == s))
         .filter(|p| {

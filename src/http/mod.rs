@@ -6,6 +6,7 @@ pub(crate) mod customers;
 pub mod error;
 pub(crate) mod events;
 pub(crate) mod exposure;
+pub(crate) mod identity;
 pub mod feed;
 pub mod metrics;
 mod openapi;
@@ -136,6 +137,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers", get(customers::list_customers))
         .route("/v1/customers/{id}", get(customers::get_customer))
         .route("/v1/customers/{id}/timeline", get(customers::timeline))
+        .route("/v1/customers/{id}/merge", post(identity::merge))
+        .route("/v1/customers/{id}/unmerge", post(identity::unmerge))
+        .route(
+            "/v1/identity/rules",
+            get(identity::get_rules).put(identity::put_rules),
+        )
         .route("/v1/lifecycle/changes", get(customers::lifecycle_changes))
         .route("/v1/lifecycle/by-month", get(customers::lifecycle_by_month))
         .route("/v1/rfm", get(customers::get_rfm))

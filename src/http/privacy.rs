@@ -72,31 +72,40 @@ pub(super) async fn erase(
         )));
     }
     // Erasing again what is already erased appends nothing: one record per erasure, not
-    // per request. (New personal data since, under a new key, is erased again.)
+    // per request. (New personal data since, under a new key, is erased again.) A person
+    // of several ids is erased whole: every id's key and identifiers.
     super::workflow::caught_up(&state).await?;
-    let erased = state
-        .read_model
-        .state
-        .read()
-        .await
-        .customers
-        .get(&customer)
-        .is_some_and(|p| p.erased);
-    if erased && !state.log.has_live_key(&customer) {
+    let ids: Vec<(String, bool)> = {
+        let st = state.read_model.state.read().await;
+        let c = &st.customers;
+        let mut ids = c.person_ids(&customer);
+        if ids.is_empty() {
+            ids.push(&customer);
+        }
+        // The id asked for first: its erasure is the answer's `erasure`.
+        ids.sort_by_key(|i| *i != customer);
+        ids.into_iter()
+            .map(|i| (i.to_owned(), c.get(i).is_some_and(|p| p.erased)))
+            .collect()
+    };
+    let mut erasures = Vec::new();
+    for (id, erased) in ids {
+        if erased && !state.log.has_live_key(&id) {
+            continue;
+        }
+        let erasure = state
+            .log
+            .erase(&id, Some(caller.key_id.clone()), (state.ids)(), chrono::Utc::now())
+            .await?;
+        // The customer id is a pseudonymous key, not personal data; the values are never logged.
+        tracing::info!(customer = %id, by = %caller.key_id, generations = ?erasure.destroyed_generations, "personal data erased");
+        erasures.push(erasure);
+    }
+    if erasures.is_empty() {
         return Ok(Json(json!({"erasure": null, "already_erased": true})));
     }
-    let erasure = state
-        .log
-        .erase(
-            &customer,
-            Some(caller.key_id.clone()),
-            (state.ids)(),
-            chrono::Utc::now(),
-        )
-        .await?;
-    // The customer id is a pseudonymous key, not personal data; the values are never logged.
-    tracing::info!(customer = %customer, by = %caller.key_id, generations = ?erasure.destroyed_generations, "personal data erased");
-    Ok(Json(json!({"erasure": erasure})))
+    let first = (erasures[0].customer == customer).then(|| erasures[0].clone());
+    Ok(Json(json!({"erasure": first, "erasures": erasures})))
 }
 
 /// Everything Rapport holds about one customer, decrypted (access and portability).
@@ -107,20 +116,34 @@ pub(super) async fn export_customer(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Role::Admin, Role::Support])?;
     let stream = rapport_events::stream_for(&customer);
-    let mut events = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = state
-            .log
-            .read_stream(&stream, from, READ_EVENTS_MAX)
-            .await?;
-        let n = page.len();
-        events.extend(state.log.open_all(page, PersonalAccess::Plain)?);
-        if n < READ_EVENTS_MAX {
-            break;
+    // Every id of the person: the subject's data is all of it.
+    let ids: Vec<String> = {
+        let st = state.read_model.state.read().await;
+        let ids = st.customers.person_ids(&customer);
+        if ids.is_empty() {
+            vec![customer.clone()]
+        } else {
+            ids.into_iter().map(str::to_owned).collect()
         }
-        from += n as u64;
+    };
+    let mut events = Vec::new();
+    for id in &ids {
+        let stream = rapport_events::stream_for(id);
+        let mut from = 0;
+        loop {
+            let page = state
+                .log
+                .read_stream(&stream, from, READ_EVENTS_MAX)
+                .await?;
+            let n = page.len();
+            events.extend(state.log.open_all(page, PersonalAccess::Plain)?);
+            if n < READ_EVENTS_MAX {
+                break;
+            }
+            from += n as u64;
+        }
     }
+    events.sort_by_key(|e| e.position);
     if events.is_empty() {
         return Err(ApiError::NotFound(format!(
             "customer `{customer}` has no events"
@@ -139,7 +162,7 @@ pub(super) async fn export_customer(
             .read()
             .await
             .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
-        c.get(&customer)
+        c.person(&customer)
             .map(|p| super::customers::profile_json(&state, c, p, as_of))
     };
     let profile = match profile {
@@ -151,6 +174,7 @@ pub(super) async fn export_customer(
     };
     Ok(Json(json!({
         "customer": customer,
+        "ids": ids,
         "stream": stream,
         "exported_at": chrono::Utc::now(),
         "personal_data": {"current_key_generation": key, "some_events_erased": erased},

@@ -48,6 +48,8 @@ pub(crate) struct ReadQuery {
     pub(super) community: Option<String>,
     pub(super) segment: Option<String>,
     pub(super) sort: Option<String>,
+    /// `kind:value`: only the people holding this identifier (support, admin).
+    pub(super) identifier: Option<String>,
     pub(super) cursor: Option<String>,
     pub(super) limit: Option<usize>,
     // RFM and cohorts.

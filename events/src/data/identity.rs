@@ -108,10 +108,80 @@ impl IdentifierKind {
     }
 }
 
+impl BlockedValue {
+    /// What staff see of a value: its last four characters.
+    pub fn hint_of(normalised: &str) -> String {
+        let chars: Vec<char> = normalised.chars().collect();
+        let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+        format!("…{tail}")
+    }
+}
+
 impl std::fmt::Display for IdentifierKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How identifiers of one kind take part in automatic merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KindRule {
+    /// Whether two customers holding the same value of this kind are merged.
+    pub merge: bool,
+    /// Most distinct values of this kind one person holds; a merge beyond it is refused.
+    pub limit: u32,
+    /// Lower is stronger: when a person is worked out again, links through stronger kinds
+    /// are made first.
+    pub priority: u8,
+}
+
+/// A value that links nobody (a shop's shared tablet, a placeholder number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedValue {
+    pub kind: IdentifierKind,
+    /// The value, as staff give it: Rapport records its blind index and hint instead, and
+    /// drops the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The blind index of the normalised value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// What staff see of it: its last characters (`…0000`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Staff defined the identity rules: how each kind merges and which values are blocked.
+/// Kinds not named keep their defaults; the list of blocked values replaces the last one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityRulesDefined {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kinds: std::collections::BTreeMap<IdentifierKind, KindRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<BlockedValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+/// Placeholder values no client should link people by, whatever the rules: an identifier
+/// with one of these (after normalising) is recorded without a blind index, so it links
+/// nobody and cannot be looked up.
+pub const PLACEHOLDER_VALUES: &[&str] = &[
+    "0", "anonymous", "unknown", "none", "null", "n/a", "na", "test", "guest", "-",
+];
+
+/// Whether a normalised value is a placeholder: in [`PLACEHOLDER_VALUES`], or one
+/// character repeated (`0000`, `+8611111111`'s digits all one).
+pub fn is_placeholder(normalised: &str) -> bool {
+    let v = normalised.trim_start_matches('+').to_lowercase();
+    let mut chars = v.chars();
+    let first = chars.next();
+    PLACEHOLDER_VALUES.contains(&v.as_str())
+        || v.split_once('@').is_some_and(|(l, _)| PLACEHOLDER_VALUES.contains(&l))
+        || first.is_some_and(|f| chars.all(|c| c == f))
 }
 
 /// The customer is known by one more identifier.
@@ -176,6 +246,28 @@ pub(super) fn check_unmerged(e: &mut Errors, d: &CustomersUnmerged) {
     text(e, "/reason", &d.reason);
 }
 
+pub(super) fn check_rules(e: &mut Errors, d: &IdentityRulesDefined) {
+    for (kind, rule) in &d.kinds {
+        if rule.limit == 0 {
+            e.push(format!("/kinds/{kind}/limit"), "must be at least 1");
+        }
+    }
+    if d.blocked.len() > super::LIST_LEN_MAX {
+        e.push("/blocked", format!("must have at most {} values", super::LIST_LEN_MAX));
+    }
+    for (i, b) in d.blocked.iter().enumerate() {
+        match (&b.value, &b.index) {
+            (Some(v), _) => {
+                if let Err(why) = b.kind.normalise(v) {
+                    e.push(format!("/blocked/{i}/value"), why);
+                }
+            }
+            (None, Some(index)) => id(e, &format!("/blocked/{i}/index"), index),
+            (None, None) => e.push(format!("/blocked/{i}/value"), "is required"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::IdentifierKind::*;
@@ -195,6 +287,16 @@ mod tests {
         assert!(Email.normalise("nobody").is_err());
         assert!(Email.normalise("a b@c").is_err());
         assert!(Email.normalise("@c").is_err());
+    }
+
+    #[test]
+    fn placeholders_are_told_from_values() {
+        assert!(super::is_placeholder("0000"));
+        assert!(super::is_placeholder("+8600000000") == false, "86 then zeros is a number");
+        assert!(super::is_placeholder("+1111111111"));
+        assert!(super::is_placeholder("anonymous@shop.example"));
+        assert!(super::is_placeholder("Unknown"));
+        assert!(!super::is_placeholder("M-0042"));
     }
 
     #[test]

@@ -23,7 +23,10 @@ mod subject;
 pub(crate) use rules::id;
 pub use rules::is_invisible;
 use rules::{list, opt_short, opt_text, short, text};
-pub use identity::{CustomersMerged, CustomersUnmerged, IdentifierAdded, IdentifierKind};
+pub use identity::{
+    is_placeholder, BlockedValue, CustomersMerged, CustomersUnmerged, IdentifierAdded,
+    IdentifierKind, IdentityRulesDefined, KindRule, PLACEHOLDER_VALUES,
+};
 pub use staff::*;
 pub use subject::{Subject, SubjectKind};
 
@@ -89,6 +92,7 @@ event_types! {
     IdentifierAdded = "identifier_added", 1, "The customer is known by one more identifier (phone, e-mail, WeChat id, member number …).";
     CustomersMerged = "customers_merged", 1, "System event: staff merged another customer into this one (one person).";
     CustomersUnmerged = "customers_unmerged", 1, "System event: staff undid a merge: this customer and another are two people.";
+    IdentityRulesDefined = "identity_rules_defined", 1, "Operator event: staff defined how identifiers merge customers and which values are blocked.";
 }
 
 impl EventType {
@@ -142,6 +146,7 @@ impl EventType {
                 SubjectKind::Problem
             }
             EventType::ClockTicked => SubjectKind::Clock,
+            EventType::IdentityRulesDefined => SubjectKind::Rules,
             _ => SubjectKind::Customer,
         }
     }
@@ -392,6 +397,7 @@ pub enum EventData {
     IdentifierAdded(IdentifierAdded),
     CustomersMerged(CustomersMerged),
     CustomersUnmerged(CustomersUnmerged),
+    IdentityRulesDefined(IdentityRulesDefined),
 }
 
 fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
@@ -494,6 +500,7 @@ impl EventData {
             EventType::IdentifierAdded => EventData::IdentifierAdded(decode_as(text)?),
             EventType::CustomersMerged => EventData::CustomersMerged(decode_as(text)?),
             EventType::CustomersUnmerged => EventData::CustomersUnmerged(decode_as(text)?),
+            EventType::IdentityRulesDefined => EventData::IdentityRulesDefined(decode_as(text)?),
         };
         data.validate()?;
         Ok(data)
@@ -527,6 +534,7 @@ impl EventData {
             EventData::IdentifierAdded(_) => EventType::IdentifierAdded,
             EventData::CustomersMerged(_) => EventType::CustomersMerged,
             EventData::CustomersUnmerged(_) => EventType::CustomersUnmerged,
+            EventData::IdentityRulesDefined(_) => EventType::IdentityRulesDefined,
         }
     }
 
@@ -558,6 +566,7 @@ impl EventData {
             EventData::IdentifierAdded(d) => serde_json::to_string(d),
             EventData::CustomersMerged(d) => serde_json::to_string(d),
             EventData::CustomersUnmerged(d) => serde_json::to_string(d),
+            EventData::IdentityRulesDefined(d) => serde_json::to_string(d),
         };
         s.expect("event data serializes to JSON")
     }
@@ -590,6 +599,7 @@ impl EventData {
             EventData::IdentifierAdded(d) => serde_json::to_value(d),
             EventData::CustomersMerged(d) => serde_json::to_value(d),
             EventData::CustomersUnmerged(d) => serde_json::to_value(d),
+            EventData::IdentityRulesDefined(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers and maps with string keys always serialize.
         v.expect("event data serializes to JSON")
@@ -730,6 +740,7 @@ impl EventData {
             EventData::IdentifierAdded(d) => identity::check_identifier(&mut e, d),
             EventData::CustomersMerged(d) => identity::check_merged(&mut e, d),
             EventData::CustomersUnmerged(d) => identity::check_unmerged(&mut e, d),
+            EventData::IdentityRulesDefined(d) => identity::check_rules(&mut e, d),
         }
         e.into_result()
     }

@@ -16,6 +16,8 @@ pub enum SubjectKind {
     Problem,
     /// `subject` names a clock (`deadlines`); stream `clock-<id>`.
     Clock,
+    /// `subject` names a set of rules (`identity`); stream `rules-<id>`.
+    Rules,
 }
 
 /// What one event is about: a customer, a segment or an alert, by id. The store keeps the
@@ -28,6 +30,7 @@ pub enum Subject {
     Alert(String),
     Problem(String),
     Clock(String),
+    Rules(String),
 }
 
 impl Subject {
@@ -39,6 +42,7 @@ impl Subject {
             SubjectKind::Alert => Subject::Alert(id),
             SubjectKind::Problem => Subject::Problem(id),
             SubjectKind::Clock => Subject::Clock(id),
+            SubjectKind::Rules => Subject::Rules(id),
         }
     }
 
@@ -49,6 +53,7 @@ impl Subject {
             Subject::Alert(_) => SubjectKind::Alert,
             Subject::Problem(_) => SubjectKind::Problem,
             Subject::Clock(_) => SubjectKind::Clock,
+            Subject::Rules(_) => SubjectKind::Rules,
         }
     }
 
@@ -58,7 +63,8 @@ impl Subject {
             | Subject::Segment(id)
             | Subject::Alert(id)
             | Subject::Problem(id)
-            | Subject::Clock(id) => id,
+            | Subject::Clock(id)
+            | Subject::Rules(id) => id,
         }
     }
 
@@ -83,7 +89,8 @@ impl Subject {
             Subject::Segment(id)
             | Subject::Alert(id)
             | Subject::Problem(id)
-            | Subject::Clock(id) => (String::new(), Some(id)),
+            | Subject::Clock(id)
+            | Subject::Rules(id) => (String::new(), Some(id)),
         }
     }
 
@@ -104,6 +111,7 @@ impl SubjectKind {
             SubjectKind::Alert => "alert-",
             SubjectKind::Problem => "problem-",
             SubjectKind::Clock => "clock-",
+            SubjectKind::Rules => "rules-",
         }
     }
 }

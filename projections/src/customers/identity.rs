@@ -19,26 +19,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rapport_events::data::IdentifierKind;
+use rapport_events::data::{IdentifierKind, IdentityRulesDefined, KindRule};
 use serde::{Deserialize, Serialize};
 
-/// How identifiers of one kind take part in automatic merges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KindRule {
-    /// Whether two customers holding the same value of this kind are merged.
-    pub merge: bool,
-    /// Most distinct values of this kind one person holds; a merge beyond it is refused.
-    pub limit: u32,
-    /// Lower is stronger: links through stronger kinds are made first.
-    pub priority: u8,
-}
-
-/// The identity rules (`identity` in `--config`).
+/// The identity rules: the defaults until staff define others (`identity_rules_defined`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityConfig {
     pub kinds: BTreeMap<IdentifierKind, KindRule>,
-    /// Blind indexes of blocked values (the service hashes the configured values).
+    /// Blind indexes of blocked values.
     pub blocked: BTreeSet<String>,
+    /// The position of the definition in force (0: the defaults).
+    pub defined_position: u64,
 }
 
 impl Default for IdentityConfig {
@@ -59,6 +50,7 @@ impl Default for IdentityConfig {
                 (External, rule(true, 4, 5)),
             ]),
             blocked: BTreeSet::new(),
+            defined_position: 0,
         }
     }
 }
@@ -104,6 +96,8 @@ pub enum Refusal {
     Limit { kind: IdentifierKind, limit: u32 },
     /// Staff unmerged two of its ids.
     Unmerged { position: u64 },
+    /// The identifier's value is blocked.
+    Blocked,
 }
 
 /// The identity state (see the module's documentation).
@@ -127,13 +121,6 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn new(config: IdentityConfig) -> Identity {
-        Identity {
-            config,
-            ..Identity::default()
-        }
-    }
-
     /// The person's root (the id it is known by) for customer `n`.
     pub fn root(&self, n: u32) -> u32 {
         self.root_of.get(&n).copied().unwrap_or(n)
@@ -252,6 +239,21 @@ impl Identity {
         }
     }
 
+    /// Staff defined the rules: from now on they decide, and every person is worked out
+    /// again under them (a tighter limit or a newly blocked value splits people; links
+    /// never tried before are not looked for).
+    pub(super) fn define(&mut self, d: &IdentityRulesDefined, position: u64) {
+        let mut config = IdentityConfig::default();
+        config.kinds.extend(d.kinds.iter().map(|(k, r)| (*k, *r)));
+        config.blocked = d.blocked.iter().filter_map(|b| b.index.clone()).collect();
+        config.defined_position = position;
+        self.config = config;
+        let roots: Vec<u32> = self.members.keys().copied().collect();
+        for r in roots {
+            self.recompute(r);
+        }
+    }
+
     /// Customer `n` was erased: their identifiers can no longer be found.
     pub(super) fn forget(&mut self, n: u32) {
         for (_, index) in self.of.remove(&n).unwrap_or_default() {
@@ -283,8 +285,12 @@ impl Identity {
                 return Some(Refusal::Unmerged { position });
             }
         }
-        if matches!(cause, Cause::Staff { .. }) {
-            return None;
+        let index = match cause {
+            Cause::Staff { .. } => return None,
+            Cause::Shared { index, .. } => index,
+        };
+        if self.config.blocked.contains(index) {
+            return Some(Refusal::Blocked);
         }
         let both: Vec<u32> = ma.iter().chain(&mb).copied().collect();
         for (&kind, rule) in &self.config.kinds {

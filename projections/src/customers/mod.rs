@@ -30,7 +30,7 @@ mod person;
 mod sets;
 mod snapshot;
 
-pub use identity::{Cause, Identity, IdentityConfig, KindRule, Link, Refusal};
+pub use identity::{Cause, Identity, IdentityConfig, Link, Refusal};
 
 pub use money::{Moment, Money3};
 pub use sets::{Counts, NameSet, Names, SmallSet};
@@ -225,14 +225,6 @@ fn insert_sorted(v: &mut ThinVec<Money3>, m: Money3) {
 }
 
 impl Customers {
-    /// No customers yet, with these identity rules.
-    pub fn with_identity(config: IdentityConfig) -> Customers {
-        Customers {
-            identity: Identity::new(config),
-            ..Customers::default()
-        }
-    }
-
     /// Most bought first, at most `n`; ties by name, so the order never depends on hashing.
     pub fn favourites(&self, counts: &Counts, n: usize) -> Vec<(String, u64)> {
         let mut v: Vec<_> = counts
@@ -329,11 +321,16 @@ impl Projection for Customers {
 
     fn apply(&mut self, ev: &FoldEvent) {
         self.position = ev.position;
+        self.identity.begin();
+        if let Facts::IdentityRulesDefined(d) = &ev.data {
+            self.identity.define(d, ev.position);
+            self.refresh_people(&[]);
+            return;
+        }
         // Operator events (segments, alerts) are about no customer.
         if ev.event_type.is_operator() {
             return;
         }
-        self.identity.begin();
         self.apply_customer_event(ev);
         if self.identity.any_merged() || !self.identity.changed().is_empty() {
             let touched: Vec<u32> = self
@@ -537,6 +534,8 @@ impl Customers {
                 self.identity.forget(n);
             }
             Facts::IdentifierAdded(d) => {
+                // The value is read from the log when the profile is shown, like a name.
+                self.profile(&ev.customer).add_identity_position(ev.position);
                 let n = self.numbered(&ev.customer);
                 // Without its index (an event recorded without one) it links nobody.
                 if let Some(index) = d.index.as_deref() {
@@ -563,7 +562,8 @@ impl Customers {
             | Facts::ProblemOpened(_)
             | Facts::ProblemLinked(_)
             | Facts::ProblemResolved(_)
-            | Facts::ClockTicked => {}
+            | Facts::ClockTicked
+            | Facts::IdentityRulesDefined(_) => {}
         }
     }
 }

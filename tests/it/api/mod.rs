@@ -10,6 +10,7 @@ mod console;
 mod console_workflow;
 mod customers;
 mod hardening;
+mod identity;
 mod privacy;
 mod read;
 mod segments;
