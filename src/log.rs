@@ -9,6 +9,7 @@ use futures::{stream::BoxStream, StreamExt};
 use rapport_events::{
     data::{is_placeholder, BlockedValue, IdentifierAdded, IdentifierKind, PersonalDataErased},
     personal::{self, PersonalFields, PersonalView},
+    envelope::{identified_by, stream_for, IDENTIFIED_BY_MARK},
     Event, EventData, EventType, Facts, FoldEvent, RecordedEvent, Subject, Upcasters,
 };
 use uuid::Uuid;
@@ -342,15 +343,22 @@ impl Log {
             .blind_index(kind.as_str(), &normalised)
     }
 
-    /// Appends validated events under `rules`; returns where each landed.
+    /// Appends validated events under `rules`; returns where each landed (one entry per
+    /// event given, in order).
     pub async fn append(
         &self,
         events: &[Event],
         rules: AppendRules,
     ) -> Result<Vec<Appended>, StoreError> {
+        let mut new_keys = NewKeys::default();
+        let resolved = self.resolve_identified(events, &mut new_keys);
+        let (all, introduced) = match &resolved {
+            Some((all, introduced)) => (all.as_slice(), introduced.as_slice()),
+            None => (events, &[][..]),
+        };
         if rules.all_or_nothing && rules.expected.is_none() && !self.atomic_across_streams() {
-            if let Some(first) = events.first().map(Event::stream) {
-                if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| e.stream() != first) {
+            if let Some(first) = all.first().map(Event::stream) {
+                if let Some((i, e)) = all.iter().enumerate().find(|(_, e)| e.stream() != first) {
                     return Err(StoreError::Invalid(format!(
                         "/{i}/customer: this store commits one stream atomically and the batch is all or nothing: \
                          the event belongs to stream `{}`, the batch began with `{first}`",
@@ -359,16 +367,30 @@ impl Log {
                 }
             }
         }
-        let req = self.seal_request(events, rules);
+        let req = self.seal_all(all, rules, new_keys);
         let keys = req.new_keys.clone();
         let out = self.store.append(req).await?;
         self.keys.mark_durable(&keys);
-        Ok(out)
+        // The events the log added to introduce an identified customer are not the caller's.
+        Ok(out
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !introduced.contains(i))
+            .map(|(_, a)| a)
+            .collect())
     }
 
-    /// Seals `events` into one request to the store (see [`Log::seal`]).
+    /// Seals `events` into one request to the store (see [`Log::seal`]), customers named
+    /// by an identifier resolved (see [`Log::resolve_identified`]).
     pub fn seal_request(&self, events: &[Event], rules: AppendRules) -> AppendRequest {
         let mut new_keys = NewKeys::default();
+        match self.resolve_identified(events, &mut new_keys) {
+            Some((all, _)) => self.seal_all(&all, rules, new_keys),
+            None => self.seal_all(events, rules, new_keys),
+        }
+    }
+
+    fn seal_all(&self, events: &[Event], rules: AppendRules, mut new_keys: NewKeys) -> AppendRequest {
         let events = events.iter().map(|e| self.seal(e, &mut new_keys)).collect();
         AppendRequest {
             events,
@@ -376,6 +398,59 @@ impl Log {
             new_keys: new_keys.into_vec(),
             destroy_keys: vec![],
         }
+    }
+
+    /// Events whose customer is named by an identifier (`identified_by`), resolved: each is
+    /// recorded under the id derived from the identifier's blind index (`ix-` and 24 hex
+    /// digits), so the same identifier always names the same id, and the first event of an
+    /// id the log does not hold yet is preceded by an `identifier_added` saying whom it
+    /// identifies (the identity fold then joins it to whoever holds the identifier). `None`
+    /// when no event names its customer so; otherwise also the indexes of the added events.
+    fn resolve_identified(
+        &self,
+        events: &[Event],
+        new_keys: &mut NewKeys,
+    ) -> Option<(Vec<Event>, Vec<usize>)> {
+        if !events
+            .iter()
+            .any(|e| e.customer.starts_with(IDENTIFIED_BY_MARK))
+        {
+            return None;
+        }
+        let mut all = Vec::with_capacity(events.len() + 1);
+        let mut introduced = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for ev in events {
+            let Some((kind, value)) = identified_by(&ev.customer) else {
+                all.push(ev.clone());
+                continue;
+            };
+            let key = self.keys.current_or_create(INDEX_KEY_OWNER, new_keys);
+            let index = key
+                .blind_index(kind.as_str(), value)
+                .expect("a current key is never destroyed");
+            let customer = format!("ix-{}", &index[..24]);
+            if self.stream_version(&stream_for(&customer)).is_none() && seen.insert(customer.clone()) {
+                introduced.push(all.len());
+                all.push(Event {
+                    id: Uuid::now_v7(),
+                    data: EventData::IdentifierAdded(IdentifierAdded {
+                        kind,
+                        value: value.to_owned(),
+                        index: None,
+                        source: Some("identified_by".into()),
+                    }),
+                    customer: customer.clone(),
+                    occurred_at: ev.occurred_at,
+                    metadata: Default::default(),
+                });
+            }
+            all.push(Event {
+                customer,
+                ..ev.clone()
+            });
+        }
+        Some((all, introduced))
     }
 
     /// Opens a stored event for a reader with `access`.

@@ -146,6 +146,7 @@ fn to_input(obj: &Map<String, Value>) -> Result<EventInput, ValidationErrors> {
         // Clients send only customer events (operator events are Rapport's own).
         customer: Some(subject),
         subject: None,
+        identified_by: None,
         occurred_at: time,
         data,
         metadata,

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::{
-    data::{self, EventData, EventType, Subject, SubjectKind},
+    data::{self, EventData, EventType, IdentifierKind, Subject, SubjectKind},
     error::{Errors, FieldError, ValidationErrors},
     personal::PersonalView,
 };
@@ -78,6 +78,11 @@ pub struct EventInput {
     /// Operator events only: the segment or alert id they are about.
     #[serde(default)]
     pub subject: Option<String>,
+    /// Instead of `customer`: the customer is whoever holds this identifier (a till that
+    /// knows only a phone number). Rapport records the event under an id derived from the
+    /// identifier's blind index (`docs/identity.md`).
+    #[serde(default)]
+    pub identified_by: Option<IdentifiedBy>,
     /// Business time: when it happened (RFC 3339 with offset).
     pub occurred_at: String,
     /// The type's payload; see `events/schema/<type>.v<version>.json`.
@@ -86,6 +91,26 @@ pub struct EventInput {
     /// Free-form string tags (source, correlation_id …). Never put personal data here.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+}
+
+/// An identifier naming an event's customer (see [`EventInput::identified_by`]).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifiedBy {
+    pub kind: IdentifierKind,
+    pub value: String,
+}
+
+/// Marks the `customer` of a validated event that names its customer by an identifier:
+/// `MARK kind:normalised value`. Customer ids may not hold control characters, so it is
+/// never a real id; the log replaces it before anything is stored.
+pub const IDENTIFIED_BY_MARK: char = '\u{1}';
+
+/// The identifier a validated event's `customer` names, when it names one.
+pub fn identified_by(customer: &str) -> Option<(IdentifierKind, &str)> {
+    let rest = customer.strip_prefix(IDENTIFIED_BY_MARK)?;
+    let (kind, value) = rest.split_once(':')?;
+    Some((IdentifierKind::parse(kind)?, value))
 }
 
 /// A validated event in canonical form: what the store keeps (before encryption).
@@ -225,9 +250,25 @@ impl EventInput {
         } else {
             (&self.customer, &self.subject)
         };
-        match given {
-            Some(v) => data::id(&mut e, &format!("/{want}"), v),
-            None => e.push(format!("/{want}"), "is required"),
+        let mut identified = None;
+        match (given, &self.identified_by) {
+            (Some(_), Some(_)) => e.push(
+                "/identified_by",
+                format!("name the customer by `{want}` or by `identified_by`, not both"),
+            ),
+            (Some(v), None) => data::id(&mut e, &format!("/{want}"), v),
+            (None, Some(_)) if operator == Some(true) => {
+                e.push("/identified_by", "is not allowed here (this event type names a `subject`)")
+            }
+            (None, Some(by)) => match by.kind.normalise(&by.value) {
+                Err(why) => e.push("/identified_by/value", why),
+                Ok(v) if data::is_placeholder(&v) => e.push(
+                    "/identified_by/value",
+                    "is a placeholder (`0000`, `anonymous` …) and names nobody",
+                ),
+                Ok(v) => identified = Some(format!("{IDENTIFIED_BY_MARK}{}:{v}", by.kind)),
+            },
+            (None, None) => e.push(format!("/{want}"), "is required"),
         }
         if unwanted.is_some() {
             e.push(
@@ -271,7 +312,7 @@ impl EventInput {
                 customer: if operator == Some(true) {
                     self.subject.unwrap_or_default()
                 } else {
-                    self.customer.unwrap_or_default()
+                    identified.or(self.customer).unwrap_or_default()
                 },
                 occurred_at,
                 metadata: self.metadata,

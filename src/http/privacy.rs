@@ -116,7 +116,8 @@ pub(super) async fn export_customer(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Role::Admin, Role::Support])?;
     let stream = rapport_events::stream_for(&customer);
-    // Every id of the person: the subject's data is all of it.
+    // Every id of the person: the subject's data is all of it (as of everything written).
+    super::workflow::caught_up(&state).await?;
     let ids: Vec<String> = {
         let st = state.read_model.state.read().await;
         let ids = st.customers.person_ids(&customer);

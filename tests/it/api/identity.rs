@@ -248,6 +248,51 @@ async fn a_blocked_value_merges_nobody() {
     assert!(stream.to_string().contains("…0000"), "{stream}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_till_that_knows_only_the_phone_number_names_the_customer_by_it() {
+    let (s, _) = two_channels().await;
+    let sale = |order: &str| {
+        json!({"type": "purchase", "identified_by": {"kind": "phone", "value": "+86 138 0013 8000"},
+            "occurred_at": "2026-03-05T10:00:00Z",
+            "data": {"order_id": order, "amount": "8.00", "currency": "CNY"}})
+    };
+    let (status, body) = s.post_json("/v1/events", &sale("o-3")).await;
+    assert_eq!(status, 201, "{body}");
+    let stream = body["events"][0]["stream"].as_str().unwrap().to_owned();
+    assert!(stream.starts_with("customer-ix-"), "{body}");
+    assert!(!stream.contains("138"), "the id derives from the blind index, not the number");
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "one answer per event sent");
+    // The same number always names the same id; the identifier is recorded once.
+    let (_, again) = s.post_json("/v1/events", &sale("o-4")).await;
+    assert_eq!(again["events"][0]["stream"], stream.as_str());
+    let (_, events) = s.get(&format!("/v1/streams/{stream}"), &s.admin).await;
+    let types: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["identifier_added", "purchase", "purchase"]);
+    // And the sale joins the person who holds the number.
+    let at = again["last_position"].as_u64().unwrap();
+    let (_, p) = s
+        .get(&format!("/v1/customers/wx-9?min_position={at}"), &s.admin)
+        .await;
+    assert_eq!(p["orders"], 4, "{p}");
+    assert_eq!(p["person"]["ids"].as_array().unwrap().len(), 3);
+    // Naming a customer both ways, or by a placeholder, is refused.
+    let mut both = sale("o-5");
+    both["customer"] = json!("c-1");
+    let (status, body) = s.post_json("/v1/events", &both).await;
+    assert_eq!(status, 400);
+    assert!(body.to_string().contains("/identified_by"), "{body}");
+    let mut placeholder = sale("o-6");
+    placeholder["identified_by"] = json!({"kind": "member", "value": "0000"});
+    let (status, body) = s.post_json("/v1/events", &placeholder).await;
+    assert_eq!(status, 400);
+    assert!(body.to_string().contains("/identified_by/value"), "{body}");
+}
+
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(' ', "%20")
 }
