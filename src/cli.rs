@@ -101,6 +101,9 @@ pub enum Command {
     /// Measures the early-warning detector on seeded scenarios against the industry rule
     /// (precision, recall, detection delay, false alarms, AMOC table, speed).
     EvalWarnings(EvalWarningsArgs),
+    /// Measures identity resolution on seeded firms whose people are known: pairwise
+    /// precision and recall of the people found, and folding speed.
+    EvalIdentity(EvalIdentityArgs),
     /// Manages API keys and the master key.
     Keys(KeysArgs),
 }
@@ -279,6 +282,22 @@ pub struct ReplayArgs {
     /// Compare with the live snapshot instead of replacing it; fails on any difference.
     #[arg(long)]
     pub verify: bool,
+}
+
+#[derive(Args)]
+pub struct EvalIdentityArgs {
+    /// Firm seeds (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// People per firm (each with one to three ids).
+    #[arg(long, default_value_t = 50_000)]
+    pub people: usize,
+    /// How often households share a phone number (see docs/identity.md).
+    #[arg(long, value_enum, default_value = "typical")]
+    pub households: crate::tools::identity_eval::Households,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

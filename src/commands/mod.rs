@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check;
 pub mod children;
+pub mod eval_identity;
 pub mod eval_warnings;
 pub mod export;
 pub mod import;
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::EvalWarnings(args) => eval_warnings::run(args).await,
+        Command::EvalIdentity(args) => eval_identity::run(args),
         Command::Keys(args) => keys::run(args).await,
         Command::Check(args) => check::run(args).await,
     }

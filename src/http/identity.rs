@@ -96,6 +96,7 @@ pub(super) fn person_json(c: &Customers, id: &str) -> Value {
                     json!({"reason": "unmerged", "position": position})
                 }
                 Refusal::Blocked => json!({"reason": "blocked"}),
+                Refusal::Ambiguous => json!({"reason": "ambiguous"}),
             });
             json!({
                 "customer": name(l.a),

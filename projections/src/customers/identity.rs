@@ -98,6 +98,8 @@ pub enum Refusal {
     Unmerged { position: u64 },
     /// The identifier's value is blocked.
     Blocked,
+    /// The identifier is held by two people who stay apart.
+    Ambiguous,
 }
 
 /// The identity state (see the module's documentation).
@@ -111,6 +113,9 @@ pub struct Identity {
     links: Vec<Link>,
     /// Pairs (smaller number first) staff said are two people, since the position.
     apart: BTreeMap<(u32, u32), u64>,
+    /// Identifiers shown to be held by two people: a link through one was refused, so it
+    /// links nobody any more (and the links it made are undone).
+    ambiguous: BTreeSet<String>,
     /// Member → its person's root, for people of two ids or more (root included).
     root_of: BTreeMap<u32, u32>,
     /// Root → members, sorted, for people of two ids or more.
@@ -188,7 +193,7 @@ impl Identity {
         if self.count(&self.members_of(n), kind) > rule.limit as usize {
             self.recompute(n);
         }
-        if !rule.merge || self.config.blocked.contains(index) {
+        if !rule.merge || self.config.blocked.contains(index) || self.ambiguous.contains(index) {
             return;
         }
         let me = self.root(n);
@@ -274,7 +279,22 @@ impl Identity {
                 self.join(ra, rb);
             }
         }
+        let limit = matches!(link.refused, Some(Refusal::Limit { .. }));
+        let (a, b) = (link.a, link.b);
+        let through = match &link.cause {
+            Cause::Shared { index, .. } if limit => Some(index.clone()),
+            _ => None,
+        };
         self.links.push(link);
+        // Two people hold this identifier: it tells nobody apart, here or anywhere it
+        // joined ids before (a household's phone that merged two of its members).
+        if let Some(index) = through {
+            self.ambiguous.insert(index.clone());
+            let holders: BTreeSet<u32> = self.holders(&index).iter().map(|&h| self.root(h)).collect();
+            for r in holders.into_iter().chain([a, b]) {
+                self.recompute(r);
+            }
+        }
     }
 
     /// Why people `ra` and `rb` may not be joined through `cause`, if they may not.
@@ -291,6 +311,9 @@ impl Identity {
         };
         if self.config.blocked.contains(index) {
             return Some(Refusal::Blocked);
+        }
+        if self.ambiguous.contains(index) {
+            return Some(Refusal::Ambiguous);
         }
         let both: Vec<u32> = ma.iter().chain(&mb).copied().collect();
         for (&kind, rule) in &self.config.kinds {
