@@ -22,29 +22,72 @@ struct FindPage {
     t: Tr,
     lang: &'static str,
     frame: Frame,
+    /// Support and admin: the search by identifier.
+    can_lookup: bool,
+    kinds: &'static [&'static str],
+    kind: String,
+    value: String,
+    /// The message on the value's field.
+    error: Option<String>,
+    /// Several people hold the identifier.
+    found: Vec<String>,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct FindQuery {
     id: Option<String>,
+    kind: Option<String>,
+    value: Option<String>,
 }
 
-/// `GET /customers?id=`: the search form, or straight to the customer.
-pub(crate) async fn find(signed: SignedIn, Query(q): Query<FindQuery>) -> Response {
-    match q.id.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
-        Some(id) => axum::response::IntoResponse::into_response(Redirect::to(&format!(
+fn given(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// `GET /customers?id=` or `?kind=&value=`: the search forms, or straight to the
+/// customer (by id, or the one person holding the identifier).
+pub(crate) async fn find(
+    State(c): State<Console>,
+    signed: SignedIn,
+    Query(q): Query<FindQuery>,
+) -> Response {
+    let to = |id: &str| {
+        axum::response::IntoResponse::into_response(Redirect::to(&format!(
             "/customers/{}",
-            urlencode(&id)
-        ))),
-        None => render(
-            &FindPage {
-                t: signed.tr,
-                lang: signed.tr.lang.tag(),
-                frame: signed.frame("customers"),
-            },
-            signed.tr,
-        ),
+            urlencode(id)
+        )))
+    };
+    if let Some(id) = given(q.id) {
+        return to(&id);
     }
+    let can_lookup = matches!(signed.caller.role, Role::Support | Role::Admin);
+    let kind = given(q.kind).unwrap_or_else(|| "phone".into());
+    let value = given(q.value);
+    let (mut error, mut found) = (None, Vec::new());
+    if let (Some(v), true) = (&value, can_lookup) {
+        match super::identity::search(&c, &signed, &kind, v).await {
+            Ok(super::identity::Found::One(id)) => return to(&id),
+            Ok(super::identity::Found::Several(ids)) => found = ids,
+            Ok(super::identity::Found::Error(e)) => error = Some(e),
+            Err(page) => return page,
+        }
+    }
+    let page = FindPage {
+        t: signed.tr,
+        lang: signed.tr.lang.tag(),
+        frame: signed.frame("customers"),
+        can_lookup,
+        kinds: super::identity::KINDS,
+        kind,
+        value: value.unwrap_or_default(),
+        error,
+        found,
+    };
+    let mut r = render(&page, signed.tr);
+    if page.error.is_some() {
+        *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    }
+    r
 }
 
 /// One row of the profile: a label (message id) and its value as text.
@@ -78,6 +121,15 @@ struct CustomerPage {
     id: String,
     open_complaints: Vec<String>,
     channels: &'static [&'static str],
+    person: super::identity::PersonView,
+    errors: IdentityErrors,
+}
+
+/// Messages on the merge and unmerge forms after a refused action.
+#[derive(Default)]
+pub(crate) struct IdentityErrors {
+    pub(crate) merge: Option<String>,
+    pub(crate) unmerge: Option<String>,
 }
 
 /// A JSON value as one line of text: strings as they are, lists joined, maps as
@@ -109,6 +161,17 @@ pub(crate) async fn customer(
     Path(id): Path<String>,
     Query(q): Query<TimelineQuery>,
 ) -> Response {
+    page(&c, &signed, id, q.cursor, IdentityErrors::default()).await
+}
+
+/// The customer page, with messages on the identity forms when an action was refused.
+pub(crate) async fn page(
+    c: &Console,
+    signed: &SignedIn,
+    id: String,
+    cursor: Option<String>,
+    errors: IdentityErrors,
+) -> Response {
     let t = signed.tr;
     let none = Uri::from_static("/");
     let at: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
@@ -125,7 +188,7 @@ pub(crate) async fn customer(
         Ok(v) => v,
         Err(e) => return api_error_page(t, e),
     };
-    let timeline_uri: Uri = match &q.cursor {
+    let timeline_uri: Uri = match &cursor {
         Some(cur) => format!("/?cursor={}", urlencode(cur))
             .parse()
             .unwrap_or(none.clone()),
@@ -248,6 +311,8 @@ pub(crate) async fn customer(
             })
             .unwrap_or_default(),
         channels: super::record::CHANNELS,
+        person: super::identity::PersonView::of(t, &p),
+        errors,
         identity,
         profile,
         events,

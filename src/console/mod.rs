@@ -13,6 +13,7 @@ mod analytics;
 mod customers;
 mod i18n;
 mod problems;
+mod identity;
 mod reactivation;
 mod record;
 mod segments;

@@ -1,5 +1,6 @@
 //! What support records about a customer from their page: a complaint's resolution (with
-//! whether the customer was satisfied) and outreach made. Each is an event appended
+//! whether the customer was satisfied) and outreach made; merges and unmerges go on to
+//! `identity.rs`. Each is an event appended
 //! through the API's own `POST /v1/events`, with the signed-in key, so the API's roles
 //! (support may record these two types and nothing else) and validation apply.
 
@@ -28,6 +29,8 @@ pub(crate) struct RecordForm {
     channel: Option<String>,
     campaign: Option<String>,
     outcome: Option<String>,
+    other: Option<String>,
+    reason: Option<String>,
 }
 
 fn given(s: &Option<String>) -> Option<String> {
@@ -45,6 +48,10 @@ pub(crate) async fn record(
 ) -> Response {
     if let Some(refused) = signed.csrf_refused(f.csrf.as_deref()) {
         return refused;
+    }
+    if what == "merge" || what == "unmerge" {
+        return super::identity::act(&c, &signed, &id, &what, given(&f.other), given(&f.reason))
+            .await;
     }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let event = match what.as_str() {

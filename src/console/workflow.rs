@@ -286,7 +286,7 @@ fn given(s: &Option<String>) -> Option<String> {
 }
 
 /// The message of an API error, for the field of a form.
-fn message(e: &ApiError) -> String {
+pub(crate) fn message(e: &ApiError) -> String {
     match e {
         ApiError::Invalid(errs) => errs
             .0

@@ -240,7 +240,7 @@ pub(crate) async fn timeline(
     ))
 }
 
-pub(super) async fn list_customers(
+pub(crate) async fn list_customers(
     State(state): State<AppState>,
     caller: Caller,
     q: Q,

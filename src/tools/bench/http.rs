@@ -25,13 +25,20 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
     // finds a profile (the ingest below adds orders to the same customers).
     let mut seeded = 0;
     for t in 0..opts.http_clients {
+        // Each customer also known by a phone number, which half the lookups ask by.
         let events: Vec<_> = (0..LOOKUP_CUSTOMERS_PER_CLIENT)
-            .map(|j| {
-                let text = format!(
-                    r#"{{"type":"customer_registered","customer":"c-{t}-{j}","occurred_at":"2026-02-01T10:00:00Z","data":{{"name":"Customer {t}-{j}","region":"Shanghai"}}}}"#
-                );
-                rapport_events::parse_one(&text, &mut uuid::Uuid::now_v7, false)
+            .flat_map(|j| {
+                [
+                    format!(
+                        r#"{{"type":"customer_registered","customer":"c-{t}-{j}","occurred_at":"2026-02-01T10:00:00Z","data":{{"name":"Customer {t}-{j}","region":"Shanghai"}}}}"#
+                    ),
+                    format!(
+                        r#"{{"type":"identifier_added","customer":"c-{t}-{j}","occurred_at":"2026-02-01T10:00:00Z","data":{{"kind":"phone","value":"{}"}}}}"#,
+                        bench_phone(t as u64, j)
+                    ),
+                ]
             })
+            .map(|text| rapport_events::parse_one(&text, &mut uuid::Uuid::now_v7, false))
             .collect::<Result<_, _>>()?;
         seeded = log
             .append(&events, crate::log::AppendRules::per_stream())
@@ -115,11 +122,19 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
                 tick.tick().await;
                 i += 1;
                 let (client, token) = (client.clone(), token.clone());
-                let uri = format!(
-                    "http://{addr}/v1/customers/c-{}-{}",
-                    i % clients,
-                    i % LOOKUP_CUSTOMERS_PER_CLIENT
-                );
+                let by_phone = i % 2 == 1;
+                let uri = if by_phone {
+                    format!(
+                        "http://{addr}/v1/customers?identifier=phone:{}",
+                        bench_phone(i % clients, i % LOOKUP_CUSTOMERS_PER_CLIENT).replace('+', "%2B")
+                    )
+                } else {
+                    format!(
+                        "http://{addr}/v1/customers/c-{}-{}",
+                        i % clients,
+                        i % LOOKUP_CUSTOMERS_PER_CLIENT
+                    )
+                };
                 lookups.push(tokio::spawn(async move {
                     let req = hyper::Request::get(uri)
                         .header("authorization", format!("Bearer {token}"))
@@ -128,8 +143,12 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
                     let started = std::time::Instant::now();
                     let resp = client.request(req).await.ok()?;
                     let ok = resp.status() == hyper::StatusCode::OK;
-                    let _ = resp.into_body().collect().await;
-                    ok.then(|| started.elapsed().as_secs_f64())
+                    let body = resp.into_body().collect().await.ok()?.to_bytes();
+                    // A lookup by phone must find its one customer.
+                    let found = !by_phone
+                        || serde_json::from_slice::<serde_json::Value>(&body)
+                            .is_ok_and(|v| v["total"] == 1);
+                    (ok && found).then(|| (by_phone, started.elapsed().as_secs_f64()))
                 }));
             }
             let mut lat = Vec::new();
@@ -171,22 +190,31 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
         pct(0.99),
         all.last().copied().unwrap_or(0.0) * 1000.0
     );
-    let (mut lat, missing) = reader.await?;
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let p = |q: f64| {
-        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-            * 1000.0
-    };
-    println!(
-        "profile lookups during that ingest: {} answered (+{missing} not found or failed), {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
-        lat.len(),
-        lat.len() as f64 / secs,
-        p(0.5),
-        p(0.99)
-    );
+    let (lat, missing) = reader.await?;
+    for (by_phone, what) in [(false, "profile lookups by id"), (true, "lookups by phone number")] {
+        let mut lat: Vec<f64> = lat.iter().filter(|l| l.0 == by_phone).map(|l| l.1).collect();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let p = |q: f64| {
+            lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0.0)
+                * 1000.0
+        };
+        println!(
+            "{what} during that ingest: {} answered, {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+            lat.len(),
+            lat.len() as f64 / secs,
+            p(0.5),
+            p(0.99)
+        );
+    }
+    println!("lookups not found or failed: {missing}");
     let _ = stop_tx.send(());
     server.await??;
     Ok(())
+}
+
+/// The phone number of bench customer `c-{client}-{j}`.
+fn bench_phone(client: u64, j: u64) -> String {
+    format!("+86139{client:04}{j:04}")
 }

@@ -7,6 +7,7 @@ mod append;
 mod auth;
 mod browser;
 mod console;
+mod console_identity;
 mod console_workflow;
 mod customers;
 mod hardening;
