@@ -103,11 +103,11 @@ pub enum Refusal {
 }
 
 /// The identity state (see the module's documentation).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Identity {
     pub config: IdentityConfig,
     /// Blind index → kind and the customers holding it, in the order they gained it.
-    holders: BTreeMap<String, (IdentifierKind, Vec<u32>)>,
+    holders: Holders,
     /// Customer → its identifiers (kind, blind index), in the order gained.
     of: BTreeMap<u32, Vec<(IdentifierKind, String)>>,
     links: Vec<Link>,
@@ -123,12 +123,75 @@ pub struct Identity {
     /// Customers whose person changed in the last event applied.
     #[serde(skip)]
     changed: Vec<u32>,
+    /// The keys of `root_of` as bits by customer number: most events are of customers who
+    /// stand alone, and a bit answers that faster than the map (derived; see `reindex`).
+    #[serde(skip)]
+    merged_bits: Vec<u64>,
+}
+
+/// Equal when the state is: what is derived from it (`changed`, `merged_bits`) is not.
+impl PartialEq for Identity {
+    fn eq(&self, o: &Identity) -> bool {
+        (
+            &self.config,
+            &self.holders,
+            &self.of,
+            &self.links,
+            &self.apart,
+            &self.ambiguous,
+            &self.root_of,
+            &self.members,
+        ) == (
+            &o.config,
+            &o.holders,
+            &o.of,
+            &o.links,
+            &o.apart,
+            &o.ambiguous,
+            &o.root_of,
+            &o.members,
+        )
+    }
 }
 
 impl Identity {
     /// The person's root (the id it is known by) for customer `n`.
     pub fn root(&self, n: u32) -> u32 {
+        if !self.is_merged(n) {
+            return n;
+        }
         self.root_of.get(&n).copied().unwrap_or(n)
+    }
+
+    /// Whether customer `n` is one of several ids of a person.
+    pub fn is_merged(&self, n: u32) -> bool {
+        self.merged_bits
+            .get(n as usize / 64)
+            .is_some_and(|w| w & (1 << (n % 64)) != 0)
+    }
+
+    fn set_merged(&mut self, n: u32, on: bool) {
+        let (i, bit) = (n as usize / 64, 1u64 << (n % 64));
+        if i >= self.merged_bits.len() {
+            if !on {
+                return;
+            }
+            self.merged_bits.resize(i + 1, 0);
+        }
+        if on {
+            self.merged_bits[i] |= bit;
+        } else {
+            self.merged_bits[i] &= !bit;
+        }
+    }
+
+    /// Rebuilds what is derived from the state (after it was read from a snapshot).
+    pub(super) fn reindex(&mut self) {
+        self.merged_bits.clear();
+        let members: Vec<u32> = self.root_of.keys().copied().collect();
+        for m in members {
+            self.set_merged(m, true);
+        }
     }
 
     /// Whether any two ids are one person (when not, every query is per id as before).
@@ -182,18 +245,19 @@ impl Identity {
             return;
         }
         held.push((kind, index.to_owned()));
-        let (_, holders) = self
-            .holders
-            .entry(index.to_owned())
-            .or_insert_with(|| (kind, Vec::new()));
+        let (_, holders) = self.holders.get_or_insert(index, kind);
         let earlier: Vec<u32> = holders.clone();
         holders.push(n);
         // The identifier may take the person past a limit: work it out again.
         let rule = self.config.rule(kind);
-        if self.count(&self.members_of(n), kind) > rule.limit as usize {
+        if self.is_merged(n) && self.count(&self.members_of(n), kind) > rule.limit as usize {
             self.recompute(n);
         }
-        if !rule.merge || self.config.blocked.contains(index) || self.ambiguous.contains(index) {
+        if earlier.is_empty()
+            || !rule.merge
+            || self.config.blocked.contains(index)
+            || self.ambiguous.contains(index)
+        {
             return;
         }
         let me = self.root(n);
@@ -346,6 +410,7 @@ impl Identity {
         self.members.remove(&rb);
         for &m in &all {
             self.root_of.insert(m, ra);
+            self.set_merged(m, true);
         }
         self.changed.extend(&all);
         self.members.insert(ra, all);
@@ -363,6 +428,7 @@ impl Identity {
         self.members.remove(&root);
         for m in &members {
             self.root_of.remove(m);
+            self.set_merged(*m, false);
         }
         self.changed.extend(&members);
         let mut order: Vec<usize> = (0..self.links.len())
@@ -388,5 +454,76 @@ impl Identity {
             }
             self.links[i].refused = refused;
         }
+    }
+}
+
+/// Blind index → kind and holders: a hash table (most identifier events look one up), kept
+/// in index order when written, so a snapshot does not depend on hashing.
+#[derive(Clone, Default)]
+struct Holders(hashbrown::HashTable<(String, IdentifierKind, Vec<u32>)>);
+
+impl Holders {
+    fn get(&self, index: &str) -> Option<(IdentifierKind, &Vec<u32>)> {
+        self.0
+            .find(crate::interned::hash(index), |e| e.0 == index)
+            .map(|e| (e.1, &e.2))
+    }
+
+    fn get_mut(&mut self, index: &str) -> Option<(IdentifierKind, &mut Vec<u32>)> {
+        self.0
+            .find_mut(crate::interned::hash(index), |e| e.0 == index)
+            .map(|e| (e.1, &mut e.2))
+    }
+
+    fn get_or_insert(&mut self, index: &str, kind: IdentifierKind) -> (IdentifierKind, &mut Vec<u32>) {
+        let h = crate::interned::hash(index);
+        let e = match self.0.entry(h, |e| e.0 == index, |e| crate::interned::hash(&e.0)) {
+            hashbrown::hash_table::Entry::Occupied(e) => e.into_mut(),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert((index.to_owned(), kind, Vec::new())).into_mut()
+            }
+        };
+        (e.1, &mut e.2)
+    }
+
+    fn remove(&mut self, index: &str) {
+        if let Ok(e) = self.0.find_entry(crate::interned::hash(index), |e| e.0 == index) {
+            e.remove();
+        }
+    }
+
+    fn sorted(&self) -> Vec<&(String, IdentifierKind, Vec<u32>)> {
+        let mut v: Vec<_> = self.0.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+impl PartialEq for Holders {
+    fn eq(&self, o: &Holders) -> bool {
+        self.sorted() == o.sorted()
+    }
+}
+
+impl std::fmt::Debug for Holders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} identifiers", self.0.len())
+    }
+}
+
+impl Serialize for Holders {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.sorted())
+    }
+}
+
+impl<'de> Deserialize<'de> for Holders {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Holders, D::Error> {
+        let all = Vec::<(String, IdentifierKind, Vec<u32>)>::deserialize(d)?;
+        let mut h = Holders::default();
+        for (index, kind, holders) in all {
+            *h.get_or_insert(&index, kind).1 = holders;
+        }
+        Ok(h)
     }
 }

@@ -333,12 +333,7 @@ impl Projection for Customers {
         }
         self.apply_customer_event(ev);
         if self.identity.any_merged() || !self.identity.changed().is_empty() {
-            let touched: Vec<u32> = self
-                .touched(ev)
-                .iter()
-                .filter_map(|id| self.number(id))
-                .collect();
-            self.refresh_people(&touched);
+            self.refresh_people_for(ev);
         }
     }
 }

@@ -124,6 +124,39 @@ impl Customers {
         }
     }
 
+    /// After `ev`: rebuilds the combined profiles of the people whose ids' profiles it
+    /// changed (its customer, and those it credits: referee, author replied to or echoed,
+    /// mentioned, complainant of a resolution), if they are people of several ids, and of
+    /// those whose ids changed. Most events touch no such person and cost a lookup.
+    pub(super) fn refresh_people_for(&mut self, ev: &FoldEvent) {
+        let mut touched: Vec<u32> = Vec::new();
+        let mut add = |n: Option<u32>| {
+            if let Some(n) = n.filter(|&n| self.identity.is_merged(n)) {
+                touched.push(n);
+            }
+        };
+        add(self.number(&ev.customer));
+        match &ev.data {
+            Facts::Referral(d) => add(d.referee.as_deref().and_then(|r| self.number(r))),
+            Facts::ComplaintResolved(d) => add(
+                d.complaint_id
+                    .as_deref()
+                    .and_then(|c| self.complaint_authors.get(c)),
+            ),
+            Facts::Post(d) => {
+                add(d.reply_to.as_deref().and_then(|r| self.post_authors.get(r)));
+                add(d.echoes.as_deref().and_then(|c| self.complaint_authors.get(c)));
+                for m in &d.mentions {
+                    add(self.number(m));
+                }
+            }
+            _ => {}
+        }
+        if !touched.is_empty() || !self.identity.changed().is_empty() {
+            self.refresh_people(&touched);
+        }
+    }
+
     /// Every combined profile rebuilt (after a snapshot is read).
     pub(super) fn rebuild_people(&mut self) {
         let people: Vec<(u32, Vec<u32>)> = self
@@ -143,7 +176,8 @@ impl Customers {
     }
 
     /// Sets the identity state read from a snapshot, and rebuilds people's profiles.
-    pub fn set_identity(&mut self, identity: Identity) {
+    pub fn set_identity(&mut self, mut identity: Identity) {
+        identity.reindex();
         self.identity = identity;
         self.rebuild_people();
     }

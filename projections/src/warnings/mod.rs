@@ -182,7 +182,13 @@ impl Warnings {
         }
         // One person is counted once: what any of its ids does is filed under the person.
         let as_person;
-        let ev = match customers.person_id(&ev.customer) {
+        let files = matches!(ev.data, Facts::Complaint(_) | Facts::Post(_));
+        let person = if files {
+            customers.person_id(&ev.customer)
+        } else {
+            &ev.customer
+        };
+        let ev = match person {
             p if p != ev.customer => {
                 as_person = FoldEvent {
                     customer: p.to_owned(),
