@@ -1,7 +1,8 @@
 //! Replay is deterministic: the live read model, a replay from the first event, a fold
 //! resumed from a (history) snapshot, and `rapport replay --verify` all agree byte for
 //! byte, on seeded random logs that exercise every projection (segments defined midway,
-//! complaints spreading through communities, echoes, staff actions). Time travel gives the
+//! complaints spreading through communities, echoes, staff actions, identifiers, merges
+//! and unmerges). Time travel gives the
 //! fold of exactly the events asked for.
 
 use std::sync::Arc;
@@ -35,7 +36,7 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
         let other = format!("c-{}", rng.gen_range(0..25));
         let at = t0 + Duration::hours(i as i64 * 3) - Duration::hours(rng.gen_range(0..30));
         let at = rapport_events::envelope::format_time(&at);
-        let ev = match rng.gen_range(0..11) {
+        let ev = match rng.gen_range(0..14) {
             _ if i == n / 3 || i == n / 2 => {
                 json!({"type": "segment_defined", "subject": format!("s-{i}"), "occurred_at": at, "data": {"name": "lapsed", "rule": {"all": [{"field": "days_since_last_purchase", "op": ">=", "value": rng.gen_range(2..20)}, {"field": "orders", "op": ">=", "value": 1}]}}})
             }
@@ -56,6 +57,19 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
             }
             8 => {
                 json!({"type": "contacted", "customer": c, "occurred_at": at, "data": {"channel": "sms", "campaign": "spring"}})
+            }
+            // Identity: few phone numbers among 25 customers (merges, limits, ambiguity),
+            // member numbers, and staff's merges and unmerges.
+            11 => {
+                json!({"type": "identifier_added", "customer": c, "occurred_at": at, "data": {"kind": "phone", "value": format!("+861390000000{}", rng.gen_range(0..6))}})
+            }
+            12 => {
+                json!({"type": "identifier_added", "customer": c, "occurred_at": at, "data": {"kind": "member", "value": format!("M{}", rng.gen_range(0..12))}})
+            }
+            13 if c != other => {
+                let ty = if rng.gen_bool(0.6) { "customers_merged" } else { "customers_unmerged" };
+                let field = if ty == "customers_merged" { "merged" } else { "other" };
+                json!({"type": ty, "customer": c, "occurred_at": at, "data": {field: other, "reason": "seeded"}})
             }
             _ => {
                 json!({"type": "refund", "customer": c, "occurred_at": at, "data": {"order_id": "o-x", "amount": "1.00"}})

@@ -124,6 +124,13 @@ async fn staff_merge_and_unmerge_two_customers() {
     assert_eq!(p["person"]["id"], "c-1");
     assert_eq!(p["orders"], 2);
     assert_eq!(p["person"]["links"][0]["cause"]["rule"], "staff_merge");
+    // Time travel gives the people as they were known then.
+    let (status, before) = s
+        .get(&format!("/v1/customers/m-7?as_of_position={}", at - 1), &support)
+        .await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["person"]["id"], "m-7");
+    assert_eq!(before["orders"], 1);
     // Twice is a conflict; an unknown customer is named.
     let (status, body) = s
         .post("/v1/customers/c-1/merge", &support, "application/json", merge)
