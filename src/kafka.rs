@@ -411,7 +411,17 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                                 json!(c.change).as_str().unwrap_or("changed")
                             ),
                             &c.customer,
-                            json!(c),
+                            {
+                                // The channels the audience's tool may use for marketing,
+                                // by the consent in force when the change happened.
+                                let mut v = json!(c);
+                                v["marketing_channels"] = json!(st
+                                    .customers
+                                    .person(&c.customer)
+                                    .map(|p| p.marketing_channels(c.at))
+                                    .unwrap_or_default());
+                                v
+                            },
                         ),
                         feed: OutFeed::Segments,
                         seq: c.seq,

@@ -76,6 +76,8 @@ pub enum Facts {
     CustomersMerged(Merged),
     CustomersUnmerged(Unmerged),
     IdentityRulesDefined(crate::data::IdentityRulesDefined),
+    ConsentGiven(ConsentFacts),
+    ConsentWithdrawn(ConsentFacts),
 }
 
 impl Facts {
@@ -127,6 +129,8 @@ impl Facts {
             EventType::IdentityRulesDefined => {
                 Facts::IdentityRulesDefined(Deserialize::deserialize(d)?)
             }
+            EventType::ConsentGiven => Facts::ConsentGiven(Deserialize::deserialize(d)?),
+            EventType::ConsentWithdrawn => Facts::ConsentWithdrawn(Deserialize::deserialize(d)?),
             EventType::ClockTicked => {
                 de::IgnoredAny::deserialize(d)?;
                 Facts::ClockTicked
@@ -251,6 +255,7 @@ pub struct Community {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Contacted {
+    pub channel: Option<String>,
     pub campaign: Option<String>,
     pub outcome: Option<String>,
 }
@@ -423,4 +428,13 @@ pub struct Merged {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Unmerged {
     pub other: String,
+}
+
+/// A consent change as the folds see it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ConsentFacts {
+    pub channel: crate::data::ConsentChannel,
+    pub purpose: crate::data::Purpose,
+    #[serde(default)]
+    pub source: Option<String>,
 }

@@ -59,7 +59,9 @@ pub fn personal_fields(ty: EventType) -> &'static [&'static str] {
         | EventType::ClockTicked
         | EventType::CustomersMerged
         | EventType::CustomersUnmerged
-        | EventType::IdentityRulesDefined => &[],
+        | EventType::IdentityRulesDefined
+        | EventType::ConsentGiven
+        | EventType::ConsentWithdrawn => &[],
     }
 }
 

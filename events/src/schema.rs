@@ -59,5 +59,6 @@ pub fn data_schema(ty: EventType, version: u16) -> Schema {
         EventType::CustomersMerged => schema_for!(CustomersMerged),
         EventType::CustomersUnmerged => schema_for!(CustomersUnmerged),
         EventType::IdentityRulesDefined => schema_for!(IdentityRulesDefined),
+        EventType::ConsentGiven | EventType::ConsentWithdrawn => schema_for!(Consent),
     }
 }

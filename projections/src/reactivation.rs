@@ -51,6 +51,8 @@ pub struct Candidate {
     pub active_co_members: usize,
     pub recently_contacted: bool,
     pub score: f64,
+    /// The channels the customer may be contacted on for marketing, as of the ranking.
+    pub marketing_channels: Vec<rapport_events::data::ConsentChannel>,
 }
 
 fn is_active(s: Lifecycle) -> bool {
@@ -187,6 +189,7 @@ fn candidate(
         active_co_members,
         recently_contacted,
         score: round4(score),
+        marketing_channels: p.marketing_channels(as_of),
     }
 }
 
@@ -198,11 +201,17 @@ pub struct Campaign {
     /// Customers who were lapsing when contacted and bought within 30 days after.
     pub reactivated: usize,
     pub reactivated_customers: Vec<String>,
+    /// Contacts on a channel without the customer's marketing consent at that time.
+    pub contacted_without_consent: usize,
 }
 
 pub fn campaigns(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<Campaign> {
     let mut by: BTreeMap<&str, (usize, BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    let mut unconsented: BTreeMap<String, usize> = BTreeMap::new();
     for p in c.people_sorted() {
+        for m in p.contacts_without_consent(as_of) {
+            *unconsented.entry(m.campaign.to_string()).or_default() += 1;
+        }
         for (campaign, times) in p.campaigns() {
             let e = by.entry(campaign).or_default();
             for t in times.iter().filter(|t| **t <= as_of) {
@@ -229,6 +238,7 @@ pub fn campaigns(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> V
             customers: who.len(),
             reactivated: re.len(),
             reactivated_customers: re.into_iter().map(str::to_owned).collect(),
+            contacted_without_consent: unconsented.get(name).copied().unwrap_or(0),
         })
         .collect()
 }

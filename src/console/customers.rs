@@ -261,6 +261,23 @@ pub(crate) async fn page(
         .into_iter()
         .map(|(label, v)| (label, text(v))),
     )
+    .chain([
+        (
+            "field-marketing-consent",
+            match p["consent"]["marketing_channels"].as_array() {
+                Some(a) if !a.is_empty() => a
+                    .iter()
+                    .map(|c| t.pick("channel", &text(c)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => t.get("consent-none"),
+            },
+        ),
+        (
+            "field-without-consent",
+            count(&p["consent"]["contacts_without_consent"]),
+        ),
+    ])
     .map(|(label, value)| Row { label, value })
     .collect();
     let events = tl["events"]

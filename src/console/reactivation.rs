@@ -25,6 +25,8 @@ struct CandidateRow {
     reach: String,
     contacted: bool,
     score: String,
+    /// The channels open to marketing, in the page's language.
+    channels: String,
 }
 
 struct CampaignRow {
@@ -32,6 +34,7 @@ struct CampaignRow {
     contacts: String,
     customers: String,
     reactivated: String,
+    without_consent: String,
 }
 
 #[derive(Template)]
@@ -45,11 +48,34 @@ struct ReactivationPage {
     csv: String,
     candidates: Vec<CandidateRow>,
     campaigns: Vec<CampaignRow>,
+    reachable: bool,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct ReactivationQuery {
     currency: Option<String>,
+    /// Only customers with a channel open to marketing.
+    reachable: Option<String>,
+}
+
+impl ReactivationQuery {
+    fn reachable(&self) -> bool {
+        self.reachable.as_deref().is_some_and(|r| r == "true" || r == "on")
+    }
+
+    /// The API's query for these filters.
+    fn params(&self) -> String {
+        let mut out = self
+            .currency
+            .as_ref()
+            .filter(|c| !c.is_empty())
+            .map(|c| format!("&currency={}", urlencode(c)))
+            .unwrap_or_default();
+        if self.reachable() {
+            out.push_str("&reachable=true");
+        }
+        out
+    }
 }
 
 fn text(v: &Value) -> String {
@@ -71,13 +97,9 @@ pub(crate) async fn page(
     Query(q): Query<ReactivationQuery>,
 ) -> Response {
     let t = signed.tr;
-    let currency_param = q
-        .currency
-        .filter(|c| !c.is_empty())
-        .map(|c| format!("&currency={}", urlencode(&c)))
-        .unwrap_or_default();
+    let params = q.params();
     let past = signed.past_param();
-    let uri: Uri = format!("/?limit=100{currency_param}{past}")
+    let uri: Uri = format!("/?limit=100{params}{past}")
         .parse()
         .unwrap_or_default();
     let resp = match http::customers::get_reactivation(
@@ -122,6 +144,15 @@ pub(crate) async fn page(
                     reach: ratio(&x["reach"]),
                     contacted: x["recently_contacted"].as_bool().unwrap_or(false),
                     score: ratio(&x["score"]),
+                    channels: x["marketing_channels"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|c| t.pick("channel", &text(c)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default(),
                 })
                 .collect()
         })
@@ -135,6 +166,7 @@ pub(crate) async fn page(
                     contacts: text(&x["contacts"]),
                     customers: text(&x["customers"]),
                     reactivated: text(&x["reactivated"]),
+                    without_consent: text(&x["contacted_without_consent"]),
                 })
                 .collect()
         })
@@ -154,10 +186,12 @@ pub(crate) async fn page(
                 ],
             ),
             csv: format!(
-                "/reactivation.csv?currency={}{}",
+                "/reactivation.csv?currency={}{}{}",
                 urlencode(&currency),
+                if q.reachable() { "&reachable=true" } else { "" },
                 signed.past_link()
             ),
+            reachable: q.reachable(),
             currency,
             candidates,
             campaigns,
@@ -172,12 +206,7 @@ pub(crate) async fn csv(
     signed: SignedIn,
     Query(q): Query<ReactivationQuery>,
 ) -> Response {
-    let currency_param = q
-        .currency
-        .filter(|c| !c.is_empty())
-        .map(|c| format!("&currency={}", urlencode(&c)))
-        .unwrap_or_default();
-    let uri: Uri = format!("/?format=csv{currency_param}{}", signed.past_param())
+    let uri: Uri = format!("/?format=csv{}{}", q.params(), signed.past_param())
         .parse()
         .unwrap_or_default();
     match http::customers::get_reactivation(

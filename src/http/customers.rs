@@ -175,6 +175,7 @@ pub(super) fn profile_json(
             "last_campaign": p.last_campaign(),
             "last_outcome": p.last_outcome(),
         },
+        "consent": consent_json(p, as_of),
         "influence": c.influence(p, as_of),
         "lifecycle": lc.state(p, as_of),
         "relationship": lc.relationship(p, as_of),
@@ -429,16 +430,19 @@ pub(crate) async fn get_reactivation(
     let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     let currency = currency(&q, c, as_of);
-    let all = reactivation::candidates(c, &state.read_model.lifecycle, as_of, &currency);
+    let mut all = reactivation::candidates(c, &state.read_model.lifecycle, as_of, &currency);
+    if q.reachable == Some(true) {
+        all.retain(|x| !x.marketing_channels.is_empty());
+    }
     match q.format.as_deref().unwrap_or("json") {
         "csv" => {
             let mut out = super::query::csv_start(&q);
             out.push_str(
-                "customer,lifecycle,days_since_last_purchase,orders,revenue,value,currency,p_alive,reach,active_referees,active_co_members,recently_contacted,score\n",
+                "customer,lifecycle,days_since_last_purchase,orders,revenue,value,currency,p_alive,reach,active_referees,active_co_members,recently_contacted,score,marketing_channels\n",
             );
             for x in &all {
                 out.push_str(&format!(
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                     csv(&x.customer),
                     x.lifecycle.as_str(),
                     x.days_since_last_purchase,
@@ -451,7 +455,8 @@ pub(crate) async fn get_reactivation(
                     x.active_referees,
                     x.active_co_members,
                     x.recently_contacted,
-                    x.score
+                    x.score,
+                    channels_text(&x.marketing_channels)
                 ));
             }
             Ok((
@@ -477,6 +482,48 @@ pub(crate) async fn get_reactivation(
         }
         _ => Err(ApiError::bad("format", "must be json or csv")),
     }
+}
+
+/// Channels as one CSV field: `sms;email`.
+pub(super) fn channels_text(channels: &[rapport_events::data::ConsentChannel]) -> String {
+    channels
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// A profile's consent as of `as_of`: channel → purpose → whether given, the channels open
+/// to marketing, the history of changes, and marketing contacts made without consent.
+fn consent_json(p: &Profile, as_of: DateTime<Utc>) -> Value {
+    use rapport_events::data::{ConsentChannel, Purpose};
+    let mut now = serde_json::Map::new();
+    for ch in ConsentChannel::ALL {
+        now.insert(
+            ch.as_str().into(),
+            json!({
+                "marketing": p.consents(ch, Purpose::Marketing, as_of),
+                "service": p.consents(ch, Purpose::Service, as_of),
+            }),
+        );
+    }
+    let history: Vec<Value> = p
+        .consent_history(as_of)
+        .iter()
+        .map(|c| {
+            json!({"at": c.at, "channel": c.channel, "purpose": c.purpose, "given": c.given, "source": c.source})
+        })
+        .collect();
+    let without: Vec<Value> = p
+        .contacts_without_consent(as_of)
+        .map(|m| json!({"at": m.at, "channel": m.channel, "campaign": m.campaign}))
+        .collect();
+    json!({
+        "channels": now,
+        "marketing_channels": p.marketing_channels(as_of),
+        "history": history,
+        "contacts_without_consent": without,
+    })
 }
 
 pub(crate) async fn get_campaigns(

@@ -87,8 +87,14 @@ async fn body_text(body: Body) -> Result<String, ApiError> {
 }
 
 /// What the support role may append: a complaint's resolution (with the customer's
-/// satisfaction) and outreach made.
-const SUPPORT_MAY_RECORD: &[EventType] = &[EventType::ComplaintResolved, EventType::Contacted];
+/// satisfaction), outreach made, and consent the customer gave or withdrew.
+const SUPPORT_MAY_RECORD: &[EventType] = &[
+    EventType::ComplaintResolved,
+    EventType::Contacted,
+    // A customer who calls to stop (or start) receiving offers.
+    EventType::ConsentGiven,
+    EventType::ConsentWithdrawn,
+];
 
 pub(crate) async fn append(
     State(state): State<AppState>,

@@ -48,6 +48,9 @@ pub(crate) struct ReadQuery {
     pub(super) community: Option<String>,
     pub(super) segment: Option<String>,
     pub(super) sort: Option<String>,
+    /// Reactivation and segment members: `true` leaves out customers with no channel
+    /// they consented to be contacted on for marketing.
+    pub(super) reachable: Option<bool>,
     /// `kind:value`: only the people holding this identifier (support, admin).
     pub(super) identifier: Option<String>,
     pub(super) cursor: Option<String>,

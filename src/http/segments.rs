@@ -252,6 +252,7 @@ fn member_row(
         "revenue": revenue,
         "communities": customers.names_of(&p.communities),
         "last_contacted_at": p.last_contacted_at(),
+        "marketing_channels": p.marketing_channels(now),
     })
 }
 
@@ -276,12 +277,19 @@ pub(crate) async fn members(
         .segments
         .clock()
         .unwrap_or(chrono::DateTime::<Utc>::UNIX_EPOCH);
-    let profiles = members.iter().filter_map(|m| st.customers.get(m));
+    // Members are people; with `reachable=true` only those with a marketing channel.
+    let reachable = |p: &&rapport_projections::Profile| {
+        q.reachable != Some(true) || !p.marketing_channels(now).is_empty()
+    };
+    let profiles = members
+        .iter()
+        .filter_map(|m| st.customers.person(m))
+        .filter(reachable);
     match q.format.as_deref().unwrap_or("json") {
         "csv" => {
             let mut out = super::query::csv_start(&q);
             out.push_str(
-                "customer,lifecycle,relationship,orders,last_purchase,revenue,currency,communities\n",
+                "customer,lifecycle,relationship,orders,last_purchase,revenue,currency,communities,marketing_channels\n",
             );
             for p in profiles {
                 let lc = &state.read_model.lifecycle;
@@ -298,7 +306,7 @@ pub(crate) async fn members(
                     .unwrap_or_default();
                 let communities = st.customers.names_of(&p.communities);
                 out.push_str(&format!(
-                    "{},{},{},{},{},{},{},{}\n",
+                    "{},{},{},{},{},{},{},{},{}\n",
                     super::query::csv(&p.id),
                     lc.state(p, now).as_str(),
                     json!(lc.relationship(p, now)).as_str().unwrap_or_default(),
@@ -312,6 +320,7 @@ pub(crate) async fn members(
                         .unwrap_or_default(),
                     main,
                     super::query::csv(&communities.join(";")),
+                    super::customers::channels_text(&p.marketing_channels(now)),
                 ));
             }
             Ok((
@@ -332,8 +341,9 @@ pub(crate) async fn members(
             let page: Vec<Value> = members
                 .iter()
                 .filter(|m| after.is_none_or(|a| m.as_str() > a))
+                .filter_map(|m| st.customers.person(m))
+                .filter(reachable)
                 .take(limit)
-                .filter_map(|m| st.customers.get(m))
                 .map(|p| member_row(p, &st.customers, &state, now))
                 .collect();
             let next = (page.len() == limit)
@@ -352,9 +362,18 @@ pub(crate) async fn members(
                         .next()
                         .is_some()
                 });
+            let total = if q.reachable == Some(true) {
+                members
+                    .iter()
+                    .filter_map(|m| st.customers.person(m))
+                    .filter(reachable)
+                    .count()
+            } else {
+                members.len()
+            };
             Ok(Json(json!({
                 "segment": id,
-                "total": members.len(),
+                "total": total,
                 "members": page,
                 "next_cursor": next,
                 "position": st.position(),

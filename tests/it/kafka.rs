@@ -292,7 +292,9 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
     assert!(segs
         .iter()
         .all(|(_, v, _)| v["type"] == "rapport.segment.entered"
-            && v["data"]["segment"] == "complainers"));
+            && v["data"]["segment"] == "complainers"
+            // Which channels the audience's tool may use (nobody consented here).
+            && v["data"]["marketing_channels"] == serde_json::json!([])));
     assert!(segs.iter().all(|(_, _, h)| h
         .iter()
         .any(|(k, v)| k == "content-type" && v == "application/cloudevents+json")));

@@ -14,6 +14,7 @@ use crate::{
     money::{Currency, Money},
 };
 
+mod consent;
 mod identity;
 pub mod old;
 mod rules;
@@ -23,6 +24,7 @@ mod subject;
 pub(crate) use rules::id;
 pub use rules::is_invisible;
 use rules::{list, opt_short, opt_text, short, text};
+pub use consent::{Consent, ConsentChannel, Purpose};
 pub use identity::{
     is_placeholder, BlockedValue, CustomersMerged, CustomersUnmerged, IdentifierAdded,
     IdentifierKind, IdentityRulesDefined, KindRule, PLACEHOLDER_VALUES,
@@ -92,6 +94,8 @@ event_types! {
     IdentifierAdded = "identifier_added", 1, "The customer is known by one more identifier (phone, e-mail, WeChat id, member number …).";
     CustomersMerged = "customers_merged", 1, "System event: staff merged another customer into this one (one person).";
     CustomersUnmerged = "customers_unmerged", 1, "System event: staff undid a merge: this customer and another are two people.";
+    ConsentGiven = "consent_given", 1, "The customer consented to be contacted on a channel for a purpose.";
+    ConsentWithdrawn = "consent_withdrawn", 1, "The customer withdrew consent to be contacted on a channel for a purpose.";
     IdentityRulesDefined = "identity_rules_defined", 1, "Operator event: staff defined how identifiers merge customers and which values are blocked.";
 }
 
@@ -398,6 +402,8 @@ pub enum EventData {
     CustomersMerged(CustomersMerged),
     CustomersUnmerged(CustomersUnmerged),
     IdentityRulesDefined(IdentityRulesDefined),
+    ConsentGiven(Consent),
+    ConsentWithdrawn(Consent),
 }
 
 fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
@@ -501,6 +507,8 @@ impl EventData {
             EventType::CustomersMerged => EventData::CustomersMerged(decode_as(text)?),
             EventType::CustomersUnmerged => EventData::CustomersUnmerged(decode_as(text)?),
             EventType::IdentityRulesDefined => EventData::IdentityRulesDefined(decode_as(text)?),
+            EventType::ConsentGiven => EventData::ConsentGiven(decode_as(text)?),
+            EventType::ConsentWithdrawn => EventData::ConsentWithdrawn(decode_as(text)?),
         };
         data.validate()?;
         Ok(data)
@@ -535,6 +543,8 @@ impl EventData {
             EventData::CustomersMerged(_) => EventType::CustomersMerged,
             EventData::CustomersUnmerged(_) => EventType::CustomersUnmerged,
             EventData::IdentityRulesDefined(_) => EventType::IdentityRulesDefined,
+            EventData::ConsentGiven(_) => EventType::ConsentGiven,
+            EventData::ConsentWithdrawn(_) => EventType::ConsentWithdrawn,
         }
     }
 
@@ -567,6 +577,7 @@ impl EventData {
             EventData::CustomersMerged(d) => serde_json::to_string(d),
             EventData::CustomersUnmerged(d) => serde_json::to_string(d),
             EventData::IdentityRulesDefined(d) => serde_json::to_string(d),
+            EventData::ConsentGiven(d) | EventData::ConsentWithdrawn(d) => serde_json::to_string(d),
         };
         s.expect("event data serializes to JSON")
     }
@@ -600,6 +611,7 @@ impl EventData {
             EventData::CustomersMerged(d) => serde_json::to_value(d),
             EventData::CustomersUnmerged(d) => serde_json::to_value(d),
             EventData::IdentityRulesDefined(d) => serde_json::to_value(d),
+            EventData::ConsentGiven(d) | EventData::ConsentWithdrawn(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers and maps with string keys always serialize.
         v.expect("event data serializes to JSON")
@@ -741,6 +753,7 @@ impl EventData {
             EventData::CustomersMerged(d) => identity::check_merged(&mut e, d),
             EventData::CustomersUnmerged(d) => identity::check_unmerged(&mut e, d),
             EventData::IdentityRulesDefined(d) => identity::check_rules(&mut e, d),
+            EventData::ConsentGiven(d) | EventData::ConsentWithdrawn(d) => consent::check(&mut e, d),
         }
         e.into_result()
     }

@@ -18,18 +18,20 @@ use crate::interned::{Interned, InternedMap};
 use crate::interned::hash as id_hash;
 
 use chrono::{DateTime, Utc};
-use rapport_events::{Facts, FoldEvent};
+use rapport_events::{data::ConsentChannel, Facts, FoldEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::Projection;
 
+mod consent;
 mod identity;
 mod money;
 mod person;
 mod sets;
 mod snapshot;
 
+pub use consent::{ConsentChange, MarketingContact};
 pub use identity::{Cause, Identity, IdentityConfig, Link, Refusal};
 
 pub use money::{Moment, Money3};
@@ -94,7 +96,7 @@ pub struct Profile {
     pub outreach: Option<Box<Outreach>>,
 }
 
-/// What outreach reached one customer.
+/// Reaching one customer: the outreach that reached them, and their consent to it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Outreach {
     pub contacts: u32,
@@ -104,6 +106,10 @@ pub struct Outreach {
     pub last_outcome: Option<CompactString>,
     /// Campaign → the times the customer was contacted by it, sorted.
     pub campaigns: BTreeMap<CompactString, Vec<DateTime<Utc>>>,
+    /// Consent changes, in time order (see `consent.rs`).
+    pub consent: Vec<ConsentChange>,
+    /// Contacts with a campaign on a channel consent governs, in time order.
+    pub marketing: Vec<MarketingContact>,
 }
 
 impl Profile {
@@ -521,7 +527,27 @@ impl Customers {
                     let times = o.campaigns.entry(c.into()).or_default();
                     let i = times.partition_point(|t| *t <= at);
                     times.insert(i, at);
+                    let channel = d.channel.as_deref().and_then(ConsentChannel::of_contact);
+                    if let Some(channel) = channel {
+                        let m = MarketingContact {
+                            at,
+                            channel,
+                            campaign: c.into(),
+                        };
+                        consent::insert_by_time(&mut o.marketing, m, |m| m.at);
+                    }
                 }
+            }
+            Facts::ConsentGiven(d) | Facts::ConsentWithdrawn(d) => {
+                let o = self.profile(&ev.customer).outreach.get_or_insert_default();
+                let change = ConsentChange {
+                    at,
+                    channel: d.channel,
+                    purpose: d.purpose,
+                    given: matches!(ev.data, Facts::ConsentGiven(_)),
+                    source: d.source.as_deref().map(CompactString::from),
+                };
+                consent::insert_by_time(&mut o.consent, change, |c| c.at);
             }
             Facts::PersonalDataErased => {
                 self.profile(&ev.customer).erased = true;

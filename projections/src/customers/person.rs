@@ -87,6 +87,11 @@ impl Profile {
                 all.extend(times);
                 all.sort_unstable();
             }
+            // Stable: at equal times the root's entries stay first.
+            mine.consent.extend(o.consent.iter().cloned());
+            mine.consent.sort_by_key(|c| c.at);
+            mine.marketing.extend(o.marketing.iter().cloned());
+            mine.marketing.sort_by_key(|m| m.at);
         }
     }
 }

@@ -9,6 +9,7 @@ mod browser;
 mod console;
 mod console_identity;
 mod console_workflow;
+mod consent;
 mod customers;
 mod hardening;
 mod identity;
