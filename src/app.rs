@@ -291,7 +291,14 @@ impl App {
             crate::deadlines::spawn(log.clone(), read_model.clone(), move || ids())
         });
         let kafka_lag = kafka.as_ref().map(|(ingest, _)| ingest.lag());
+        let webhooks = crate::webhooks::Webhooks::open(
+            DataDir::new(&opts.data_dir).webhooks(),
+            opts.config.webhooks,
+            read_model.clone(),
+        )?;
+        webhooks.start_all();
         let state = AppState {
+            webhooks,
             kafka: kafka_info,
             kafka_lag,
             feeds: Default::default(),
@@ -341,6 +348,7 @@ impl App {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %self.data_dir.display(), store = %self.store_identity, last_position = self.state.log.last_position(), "serving");
         let stopping = self.state.stopping.clone();
+        let webhooks = self.state.webhooks.clone();
         let routes = http::router(self.state.clone()).merge(crate::console::router(self.state));
         http::serve(
             listener,
@@ -356,6 +364,8 @@ impl App {
         if let Some(d) = self.deadlines {
             d.abort();
         }
+        // Cursors are written after every delivery; a delivery cut short comes again.
+        webhooks.stop_all();
         if let Some((ingest, outbox)) = self.kafka {
             if let Err(e) = ingest.stop().await {
                 tracing::warn!(error = %e, "kafka ingest stopped with an error");

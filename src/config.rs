@@ -41,6 +41,36 @@ pub struct Config {
     pub time_travel: TimeTravelConfig,
     pub read_model: ReadModelConfig,
     pub deadlines: DeadlinesConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// How webhooks are delivered (see `crate::webhooks`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Deliver to targets on loopback, link-local and private networks. Off by default: a
+    /// webhook URL is a way into the network Rapport runs in. The tests turn it on.
+    pub allow_private_targets: bool,
+    /// How long one delivery may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Failed attempts in a row after which a subscription is parked.
+    pub max_failures: u32,
+    /// The first retry's delay, in milliseconds; each next one doubles, up to
+    /// `backoff_max_ms`, with ±50% jitter.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private_targets: false,
+            timeout_ms: 10_000,
+            max_failures: 10,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 600_000,
+        }
+    }
 }
 
 /// How alerts' deadlines pass when no customer event moves event time (see

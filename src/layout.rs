@@ -47,6 +47,11 @@ impl DataDir {
         self.0.join("admin-key")
     }
 
+    /// Webhook subscriptions, their secrets and their delivery cursors (mode 0600).
+    pub fn webhooks(&self) -> PathBuf {
+        self.0.join("webhooks.json")
+    }
+
     /// How far the Kafka outbox has published.
     pub fn kafka_outbox_checkpoint(&self) -> PathBuf {
         self.0.join("kafka-outbox.checkpoint")

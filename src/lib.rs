@@ -22,3 +22,4 @@ pub mod report;
 pub mod store;
 pub mod strmap;
 pub mod tools;
+pub mod webhooks;

@@ -92,6 +92,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::webhooks::WebhookError> for ApiError {
+    fn from(e: crate::webhooks::WebhookError) -> ApiError {
+        use crate::webhooks::WebhookError as W;
+        match e {
+            W::Invalid { field, message } => ApiError::bad(field, message),
+            W::NotFound(id) => ApiError::NotFound(format!("no webhook `{id}`")),
+            W::Io(e) => ApiError::Internal(format!("webhooks file: {e}")),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {

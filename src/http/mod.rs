@@ -14,6 +14,7 @@ pub(crate) mod privacy;
 pub(crate) mod problems;
 pub(crate) mod query;
 pub(crate) mod segments;
+pub(crate) mod webhooks;
 pub(crate) mod workflow;
 
 use std::{sync::Arc, time::Instant};
@@ -57,6 +58,8 @@ pub struct AppState {
     pub kafka_lag: Option<tokio::sync::watch::Receiver<Option<u64>>>,
     /// Live feeds open per API key.
     pub feeds: Arc<feed::FeedCounts>,
+    /// Webhook subscriptions and their delivery.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// The authenticated caller.
@@ -137,6 +140,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers", get(customers::list_customers))
         .route("/v1/customers/{id}", get(customers::get_customer))
         .route("/v1/customers/{id}/timeline", get(customers::timeline))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get_one).delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/resume", post(webhooks::resume))
+        .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
         .route("/v1/customers/{id}/merge", post(identity::merge))
         .route("/v1/customers/{id}/unmerge", post(identity::unmerge))
         .route(

@@ -156,9 +156,9 @@ pub struct SqliteStore {
     index_pending: AtomicBool,
     /// Held while a read-only store builds its index, so it is built once.
     index_building: Mutex<()>,
-    /// Held for the store's lifetime so that a second writer cannot open it (`None` for a
+    /// Held until the store is closed so that a second writer cannot open it (`None` for a
     /// read-only store, which takes no lock).
-    _lock: Option<File>,
+    lock: Mutex<Option<File>>,
 }
 
 impl SqliteStore {
@@ -228,7 +228,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             index_pending: AtomicBool::new(false),
             index_building: Mutex::new(()),
-            _lock: Some(lock),
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -269,7 +269,7 @@ impl SqliteStore {
             writer: Mutex::new(None),
             index_pending: AtomicBool::new(true),
             index_building: Mutex::new(()),
-            _lock: None,
+            lock: Mutex::new(None),
         })
     }
 
@@ -302,6 +302,9 @@ impl SqliteStore {
         if let Some(h) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = h.join();
         }
+        // Nothing more is written: another writer may open the store (a restart in the
+        // same process), whoever still holds this one.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// The writer's queue, or `Closed` once the store is closing (or read-only).

@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 use rapport::{
     app::{App, AppOptions},
     auth::{ApiKeys, Role},
-    config::{Config, DeadlinesConfig, ReadModelConfig, TimeTravelConfig},
+    config::{Config, DeadlinesConfig, ReadModelConfig, TimeTravelConfig, WebhooksConfig},
     crypto::MasterKey,
     layout::DataDir,
     store::sqlite::SqliteStore,
@@ -20,6 +20,7 @@ pub(super) struct TestServer {
     pub dir: tempfile::TempDir,
     pub store: Arc<SqliteStore>,
     pub keys: Arc<ApiKeys>,
+    master: MasterKey,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -66,7 +67,31 @@ impl TestServer {
         ticks: bool,
         limits: rapport::http::ServeLimits,
     ) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), MasterKey::generate(), wait, ticks, limits)
+            .await
+    }
+
+    /// Stops the server and starts another on the same data directory and master key.
+    pub(super) async fn restart(self) -> TestServer {
+        let master = self.master.clone();
+        let dir = self.stop().await;
+        Self::start_in(
+            dir,
+            master,
+            rapport::read_model::ReadModelOptions::service(None).min_position_wait,
+            false,
+            Default::default(),
+        )
+        .await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        master: MasterKey,
+        wait: std::time::Duration,
+        ticks: bool,
+        limits: rapport::http::ServeLimits,
+    ) -> TestServer {
         let app = App::build(AppOptions {
             // Nothing here runs long enough for a child process to be worth it, and the
             // test binary is not `rapport`.
@@ -79,11 +104,19 @@ impl TestServer {
                     ..Default::default()
                 },
                 deadlines: DeadlinesConfig { ticks },
+                // Receivers in the tests are on loopback, and retries must not take long.
+                webhooks: WebhooksConfig {
+                    allow_private_targets: true,
+                    timeout_ms: 500,
+                    max_failures: 4,
+                    backoff_base_ms: 20,
+                    backoff_max_ms: 200,
+                },
                 ..Default::default()
             },
             min_position_wait: wait,
             limits,
-            ..AppOptions::embedded(dir.path(), MasterKey::generate())
+            ..AppOptions::embedded(dir.path(), master.clone())
         })
         .await
         .unwrap();
@@ -106,6 +139,7 @@ impl TestServer {
             dir,
             store,
             keys,
+            master,
             stop: Some(stop),
             task: Some(task),
         }

@@ -16,4 +16,5 @@ mod identity;
 mod privacy;
 mod read;
 mod segments;
+mod webhooks;
 mod workflow;

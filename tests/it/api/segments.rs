@@ -137,8 +137,8 @@ async fn a_dormant_regular_enters_as_time_passes_and_exits_when_buying_again() {
     assert_eq!(status, 200);
     assert_eq!(
         csv,
-        "customer,lifecycle,relationship,orders,last_purchase,revenue,currency,communities\n\
-         c-1,at_risk,user,3,2026-01-10T10:00:00Z,60.00,CNY,g-1\n"
+        "customer,lifecycle,relationship,orders,last_purchase,revenue,currency,communities,marketing_channels\n\
+         c-1,at_risk,user,3,2026-01-10T10:00:00Z,60.00,CNY,g-1,\n"
     );
     let (_, list) = s
         .get("/v1/customers?segment=lapsed-regulars", &s.admin)
