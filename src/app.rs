@@ -328,6 +328,10 @@ impl App {
         &self.state.keys
     }
 
+    pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
+        &self.state.webhooks
+    }
+
     pub fn read_model(&self) -> &Arc<ReadModel> {
         &self.state.read_model
     }

@@ -7,6 +7,7 @@ mod firm;
 mod http;
 mod memory;
 mod time_travel;
+mod webhooks;
 
 pub use firm::firm_ndjson;
 
@@ -433,6 +434,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     );
     if !opts.skip_http {
         http_bench(&tmp.path().join("http"), &opts).await?;
+        webhooks::webhook_bench(&tmp.path().join("webhooks")).await?;
     }
     Ok(())
 }
