@@ -32,8 +32,15 @@ pub(super) async fn as_of_queries(
         crate::config::SNAPSHOT_EVERY_EVENTS,
         crate::config::HISTORY_EVERY_EVENTS,
     );
-    let history: Vec<u64> = std::fs::read_dir(crate::fold::history::history_dir(&snapshots))?
-        .filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len()))
+    // A log shorter than the history interval has no history snapshots (nor their folder).
+    let listed = || {
+        std::fs::read_dir(crate::fold::history::history_dir(&snapshots))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+    };
+    let history: Vec<u64> = listed()
+        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
         .collect();
     println!(
         "history snapshots: {} files, {} MB in all, the largest {} MB",
@@ -77,10 +84,9 @@ pub(super) async fn as_of_queries(
     );
     // Random positions rarely fall where it costs most: just before the last history
     // snapshot, the largest state is loaded and a whole interval folded after it.
-    let mut kept: Vec<u64> = std::fs::read_dir(crate::fold::history::history_dir(&snapshots))?
+    let mut kept: Vec<u64> = listed()
         .filter_map(|e| {
-            e.ok()?
-                .file_name()
+            e.file_name()
                 .to_str()?
                 .strip_suffix(".snapshot")?
                 .parse()
