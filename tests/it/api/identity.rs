@@ -77,7 +77,10 @@ async fn two_channels_sharing_a_phone_number_are_one_profile() {
     assert_eq!(status, 403, "{body}");
     let (_, p) = s.get("/v1/customers/wx-9", &analyst).await;
     let text = p.to_string();
-    assert!(!text.contains("138"), "{text}");
+    // (Pseudonyms are hex, so look for the number's longer pieces, not "138".)
+    for piece in ["13800138000", "138-0013", "0013 8000"] {
+        assert!(!text.contains(piece), "{text}");
+    }
     assert!(p["identity"]["identifiers"][0]["value"]
         .as_str()
         .unwrap()
@@ -267,7 +270,7 @@ async fn a_till_that_knows_only_the_phone_number_names_the_customer_by_it() {
     assert_eq!(status, 201, "{body}");
     let stream = body["events"][0]["stream"].as_str().unwrap().to_owned();
     assert!(stream.starts_with("customer-ix-"), "{body}");
-    assert!(!stream.contains("138"), "the id derives from the blind index, not the number");
+    assert!(!stream.contains("13800138000"), "the id derives from the blind index, not the number");
     assert_eq!(body["events"].as_array().unwrap().len(), 1, "one answer per event sent");
     // The same number always names the same id; the identifier is recorded once.
     let (_, again) = s.post_json("/v1/events", &sale("o-4")).await;
