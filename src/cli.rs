@@ -98,6 +98,12 @@ pub enum Command {
     /// Checks the store: SQLite's own check of the file, then every event against the
     /// digest it was written with. Read-only; runs beside a server. Exits 1 if damaged.
     Check(CheckArgs),
+    /// Copies the embedded store (events, data keys, API keys) into one file, consistent,
+    /// beside a running server. The master key is not in it: keep it apart.
+    Backup(BackupArgs),
+    /// Makes a data directory from a backup, after checking the file and every event
+    /// against its digest with the master key; `serve` then rebuilds its read model.
+    Restore(RestoreArgs),
     /// Measures the early-warning detector on seeded scenarios against the industry rule
     /// (precision, recall, detection delay, false alarms, AMOC table, speed).
     EvalWarnings(EvalWarningsArgs),
@@ -205,6 +211,27 @@ pub enum FamilyArg {
 
 #[derive(Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(flatten)]
+    pub master: MasterKeyArgs,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// The backup file to write (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The backup file (from `rapport backup`).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The data directory to make (must hold no store).
     #[command(flatten)]
     pub data: DataDir,
     #[command(flatten)]

@@ -1,5 +1,6 @@
 //! One module per command of the CLI; each takes the parsed arguments of `crate::cli`.
 
+pub mod backup;
 pub mod bench;
 pub mod check;
 pub mod children;
@@ -29,5 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::EvalIdentity(args) => eval_identity::run(args),
         Command::Keys(args) => keys::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Backup(args) => backup::backup(args).await,
+        Command::Restore(args) => backup::restore(args).await,
     }
 }

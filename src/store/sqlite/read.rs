@@ -36,6 +36,22 @@ impl SqliteStore {
         })
     }
 
+    /// Copies the whole store (events, data keys, API keys) into a new file at `out`, with
+    /// SQLite's online backup: one consistent copy, taken beside a running server.
+    pub fn backup_to(&self, out: &std::path::Path) -> Result<(), StoreError> {
+        self.with_reader(|c| {
+            let mut dst = rusqlite::Connection::open(out)?;
+            let backup = rusqlite::backup::Backup::new(c, &mut dst)?;
+            // Every page in one step: one read transaction, so one consistent state.
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => Ok(()),
+                other => Err(StoreError::Io(format!(
+                    "the backup did not complete in one step ({other:?}); try again"
+                ))),
+            }
+        })
+    }
+
     /// Synchronous read of the global log (used by export and by the async API).
     pub fn read_all_blocking(
         &self,

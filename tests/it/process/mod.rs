@@ -1,5 +1,6 @@
 //! Tests that run the real `rapport` binary as a child process: crash safety and the CLI.
 
+mod backup;
 mod cli;
 mod crash;
 
