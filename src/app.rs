@@ -297,7 +297,9 @@ impl App {
             read_model.clone(),
         )?;
         webhooks.start_all();
+        let audit = crate::audit::Audit::open(DataDir::new(&opts.data_dir).audit_log())?;
         let state = AppState {
+            audit,
             webhooks,
             kafka: kafka_info,
             kafka_lag,

@@ -47,6 +47,11 @@ impl DataDir {
         self.0.join("admin-key")
     }
 
+    /// The audit log of personal-data reads (mode 0600).
+    pub fn audit_log(&self) -> PathBuf {
+        self.0.join("audit.ndjson")
+    }
+
     /// Webhook subscriptions, their secrets and their delivery cursors (mode 0600).
     pub fn webhooks(&self) -> PathBuf {
         self.0.join("webhooks.json")

@@ -2,6 +2,7 @@
 //! `rapport-projections` crates. See `docs/ARCHITECTURE.md` for the code map.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod commands;

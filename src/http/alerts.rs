@@ -154,7 +154,9 @@ pub(crate) async fn get_one(
         let mut shown = Vec::new();
         for pos in alert.complaint_positions.iter().take(PHRASE_COMPLAINTS_MAX) {
             let stored = state.log.read_all(pos - 1, 1).await?;
-            for ev in state.log.open_all(stored, PersonalAccess::Plain)? {
+            let opened = state.log.open_all(stored, PersonalAccess::Plain)?;
+            caller.audit(&state, "alert", &opened).await;
+            for ev in opened {
                 if let Some(t) = ev.data.get("text").and_then(Value::as_str) {
                     texts.push(t.to_owned());
                     shown.push(json!({

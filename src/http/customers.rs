@@ -57,7 +57,9 @@ async fn identity(state: &AppState, caller: &Caller, p: &IdentityAt) -> Result<V
     let mut traits = serde_json::Map::new();
     let mut identifiers = Vec::new();
     let stored = state.log.read_at(&p.positions).await?;
-    for ev in state.log.open_all(stored, caller.access())? {
+    let opened = state.log.open_all(stored, caller.access())?;
+    caller.audit(state, "profile", &opened).await;
+    for ev in opened {
         if ev.event_type == rapport_events::EventType::IdentifierAdded {
             // The value as the caller may see it (a pseudonym for analysts); the blind
             // index is Rapport's own and never shown.
@@ -234,6 +236,7 @@ pub(crate) async fn timeline(
         .read_stream(&stream, start, (versions_end - start) as usize)
         .await?;
     let mut events = state.log.open_all(page, caller.access())?;
+    caller.audit(&state, "timeline", &events).await;
     events.reverse();
     let next = (start > 0).then(|| start.to_string());
     Ok(Json(

@@ -250,6 +250,7 @@ pub(super) async fn read_all(
         state.log.read_all(q.after, limit).await?
     };
     let events = state.log.open_all(stored, caller.access())?;
+    caller.audit(&state, "events", &events).await;
     let next_after = events.last().map_or(q.after, |e| e.position);
     Ok(Json(
         json!({"events": events, "next_after": next_after, "last_position": state.log.last_position()}),
@@ -282,6 +283,7 @@ pub(super) async fn read_stream(
         )));
     }
     let events = state.log.open_all(stored, caller.access())?;
+    caller.audit(&state, "events", &events).await;
     let next = events
         .last()
         .map_or(q.from_version, |e| e.stream_version + 1);

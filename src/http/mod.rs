@@ -60,6 +60,8 @@ pub struct AppState {
     pub feeds: Arc<feed::FeedCounts>,
     /// Webhook subscriptions and their delivery.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Who read which customers' personal data.
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 /// The authenticated caller.
@@ -70,6 +72,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Records in the audit log that this caller saw the personal data of the customers
+    /// of `events` in plain (nothing when none was).
+    pub async fn audit(&self, state: &AppState, what: &str, events: &[rapport_events::RecordedEvent]) {
+        let customers = crate::audit::Audit::plain_customers(events);
+        state
+            .audit
+            .record(&self.key_id, self.role.as_str(), what, customers)
+            .await;
+    }
+
     /// 403 unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.contains(&self.role) {
@@ -140,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers", get(customers::list_customers))
         .route("/v1/customers/{id}", get(customers::get_customer))
         .route("/v1/customers/{id}/timeline", get(customers::timeline))
+        .route("/v1/audit", get(privacy::audit))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route(
             "/v1/webhooks/{id}",

@@ -145,6 +145,7 @@ pub(super) async fn export_customer(
         }
     }
     events.sort_by_key(|e| e.position);
+    caller.audit(&state, "subject_export", &events).await;
     if events.is_empty() {
         return Err(ApiError::NotFound(format!(
             "customer `{customer}` has no events"
@@ -182,4 +183,35 @@ pub(super) async fn export_customer(
         "profile": profile,
         "events": events,
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    customer: Option<String>,
+    key_id: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/audit?customer=&key_id=&limit=` (admin): who read which customers' personal
+/// data, newest first.
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let axum::extract::Query(q) = q.map_err(ApiError::query)?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > crate::audit::AUDIT_READ_MAX {
+        return Err(ApiError::bad(
+            "limit",
+            format!("must be 1 to {}", crate::audit::AUDIT_READ_MAX),
+        ));
+    }
+    let entries = state
+        .audit
+        .read(q.customer.as_deref(), q.key_id.as_deref(), limit)
+        .map_err(|e| ApiError::Internal(format!("audit log: {e}")))?;
+    Ok(Json(json!({"entries": entries})))
 }
