@@ -20,6 +20,7 @@ mod segments;
 mod session;
 mod sign_in;
 mod system;
+mod webhooks;
 mod workflow;
 
 use std::sync::Arc;
@@ -92,6 +93,8 @@ pub fn router(app: AppState) -> Router {
         .route("/system", get(system::page))
         .route("/system/keys", post(system::create_key))
         .route("/system/keys/{id}/revoke", post(system::revoke_key))
+        .route("/system/webhooks", post(webhooks::subscribe))
+        .route("/system/webhooks/{id}/{action}", post(webhooks::act))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
         .layer(axum::middleware::from_fn(security_headers))

@@ -1,5 +1,5 @@
-//! The system page (admin): how far the read model is behind the store, Kafka, and the
-//! API keys (create, list, revoke).
+//! The system page (admin): how far the read model is behind the store, Kafka, the API
+//! keys (create, list, revoke) and the webhook subscriptions (see `webhooks.rs`).
 
 use askama::Template;
 use axum::{
@@ -41,12 +41,16 @@ struct SystemPage {
     keys: Vec<KeyRow>,
     /// A key just created: its token, shown once.
     created: Option<(String, String)>,
+    hooks: Vec<super::webhooks::HookRow>,
+    topics: &'static [&'static str],
+    notice: super::webhooks::Notice,
 }
 
-async fn system_page(
+pub(crate) async fn system_page(
     c: &Console,
     signed: &SignedIn,
     created: Option<(String, String)>,
+    notice: super::webhooks::Notice,
 ) -> Response {
     let t = signed.tr;
     if signed.caller.role != Role::Admin {
@@ -94,6 +98,9 @@ async fn system_page(
                 })
                 .collect(),
             created,
+            hooks: super::webhooks::rows(c, signed).await,
+            topics: super::webhooks::TOPICS,
+            notice,
         },
         t,
     )
@@ -101,7 +108,7 @@ async fn system_page(
 
 /// `GET /system`.
 pub(crate) async fn page(State(c): State<Console>, signed: SignedIn) -> Response {
-    system_page(&c, &signed, None).await
+    system_page(&c, &signed, None, Default::default()).await
 }
 
 #[derive(Deserialize)]
@@ -134,7 +141,7 @@ pub(crate) async fn create_key(
         Ok((_, Json(v))) => {
             let id = v["key"]["id"].as_str().unwrap_or_default().to_owned();
             let token = v["token"].as_str().unwrap_or_default().to_owned();
-            let mut r = system_page(&c, &signed, Some((id, token))).await;
+            let mut r = system_page(&c, &signed, Some((id, token)), Default::default()).await;
             *r.status_mut() = StatusCode::CREATED;
             r
         }

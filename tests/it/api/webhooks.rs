@@ -332,3 +332,61 @@ async fn subscriptions_are_for_admins_and_bad_ones_are_refused_naming_the_field(
         .unwrap();
     assert_eq!(resp.status(), 204);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_subscribe_resume_and_delete_from_the_system_page() {
+    use super::console::Browser;
+    let s = TestServer::start().await;
+    let r = Receiver::start(Behaviour {
+        broken: true,
+        ..Default::default()
+    })
+    .await;
+    let mut b = Browser::new(&s);
+    b.sign_in(&s.admin).await;
+    let csrf = b.csrf("/system").await;
+    let bad = b
+        .post(
+            "/system/webhooks",
+            &[("csrf", &csrf), ("url", "ftp://example.com/"), ("events", "segment.entered")],
+        )
+        .await;
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("id=\"webhook-error\""));
+    let url = r.url();
+    let ok = b
+        .post(
+            "/system/webhooks",
+            &[
+                ("csrf", csrf.as_str()),
+                ("url", url.as_str()),
+                ("events", "segment.entered"),
+                ("events", "alert.raised"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status(), reqwest::StatusCode::CREATED);
+    let html = ok.text().await.unwrap();
+    assert!(html.contains("whsec_"), "the secret, once");
+    let (_, list) = s.get("/v1/webhooks", &s.admin).await;
+    let id = list["webhooks"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list["webhooks"][0]["topics"], json!(["segment.entered", "alert.raised"]));
+    // A receiver that keeps failing: parked, shown with its error and a resume button.
+    buyers(&s, 0..1).await;
+    parked(&s, &id).await;
+    let (_, html) = b.page("/system").await;
+    assert!(html.contains(&format!("/system/webhooks/{id}/resume")), "{html}");
+    assert!(!html.contains("whsec_"), "the secret is not shown again");
+    r.got.lock().unwrap().behaviour.broken = false;
+    let resumed = b
+        .post(&format!("/system/webhooks/{id}/resume"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(resumed.status(), reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(r.wait_ok(1).await.len(), 1);
+    let deleted = b
+        .post(&format!("/system/webhooks/{id}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(deleted.status(), reqwest::StatusCode::SEE_OTHER);
+    let (_, list) = s.get("/v1/webhooks", &s.admin).await;
+    assert_eq!(list["webhooks"], json!([]));
+}
