@@ -256,7 +256,8 @@ impl EventInput {
                 "/identified_by",
                 format!("name the customer by `{want}` or by `identified_by`, not both"),
             ),
-            (Some(v), None) => data::id(&mut e, &format!("/{want}"), v),
+            (Some(v), None) if operator == Some(true) => data::id(&mut e, &format!("/{want}"), v),
+            (Some(v), None) => data::customer_id(&mut e, &format!("/{want}"), v),
             (None, Some(_)) if operator == Some(true) => {
                 e.push("/identified_by", "is not allowed here (this event type names a `subject`)")
             }

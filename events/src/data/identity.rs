@@ -9,7 +9,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::rules::{id, short, text};
+use super::rules::{customer_id, id, short, text};
 use crate::error::Errors;
 
 /// The kinds of identifier a customer can be known by.
@@ -237,12 +237,12 @@ pub(super) fn check_identifier(e: &mut Errors, d: &IdentifierAdded) {
 }
 
 pub(super) fn check_merged(e: &mut Errors, d: &CustomersMerged) {
-    id(e, "/merged", &d.merged);
+    customer_id(e, "/merged", &d.merged);
     text(e, "/reason", &d.reason);
 }
 
 pub(super) fn check_unmerged(e: &mut Errors, d: &CustomersUnmerged) {
-    id(e, "/other", &d.other);
+    customer_id(e, "/other", &d.other);
     text(e, "/reason", &d.reason);
 }
 
@@ -287,6 +287,17 @@ mod tests {
         assert!(Email.normalise("nobody").is_err());
         assert!(Email.normalise("a b@c").is_err());
         assert!(Email.normalise("@c").is_err());
+    }
+
+    #[test]
+    fn personal_looking_customer_ids_are_told_from_pseudonymous_ones() {
+        use crate::data::personal_looking_id as p;
+        for bad in ["li.na@example.cn", "+86 138 0013 8000", "13800138000", "+44 7700 900123"] {
+            assert!(p(bad).is_some(), "{bad}");
+        }
+        for ok in ["c-1", "12346", "3445678", "10234567", "M0001310", "shop@home", "ix-3fa2"] {
+            assert!(p(ok).is_none(), "{ok}");
+        }
     }
 
     #[test]

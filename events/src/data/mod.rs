@@ -21,8 +21,8 @@ mod rules;
 mod staff;
 mod subject;
 
-pub(crate) use rules::id;
-pub use rules::is_invisible;
+pub(crate) use rules::{customer_id, id};
+pub use rules::{is_invisible, personal_looking_id};
 use rules::{list, opt_short, opt_text, short, text};
 pub use consent::{Consent, ConsentChannel, Purpose};
 pub use identity::{
@@ -673,7 +673,7 @@ impl EventData {
                 opt_text(&mut e, "/reason", &d.reason);
             }
             EventData::Referral(d) => {
-                id(&mut e, "/referee", &d.referee);
+                customer_id(&mut e, "/referee", &d.referee);
                 opt_short(&mut e, "/channel", &d.channel);
             }
             EventData::Complaint(d) => {
@@ -721,6 +721,11 @@ impl EventData {
                     id(&mut e, "/echoes", c);
                 }
                 list(&mut e, "/mentions", &d.mentions, ID_LEN_MAX);
+                for (i, m) in d.mentions.iter().enumerate() {
+                    if let Some(why) = rules::personal_looking_id(m) {
+                        e.push(format!("/mentions/{i}"), why);
+                    }
+                }
             }
             EventData::CommunityJoined(d) | EventData::CommunityLeft(d) => {
                 id(&mut e, "/community", &d.community)

@@ -34,6 +34,39 @@ pub(crate) fn id(e: &mut Errors, path: &str, v: &str) {
     }
 }
 
+/// Why a customer id looks like personal data, if it does: an e-mail address, a phone
+/// number in international form, or a mainland China mobile number. Customer ids are
+/// stored in clear and outlive an erasure, so they must be pseudonymous; a number or an
+/// address belongs in `identifier_added` (or names the customer through `identified_by`).
+pub fn personal_looking_id(v: &str) -> Option<&'static str> {
+    let compact: String = v
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let email = v
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    let e164 = compact
+        .strip_prefix('+')
+        .is_some_and(|n| digits(n) && (8..=15).contains(&n.len()));
+    let cn_mobile = compact.len() == 11
+        && digits(&compact)
+        && compact.starts_with('1')
+        && matches!(compact.as_bytes()[1], b'3'..=b'9');
+    (email || e164 || cn_mobile).then_some(
+        "looks like an e-mail address or a phone number; customer ids are kept in clear and survive an erasure, so use a pseudonymous id and record the address or number with `identifier_added` (or name the customer with `identified_by`)",
+    )
+}
+
+/// A customer id: an id that is not personal-looking.
+pub(crate) fn customer_id(e: &mut Errors, path: &str, v: &str) {
+    id(e, path, v);
+    if let Some(why) = personal_looking_id(v) {
+        e.push(path, why);
+    }
+}
+
 pub(crate) fn short(e: &mut Errors, path: &str, v: &str, allow_empty: bool) {
     if !allow_empty && v.trim().is_empty() {
         e.push(path, "must not be empty");

@@ -469,3 +469,32 @@ async fn one_key_holds_a_bounded_number_of_live_feeds_and_closing_one_frees_its_
     }
     assert_eq!(status, 200, "a closed feed gives its place back");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn personal_data_that_escapes_erasure_ids_shaped_like_addresses_or_numbers_are_refused() {
+    let s = TestServer::start().await;
+    for (customer, field) in [
+        ("li.na@example.cn", "/customer"),
+        ("+86 138 0013 8000", "/customer"),
+        ("13800138000", "/customer"),
+    ] {
+        let ev = json!({"type": "purchase", "customer": customer, "occurred_at": "2026-03-01T10:00:00Z",
+            "data": {"order_id": "o-1", "amount": "1.00", "currency": "CNY"}});
+        let (status, body) = s.post_json("/v1/events", &ev).await;
+        assert_eq!(status, 400, "{customer}: {body}");
+        assert!(body.to_string().contains(field), "{body}");
+        assert!(body.to_string().contains("identifier_added"), "says what to do instead: {body}");
+    }
+    let referral = json!({"type": "referral", "customer": "c-1", "occurred_at": "2026-03-01T10:00:00Z",
+        "data": {"referee": "friend@example.com"}});
+    let (status, body) = s.post_json("/v1/events", &referral).await;
+    assert_eq!(status, 400);
+    assert!(body.to_string().contains("/data/referee"), "{body}");
+    // Pseudonymous ids, numeric ones included, are welcome.
+    for customer in ["c-1", "12346", "10234567"] {
+        let ev = json!({"type": "purchase", "customer": customer, "occurred_at": "2026-03-01T10:00:00Z",
+            "data": {"order_id": format!("o-{customer}"), "amount": "1.00", "currency": "CNY"}});
+        let (status, body) = s.post_json("/v1/events", &ev).await;
+        assert_eq!(status, 201, "{customer}: {body}");
+    }
+}
