@@ -247,7 +247,7 @@ impl Warnings {
         let influential = || {
             component.iter().any(|c| {
                 customers
-                    .get(c)
+                    .person(c)
                     .is_some_and(|p| customers.influence(p, now) >= cfg.influence_critical)
             })
         };
@@ -259,10 +259,17 @@ impl Warnings {
             .filter(|e| e.echo.is_none())
             .map(|e| e.customer.as_str())
             .collect();
-        let complainants = component
-            .iter()
-            .filter(|c| complained.contains(**c))
-            .count();
+        // People, not ids: two ids found to be one person after they complained count once
+        // (a set only when some ids are one person: the count is the common case's cost).
+        let complaining = component.iter().filter(|c| complained.contains(**c));
+        let complainants = if customers.identity().any_merged() {
+            complaining
+                .map(|c| customers.person_id(c))
+                .collect::<std::collections::HashSet<&str>>()
+                .len()
+        } else {
+            complaining.count()
+        };
         let group_level = if complainants >= cfg.min_count && zc >= cfg.threshold {
             if size >= cfg.critical_size
                 || shared_communities() >= cfg.critical_communities

@@ -839,6 +839,30 @@ mod tests {
     }
 
     #[test]
+    fn ids_found_to_be_one_person_after_complaining_count_once() {
+        let run = |merged: bool| {
+            let mut w = World::new();
+            for c in ["a", "b", "c"] {
+                w.join(c, "g-12");
+            }
+            w.push(EventType::Referral, "a", json!({"referee": "b"}));
+            w.complain("a", "k1", json!({"batch": "L0421"}), "the tea smells of mould");
+            w.complain("c", "k3", json!({"batch": "L0421"}), "tea has mould");
+            if merged {
+                w.push(
+                    EventType::CustomersMerged,
+                    "a",
+                    json!({"merged": "c", "reason": "same member card"}),
+                );
+            }
+            w.complain("b", "k2", json!({"batch": "L0421"}), "mouldy tea again");
+            group(&w.fold()).iter().map(|a| a.level).collect::<Vec<_>>()
+        };
+        assert_eq!(run(false), [Level::Warning], "three people");
+        assert_eq!(run(true), [Level::Watch], "a and c were one person all along");
+    }
+
+    #[test]
     fn an_isolated_echo_and_two_ordinary_complaints_stay_below_warning() {
         let mut w = World::new();
         for c in ["a", "b", "c"] {
