@@ -27,7 +27,6 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to open the store in {}", args.data.data_dir.display()))?;
     // Created owner-only first: the file holds wrapped keys and API key hashes.
     let tmp = args.out.with_extension("partial");
-    let _ = std::fs::remove_file(&tmp);
     restrict(&tmp)?;
     store.backup_to(&tmp)?;
     std::fs::File::open(&tmp)?.sync_all()?;
@@ -40,11 +39,17 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes `path` an empty file only its owner may read.
-fn restrict(path: &Path) -> anyhow::Result<()> {
-    crate::crypto::write_secret_file(path, b"")?;
-    std::fs::write(path, b"")?;
-    Ok(())
+/// Makes `path` a new empty file only its owner may read (replacing a leftover one).
+fn restrict(path: &Path) -> anyhow::Result<std::fs::File> {
+    let _ = std::fs::remove_file(path);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    Ok(opts.open(path)?)
 }
 
 /// Events and data keys in a store file.
@@ -85,8 +90,7 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         std::fs::set_permissions(&args.data.data_dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let tmp = dir.database().with_extension("partial");
-    restrict(&tmp)?;
-    let mut out = std::fs::OpenOptions::new().write(true).truncate(true).open(&tmp)?;
+    let mut out = restrict(&tmp)?;
     std::io::copy(&mut std::fs::File::open(&args.from)?, &mut out)?;
     out.sync_all()?;
     std::fs::rename(&tmp, dir.database())?;

@@ -134,29 +134,7 @@ pub(crate) async fn merge(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(RESPONDERS)?;
-    let data = payload(EventType::CustomersMerged, &body, &caller)?;
-    let EventData::CustomersMerged(d) = &data else {
-        unreachable!("decoded as its type")
-    };
-    if d.merged == id {
-        return Err(ApiError::bad("/merged", "must be another customer"));
-    }
-    caught_up(&state).await?;
-    {
-        let st = state.read_model.state.read().await;
-        let c = &st.customers;
-        known(c, "", &id)?;
-        known(c, "/merged", &d.merged)?;
-        if c.person_id(&id) == c.person_id(&d.merged) {
-            return Err(ApiError::Conflict {
-                code: "already_one_person",
-                message: format!("`{}` and `{id}` are already one person", d.merged),
-            });
-        }
-    }
-    let out = record(&state, Subject::Customer(id), data, ExpectedVersion::Any).await?;
-    Ok(Json(out))
+    between(state, caller, id, body, EventType::CustomersMerged).await
 }
 
 /// `POST /v1/customers/{id}/unmerge` `{"other": ID, "reason": …}`: staff say the two are
@@ -167,19 +145,40 @@ pub(crate) async fn unmerge(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    between(state, caller, id, body, EventType::CustomersUnmerged).await
+}
+
+/// Records staff's merge or unmerge of customer `id` and another: both must be known, and
+/// a merge must join two people.
+async fn between(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    body: Bytes,
+    ty: EventType,
+) -> Result<Json<Value>, ApiError> {
     caller.require(RESPONDERS)?;
-    let data = payload(EventType::CustomersUnmerged, &body, &caller)?;
-    let EventData::CustomersUnmerged(d) = &data else {
-        unreachable!("decoded as its type")
+    let data = payload(ty, &body, &caller)?;
+    let (field, other) = match &data {
+        EventData::CustomersMerged(d) => ("/merged", d.merged.as_str()),
+        EventData::CustomersUnmerged(d) => ("/other", d.other.as_str()),
+        _ => unreachable!("decoded as a merge or an unmerge"),
     };
-    if d.other == id {
-        return Err(ApiError::bad("/other", "must be another customer"));
+    if other == id {
+        return Err(ApiError::bad(field, "must be another customer"));
     }
     caught_up(&state).await?;
     {
         let st = state.read_model.state.read().await;
-        known(&st.customers, "", &id)?;
-        known(&st.customers, "/other", &d.other)?;
+        let c = &st.customers;
+        known(c, "", &id)?;
+        known(c, field, other)?;
+        if ty == EventType::CustomersMerged && c.person_id(&id) == c.person_id(other) {
+            return Err(ApiError::Conflict {
+                code: "already_one_person",
+                message: format!("`{other}` and `{id}` are already one person"),
+            });
+        }
     }
     let out = record(&state, Subject::Customer(id), data, ExpectedVersion::Any).await?;
     Ok(Json(out))
