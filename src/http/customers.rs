@@ -331,7 +331,11 @@ pub(crate) async fn list_customers(
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|p| profile_json(&state, c, p, as_of))
+        .map(|p| {
+            let (mut v, at) = profile_json(&state, c, p, as_of);
+            v["person"] = super::identity::person_json(c, &p.id);
+            (v, at)
+        })
         .collect();
     drop(rows);
     drop(st);

@@ -62,6 +62,7 @@ async fn two_channels_sharing_a_phone_number_are_one_profile() {
         let (status, found) = s.get(&q, &support).await;
         assert_eq!(status, 200, "{found}");
         assert_eq!(found["customers"][0]["id"], "till-1");
+        assert_eq!(found["customers"][0]["person"]["ids"], json!(["till-1", "wx-9"]));
         assert_eq!(found["total"], 1);
     }
     let (_, none) = s
