@@ -78,6 +78,9 @@ pub enum Facts {
     IdentityRulesDefined(crate::data::IdentityRulesDefined),
     ConsentGiven(ConsentFacts),
     ConsentWithdrawn(ConsentFacts),
+    AgentJoined(AgentJoined),
+    AgentLeft,
+    CommissionPaid(Commission),
 }
 
 impl Facts {
@@ -135,6 +138,12 @@ impl Facts {
                 de::IgnoredAny::deserialize(d)?;
                 Facts::ClockTicked
             }
+            EventType::AgentJoined => Facts::AgentJoined(Deserialize::deserialize(d)?),
+            EventType::AgentLeft => {
+                de::IgnoredAny::deserialize(d)?;
+                Facts::AgentLeft
+            }
+            EventType::CommissionPaid => Facts::CommissionPaid(Deserialize::deserialize(d)?),
         })
     }
 }
@@ -163,6 +172,8 @@ pub struct Purchase {
     pub currency: Option<[u8; 3]>,
     pub items: Vec<Item>,
     pub store: Option<String>,
+    /// The agent credited with the sale.
+    pub sold_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -437,4 +448,28 @@ pub struct ConsentFacts {
     pub purpose: crate::data::Purpose,
     #[serde(default)]
     pub source: Option<String>,
+}
+
+/// An agent joining as the folds see it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AgentJoined {
+    pub upline: Option<String>,
+    #[serde(deserialize_with = "amount")]
+    pub fee: Option<Decimal>,
+    #[serde(deserialize_with = "currency")]
+    pub currency: Option<[u8; 3]>,
+    pub tier: Option<String>,
+}
+
+/// A commission as the folds see it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Commission {
+    #[serde(deserialize_with = "amount")]
+    pub amount: Option<Decimal>,
+    #[serde(deserialize_with = "currency")]
+    pub currency: Option<[u8; 3]>,
+    pub basis: crate::data::CommissionBasis,
+    #[serde(default)]
+    pub recruit: Option<String>,
 }

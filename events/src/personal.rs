@@ -34,7 +34,7 @@ pub enum PersonalView {
 pub fn personal_fields(ty: EventType) -> &'static [&'static str] {
     match ty {
         EventType::CustomerRegistered => &["name", "email", "phone"],
-        EventType::Refund => &["reason"],
+        EventType::Refund | EventType::AgentLeft => &["reason"],
         EventType::Complaint => &["text"],
         EventType::ComplaintResolved => &["resolution"],
         EventType::Post => &["text"],
@@ -61,7 +61,9 @@ pub fn personal_fields(ty: EventType) -> &'static [&'static str] {
         | EventType::CustomersUnmerged
         | EventType::IdentityRulesDefined
         | EventType::ConsentGiven
-        | EventType::ConsentWithdrawn => &[],
+        | EventType::ConsentWithdrawn
+        | EventType::AgentJoined
+        | EventType::CommissionPaid => &[],
     }
 }
 
@@ -215,6 +217,16 @@ pub fn split_data(data: &crate::EventData) -> (String, Option<String>) {
                     amount: &d.amount,
                     currency: &d.currency,
                 }),
+                d.reason.as_deref().map(|r| json(&Personal { reason: r })),
+            )
+        }
+        D::AgentLeft(d) => {
+            #[derive(Serialize)]
+            struct Personal<'a> {
+                reason: &'a str,
+            }
+            (
+                "{}".to_owned(),
                 d.reason.as_deref().map(|r| json(&Personal { reason: r })),
             )
         }

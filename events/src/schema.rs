@@ -32,6 +32,9 @@ pub fn data_schema(ty: EventType, version: u16) -> Schema {
     if (ty, version) == (EventType::Purchase, 1) {
         return schema_for!(old::PurchaseV1);
     }
+    if (ty, version) == (EventType::Purchase, 2) {
+        return schema_for!(old::PurchaseV2);
+    }
     match ty {
         EventType::CustomerRegistered => schema_for!(CustomerRegistered),
         EventType::ProfileUpdated => schema_for!(ProfileUpdated),
@@ -60,5 +63,8 @@ pub fn data_schema(ty: EventType, version: u16) -> Schema {
         EventType::CustomersUnmerged => schema_for!(CustomersUnmerged),
         EventType::IdentityRulesDefined => schema_for!(IdentityRulesDefined),
         EventType::ConsentGiven | EventType::ConsentWithdrawn => schema_for!(Consent),
+        EventType::AgentJoined => schema_for!(AgentJoined),
+        EventType::AgentLeft => schema_for!(AgentLeft),
+        EventType::CommissionPaid => schema_for!(CommissionPaid),
     }
 }

@@ -37,16 +37,23 @@ impl std::fmt::Debug for Upcaster {
 }
 
 /// The upcasters of every type Rapport has ever changed.
-const STANDARD: &[Upcaster] = &[Upcaster {
-    event_type: EventType::Purchase,
-    from: 1,
-    apply: unchanged,
-}];
+const STANDARD: &[Upcaster] = &[
+    Upcaster {
+        event_type: EventType::Purchase,
+        from: 1,
+        apply: unchanged,
+    },
+    Upcaster {
+        event_type: EventType::Purchase,
+        from: 2,
+        apply: unchanged,
+    },
+];
 
 /// Versions that only added optional fields: data of `(type, from)` is valid as it is in
 /// `from + 1`, so reading it needs no rewriting and the read path keeps its fast decoding.
-/// (`purchase` v2 added `store` and `items[].batch`.)
-const ADDITIVE: &[(EventType, u16)] = &[(EventType::Purchase, 1)];
+/// (`purchase` v2 added `store` and `items[].batch`, v3 `sold_by`.)
+const ADDITIVE: &[(EventType, u16)] = &[(EventType::Purchase, 1), (EventType::Purchase, 2)];
 
 fn unchanged(_: &mut Map<String, Value>) -> Result<(), String> {
     Ok(())
@@ -255,9 +262,10 @@ mod tests {
     fn a_version_that_only_added_optional_fields_is_read_as_it_is() {
         let chain = Upcasters::standard();
         assert!(!chain.needed(EventType::Purchase, 1));
+        assert!(!chain.needed(EventType::Purchase, 2));
         let mut d = json!({"order_id": "o-1", "amount": "1.00", "currency": "CNY"});
         let before = d.clone();
-        assert_eq!(chain.upcast(EventType::Purchase, 1, &mut d), Ok(2));
+        assert_eq!(chain.upcast(EventType::Purchase, 1, &mut d), Ok(3));
         assert_eq!(d, before);
     }
 

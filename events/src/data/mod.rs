@@ -14,6 +14,7 @@ use crate::{
     money::{Currency, Money},
 };
 
+mod agents;
 mod consent;
 mod identity;
 pub mod old;
@@ -24,6 +25,7 @@ mod subject;
 pub(crate) use rules::{customer_id, id};
 pub use rules::{is_invisible, personal_looking_id};
 use rules::{list, opt_short, opt_text, short, text};
+pub use agents::{AgentJoined, AgentLeft, CommissionBasis, CommissionPaid};
 pub use consent::{Consent, ConsentChannel, Purpose};
 pub use identity::{
     is_placeholder, BlockedValue, CustomersMerged, CustomersUnmerged, IdentifierAdded,
@@ -70,7 +72,7 @@ macro_rules! event_types {
 event_types! {
     CustomerRegistered = "customer_registered", 1, "A customer became known (sign-up, first order, import).";
     ProfileUpdated = "profile_updated", 1, "Traits of the customer changed.";
-    Purchase = "purchase", 2, "An order was paid.";
+    Purchase = "purchase", 3, "An order was paid.";
     Refund = "refund", 1, "Money for an order went back to the customer.";
     Referral = "referral", 1, "The customer (referrer) brought in another (referee).";
     Complaint = "complaint", 1, "The customer complained about something.";
@@ -97,6 +99,9 @@ event_types! {
     ConsentGiven = "consent_given", 1, "The customer consented to be contacted on a channel for a purpose.";
     ConsentWithdrawn = "consent_withdrawn", 1, "The customer withdrew consent to be contacted on a channel for a purpose.";
     IdentityRulesDefined = "identity_rules_defined", 1, "Operator event: staff defined how identifiers merge customers and which values are blocked.";
+    AgentJoined = "agent_joined", 1, "The customer became an agent (a reseller paid by commission), perhaps under an upline and for a fee.";
+    AgentLeft = "agent_left", 1, "The agent left the programme.";
+    CommissionPaid = "commission_paid", 1, "The firm paid the agent a commission, for retail sales, recruitment or the team's sales.";
 }
 
 impl EventType {
@@ -225,6 +230,10 @@ pub struct Purchase {
     /// about a store finds who bought there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// The customer id of the agent credited with the sale (version 3). A purchase by an
+    /// agent is the agent's own purchase (stock or own use), whoever sold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sold_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -404,6 +413,9 @@ pub enum EventData {
     IdentityRulesDefined(IdentityRulesDefined),
     ConsentGiven(Consent),
     ConsentWithdrawn(Consent),
+    AgentJoined(AgentJoined),
+    AgentLeft(AgentLeft),
+    CommissionPaid(CommissionPaid),
 }
 
 fn decode_as<T: DeserializeOwned>(text: &str) -> Result<T, ValidationErrors> {
@@ -509,6 +521,9 @@ impl EventData {
             EventType::IdentityRulesDefined => EventData::IdentityRulesDefined(decode_as(text)?),
             EventType::ConsentGiven => EventData::ConsentGiven(decode_as(text)?),
             EventType::ConsentWithdrawn => EventData::ConsentWithdrawn(decode_as(text)?),
+            EventType::AgentJoined => EventData::AgentJoined(decode_as(text)?),
+            EventType::AgentLeft => EventData::AgentLeft(decode_as(text)?),
+            EventType::CommissionPaid => EventData::CommissionPaid(decode_as(text)?),
         };
         data.validate()?;
         Ok(data)
@@ -545,6 +560,9 @@ impl EventData {
             EventData::IdentityRulesDefined(_) => EventType::IdentityRulesDefined,
             EventData::ConsentGiven(_) => EventType::ConsentGiven,
             EventData::ConsentWithdrawn(_) => EventType::ConsentWithdrawn,
+            EventData::AgentJoined(_) => EventType::AgentJoined,
+            EventData::AgentLeft(_) => EventType::AgentLeft,
+            EventData::CommissionPaid(_) => EventType::CommissionPaid,
         }
     }
 
@@ -578,6 +596,9 @@ impl EventData {
             EventData::CustomersUnmerged(d) => serde_json::to_string(d),
             EventData::IdentityRulesDefined(d) => serde_json::to_string(d),
             EventData::ConsentGiven(d) | EventData::ConsentWithdrawn(d) => serde_json::to_string(d),
+            EventData::AgentJoined(d) => serde_json::to_string(d),
+            EventData::AgentLeft(d) => serde_json::to_string(d),
+            EventData::CommissionPaid(d) => serde_json::to_string(d),
         };
         s.expect("event data serializes to JSON")
     }
@@ -612,6 +633,9 @@ impl EventData {
             EventData::CustomersUnmerged(d) => serde_json::to_value(d),
             EventData::IdentityRulesDefined(d) => serde_json::to_value(d),
             EventData::ConsentGiven(d) | EventData::ConsentWithdrawn(d) => serde_json::to_value(d),
+            EventData::AgentJoined(d) => serde_json::to_value(d),
+            EventData::AgentLeft(d) => serde_json::to_value(d),
+            EventData::CommissionPaid(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers and maps with string keys always serialize.
         v.expect("event data serializes to JSON")
@@ -655,6 +679,9 @@ impl EventData {
                 id(&mut e, "/order_id", &d.order_id);
                 opt_short(&mut e, "/channel", &d.channel);
                 opt_short(&mut e, "/store", &d.store);
+                if let Some(a) = &d.sold_by {
+                    customer_id(&mut e, "/sold_by", a);
+                }
                 if d.items.len() > LIST_LEN_MAX {
                     e.push("/items", format!("must have at most {LIST_LEN_MAX} items"));
                 }
@@ -759,6 +786,9 @@ impl EventData {
             EventData::CustomersUnmerged(d) => identity::check_unmerged(&mut e, d),
             EventData::IdentityRulesDefined(d) => identity::check_rules(&mut e, d),
             EventData::ConsentGiven(d) | EventData::ConsentWithdrawn(d) => consent::check(&mut e, d),
+            EventData::AgentJoined(d) => agents::check_joined(&mut e, d),
+            EventData::AgentLeft(d) => agents::check_left(&mut e, d),
+            EventData::CommissionPaid(d) => agents::check_commission(&mut e, d),
         }
         e.into_result()
     }

@@ -32,3 +32,20 @@ pub struct ItemV1 {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
 }
+
+// `purchase` version 2: no `sold_by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename = "Purchase")]
+pub struct PurchaseV2 {
+    pub order_id: String,
+    pub amount: Money,
+    pub currency: Currency,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<super::Item>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The store (shop, branch, online store) that sold it (version 2), so that an alert
+    /// about a store finds who bought there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}

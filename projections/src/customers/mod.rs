@@ -549,6 +549,8 @@ impl Customers {
                 };
                 consent::insert_by_time(&mut o.consent, change, |c| c.at);
             }
+            // The agents projection reads these; a profile only notes the activity.
+            Facts::AgentJoined(_) | Facts::AgentLeft | Facts::CommissionPaid(_) => {}
             Facts::PersonalDataErased => {
                 self.profile(&ev.customer).erased = true;
                 let n = self.numbered(&ev.customer);
