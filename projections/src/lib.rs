@@ -17,11 +17,14 @@
 //!   incrementally, re-evaluated deterministically as event time passes, and the feed of
 //!   membership changes.
 //! - [`exposure`]: recent buyers per SKU and product, for an alert's exposed customers.
+//! - [`agents`]: agent networks (who recruited whom, retail against own purchases,
+//!   commissions by basis) and their pyramid risk, raised as alerts by [`warnings`].
 //! - [`warnings`]: early warning: complaints that spread through connected customers,
 //!   with the evidence, and unconnected spikes told apart from them.
 
 #![forbid(unsafe_code)]
 
+pub mod agents;
 pub mod cohorts;
 pub mod customers;
 pub mod exposure;
@@ -56,21 +59,24 @@ pub struct ReadState {
     pub warnings: warnings::Warnings,
     pub lifecycles: lifecycle::Lifecycles,
     pub exposure: exposure::Exposure,
+    pub agents: agents::Agents,
 }
 
 impl ReadState {
     /// The snapshot format and meaning of this state: bumped whenever either changes, so
     /// snapshots written by other code are rebuilt (the history of bumps is in git).
-    pub const VERSION: u32 = 22;
+    pub const VERSION: u32 = 23;
 
     pub fn new(lifecycle: LifecycleConfig, warnings: warnings::WarningConfig) -> ReadState {
         let warnings_exposure_days = warnings.exposure_days;
+        let pyramid = warnings.pyramid.clone();
         ReadState {
             customers: Customers::default(),
             segments: Segments::new(lifecycle),
             warnings: warnings::Warnings::new(warnings),
             lifecycles: lifecycle::Lifecycles::new(lifecycle),
             exposure: exposure::Exposure::new(warnings_exposure_days),
+            agents: agents::Agents::new(pyramid),
         }
     }
 
@@ -81,7 +87,7 @@ impl ReadState {
 
     /// The state as bytes, identical for the same events however they were batched: the
     /// two large projections in postcard, each after its length (u64, little-endian), then
-    /// segments and warnings as JSON (they hold rules as JSON values).
+    /// segments, warnings and agents as JSON (they hold rules and exact sums).
     pub fn snapshot_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for part in [
@@ -98,6 +104,7 @@ impl ReadState {
             &serde_json::json!({
                 "segments": &self.segments,
                 "warnings": &self.warnings,
+                "agents": &self.agents,
             }),
         )
         .expect("segments and warnings serialize");
@@ -121,6 +128,7 @@ impl ReadState {
         struct Parts {
             segments: Segments,
             warnings: warnings::Warnings,
+            agents: agents::Agents,
         }
         let mut rest = bytes;
         let mut customers = Customers::from_snapshot_bytes(part(&mut rest)?, threads)
@@ -135,6 +143,7 @@ impl ReadState {
         let Parts {
             mut segments,
             warnings,
+            agents,
         } = serde_json::from_slice(rest).map_err(|e| format!("segments and warnings: {e}"))?;
         segments.compile();
         Ok(ReadState {
@@ -143,6 +152,7 @@ impl ReadState {
             warnings,
             lifecycles,
             exposure,
+            agents,
         })
     }
 }
@@ -152,8 +162,12 @@ impl Projection for ReadState {
 
     fn apply(&mut self, ev: &FoldEvent) {
         self.customers.apply(ev);
+        let risk = self.agents.apply(ev);
         self.segments.apply(ev, &self.customers);
         self.warnings.apply(ev, &self.customers);
+        if let Some(risk) = risk {
+            self.warnings.network_risk(risk, ev);
+        }
         self.lifecycles.apply(ev, &self.customers);
         self.exposure.apply(ev, &self.customers);
     }

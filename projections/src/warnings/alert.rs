@@ -16,6 +16,8 @@ pub enum Level {
 pub enum Kind {
     GroupComplaint,
     Spike,
+    /// An agent network that looks like pyramid selling (`agents`).
+    PyramidRisk,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +181,7 @@ pub(super) fn alert_id(kind: Kind, first_complaint: &str) -> String {
     let k = match kind {
         Kind::GroupComplaint => "g",
         Kind::Spike => "s",
+        Kind::PyramidRisk => "p",
     };
     format!("al-{k}-{:016x}", mix(fnv(first_complaint.as_bytes())))
 }

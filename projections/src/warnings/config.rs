@@ -41,6 +41,8 @@ pub struct WarningConfig {
     /// Days of purchases kept to find an alert's exposed customers (buyers before its
     /// first complaint, up to this many days, who have not complained).
     pub exposure_days: i64,
+    /// When an agent network is flagged as pyramid risk (`agents::risk`).
+    pub pyramid: crate::agents::PyramidConfig,
 }
 
 /// Hours per alert level; a level without hours has no deadline (a configuration that
@@ -98,6 +100,7 @@ impl Default for WarningConfig {
                 critical: Some(24),
             },
             exposure_days: 30,
+            pyramid: Default::default(),
         }
     }
 }

@@ -53,6 +53,7 @@ mod alert;
 mod config;
 mod detector;
 mod graph;
+mod pyramid;
 mod text;
 mod workflow;
 

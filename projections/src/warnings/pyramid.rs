@@ -1,0 +1,100 @@
+//! Pyramid-risk alerts: raised from the agents projection's evaluation of a network, and
+//! worked by staff like every other alert (acknowledge, assign, review, resolve,
+//! deadlines by level). Their evidence is the network's figures in sentences; they hold
+//! no complaints.
+
+use super::*;
+use crate::agents::RiskChange;
+
+impl Warnings {
+    /// Raises, escalates or re-describes the alert of the network in `change`.
+    pub fn network_risk(&mut self, change: RiskChange, ev: &FoldEvent) {
+        let id = self.live_id(&alert_id(Kind::PyramidRisk, &change.root));
+        let now = self.clock.unwrap_or(ev.occurred_at);
+        let threshold = self.config.threshold;
+        let is_new = !self.alerts.contains_key(&id);
+        let alert = self.alerts.entry(id.clone()).or_insert_with(|| Alert {
+            id: id.clone(),
+            kind: Kind::PyramidRisk,
+            level: change.level,
+            status: Status::Open,
+            keys: BTreeSet::from([format!("network:{}", change.root)]),
+            complaints: BTreeSet::new(),
+            customers: BTreeSet::new(),
+            echoes: BTreeSet::new(),
+            first_complaint_at: ev.occurred_at,
+            raised_at: ev.occurred_at,
+            raised_at_position: ev.position,
+            updated_at_position: ev.position,
+            levels: vec![(change.level, ev.position)],
+            evidence: Evidence {
+                ties: vec![],
+                observed: 0,
+                expected: 0.0,
+                statistic: 0.0,
+                threshold,
+                connected: 0,
+                on_key: 0,
+                communities: vec![],
+                timeline: vec![],
+                support: Support {
+                    state: "holding".into(),
+                    level_key: format!("network:{}", change.root),
+                    level_statistic: 0.0,
+                    level_position: ev.position,
+                    gone_since: None,
+                },
+            },
+            actions: vec![],
+            complaint_positions: BTreeSet::new(),
+            severity_max: None,
+            categories: BTreeSet::new(),
+            assignee: None,
+            deadlines: Deadlines::default(),
+            overdue: None,
+            review: None,
+            problem: None,
+            merged_into: None,
+            merged: BTreeSet::new(),
+        });
+        let escalated = change.level > alert.level;
+        if escalated {
+            alert.level = change.level;
+            alert.levels.push((change.level, ev.position));
+            alert.evidence.support.level_position = ev.position;
+        }
+        let participants = change.participants as usize;
+        alert.evidence.ties = change.sentences;
+        alert.evidence.observed = participants;
+        alert.evidence.connected = participants;
+        alert.evidence.on_key = participants;
+        alert.customers = change.members.into_iter().collect();
+        alert.updated_at_position = ev.position;
+        // A resolved network that gets worse is open again.
+        let reopened = escalated && alert.status == Status::Resolved;
+        if reopened {
+            alert.status = Status::Open;
+            alert.actions.push(Action {
+                action: "reopened".into(),
+                position: ev.position,
+                at: ev.occurred_at,
+                by: None,
+                note: None,
+            });
+        }
+        let level = alert.level;
+        let what = if is_new {
+            "raised"
+        } else if reopened {
+            "reopened"
+        } else if escalated {
+            "escalated"
+        } else {
+            "updated"
+        };
+        self.push_change(&id, what, level, ev.position);
+        if is_new || escalated {
+            self.set_deadlines(&id, level, now, reopened);
+        }
+    }
+}
