@@ -84,7 +84,7 @@ pub(crate) async fn list(
     let kind: Option<Kind> = q
         .kind
         .as_deref()
-        .map(|s| parse_enum("kind", s, "group_complaint, spike"))
+        .map(|s| parse_enum("kind", s, "group_complaint, spike, pyramid_risk"))
         .transpose()?;
     let assignee = match q.assignee.as_deref() {
         Some("me") => Some(caller.key_id.as_str()),

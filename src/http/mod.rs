@@ -1,6 +1,7 @@
 //! The HTTP API (axum). `router(state)` builds the app without a socket, so tests can
 //! drive it; [`serve`] binds it to a listener with graceful shutdown.
 
+pub(crate) mod agents;
 pub(crate) mod alerts;
 pub(crate) mod customers;
 pub mod error;
@@ -182,6 +183,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/segments/{id}/members", get(segments::members))
         .route("/v1/segments/{id}/diff", get(segments::diff))
+        .route("/v1/agents/networks", get(agents::list_networks))
+        .route("/v1/agents/networks/{root}", get(agents::get_network))
+        .route("/v1/agents/{id}", get(agents::get_agent))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/subscribe", get(alerts::subscribe))
         .route("/v1/alerts/verdicts", get(alerts::verdicts))

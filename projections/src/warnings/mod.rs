@@ -63,6 +63,7 @@ use detector::*;
 use graph::*;
 use text::*;
 pub use text::{shared_phrases, signature, similarity};
+pub use pyramid::network_alert_id;
 pub use workflow::{Problem, ProblemStatus, VerdictCounts, VerdictSummary};
 
 /// Most customers tracked on one key inside the window (the oldest leave first).

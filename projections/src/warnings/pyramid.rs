@@ -98,3 +98,8 @@ impl Warnings {
         }
     }
 }
+
+/// The id of the pyramid-risk alert of the network under `root` (before any merge).
+pub fn network_alert_id(root: &str) -> String {
+    alert_id(Kind::PyramidRisk, root)
+}

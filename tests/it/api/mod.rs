@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod agents;
 mod alerts;
 mod append;
 mod audit;
