@@ -110,6 +110,9 @@ pub enum Command {
     /// Measures identity resolution on seeded firms whose people are known: pairwise
     /// precision and recall of the people found, and folding speed.
     EvalIdentity(EvalIdentityArgs),
+    /// Measures pyramid risk on seeded firms of healthy and pyramid agent networks:
+    /// precision and recall per network, and how soon after the legal crossing it flags.
+    EvalAgents(EvalAgentsArgs),
     /// Manages API keys and the master key.
     Keys(KeysArgs),
 }
@@ -323,6 +326,20 @@ pub struct EvalIdentityArgs {
     #[arg(long, value_enum, default_value = "typical")]
     pub households: crate::tools::identity_eval::Households,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct EvalAgentsArgs {
+    /// Firm seeds (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Agent networks per firm (two in five healthy, one in five healthy but recruiting
+    /// hard, one in five pyramids, one in five degenerating into one).
+    #[arg(long, default_value_t = 100)]
+    pub networks: usize,
+    /// Print JSON (with every network) instead of a table.
     #[arg(long)]
     pub json: bool,
 }

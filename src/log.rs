@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use futures::{stream::BoxStream, StreamExt};
 use rapport_events::{
     data::{is_placeholder, BlockedValue, IdentifierAdded, IdentifierKind, PersonalDataErased},
-    personal::{self, PersonalFields, PersonalView},
     envelope::{identified_by, stream_for, IDENTIFIED_BY_MARK},
+    personal::{self, PersonalFields, PersonalView},
     Event, EventData, EventType, Facts, FoldEvent, RecordedEvent, Subject, Upcasters,
 };
 use uuid::Uuid;
@@ -264,7 +264,8 @@ impl Log {
             EventData::IdentityRulesDefined(d) => {
                 let mut d = d.clone();
                 for b in &mut d.blocked {
-                    if let Some(normalised) = b.value.take().and_then(|v| b.kind.normalise(&v).ok()) {
+                    if let Some(normalised) = b.value.take().and_then(|v| b.kind.normalise(&v).ok())
+                    {
                         let key = self.keys.current_or_create(INDEX_KEY_OWNER, new_keys);
                         b.index = key.blind_index(b.kind.as_str(), &normalised);
                         b.hint = Some(BlockedValue::hint_of(&normalised));
@@ -390,7 +391,12 @@ impl Log {
         }
     }
 
-    fn seal_all(&self, events: &[Event], rules: AppendRules, mut new_keys: NewKeys) -> AppendRequest {
+    fn seal_all(
+        &self,
+        events: &[Event],
+        rules: AppendRules,
+        mut new_keys: NewKeys,
+    ) -> AppendRequest {
         let events = events.iter().map(|e| self.seal(e, &mut new_keys)).collect();
         AppendRequest {
             events,
@@ -430,7 +436,9 @@ impl Log {
                 .blind_index(kind.as_str(), value)
                 .expect("a current key is never destroyed");
             let customer = format!("ix-{}", &index[..24]);
-            if self.stream_version(&stream_for(&customer)).is_none() && seen.insert(customer.clone()) {
+            if self.stream_version(&stream_for(&customer)).is_none()
+                && seen.insert(customer.clone())
+            {
                 introduced.push(all.len());
                 all.push(Event {
                     id: Uuid::now_v7(),

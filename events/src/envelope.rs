@@ -258,9 +258,10 @@ impl EventInput {
             ),
             (Some(v), None) if operator == Some(true) => data::id(&mut e, &format!("/{want}"), v),
             (Some(v), None) => data::customer_id(&mut e, &format!("/{want}"), v),
-            (None, Some(_)) if operator == Some(true) => {
-                e.push("/identified_by", "is not allowed here (this event type names a `subject`)")
-            }
+            (None, Some(_)) if operator == Some(true) => e.push(
+                "/identified_by",
+                "is not allowed here (this event type names a `subject`)",
+            ),
             (None, Some(by)) => match by.kind.normalise(&by.value) {
                 Err(why) => e.push("/identified_by/value", why),
                 Ok(v) if data::is_placeholder(&v) => e.push(

@@ -174,6 +174,8 @@ pub struct Purchase {
     pub store: Option<String>,
     /// The agent credited with the sale.
     pub sold_by: Option<String>,
+    /// A commission names the order it was paid on (agents read it).
+    pub order_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -472,4 +474,6 @@ pub struct Commission {
     pub basis: crate::data::CommissionBasis,
     #[serde(default)]
     pub recruit: Option<String>,
+    #[serde(default)]
+    pub order_id: Option<String>,
 }

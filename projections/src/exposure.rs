@@ -49,7 +49,9 @@ mod decimal_bytes {
         d.map(|d| d.serialize()).serialize(s)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Decimal>, D::Error> {
         Ok(Option::<[u8; 16]>::deserialize(d)?.map(Decimal::deserialize))
     }
 }

@@ -39,7 +39,10 @@ fn consent_is_answered_for_any_time_from_its_history() {
         (ConsentWithdrawn, "ann", 40, given("sms")),
     ]);
     let p = st.customers.get("ann").unwrap();
-    assert!(p.marketing_channels(day(5)).is_empty(), "before she said anything");
+    assert!(
+        p.marketing_channels(day(5)).is_empty(),
+        "before she said anything"
+    );
     assert_eq!(
         p.marketing_channels(day(20)),
         [ConsentChannel::Sms, ConsentChannel::Email]
@@ -54,10 +57,25 @@ fn a_late_withdrawal_counts_from_when_it_happened() {
     // The withdrawal on day 30 is recorded after the day-50 campaign contact.
     let st = fold(&[
         (ConsentGiven, "bo", 10, given("sms")),
-        (Contacted, "bo", 50, json!({"channel": "sms", "campaign": "spring"})),
+        (
+            Contacted,
+            "bo",
+            50,
+            json!({"channel": "sms", "campaign": "spring"}),
+        ),
         (ConsentWithdrawn, "bo", 30, given("sms")),
-        (Contacted, "bo", 20, json!({"channel": "SMS", "campaign": "winter"})),
-        (Contacted, "bo", 55, json!({"channel": "letter", "campaign": "spring"})),
+        (
+            Contacted,
+            "bo",
+            20,
+            json!({"channel": "SMS", "campaign": "winter"}),
+        ),
+        (
+            Contacted,
+            "bo",
+            55,
+            json!({"channel": "letter", "campaign": "spring"}),
+        ),
         (Contacted, "bo", 56, json!({"channel": "sms"})),
     ]);
     let p = st.customers.get("bo").unwrap();
@@ -65,7 +83,11 @@ fn a_late_withdrawal_counts_from_when_it_happened() {
         .contacts_without_consent(day(60))
         .map(|m| m.campaign.as_str())
         .collect();
-    assert_eq!(without, ["spring"], "winter was sent with consent; letters and service messages are not governed");
+    assert_eq!(
+        without,
+        ["spring"],
+        "winter was sent with consent; letters and service messages are not governed"
+    );
     let campaigns = reactivation::campaigns(&st.customers, &Default::default(), day(60));
     let spring = campaigns.iter().find(|c| c.campaign == "spring").unwrap();
     assert_eq!(spring.contacted_without_consent, 1);
@@ -90,7 +112,10 @@ fn a_persons_consent_is_the_latest_of_its_ids() {
     let p = st.customers.person("wx-1").unwrap();
     assert_eq!(p.marketing_channels(day(30)), [ConsentChannel::Wechat]);
     assert_eq!(
-        st.customers.get("till-1").unwrap().marketing_channels(day(30)),
+        st.customers
+            .get("till-1")
+            .unwrap()
+            .marketing_channels(day(30)),
         [ConsentChannel::Sms],
         "the id alone still says what it was told"
     );

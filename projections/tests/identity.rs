@@ -99,7 +99,12 @@ fn a_staff_merge_makes_one_profile_whose_first_purchase_is_the_earliest() {
     assert_eq!(p.id, "till-7");
     assert_eq!(p.purchases.len(), 3);
     assert_eq!(p.purchases[0].at(), day(3), "the earliest of both ids");
-    let people: Vec<&str> = st.customers.people_sorted().iter().map(|p| p.id.as_str()).collect();
+    let people: Vec<&str> = st
+        .customers
+        .people_sorted()
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect();
     assert_eq!(people, ["till-7"], "one person, listed once");
     // The cohort table counts the person once, in the month of the first purchase.
     let table = cohorts::monthly(&st.customers, day(90));
@@ -116,7 +121,11 @@ fn two_ids_sharing_a_phone_number_are_merged_and_the_merge_says_why() {
     log.buy("web-3", 2, "5.00");
     log.identify("web-3", 3, "phone", "ix-phone-1");
     let st = log.fold();
-    assert_eq!(person(&st, "web-3"), "till-7", "the earlier holder survives");
+    assert_eq!(
+        person(&st, "web-3"),
+        "till-7",
+        "the earlier holder survives"
+    );
     let id = st.customers.identity();
     let members = id.members_of(st.customers.number("web-3").unwrap());
     let link = id.links_of(&members).next().unwrap();
@@ -131,7 +140,11 @@ fn a_blocked_value_links_nobody() {
     let mut log = Log::new();
     log.identify("a", 1, "member", "ix-0000");
     log.identify("b", 2, "member", "ix-0000");
-    assert_eq!(person(&log.fold(), "b"), "a", "without the block: one person");
+    assert_eq!(
+        person(&log.fold(), "b"),
+        "a",
+        "without the block: one person"
+    );
 
     let mut blocked = Log::new();
     blocked.push(
@@ -140,10 +153,12 @@ fn a_blocked_value_links_nobody() {
         0,
         json!({"blocked": [{"kind": "member", "index": "ix-0000"}]}),
     );
-    blocked.events.extend(log.events.iter().cloned().map(|mut e| {
-        e.position += 1;
-        e
-    }));
+    blocked
+        .events
+        .extend(log.events.iter().cloned().map(|mut e| {
+            e.position += 1;
+            e
+        }));
     assert_eq!(person(&blocked.fold(), "b"), "b");
     // Blocking it later splits the people it had linked.
     log.push(
@@ -164,7 +179,11 @@ fn a_tighter_limit_defined_later_splits_people() {
     log.identify("b", 2, "email", "ix-e2");
     log.identify("a", 3, "phone", "ix-p");
     log.identify("b", 4, "phone", "ix-p");
-    assert_eq!(person(&log.fold(), "b"), "a", "two e-mails are within the default limit");
+    assert_eq!(
+        person(&log.fold(), "b"),
+        "a",
+        "two e-mails are within the default limit"
+    );
     log.push(
         EventType::IdentityRulesDefined,
         "identity",
@@ -203,7 +222,11 @@ fn a_member_number_learnt_after_the_phone_splits_the_person_again() {
     log.identify("mum", 1, "member", "ix-m1");
     log.identify("mum", 2, "phone", "ix-family");
     log.identify("son", 3, "phone", "ix-family");
-    assert_eq!(person(&log.fold(), "son"), "mum", "nothing told them apart yet");
+    assert_eq!(
+        person(&log.fold(), "son"),
+        "mum",
+        "nothing told them apart yet"
+    );
     log.buy("son", 4, "9.00");
     log.identify("son", 5, "member", "ix-m2");
     let st = log.fold();
@@ -224,7 +247,11 @@ fn stronger_kinds_are_linked_first_when_a_person_is_worked_out_again() {
     log.identify("wx-1", 3, "wechat_unionid", "ix-u1");
     log.identify("wx-2", 4, "wechat_unionid", "ix-u1");
     let st = log.fold();
-    assert_eq!(person(&st, "dad"), person(&st, "wx-1"), "one person, for now");
+    assert_eq!(
+        person(&st, "dad"),
+        person(&st, "wx-1"),
+        "one person, for now"
+    );
     log.identify("wx-1", 5, "member", "ix-m-kid");
     let st = log.fold();
     assert_eq!(person(&st, "wx-1"), person(&st, "wx-2"));
@@ -286,8 +313,14 @@ fn segments_see_the_person_and_the_merged_id_leaves() {
     assert!(!st.segments.is_member("two-orders", "a"));
     log.merge("a", "b", 4);
     let st = log.fold();
-    assert!(st.segments.is_member("two-orders", "a"), "the person has three orders");
-    assert!(!st.segments.is_member("two-orders", "b"), "b is part of a now");
+    assert!(
+        st.segments.is_member("two-orders", "a"),
+        "the person has three orders"
+    );
+    assert!(
+        !st.segments.is_member("two-orders", "b"),
+        "b is part of a now"
+    );
     log.unmerge("a", "b", 5);
     let st = log.fold();
     assert!(st.segments.is_member("two-orders", "b"));
@@ -317,7 +350,11 @@ fn a_fold_resumed_from_a_snapshot_gives_the_same_people() {
         for e in &log.events[cut..] {
             resumed.apply(e);
         }
-        assert_eq!(resumed.snapshot_bytes(), whole, "resumed after {cut} events");
+        assert_eq!(
+            resumed.snapshot_bytes(),
+            whole,
+            "resumed after {cut} events"
+        );
         assert_eq!(resumed, log.fold(), "resumed after {cut} events");
     }
 }

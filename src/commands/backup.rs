@@ -24,7 +24,12 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     let store = crate::store::sqlite::SqliteStore::open_read_only(&args.data.data_dir)
-        .with_context(|| format!("failed to open the store in {}", args.data.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "failed to open the store in {}",
+                args.data.data_dir.display()
+            )
+        })?;
     // Created owner-only first: the file holds wrapped keys and API key hashes.
     let tmp = args.out.with_extension("partial");
     restrict(&tmp)?;
@@ -54,9 +59,12 @@ fn restrict(path: &Path) -> anyhow::Result<std::fs::File> {
 
 /// Events and data keys in a store file.
 fn counts(file: &Path) -> anyhow::Result<(i64, i64)> {
-    let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let events = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-    let keys = conn.query_row("SELECT count(*) FROM data_keys", [], |r| r.get(0)).unwrap_or(0);
+    let keys = conn
+        .query_row("SELECT count(*) FROM data_keys", [], |r| r.get(0))
+        .unwrap_or(0);
     Ok((events, keys))
 }
 
@@ -78,10 +86,17 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             .await
             .context("the backup is not a Rapport store this master key opens")?;
         let file = store.quick_check()?;
-        anyhow::ensure!(file == ["ok"], "the backup file is damaged: {}", file.join("; "));
+        anyhow::ensure!(
+            file == ["ok"],
+            "the backup file is damaged: {}",
+            file.join("; ")
+        );
         let report = super::check::check_log(&log).await?;
         report.print();
-        anyhow::ensure!(report.damaged.is_empty(), "the backup holds damaged events (see above)");
+        anyhow::ensure!(
+            report.damaged.is_empty(),
+            "the backup holds damaged events (see above)"
+        );
     }
     std::fs::create_dir_all(&args.data.data_dir)?;
     #[cfg(unix)]

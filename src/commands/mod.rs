@@ -4,6 +4,7 @@ pub mod backup;
 pub mod bench;
 pub mod check;
 pub mod children;
+pub mod eval_agents;
 pub mod eval_identity;
 pub mod eval_warnings;
 pub mod export;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args).await,
         Command::EvalWarnings(args) => eval_warnings::run(args).await,
         Command::EvalIdentity(args) => eval_identity::run(args),
+        Command::EvalAgents(args) => eval_agents::run(args),
         Command::Keys(args) => keys::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Backup(args) => backup::backup(args).await,

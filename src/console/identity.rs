@@ -33,17 +33,32 @@ pub(crate) enum Found {
 }
 
 /// Looks people up by `kind:value` through `GET /v1/customers?identifier=`.
-pub(crate) async fn search(c: &Console, signed: &SignedIn, kind: &str, value: &str) -> Result<Found, Response> {
+pub(crate) async fn search(
+    c: &Console,
+    signed: &SignedIn,
+    kind: &str,
+    value: &str,
+) -> Result<Found, Response> {
     let uri: Uri = match format!("/?identifier={}", urlencode(&format!("{kind}:{value}"))).parse() {
         Ok(u) => u,
         Err(_) => return Ok(Found::Error(signed.tr.get("customers-nobody"))),
     };
     let q = Query::try_from_uri(&uri);
-    match http::customers::list_customers(axum::extract::State(c.app.clone()), signed.caller.clone(), q).await {
+    match http::customers::list_customers(
+        axum::extract::State(c.app.clone()),
+        signed.caller.clone(),
+        q,
+    )
+    .await
+    {
         Ok(Json(v)) => {
             let ids: Vec<String> = v["customers"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|p| p["id"].as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p["id"].as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             Ok(match ids.len() {
                 0 => Found::Error(signed.tr.get("customers-nobody")),
@@ -51,7 +66,9 @@ pub(crate) async fn search(c: &Console, signed: &SignedIn, kind: &str, value: &s
                 _ => Found::Several(ids),
             })
         }
-        Err(e @ (ApiError::BadRequest { .. } | ApiError::Invalid(_))) => Ok(Found::Error(message(&e))),
+        Err(e @ (ApiError::BadRequest { .. } | ApiError::Invalid(_))) => {
+            Ok(Found::Error(message(&e)))
+        }
         Err(e) => Err(api_error_page(signed.tr, e)),
     }
 }
@@ -89,10 +106,9 @@ impl PersonView {
                 a.iter()
                     .map(|l| {
                         let cause = match s(&l["cause"]["rule"]).as_str() {
-                            "staff_merge" => t.with(
-                                "person-cause-staff",
-                                &[("by", s(&l["cause"]["by"]).into())],
-                            ),
+                            "staff_merge" => {
+                                t.with("person-cause-staff", &[("by", s(&l["cause"]["by"]).into())])
+                            }
                             _ => t.with(
                                 "person-cause-shared",
                                 &[("kind", t.pick("identifier", &s(&l["cause"]["kind"])).into())],
@@ -165,7 +181,10 @@ pub(crate) async fn act(
     };
     match r {
         Ok(Json(v)) => {
-            c.app.read_model.wait_for(v["position"].as_u64().unwrap_or(0)).await;
+            c.app
+                .read_model
+                .wait_for(v["position"].as_u64().unwrap_or(0))
+                .await;
             Redirect::to(&format!("/customers/{}", urlencode(id))).into_response()
         }
         Err(e) => {

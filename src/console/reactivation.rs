@@ -60,7 +60,9 @@ pub(crate) struct ReactivationQuery {
 
 impl ReactivationQuery {
     fn reachable(&self) -> bool {
-        self.reachable.as_deref().is_some_and(|r| r == "true" || r == "on")
+        self.reachable
+            .as_deref()
+            .is_some_and(|r| r == "true" || r == "on")
     }
 
     /// The API's query for these filters.

@@ -91,14 +91,9 @@ pub(crate) struct SubscribeForm {
 }
 
 /// `POST /system/webhooks`.
-pub(crate) async fn subscribe(
-    State(c): State<Console>,
-    signed: SignedIn,
-    form: Bytes,
-) -> Response {
+pub(crate) async fn subscribe(State(c): State<Console>, signed: SignedIn, form: Bytes) -> Response {
     // Several boxes of one name: read the form as pairs.
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(&form).unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&form).unwrap_or_default();
     let mut f = SubscribeForm {
         csrf: None,
         url: None,

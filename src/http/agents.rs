@@ -124,7 +124,11 @@ pub(crate) async fn list_networks(
         .filter(|n| q.min_participants.is_none_or(|m| n.participants >= m))
         .map(|n| st.agents.network_view(n))
         .collect();
-    nets.sort_by(|a, b| b.risk_rank.cmp(&a.risk_rank).then_with(|| a.root.cmp(&b.root)));
+    nets.sort_by(|a, b| {
+        b.risk_rank
+            .cmp(&a.risk_rank)
+            .then_with(|| a.root.cmp(&b.root))
+    });
     let total = nets.len();
     let page: Vec<Value> = nets
         .into_iter()

@@ -40,8 +40,9 @@ pub(super) fn parse_identifier(s: &str) -> Result<(IdentifierKind, &str), ApiErr
             format!("must be `kind:value` with a kind among {}", kinds()),
         )
     })?;
-    let kind = IdentifierKind::parse(kind)
-        .ok_or_else(|| ApiError::bad("identifier", format!("the kind must be one of {}", kinds())))?;
+    let kind = IdentifierKind::parse(kind).ok_or_else(|| {
+        ApiError::bad("identifier", format!("the kind must be one of {}", kinds()))
+    })?;
     kind.normalise(value)
         .map_err(|why| ApiError::bad("identifier", format!("the value {why}")))?;
     Ok((kind, value))

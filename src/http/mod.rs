@@ -7,8 +7,8 @@ pub(crate) mod customers;
 pub mod error;
 pub(crate) mod events;
 pub(crate) mod exposure;
-pub(crate) mod identity;
 pub mod feed;
+pub(crate) mod identity;
 pub mod metrics;
 mod openapi;
 pub(crate) mod privacy;
@@ -75,7 +75,12 @@ pub struct Caller {
 impl Caller {
     /// Records in the audit log that this caller saw the personal data of the customers
     /// of `events` in plain (nothing when none was).
-    pub async fn audit(&self, state: &AppState, what: &str, events: &[rapport_events::RecordedEvent]) {
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        what: &str,
+        events: &[rapport_events::RecordedEvent],
+    ) {
         let customers = crate::audit::Audit::plain_customers(events);
         state
             .audit

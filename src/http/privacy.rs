@@ -95,7 +95,12 @@ pub(super) async fn erase(
         }
         let erasure = state
             .log
-            .erase(&id, Some(caller.key_id.clone()), (state.ids)(), chrono::Utc::now())
+            .erase(
+                &id,
+                Some(caller.key_id.clone()),
+                (state.ids)(),
+                chrono::Utc::now(),
+            )
             .await?;
         // The customer id is a pseudonymous key, not personal data; the values are never logged.
         tracing::info!(customer = %id, by = %caller.key_id, generations = ?erasure.destroyed_generations, "personal data erased");

@@ -26,7 +26,12 @@ struct Create {
 }
 
 fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(b).map_err(|e| ApiError::bad("/", format!("the body is not what this endpoint takes: {e}")))
+    serde_json::from_slice(b).map_err(|e| {
+        ApiError::bad(
+            "/",
+            format!("the body is not what this endpoint takes: {e}"),
+        )
+    })
 }
 
 /// `POST /v1/webhooks` `{"url", "events": [...], "segment"?}`.
@@ -41,7 +46,10 @@ pub(crate) async fn create(
     for (i, e) in c.events.iter().enumerate() {
         let t = Topic::parse(e).ok_or_else(|| {
             let known: Vec<_> = Topic::ALL.iter().map(|t| t.as_str()).collect();
-            ApiError::bad(&format!("/events/{i}"), format!("must be one of {}", known.join(", ")))
+            ApiError::bad(
+                &format!("/events/{i}"),
+                format!("must be one of {}", known.join(", ")),
+            )
         })?;
         if !topics.contains(&t) {
             topics.push(t);
@@ -58,7 +66,10 @@ pub(crate) async fn create(
     ))
 }
 
-pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     caller.require(&[Role::Admin])?;
     let all: Vec<Value> = state.webhooks.list().iter().map(|s| s.public()).collect();
     Ok(Json(json!({"webhooks": all})))
@@ -113,9 +124,13 @@ pub(crate) async fn replay(
     if state.webhooks.get(&id).is_none() {
         return Err(WebhookError::NotFound(id).into());
     }
-    let cursor = state.webhooks.cursor_after(r.from_position).await.map_err(|m| ApiError::Conflict {
-        code: "feed_truncated",
-        message: m,
-    })?;
+    let cursor = state
+        .webhooks
+        .cursor_after(r.from_position)
+        .await
+        .map_err(|m| ApiError::Conflict {
+            code: "feed_truncated",
+            message: m,
+        })?;
     Ok(Json(state.webhooks.resume(&id, Some(cursor))?.public()))
 }

@@ -185,18 +185,19 @@ fn generate(seed: u64, people: usize, households: Households) -> Firm {
         .collect();
     items.shuffle(&mut rng);
     let mut events = Vec::with_capacity(items.len() + 1);
-    let mut push = |ty: EventType, customer: &str, subject: Option<&str>, data: serde_json::Value| {
-        let position = events.len() as u64 + 1;
-        events.push(FoldEvent {
-            position,
-            id: uuid::Uuid::from_u128(u128::from(position)),
-            event_type: ty,
-            customer: customer.to_owned(),
-            subject: subject.map(str::to_owned),
-            occurred_at: t0 + Duration::minutes(position as i64),
-            data: Facts::from_value(ty, &data).expect("a payload of its type"),
-        });
-    };
+    let mut push =
+        |ty: EventType, customer: &str, subject: Option<&str>, data: serde_json::Value| {
+            let position = events.len() as u64 + 1;
+            events.push(FoldEvent {
+                position,
+                id: uuid::Uuid::from_u128(u128::from(position)),
+                event_type: ty,
+                customer: customer.to_owned(),
+                subject: subject.map(str::to_owned),
+                occurred_at: t0 + Duration::minutes(position as i64),
+                data: Facts::from_value(ty, &data).expect("a payload of its type"),
+            });
+        };
     let blocked_json: Vec<_> = blocked
         .iter()
         .map(|i| json!({"kind": "external", "index": i}))

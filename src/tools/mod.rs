@@ -2,6 +2,7 @@
 //! the early-warning evaluation behind `rapport eval-warnings`. Nothing in the service
 //! depends on them.
 
+pub mod agents_eval;
 pub mod bench;
 pub mod eval;
 pub mod identity_eval;

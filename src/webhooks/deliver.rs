@@ -73,7 +73,12 @@ fn pick(st: &ReadState, sub: &Subscription) -> Pick {
     };
     if subscribed(Feed::Alerts) {
         match st.warnings.changes_after(cursor.alerts, SCAN_CHANGES_MAX) {
-            Err(oldest) => return Pick::Gap { feed: Feed::Alerts, oldest },
+            Err(oldest) => {
+                return Pick::Gap {
+                    feed: Feed::Alerts,
+                    oldest,
+                }
+            }
             Ok(changes) => {
                 for c in changes {
                     let topic = match c.change.as_str() {
@@ -102,7 +107,12 @@ fn pick(st: &ReadState, sub: &Subscription) -> Pick {
     }
     if subscribed(Feed::Segments) {
         match st.segments.changes_after(cursor.segments, SCAN_CHANGES_MAX) {
-            Err(oldest) => return Pick::Gap { feed: Feed::Segments, oldest },
+            Err(oldest) => {
+                return Pick::Gap {
+                    feed: Feed::Segments,
+                    oldest,
+                }
+            }
             Ok(changes) => {
                 for c in changes {
                     let topic = match c.change {
@@ -132,8 +142,16 @@ fn pick(st: &ReadState, sub: &Subscription) -> Pick {
         }
     }
     if subscribed(Feed::Lifecycles) {
-        match st.lifecycles.changes_after(cursor.lifecycles, SCAN_CHANGES_MAX) {
-            Err(oldest) => return Pick::Gap { feed: Feed::Lifecycles, oldest },
+        match st
+            .lifecycles
+            .changes_after(cursor.lifecycles, SCAN_CHANGES_MAX)
+        {
+            Err(oldest) => {
+                return Pick::Gap {
+                    feed: Feed::Lifecycles,
+                    oldest,
+                }
+            }
             Ok(changes) => {
                 if let Some(c) = changes.first() {
                     candidates.push(Next {

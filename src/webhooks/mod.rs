@@ -133,7 +133,10 @@ impl Subscription {
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("no webhook `{0}`")]
     NotFound(String),
     #[error("{0}")]
@@ -299,7 +302,11 @@ impl Webhooks {
     }
 
     /// Resumes a parked subscription, optionally from `cursor` (a replay).
-    pub fn resume(self: &Arc<Self>, id: &str, cursor: Option<Cursor>) -> Result<Subscription, WebhookError> {
+    pub fn resume(
+        self: &Arc<Self>,
+        id: &str,
+        cursor: Option<Cursor>,
+    ) -> Result<Subscription, WebhookError> {
         let sub = {
             let mut subs = self.subs();
             let sub = subs

@@ -49,7 +49,9 @@ pub async fn check_url(url: &str, config: &WebhooksConfig) -> Result<(), Webhook
         return Err(bad("must be an http or https URL"));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(bad("must not hold credentials (sign with the subscription's secret)"));
+        return Err(bad(
+            "must not hold credentials (sign with the subscription's secret)",
+        ));
     }
     let host = u.host_str().ok_or_else(|| bad("must name a host"))?;
     if config.allow_private_targets {
@@ -116,24 +118,44 @@ mod tests {
     #[tokio::test]
     async fn by_default_a_url_inside_the_network_is_refused() {
         let default = crate::config::WebhooksConfig::default();
-        for url in ["http://127.0.0.1:9/hook", "http://[::1]/x", "http://169.254.169.254/latest", "http://10.0.0.7/"] {
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://[::1]/x",
+            "http://169.254.169.254/latest",
+            "http://10.0.0.7/",
+        ] {
             let e = super::check_url(url, &default).await.unwrap_err();
             assert!(e.to_string().contains("/url"), "{url}: {e}");
         }
-        assert!(super::check_url("ftp://example.com/", &default).await.is_err());
-        assert!(super::check_url("http://u:p@example.com/", &default).await.is_err());
+        assert!(super::check_url("ftp://example.com/", &default)
+            .await
+            .is_err());
+        assert!(super::check_url("http://u:p@example.com/", &default)
+            .await
+            .is_err());
         let allowed = crate::config::WebhooksConfig {
             allow_private_targets: true,
             ..default
         };
-        assert!(super::check_url("http://127.0.0.1:9/hook", &allowed).await.is_ok());
+        assert!(super::check_url("http://127.0.0.1:9/hook", &allowed)
+            .await
+            .is_ok());
     }
 
     #[test]
     fn internal_ranges_are_told_from_public_ones() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }

@@ -67,8 +67,16 @@ fn random_events(seed: u64, n: usize) -> Vec<Event> {
                 json!({"type": "identifier_added", "customer": c, "occurred_at": at, "data": {"kind": "member", "value": format!("M{}", rng.gen_range(0..12))}})
             }
             13 if c != other => {
-                let ty = if rng.gen_bool(0.6) { "customers_merged" } else { "customers_unmerged" };
-                let field = if ty == "customers_merged" { "merged" } else { "other" };
+                let ty = if rng.gen_bool(0.6) {
+                    "customers_merged"
+                } else {
+                    "customers_unmerged"
+                };
+                let field = if ty == "customers_merged" {
+                    "merged"
+                } else {
+                    "other"
+                };
                 json!({"type": ty, "customer": c, "occurred_at": at, "data": {field: other, "reason": "seeded"}})
             }
             _ => {

@@ -170,7 +170,16 @@ pub struct IdentityRulesDefined {
 /// with one of these (after normalising) is recorded without a blind index, so it links
 /// nobody and cannot be looked up.
 pub const PLACEHOLDER_VALUES: &[&str] = &[
-    "0", "anonymous", "unknown", "none", "null", "n/a", "na", "test", "guest", "-",
+    "0",
+    "anonymous",
+    "unknown",
+    "none",
+    "null",
+    "n/a",
+    "na",
+    "test",
+    "guest",
+    "-",
 ];
 
 /// Whether a normalised value is a placeholder: in [`PLACEHOLDER_VALUES`], or one
@@ -180,7 +189,8 @@ pub fn is_placeholder(normalised: &str) -> bool {
     let mut chars = v.chars();
     let first = chars.next();
     PLACEHOLDER_VALUES.contains(&v.as_str())
-        || v.split_once('@').is_some_and(|(l, _)| PLACEHOLDER_VALUES.contains(&l))
+        || v.split_once('@')
+            .is_some_and(|(l, _)| PLACEHOLDER_VALUES.contains(&l))
         || first.is_some_and(|f| chars.all(|c| c == f))
 }
 
@@ -253,7 +263,10 @@ pub(super) fn check_rules(e: &mut Errors, d: &IdentityRulesDefined) {
         }
     }
     if d.blocked.len() > super::LIST_LEN_MAX {
-        e.push("/blocked", format!("must have at most {} values", super::LIST_LEN_MAX));
+        e.push(
+            "/blocked",
+            format!("must have at most {} values", super::LIST_LEN_MAX),
+        );
     }
     for (i, b) in d.blocked.iter().enumerate() {
         match (&b.value, &b.index) {
@@ -274,8 +287,14 @@ mod tests {
 
     #[test]
     fn phone_numbers_are_normalised_to_e164() {
-        assert_eq!(Phone.normalise(" +86 138-0013-8000 ").unwrap(), "+8613800138000");
-        assert_eq!(Phone.normalise("0086 (138) 0013 8000").unwrap(), "+8613800138000");
+        assert_eq!(
+            Phone.normalise(" +86 138-0013-8000 ").unwrap(),
+            "+8613800138000"
+        );
+        assert_eq!(
+            Phone.normalise("0086 (138) 0013 8000").unwrap(),
+            "+8613800138000"
+        );
         assert!(Phone.normalise("13800138000").is_err(), "no country code");
         assert!(Phone.normalise("+86 abc").is_err());
         assert!(Phone.normalise("+0123456789").is_err());
@@ -283,7 +302,10 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(Email.normalise("  Li.Na@Example.COM ").unwrap(), "li.na@example.com");
+        assert_eq!(
+            Email.normalise("  Li.Na@Example.COM ").unwrap(),
+            "li.na@example.com"
+        );
         assert!(Email.normalise("nobody").is_err());
         assert!(Email.normalise("a b@c").is_err());
         assert!(Email.normalise("@c").is_err());
@@ -292,10 +314,23 @@ mod tests {
     #[test]
     fn personal_looking_customer_ids_are_told_from_pseudonymous_ones() {
         use crate::data::personal_looking_id as p;
-        for bad in ["li.na@example.cn", "+86 138 0013 8000", "13800138000", "+44 7700 900123"] {
+        for bad in [
+            "li.na@example.cn",
+            "+86 138 0013 8000",
+            "13800138000",
+            "+44 7700 900123",
+        ] {
             assert!(p(bad).is_some(), "{bad}");
         }
-        for ok in ["c-1", "12346", "3445678", "10234567", "M0001310", "shop@home", "ix-3fa2"] {
+        for ok in [
+            "c-1",
+            "12346",
+            "3445678",
+            "10234567",
+            "M0001310",
+            "shop@home",
+            "ix-3fa2",
+        ] {
             assert!(p(ok).is_none(), "{ok}");
         }
     }
@@ -303,7 +338,10 @@ mod tests {
     #[test]
     fn placeholders_are_told_from_values() {
         assert!(super::is_placeholder("0000"));
-        assert!(super::is_placeholder("+8600000000") == false, "86 then zeros is a number");
+        assert!(
+            super::is_placeholder("+8600000000") == false,
+            "86 then zeros is a number"
+        );
         assert!(super::is_placeholder("+1111111111"));
         assert!(super::is_placeholder("anonymous@shop.example"));
         assert!(super::is_placeholder("Unknown"));

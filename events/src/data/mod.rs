@@ -22,15 +22,15 @@ mod rules;
 mod staff;
 mod subject;
 
-pub(crate) use rules::{customer_id, id};
-pub use rules::{is_invisible, personal_looking_id};
-use rules::{list, opt_short, opt_text, short, text};
 pub use agents::{AgentJoined, AgentLeft, CommissionBasis, CommissionPaid};
 pub use consent::{Consent, ConsentChannel, Purpose};
 pub use identity::{
     is_placeholder, BlockedValue, CustomersMerged, CustomersUnmerged, IdentifierAdded,
     IdentifierKind, IdentityRulesDefined, KindRule, PLACEHOLDER_VALUES,
 };
+pub(crate) use rules::{customer_id, id};
+pub use rules::{is_invisible, personal_looking_id};
+use rules::{list, opt_short, opt_text, short, text};
 pub use staff::*;
 pub use subject::{Subject, SubjectKind};
 
@@ -785,7 +785,9 @@ impl EventData {
             EventData::CustomersMerged(d) => identity::check_merged(&mut e, d),
             EventData::CustomersUnmerged(d) => identity::check_unmerged(&mut e, d),
             EventData::IdentityRulesDefined(d) => identity::check_rules(&mut e, d),
-            EventData::ConsentGiven(d) | EventData::ConsentWithdrawn(d) => consent::check(&mut e, d),
+            EventData::ConsentGiven(d) | EventData::ConsentWithdrawn(d) => {
+                consent::check(&mut e, d)
+            }
             EventData::AgentJoined(d) => agents::check_joined(&mut e, d),
             EventData::AgentLeft(d) => agents::check_left(&mut e, d),
             EventData::CommissionPaid(d) => agents::check_commission(&mut e, d),

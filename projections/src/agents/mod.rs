@@ -9,7 +9,7 @@
 //! to an end customer. Every figure a network shows is a sum kept as events arrive, so
 //! evaluating a network's risk after each event costs the same however large it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Datelike, Duration, Utc};
 use rapport_events::{data::CommissionBasis, fold as facts, Facts, FoldEvent};
@@ -32,6 +32,10 @@ pub const CHAIN_WALK_MAX: usize = 256;
 pub const AGENT_MONTHS_KEPT: usize = 3;
 /// Participants named on a pyramid alert (the network's count is in its evidence).
 pub const ALERT_PARTICIPANTS_MAX: usize = 100;
+/// Orders of agents' own purchases remembered, so that a commission paid on one is known
+/// as pay unrelated to retail (the oldest are forgotten first; commissions follow their
+/// orders within days).
+pub const OWN_ORDERS_KEPT: usize = 200_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
@@ -90,6 +94,9 @@ pub struct Network {
     pub retail_orders: u32,
     pub commissions: [Amounts; 3],
     pub commission_count: u32,
+    /// Commissions unrelated to sales to end customers: for recruitment, and any paid on
+    /// an order that was an agent's own purchase (an override on stock bought).
+    pub unrelated_pay: Amounts,
     pub paid_entry: u32,
     /// Agents who left holding stock (sell-through below `stocked_sell_through`).
     pub stocked_and_left: u32,
@@ -106,23 +113,33 @@ pub struct Network {
 
 impl Network {
     pub fn levels(&self) -> u32 {
-        self.per_level.iter().rposition(|n| *n > 0).map_or(0, |i| i as u32 + 1)
+        self.per_level
+            .iter()
+            .rposition(|n| *n > 0)
+            .map_or(0, |i| i as u32 + 1)
     }
 
-    fn recruitment_pay(&self, cfg: &PyramidConfig) -> Amounts {
-        let mut a = self.commissions[1].clone();
-        if cfg.team_counts_as_recruitment {
-            a.add_all(&self.commissions[2]);
-        }
-        a
-    }
-
-    /// The share of commissions (by amount) paid for recruiting.
-    pub fn recruitment_share(&self, cfg: &PyramidConfig) -> Option<f64> {
+    fn all_pay(&self) -> Amounts {
         let mut all = self.commissions[0].clone();
         all.add_all(&self.commissions[1]);
         all.add_all(&self.commissions[2]);
-        self.recruitment_pay(cfg).ratio(&all)
+        all
+    }
+
+    /// The share of commissions (by amount) paid for recruiting (`basis: recruitment`).
+    pub fn recruitment_share(&self) -> Option<f64> {
+        self.commissions[1].ratio(&self.all_pay())
+    }
+
+    /// The share of commissions unrelated to sales to end customers: for recruiting, or
+    /// on agents' own purchases (all team commissions too, when configured so).
+    pub fn unrelated_share(&self, cfg: &PyramidConfig) -> Option<f64> {
+        let mut pay = self.unrelated_pay.clone();
+        if cfg.team_counts_as_recruitment {
+            pay = self.commissions[1].clone();
+            pay.add_all(&self.commissions[2]);
+        }
+        pay.ratio(&self.all_pay())
     }
 
     /// Agents' own purchases ÷ their retail sales (infinite with no retail at all).
@@ -130,7 +147,11 @@ impl Network {
         if self.own_purchases.is_zero() {
             return None;
         }
-        Some(self.own_purchases.ratio(&self.retail).unwrap_or(f64::INFINITY))
+        Some(
+            self.own_purchases
+                .ratio(&self.retail)
+                .unwrap_or(f64::INFINITY),
+        )
     }
 
     /// The share of the network's revenue that is agents' own purchases.
@@ -145,7 +166,7 @@ impl Network {
             scale: self.participants >= cfg.min_participants && self.levels() >= cfg.min_levels,
             recruitment_pay: enough_pay
                 && self
-                    .recruitment_share(cfg)
+                    .unrelated_share(cfg)
                     .is_some_and(|s| s >= cfg.recruitment_share),
             paid_entry: self.participants > 0
                 && f64::from(self.paid_entry) / f64::from(self.participants) >= cfg.entry_share,
@@ -170,6 +191,10 @@ pub struct Agents {
     clock: Option<DateTime<Utc>>,
     agents: BTreeMap<String, Agent>,
     networks: BTreeMap<String, Network>,
+    /// Order ids of agents' own purchases, and the order they came in (to forget the
+    /// oldest).
+    own_orders: BTreeSet<String>,
+    own_orders_queue: VecDeque<String>,
 }
 
 impl Default for Agents {
@@ -189,6 +214,8 @@ impl Agents {
             clock: None,
             agents: BTreeMap::new(),
             networks: BTreeMap::new(),
+            own_orders: BTreeSet::new(),
+            own_orders_queue: VecDeque::new(),
         }
     }
 
@@ -297,7 +324,10 @@ impl Agents {
             let newly_paid = cfg_entry && !a.paid_entry;
             a.paid_entry |= cfg_entry;
             let root = a.root.clone();
-            let net = self.networks.get_mut(&root).expect("every root has a network");
+            let net = self
+                .networks
+                .get_mut(&root)
+                .expect("every root has a network");
             if was_left {
                 net.left = net.left.saturating_sub(1);
             }
@@ -316,7 +346,10 @@ impl Agents {
         }
         if !rejoin {
             let root = self.agents[me].root.clone();
-            let net = self.networks.get_mut(&root).expect("every root has a network");
+            let net = self
+                .networks
+                .get_mut(&root)
+                .expect("every root has a network");
             net.months.entry(month_of(at)).or_default().recruits += 1;
         }
         Some(self.agents[me].root.clone())
@@ -334,7 +367,10 @@ impl Agents {
         debug_assert_eq!(old_root, me, "only a top-level agent gets an upline");
         let new_root = self.agents[up].root.clone();
         let offset = self.agents[up].depth + 1;
-        let moved = self.networks.remove(me).expect("a top-level agent has a network");
+        let moved = self
+            .networks
+            .remove(me)
+            .expect("a top-level agent has a network");
         // Ancestors count the moved agents in their downline.
         let mut walk = Some(up.to_owned());
         for _ in 0..CHAIN_WALK_MAX {
@@ -360,7 +396,10 @@ impl Agents {
             a.depth += offset;
             stack.extend(a.children.iter().cloned());
         }
-        let net = self.networks.get_mut(&new_root).expect("every root has a network");
+        let net = self
+            .networks
+            .get_mut(&new_root)
+            .expect("every root has a network");
         for (i, n) in moved.per_level.iter().enumerate() {
             let level = i + offset as usize;
             if net.per_level.len() <= level {
@@ -379,6 +418,7 @@ impl Agents {
             into.add_all(from);
         }
         net.commission_count += moved.commission_count;
+        net.unrelated_pay.add_all(&moved.unrelated_pay);
         net.paid_entry += moved.paid_entry;
         net.stocked_and_left += moved.stocked_and_left;
         for (m, f) in moved.months {
@@ -400,7 +440,10 @@ impl Agents {
         let stocked = !a.own_purchases.is_zero()
             && a.retail.ratio(&a.own_purchases).unwrap_or(0.0) < sell_through;
         let root = a.root.clone();
-        let net = self.networks.get_mut(&root).expect("every root has a network");
+        let net = self
+            .networks
+            .get_mut(&root)
+            .expect("every root has a network");
         net.left += 1;
         if stocked {
             net.stocked_and_left += 1;
@@ -414,12 +457,22 @@ impl Agents {
         };
         self.ensure(&ev.customer);
         let i = basis_index(d.basis);
+        let unrelated = d.basis == CommissionBasis::Recruitment
+            || d.order_id
+                .as_ref()
+                .is_some_and(|o| self.own_orders.contains(o));
         let a = self.agents.get_mut(&ev.customer).expect("ensured");
         a.commissions[i].add(cur, amount);
         let root = a.root.clone();
-        let net = self.networks.get_mut(&root).expect("every root has a network");
+        let net = self
+            .networks
+            .get_mut(&root)
+            .expect("every root has a network");
         net.commissions[i].add(cur, amount);
         net.commission_count += 1;
+        if unrelated {
+            net.unrelated_pay.add(cur, amount);
+        }
         Some(root)
     }
 
@@ -434,17 +487,34 @@ impl Agents {
         let month = month_of(at);
         let entry_days = Duration::days(self.config.entry_days);
         if self.is_agent(&ev.customer) {
+            if let Some(o) = &d.order_id {
+                if self.own_orders.insert(o.clone()) {
+                    self.own_orders_queue.push_back(o.clone());
+                    if self.own_orders_queue.len() > OWN_ORDERS_KEPT {
+                        if let Some(old) = self.own_orders_queue.pop_front() {
+                            self.own_orders.remove(&old);
+                        }
+                    }
+                }
+            }
+            let stock_from = self.stock_threshold(&ev.customer, cur);
             let a = self.agents.get_mut(&ev.customer).expect("an agent");
             a.own_purchases.add(cur, amount);
             a.own_orders += 1;
             a.last_active = Some(a.last_active.map_or(at, |l| l.max(at)));
             bump_month(&mut a.months, month, cur, amount, false);
+            // Stock bought on joining, before selling anything: worth several of the
+            // network's orders to end customers (a sample is not a price of entry).
             let entry_purchase = !a.paid_entry
                 && a.retail_orders == 0
+                && amount >= stock_from
                 && a.joined_at.is_some_and(|j| at >= j && at - j <= entry_days);
             a.paid_entry |= entry_purchase;
             let root = a.root.clone();
-            let net = self.networks.get_mut(&root).expect("every root has a network");
+            let net = self
+                .networks
+                .get_mut(&root)
+                .expect("every root has a network");
             net.own_purchases.add(cur, amount);
             net.own_orders += 1;
             net.months.entry(month).or_default().own_orders += 1;
@@ -463,11 +533,38 @@ impl Agents {
         a.last_active = Some(a.last_active.map_or(at, |l| l.max(at)));
         bump_month(&mut a.months, month, cur, amount, true);
         let root = a.root.clone();
-        let net = self.networks.get_mut(&root).expect("every root has a network");
+        let net = self
+            .networks
+            .get_mut(&root)
+            .expect("every root has a network");
         net.retail.add(cur, amount);
         net.retail_orders += 1;
         net.months.entry(month).or_default().retail_orders += 1;
         Some(root)
+    }
+
+    /// The smallest own purchase that counts as stock bought to join: `entry_stock_orders`
+    /// times the network's average order to end customers in that currency (any amount
+    /// while it has none).
+    fn stock_threshold(&self, agent: &str, cur: [u8; 3]) -> rust_decimal::Decimal {
+        let Some(net) = self
+            .agents
+            .get(agent)
+            .and_then(|a| self.networks.get(&a.root))
+        else {
+            return rust_decimal::Decimal::ZERO;
+        };
+        let code = std::str::from_utf8(&cur).unwrap_or("");
+        let retail = net.retail.get(code);
+        if net.retail_orders == 0 || retail.is_zero() {
+            return rust_decimal::Decimal::ZERO;
+        }
+        let per_order = retail / rust_decimal::Decimal::from(net.retail_orders);
+        let times = rust_decimal::Decimal::from_f64_retain(self.config.entry_stock_orders)
+            .unwrap_or(rust_decimal::Decimal::ONE);
+        per_order
+            .checked_mul(times)
+            .unwrap_or(rust_decimal::Decimal::MAX)
     }
 
     /// Re-reads the network's signs after an event that touched it.
@@ -482,7 +579,8 @@ impl Agents {
         let rose = level > net.level;
         // A flagged network's alert is described again as it grows by a tenth.
         let grew = net.level.is_some()
-            && net.participants >= net.described_at_participants + net.described_at_participants / 10 + 1;
+            && net.participants
+                >= net.described_at_participants + net.described_at_participants / 10 + 1;
         if !rose && !grew {
             return None;
         }
@@ -522,9 +620,18 @@ impl Agents {
             net.participants,
             net.levels()
         )];
-        if let Some(s) = net.recruitment_share(cfg) {
+        if let Some(s) = net.recruitment_share() {
             out.push(format!(
                 "{:.0}% of commissions paid for recruitment",
+                s * 100.0
+            ));
+        }
+        if let Some(s) = net
+            .unrelated_share(cfg)
+            .filter(|u| Some(*u) != net.recruitment_share())
+        {
+            out.push(format!(
+                "{:.0}% of commissions paid for recruitment or on agents' own purchases",
                 s * 100.0
             ));
         }

@@ -14,8 +14,8 @@
 //!
 //! Levels: `critical` when all four hold (the legal standard and inventory loading);
 //! `warning` when the scale and recruitment pay hold with either of the others; `watch`
-//! when, at any scale from `watch_participants`, at least two of the three economic
-//! signs hold. A programme whose agents mostly sell to end customers and whose
+//! when, from `watch_participants` but before the legal scale, all three economic signs
+//! hold (a young network that already sells places and stock). A programme whose agents mostly sell to end customers and whose
 //! commissions are mostly for retail shows none of the economic signs, so it is never
 //! flagged, however large or deep.
 
@@ -31,16 +31,19 @@ pub struct PyramidConfig {
     pub min_participants: u32,
     /// Levels (the top agent is level 1) for the legal scale.
     pub min_levels: u32,
-    /// Share of commissions (by amount) paid for recruitment from which pay is based on
-    /// recruiting.
+    /// Share of commissions (by amount) unrelated to sales to end customers (paid for
+    /// recruitment, or on an order that was an agent's own purchase) from which pay is
+    /// based on recruiting.
     pub recruitment_share: f64,
-    /// Whether `team` commissions (overrides on the downline's sales or purchases) count
-    /// as pay for recruiting. Off by default: an override on real retail is legitimate.
+    /// Whether every `team` commission counts as unrelated to retail, whatever order it
+    /// was paid on. Off by default: an override on real retail is legitimate.
     pub team_counts_as_recruitment: bool,
-    /// Share of agents who paid to join (a fee, or an own purchase within
-    /// `entry_days` of joining and before any retail sale) from which joining has a price.
+    /// Share of agents who paid to join from which joining has a price: a fee, or stock
+    /// bought within `entry_days` of joining and before any retail sale, worth at least
+    /// `entry_stock_orders` of the network's average orders to end customers.
     pub entry_share: f64,
     pub entry_days: i64,
+    pub entry_stock_orders: f64,
     /// Agents' own purchases ÷ their retail sales to end customers from which agents
     /// are loaded with stock.
     pub loading_ratio: f64,
@@ -65,6 +68,7 @@ impl Default for PyramidConfig {
             team_counts_as_recruitment: false,
             entry_share: 0.5,
             entry_days: 30,
+            entry_stock_orders: 3.0,
             loading_ratio: 2.0,
             watch_participants: 10,
             min_evidence: 5,
@@ -98,7 +102,7 @@ impl Signs {
             Some(Level::Critical)
         } else if self.scale && self.recruitment_pay && (self.paid_entry || self.loading) {
             Some(Level::Warning)
-        } else if participants >= cfg.watch_participants && self.economic() >= 2 {
+        } else if participants >= cfg.watch_participants && self.economic() == 3 {
             Some(Level::Watch)
         } else {
             None

@@ -99,9 +99,15 @@ fn a_large_healthy_programme_that_sells_to_end_customers_is_never_flagged() {
     assert_eq!(net.participants, 200);
     assert!(net.levels() >= 3);
     let signs = net.signs(st.agents.config());
-    assert!(signs.scale && !signs.recruitment_pay && !signs.loading, "{signs:?}");
+    assert!(
+        signs.scale && !signs.recruitment_pay && !signs.loading,
+        "{signs:?}"
+    );
     assert_eq!(net.level, None);
-    assert!(st.warnings.alerts().all(|a| a.kind != crate::warnings::Kind::PyramidRisk));
+    assert!(st
+        .warnings
+        .alerts()
+        .all(|a| a.kind != crate::warnings::Kind::PyramidRisk));
 }
 
 #[test]
@@ -130,10 +136,22 @@ fn a_programme_selling_places_and_stock_is_flagged_with_its_figures() {
     assert_eq!(alert.level, Level::Critical);
     assert_eq!(alert.evidence.observed, 42);
     let evidence = alert.evidence.ties.join("; ");
-    assert!(evidence.contains("42 agents over 5 levels under a-0"), "{evidence}");
-    assert!(evidence.contains("% of commissions paid for recruitment"), "{evidence}");
-    assert!(evidence.contains("times what they sold to end customers"), "{evidence}");
-    assert!(evidence.contains("42 of 42 agents paid to join"), "{evidence}");
+    assert!(
+        evidence.contains("42 agents over 5 levels under a-0"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("% of commissions paid for recruitment"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("times what they sold to end customers"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("42 of 42 agents paid to join"),
+        "{evidence}"
+    );
     // It was flagged where it reached the legal scale, not before.
     assert!(net.flagged_at >= net.scale_at && net.scale_at.is_some());
     // The alert's levels rose in order, never fell.
@@ -199,4 +217,25 @@ fn agents_replay_identically_and_from_a_snapshot() {
     assert_eq!(st.snapshot_bytes(), again.snapshot_bytes());
     let back = ReadState::from_snapshot_bytes(&st.snapshot_bytes(), 1).unwrap();
     assert_eq!(back.agents, st.agents);
+}
+
+#[test]
+fn a_team_commission_on_stock_an_agent_bought_is_pay_unrelated_to_retail() {
+    let mut log = Log::new();
+    log.join("a", None, None);
+    log.join("b", Some("a"), None);
+    // o-2 is b's own purchase (stock); o-3 a sale to an end customer.
+    log.buy("b", "1000.00", Some("a"));
+    log.buy("end", "100.00", Some("b"));
+    for order in ["o-2", "o-3"] {
+        log.push(
+            EventType::CommissionPaid,
+            "a",
+            json!({"amount": "50.00", "currency": "CNY", "basis": "team", "order_id": order}),
+        );
+    }
+    let st = log.fold();
+    let net = st.agents.network("a").unwrap();
+    assert_eq!(net.recruitment_share(), Some(0.0));
+    assert_eq!(net.unrelated_share(st.agents.config()), Some(0.5));
 }

@@ -57,6 +57,9 @@ pub struct NetworkView {
     pub loading_ratio: Option<f64>,
     pub commissions: Value,
     pub recruitment_commission_share: Option<f64>,
+    /// Share of commissions unrelated to retail: for recruitment or on agents' own
+    /// purchases (what the `recruitment_pay` sign reads).
+    pub unrelated_commission_share: Option<f64>,
     pub entry_fees: Value,
     pub paid_entry: u32,
     /// Recruits and retail orders in the latest three months against the three before.
@@ -71,7 +74,8 @@ pub struct NetworkView {
 }
 
 fn ratio_or_none(r: Option<f64>) -> Option<f64> {
-    r.filter(|r| r.is_finite()).map(|r| (r * 1000.0).round() / 1000.0)
+    r.filter(|r| r.is_finite())
+        .map(|r| (r * 1000.0).round() / 1000.0)
 }
 
 fn commissions_json(c: &[super::Amounts; 3]) -> Value {
@@ -109,7 +113,9 @@ impl Agents {
             up = self.agents.get(u).and_then(|x| x.upline.as_deref());
         }
         // The window: the latest months kept, when they are recent.
-        let recent_from = now.map(month_of).map(|m| m - super::AGENT_MONTHS_KEPT as i32 + 1);
+        let recent_from = now
+            .map(month_of)
+            .map(|m| m - super::AGENT_MONTHS_KEPT as i32 + 1);
         let (mut retail, mut own) = (super::Amounts::default(), super::Amounts::default());
         for (m, r, o) in &a.months {
             if recent_from.is_some_and(|f| *m >= f) {
@@ -161,7 +167,9 @@ impl Agents {
         let sum = |from: i32, to: i32| {
             net.months
                 .range(from..=to)
-                .fold((0u32, 0u32), |(r, o), (_, m)| (r + m.recruits, o + m.retail_orders))
+                .fold((0u32, 0u32), |(r, o), (_, m)| {
+                    (r + m.recruits, o + m.retail_orders)
+                })
         };
         let growth = match this {
             Some(m) => {
@@ -175,10 +183,15 @@ impl Agents {
             None => json!({}),
         };
         let signs = net.signs(cfg);
-        let held = [signs.scale, signs.recruitment_pay, signs.paid_entry, signs.loading]
-            .iter()
-            .filter(|b| **b)
-            .count() as u64;
+        let held = [
+            signs.scale,
+            signs.recruitment_pay,
+            signs.paid_entry,
+            signs.loading,
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count() as u64;
         let level_rank = net.level.map_or(0, |l| l as u64 + 1);
         NetworkView {
             root: net.root.clone(),
@@ -192,7 +205,8 @@ impl Agents {
             own_purchase_share: ratio_or_none(net.own_purchase_share()),
             loading_ratio: ratio_or_none(net.loading()),
             commissions: commissions_json(&net.commissions),
-            recruitment_commission_share: ratio_or_none(net.recruitment_share(cfg)),
+            recruitment_commission_share: ratio_or_none(net.recruitment_share()),
+            unrelated_commission_share: ratio_or_none(net.unrelated_share(cfg)),
             entry_fees: net.fees.to_json(),
             paid_entry: net.paid_entry,
             growth,

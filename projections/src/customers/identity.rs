@@ -71,10 +71,7 @@ pub enum Cause {
     /// `customers_merged`, by the API key named.
     Staff { by: Option<String> },
     /// Both hold this identifier (its blind index).
-    Shared {
-        kind: IdentifierKind,
-        index: String,
-    },
+    Shared { kind: IdentifierKind, index: String },
 }
 
 /// One link between two customer numbers: `a` is the side that survives (staff's target,
@@ -354,7 +351,8 @@ impl Identity {
         // joined ids before (a household's phone that merged two of its members).
         if let Some(index) = through {
             self.ambiguous.insert(index.clone());
-            let holders: BTreeSet<u32> = self.holders(&index).iter().map(|&h| self.root(h)).collect();
+            let holders: BTreeSet<u32> =
+                self.holders(&index).iter().map(|&h| self.root(h)).collect();
             for r in holders.into_iter().chain([a, b]) {
                 self.recompute(r);
             }
@@ -475,9 +473,16 @@ impl Holders {
             .map(|e| (e.1, &mut e.2))
     }
 
-    fn get_or_insert(&mut self, index: &str, kind: IdentifierKind) -> (IdentifierKind, &mut Vec<u32>) {
+    fn get_or_insert(
+        &mut self,
+        index: &str,
+        kind: IdentifierKind,
+    ) -> (IdentifierKind, &mut Vec<u32>) {
         let h = crate::interned::hash(index);
-        let e = match self.0.entry(h, |e| e.0 == index, |e| crate::interned::hash(&e.0)) {
+        let e = match self
+            .0
+            .entry(h, |e| e.0 == index, |e| crate::interned::hash(&e.0))
+        {
             hashbrown::hash_table::Entry::Occupied(e) => e.into_mut(),
             hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert((index.to_owned(), kind, Vec::new())).into_mut()
@@ -487,7 +492,10 @@ impl Holders {
     }
 
     fn remove(&mut self, index: &str) {
-        if let Ok(e) = self.0.find_entry(crate::interned::hash(index), |e| e.0 == index) {
+        if let Ok(e) = self
+            .0
+            .find_entry(crate::interned::hash(index), |e| e.0 == index)
+        {
             e.remove();
         }
     }

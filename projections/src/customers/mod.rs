@@ -558,7 +558,8 @@ impl Customers {
             }
             Facts::IdentifierAdded(d) => {
                 // The value is read from the log when the profile is shown, like a name.
-                self.profile(&ev.customer).add_identity_position(ev.position);
+                self.profile(&ev.customer)
+                    .add_identity_position(ev.position);
                 let n = self.numbered(&ev.customer);
                 // Without its index (an event recorded without one) it links nobody.
                 if let Some(index) = d.index.as_deref() {
@@ -568,7 +569,8 @@ impl Customers {
             Facts::CustomersMerged(d) => {
                 let a = self.numbered(&ev.customer);
                 let b = self.numbered(&d.merged);
-                self.identity.merge(a, b, d.requested_by.clone(), ev.position);
+                self.identity
+                    .merge(a, b, d.requested_by.clone(), ev.position);
             }
             Facts::CustomersUnmerged(d) => {
                 let a = self.numbered(&ev.customer);

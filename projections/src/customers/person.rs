@@ -143,14 +143,16 @@ impl Customers {
         add(self.number(&ev.customer));
         match &ev.data {
             Facts::Referral(d) => add(d.referee.as_deref().and_then(|r| self.number(r))),
-            Facts::ComplaintResolved(d) => add(
-                d.complaint_id
-                    .as_deref()
-                    .and_then(|c| self.complaint_authors.get(c)),
-            ),
+            Facts::ComplaintResolved(d) => add(d
+                .complaint_id
+                .as_deref()
+                .and_then(|c| self.complaint_authors.get(c))),
             Facts::Post(d) => {
                 add(d.reply_to.as_deref().and_then(|r| self.post_authors.get(r)));
-                add(d.echoes.as_deref().and_then(|c| self.complaint_authors.get(c)));
+                add(d
+                    .echoes
+                    .as_deref()
+                    .and_then(|c| self.complaint_authors.get(c)));
                 for m in &d.mentions {
                     add(self.number(m));
                 }
@@ -213,7 +215,9 @@ impl Customers {
     /// As [`Customers::person`], by customer number.
     pub fn person_by_number(&self, n: u32) -> Option<&Profile> {
         let r = self.identity.root(n);
-        self.people.get(&r).or_else(|| self.profiles.get(r as usize))
+        self.people
+            .get(&r)
+            .or_else(|| self.profiles.get(r as usize))
     }
 
     /// Every person, in id order: one profile per person (ids merged into another are

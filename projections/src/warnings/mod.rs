@@ -61,9 +61,9 @@ pub use alert::*;
 pub use config::*;
 use detector::*;
 use graph::*;
+pub use pyramid::network_alert_id;
 use text::*;
 pub use text::{shared_phrases, signature, similarity};
-pub use pyramid::network_alert_id;
 pub use workflow::{Problem, ProblemStatus, VerdictCounts, VerdictSummary};
 
 /// Most customers tracked on one key inside the window (the oldest leave first).
@@ -831,7 +831,12 @@ mod tests {
                     json!({"merged": "c", "reason": "same member card"}),
                 );
             }
-            w.complain("a", "k1", json!({"batch": "L0421"}), "the tea smells of mould");
+            w.complain(
+                "a",
+                "k1",
+                json!({"batch": "L0421"}),
+                "the tea smells of mould",
+            );
             w.complain("b", "k2", json!({"batch": "L0421"}), "mouldy tea again");
             w.complain("c", "k3", json!({"batch": "L0421"}), "tea has mould");
             group(&w.fold()).iter().map(|a| a.level).collect::<Vec<_>>()
@@ -848,7 +853,12 @@ mod tests {
                 w.join(c, "g-12");
             }
             w.push(EventType::Referral, "a", json!({"referee": "b"}));
-            w.complain("a", "k1", json!({"batch": "L0421"}), "the tea smells of mould");
+            w.complain(
+                "a",
+                "k1",
+                json!({"batch": "L0421"}),
+                "the tea smells of mould",
+            );
             w.complain("c", "k3", json!({"batch": "L0421"}), "tea has mould");
             if merged {
                 w.push(
@@ -861,7 +871,11 @@ mod tests {
             group(&w.fold()).iter().map(|a| a.level).collect::<Vec<_>>()
         };
         assert_eq!(run(false), [Level::Warning], "three people");
-        assert_eq!(run(true), [Level::Watch], "a and c were one person all along");
+        assert_eq!(
+            run(true),
+            [Level::Watch],
+            "a and c were one person all along"
+        );
     }
 
     #[test]

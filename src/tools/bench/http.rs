@@ -126,7 +126,8 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
                 let uri = if by_phone {
                     format!(
                         "http://{addr}/v1/customers?identifier=phone:{}",
-                        bench_phone(i % clients, i % LOOKUP_CUSTOMERS_PER_CLIENT).replace('+', "%2B")
+                        bench_phone(i % clients, i % LOOKUP_CUSTOMERS_PER_CLIENT)
+                            .replace('+', "%2B")
                     )
                 } else {
                     format!(
@@ -191,8 +192,15 @@ pub(super) async fn http_bench(dir: &std::path::Path, opts: &BenchOptions) -> an
         all.last().copied().unwrap_or(0.0) * 1000.0
     );
     let (lat, missing) = reader.await?;
-    for (by_phone, what) in [(false, "profile lookups by id"), (true, "lookups by phone number")] {
-        let mut lat: Vec<f64> = lat.iter().filter(|l| l.0 == by_phone).map(|l| l.1).collect();
+    for (by_phone, what) in [
+        (false, "profile lookups by id"),
+        (true, "lookups by phone number"),
+    ] {
+        let mut lat: Vec<f64> = lat
+            .iter()
+            .filter(|l| l.0 == by_phone)
+            .map(|l| l.1)
+            .collect();
         lat.sort_by(|a, b| a.total_cmp(b));
         let p = |q: f64| {
             lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))

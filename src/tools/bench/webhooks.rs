@@ -26,7 +26,9 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    a.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Instant::now());
+    a.0.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, Instant::now());
     a.1.notify_waiters();
     axum::http::StatusCode::NO_CONTENT
 }
@@ -62,11 +64,18 @@ pub(super) async fn webhook_bench(dir: &std::path::Path) -> anyhow::Result<()> {
     let (log, model) = (app.log().clone(), app.read_model().clone());
     let parse = |text: String| rapport_events::parse_one(&text, &mut uuid::Uuid::now_v7, true);
     let define = parse(r#"{"type":"segment_defined","subject":"buyers","occurred_at":"2026-03-01T00:00:00Z","data":{"name":"Buyers","rule":{"field":"orders","op":">=","value":1}}}"#.into())?;
-    let at = log.append(&[define], crate::log::AppendRules::all_or_nothing()).await?;
+    let at = log
+        .append(&[define], crate::log::AppendRules::all_or_nothing())
+        .await?;
     caught_up(&model, at[0].position).await?;
     let hooks = app.webhooks().clone();
     hooks
-        .create(&url, vec![crate::webhooks::Topic::SegmentEntered], None, "bench")
+        .create(
+            &url,
+            vec![crate::webhooks::Topic::SegmentEntered],
+            None,
+            "bench",
+        )
         .await?;
     let buy = |i: usize| {
         parse(format!(
@@ -76,7 +85,9 @@ pub(super) async fn webhook_bench(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut lat = Vec::with_capacity(LATENCY_SAMPLES);
     for i in 0..LATENCY_SAMPLES {
         let ev = buy(i)?;
-        let acked = log.append(&[ev], crate::log::AppendRules::all_or_nothing()).await?;
+        let acked = log
+            .append(&[ev], crate::log::AppendRules::all_or_nothing())
+            .await?;
         let t0 = Instant::now();
         let _ = acked;
         wait_for(&arrivals, i + 1).await?;
@@ -103,7 +114,8 @@ pub(super) async fn webhook_bench(dir: &std::path::Path) -> anyhow::Result<()> {
         .chunks(1000)
     {
         let events: Vec<_> = chunk.iter().map(|&i| buy(i)).collect::<Result<_, _>>()?;
-        log.append(&events, crate::log::AppendRules::all_or_nothing()).await?;
+        log.append(&events, crate::log::AppendRules::all_or_nothing())
+            .await?;
     }
     wait_for(&arrivals, LATENCY_SAMPLES + BURST_CUSTOMERS).await?;
     let secs = started.elapsed().as_secs_f64();

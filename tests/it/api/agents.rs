@@ -56,26 +56,44 @@ async fn seeded() -> (TestServer, u64) {
 async fn networks_are_ranked_by_pyramid_risk_and_a_healthy_one_is_not_flagged() {
     let (s, last) = seeded().await;
     let (status, list) = s
-        .get(&format!("/v1/agents/networks?min_position={last}"), &s.key(Role::Analyst))
+        .get(
+            &format!("/v1/agents/networks?min_position={last}"),
+            &s.key(Role::Analyst),
+        )
         .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["total"], 2);
     let top = &list["networks"][0];
     assert_eq!(top["root"], "p-0");
-    assert_eq!((top["participants"].as_u64(), top["levels"].as_u64()), (Some(36), Some(4)));
+    assert_eq!(
+        (top["participants"].as_u64(), top["levels"].as_u64()),
+        (Some(36), Some(4))
+    );
     assert_eq!(top["risk"], "critical", "{top}");
     assert_eq!(top["recruitment_commission_share"], 1.0);
-    assert_eq!(top["signs"], json!({"scale": true, "recruitment_pay": true, "paid_entry": true, "loading": true}));
-    assert!(top["evidence"][0].as_str().unwrap().starts_with("36 agents over 4 levels under p-0"));
+    assert_eq!(
+        top["signs"],
+        json!({"scale": true, "recruitment_pay": true, "paid_entry": true, "loading": true})
+    );
+    assert!(top["evidence"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("36 agents over 4 levels under p-0"));
     let healthy = &list["networks"][1];
     assert_eq!(healthy["root"], "h-0");
     assert_eq!(healthy["risk"], Value::Null, "{healthy}");
     assert_eq!(healthy["alert"], Value::Null);
-    assert_eq!(healthy["signs"]["scale"], true, "large and deep enough, and healthy");
+    assert_eq!(
+        healthy["signs"]["scale"], true,
+        "large and deep enough, and healthy"
+    );
     let (_, flagged) = s.get("/v1/agents/networks?risk=warning", &s.admin).await;
     assert_eq!(flagged["total"], 1);
     let (status, bad) = s.get("/v1/agents/networks?risk=loud", &s.admin).await;
-    assert_eq!((status, &bad["error"]["details"][0]["path"]), (400, &json!("risk")));
+    assert_eq!(
+        (status, &bad["error"]["details"][0]["path"]),
+        (400, &json!("risk"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -106,22 +124,38 @@ async fn an_agent_shows_its_upline_chain_and_figures() {
 async fn a_pyramid_risk_alert_is_worked_like_any_other() {
     let (s, last) = seeded().await;
     let (_, alerts) = s
-        .get(&format!("/v1/alerts?kind=pyramid_risk&min_position={last}"), &s.admin)
+        .get(
+            &format!("/v1/alerts?kind=pyramid_risk&min_position={last}"),
+            &s.admin,
+        )
         .await;
     assert_eq!(alerts["total"], 1, "{alerts}");
     let alert = &alerts["alerts"][0];
     let id = alert["id"].as_str().unwrap().to_owned();
     assert_eq!(alert["level"], "critical");
-    assert!(alert["evidence"]["ties"].as_array().unwrap().iter()
-        .any(|t| t.as_str().unwrap().contains("of commissions paid for recruitment")));
+    assert!(alert["evidence"]["ties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t
+            .as_str()
+            .unwrap()
+            .contains("of commissions paid for recruitment")));
     assert!(alert["deadlines"]["acknowledge_by"].is_string(), "{alert}");
     let (status, ack) = s
-        .post(&format!("/v1/alerts/{id}/acknowledge"), &s.admin, "application/json",
-              r#"{"note":"asked the channel team"}"#)
+        .post(
+            &format!("/v1/alerts/{id}/acknowledge"),
+            &s.admin,
+            "application/json",
+            r#"{"note":"asked the channel team"}"#,
+        )
         .await;
     assert_eq!(status, 200, "{ack}");
     let (_, after) = s
-        .get(&format!("/v1/alerts/{id}?min_position={}", ack["position"]), &s.admin)
+        .get(
+            &format!("/v1/alerts/{id}?min_position={}", ack["position"]),
+            &s.admin,
+        )
         .await;
     assert_eq!(after["status"], "acknowledged", "{after}");
 }
@@ -131,9 +165,21 @@ async fn agent_events_with_bad_fields_are_refused_naming_the_field() {
     let s = TestServer::start().await;
     for (data, ty, path) in [
         (json!({"fee": "10.00"}), "agent_joined", "/data/currency"),
-        (json!({"upline": "someone@example.com"}), "agent_joined", "/data/upline"),
-        (json!({"amount": "5.00", "currency": "CNY", "basis": "bonus"}), "commission_paid", "/data/basis"),
-        (json!({"order_id": "o", "amount": "5.00", "currency": "CNY", "sold_by": ""}), "purchase", "/data/sold_by"),
+        (
+            json!({"upline": "someone@example.com"}),
+            "agent_joined",
+            "/data/upline",
+        ),
+        (
+            json!({"amount": "5.00", "currency": "CNY", "basis": "bonus"}),
+            "commission_paid",
+            "/data/basis",
+        ),
+        (
+            json!({"order_id": "o", "amount": "5.00", "currency": "CNY", "sold_by": ""}),
+            "purchase",
+            "/data/sold_by",
+        ),
     ] {
         let (status, body) = s.post_json("/v1/events", &ev(ty, "c-1", 1, data)).await;
         assert_eq!(status, 400, "{body}");

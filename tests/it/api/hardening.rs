@@ -483,7 +483,10 @@ async fn personal_data_that_escapes_erasure_ids_shaped_like_addresses_or_numbers
         let (status, body) = s.post_json("/v1/events", &ev).await;
         assert_eq!(status, 400, "{customer}: {body}");
         assert!(body.to_string().contains(field), "{body}");
-        assert!(body.to_string().contains("identifier_added"), "says what to do instead: {body}");
+        assert!(
+            body.to_string().contains("identifier_added"),
+            "says what to do instead: {body}"
+        );
     }
     let referral = json!({"type": "referral", "customer": "c-1", "occurred_at": "2026-03-01T10:00:00Z",
         "data": {"referee": "friend@example.com"}});

@@ -67,8 +67,14 @@ impl TestServer {
         ticks: bool,
         limits: rapport::http::ServeLimits,
     ) -> TestServer {
-        Self::start_in(tempfile::tempdir().unwrap(), MasterKey::generate(), wait, ticks, limits)
-            .await
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            MasterKey::generate(),
+            wait,
+            ticks,
+            limits,
+        )
+        .await
     }
 
     /// Stops the server and starts another on the same data directory and master key.

@@ -40,7 +40,10 @@ async fn two_channels_sharing_a_phone_number_are_one_profile() {
     assert_eq!(p["person"]["id"], "till-1");
     assert_eq!(p["person"]["ids"], json!(["till-1", "wx-9"]));
     assert_eq!(p["person"]["merged_into"], "till-1");
-    assert_eq!(p["person"]["links"][0]["cause"]["rule"], "shared_identifier");
+    assert_eq!(
+        p["person"]["links"][0]["cause"]["rule"],
+        "shared_identifier"
+    );
     assert_eq!(p["person"]["links"][0]["cause"]["kind"], "phone");
     assert_eq!(p["orders"], 2, "orders of both ids");
     assert_eq!(p["identity"]["name"], "Li Na");
@@ -62,7 +65,10 @@ async fn two_channels_sharing_a_phone_number_are_one_profile() {
         let (status, found) = s.get(&q, &support).await;
         assert_eq!(status, 200, "{found}");
         assert_eq!(found["customers"][0]["id"], "till-1");
-        assert_eq!(found["customers"][0]["person"]["ids"], json!(["till-1", "wx-9"]));
+        assert_eq!(
+            found["customers"][0]["person"]["ids"],
+            json!(["till-1", "wx-9"])
+        );
         assert_eq!(found["total"], 1);
     }
     let (_, none) = s
@@ -96,7 +102,10 @@ async fn two_channels_sharing_a_phone_number_are_one_profile() {
 async fn a_malformed_identifier_is_refused_naming_its_field() {
     let s = TestServer::start().await;
     let (status, body) = s
-        .post_json("/v1/events", &json!([identifier("c", "phone", "13800138000")]))
+        .post_json(
+            "/v1/events",
+            &json!([identifier("c", "phone", "13800138000")]),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("/0/data/value"), "{body}");
@@ -111,14 +120,22 @@ async fn staff_merge_and_unmerge_two_customers() {
     let (status, _) = s
         .post_json(
             "/v1/events",
-            &json!([purchase("c-1", "o-1", "10.00"), purchase("m-7", "o-2", "20.00")]),
+            &json!([
+                purchase("c-1", "o-1", "10.00"),
+                purchase("m-7", "o-2", "20.00")
+            ]),
         )
         .await;
     assert_eq!(status, 201);
     let support = s.key(Role::Support);
     let merge = json!({"merged": "m-7", "reason": "same member card"}).to_string();
     let (status, body) = s
-        .post("/v1/customers/c-1/merge", &support, "application/json", merge.clone())
+        .post(
+            "/v1/customers/c-1/merge",
+            &support,
+            "application/json",
+            merge.clone(),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let at = body["position"].as_u64().unwrap();
@@ -130,16 +147,28 @@ async fn staff_merge_and_unmerge_two_customers() {
     assert_eq!(p["person"]["links"][0]["cause"]["rule"], "staff_merge");
     // Time travel gives the people as they were known then.
     let (status, before) = s
-        .get(&format!("/v1/customers/m-7?as_of_position={}", at - 1), &support)
+        .get(
+            &format!("/v1/customers/m-7?as_of_position={}", at - 1),
+            &support,
+        )
         .await;
     assert_eq!(status, 200, "{before}");
     assert_eq!(before["person"]["id"], "m-7");
     assert_eq!(before["orders"], 1);
     // Twice is a conflict; an unknown customer is named.
     let (status, body) = s
-        .post("/v1/customers/c-1/merge", &support, "application/json", merge)
+        .post(
+            "/v1/customers/c-1/merge",
+            &support,
+            "application/json",
+            merge,
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_one_person")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("already_one_person")),
+        "{body}"
+    );
     let (status, body) = s
         .post(
             "/v1/customers/c-1/merge",
@@ -185,13 +214,18 @@ async fn staff_merge_and_unmerge_two_customers() {
 async fn erasing_a_merged_person_erases_every_id_and_identifier() {
     let (s, last) = two_channels().await;
     let (status, export) = s
-        .get(&format!("/v1/customers/till-1/export?min_position={last}"), &s.admin)
+        .get(
+            &format!("/v1/customers/till-1/export?min_position={last}"),
+            &s.admin,
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(export["ids"], json!(["till-1", "wx-9"]));
     assert_eq!(export["events"].as_array().unwrap().len(), 5);
 
-    let (status, body) = s.delete("/v1/customers/till-1/personal-data", &s.admin).await;
+    let (status, body) = s
+        .delete("/v1/customers/till-1/personal-data", &s.admin)
+        .await;
     assert_eq!(status, 200, "{body}");
     let erased: Vec<&str> = body["erasures"]
         .as_array()
@@ -222,7 +256,12 @@ async fn a_blocked_value_merges_nobody() {
     let analyst = s.key(Role::Analyst);
     let rules = json!({"blocked": [{"kind": "phone", "value": "+86 21 5555 0000"}]}).to_string();
     let (status, _) = s
-        .post("/v1/customers/x/merge", &analyst, "application/json", rules.clone())
+        .post(
+            "/v1/customers/x/merge",
+            &analyst,
+            "application/json",
+            rules.clone(),
+        )
         .await;
     assert_eq!(status, 403);
     let resp = s
@@ -250,7 +289,10 @@ async fn a_blocked_value_merges_nobody() {
     let (_, list) = s
         .get(&format!("/v1/customers?min_position={}", 5), &s.admin)
         .await;
-    assert_eq!(list["total"], 4, "a shop's number and a placeholder link nobody");
+    assert_eq!(
+        list["total"], 4,
+        "a shop's number and a placeholder link nobody"
+    );
     let (_, rules) = s.get("/v1/identity/rules", &s.admin).await;
     assert_eq!(rules["blocked"], 1, "{rules}");
     // The value itself is not recorded.
@@ -271,8 +313,15 @@ async fn a_till_that_knows_only_the_phone_number_names_the_customer_by_it() {
     assert_eq!(status, 201, "{body}");
     let stream = body["events"][0]["stream"].as_str().unwrap().to_owned();
     assert!(stream.starts_with("customer-ix-"), "{body}");
-    assert!(!stream.contains("13800138000"), "the id derives from the blind index, not the number");
-    assert_eq!(body["events"].as_array().unwrap().len(), 1, "one answer per event sent");
+    assert!(
+        !stream.contains("13800138000"),
+        "the id derives from the blind index, not the number"
+    );
+    assert_eq!(
+        body["events"].as_array().unwrap().len(),
+        1,
+        "one answer per event sent"
+    );
     // The same number always names the same id; the identifier is recorded once.
     let (_, again) = s.post_json("/v1/events", &sale("o-4")).await;
     assert_eq!(again["events"][0]["stream"], stream.as_str());

@@ -138,7 +138,10 @@ async fn buyers(s: &TestServer, customers: std::ops::Range<usize>) {
     let _ = s.post_json("/v1/segments", &seg).await;
     for i in customers {
         let (status, body) = s
-            .post_json("/v1/events", &purchase(&format!("c-{i}"), &format!("o-{i}"), "9.00"))
+            .post_json(
+                "/v1/events",
+                &purchase(&format!("c-{i}"), &format!("o-{i}"), "9.00"),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
     }
@@ -173,9 +176,16 @@ async fn a_receiver_that_fails_twice_gets_every_change_in_order_and_signed() {
     assert_eq!(ids.len(), 5, "none twice once answered");
     let positions: Vec<u64> = all
         .iter()
-        .map(|(_, _, b)| serde_json::from_str::<Value>(b).unwrap()["position"].as_u64().unwrap())
+        .map(|(_, _, b)| {
+            serde_json::from_str::<Value>(b).unwrap()["position"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
-    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "in order: {positions:?}");
+    assert!(
+        positions.windows(2).all(|w| w[0] <= w[1]),
+        "in order: {positions:?}"
+    );
     for (_, sig, body) in &all {
         assert!(verify(&secret, sig, body), "signature of {body}");
         let v: Value = serde_json::from_str(body).unwrap();
@@ -214,11 +224,19 @@ async fn a_receiver_that_keeps_failing_is_parked_with_its_error_until_resumed() 
     let (id, _) = subscribe(&s, &r.url(), &["segment.entered"]).await;
     buyers(&s, 0..3).await;
     let parked = parked(&s, &id).await;
-    assert!(parked["last_error"].as_str().unwrap().contains("500"), "{parked}");
+    assert!(
+        parked["last_error"].as_str().unwrap().contains("500"),
+        "{parked}"
+    );
     assert_eq!(parked["failures"], 4);
     r.got.lock().unwrap().behaviour.broken = false;
     let (status, _) = s
-        .post(&format!("/v1/webhooks/{id}/resume"), &s.admin.clone(), "application/json", "")
+        .post(
+            &format!("/v1/webhooks/{id}/resume"),
+            &s.admin.clone(),
+            "application/json",
+            "",
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(r.wait_ok(3).await.len(), 3);
@@ -248,7 +266,9 @@ async fn status_until(s: &TestServer, id: &str, done: impl Fn(&Value) -> bool) -
             tokio::task::yield_now().await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("the state was reached")
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("the state was reached")
 }
 
 async fn parked(s: &TestServer, id: &str) -> Value {
@@ -275,7 +295,12 @@ async fn a_receiver_down_across_a_restart_gets_every_change_once() {
     // It comes back; staff resume; the rest arrives, and more after it.
     r.got.lock().unwrap().behaviour.broken = false;
     let (status, _) = s
-        .post(&format!("/v1/webhooks/{id}/resume"), &s.admin.clone(), "application/json", "")
+        .post(
+            &format!("/v1/webhooks/{id}/resume"),
+            &s.admin.clone(),
+            "application/json",
+            "",
+        )
         .await;
     assert_eq!(status, 200);
     buyers(&s, 6..8).await;
@@ -303,12 +328,18 @@ async fn subscriptions_are_for_admins_and_bad_ones_are_refused_naming_the_field(
         .await;
     assert_eq!(status, 403);
     let (status, body) = s
-        .post_json("/v1/webhooks", &json!({"url": "ftp://x/", "events": ["segment.entered"]}))
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": "ftp://x/", "events": ["segment.entered"]}),
+        )
         .await;
     assert_eq!(status, 400);
     assert!(body.to_string().contains("/url"), "{body}");
     let (status, body) = s
-        .post_json("/v1/webhooks", &json!({"url": "http://127.0.0.1:9/", "events": ["order.shipped"]}))
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": "http://127.0.0.1:9/", "events": ["order.shipped"]}),
+        )
         .await;
     assert_eq!(status, 400);
     assert!(body.to_string().contains("/events/0"), "{body}");
@@ -348,7 +379,11 @@ async fn admins_subscribe_resume_and_delete_from_the_system_page() {
     let bad = b
         .post(
             "/system/webhooks",
-            &[("csrf", &csrf), ("url", "ftp://example.com/"), ("events", "segment.entered")],
+            &[
+                ("csrf", &csrf),
+                ("url", "ftp://example.com/"),
+                ("events", "segment.entered"),
+            ],
         )
         .await;
     assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
@@ -370,12 +405,18 @@ async fn admins_subscribe_resume_and_delete_from_the_system_page() {
     assert!(html.contains("whsec_"), "the secret, once");
     let (_, list) = s.get("/v1/webhooks", &s.admin).await;
     let id = list["webhooks"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(list["webhooks"][0]["topics"], json!(["segment.entered", "alert.raised"]));
+    assert_eq!(
+        list["webhooks"][0]["topics"],
+        json!(["segment.entered", "alert.raised"])
+    );
     // A receiver that keeps failing: parked, shown with its error and a resume button.
     buyers(&s, 0..1).await;
     parked(&s, &id).await;
     let (_, html) = b.page("/system").await;
-    assert!(html.contains(&format!("/system/webhooks/{id}/resume")), "{html}");
+    assert!(
+        html.contains(&format!("/system/webhooks/{id}/resume")),
+        "{html}"
+    );
     assert!(!html.contains("whsec_"), "the secret is not shown again");
     r.got.lock().unwrap().behaviour.broken = false;
     let resumed = b

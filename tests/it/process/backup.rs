@@ -35,7 +35,11 @@ fn a_backup_taken_while_serving_restores_to_the_same_answers() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("backed up 3 events"));
     #[cfg(unix)]
     {
@@ -66,7 +70,10 @@ fn a_backup_taken_while_serving_restores_to_the_same_answers() {
         .arg(&other_key)
         .output()
         .unwrap();
-    assert!(!wrong.status.success(), "a backup must not open under another key");
+    assert!(
+        !wrong.status.success(),
+        "a backup must not open under another key"
+    );
     assert!(!restored.join("rapport.sqlite").exists());
 
     let ok = rapport()
@@ -78,7 +85,11 @@ fn a_backup_taken_while_serving_restores_to_the_same_answers() {
         .arg(&master)
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     // Never over a store.
     let twice = rapport()
         .args(["restore", "--from"])
