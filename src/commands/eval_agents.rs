@@ -12,11 +12,11 @@ pub fn run(args: EvalAgentsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&scores)?);
         return Ok(());
     }
-    println!("| seed | networks | pyramids | events | flagged right | flagged wrong | missed | healthy at watch | precision | recall | flagged within 10% | delay (median, max share of events after crossing) | events/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| seed | networks | pyramids | events | flagged right | flagged wrong | missed | healthy at watch | precision | recall | flagged within 10% | delay (median, max share of events after crossing) | events/s | pyramid agents with influence ≥ influence_critical (formula before → now) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &scores {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3}, {:.3} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3}, {:.3} | {:.0} | {} → {} |",
             s.seed,
             s.networks,
             s.pyramids,
@@ -30,7 +30,9 @@ pub fn run(args: EvalAgentsArgs) -> anyhow::Result<()> {
             s.within_tenth,
             s.delay_share_median,
             s.delay_share_max,
-            s.events_per_second
+            s.events_per_second,
+            s.pyramid_agents_influential_before,
+            s.pyramid_agents_influential
         );
     }
     Ok(())

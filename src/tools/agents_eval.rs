@@ -87,6 +87,12 @@ pub struct AgentsScore {
     pub delay_share_max: f64,
     pub delay_share_median: f64,
     pub events_per_second: f64,
+    /// Agents of pyramids (from their first agent) whose influence reaches the detector's `influence_critical` (which
+    /// makes any group complaint they are in critical), by the influence formula (recruits
+    /// count by the end-customer purchases they bring) and by the formula before it (3 per
+    /// referee who bought anything, 1 per other).
+    pub pyramid_agents_influential: usize,
+    pub pyramid_agents_influential_before: usize,
     pub results: Vec<NetworkResult>,
 }
 
@@ -379,6 +385,35 @@ pub fn evaluate(seed: u64, networks: usize) -> AgentsScore {
         })
         .collect();
     shares.sort_by(f64::total_cmp);
+    // Pyramids from their first agent (a degenerating network's early agents sold).
+    let pyramid_nets: std::collections::BTreeSet<String> = results
+        .iter()
+        .filter(|r| matches!(r.shape, Shape::PyramidFast | Shape::PyramidSlow))
+        .map(|r| r.root.clone())
+        .collect();
+    let in_pyramid = |id: &str| {
+        st.agents
+            .agent(id)
+            .is_some_and(|a| pyramid_nets.contains(&a.root))
+    };
+    let now = st.agents.clock().unwrap_or(g.t0);
+    let c = &st.customers;
+    let critical = rapport_projections::warnings::WarningConfig::default().influence_critical;
+    let influential = |score: &dyn Fn(&rapport_projections::Profile) -> u64| {
+        c.people_sorted()
+            .into_iter()
+            .filter(|p| in_pyramid(&p.id) && score(p) >= critical)
+            .count()
+    };
+    let influential_now = influential(&|p| c.influence(p, now));
+    let influential_before = influential(&|p| {
+        let bought = c.referees_who_bought(p, now) as u64;
+        3 * bought
+            + (p.referees.len() as u64 - bought)
+            + 2 * u64::from(p.echoes_received)
+            + u64::from(p.replies_received)
+            + u64::from(p.mentions_received)
+    });
     let within = shares.iter().filter(|s| **s <= 0.10).count();
     AgentsScore {
         seed,
@@ -407,6 +442,8 @@ pub fn evaluate(seed: u64, networks: usize) -> AgentsScore {
         delay_share_max: shares.last().copied().unwrap_or(0.0),
         delay_share_median: shares.get(shares.len() / 2).copied().unwrap_or(0.0),
         events_per_second: events.len() as f64 / elapsed.max(1e-9),
+        pyramid_agents_influential: influential_now,
+        pyramid_agents_influential_before: influential_before,
         results,
     }
 }

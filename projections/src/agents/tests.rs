@@ -239,3 +239,30 @@ fn a_team_commission_on_stock_an_agent_bought_is_pay_unrelated_to_retail() {
     assert_eq!(net.recruitment_share(), Some(0.0));
     assert_eq!(net.unrelated_share(st.agents.config()), Some(0.5));
 }
+
+#[test]
+fn influence_counts_recruits_and_referees_by_the_end_customer_purchases_they_bring() {
+    let mut log = Log::new();
+    log.join("boss", None, None);
+    // Three recruits who only buy stock, one who sells to an end customer.
+    for r in ["r1", "r2", "r3", "seller"] {
+        log.join(r, Some("boss"), Some("399.00"));
+        log.buy(r, "2000.00", Some("boss"));
+    }
+    log.buy("end-1", "80.00", Some("seller"));
+    // A plain referral of someone who bought, and of someone who never did.
+    log.push(EventType::Referral, "boss", json!({"referee": "friend"}));
+    log.buy("friend", "30.00", None);
+    log.push(EventType::Referral, "boss", json!({"referee": "idle"}));
+    let st = log.fold();
+    let c = &st.customers;
+    let boss = c.get("boss").unwrap();
+    let now = st.agents.clock().unwrap();
+    assert_eq!(
+        c.referees(boss).count(),
+        6,
+        "recruits are referrals of their upline"
+    );
+    assert_eq!(c.referees_bringing_end_customers(boss, now), 2);
+    assert_eq!(c.influence(boss, now), 6);
+}

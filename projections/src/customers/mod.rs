@@ -152,6 +152,12 @@ impl Profile {
             .flat_map(|o| o.campaigns.iter().map(|(c, t)| (c.as_str(), t.as_slice())))
     }
 
+    /// Orders strictly before `t`.
+    pub fn orders_before(&self, t: DateTime<Utc>) -> usize {
+        let t = Moment::from(t);
+        self.purchases.partition_point(|p| p.moment() < t)
+    }
+
     pub fn orders_until(&self, as_of: DateTime<Utc>) -> usize {
         let as_of = Moment::from(as_of);
         self.purchases.partition_point(|p| p.moment() <= as_of)
@@ -220,8 +226,19 @@ pub struct Customers {
     /// Root → the combined profile, for people of two ids or more (derived: rebuilt from
     /// the profiles and `identity` when a snapshot is read).
     people: BTreeMap<u32, Profile>,
+    /// Customers who became agents (by number): what influence needs to count a recruit
+    /// or referee by the end-customer purchases they bring, not by their own stocking.
+    agent_marks: BTreeMap<u32, AgentMark>,
     /// The last position applied.
     pub position: u64,
+}
+
+/// When a customer became an agent, left, and first sold to an end customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentMark {
+    pub joined: DateTime<Utc>,
+    pub left: Option<DateTime<Utc>>,
+    pub first_retail: Option<DateTime<Utc>>,
 }
 
 fn insert_sorted(v: &mut ThinVec<Money3>, m: Money3) {
@@ -345,6 +362,41 @@ impl Projection for Customers {
 }
 
 impl Customers {
+    fn is_active_agent(&self, n: u32) -> bool {
+        self.agent_marks.get(&n).is_some_and(|m| m.left.is_none())
+    }
+
+    /// A purchase by someone who is not an agent, credited to an agent who is: that
+    /// agent's sale to an end customer.
+    fn note_retail_sale(&mut self, buyer: &str, seller: Option<&str>, at: DateTime<Utc>) {
+        let Some(seller) = seller.filter(|s| *s != buyer) else {
+            return;
+        };
+        if self.number(buyer).is_some_and(|b| self.is_active_agent(b)) {
+            return;
+        }
+        let Some(s) = self.number(seller).filter(|s| self.is_active_agent(*s)) else {
+            return;
+        };
+        if let Some(m) = self.agent_marks.get_mut(&s) {
+            m.first_retail = Some(m.first_retail.map_or(at, |f| f.min(at)));
+        }
+    }
+
+    /// Whether the customer numbered `n` brought end-customer purchases by `as_of`: bought
+    /// before becoming an agent, or (as an agent) sold to an end customer.
+    pub fn brought_end_customer_purchases(&self, n: u32, as_of: DateTime<Utc>) -> bool {
+        let Some(p) = self.by_number(n) else {
+            return false;
+        };
+        match self.agent_marks.get(&n) {
+            Some(m) if m.joined <= as_of => {
+                p.orders_before(m.joined) > 0 || m.first_retail.is_some_and(|t| t <= as_of)
+            }
+            _ => p.orders_until(as_of) > 0,
+        }
+    }
+
     fn apply_customer_event(&mut self, ev: &FoldEvent) {
         let at = ev.occurred_at;
         {
@@ -386,6 +438,7 @@ impl Customers {
                 }
             }
             Facts::Purchase(d) => {
+                self.note_retail_sale(&ev.customer, d.sold_by.as_deref(), at);
                 let p = self.profile(&ev.customer);
                 if let (Some(amount), Some(currency)) = (d.amount, d.currency) {
                     // A zero-value order is not a purchase (the standard cleaning rule).
@@ -549,8 +602,37 @@ impl Customers {
                 };
                 consent::insert_by_time(&mut o.consent, change, |c| c.at);
             }
-            // The agents projection reads these; a profile only notes the activity.
-            Facts::AgentJoined(_) | Facts::AgentLeft | Facts::CommissionPaid(_) => {}
+            // The agents projection reads the figures; here only what influence needs: a
+            // recruit is a referral of its upline, and when each agent sold at retail.
+            Facts::AgentJoined(d) => {
+                let me = self.numbered(&ev.customer);
+                let mark = self.agent_marks.entry(me).or_insert(AgentMark {
+                    joined: at,
+                    left: None,
+                    first_retail: None,
+                });
+                mark.joined = mark.joined.min(at);
+                mark.left = None;
+                if let Some(up) = d.upline.as_deref().filter(|u| *u != ev.customer) {
+                    let up = self.numbered(up);
+                    let p = &mut self.profiles[up as usize];
+                    if !p.referees.contains(&me) {
+                        p.referees.push(me);
+                    }
+                    let r = &mut self.profiles[me as usize];
+                    if r.referred_by.is_none() {
+                        r.referred_by = Some(up);
+                    }
+                }
+            }
+            Facts::AgentLeft => {
+                if let Some(n) = self.number(&ev.customer) {
+                    if let Some(m) = self.agent_marks.get_mut(&n) {
+                        m.left = Some(m.left.map_or(at, |l| l.min(at)));
+                    }
+                }
+            }
+            Facts::CommissionPaid(_) => {}
             Facts::PersonalDataErased => {
                 self.profile(&ev.customer).erased = true;
                 let n = self.numbered(&ev.customer);

@@ -51,6 +51,7 @@ impl Customers {
             post_authors: &'a InternedMap<u32>,
             complaint_authors: &'a InternedMap<u32>,
             names: &'a Names,
+            agent_marks: &'a BTreeMap<u32, super::AgentMark>,
         }
         let chunks = self
             .profiles
@@ -64,6 +65,7 @@ impl Customers {
             post_authors: &self.post_authors,
             complaint_authors: &self.complaint_authors,
             names: &self.names,
+            agent_marks: &self.agent_marks,
         };
         postcard::to_stdvec(&o).expect("projection state serializes")
     }
@@ -82,6 +84,7 @@ impl Customers {
             post_authors: InternedMap<u32>,
             complaint_authors: InternedMap<u32>,
             names: Names,
+            agent_marks: BTreeMap<u32, super::AgentMark>,
         }
         let o: Owned = postcard::from_bytes(bytes)?;
         // A count the bytes cannot hold, or chunks that do not make it up, are not a state
@@ -142,6 +145,7 @@ impl Customers {
             complaint_authors: o.complaint_authors,
             identity: Identity::default(),
             people: BTreeMap::new(),
+            agent_marks: o.agent_marks,
             position: o.position,
         })
     }
@@ -156,9 +160,18 @@ impl Customers {
         let mut out = vec![ev.customer.clone()];
         match &ev.data {
             Facts::Referral(d) => out.extend(d.referee.clone()),
-            Facts::Purchase(_) => {
+            Facts::AgentJoined(d) => out.extend(d.upline.clone()),
+            Facts::Purchase(d) => {
                 if let Some(r) = self.get(&ev.customer).and_then(|p| self.referred_by(p)) {
                     out.push(r.to_owned());
+                }
+                // A sale to an end customer makes its agent bring purchases: the agent's
+                // upline's influence may change.
+                if let Some(seller) = d.sold_by.as_deref() {
+                    out.push(seller.to_owned());
+                    if let Some(r) = self.get(seller).and_then(|p| self.referred_by(p)) {
+                        out.push(r.to_owned());
+                    }
                 }
             }
             Facts::ComplaintResolved(d) => out.extend(
@@ -232,14 +245,21 @@ impl Customers {
             .count()
     }
 
-    /// The influence score (documented in `docs/projections.md`):
-    /// 3 per referee who bought + 1 per other referee + 2 per echo of their complaints
-    /// + 1 per reply to their posts + 1 per mention.
+    /// Referees and recruits of `p` who brought end-customer purchases by `as_of`.
+    pub fn referees_bringing_end_customers(&self, p: &Profile, as_of: DateTime<Utc>) -> usize {
+        p.referees
+            .iter()
+            .filter(|&&r| self.brought_end_customer_purchases(r, as_of))
+            .count()
+    }
+
+    /// The influence score (documented in `docs/projections.md`): 3 per referee or
+    /// recruit who brought end-customer purchases (bought before becoming an agent, or
+    /// sold to end customers as one) + 2 per echo of their complaints + 1 per reply to
+    /// their posts + 1 per mention. A recruit who only bought stock brings nothing, so a
+    /// recruiting chain does not make its organisers influential.
     pub fn influence(&self, p: &Profile, as_of: DateTime<Utc>) -> u64 {
-        let bought = self.referees_who_bought(p, as_of) as u64;
-        let others = p.referees.len() as u64 - bought;
-        3 * bought
-            + others
+        3 * self.referees_bringing_end_customers(p, as_of) as u64
             + 2 * p.echoes_received as u64
             + p.replies_received as u64
             + p.mentions_received as u64
