@@ -254,6 +254,7 @@ pub struct Resolved {
 #[serde(default)]
 pub struct Post {
     pub post_id: Option<String>,
+    pub community: Option<String>,
     pub reply_to: Option<String>,
     pub echoes: Option<String>,
     pub mentions: Vec<String>,

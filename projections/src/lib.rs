@@ -19,6 +19,8 @@
 //! - [`exposure`]: recent buyers per SKU and product, for an alert's exposed customers.
 //! - [`agents`]: agent networks (who recruited whom, retail against own purchases,
 //!   commissions by basis) and their pyramid risk, raised as alerts by [`warnings`].
+//! - [`communities`]: each community's members over time, posts, replies and echoes
+//!   received, complaints, month by month.
 //! - [`warnings`]: early warning: complaints that spread through connected customers,
 //!   with the evidence, and unconnected spikes told apart from them.
 
@@ -26,6 +28,7 @@
 
 pub mod agents;
 pub mod cohorts;
+pub mod communities;
 pub mod customers;
 pub mod exposure;
 pub mod feed;
@@ -60,6 +63,7 @@ pub struct ReadState {
     pub lifecycles: lifecycle::Lifecycles,
     pub exposure: exposure::Exposure,
     pub agents: agents::Agents,
+    pub communities: communities::Communities,
 }
 
 impl ReadState {
@@ -77,6 +81,7 @@ impl ReadState {
             lifecycles: lifecycle::Lifecycles::new(lifecycle),
             exposure: exposure::Exposure::new(warnings_exposure_days),
             agents: agents::Agents::new(pyramid),
+            communities: Default::default(),
         }
     }
 
@@ -105,6 +110,7 @@ impl ReadState {
                 "segments": &self.segments,
                 "warnings": &self.warnings,
                 "agents": &self.agents,
+                "communities": &self.communities,
             }),
         )
         .expect("segments and warnings serialize");
@@ -129,6 +135,7 @@ impl ReadState {
             segments: Segments,
             warnings: warnings::Warnings,
             agents: agents::Agents,
+            communities: communities::Communities,
         }
         let mut rest = bytes;
         let mut customers = Customers::from_snapshot_bytes(part(&mut rest)?, threads)
@@ -144,6 +151,7 @@ impl ReadState {
             mut segments,
             warnings,
             agents,
+            communities,
         } = serde_json::from_slice(rest).map_err(|e| format!("segments and warnings: {e}"))?;
         segments.compile();
         Ok(ReadState {
@@ -153,6 +161,7 @@ impl ReadState {
             lifecycles,
             exposure,
             agents,
+            communities,
         })
     }
 }
@@ -163,6 +172,7 @@ impl Projection for ReadState {
     fn apply(&mut self, ev: &FoldEvent) {
         self.customers.apply(ev);
         let risk = self.agents.apply(ev);
+        self.communities.apply(ev, &self.customers);
         self.segments.apply(ev, &self.customers);
         self.warnings.apply(ev, &self.customers);
         if let Some(risk) = risk {

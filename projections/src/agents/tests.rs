@@ -8,8 +8,6 @@ use uuid::Uuid;
 
 use crate::{warnings::Level, LifecycleConfig, Projection, ReadState};
 
-use super::*;
-
 struct Log {
     events: Vec<FoldEvent>,
 }
