@@ -3,6 +3,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod alerts;
+pub(crate) mod communities;
 pub(crate) mod customers;
 pub mod error;
 pub(crate) mod events;
@@ -191,6 +192,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/networks", get(agents::list_networks))
         .route("/v1/agents/networks/{root}", get(agents::get_network))
         .route("/v1/agents/{id}", get(agents::get_agent))
+        .route("/v1/communities", get(communities::list))
+        .route("/v1/communities/{id}", get(communities::get_one))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/subscribe", get(alerts::subscribe))
         .route("/v1/alerts/verdicts", get(alerts::verdicts))

@@ -8,6 +8,7 @@ mod append;
 mod audit;
 mod auth;
 mod browser;
+mod communities;
 mod consent;
 mod console;
 mod console_identity;
