@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Form, Json,
 };
-use rapport_projections::warnings::{Alert, Level};
+use rapport_projections::warnings::{Alert, Kind, Level};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -49,6 +49,7 @@ pub(crate) fn snake<T: serde::Serialize>(v: &T) -> &'static str {
     {
         Some("group_complaint") => "group_complaint",
         Some("spike") => "spike",
+        Some("pyramid_risk") => "pyramid_risk",
         Some("open") => "open",
         Some("acknowledged") => "acknowledged",
         Some("resolved") => "resolved",
@@ -77,7 +78,11 @@ impl Card {
             kind: snake(&a.kind),
             status: snake(&a.status),
             about: a.keys.iter().cloned().collect::<Vec<_>>().join(", "),
-            customers: a.customers.len(),
+            // A network's alert names its first agents; its size is the participant count.
+            customers: match a.kind {
+                Kind::PyramidRisk => a.evidence.observed,
+                _ => a.customers.len(),
+            },
             complaints: a.complaints.len(),
             communities: a.evidence.communities.join(", "),
             started: time(a.first_complaint_at),
@@ -292,6 +297,8 @@ struct AlertPage {
     lang: &'static str,
     frame: Frame,
     card: Card,
+    /// The top agent of a pyramid-risk alert's network.
+    network: Option<String>,
     observed: String,
     connected: String,
     /// Why it holds its level now.
@@ -356,8 +363,29 @@ pub(crate) async fn alert_page(
             ("on_key", Arg::from(e.on_key)),
         ],
     );
+    let network = (a.kind == Kind::PyramidRisk)
+        .then(|| {
+            a.keys
+                .iter()
+                .find_map(|k| k.strip_prefix("network:"))
+                .map(str::to_owned)
+        })
+        .flatten();
+    let (observed, connected) = match &network {
+        Some(root) => (
+            t.with(
+                "alert-pyramid-network",
+                &[
+                    ("participants", Arg::from(e.observed)),
+                    ("root", Arg::from(root.clone())),
+                ],
+            ),
+            String::new(),
+        ),
+        None => (observed, connected),
+    };
     let sp = &e.support;
-    let support = if sp.level_key.is_empty() {
+    let support = if sp.level_key.is_empty() || network.is_some() {
         String::new()
     } else {
         let args = [
@@ -433,6 +461,7 @@ pub(crate) async fn alert_page(
             .collect(),
         h: super::workflow::Handling::of(c, signed, &a, errors).await,
         card: Card::of(&a, t),
+        network,
     };
     render(&page, t)
 }

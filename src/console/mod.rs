@@ -8,8 +8,10 @@
 //! would answer that key (the same queries, filters and roles; pseudonyms for analysts),
 //! and nothing here reimplements a projection or a permission.
 
+mod agents;
 mod alerts;
 mod analytics;
+mod communities;
 mod customers;
 mod i18n;
 mod identity;
@@ -78,6 +80,11 @@ pub fn router(app: AppState) -> Router {
         .route("/alerts/{id}/resolve", post(alerts::resolve))
         .route("/alerts/{id}/exposure.csv", get(workflow::exposure_csv))
         .route("/alerts/{id}/{action}", post(workflow::act))
+        .route("/agents", get(agents::list))
+        .route("/agents/networks/{root}", get(agents::network))
+        .route("/agents/{id}", get(agents::agent))
+        .route("/communities", get(communities::list))
+        .route("/communities/{id}", get(communities::community))
         .route("/problems", get(problems::list).post(problems::open))
         .route("/problems/{id}", get(problems::problem))
         .route("/problems/{id}/resolve", post(problems::resolve))

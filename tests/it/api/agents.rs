@@ -14,7 +14,7 @@ fn ev(ty: &str, c: &str, n: usize, data: Value) -> Value {
 
 /// A network of 36 agents over 4 levels under `p-0` who pay to join, buy stock and are
 /// paid mostly for recruiting; and a network of 36 under `h-0` who sell to end customers.
-async fn seeded() -> (TestServer, u64) {
+pub(super) async fn seeded() -> (TestServer, u64) {
     let s = TestServer::start().await;
     let mut batch = vec![];
     let mut n = 0;

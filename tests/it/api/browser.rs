@@ -292,6 +292,15 @@ async fn every_page_in_both_languages_is_accessible_and_an_analyst_sees_no_perso
         .collect();
     let (status, body) = s.post_json("/v1/events", &json!(purchases)).await;
     assert_eq!(status, 201, "{body}");
+    // A small agent network and a community, for their pages.
+    let agents = json!([
+        {"type": "agent_joined", "customer": "ag-0", "occurred_at": "2025-03-01T10:00:00Z", "data": {}},
+        {"type": "agent_joined", "customer": "ag-1", "occurred_at": "2025-03-02T10:00:00Z", "data": {"upline": "ag-0", "fee": "99.00", "currency": "CNY"}},
+        {"type": "purchase", "customer": "c-2", "occurred_at": "2025-03-03T10:00:00Z", "data": {"order_id": "ao-1", "amount": "60.00", "currency": "CNY", "sold_by": "ag-1"}},
+        {"type": "community_joined", "customer": "c-2", "occurred_at": "2025-03-03T10:00:00Z", "data": {"community": "tea-lovers"}},
+    ]);
+    let (status, body) = s.post_json("/v1/events", &agents).await;
+    assert_eq!(status, 201, "{body}");
     let segment = json!({"id": "buyers", "name": "Buyers", "rule": {"field": "complaints_open", "op": ">=", "value": 1}});
     let (status, _) = s.post_json("/v1/segments", &segment).await;
     assert_eq!(status, 201);
@@ -315,6 +324,11 @@ async fn every_page_in_both_languages_is_accessible_and_an_analyst_sees_no_perso
         ("customer", "/customers/c-1".to_owned()),
         ("problems", "/problems".to_owned()),
         ("problem", "/problems/damp-batch".to_owned()),
+        ("agents", "/agents".to_owned()),
+        ("network", "/agents/networks/ag-0".to_owned()),
+        ("agent", "/agents/ag-1".to_owned()),
+        ("communities", "/communities".to_owned()),
+        ("community", "/communities/tea-lovers".to_owned()),
     ];
     let analyst = s.key(Role::Analyst);
     for (who, key) in [

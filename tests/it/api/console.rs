@@ -305,6 +305,8 @@ async fn every_page_forbids_inline_scripts_framing_and_caching() {
         format!("/alerts/{id}"),
         "/customers".to_owned(),
         "/customers/c-1".to_owned(),
+        "/agents".to_owned(),
+        "/communities".to_owned(),
     ] {
         let r = b.get(&path).await;
         let h = r.headers();

@@ -11,6 +11,7 @@ mod browser;
 mod communities;
 mod consent;
 mod console;
+mod console_agents;
 mod console_identity;
 mod console_workflow;
 mod customers;
