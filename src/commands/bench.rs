@@ -29,8 +29,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             crate::cli::MixArg::Firm => crate::tools::bench::firm_ndjson(events, customers, seed),
         };
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        let name = match mix {
+            crate::cli::MixArg::Synthetic => "synthetic",
+            crate::cli::MixArg::Firm => "firm",
+        };
         println!(
-            "wrote {events} synthetic events ({customers} customers, seed {seed}) to {}",
+            "wrote {events} events of the {name} mix ({customers} customers, seed {seed}) to {}",
             path.display()
         );
         return Ok(());

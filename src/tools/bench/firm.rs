@@ -1,5 +1,6 @@
 //! A log that looks like a real firm's traffic, not only the events that are cheap:
-//! 55% purchases, 12% registrations, 10% posts (a fifth of them replies, some of them
+//! 54% purchases (a tenth of them credited to an agent), 1% agent programme events (agents
+//! joining under their upline, commissions), 12% registrations, 10% posts (a fifth of them replies, some of them
 //! "me too" echoes of recent complaints), 10% community joins, 8% referrals, 5%
 //! complaints about 500 SKUs with a handful of recurring phrasings in Chinese and English;
 //! 200 communities of about 500 members; and one crisis: in the last tenth of the log, a
@@ -13,6 +14,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 /// Communities of the firm (members are customers `c % COMMUNITIES` and one more each).
 const COMMUNITIES: u32 = 200;
 const SKUS: u32 = 500;
+/// One customer in this many is an agent.
+const AGENT_EVERY: u32 = 100;
 /// Complaints of the crisis, as a share of all events.
 const BURST_SHARE: f64 = 0.005;
 
@@ -59,14 +62,42 @@ pub fn firm_ndjson(events: usize, customers: u32, seed: u64) -> String {
             continue;
         }
         let r: f64 = rng.gen();
-        let _ = if r < 0.55 {
+        // One customer in a hundred is an agent, under the agent of its thousand.
+        let agent = c / AGENT_EVERY * AGENT_EVERY;
+        let _ = if r < 0.54 {
+            let sold_by = if agent != c && rng.gen_bool(0.1) {
+                format!(r#","sold_by":"c-{agent}""#)
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                r#"{{"id":"{id}","type":"purchase","customer":"c-{c}","occurred_at":"{at}","data":{{"order_id":"o-{i}","amount":"{}.{:02}","currency":"CNY","items":[{{"sku":"SKU-{}","quantity":1,"unit_price":"12.50"}}]}}}}"#,
+                r#"{{"id":"{id}","type":"purchase","customer":"c-{c}","occurred_at":"{at}","data":{{"order_id":"o-{i}","amount":"{}.{:02}","currency":"CNY","items":[{{"sku":"SKU-{}","quantity":1,"unit_price":"12.50"}}]{sold_by}}}}}"#,
                 rng.gen_range(1..1000),
                 rng.gen_range(0..100),
                 rng.gen_range(0..SKUS)
             )
+        } else if r < 0.55 {
+            let top = c / (AGENT_EVERY * 10) * (AGENT_EVERY * 10);
+            if rng.gen_bool(0.3) {
+                let upline = if top != agent {
+                    format!(r#""upline":"c-{top}""#)
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    r#"{{"id":"{id}","type":"agent_joined","customer":"c-{agent}","occurred_at":"{at}","data":{{{upline}}}}}"#
+                )
+            } else {
+                let basis = ["retail", "retail", "team", "recruitment"][rng.gen_range(0..4)];
+                writeln!(
+                    out,
+                    r#"{{"id":"{id}","type":"commission_paid","customer":"c-{agent}","occurred_at":"{at}","data":{{"amount":"{}.00","currency":"CNY","basis":"{basis}","order_id":"o-{}"}}}}"#,
+                    rng.gen_range(1..50),
+                    rng.gen_range(0..=i)
+                )
+            }
         } else if r < 0.67 {
             writeln!(
                 out,
