@@ -174,8 +174,9 @@ pub struct Purchase {
     pub store: Option<String>,
     /// The agent credited with the sale.
     pub sold_by: Option<String>,
-    /// A commission names the order it was paid on (agents read it).
-    pub order_id: Option<String>,
+    /// A commission names the order it was paid on (agents read it). Inline up to 24
+    /// bytes: read for every purchase, it costs no allocation.
+    pub order_id: Option<compact_str::CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -254,7 +255,8 @@ pub struct Resolved {
 #[serde(default)]
 pub struct Post {
     pub post_id: Option<String>,
-    pub community: Option<String>,
+    /// Inline up to 24 bytes (no allocation per post).
+    pub community: Option<compact_str::CompactString>,
     pub reply_to: Option<String>,
     pub echoes: Option<String>,
     pub mentions: Vec<String>,
@@ -476,5 +478,5 @@ pub struct Commission {
     #[serde(default)]
     pub recruit: Option<String>,
     #[serde(default)]
-    pub order_id: Option<String>,
+    pub order_id: Option<compact_str::CompactString>,
 }

@@ -91,7 +91,7 @@ impl ReadState {
     }
 
     /// The state as bytes, identical for the same events however they were batched: the
-    /// two large projections in postcard, each after its length (u64, little-endian), then
+    /// large projections in postcard, each after its length (u64, little-endian), then
     /// segments, warnings and agents as JSON (they hold rules and exact sums).
     pub fn snapshot_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -100,6 +100,7 @@ impl ReadState {
             postcard::to_stdvec(&self.lifecycles).expect("lifecycles serialize"),
             postcard::to_stdvec(&self.exposure).expect("exposure serializes"),
             postcard::to_stdvec(self.customers.identity()).expect("identity serializes"),
+            postcard::to_stdvec(&self.communities).expect("communities serialize"),
         ] {
             out.extend((part.len() as u64).to_le_bytes());
             out.extend(part);
@@ -110,7 +111,6 @@ impl ReadState {
                 "segments": &self.segments,
                 "warnings": &self.warnings,
                 "agents": &self.agents,
-                "communities": &self.communities,
             }),
         )
         .expect("segments and warnings serialize");
@@ -135,7 +135,6 @@ impl ReadState {
             segments: Segments,
             warnings: warnings::Warnings,
             agents: agents::Agents,
-            communities: communities::Communities,
         }
         let mut rest = bytes;
         let mut customers = Customers::from_snapshot_bytes(part(&mut rest)?, threads)
@@ -147,11 +146,12 @@ impl ReadState {
         let identity: customers::Identity =
             postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("identity: {e}"))?;
         customers.set_identity(identity);
+        let communities: communities::Communities =
+            postcard::from_bytes(part(&mut rest)?).map_err(|e| format!("communities: {e}"))?;
         let Parts {
             mut segments,
             warnings,
             agents,
-            communities,
         } = serde_json::from_slice(rest).map_err(|e| format!("segments and warnings: {e}"))?;
         segments.compile();
         Ok(ReadState {

@@ -460,7 +460,7 @@ impl Agents {
         let unrelated = d.basis == CommissionBasis::Recruitment
             || d.order_id
                 .as_ref()
-                .is_some_and(|o| self.own_orders.contains(o));
+                .is_some_and(|o| self.own_orders.contains(o.as_str()));
         let a = self.agents.get_mut(&ev.customer).expect("ensured");
         a.commissions[i].add(cur, amount);
         let root = a.root.clone();
@@ -488,8 +488,8 @@ impl Agents {
         let entry_days = Duration::days(self.config.entry_days);
         if self.is_agent(&ev.customer) {
             if let Some(o) = &d.order_id {
-                if self.own_orders.insert(o.clone()) {
-                    self.own_orders_queue.push_back(o.clone());
+                if self.own_orders.insert(o.to_string()) {
+                    self.own_orders_queue.push_back(o.to_string());
                     if self.own_orders_queue.len() > OWN_ORDERS_KEPT {
                         if let Some(old) = self.own_orders_queue.pop_front() {
                             self.own_orders.remove(&old);

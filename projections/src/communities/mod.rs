@@ -53,6 +53,15 @@ pub struct Communities {
     communities: BTreeMap<String, Community>,
 }
 
+/// The community named `name`, made when first seen (without copying the name when it
+/// is known: most events are about communities that exist).
+fn community<'a>(all: &'a mut BTreeMap<String, Community>, name: &str) -> &'a mut Community {
+    if !all.contains_key(name) {
+        all.insert(name.to_owned(), Community::default());
+    }
+    all.get_mut(name).expect("inserted above")
+}
+
 pub(crate) fn month_of(t: DateTime<Utc>) -> i32 {
     t.year() * 12 + t.month0() as i32
 }
@@ -92,7 +101,7 @@ impl Communities {
                 else {
                     return;
                 };
-                let c = self.communities.entry(name.to_owned()).or_default();
+                let c = community(&mut self.communities, name);
                 if c.members.contains_key(&n) {
                     return;
                 }
@@ -137,7 +146,7 @@ impl Communities {
                     .and_then(|k| customers.complaint_author(k))
                     .and_then(|p| customers.number(&p.id))
                     .filter(|a| Some(*a) != author);
-                let c = self.communities.entry(name.to_owned()).or_default();
+                let c = community(&mut self.communities, name);
                 c.posts_total += 1;
                 c.months.entry(month).or_default().posts += 1;
                 if let Some(m) = author.and_then(|a| c.members.get_mut(&a)) {
