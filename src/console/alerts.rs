@@ -277,6 +277,8 @@ struct ActionRow {
 }
 
 struct TimelineRow {
+    /// Past the step the replay shows.
+    future: bool,
     at: String,
     what: String,
     customer: String,
@@ -297,6 +299,9 @@ struct AlertPage {
     lang: &'static str,
     frame: Frame,
     card: Card,
+    graph: Option<super::graph::Graph>,
+    /// Links of the replay control: previous step, next step, the whole cascade.
+    replay: Replay,
     /// The top agent of a pyramid-risk alert's network.
     network: Option<String>,
     observed: String,
@@ -317,8 +322,25 @@ pub(crate) async fn alert(
     State(c): State<Console>,
     signed: SignedIn,
     Path(id): Path<String>,
+    Query(s): Query<StepQuery>,
 ) -> Response {
-    alert_page(&c, &signed, id, Default::default()).await
+    alert_page(&c, &signed, id, Default::default(), s.step).await
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct StepQuery {
+    /// The replay's step: the cascade as it stood after this many timeline entries.
+    step: Option<usize>,
+}
+
+/// The replay control's links and what the step shown is.
+#[derive(Default)]
+pub(crate) struct Replay {
+    pub(crate) previous: Option<String>,
+    pub(crate) next: Option<String>,
+    pub(crate) whole: Option<String>,
+    pub(crate) first: Option<String>,
+    pub(crate) caption: String,
 }
 
 /// The alert's page, with the message of a form that failed on its field.
@@ -327,6 +349,7 @@ pub(crate) async fn alert_page(
     signed: &SignedIn,
     id: String,
     errors: super::workflow::FormErrors,
+    step: Option<usize>,
 ) -> Response {
     let at: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
         .parse()
@@ -426,10 +449,45 @@ pub(crate) async fn alert_page(
                 .collect()
         })
         .unwrap_or_default();
+    let graph = super::graph::layout(&v["graph"], step);
+    let mut replay = Replay::default();
+    if let Some(g) = graph.as_ref().filter(|g| g.steps > 1) {
+        let here = format!("/alerts/{}", urlencode(&a.id));
+        let past = signed.past_link();
+        let link = |k: usize| format!("{here}?step={k}{past}#graph");
+        replay.previous = (g.step > 1).then(|| link(g.step - 1));
+        replay.next = (g.step < g.steps).then(|| link(g.step + 1));
+        replay.first = (g.step > 1).then(|| link(1));
+        replay.whole =
+            (g.step < g.steps).then(|| format!("{here}?{}#graph", past.trim_start_matches('&')));
+        let entry = e.timeline.get(g.step - 1);
+        replay.caption = t.with(
+            "graph-step",
+            &[
+                ("step", Arg::from(g.step)),
+                ("steps", Arg::from(g.steps)),
+                (
+                    "at",
+                    Arg::from(entry.map(|x| time(x.at)).unwrap_or_default()),
+                ),
+                (
+                    "what",
+                    Arg::from(entry.map(|x| t.pick("what", &x.what)).unwrap_or_default()),
+                ),
+                (
+                    "customer",
+                    Arg::from(entry.map(|x| x.customer.clone()).unwrap_or_default()),
+                ),
+            ],
+        );
+    }
+    let shown_step = graph.as_ref().map_or(usize::MAX, |g| g.step);
     let page = AlertPage {
         t,
         lang: t.lang.tag(),
         frame: signed.frame_travelling("alerts"),
+        graph,
+        replay,
         observed,
         connected,
         support,
@@ -437,7 +495,9 @@ pub(crate) async fn alert_page(
         timeline: e
             .timeline
             .iter()
-            .map(|x| TimelineRow {
+            .enumerate()
+            .map(|(i, x)| TimelineRow {
+                future: i >= shown_step,
                 at: time(x.at),
                 what: t.pick("what", &x.what),
                 customer: x.customer.clone(),

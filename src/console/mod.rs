@@ -13,6 +13,7 @@ mod alerts;
 mod analytics;
 mod communities;
 mod customers;
+mod graph;
 mod i18n;
 mod identity;
 mod problems;

@@ -326,7 +326,7 @@ async fn done(
             };
             let mut errors = FormErrors::default();
             *slot(&mut errors) = Some(message(&e));
-            let mut r = alert_page(c, signed, id.to_owned(), errors).await;
+            let mut r = alert_page(c, signed, id.to_owned(), errors, None).await;
             *r.status_mut() = status;
             r
         }

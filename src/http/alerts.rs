@@ -20,6 +20,8 @@ const ALERTS_PAGE_MAX: usize = 500;
 const PHRASES_MAX: usize = 5;
 /// Complaint texts read to find shared phrases.
 const PHRASE_COMPLAINTS_MAX: usize = 50;
+/// Agents drawn on a network alert's graph.
+const GRAPH_NODES_MAX: usize = 30;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -145,8 +147,10 @@ pub(crate) async fn get_one(
         .get(&id)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("no alert `{id}`")))?;
+    let graph = graph(&st, &alert);
     drop(st);
     let mut v = serde_json::to_value(&alert).map_err(|e| ApiError::Internal(e.to_string()))?;
+    v["graph"] = graph;
     // Complaint texts are personal data: support and admin read them (and the phrases
     // they share); other roles get neither.
     let (phrases, complaint_texts) = if caller.access() == PersonalAccess::Plain {
@@ -179,6 +183,41 @@ pub(crate) async fn get_one(
     v["evidence"]["shared_phrases"] = json!(phrases);
     v["evidence"]["complaint_texts"] = json!(complaint_texts);
     Ok(Json(v))
+}
+
+/// The connected customers of an alert as a graph: each customer of its timeline in the
+/// order they first appear (the step at which a replay shows them), and the ties among
+/// them. A network's alert draws its first agents and who recruited whom.
+fn graph(st: &rapport_projections::ReadState, alert: &Alert) -> Value {
+    let mut nodes: Vec<Value> = vec![];
+    let mut people: Vec<String> = vec![];
+    for (step, t) in alert.evidence.timeline.iter().enumerate() {
+        if !people.contains(&t.customer) {
+            people.push(t.customer.clone());
+            nodes.push(
+                json!({"customer": t.customer, "step": step + 1, "position": t.position,
+                "at": t.at, "what": t.what}),
+            );
+        }
+    }
+    if alert.kind == Kind::PyramidRisk {
+        for c in alert.customers.iter().take(GRAPH_NODES_MAX) {
+            people.push(c.clone());
+            nodes.push(json!({"customer": c, "step": Value::Null, "what": "agent"}));
+        }
+        let edges: Vec<Value> = people
+            .iter()
+            .filter_map(|a| {
+                let up = st.agents.agent(a)?.upline.as_ref()?;
+                people
+                    .contains(up)
+                    .then(|| json!({"a": up, "b": a, "tie": "recruited"}))
+            })
+            .collect();
+        return json!({"nodes": nodes, "edges": edges, "steps": 0});
+    }
+    let edges = st.warnings.ties_among(&people, &st.customers);
+    json!({"nodes": nodes, "edges": edges, "steps": alert.evidence.timeline.len()})
 }
 
 /// `GET /v1/alerts/verdicts`: the detector's precision on staff's verdicts, per level.

@@ -146,3 +146,61 @@ impl Warnings {
         adjacency
     }
 }
+
+/// A tie between two customers as an alert's graph draws it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GraphEdge {
+    pub a: String,
+    pub b: String,
+    /// `referral`, `replied to`, `mentioned`, `echoed`, or `community <name>`.
+    pub tie: String,
+}
+
+impl Warnings {
+    /// The ties among `people` (each pair once, `a` before `b` in id order): referrals,
+    /// reply, mention and echo ties the detector holds (within `tie_window_days`), and
+    /// the first community each pair shares.
+    pub fn ties_among(&self, people: &[String], customers: &Customers) -> Vec<GraphEdge> {
+        let mut sorted: Vec<&str> = people.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let communities: Vec<BTreeSet<&str>> = sorted
+            .iter()
+            .map(|c| {
+                customers
+                    .person(c)
+                    .map(|p| customers.names_of(&p.communities).into_iter().collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut out = vec![];
+        for (i, a) in sorted.iter().enumerate() {
+            for (j, b) in sorted.iter().enumerate().skip(i + 1) {
+                let referral = |x: &str, y: &str| {
+                    customers
+                        .person(x)
+                        .and_then(|p| customers.referred_by(p))
+                        .is_some_and(|r| r == y)
+                };
+                let tie = if referral(a, b) || referral(b, a) {
+                    Some("referral".to_owned())
+                } else if let Some((label, _)) = self.ties.get(*a).and_then(|m| m.get(*b)) {
+                    Some(label.trim_start_matches('~').to_owned())
+                } else {
+                    communities[i]
+                        .intersection(&communities[j])
+                        .next()
+                        .map(|g| format!("community {g}"))
+                };
+                if let Some(tie) = tie {
+                    out.push(GraphEdge {
+                        a: a.to_string(),
+                        b: b.to_string(),
+                        tie,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
