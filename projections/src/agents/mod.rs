@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use rapport_events::{data::CommissionBasis, fold as facts, Facts, FoldEvent};
 use serde::{Deserialize, Serialize};
 
@@ -485,7 +485,7 @@ impl Agents {
         }
         let at = ev.occurred_at;
         let month = month_of(at);
-        let entry_days = Duration::days(self.config.entry_days);
+        let entry_days = self.config.days(self.config.entry_days);
         if self.is_agent(&ev.customer) {
             if let Some(o) = &d.order_id {
                 if self.own_orders.insert(o.to_string()) {

@@ -78,6 +78,14 @@ impl Default for PyramidConfig {
     }
 }
 
+impl PyramidConfig {
+    /// `n` days as a duration; a count past what time can hold is "forever", never a
+    /// panic in the fold.
+    pub fn days(&self, n: i64) -> chrono::Duration {
+        chrono::Duration::try_days(n.max(0)).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
 /// Which criteria a network meets now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signs {

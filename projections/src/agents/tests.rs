@@ -6,6 +6,7 @@ use rapport_events::{EventType, Facts, FoldEvent};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::PyramidConfig;
 use crate::{warnings::Level, LifecycleConfig, Projection, ReadState};
 
 struct Log {
@@ -263,4 +264,23 @@ fn influence_counts_recruits_and_referees_by_the_end_customer_purchases_they_bri
     );
     assert_eq!(c.referees_bringing_end_customers(boss, now), 2);
     assert_eq!(c.influence(boss, now), 6);
+}
+
+#[test]
+fn windows_of_any_length_in_the_configuration_never_stop_the_fold() {
+    let mut log = Log::new();
+    log.join("a", None, None);
+    log.buy("a", "10.00", None);
+    for days in [i64::MAX, i64::MIN, 0] {
+        let cfg = PyramidConfig {
+            entry_days: days,
+            quiet_days: days,
+            ..PyramidConfig::default()
+        };
+        let mut agents = super::Agents::new(cfg);
+        for e in &log.events {
+            agents.apply(e);
+        }
+        assert!(agents.agent_view("a").is_some());
+    }
 }

@@ -1,6 +1,6 @@
 //! What the API shows of an agent and of a network, as of the projection's clock.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -90,7 +90,7 @@ impl Agents {
     fn quiet(&self, a: &Agent, now: Option<DateTime<Utc>>) -> bool {
         let since = a.last_active.or(a.joined_at);
         match (now, since) {
-            (Some(now), Some(s)) => now - s >= Duration::days(self.config.quiet_days),
+            (Some(now), Some(s)) => now - s >= self.config.days(self.config.quiet_days),
             _ => false,
         }
     }

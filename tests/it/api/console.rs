@@ -668,7 +668,9 @@ async fn analytics_lays_out_the_apis_cohorts_rfm_and_lifecycle_months() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alert_draws_its_customers_and_ties_and_replays_the_cascade_step_by_step() {
     let (s, id) = seeded().await;
-    let (_, alert) = s.get(&format!("/v1/alerts/{id}"), &s.key(Role::Analyst)).await;
+    let (_, alert) = s
+        .get(&format!("/v1/alerts/{id}"), &s.key(Role::Analyst))
+        .await;
     let nodes: Vec<&str> = alert["graph"]["nodes"]
         .as_array()
         .unwrap()
@@ -676,19 +678,38 @@ async fn an_alert_draws_its_customers_and_ties_and_replays_the_cascade_step_by_s
         .map(|n| n["customer"].as_str().unwrap())
         .collect();
     assert_eq!(nodes, ["c-1", "c-2", "c-3"], "in the order they complained");
-    assert_eq!(alert["graph"]["edges"].as_array().unwrap().len(), 3, "{alert}");
+    assert_eq!(
+        alert["graph"]["edges"].as_array().unwrap().len(),
+        3,
+        "{alert}"
+    );
     assert_eq!(alert["graph"]["edges"][0]["tie"], "community g-1");
     let mut b = Browser::new(&s);
     b.sign_in(&s.key(Role::Analyst)).await;
     let (_, whole) = b.page(&format!("/alerts/{id}")).await;
     assert!(whole.contains("<svg class=\"graph\""), "{whole}");
     assert_eq!(whole.matches("<circle").count(), 3);
-    assert_eq!(whole.matches("<line x1").count(), 3 + 1, "three ties and the legend's sample");
+    assert_eq!(
+        whole.matches("<line x1").count(),
+        3 + 1,
+        "three ties and the legend's sample"
+    );
     let (_, first) = b.page(&format!("/alerts/{id}?step=1")).await;
     assert!(first.contains("Step 1 of 3"), "{first}");
-    assert_eq!(first.matches("<circle").count(), 1, "one customer had complained then");
-    assert!(first.contains(&format!("/alerts/{id}?step=2#graph")), "a link to the next step");
+    assert_eq!(
+        first.matches("<circle").count(),
+        1,
+        "one customer had complained then"
+    );
+    assert!(
+        first.contains(&format!("/alerts/{id}?step=2#graph")),
+        "a link to the next step"
+    );
     assert_eq!(first.matches("class=\"future\"").count(), 2);
     let (_, out_of_range) = b.page(&format!("/alerts/{id}?step=99")).await;
-    assert_eq!(out_of_range.matches("<circle").count(), 3, "a step past the end shows it all");
+    assert_eq!(
+        out_of_range.matches("<circle").count(),
+        3,
+        "a step past the end shows it all"
+    );
 }
