@@ -36,6 +36,7 @@ pub mod interned;
 pub mod lifecycle;
 pub mod reactivation;
 pub mod rfm;
+pub mod said;
 pub mod segments;
 pub mod timers;
 pub mod warnings;
@@ -69,7 +70,7 @@ pub struct ReadState {
 impl ReadState {
     /// The snapshot format and meaning of this state: bumped whenever either changes, so
     /// snapshots written by other code are rebuilt (the history of bumps is in git).
-    pub const VERSION: u32 = 23;
+    pub const VERSION: u32 = 24;
 
     pub fn new(lifecycle: LifecycleConfig, warnings: warnings::WarningConfig) -> ReadState {
         let warnings_exposure_days = warnings.exposure_days;

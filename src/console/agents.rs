@@ -295,7 +295,9 @@ pub(crate) async fn network(
         ),
         n: NetworkRow::of(&v, t),
         signs,
-        evidence: strs(&v["evidence"]),
+        evidence: serde_json::from_value::<Vec<rapport_projections::said::Said>>(v["said"].clone())
+            .map(|said| said.iter().map(|x| super::alerts::said(t, x)).collect())
+            .unwrap_or_else(|_| strs(&v["evidence"])),
         retail: money(&v["retail_sales"]),
         own: money(&v["own_purchases"]),
         own_share: percent(&v["own_purchase_share"]),

@@ -58,6 +58,16 @@ pub(crate) fn snake<T: serde::Serialize>(v: &T) -> &'static str {
     }
 }
 
+/// A sentence of evidence in the page's language (`evidence-<id>` in the catalogs).
+pub(crate) fn said(t: super::Tr, s: &rapport_projections::said::Said) -> String {
+    let args: Vec<(&str, Arg)> = s
+        .args
+        .iter()
+        .map(|(k, v)| (k.as_str(), Arg::from(v.clone())))
+        .collect();
+    t.with(&format!("evidence-{}", s.id), &args)
+}
+
 /// A time as the console shows it: to the minute, with its zone.
 pub(crate) fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -491,7 +501,11 @@ pub(crate) async fn alert_page(
         observed,
         connected,
         support,
-        ties: e.ties.clone(),
+        ties: if e.said.is_empty() {
+            e.ties.clone()
+        } else {
+            e.said.iter().map(|x| said(t, x)).collect()
+        },
         timeline: e
             .timeline
             .iter()

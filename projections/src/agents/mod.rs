@@ -182,7 +182,7 @@ pub struct RiskChange {
     pub level: Level,
     pub participants: u32,
     pub members: Vec<String>,
-    pub sentences: Vec<String>,
+    pub sentences: Vec<crate::said::Said>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -610,36 +610,35 @@ impl Agents {
     }
 
     /// The evidence of a network's risk, in sentences from its figures.
-    pub fn sentences(&self, root: &str) -> Vec<String> {
+    pub fn sentences(&self, root: &str) -> Vec<crate::said::Said> {
+        use crate::said::Said;
         let Some(net) = self.networks.get(root) else {
             return vec![];
         };
         let cfg = &self.config;
-        let mut out = vec![format!(
-            "{} agents over {} levels under {root}",
-            net.participants,
-            net.levels()
+        let mut out = vec![Said::new(
+            "network-size",
+            &[
+                ("agents", net.participants.to_string()),
+                ("levels", net.levels().to_string()),
+                ("root", root.to_owned()),
+            ],
         )];
+        let percent = |s: f64| format!("{:.0}", s * 100.0);
         if let Some(s) = net.recruitment_share() {
-            out.push(format!(
-                "{:.0}% of commissions paid for recruitment",
-                s * 100.0
-            ));
+            out.push(Said::new("recruitment-share", &[("percent", percent(s))]));
         }
         if let Some(s) = net
             .unrelated_share(cfg)
             .filter(|u| Some(*u) != net.recruitment_share())
         {
-            out.push(format!(
-                "{:.0}% of commissions paid for recruitment or on agents' own purchases",
-                s * 100.0
-            ));
+            out.push(Said::new("unrelated-share", &[("percent", percent(s))]));
         }
         match net.loading() {
-            Some(r) if r.is_finite() => out.push(format!(
-                "agents bought {r:.1} times what they sold to end customers"
-            )),
-            Some(_) => out.push("agents bought stock and sold nothing to end customers".into()),
+            Some(r) if r.is_finite() => {
+                out.push(Said::new("loading", &[("times", format!("{r:.1}"))]))
+            }
+            Some(_) => out.push(Said::new("loading-no-retail", &[])),
             None => {}
         }
         if net.paid_entry > 0 {
@@ -649,20 +648,20 @@ impl Agents {
                 .map(|(c, a)| format!("{a} {c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let fees = if fees.is_empty() {
-                String::new()
+            let (paid, agents) = (net.paid_entry.to_string(), net.participants.to_string());
+            out.push(if fees.is_empty() {
+                Said::new("paid-entry-stock", &[("paid", paid), ("agents", agents)])
             } else {
-                format!(" (entry fees {fees})")
-            };
-            out.push(format!(
-                "{} of {} agents paid to join{fees}",
-                net.paid_entry, net.participants
-            ));
+                Said::new(
+                    "paid-entry",
+                    &[("paid", paid), ("agents", agents), ("fees", fees)],
+                )
+            });
         }
         if net.stocked_and_left > 0 {
-            out.push(format!(
-                "{} agents left holding stock they had not sold",
-                net.stocked_and_left
+            out.push(Said::new(
+                "stocked-left",
+                &[("agents", net.stocked_and_left.to_string())],
             ));
         }
         out

@@ -71,6 +71,8 @@ pub struct NetworkView {
     /// A number to rank by: the level, then how many criteria hold, then size.
     pub risk_rank: u64,
     pub evidence: Vec<String>,
+    /// `evidence` as data, for readers in other languages.
+    pub said: Vec<crate::said::Said>,
 }
 
 fn ratio_or_none(r: Option<f64>) -> Option<f64> {
@@ -193,6 +195,7 @@ impl Agents {
         .filter(|b| **b)
         .count() as u64;
         let level_rank = net.level.map_or(0, |l| l as u64 + 1);
+        let said = self.sentences(&net.root);
         NetworkView {
             root: net.root.clone(),
             participants: net.participants,
@@ -215,7 +218,8 @@ impl Agents {
             signs,
             risk: net.level,
             risk_rank: level_rank << 40 | held << 32 | u64::from(net.participants),
-            evidence: self.sentences(&net.root),
+            evidence: said.iter().map(crate::said::Said::english).collect(),
+            said,
         }
     }
 }

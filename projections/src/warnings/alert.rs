@@ -2,6 +2,7 @@
 //! and the feed of their changes.
 
 use super::*;
+use crate::said::Said;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,6 +98,9 @@ pub struct Evidence {
     /// Why it holds its level now.
     #[serde(default)]
     pub support: Support,
+    /// `ties` as data (message ids and arguments), for readers in other languages.
+    #[serde(default)]
+    pub said: Vec<crate::said::Said>,
 }
 
 /// Why an alert holds its level. Levels never go down (a group complaint that quietens
@@ -203,7 +207,7 @@ impl Warnings {
         people: &[String],
         customers: &Customers,
         _now: DateTime<Utc>,
-    ) -> (Vec<String>, Vec<String>) {
+    ) -> (Vec<Said>, Vec<String>) {
         let mut lines = Vec::new();
         let mut per_community: BTreeMap<&str, usize> = BTreeMap::new();
         for c in people {
@@ -220,13 +224,23 @@ impl Warnings {
             .collect();
         shared.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         for (g, n) in shared.iter().take(3) {
-            lines.push(format!("{n} of {} in community {g}", people.len()));
+            lines.push(Said::new(
+                "in-community",
+                &[
+                    ("n", n.to_string()),
+                    ("of", people.len().to_string()),
+                    ("community", g.to_string()),
+                ],
+            ));
         }
         for a in people {
             if let Some(p) = customers.person(a) {
                 if let Some(r) = customers.referred_by(p) {
                     if people.iter().any(|x| x == r) {
-                        lines.push(format!("{r} referred {a}"));
+                        lines.push(Said::new(
+                            "referred",
+                            &[("a", r.to_owned()), ("b", a.clone())],
+                        ));
                     }
                 }
             }
@@ -246,10 +260,16 @@ impl Warnings {
                     break 'pairs;
                 }
                 if among.contains(y.as_str()) {
-                    lines.push(match label.strip_prefix('~') {
-                        Some(l) => format!("{y} {l} {x}"),
-                        None => format!("{x} {label} {y}"),
-                    });
+                    let (l, a, b) = match label.strip_prefix('~') {
+                        Some(l) => (l, y.as_str(), x.as_str()),
+                        None => (label.as_str(), x.as_str(), y.as_str()),
+                    };
+                    let id = match l {
+                        "replied to" => "replied",
+                        "mentioned" => "mentioned",
+                        _ => "echoed",
+                    };
+                    lines.push(Said::new(id, &[("a", a.to_owned()), ("b", b.to_owned())]));
                 }
             }
         }

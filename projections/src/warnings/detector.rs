@@ -448,6 +448,7 @@ impl Warnings {
                 communities: vec![],
                 timeline: vec![],
                 support: Support::default(),
+                said: vec![],
             },
             actions: vec![],
             complaint_positions: BTreeSet::new(),
@@ -573,9 +574,10 @@ impl Warnings {
                 .take(EVIDENCE_CUSTOMERS_MAX)
                 .cloned()
                 .collect();
-            let (ties, communities) = self.describe(&people, customers, now);
+            let (said, communities) = self.describe(&people, customers, now);
             let alert = self.alerts.get_mut(&id).expect("inserted above");
-            alert.evidence.ties = ties;
+            alert.evidence.ties = said.iter().map(crate::said::Said::english).collect();
+            alert.evidence.said = said;
             alert.evidence.communities = communities;
         }
         for p in new_complaints {

@@ -44,6 +44,7 @@ impl Warnings {
                     level_position: ev.position,
                     gone_since: None,
                 },
+                said: vec![],
             },
             actions: vec![],
             complaint_positions: BTreeSet::new(),
@@ -64,7 +65,12 @@ impl Warnings {
             alert.evidence.support.level_position = ev.position;
         }
         let participants = change.participants as usize;
-        alert.evidence.ties = change.sentences;
+        alert.evidence.ties = change
+            .sentences
+            .iter()
+            .map(crate::said::Said::english)
+            .collect();
+        alert.evidence.said = change.sentences;
         alert.evidence.observed = participants;
         alert.evidence.connected = participants;
         alert.evidence.on_key = participants;
