@@ -284,3 +284,81 @@ fn windows_of_any_length_in_the_configuration_never_stop_the_fold() {
         assert!(agents.agent_view("a").is_some());
     }
 }
+
+/// Random programmes: joins under random uplines (cycles among them), rejoins, leaves,
+/// purchases credited to anyone, commissions on any order, in shuffled business time.
+fn random_log(seed: u64, n: usize) -> Log {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut next = |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let mut log = Log::new();
+    for i in 0..n {
+        let who = format!("a-{}", next(40));
+        let other = format!("a-{}", next(40));
+        match next(6) {
+            0 => {
+                let up = (next(4) > 0).then_some(other.as_str());
+                let fee = (next(2) == 0).then_some("99.00");
+                log.join(&who, up, fee);
+            }
+            1 => log.push(EventType::AgentLeft, &who, json!({})),
+            2 => log.commission(&who, "7.00", ["retail", "recruitment", "team"][next(3) as usize]),
+            3 => log.push(
+                EventType::CommissionPaid,
+                &who,
+                json!({"amount": "3.00", "currency": "CNY", "basis": "team", "order_id": format!("o-{}", next(i as u64 + 1))}),
+            ),
+            _ => log.buy(&who, "50.00", (next(2) == 0).then_some(other.as_str())),
+        }
+        // Business time jitters backwards: late events.
+        let back = Duration::hours(next(72) as i64);
+        let last = log.events.last_mut().expect("pushed above");
+        last.occurred_at -= back;
+    }
+    log
+}
+
+#[test]
+fn random_programmes_fold_the_same_however_often_and_from_a_snapshot() {
+    for seed in 0..12 {
+        let log = random_log(seed, 600);
+        let whole = log.fold();
+        assert_eq!(
+            whole.snapshot_bytes(),
+            log.fold().snapshot_bytes(),
+            "seed {seed}"
+        );
+        // Half, through a snapshot, then the rest.
+        let mut st = ReadState::new(LifecycleConfig::default(), Default::default());
+        for e in &log.events[..300] {
+            st.apply(e);
+        }
+        let mut st = ReadState::from_snapshot_bytes(&st.snapshot_bytes(), 1).unwrap();
+        for e in &log.events[300..] {
+            st.apply(e);
+        }
+        assert_eq!(st.snapshot_bytes(), whole.snapshot_bytes(), "seed {seed}");
+        // Every agent is in exactly one network, and the networks count them all.
+        let ag = &whole.agents;
+        let counted: u32 = ag.networks().map(|n| n.participants).sum();
+        assert_eq!(counted as usize, ag.len(), "seed {seed}");
+        for n in ag.networks() {
+            assert_eq!(
+                ag.members(&n.root).len() as u32,
+                n.participants,
+                "seed {seed}"
+            );
+            assert_eq!(
+                n.per_level.iter().sum::<u32>(),
+                n.participants,
+                "seed {seed}"
+            );
+            let top = ag.agent(&n.root).unwrap();
+            assert_eq!(top.downline + 1, n.participants, "seed {seed}");
+        }
+    }
+}
