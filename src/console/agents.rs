@@ -4,47 +4,17 @@
 use askama::Template;
 use axum::{
     extract::{Path, Query, State},
-    http::Uri,
     response::Response,
     Json,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{alerts::urlencode, api_error_page, i18n::Arg, render, Console, Frame, SignedIn, Tr};
+use super::{
+    alerts::urlencode, api_error_page, i18n::Arg, money, percent, ratio, render, text, Console,
+    Frame, SignedIn, Tr,
+};
 use crate::http;
-
-/// Text of a JSON value as the console shows it.
-pub(crate) fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Exact sums per currency (`{"CNY": "12.00"}`) as `12.00 CNY`.
-pub(crate) fn money(v: &Value) -> String {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(c, a)| format!("{} {c}", text(a)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
-}
-
-/// A share (0–1) as a percentage, or nothing.
-pub(crate) fn percent(v: &Value) -> String {
-    v.as_f64()
-        .map(|f| format!("{:.0}%", f * 100.0))
-        .unwrap_or_default()
-}
-
-fn ratio(v: &Value) -> String {
-    v.as_f64().map(|f| format!("{f:.2}")).unwrap_or_default()
-}
 
 struct NetworkRow {
     root: String,
@@ -120,9 +90,7 @@ pub(crate) async fn list(
     if let Some(cur) = &f.cursor {
         params.push_str(&format!("&cursor={}", urlencode(cur)));
     }
-    let uri: Uri = format!("/?{params}{}", signed.past_param())
-        .parse()
-        .unwrap_or_default();
+    let uri = signed.api_uri(&params);
     let Json(v) = match http::agents::list_networks(
         State(c.app.clone()),
         signed.caller.clone(),
@@ -220,9 +188,7 @@ pub(crate) async fn network(
     Path(root): Path<String>,
 ) -> Response {
     let t = signed.tr;
-    let uri: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
-        .parse()
-        .unwrap_or_default();
+    let uri = signed.api_uri("");
     let Json(v) = match http::agents::get_network(
         State(c.app.clone()),
         signed.caller.clone(),
@@ -332,9 +298,7 @@ pub(crate) async fn agent(
     Path(id): Path<String>,
 ) -> Response {
     let t = signed.tr;
-    let uri: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
-        .parse()
-        .unwrap_or_default();
+    let uri = signed.api_uri("");
     let Json(v) = match http::agents::get_agent(
         State(c.app.clone()),
         signed.caller.clone(),

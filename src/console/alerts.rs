@@ -361,9 +361,7 @@ pub(crate) async fn alert_page(
     errors: super::workflow::FormErrors,
     step: Option<usize>,
 ) -> Response {
-    let at: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
-        .parse()
-        .unwrap_or(Uri::from_static("/"));
+    let at = signed.api_uri("");
     let Json(v) = match http::alerts::get_one(
         State(c.app.clone()),
         signed.caller.clone(),

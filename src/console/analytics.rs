@@ -11,7 +11,7 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::{api_error_page, render, Console, Frame, SignedIn, Tr};
+use super::{api_error_page, render, text, Console, Frame, SignedIn, Tr};
 use crate::http;
 
 struct CohortRow {
@@ -46,14 +46,6 @@ struct AnalyticsPage {
     segments: Vec<SegmentRow>,
     states: Vec<&'static str>,
     months: Vec<MonthRow>,
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// `GET /analytics`.

@@ -4,18 +4,13 @@
 use askama::Template;
 use axum::{
     extract::{Path, Query, State},
-    http::Uri,
     response::Response,
     Json,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{
-    agents::{money, text},
-    alerts::urlencode,
-    api_error_page, render, Console, Frame, SignedIn, Tr,
-};
+use super::{alerts::urlencode, api_error_page, money, render, text, Console, Frame, SignedIn, Tr};
 use crate::http;
 
 /// The sorts the list offers, in the order of its columns.
@@ -89,9 +84,7 @@ pub(crate) async fn list(
     if let Some(cur) = &f.cursor {
         params.push_str(&format!("&cursor={}", urlencode(cur)));
     }
-    let uri: Uri = format!("/?{params}{}", signed.past_param())
-        .parse()
-        .unwrap_or_default();
+    let uri = signed.api_uri(&params);
     let Json(v) = match http::communities::list(
         State(c.app.clone()),
         signed.caller.clone(),
@@ -155,9 +148,7 @@ pub(crate) async fn community(
     Path(id): Path<String>,
 ) -> Response {
     let t = signed.tr;
-    let uri: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))
-        .parse()
-        .unwrap_or_default();
+    let uri = signed.api_uri("");
     let Json(v) = match http::communities::get_one(
         State(c.app.clone()),
         signed.caller.clone(),

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::agents::text;
+use super::text;
 
 /// The drawing's size, in SVG units.
 const WIDTH: f64 = 560.0;

@@ -415,6 +415,16 @@ impl SignedIn {
         f
     }
 
+    /// The URI an API handler reads its query from: `params` (without `?`) and the past
+    /// asked about, if any.
+    pub(crate) fn api_uri(&self, params: &str) -> axum::http::Uri {
+        let past = self.past_param();
+        let query = format!("{params}{past}");
+        format!("/?{}", query.trim_start_matches('&'))
+            .parse()
+            .unwrap_or_default()
+    }
+
     /// The API query parameter of the past asked about (empty for now).
     pub(crate) fn past_param(&self) -> String {
         self.past.as_ref().map(Past::api_param).unwrap_or_default()
@@ -454,6 +464,39 @@ fn langs(current: Lang) -> Vec<LangLink> {
 }
 
 /// Renders a page, or the error page if the template fails.
+/// Text of a JSON value from the API as a page shows it (nothing for null).
+pub(crate) fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Exact sums per currency (`{"CNY": "12.00"}`) as `12.00 CNY`.
+pub(crate) fn money(v: &serde_json::Value) -> String {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(c, a)| format!("{} {c}", text(a)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// A share (0–1) as a percentage, or nothing.
+pub(crate) fn percent(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map(|f| format!("{:.0}%", f * 100.0))
+        .unwrap_or_default()
+}
+
+/// A ratio to two places, or nothing.
+pub(crate) fn ratio(v: &serde_json::Value) -> String {
+    v.as_f64().map_or_else(String::new, |x| format!("{x:.2}"))
+}
+
 pub(crate) fn render(t: &impl Template, tr: Tr) -> Response {
     match t.render() {
         Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),

@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{alerts::urlencode, api_error_page, render, Console, Frame, SignedIn, Tr};
+use super::{alerts::urlencode, api_error_page, ratio, render, text, Console, Frame, SignedIn, Tr};
 use crate::http;
 
 struct CandidateRow {
@@ -78,18 +78,6 @@ impl ReactivationQuery {
         }
         out
     }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn ratio(v: &Value) -> String {
-    v.as_f64().map_or_else(String::new, |x| format!("{x:.2}"))
 }
 
 /// `GET /reactivation?currency=`: the top 100 candidates and the campaigns.

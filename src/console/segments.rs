@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::{
     alerts::{time_text, urlencode},
-    api_error_page, render, Console, Frame, SignedIn, Tr,
+    api_error_page, render, text, Console, Frame, SignedIn, Tr,
 };
 use crate::{auth::Role, http, http::ApiError};
 
@@ -53,14 +53,6 @@ const EXAMPLE_RULE: &str = r#"{"all": [
   {"field": "days_since_last_purchase", "op": ">=", "value": 90},
   {"field": "orders", "op": ">=", "value": 2}
 ]}"#;
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
 
 async fn list_page(c: &Console, signed: &SignedIn, editor: Editor) -> Response {
     let at: Uri = format!("/?{}", signed.past_param().trim_start_matches('&'))

@@ -10,9 +10,9 @@ use axum::{
     Form, Json,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{api_error_page, workflow::message, Console, SignedIn};
+use super::{api_error_page, text, workflow::message, Console, SignedIn};
 use crate::http::{self, ApiError};
 
 /// What a subscription can be told about, as the form offers it.
@@ -43,14 +43,6 @@ pub(crate) struct HookRow {
 pub(crate) struct Notice {
     pub(crate) created: Option<(String, String)>,
     pub(crate) error: Option<String>,
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// The subscriptions, as the API lists them to this key.
