@@ -169,6 +169,59 @@ pub struct Alert {
     pub merged: BTreeSet<String>,
 }
 
+impl Alert {
+    /// A new open alert at `level`, raised by `ev`, with no complaints, customers or staff
+    /// actions yet; `first_at` is when its story began.
+    pub(super) fn new(
+        id: String,
+        kind: Kind,
+        level: Level,
+        first_at: DateTime<Utc>,
+        ev: &FoldEvent,
+        threshold: f64,
+    ) -> Alert {
+        Alert {
+            id,
+            kind,
+            level,
+            status: Status::Open,
+            keys: BTreeSet::new(),
+            complaints: BTreeSet::new(),
+            customers: BTreeSet::new(),
+            echoes: BTreeSet::new(),
+            first_complaint_at: first_at,
+            raised_at: ev.occurred_at,
+            raised_at_position: ev.position,
+            updated_at_position: ev.position,
+            levels: vec![(level, ev.position)],
+            evidence: Evidence {
+                ties: vec![],
+                observed: 0,
+                expected: 0.0,
+                statistic: 0.0,
+                threshold,
+                connected: 0,
+                on_key: 0,
+                communities: vec![],
+                timeline: vec![],
+                support: Support::default(),
+                said: vec![],
+            },
+            actions: vec![],
+            complaint_positions: BTreeSet::new(),
+            severity_max: None,
+            categories: BTreeSet::new(),
+            assignee: None,
+            deadlines: Deadlines::default(),
+            overdue: None,
+            review: None,
+            problem: None,
+            merged_into: None,
+            merged: BTreeSet::new(),
+        }
+    }
+}
+
 /// One change of an alert: the feed's item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertChange {

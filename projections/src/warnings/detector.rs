@@ -423,45 +423,10 @@ impl Warnings {
         let now = self.clock.unwrap_or(ev.occurred_at);
         let cfg_threshold = self.config.threshold;
         let is_new = !self.alerts.contains_key(&id);
-        let alert = self.alerts.entry(id.clone()).or_insert_with(|| Alert {
-            id: id.clone(),
-            kind,
-            level,
-            status: Status::Open,
-            keys: BTreeSet::new(),
-            complaints: BTreeSet::new(),
-            customers: BTreeSet::new(),
-            echoes: BTreeSet::new(),
-            first_complaint_at: first.at,
-            raised_at: ev.occurred_at,
-            raised_at_position: ev.position,
-            updated_at_position: ev.position,
-            levels: vec![(level, ev.position)],
-            evidence: Evidence {
-                ties: vec![],
-                observed: 0,
-                expected: 0.0,
-                statistic: 0.0,
-                threshold: cfg_threshold,
-                connected: 0,
-                on_key: 0,
-                communities: vec![],
-                timeline: vec![],
-                support: Support::default(),
-                said: vec![],
-            },
-            actions: vec![],
-            complaint_positions: BTreeSet::new(),
-            severity_max: None,
-            categories: BTreeSet::new(),
-            assignee: None,
-            deadlines: Deadlines::default(),
-            overdue: None,
-            review: None,
-            problem: None,
-            merged_into: None,
-            merged: BTreeSet::new(),
-        });
+        let alert = self
+            .alerts
+            .entry(id.clone())
+            .or_insert_with(|| Alert::new(id.clone(), kind, level, first.at, ev, cfg_threshold));
         let before = (
             alert.complaints.len(),
             alert.customers.len(),

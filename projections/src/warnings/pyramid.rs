@@ -13,50 +13,25 @@ impl Warnings {
         let now = self.clock.unwrap_or(ev.occurred_at);
         let threshold = self.config.threshold;
         let is_new = !self.alerts.contains_key(&id);
-        let alert = self.alerts.entry(id.clone()).or_insert_with(|| Alert {
-            id: id.clone(),
-            kind: Kind::PyramidRisk,
-            level: change.level,
-            status: Status::Open,
-            keys: BTreeSet::from([format!("network:{}", change.root)]),
-            complaints: BTreeSet::new(),
-            customers: BTreeSet::new(),
-            echoes: BTreeSet::new(),
-            first_complaint_at: ev.occurred_at,
-            raised_at: ev.occurred_at,
-            raised_at_position: ev.position,
-            updated_at_position: ev.position,
-            levels: vec![(change.level, ev.position)],
-            evidence: Evidence {
-                ties: vec![],
-                observed: 0,
-                expected: 0.0,
-                statistic: 0.0,
+        let key = format!("network:{}", change.root);
+        let alert = self.alerts.entry(id.clone()).or_insert_with(|| {
+            let mut a = Alert::new(
+                id.clone(),
+                Kind::PyramidRisk,
+                change.level,
+                ev.occurred_at,
+                ev,
                 threshold,
-                connected: 0,
-                on_key: 0,
-                communities: vec![],
-                timeline: vec![],
-                support: Support {
-                    state: "holding".into(),
-                    level_key: format!("network:{}", change.root),
-                    level_statistic: 0.0,
-                    level_position: ev.position,
-                    gone_since: None,
-                },
-                said: vec![],
-            },
-            actions: vec![],
-            complaint_positions: BTreeSet::new(),
-            severity_max: None,
-            categories: BTreeSet::new(),
-            assignee: None,
-            deadlines: Deadlines::default(),
-            overdue: None,
-            review: None,
-            problem: None,
-            merged_into: None,
-            merged: BTreeSet::new(),
+            );
+            a.keys.insert(key.clone());
+            a.evidence.support = Support {
+                state: "holding".into(),
+                level_key: key,
+                level_statistic: 0.0,
+                level_position: ev.position,
+                gone_since: None,
+            };
+            a
         });
         let escalated = change.level > alert.level;
         if escalated {
