@@ -103,19 +103,8 @@ pub(crate) async fn list_networks(
                 .map_err(|_| ApiError::bad("risk", "must be one of watch, warning, critical"))
         })
         .transpose()?;
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > NETWORKS_PAGE_MAX {
-        return Err(ApiError::bad(
-            "limit",
-            format!("must be 1 to {NETWORKS_PAGE_MAX}"),
-        ));
-    }
-    let offset: usize = match &q.cursor {
-        Some(c) => c
-            .parse()
-            .map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
-        None => 0,
-    };
+    let limit = super::query::limit_within(q.limit, 50, NETWORKS_PAGE_MAX)?;
+    let offset = super::query::offset_cursor(q.cursor.as_deref())?;
     let (st, _) = super::query::view(&state, &q.travel()).await?;
     let mut nets: Vec<_> = st
         .agents

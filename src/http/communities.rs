@@ -82,19 +82,8 @@ pub(crate) async fn list(
             "must be one of size, activity, revenue, complaint_rate",
         ));
     }
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > COMMUNITIES_PAGE_MAX {
-        return Err(ApiError::bad(
-            "limit",
-            format!("must be 1 to {COMMUNITIES_PAGE_MAX}"),
-        ));
-    }
-    let offset: usize = match &q.cursor {
-        Some(c) => c
-            .parse()
-            .map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
-        None => 0,
-    };
+    let limit = super::query::limit_within(q.limit, 50, COMMUNITIES_PAGE_MAX)?;
+    let offset = super::query::offset_cursor(q.cursor.as_deref())?;
     let (st, as_of) = super::query::view(&state, &q.travel()).await?;
     let cx = Context {
         customers: &st.customers,

@@ -262,12 +262,7 @@ pub(crate) async fn list_customers(
         None => None,
     };
     let limit = page_limit(&q)?;
-    let offset: usize = match &q.cursor {
-        Some(c) => c
-            .parse()
-            .map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))?,
-        None => 0,
-    };
+    let offset = super::query::offset_cursor(q.cursor.as_deref())?;
     let c = &st.customers;
     let lc = &state.read_model.lifecycle;
     if let Some(seg) = &q.segment {

@@ -80,14 +80,28 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
 
 /// The page size asked for, within 1 to [`LIST_LIMIT_MAX`].
 pub(super) fn page_limit(q: &ReadQuery) -> Result<usize, ApiError> {
-    let limit = q.limit.unwrap_or(LIST_LIMIT_DEFAULT);
-    if limit == 0 || limit > LIST_LIMIT_MAX {
-        return Err(ApiError::bad(
-            "limit",
-            format!("must be 1 to {LIST_LIMIT_MAX}"),
-        ));
+    limit_within(q.limit, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX)
+}
+
+/// `limit` within 1 to `max`, `default` when absent.
+pub(super) fn limit_within(
+    limit: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match limit.unwrap_or(default) {
+        l @ 1.. if l <= max => Ok(l),
+        _ => Err(ApiError::bad("limit", format!("must be 1 to {max}"))),
     }
-    Ok(limit)
+}
+
+/// The offset a list's `cursor` stands for (0 without one): lists page by position in
+/// their order.
+pub(super) fn offset_cursor(cursor: Option<&str>) -> Result<usize, ApiError> {
+    cursor.map_or(Ok(0), |c| {
+        c.parse()
+            .map_err(|_| ApiError::bad("cursor", "must be a cursor returned by this endpoint"))
+    })
 }
 
 /// The currency asked for, else the one most purchases up to `as_of` were in.
