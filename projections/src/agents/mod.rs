@@ -175,13 +175,15 @@ impl Network {
     }
 }
 
-/// A network whose risk rose or whose flagged evidence grew: what the alert shows.
+/// A flagged network touched by an event: what its alert shows now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiskChange {
     pub root: String,
     pub level: Level,
     pub participants: u32,
-    pub members: Vec<String>,
+    /// Its first agents, when the change is announced (the risk rose, or the network
+    /// grew by a tenth); `None`: the evidence is brought up to date quietly.
+    pub members: Option<Vec<String>>,
     pub sentences: Vec<crate::said::Said>,
 }
 
@@ -577,29 +579,33 @@ impl Agents {
         }
         let level = signs.level(net.participants, cfg);
         let rose = level > net.level;
-        // A flagged network's alert is described again as it grows by a tenth.
-        let grew = net.level.is_some()
-            && net.participants
-                >= net.described_at_participants + net.described_at_participants / 10 + 1;
-        if !rose && !grew {
+        if !rose && net.level.is_none() {
             return None;
         }
+        // A flagged network's evidence follows every event (its sentences come from sums);
+        // its agents are listed again, and the change announced, as it grows by a tenth.
+        let grew = net.participants
+            >= net.described_at_participants + net.described_at_participants / 10 + 1;
         if rose {
             net.level = level;
             if level >= Some(Level::Warning) && net.flagged_at.is_none() {
                 net.flagged_at = Some(position);
             }
         }
-        net.described_at_participants = net.participants;
+        let announce = rose || grew;
+        if announce {
+            net.described_at_participants = net.participants;
+        }
         let level = net.level?;
         let participants = net.participants;
         let sentences = self.sentences(root);
-        let members = self
-            .members(root)
-            .into_iter()
-            .take(ALERT_PARTICIPANTS_MAX)
-            .map(str::to_owned)
-            .collect();
+        let members = announce.then(|| {
+            self.members(root)
+                .into_iter()
+                .take(ALERT_PARTICIPANTS_MAX)
+                .map(str::to_owned)
+                .collect()
+        });
         Some(RiskChange {
             root: root.to_owned(),
             level,

@@ -49,8 +49,13 @@ impl Warnings {
         alert.evidence.observed = participants;
         alert.evidence.connected = participants;
         alert.evidence.on_key = participants;
-        alert.customers = change.members.into_iter().collect();
-        alert.updated_at_position = ev.position;
+        // Between announcements the figures follow quietly (no feed item, no update
+        // position): they are read when the alert is.
+        let announced = change.members.is_some();
+        if let Some(members) = change.members {
+            alert.customers = members.into_iter().collect();
+            alert.updated_at_position = ev.position;
+        }
         // A resolved network that gets worse is open again.
         let reopened = escalated && alert.status == Status::Resolved;
         if reopened {
@@ -64,6 +69,9 @@ impl Warnings {
             });
         }
         let level = alert.level;
+        if !(announced || is_new || escalated) {
+            return;
+        }
         let what = if is_new {
             "raised"
         } else if reopened {

@@ -142,6 +142,15 @@ async fn a_pyramid_risk_alert_is_worked_like_any_other() {
             .unwrap()
             .contains("of commissions paid for recruitment")));
     assert!(alert["deadlines"]["acknowledge_by"].is_string(), "{alert}");
+    // The evidence follows the network to its last event, not only its last announcement.
+    assert_eq!(alert["evidence"]["observed"], 36, "{alert}");
+    assert!(
+        alert["evidence"]["ties"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("36 agents"),
+        "{alert}"
+    );
     let (status, ack) = s
         .post(
             &format!("/v1/alerts/{id}/acknowledge"),
