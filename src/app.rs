@@ -249,9 +249,20 @@ impl App {
             (Some(_), n) if n > 0 => Some(child("catch-up", n)?),
             _ => None,
         };
+        // Every durable consumer's floor is known before the read model follows the log.
+        let outbox = crate::read_model::outbox::Outbox::open(&layout.outbox())?;
+        if let Some(k) = &opts.kafka {
+            outbox.set_floor(
+                crate::kafka::OUTBOX_CONSUMER,
+                crate::kafka::checkpoint_cursor(&k.checkpoint),
+            );
+        }
+        crate::webhooks::register_floors(&layout.webhooks(), &outbox)?;
+        outbox.trim()?;
         let read_model = ReadModel::spawn(
             log.clone(),
             ReadModelOptions {
+                outbox: Some(outbox),
                 lifecycle: opts.config.lifecycle,
                 warnings: opts.config.early_warning.clone(),
                 history_every_events: opts.config.time_travel.history_every_events,

@@ -19,7 +19,9 @@
 //! the log and the configured thresholds). The outbox follows the
 //! read model and keeps a checkpoint file of the last sequence numbers delivered (acks=all,
 //! idempotent producer); after a crash it republishes from the checkpoint, so consumers
-//! may see a message twice and deduplicate by id.
+//! may see a message twice and deduplicate by id. It is a durable consumer of the read
+//! model's outbox (`read_model::outbox`): however far behind it falls, what it has not
+//! published is kept for it, on disk when the feeds no longer hold it.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -34,7 +36,11 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::{log::Log, read_model::ReadModel, store::StoreError};
+use crate::{
+    log::Log,
+    read_model::{outbox::Cursor, ReadModel},
+    store::StoreError,
+};
 
 /// Namespace of the ids given to id-less events from Kafka.
 const KAFKA_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b61_666b_6172_6170_706f_7274_0000_0001);
@@ -342,6 +348,24 @@ struct Outgoing<'a> {
     seq: u64,
 }
 
+/// The outbox's name among the read model's durable consumers.
+pub const OUTBOX_CONSUMER: &str = "kafka";
+
+impl From<Checkpoint> for Cursor {
+    fn from(c: Checkpoint) -> Cursor {
+        Cursor {
+            alerts: c.alerts,
+            segments: c.segments,
+            lifecycles: c.customers,
+        }
+    }
+}
+
+/// The checkpoint at `path` as the read model's cursor (where the outbox will go on).
+pub fn checkpoint_cursor(path: &std::path::Path) -> Cursor {
+    read_checkpoint(path).into()
+}
+
 fn read_checkpoint(path: &std::path::Path) -> Checkpoint {
     std::fs::read(path)
         .ok()
@@ -379,14 +403,30 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
         loop {
             applied.borrow_and_update();
             let mut out: Vec<Outgoing> = Vec::new();
+            let window = match model
+                .changes_after(ck.into(), [true; 3], OUTBOX_BATCH_CHANGES)
+                .await
+            {
+                Ok(w) => w,
+                Err((feed, oldest)) => {
+                    // Only changes made before the outbox knew this consumer (Kafka set up
+                    // on a store with history) or a lost outbox file: said, and gone past.
+                    tracing::error!(feed = feed.as_str(), oldest, "kafka outbox: changes from before this outbox was set up are no longer held; publishing from the oldest held");
+                    let mut c: Cursor = ck.into();
+                    c.set(feed, oldest - 1);
+                    ck = Checkpoint {
+                        alerts: c.alerts,
+                        segments: c.segments,
+                        customers: c.lifecycles,
+                    };
+                    continue;
+                }
+            };
             {
                 let st = model.state.read().await;
-                let dropped = |feed: OutFeed, from: u64, oldest: u64| {
-                    tracing::error!(?feed, from, oldest, "kafka outbox: changes were dropped from the feed before they were published");
-                    oldest - 1
-                };
-                match st.warnings.changes_after(ck.alerts, OUTBOX_BATCH_CHANGES) {
-                    Ok(changes) => out.extend(changes.into_iter().map(|c| Outgoing {
+                {
+                    let changes = &window.alerts;
+                    out.extend(changes.iter().map(|c| Outgoing {
                         topic: &opts.alerts_topic,
                         key: c.alert.clone(),
                         payload: cloud_event(
@@ -397,11 +437,11 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                         ),
                         feed: OutFeed::Alerts,
                         seq: c.seq,
-                    })),
-                    Err(oldest) => ck.alerts = dropped(OutFeed::Alerts, ck.alerts, oldest),
+                    }));
                 }
-                match st.segments.changes_after(ck.segments, OUTBOX_BATCH_CHANGES) {
-                    Ok(changes) => out.extend(changes.into_iter().map(|c| Outgoing {
+                {
+                    let changes = &window.segments;
+                    out.extend(changes.iter().map(|c| Outgoing {
                         topic: &opts.segments_topic,
                         key: c.customer.clone(),
                         payload: cloud_event(
@@ -425,14 +465,11 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                         ),
                         feed: OutFeed::Segments,
                         seq: c.seq,
-                    })),
-                    Err(oldest) => ck.segments = dropped(OutFeed::Segments, ck.segments, oldest),
+                    }));
                 }
-                match st
-                    .lifecycles
-                    .changes_after(ck.customers, OUTBOX_BATCH_CHANGES)
                 {
-                    Ok(changes) => out.extend(changes.into_iter().map(|c| Outgoing {
+                    let changes = &window.lifecycles;
+                    out.extend(changes.iter().map(|c| Outgoing {
                         topic: &opts.customers_topic,
                         key: c.customer.clone(),
                         payload: cloud_event(
@@ -443,8 +480,7 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                         ),
                         feed: OutFeed::Customers,
                         seq: c.seq,
-                    })),
-                    Err(oldest) => ck.customers = dropped(OutFeed::Customers, ck.customers, oldest),
+                    }));
                 }
             }
             if out.is_empty() {
@@ -492,10 +528,17 @@ pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result
                 };
                 *at = (*at).max(o.seq);
             }
-            if let Err(e) = write_checkpoint(&opts.checkpoint, ck) {
+            match write_checkpoint(&opts.checkpoint, ck) {
+                Ok(()) => {
+                    if let Some(o) = model.outbox() {
+                        o.set_floor(OUTBOX_CONSUMER, ck.into());
+                    }
+                }
                 // Publishing goes on; a restart before the next good write republishes
                 // (consumers deduplicate by id).
-                tracing::error!(error = %e, path = %opts.checkpoint.display(), "kafka outbox: could not write its checkpoint");
+                Err(e) => {
+                    tracing::error!(error = %e, path = %opts.checkpoint.display(), "kafka outbox: could not write its checkpoint")
+                }
             }
         }
     });

@@ -7,6 +7,7 @@
 //!           /store                 which store the derived state below belongs to
 //!           /admin-key             the admin key made at first start (mode 0600)
 //!           /kafka-outbox.checkpoint
+//!           /outbox.sqlite         changes durable consumers have not delivered yet
 //!           /snapshots/read_state.snapshot     the live read model's snapshot
 //!                     /history/<position>.snapshot   kept for time travel
 //!                     /valid/<until>/…               business-time builds
@@ -60,6 +61,11 @@ impl DataDir {
     /// How far the Kafka outbox has published.
     pub fn kafka_outbox_checkpoint(&self) -> PathBuf {
         self.0.join("kafka-outbox.checkpoint")
+    }
+
+    /// The changes durable consumers (Kafka, webhooks) have not delivered yet.
+    pub fn outbox(&self) -> PathBuf {
+        self.0.join("outbox.sqlite")
     }
 
     /// The read model's snapshots (see [`Snapshots`]).

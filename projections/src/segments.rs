@@ -94,6 +94,16 @@ pub struct Change {
     pub at: DateTime<Utc>,
 }
 
+impl crate::feed::FeedItem for Change {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Segments {
     config: LifecycleConfig,
@@ -157,6 +167,15 @@ impl Segments {
 
     pub fn last_seq(&self) -> u64 {
         self.changes.last_seq()
+    }
+
+    /// The feed of changes (for the service's outbox).
+    pub fn feed(&self) -> &crate::feed::Feed<Change> {
+        &self.changes
+    }
+
+    pub fn feed_mut(&mut self) -> &mut crate::feed::Feed<Change> {
+        &mut self.changes
     }
 
     pub fn clock(&self) -> Option<DateTime<Utc>> {

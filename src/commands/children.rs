@@ -44,6 +44,10 @@ pub async fn catch_up(data_dir: &Path, master: MasterKey, config: &Config) -> an
             history_every_events: config.time_travel.history_every_events,
             // It exits once caught up: nothing to compact.
             compact_after_catch_up_events: u64::MAX,
+            // Written by the server's consumers' floors (see `read_model::outbox`).
+            outbox: Some(crate::read_model::outbox::Outbox::open(
+                &DataDir::new(data_dir).outbox(),
+            )?),
             ..ReadModelOptions::service(Some(snapshots.clone()))
         },
     )

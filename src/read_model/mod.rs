@@ -9,6 +9,7 @@
 //! [`builds`]: `serve`'s business-time builds, which follow the applied position.
 
 pub mod builds;
+pub mod outbox;
 
 use std::{
     path::{Path, PathBuf},
@@ -34,6 +35,13 @@ use crate::{
     },
     log::Log,
 };
+use outbox::{held_rows, Cursor, FeedName, Outbox};
+use rapport_projections::{
+    feed::{Feed, FeedItem},
+    lifecycle::LifecycleChange,
+    segments::Change as SegmentChange,
+    warnings::AlertChange,
+};
 
 /// Default longest wait of a query for `min_position` before it answers 503.
 pub const MIN_POSITION_WAIT_MS: u64 = 5_000;
@@ -43,6 +51,8 @@ const APPLY_BATCH_EVENTS: usize = 1024;
 const APPLY_LOCK_EVENTS_MAX: usize = 64;
 /// Opened batches waiting for the applier.
 const APPLY_QUEUE_BATCHES: usize = 8;
+/// The outbox deletes what every consumer delivered at most this often, in milliseconds.
+const OUTBOX_TRIM_EVERY_MS: u64 = 1_000;
 
 /// What writing a snapshot at a position did: the write, and the history link if one was
 /// due.
@@ -78,8 +88,20 @@ async fn compact(m: &ReadModel) {
     let bytes = m.state.read().await.snapshot_bytes();
     let decode = move || ReadState::from_snapshot_bytes(&bytes, LIVE_STATE_DECODE_THREADS);
     match tokio::task::spawn_blocking(decode).await {
-        Ok(Ok(copy)) => {
-            let old = std::mem::replace(&mut *m.state.write().await, copy);
+        Ok(Ok(mut copy)) => {
+            let mut state = m.state.write().await;
+            // Holds are not in snapshot bytes.
+            copy.warnings
+                .feed_mut()
+                .hold_after(state.warnings.feed().held_after());
+            copy.segments
+                .feed_mut()
+                .hold_after(state.segments.feed().held_after());
+            copy.lifecycles
+                .feed_mut()
+                .hold_after(state.lifecycles.feed().held_after());
+            let old = std::mem::replace(&mut *state, copy);
+            drop(state);
             drop(old);
             m.compactions.send_modify(|n| *n += 1);
             tracing::info!(
@@ -118,7 +140,8 @@ async fn catch_up_in_child(
         None
     };
     match loaded.filter(|s| s.position() > from) {
-        Some(state) => {
+        Some(mut state) => {
+            m.hold(&mut state);
             let position = state.position();
             let latest = state.segments.clock();
             *m.state.write().await = state;
@@ -155,6 +178,9 @@ pub struct ReadModelOptions {
     /// Where a long catch-up at start runs instead of in this process (see
     /// [`FoldChild`]); `None` folds every backlog here.
     pub catch_up_child: Option<FoldChild>,
+    /// Where the changes durable consumers still need are written (see [`outbox`]);
+    /// `None` keeps only what the feeds keep in memory.
+    pub outbox: Option<Arc<Outbox>>,
 }
 
 impl ReadModelOptions {
@@ -169,6 +195,7 @@ impl ReadModelOptions {
             history_every_events: HISTORY_EVERY_EVENTS,
             compact_after_catch_up_events: COMPACT_AFTER_CATCH_UP_EVENTS,
             catch_up_child: None,
+            outbox: None,
         }
     }
 }
@@ -188,6 +215,51 @@ pub struct ReadModel {
     /// Why the read model stopped following the log, once it has (an event it could not
     /// read): readiness, metrics and the console say it.
     stopped: std::sync::RwLock<Option<String>>,
+    outbox: Option<Arc<Outbox>>,
+    /// When the outbox last deleted what every consumer delivered.
+    outbox_trimmed: std::sync::Mutex<std::time::Instant>,
+}
+
+/// Changes of the three feeds, owned (some may come from the outbox).
+#[derive(Debug, Default)]
+pub struct Window {
+    pub alerts: Vec<AlertChange>,
+    pub segments: Vec<SegmentChange>,
+    pub lifecycles: Vec<LifecycleChange>,
+}
+
+enum Held {
+    Alerts(Vec<AlertChange>),
+    Segments(Vec<SegmentChange>),
+    Lifecycles(Vec<LifecycleChange>),
+}
+
+/// Holds `feed` after its floor, or after what the outbox already has when that is
+/// further; said loudly when the feed no longer holds changes the outbox lacks.
+fn hold_one<T: FeedItem>(outbox: &Outbox, name: FeedName, feed: &mut Feed<T>) {
+    let Some(floor) = outbox.floor(name) else {
+        return feed.hold_after(None);
+    };
+    let written = outbox.last(name).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read the outbox");
+        0
+    });
+    let from = floor.max(written).min(feed.last_seq());
+    if let Err(oldest) = feed.after(from, 0) {
+        tracing::error!(
+            feed = name.as_str(),
+            from,
+            oldest,
+            "the outbox lacks changes the feed no longer holds: consumers behind them will stop there"
+        );
+    }
+    feed.hold_after(Some(from));
+}
+
+/// Holds `feed` after `seq` at least (a new consumer).
+fn hold_from<T>(feed: &mut Feed<T>, seq: u64) {
+    let from = feed.held_after().map_or(seq, |h| h.min(seq));
+    feed.hold_after(Some(from));
 }
 
 impl ReadModel {
@@ -203,6 +275,7 @@ impl ReadModel {
             history_every_events,
             compact_after_catch_up_events,
             catch_up_child,
+            outbox,
         } = opts;
         let time_travel =
             TimeTravel::new(log.clone(), snapshots.clone(), lifecycle, warnings.clone());
@@ -230,7 +303,10 @@ impl ReadModel {
             applied,
             compactions: watch::Sender::new(0),
             stopped: std::sync::RwLock::new(None),
+            outbox,
+            outbox_trimmed: std::sync::Mutex::new(std::time::Instant::now()),
         });
+        model.hold(&mut *model.state.write().await);
         let m = model.clone();
         let store = log.clone();
         let child = catch_up_child.filter(|c| {
@@ -340,6 +416,8 @@ impl ReadModel {
                     let mut latest = m.latest.write().await;
                     *latest = (*latest).max(newest);
                 }
+                // Before any snapshot of this state: see `outbox`.
+                m.drain().await;
                 // The snapshot (every `snapshot_every_events`) is written before the new
                 // position is published, so whoever sees position P may rely on a snapshot
                 // at or after the last interval boundary before P. While catching up the
@@ -405,6 +483,167 @@ impl ReadModel {
                 behind = now_behind;
             }
         }
+    }
+
+    /// Holds each feed after what durable consumers have delivered and the outbox does
+    /// not have yet (after a load: what the outbox has, the state knows).
+    fn hold(&self, st: &mut ReadState) {
+        let Some(outbox) = &self.outbox else { return };
+        hold_one(outbox, FeedName::Alerts, st.warnings.feed_mut());
+        hold_one(outbox, FeedName::Segments, st.segments.feed_mut());
+        hold_one(outbox, FeedName::Lifecycles, st.lifecycles.feed_mut());
+    }
+
+    /// Writes the held changes to the outbox, then lets the feeds drop them.
+    async fn drain(&self) {
+        let Some(outbox) = &self.outbox else { return };
+        let (rows, copied) = {
+            let st = self.state.read().await;
+            let mut rows = Vec::new();
+            let copied = [
+                held_rows(outbox, FeedName::Alerts, st.warnings.feed(), &mut rows),
+                held_rows(outbox, FeedName::Segments, st.segments.feed(), &mut rows),
+                held_rows(
+                    outbox,
+                    FeedName::Lifecycles,
+                    st.lifecycles.feed(),
+                    &mut rows,
+                ),
+            ];
+            let unchanged = [
+                st.warnings.feed().held_after(),
+                st.segments.feed().held_after(),
+                st.lifecycles.feed().held_after(),
+            ]
+            .iter()
+            .zip(copied)
+            .all(|(held, c)| held.is_none_or(|h| h >= c));
+            if rows.is_empty() && unchanged {
+                return;
+            }
+            (rows, copied)
+        };
+        let o = outbox.clone();
+        let due = {
+            let mut last = self
+                .outbox_trimmed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let due = last.elapsed() >= Duration::from_millis(OUTBOX_TRIM_EVERY_MS);
+            if due {
+                *last = std::time::Instant::now();
+            }
+            due
+        };
+        let written = tokio::task::spawn_blocking(move || {
+            if !rows.is_empty() {
+                o.write(&rows)?;
+            }
+            if due {
+                o.trim()?;
+            }
+            Ok::<_, outbox::OutboxError>(())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            // Held in memory meanwhile; the next batch tries again.
+            Ok(Err(e)) => return tracing::error!(error = %e, "cannot write the outbox"),
+            Err(e) => return tracing::error!(error = %e, "cannot write the outbox"),
+        }
+        let mut st = self.state.write().await;
+        st.warnings.feed_mut().copied_to(copied[0]);
+        st.segments.feed_mut().copied_to(copied[1]);
+        st.lifecycles.feed_mut().copied_to(copied[2]);
+    }
+
+    /// Registers a durable consumer that starts from the feeds' ends now (`start` reads
+    /// them from the state, locked meanwhile so nothing it needs is let go), and returns
+    /// where it starts.
+    pub async fn register(
+        &self,
+        consumer: &str,
+        start: impl FnOnce(&ReadState) -> Cursor,
+    ) -> Cursor {
+        let mut st = self.state.write().await;
+        let cursor = start(&st);
+        if let Some(outbox) = &self.outbox {
+            outbox.set_floor(consumer, cursor);
+            hold_from(st.warnings.feed_mut(), cursor.alerts);
+            hold_from(st.segments.feed_mut(), cursor.segments);
+            hold_from(st.lifecycles.feed_mut(), cursor.lifecycles);
+        }
+        cursor
+    }
+
+    /// The durable outbox, when there is one.
+    pub fn outbox(&self) -> Option<&Arc<Outbox>> {
+        self.outbox.as_ref()
+    }
+
+    /// The changes after `cursor` in the feeds `wanted` (by [`FeedName`]), at most `limit`
+    /// of each: from the feeds while they hold them, else from the outbox.
+    /// `Err((feed, oldest))` when neither has the next change of `feed`.
+    pub async fn changes_after(
+        &self,
+        cursor: Cursor,
+        wanted: [bool; 3],
+        limit: usize,
+    ) -> Result<Window, (FeedName, u64)> {
+        let mut w = Window::default();
+        let mut missing = Vec::new();
+        {
+            let st = self.state.read().await;
+            if wanted[0] {
+                match st.warnings.changes_after(cursor.alerts, limit) {
+                    Ok(c) => w.alerts = c.into_iter().cloned().collect(),
+                    Err(oldest) => missing.push((FeedName::Alerts, oldest)),
+                }
+            }
+            if wanted[1] {
+                match st.segments.changes_after(cursor.segments, limit) {
+                    Ok(c) => w.segments = c.into_iter().cloned().collect(),
+                    Err(oldest) => missing.push((FeedName::Segments, oldest)),
+                }
+            }
+            if wanted[2] {
+                match st.lifecycles.changes_after(cursor.lifecycles, limit) {
+                    Ok(c) => w.lifecycles = c.into_iter().cloned().collect(),
+                    Err(oldest) => missing.push((FeedName::Lifecycles, oldest)),
+                }
+            }
+        }
+        for (name, oldest) in missing {
+            let Some(outbox) = self.outbox.clone() else {
+                return Err((name, oldest));
+            };
+            let after = cursor.get(name);
+            let read = tokio::task::spawn_blocking(move || match name {
+                FeedName::Alerts => outbox.read(name, after, limit).map(|r| r.map(Held::Alerts)),
+                FeedName::Segments => outbox
+                    .read(name, after, limit)
+                    .map(|r| r.map(Held::Segments)),
+                FeedName::Lifecycles => outbox
+                    .read(name, after, limit)
+                    .map(|r| r.map(Held::Lifecycles)),
+            })
+            .await;
+            match read {
+                Ok(Ok(Ok(Held::Alerts(c)))) => w.alerts = c,
+                Ok(Ok(Ok(Held::Segments(c)))) => w.segments = c,
+                Ok(Ok(Ok(Held::Lifecycles(c)))) => w.lifecycles = c,
+                Ok(Ok(Err(first))) => return Err((name, first.map_or(oldest, |f| f.min(oldest)))),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                    return Err((name, oldest));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                    return Err((name, oldest));
+                }
+            }
+        }
+        Ok(w)
     }
 
     /// A receiver that sees every new applied position (for live feeds).

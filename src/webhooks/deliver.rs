@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use rand::Rng;
-use rapport_projections::{segments::ChangeKind, ReadState};
+use rapport_projections::{feed::FeedItem, segments::ChangeKind, ReadState};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -20,22 +20,7 @@ const SCAN_CHANGES_MAX: usize = 512;
 /// be missed.
 const IDLE_RECHECK_MS: u64 = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Feed {
-    Alerts,
-    Segments,
-    Lifecycles,
-}
-
-impl Feed {
-    fn name(self) -> &'static str {
-        match self {
-            Feed::Alerts => "alerts",
-            Feed::Segments => "segments",
-            Feed::Lifecycles => "lifecycles",
-        }
-    }
-}
+use crate::read_model::{outbox::FeedName as Feed, Window};
 
 /// A change to deliver.
 struct Next {
@@ -51,119 +36,82 @@ enum Pick {
     Next(Next, Cursor),
     /// Nothing to deliver now; the cursor, and whether it moved.
     Idle(Cursor, bool),
-    /// A feed no longer holds changes the subscription still needs.
-    Gap { feed: Feed, oldest: u64 },
 }
 
 fn wants(sub: &Subscription, topic: Topic) -> bool {
     sub.topics.contains(&topic)
 }
 
-/// The subscription's next change, in the order of the events that caused them across
-/// feeds.
-fn pick(st: &ReadState, sub: &Subscription) -> Pick {
-    let mut cursor = sub.cursor;
-    let mut candidates: Vec<Next> = Vec::new();
-    let subscribed = |f: Feed| {
+/// The feeds `sub` reads, by [`Feed`] number.
+fn subscribed(sub: &Subscription) -> [bool; 3] {
+    Feed::ALL.map(|f| {
         sub.topics.iter().any(|t| match t {
             Topic::SegmentEntered | Topic::SegmentExited => f == Feed::Segments,
             Topic::LifecycleChanged => f == Feed::Lifecycles,
             _ => f == Feed::Alerts,
         })
-    };
-    if subscribed(Feed::Alerts) {
-        match st.warnings.changes_after(cursor.alerts, SCAN_CHANGES_MAX) {
-            Err(oldest) => {
-                return Pick::Gap {
+    })
+}
+
+/// The subscription's next change among those after its cursor (`w`), in the order of
+/// the events that caused them across feeds.
+fn pick(st: &ReadState, sub: &Subscription, w: &Window) -> Pick {
+    let mut cursor = sub.cursor;
+    let mut candidates: Vec<Next> = Vec::new();
+    for c in &w.alerts {
+        let topic = match c.change.as_str() {
+            "raised" => Some(Topic::AlertRaised),
+            "escalated" => Some(Topic::AlertEscalated),
+            "overdue" => Some(Topic::AlertOverdue),
+            "resolved" => Some(Topic::AlertResolved),
+            _ => None,
+        };
+        match topic.filter(|t| wants(sub, *t)) {
+            Some(topic) => {
+                candidates.push(Next {
                     feed: Feed::Alerts,
-                    oldest,
-                }
+                    seq: c.seq,
+                    position: c.position,
+                    topic,
+                    body: json!({"change": c, "alert": st.warnings.get(&c.alert)}),
+                });
+                break;
             }
-            Ok(changes) => {
-                for c in changes {
-                    let topic = match c.change.as_str() {
-                        "raised" => Some(Topic::AlertRaised),
-                        "escalated" => Some(Topic::AlertEscalated),
-                        "overdue" => Some(Topic::AlertOverdue),
-                        "resolved" => Some(Topic::AlertResolved),
-                        _ => None,
-                    };
-                    match topic.filter(|t| wants(sub, *t)) {
-                        Some(topic) => {
-                            candidates.push(Next {
-                                feed: Feed::Alerts,
-                                seq: c.seq,
-                                position: c.position,
-                                topic,
-                                body: json!({"change": c, "alert": st.warnings.get(&c.alert)}),
-                            });
-                            break;
-                        }
-                        None => cursor.alerts = c.seq,
-                    }
-                }
-            }
+            None => cursor.alerts = c.seq,
         }
     }
-    if subscribed(Feed::Segments) {
-        match st.segments.changes_after(cursor.segments, SCAN_CHANGES_MAX) {
-            Err(oldest) => {
-                return Pick::Gap {
-                    feed: Feed::Segments,
-                    oldest,
-                }
-            }
-            Ok(changes) => {
-                for c in changes {
-                    let topic = match c.change {
-                        ChangeKind::Entered => Topic::SegmentEntered,
-                        ChangeKind::Exited => Topic::SegmentExited,
-                    };
-                    let segment_ok = sub.segment.as_deref().is_none_or(|s| s == c.segment);
-                    if wants(sub, topic) && segment_ok {
-                        let mut body = json!(c);
-                        body["marketing_channels"] = json!(st
-                            .customers
-                            .person(&c.customer)
-                            .map(|p| p.marketing_channels(c.at))
-                            .unwrap_or_default());
-                        candidates.push(Next {
-                            feed: Feed::Segments,
-                            seq: c.seq,
-                            position: c.position,
-                            topic,
-                            body,
-                        });
-                        break;
-                    }
-                    cursor.segments = c.seq;
-                }
-            }
+    for c in &w.segments {
+        let topic = match c.change {
+            ChangeKind::Entered => Topic::SegmentEntered,
+            ChangeKind::Exited => Topic::SegmentExited,
+        };
+        let segment_ok = sub.segment.as_deref().is_none_or(|s| s == c.segment);
+        if wants(sub, topic) && segment_ok {
+            let mut body = json!(c);
+            body["marketing_channels"] = json!(st
+                .customers
+                .person(&c.customer)
+                .map(|p| p.marketing_channels(c.at))
+                .unwrap_or_default());
+            candidates.push(Next {
+                feed: Feed::Segments,
+                seq: c.seq,
+                position: c.position,
+                topic,
+                body,
+            });
+            break;
         }
+        cursor.segments = c.seq;
     }
-    if subscribed(Feed::Lifecycles) {
-        match st
-            .lifecycles
-            .changes_after(cursor.lifecycles, SCAN_CHANGES_MAX)
-        {
-            Err(oldest) => {
-                return Pick::Gap {
-                    feed: Feed::Lifecycles,
-                    oldest,
-                }
-            }
-            Ok(changes) => {
-                if let Some(c) = changes.first() {
-                    candidates.push(Next {
-                        feed: Feed::Lifecycles,
-                        seq: c.seq,
-                        position: c.position,
-                        topic: Topic::LifecycleChanged,
-                        body: json!(c),
-                    });
-                }
-            }
-        }
+    if let Some(c) = w.lifecycles.first() {
+        candidates.push(Next {
+            feed: Feed::Lifecycles,
+            seq: c.seq,
+            position: c.position,
+            topic: Topic::LifecycleChanged,
+            body: json!(c),
+        });
     }
     let moved = cursor != sub.cursor;
     match candidates
@@ -176,11 +124,7 @@ fn pick(st: &ReadState, sub: &Subscription) -> Pick {
 }
 
 fn past(mut cursor: Cursor, next: &Next) -> Cursor {
-    match next.feed {
-        Feed::Alerts => cursor.alerts = next.seq,
-        Feed::Segments => cursor.segments = next.seq,
-        Feed::Lifecycles => cursor.lifecycles = next.seq,
-    }
+    cursor.set(next.feed, next.seq);
     cursor
 }
 
@@ -197,7 +141,7 @@ async fn post(hooks: &Webhooks, sub: &Subscription, next: &Next) -> Result<(), S
     super::target::check_url(&sub.url, &hooks.config)
         .await
         .map_err(|e| e.to_string())?;
-    let delivery = format!("{}-{}", next.feed.name(), next.seq);
+    let delivery = format!("{}-{}", next.feed.as_str(), next.seq);
     let body = json!({
         "id": delivery,
         "type": next.topic.as_str(),
@@ -245,21 +189,24 @@ pub(super) async fn run(hooks: Arc<Webhooks>, id: String, generation: u64) {
             return;
         }
         applied.borrow_and_update();
-        let pick = {
-            let st = hooks.model.state.read().await;
-            pick(&st, &sub)
+        let window = hooks
+            .model
+            .changes_after(sub.cursor, subscribed(&sub), SCAN_CHANGES_MAX)
+            .await;
+        let pick = match window {
+            Ok(w) => {
+                let st = hooks.model.state.read().await;
+                Ok(pick(&st, &sub, &w))
+            }
+            Err(gap) => Err(gap),
         };
         let saved = match pick {
-            Pick::Gap { feed, oldest } => {
+            Err((feed, oldest)) => {
                 let why = format!(
                     "the {} feed no longer holds the changes after {} (its oldest is {oldest}); \
                      replay from a log position",
-                    feed.name(),
-                    match feed {
-                        Feed::Alerts => sub.cursor.alerts,
-                        Feed::Segments => sub.cursor.segments,
-                        Feed::Lifecycles => sub.cursor.lifecycles,
-                    }
+                    feed.as_str(),
+                    sub.cursor.get(feed)
                 );
                 tracing::error!(webhook = %id, %why, "webhook parked");
                 let _ = hooks.update(&id, generation, |s| {
@@ -268,7 +215,7 @@ pub(super) async fn run(hooks: Arc<Webhooks>, id: String, generation: u64) {
                 });
                 return;
             }
-            Pick::Idle(cursor, moved) => {
+            Ok(Pick::Idle(cursor, moved)) => {
                 if moved {
                     hooks.update(&id, generation, |s| s.cursor = cursor)
                 } else {
@@ -279,7 +226,7 @@ pub(super) async fn run(hooks: Arc<Webhooks>, id: String, generation: u64) {
                     Ok(None)
                 }
             }
-            Pick::Next(next, cursor) => match post(&hooks, &sub, &next).await {
+            Ok(Pick::Next(next, cursor)) => match post(&hooks, &sub, &next).await {
                 Ok(()) => hooks.update(&id, generation, |s| {
                     s.cursor = past(cursor, &next);
                     s.failures = 0;
@@ -320,56 +267,38 @@ pub(super) async fn run(hooks: Arc<Webhooks>, id: String, generation: u64) {
     }
 }
 
-/// The cursor that replays every change caused by events after log position `after`:
-/// per feed, the last change caused at or before it. An error when a feed no longer holds
-/// all the changes after it.
-pub(super) fn cursor_after(st: &ReadState, after: u64) -> Result<Cursor, String> {
-    fn last_at_or_before<'a, T: 'a>(
-        get: impl Fn(u64) -> Result<Vec<&'a T>, u64>,
-        seq: impl Fn(&T) -> u64,
-        position: impl Fn(&T) -> u64,
+/// Per feed, the last change caused at or before log position `after`: the cursor that
+/// replays every change caused by events after it; `None` for a feed that no longer
+/// holds all the changes after it.
+pub(super) fn cursor_after(st: &ReadState, after: u64) -> [(Feed, Option<u64>); 3] {
+    fn last_at_or_before<T: FeedItem>(
+        feed: &rapport_projections::feed::Feed<T>,
         after: u64,
-        feed: &str,
-    ) -> Result<u64, String> {
-        let changes = match get(0) {
-            Ok(c) => c,
-            Err(oldest) => get(oldest.saturating_sub(1)).unwrap_or_default(),
-        };
-        let first = changes.first().map(|c| (seq(c), position(c)));
+    ) -> Option<u64> {
+        let changes = feed
+            .after(0, usize::MAX)
+            .or_else(|oldest| feed.after(oldest.saturating_sub(1), usize::MAX))
+            .unwrap_or_default();
+        let first = changes.first().map(|c| (c.seq(), c.position()));
         if let Some((s, p)) = first {
             if s > 1 && p > after {
-                return Err(format!(
-                    "the {feed} feed no longer holds the changes after position {after}"
-                ));
+                return None;
             }
         }
-        Ok(changes
-            .iter()
-            .take_while(|c| position(c) <= after)
-            .last()
-            .map_or(first.map_or(0, |(s, _)| s.saturating_sub(1)), |c| seq(c)))
+        Some(
+            changes
+                .iter()
+                .take_while(|c| c.position() <= after)
+                .last()
+                .map_or(first.map_or(0, |(s, _)| s.saturating_sub(1)), |c| c.seq()),
+        )
     }
-    Ok(Cursor {
-        alerts: last_at_or_before(
-            |a| st.warnings.changes_after(a, usize::MAX),
-            |c| c.seq,
-            |c| c.position,
-            after,
-            "alerts",
-        )?,
-        segments: last_at_or_before(
-            |a| st.segments.changes_after(a, usize::MAX),
-            |c| c.seq,
-            |c| c.position,
-            after,
-            "segments",
-        )?,
-        lifecycles: last_at_or_before(
-            |a| st.lifecycles.changes_after(a, usize::MAX),
-            |c| c.seq,
-            |c| c.position,
-            after,
-            "lifecycles",
-        )?,
-    })
+    [
+        (Feed::Alerts, last_at_or_before(st.warnings.feed(), after)),
+        (Feed::Segments, last_at_or_before(st.segments.feed(), after)),
+        (
+            Feed::Lifecycles,
+            last_at_or_before(st.lifecycles.feed(), after),
+        ),
+    ]
 }

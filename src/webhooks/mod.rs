@@ -2,7 +2,9 @@
 //! alert raised, escalated, overdue and resolved, lifecycle changed), delivered to a URL,
 //! signed, at least once, in order per subscription.
 //!
-//! The outbox is the feeds themselves: each subscription keeps a cursor per feed, in
+//! Each subscription is a durable consumer of the read model's outbox
+//! (`read_model::outbox`), under its id: what it has not delivered is kept for it however
+//! far behind it falls. It keeps a cursor per feed, in
 //! `webhooks.json` beside the store (mode 0600: it holds the signing secrets), written
 //! atomically after every delivery, so a restart resumes where delivery stopped (a
 //! delivery that succeeded just before a crash may come again: receivers dedupe on the
@@ -20,7 +22,7 @@ pub use deliver::signature;
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -28,7 +30,10 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::{config::WebhooksConfig, read_model::ReadModel};
+use crate::{
+    config::WebhooksConfig,
+    read_model::{outbox::Outbox, ReadModel},
+};
 
 /// What a subscription can be told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -78,12 +83,7 @@ impl Topic {
 }
 
 /// How far a subscription has delivered, per feed (the feeds' `seq`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    pub alerts: u64,
-    pub segments: u64,
-    pub lifecycles: u64,
-}
+pub use crate::read_model::outbox::Cursor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -153,6 +153,24 @@ pub struct Webhooks {
     client: reqwest::Client,
 }
 
+/// The subscriptions in `file` (none when it is absent).
+fn read_subscriptions(file: &Path) -> anyhow::Result<BTreeMap<String, Subscription>> {
+    match std::fs::read(file) {
+        Ok(b) => Ok(serde_json::from_slice(&b)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Registers every subscription in `file` as a durable consumer of `outbox`, from its
+/// cursor (at start, before the read model follows the log).
+pub fn register_floors(file: &Path, outbox: &Outbox) -> anyhow::Result<()> {
+    for (id, sub) in read_subscriptions(file)? {
+        outbox.set_floor(&id, sub.cursor);
+    }
+    Ok(())
+}
+
 impl Webhooks {
     /// Reads the subscriptions in `file` (none when it is absent).
     pub fn open(
@@ -160,11 +178,7 @@ impl Webhooks {
         config: WebhooksConfig,
         model: Arc<ReadModel>,
     ) -> anyhow::Result<Arc<Webhooks>> {
-        let subs = match std::fs::read(&file) {
-            Ok(b) => serde_json::from_slice(&b)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e.into()),
-        };
+        let subs = read_subscriptions(&file)?;
         let client = target::client(&config)?;
         Ok(Arc::new(Webhooks {
             file,
@@ -249,18 +263,19 @@ impl Webhooks {
                 message: "name at least one event".into(),
             });
         }
-        let cursor = {
-            let st = self.model.state.read().await;
-            Cursor {
+        let id = format!("wh-{}", uuid::Uuid::now_v7().simple());
+        let cursor = self
+            .model
+            .register(&id, |st| Cursor {
                 alerts: st.warnings.last_seq(),
                 segments: st.segments.last_seq(),
                 lifecycles: st.lifecycles.last_seq(),
-            }
-        };
+            })
+            .await;
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let sub = Subscription {
-            id: format!("wh-{}", uuid::Uuid::now_v7().simple()),
+            id,
             url: url.to_owned(),
             secret: format!("whsec_{}", hex::encode(secret)),
             topics,
@@ -290,6 +305,11 @@ impl Webhooks {
             return Err(WebhookError::NotFound(id.to_owned()));
         }
         self.save(&subs)?;
+        if let Some(o) = self.model.outbox() {
+            if let Err(e) = o.remove_floor(id) {
+                tracing::warn!(webhook = %id, error = %e, "the outbox keeps this subscription's changes until the next start");
+            }
+        }
         if let Some(t) = self
             .tasks
             .lock()
@@ -317,6 +337,9 @@ impl Webhooks {
             if let Some(c) = cursor {
                 sub.cursor = c;
             }
+            if let Some(o) = self.model.outbox() {
+                o.set_floor(id, sub.cursor);
+            }
             // From here on the old task's writes are refused.
             sub.generation += 1;
             let sub = sub.clone();
@@ -327,10 +350,31 @@ impl Webhooks {
         Ok(sub)
     }
 
-    /// The cursor that replays every change caused by events after `position`.
+    /// The cursor that replays every change caused by events after `position`: from
+    /// the feeds, or the outbox for what they no longer hold.
     pub async fn cursor_after(&self, position: u64) -> Result<Cursor, String> {
-        let st = self.model.state.read().await;
-        deliver::cursor_after(&st, position)
+        let held = {
+            let st = self.model.state.read().await;
+            deliver::cursor_after(&st, position)
+        };
+        let mut cursor = Cursor::default();
+        for (feed, seq) in held {
+            let seq = match seq {
+                Some(s) => s,
+                None => self
+                    .model
+                    .outbox()
+                    .and_then(|o| o.last_at_or_before(feed, position).ok().flatten())
+                    .ok_or_else(|| {
+                        format!(
+                            "the {} feed no longer holds the changes after position {position}",
+                            feed.as_str()
+                        )
+                    })?,
+            };
+            cursor.set(feed, seq);
+        }
+        Ok(cursor)
     }
 
     /// Updates one subscription's state and writes it, from its delivery task of
@@ -348,6 +392,9 @@ impl Webhooks {
         f(sub);
         let sub = sub.clone();
         self.save(&subs)?;
+        if let Some(o) = self.model.outbox() {
+            o.set_floor(id, sub.cursor);
+        }
         Ok(Some(sub))
     }
 }

@@ -34,6 +34,16 @@ pub struct LifecycleChange {
     pub at: DateTime<Utc>,
 }
 
+impl crate::feed::FeedItem for LifecycleChange {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lifecycles {
     config: LifecycleConfig,
@@ -69,6 +79,15 @@ impl Lifecycles {
 
     pub fn last_seq(&self) -> u64 {
         self.changes.last_seq()
+    }
+
+    /// The feed of changes (for the service's outbox).
+    pub fn feed(&self) -> &crate::feed::Feed<LifecycleChange> {
+        &self.changes
+    }
+
+    pub fn feed_mut(&mut self) -> &mut crate::feed::Feed<LifecycleChange> {
+        &mut self.changes
     }
 
     /// Applies one event, after `customers` has applied it.

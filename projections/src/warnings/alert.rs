@@ -234,6 +234,16 @@ pub struct AlertChange {
     pub position: u64,
 }
 
+impl crate::feed::FeedItem for AlertChange {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
 pub(super) fn alert_id(kind: Kind, first_complaint: &str) -> String {
     let k = match kind {
         Kind::GroupComplaint => "g",

@@ -164,6 +164,15 @@ impl Warnings {
         self.changes.last_seq()
     }
 
+    /// The feed of changes (for the service's outbox).
+    pub fn feed(&self) -> &crate::feed::Feed<AlertChange> {
+        &self.changes
+    }
+
+    pub fn feed_mut(&mut self) -> &mut crate::feed::Feed<AlertChange> {
+        &mut self.changes
+    }
+
     /// Alert changes with `seq > after`, at most `limit`; `Err(oldest kept)` if too old.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<&AlertChange>, u64> {
         self.changes.after(after, limit)
