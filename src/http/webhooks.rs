@@ -23,6 +23,8 @@ struct Create {
     events: Vec<String>,
     #[serde(default)]
     segment: Option<String>,
+    #[serde(default)]
+    batch: Option<u32>,
 }
 
 fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
@@ -34,7 +36,7 @@ fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// `POST /v1/webhooks` `{"url", "events": [...], "segment"?}`.
+/// `POST /v1/webhooks` `{"url", "events": [...], "segment"?, "batch"?}`.
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -57,7 +59,13 @@ pub(crate) async fn create(
     }
     let sub = state
         .webhooks
-        .create(&c.url, topics, c.segment, &caller.key_id)
+        .create(
+            &c.url,
+            topics,
+            c.segment,
+            c.batch.unwrap_or(1),
+            &caller.key_id,
+        )
         .await?;
     tracing::info!(webhook = %sub.id, by = %caller.key_id, "webhook subscribed");
     Ok((

@@ -15,7 +15,7 @@ use super::{Cursor, Status, Subscription, Topic, Webhooks};
 
 /// Changes read from one feed per look: a subscription to few topics walks past the
 /// others this many at a time.
-const SCAN_CHANGES_MAX: usize = 512;
+const SCAN_CHANGES_MAX: usize = 1_000;
 /// The longest an idle task waits before looking again, in milliseconds, should a wake-up
 /// be missed.
 const IDLE_RECHECK_MS: u64 = 1_000;
@@ -34,8 +34,8 @@ struct Next {
 enum Pick {
     /// Deliver this; the cursor (moved past changes the subscription does not want).
     Next(Next, Cursor),
-    /// Nothing to deliver now; the cursor, and whether it moved.
-    Idle(Cursor, bool),
+    /// Nothing to deliver now; the cursor past what it does not want.
+    Idle(Cursor),
 }
 
 fn wants(sub: &Subscription, topic: Topic) -> bool {
@@ -55,10 +55,10 @@ fn subscribed(sub: &Subscription) -> [bool; 3] {
 
 /// The subscription's next change among those after its cursor (`w`), in the order of
 /// the events that caused them across feeds.
-fn pick(st: &ReadState, sub: &Subscription, w: &Window) -> Pick {
-    let mut cursor = sub.cursor;
+fn pick(st: &ReadState, sub: &Subscription, from: Cursor, w: &Window) -> Pick {
+    let mut cursor = from;
     let mut candidates: Vec<Next> = Vec::new();
-    for c in &w.alerts {
+    for c in w.alerts.iter().filter(|c| c.seq > from.alerts) {
         let topic = match c.change.as_str() {
             "raised" => Some(Topic::AlertRaised),
             "escalated" => Some(Topic::AlertEscalated),
@@ -80,7 +80,7 @@ fn pick(st: &ReadState, sub: &Subscription, w: &Window) -> Pick {
             None => cursor.alerts = c.seq,
         }
     }
-    for c in &w.segments {
+    for c in w.segments.iter().filter(|c| c.seq > from.segments) {
         let topic = match c.change {
             ChangeKind::Entered => Topic::SegmentEntered,
             ChangeKind::Exited => Topic::SegmentExited,
@@ -104,7 +104,7 @@ fn pick(st: &ReadState, sub: &Subscription, w: &Window) -> Pick {
         }
         cursor.segments = c.seq;
     }
-    if let Some(c) = w.lifecycles.first() {
+    if let Some(c) = w.lifecycles.iter().find(|c| c.seq > from.lifecycles) {
         candidates.push(Next {
             feed: Feed::Lifecycles,
             seq: c.seq,
@@ -113,19 +113,62 @@ fn pick(st: &ReadState, sub: &Subscription, w: &Window) -> Pick {
             body: json!(c),
         });
     }
-    let moved = cursor != sub.cursor;
     match candidates
         .into_iter()
         .min_by_key(|n| (n.position, n.feed, n.seq))
     {
         Some(next) => Pick::Next(next, cursor),
-        None => Pick::Idle(cursor, moved),
+        None => Pick::Idle(cursor),
     }
 }
 
 fn past(mut cursor: Cursor, next: &Next) -> Cursor {
     cursor.set(next.feed, next.seq);
     cursor
+}
+
+/// The subscription's next changes, at most its `batch`, in order, and the cursor past
+/// them (or past what it skipped, when there are none). A batch ends where a feed's
+/// window ends while that feed may have more: what comes next there could come first.
+fn pick_batch(st: &ReadState, sub: &Subscription, w: &Window) -> (Vec<Next>, Cursor) {
+    let full = |feed: Feed, len: usize, last: Option<u64>, cursor: &Cursor| {
+        len >= SCAN_CHANGES_MAX && last.is_none_or(|l| cursor.get(feed) >= l)
+    };
+    let mut cursor = sub.cursor;
+    let mut batch = Vec::new();
+    while batch.len() < sub.batch.max(1) as usize {
+        if !batch.is_empty()
+            && (full(
+                Feed::Alerts,
+                w.alerts.len(),
+                w.alerts.last().map(|c| c.seq),
+                &cursor,
+            ) || full(
+                Feed::Segments,
+                w.segments.len(),
+                w.segments.last().map(|c| c.seq),
+                &cursor,
+            ) || full(
+                Feed::Lifecycles,
+                w.lifecycles.len(),
+                w.lifecycles.last().map(|c| c.seq),
+                &cursor,
+            ))
+        {
+            break;
+        }
+        match pick(st, sub, cursor, w) {
+            Pick::Next(next, skipped) => {
+                cursor = past(skipped, &next);
+                batch.push(next);
+            }
+            Pick::Idle(skipped) => {
+                cursor = skipped;
+                break;
+            }
+        }
+    }
+    (batch, cursor)
 }
 
 /// The signature header: `t=<unix seconds>,v1=<hex HMAC-SHA-256 of "t.body">`.
@@ -137,26 +180,51 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn post(hooks: &Webhooks, sub: &Subscription, next: &Next) -> Result<(), String> {
+fn delivery_id(next: &Next) -> String {
+    format!("{}-{}", next.feed.as_str(), next.seq)
+}
+
+/// POSTs `batch` (not empty): one change as itself; several as `{"subscription",
+/// "deliveries": [...]}`, each as it would have come alone.
+async fn post(hooks: &Webhooks, sub: &Subscription, batch: &[Next]) -> Result<(), String> {
     super::target::check_url(&sub.url, &hooks.config)
         .await
         .map_err(|e| e.to_string())?;
-    let delivery = format!("{}-{}", next.feed.as_str(), next.seq);
-    let body = json!({
-        "id": delivery,
-        "type": next.topic.as_str(),
-        "subscription": sub.id,
-        "position": next.position,
-        "data": next.body,
-    })
-    .to_string();
+    let one = |next: &Next| {
+        json!({
+            "id": delivery_id(next),
+            "type": next.topic.as_str(),
+            "subscription": sub.id,
+            "position": next.position,
+            "data": next.body,
+        })
+    };
+    let (first, last) = match batch {
+        [first, .., last] => (first, last),
+        [only] => (only, only),
+        [] => return Ok(()),
+    };
+    let (delivery, event, body) = if batch.len() == 1 {
+        (
+            delivery_id(first),
+            first.topic.as_str(),
+            one(first).to_string(),
+        )
+    } else {
+        let all: Vec<Value> = batch.iter().map(one).collect();
+        (
+            format!("{}..{}", delivery_id(first), delivery_id(last)),
+            "batch",
+            json!({"subscription": sub.id, "deliveries": all}).to_string(),
+        )
+    };
     let t = Utc::now().timestamp();
     let resp = hooks
         .client
         .post(&sub.url)
         .header("content-type", "application/json")
         .header("rapport-delivery", &delivery)
-        .header("rapport-event", next.topic.as_str())
+        .header("rapport-event", event)
         .header("rapport-signature", signature(&sub.secret, t, &body))
         .body(body)
         .send()
@@ -196,7 +264,7 @@ pub(super) async fn run(hooks: Arc<Webhooks>, id: String, generation: u64) {
         let pick = match window {
             Ok(w) => {
                 let st = hooks.model.state.read().await;
-                Ok(pick(&st, &sub, &w))
+                Ok(pick_batch(&st, &sub, &w))
             }
             Err(gap) => Err(gap),
         };
@@ -215,8 +283,8 @@ pub(super) async fn run(hooks: Arc<Webhooks>, id: String, generation: u64) {
                 });
                 return;
             }
-            Ok(Pick::Idle(cursor, moved)) => {
-                if moved {
+            Ok((batch, cursor)) if batch.is_empty() => {
+                if cursor != sub.cursor {
                     hooks.update(&id, generation, |s| s.cursor = cursor)
                 } else {
                     tokio::select! {
@@ -226,18 +294,17 @@ pub(super) async fn run(hooks: Arc<Webhooks>, id: String, generation: u64) {
                     Ok(None)
                 }
             }
-            Ok(Pick::Next(next, cursor)) => match post(&hooks, &sub, &next).await {
+            Ok((batch, cursor)) => match post(&hooks, &sub, &batch).await {
                 Ok(()) => hooks.update(&id, generation, |s| {
-                    s.cursor = past(cursor, &next);
+                    s.cursor = cursor;
                     s.failures = 0;
                     s.last_error = None;
-                    s.delivered += 1;
+                    s.delivered += batch.len() as u64;
                     s.last_attempt_at = Some(Utc::now());
                 }),
                 Err(why) => {
                     let max = hooks.config.max_failures;
                     let r = hooks.update(&id, generation, |s| {
-                        s.cursor = cursor;
                         s.failures += 1;
                         s.last_error = Some(why.clone());
                         s.last_attempt_at = Some(Utc::now());

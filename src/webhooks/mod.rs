@@ -103,6 +103,10 @@ pub struct Subscription {
     pub topics: Vec<Topic>,
     /// Segment topics only for this segment, when set.
     pub segment: Option<String>,
+    /// Changes per delivery, at most: 1 posts each change as itself; more post them
+    /// together (see `docs/reach.md`).
+    #[serde(default = "one")]
+    pub batch: u32,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub cursor: Cursor,
@@ -128,6 +132,13 @@ impl Subscription {
         v
     }
 }
+
+fn one() -> u32 {
+    1
+}
+
+/// The most changes one delivery may carry.
+pub const BATCH_MAX: u32 = 1_000;
 
 /// Why a change to the subscriptions was refused.
 #[derive(Debug, thiserror::Error)]
@@ -254,8 +265,15 @@ impl Webhooks {
         url: &str,
         topics: Vec<Topic>,
         segment: Option<String>,
+        batch: u32,
         created_by: &str,
     ) -> Result<Subscription, WebhookError> {
+        if !(1..=BATCH_MAX).contains(&batch) {
+            return Err(WebhookError::Invalid {
+                field: "/batch",
+                message: format!("must be from 1 to {BATCH_MAX}"),
+            });
+        }
         target::check_url(url, &self.config).await?;
         if topics.is_empty() {
             return Err(WebhookError::Invalid {
@@ -280,6 +298,7 @@ impl Webhooks {
             secret: format!("whsec_{}", hex::encode(secret)),
             topics,
             segment,
+            batch,
             created_at: Utc::now(),
             created_by: created_by.to_owned(),
             cursor,

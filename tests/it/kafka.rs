@@ -16,7 +16,7 @@ use rapport::{
     crypto::{Keyring, MasterKey},
     kafka::{self, KafkaOptions},
     log::Log,
-    read_model::{ReadModel, ReadModelOptions},
+    read_model::{outbox::Outbox, ReadModel, ReadModelOptions},
     store::{
         sqlite::{SqliteOptions, SqliteStore},
         EventStore,
@@ -322,4 +322,99 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
     assert_eq!(checkpoint["alerts"], 2);
     assert_eq!(checkpoint["segments"], 3);
     assert_eq!(checkpoint["customers"], 3);
+}
+
+/// An audience delivered whole through Kafka: the outbox publisher is down for a whole
+/// bulk import and a segment defined over every imported customer; once it starts, every
+/// member's `entered` change is on `rapport.segments`, though the feeds keep only the
+/// latest 100,000 changes in memory. `RAPPORT_AUDIENCE_CUSTOMERS` sets the size (1,000,000
+/// by default).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_over_every_imported_customer_is_published_whole_after_the_publisher_was_down() {
+    let n: usize = std::env::var("RAPPORT_AUDIENCE_CUSTOMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let Some(b) = broker().await else { return };
+    create_topics(
+        &b.addr,
+        &["rapport.alerts", "rapport.segments", "rapport.customers"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let log = Log::new(
+        store.clone() as Arc<dyn EventStore>,
+        Arc::new(Keyring::load(MasterKey::generate(), vec![]).unwrap()),
+    );
+    let opts = KafkaOptions::defaults(&b.addr, dir.path());
+    // The publisher is a durable consumer from the start, as `serve` registers it.
+    let outbox = Outbox::open(&dir.path().join("outbox.sqlite")).unwrap();
+    outbox.set_floor(
+        kafka::OUTBOX_CONSUMER,
+        kafka::checkpoint_cursor(&opts.checkpoint),
+    );
+    let model = ReadModel::spawn(
+        log.clone(),
+        ReadModelOptions {
+            outbox: Some(outbox),
+            ..ReadModelOptions::service(None)
+        },
+    )
+    .await;
+    let parse =
+        |text: String| rapport_events::parse_one(&text, &mut uuid::Uuid::now_v7, true).unwrap();
+    for start in (0..n).step_by(10_000) {
+        let events: Vec<_> = (start..(start + 10_000).min(n))
+            .map(|i| parse(format!(
+                r#"{{"type":"purchase","customer":"m-{i}","occurred_at":"2026-03-01T10:00:00Z","data":{{"order_id":"mo-{i}","amount":"9.90","currency":"CNY"}}}}"#
+            )))
+            .collect();
+        log.append(&events, rapport::log::AppendRules::all_or_nothing())
+            .await
+            .unwrap();
+    }
+    let define = parse(r#"{"type":"segment_defined","subject":"everyone","occurred_at":"2026-03-01T12:00:00Z","data":{"name":"Everyone who bought","rule":{"field":"orders","op":">=","value":1}}}"#.into());
+    let at = log
+        .append(&[define], rapport::log::AppendRules::all_or_nothing())
+        .await
+        .unwrap()[0]
+        .position;
+    let mut applied = model.watch_applied();
+    tokio::time::timeout(Duration::from_secs(1_800), applied.wait_for(|p| *p >= at))
+        .await
+        .expect("the read model applies the import")
+        .unwrap();
+    assert!(
+        model
+            .state
+            .read()
+            .await
+            .segments
+            .changes_after(0, 1)
+            .is_err(),
+        "the feed alone no longer holds the first changes"
+    );
+
+    // Now the publisher starts, and must publish every change.
+    let started = std::time::Instant::now();
+    let publisher = kafka::spawn_outbox(opts.clone(), model.clone()).unwrap();
+    let segs = consume(&b.addr, "rapport.segments", n).await;
+    let secs = started.elapsed().as_secs_f64();
+    let ids: std::collections::HashSet<&str> = segs
+        .iter()
+        .map(|(_, v, _)| v["id"].as_str().unwrap())
+        .collect();
+    let customers: std::collections::HashSet<&str> =
+        segs.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(ids.len(), n, "every change, none twice");
+    assert_eq!(customers.len(), n, "every member");
+    assert!(segs
+        .iter()
+        .all(|(_, v, _)| v["type"] == "rapport.segment.entered"));
+    eprintln!(
+        "kafka audience: {n} segment changes published and consumed in {secs:.1} s ({:.0}/s)",
+        n as f64 / secs
+    );
+    publisher.stop().await.unwrap();
 }

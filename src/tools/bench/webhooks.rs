@@ -74,6 +74,7 @@ pub(super) async fn webhook_bench(dir: &std::path::Path) -> anyhow::Result<()> {
             &url,
             vec![crate::webhooks::Topic::SegmentEntered],
             None,
+            1,
             "bench",
         )
         .await?;

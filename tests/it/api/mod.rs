@@ -5,6 +5,7 @@ mod helpers;
 mod agents;
 mod alerts;
 mod append;
+mod audience;
 mod audit;
 mod auth;
 mod browser;
