@@ -92,23 +92,41 @@ pub(crate) async fn list(
         as_of,
         window_months,
     };
-    let mut all: Vec<CommunitySummary> = st
-        .communities
-        .iter()
-        .map(|(id, c)| c.summary(id, &cx))
-        .collect();
-    // Largest first on every measure; ties by id.
-    all.sort_by(|a, b| {
-        let order = match sort {
-            "activity" => b.active_members.cmp(&a.active_members),
-            "revenue" => largest(&b.member_revenue).cmp(&largest(&a.member_revenue)),
-            "complaint_rate" => b.complaint_rate.total_cmp(&a.complaint_rate),
-            _ => b.members.cmp(&a.members),
-        };
-        order.then_with(|| a.id.cmp(&b.id))
-    });
-    let total = all.len();
-    let page: Vec<CommunitySummary> = all.into_iter().skip(offset).take(limit).collect();
+    let (page, total) = if sort == "size" {
+        // By size only the page's communities need their members read.
+        let mut by_size: Vec<_> = st.communities.iter().collect();
+        by_size.sort_by(|(a_id, a), (b_id, b)| {
+            b.member_count()
+                .cmp(&a.member_count())
+                .then_with(|| a_id.cmp(b_id))
+        });
+        let total = by_size.len();
+        let page: Vec<CommunitySummary> = by_size
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(id, c)| c.summary(id, &cx))
+            .collect();
+        (page, total)
+    } else {
+        let mut all: Vec<CommunitySummary> = st
+            .communities
+            .iter()
+            .map(|(id, c)| c.summary(id, &cx))
+            .collect();
+        // Largest first on every measure; ties by id.
+        all.sort_by(|a, b| {
+            let order = match sort {
+                "activity" => b.active_members.cmp(&a.active_members),
+                "revenue" => largest(&b.member_revenue).cmp(&largest(&a.member_revenue)),
+                "complaint_rate" => b.complaint_rate.total_cmp(&a.complaint_rate),
+                _ => b.members.cmp(&a.members),
+            };
+            order.then_with(|| a.id.cmp(&b.id))
+        });
+        let total = all.len();
+        (all.into_iter().skip(offset).take(limit).collect(), total)
+    };
     let next = (offset + page.len() < total).then(|| (offset + page.len()).to_string());
     Ok(Json(json!({
         "communities": page,

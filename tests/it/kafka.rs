@@ -399,19 +399,36 @@ async fn a_segment_over_every_imported_customer_is_published_whole_after_the_pub
     // Now the publisher starts, and must publish every change.
     let started = std::time::Instant::now();
     let publisher = kafka::spawn_outbox(opts.clone(), model.clone()).unwrap();
-    let segs = consume(&b.addr, "rapport.segments", n).await;
+    // Only what is checked is kept: a million parsed messages would not fit a small CI
+    // machine beside the server.
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set(
+            "group.id",
+            format!("test-audience-{}", uuid::Uuid::now_v7()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&["rapport.segments"]).unwrap();
+    let mut ids = std::collections::HashSet::new();
+    let mut customers = std::collections::HashSet::new();
+    let mut messages = 0;
+    while messages < n {
+        let m = tokio::time::timeout(Duration::from_secs(60), c.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {messages} of {n} messages on rapport.segments"))
+            .unwrap();
+        messages += 1;
+        let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        assert_eq!(v["type"], "rapport.segment.entered", "{v}");
+        ids.insert(v["id"].as_str().unwrap().to_owned());
+        customers.insert(String::from_utf8_lossy(m.key().unwrap()).into_owned());
+    }
     let secs = started.elapsed().as_secs_f64();
-    let ids: std::collections::HashSet<&str> = segs
-        .iter()
-        .map(|(_, v, _)| v["id"].as_str().unwrap())
-        .collect();
-    let customers: std::collections::HashSet<&str> =
-        segs.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(ids.len(), n, "every change, none twice");
     assert_eq!(customers.len(), n, "every member");
-    assert!(segs
-        .iter()
-        .all(|(_, v, _)| v["type"] == "rapport.segment.entered"));
     eprintln!(
         "kafka audience: {n} segment changes published and consumed in {secs:.1} s ({:.0}/s)",
         n as f64 / secs

@@ -84,6 +84,11 @@ pub struct Context<'a> {
 }
 
 impl Community {
+    /// Its members now (what `sort=size` orders by, without reading each member).
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
     pub fn summary(&self, id: &str, cx: &Context) -> CommunitySummary {
         let now = month_of(cx.as_of);
         let from = now - cx.window_months.max(1) as i32 + 1;
