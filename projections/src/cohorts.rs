@@ -4,7 +4,7 @@
 //! amount is positive; refunds and cancellations are not purchases (and are not
 //! subtracted from cohort revenue).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
@@ -39,15 +39,17 @@ fn month_label(i: i32) -> String {
     format!("{:04}-{:02}", i.div_euclid(12), i.rem_euclid(12) + 1)
 }
 
-/// One cohort's month: its distinct buyers and their revenue per currency.
-type Cell<'a> = (BTreeSet<&'a str>, BTreeMap<String, Decimal>);
+/// One cohort's month: how many of its buyers bought in it, and their revenue per
+/// currency.
+type Cell = (usize, BTreeMap<String, Decimal>);
 
 pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
     let last = month_index(as_of);
     // cohort month → offset → (distinct customers, revenue per currency)
     let mut cells: BTreeMap<i32, BTreeMap<u32, Cell>> = BTreeMap::new();
     let mut sizes: BTreeMap<i32, usize> = BTreeMap::new();
-    for p in customers.people_sorted() {
+    // Counts and sums: the order people are read in does not matter.
+    for p in customers.people() {
         let n = p.orders_until(as_of);
         if n == 0 {
             continue;
@@ -55,11 +57,22 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
         let first = month_index(p.purchases[0].at());
         *sizes.entry(first).or_default() += 1;
         let cohort = cells.entry(first).or_default();
+        // Purchases are in time order, so a person's months come in order: each counts
+        // them once.
+        let mut counted = None;
         for x in &p.purchases[..n] {
             let offset = (month_index(x.at()) - first) as u32;
             let cell = cohort.entry(offset).or_default();
-            cell.0.insert(&p.id);
-            *cell.1.entry(x.currency().to_owned()).or_default() += x.amount();
+            if counted != Some(offset) {
+                cell.0 += 1;
+                counted = Some(offset);
+            }
+            match cell.1.get_mut(x.currency()) {
+                Some(sum) => *sum += x.amount(),
+                None => {
+                    cell.1.insert(x.currency().to_owned(), x.amount());
+                }
+            }
         }
     }
     sizes
@@ -69,12 +82,12 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
             let periods = (0..=(last - month).max(0) as u32)
                 .map(|offset| {
                     let (who, revenue) = cohort_cells.remove(&offset).unwrap_or_default();
-                    let pct = (Decimal::from(who.len() as u64) * Decimal::ONE_HUNDRED
+                    let pct = (Decimal::from(who as u64) * Decimal::ONE_HUNDRED
                         / Decimal::from(size as u64))
                     .round_dp(2);
                     CohortPeriod {
                         offset,
-                        customers: who.len(),
+                        customers: who,
                         retention_pct: pct,
                         revenue,
                     }

@@ -19,7 +19,7 @@
 //! `dormant` or `churned` at the time of the contact and bought within 30 days after it
 //! (up to `as_of`); each customer counts once per campaign.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::{prelude::ToPrimitive, Decimal};
@@ -73,8 +73,9 @@ pub fn candidates(
     as_of: DateTime<Utc>,
     currency: &str,
 ) -> Vec<Candidate> {
-    let profiles = c.people_sorted();
-    let states: BTreeMap<&str, Lifecycle> = profiles
+    // Read in no order: the ranking's ties are broken by id below.
+    let profiles: Vec<&Profile> = c.people().collect();
+    let states: HashMap<&str, Lifecycle> = profiles
         .iter()
         .map(|p| (p.id.as_str(), lc.state(p, as_of)))
         .collect();
@@ -114,7 +115,7 @@ fn candidate(
     c: &Customers,
     p: &Profile,
     state: Lifecycle,
-    states: &BTreeMap<&str, Lifecycle>,
+    states: &HashMap<&str, Lifecycle>,
     active_members: &BTreeMap<&str, usize>,
     as_of: DateTime<Utc>,
     currency: &str,
@@ -122,24 +123,24 @@ fn candidate(
     let n = p.orders_until(as_of);
     let purchases = &p.purchases[..n];
     let (first, last) = (purchases[0].at(), purchases[n - 1].at());
-    let in_currency: Vec<_> = purchases
+    let in_currency = purchases
         .iter()
         .filter(|x| x.currency() == currency)
-        .collect();
-    // Net of refunds: an order that was cancelled in full is worth nothing.
-    let net = p
+        .count();
+    let revenue = p
         .net_revenue(as_of)
         .get(currency)
         .copied()
-        .unwrap_or_default()
-        .max(Decimal::ZERO);
-    let aov = if in_currency.is_empty() {
+        .unwrap_or_default();
+    // Net of refunds: an order that was cancelled in full is worth nothing.
+    let net = revenue.max(Decimal::ZERO);
+    let aov = if in_currency == 0 {
         Decimal::ZERO
     } else {
-        net / Decimal::from(in_currency.len() as u64)
+        net / Decimal::from(in_currency as u64)
     };
     let years = ((as_of - first).num_days() as f64 / 365.0).max(1.0 / 12.0);
-    let per_year = in_currency.len() as f64 / years;
+    let per_year = in_currency as f64 / years;
     let value = (aov * Decimal::try_from(per_year).unwrap_or_default()).round_dp(2);
     let since_days = (as_of - last).num_seconds() as f64 / 86_400.0;
     let gap_days = if n >= 2 {
@@ -176,11 +177,7 @@ fn candidate(
         lifecycle: state,
         days_since_last_purchase: (as_of - last).num_days(),
         orders: n,
-        revenue: p
-            .net_revenue(as_of)
-            .get(currency)
-            .copied()
-            .unwrap_or_default(),
+        revenue,
         value,
         p_alive: round4(p_alive),
         reach: round4(reach),
@@ -208,7 +205,8 @@ pub struct Campaign {
 pub fn campaigns(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<Campaign> {
     let mut by: BTreeMap<&str, (usize, BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
     let mut unconsented: BTreeMap<String, usize> = BTreeMap::new();
-    for p in c.people_sorted() {
+    // Sets and counts: the order people are read in does not matter.
+    for p in c.people() {
         for m in p.contacts_without_consent(as_of) {
             *unconsented.entry(m.campaign.to_string()).or_default() += 1;
         }

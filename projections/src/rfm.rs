@@ -121,7 +121,7 @@ pub fn segment_totals(rows: &[RfmRow]) -> Vec<SegmentTotal> {
 /// The currency with the most purchases up to `as_of` (ties: alphabetical).
 pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<String> {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for p in customers.people_sorted() {
+    for p in customers.people() {
         let until = crate::customers::Moment::from(as_of);
         for x in p.purchases.iter().take_while(|x| x.moment() <= until) {
             *counts.entry(x.currency()).or_default() += 1;

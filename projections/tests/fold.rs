@@ -210,3 +210,50 @@ fn favourites_are_the_most_bought_names_with_ties_by_name_and_survive_a_snapshot
     }
     assert_eq!(restored, c);
 }
+
+/// Buyers by lifecycle state at each month end, read once per person, equal the
+/// definition: at every month end, every person who had bought by then, in their state
+/// then. Seeded over purchases spread across months (late events included).
+#[test]
+fn lifecycle_by_month_counts_every_buyer_in_their_state_at_each_month_end() {
+    use chrono::Datelike;
+    use rapport_projections::lifecycle::{by_month::by_month, Lifecycle, LifecycleConfig};
+    use std::collections::BTreeMap;
+    let lc = LifecycleConfig::default();
+    for seed in 1..=8u64 {
+        // Hours become days here, so the states move through every threshold.
+        let evs: Vec<RecordedEvent> = events(seed, 400)
+            .into_iter()
+            .map(|mut e| {
+                let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+                e.occurred_at = t0 + (e.occurred_at - t0) * 24;
+                e
+            })
+            .collect();
+        let c = fold(&evs);
+        let as_of = evs.iter().map(|e| e.occurred_at).max().unwrap() + Duration::days(200);
+        let got = by_month(&c, &lc, as_of);
+        assert!(!got.is_empty(), "seed {seed}");
+        for (month, states) in &got {
+            let (y, m): (i32, u32) = (month[..4].parse().unwrap(), month[5..].parse().unwrap());
+            let next = if m == 12 {
+                chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1)
+            } else {
+                chrono::NaiveDate::from_ymd_opt(y, m + 1, 1)
+            }
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+            let end = (next - Duration::seconds(1)).min(as_of);
+            assert_eq!((end.year(), end.month()), (y, m));
+            let mut want: BTreeMap<Lifecycle, usize> = BTreeMap::new();
+            for p in c.people_sorted() {
+                if p.orders_until(end) > 0 {
+                    *want.entry(lc.state(p, end)).or_default() += 1;
+                }
+            }
+            assert_eq!(states, &want, "seed {seed}, {month}");
+        }
+    }
+}

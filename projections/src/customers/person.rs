@@ -226,12 +226,21 @@ impl Customers {
         if !self.identity.any_merged() {
             return self.sorted();
         }
-        let mut v: Vec<&Profile> = (0..self.profiles.len() as u32)
-            .filter(|&n| self.identity.root(n) == n)
-            .map(|n| self.people.get(&n).unwrap_or(&self.profiles[n as usize]))
-            .collect();
+        let mut v: Vec<&Profile> = self.people().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// Every person, in no particular order (the order customers first appeared): for
+    /// counts and sums, which need no sort of a million ids.
+    pub fn people(&self) -> impl Iterator<Item = &Profile> + '_ {
+        let merged = self.identity.any_merged();
+        (0..self.profiles.len() as u32)
+            .filter(move |&n| !merged || self.identity.root(n) == n)
+            .map(move |n| match merged {
+                true => self.people.get(&n).unwrap_or(&self.profiles[n as usize]),
+                false => &self.profiles[n as usize],
+            })
     }
 
     /// The ids of the person customer `id` is part of, the root first.

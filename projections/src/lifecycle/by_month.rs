@@ -26,30 +26,46 @@ fn month_end(year: i32, month: u32) -> Option<DateTime<Utc>> {
 }
 
 /// Buyers by lifecycle state at the end of every month from the first purchase's month
-/// to the month of `as_of` (that last month counted at `as_of`).
+/// to the month of `as_of` (that last month counted at `as_of`). Each person is read
+/// once, at every month end from their first purchase on.
 pub fn by_month(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<MonthStates> {
-    let first = c
-        .people_sorted()
+    let people: Vec<_> = c.people().collect();
+    let first = people
         .iter()
         .filter_map(|p| p.purchases.first().map(|x| x.at()))
         .min();
-    let mut months = Vec::new();
     let Some(first) = first.filter(|f| *f <= as_of) else {
-        return months;
+        return Vec::new();
     };
+    let mut ends: Vec<(String, DateTime<Utc>)> = Vec::new();
     let (mut y, mut m) = (first.year(), first.month());
     while let Some(end) = month_end(y, m).map(|e| e.min(as_of)) {
-        let mut counts: BTreeMap<Lifecycle, usize> = BTreeMap::new();
-        for p in c.people_sorted() {
-            if p.orders_until(end) > 0 {
-                *counts.entry(lc.state(p, end)).or_default() += 1;
-            }
-        }
-        months.push((format!("{y:04}-{m:02}"), counts));
+        ends.push((format!("{y:04}-{m:02}"), end));
         if end >= as_of {
             break;
         }
         (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
     }
-    months
+    let mut counts = vec![[0usize; Lifecycle::ALL.len()]; ends.len()];
+    for p in &people {
+        let Some(bought) = p.purchases.first().map(|x| x.at()) else {
+            continue;
+        };
+        // Counted from the first month end at or after the first purchase.
+        let from = ends.partition_point(|(_, end)| *end < bought);
+        for (i, (_, end)) in ends.iter().enumerate().skip(from) {
+            counts[i][lc.state(p, *end) as usize] += 1;
+        }
+    }
+    ends.into_iter()
+        .zip(counts)
+        .map(|((month, _), n)| {
+            let states = Lifecycle::ALL
+                .into_iter()
+                .zip(n)
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            (month, states)
+        })
+        .collect()
 }
