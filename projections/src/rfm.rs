@@ -100,6 +100,39 @@ pub struct SegmentTotal {
     pub monetary: Decimal,
 }
 
+/// One cell of the recency × frequency grid.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GridCell {
+    pub r: u8,
+    pub f: u8,
+    pub customers: usize,
+    pub monetary: Decimal,
+}
+
+/// Customers and net revenue per recency and frequency score: 25 cells, recency 5
+/// (most recent) first, then frequency 1 to 5.
+pub fn grid(rows: &[RfmRow]) -> Vec<GridCell> {
+    let mut out: Vec<GridCell> = (1..=5u8)
+        .rev()
+        .flat_map(|r| {
+            (1..=5u8).map(move |f| GridCell {
+                r,
+                f,
+                customers: 0,
+                monetary: Decimal::ZERO,
+            })
+        })
+        .collect();
+    for row in rows {
+        if (1..=5).contains(&row.r) && (1..=5).contains(&row.f) {
+            let cell = &mut out[(5 - row.r as usize) * 5 + (row.f as usize - 1)];
+            cell.customers += 1;
+            cell.monetary = cell.monetary.saturating_add(row.monetary);
+        }
+    }
+    out
+}
+
 pub fn segment_totals(rows: &[RfmRow]) -> Vec<SegmentTotal> {
     let mut out: Vec<SegmentTotal> = SEGMENTS
         .iter()

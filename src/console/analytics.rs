@@ -65,21 +65,16 @@ pub(crate) async fn page(State(c): State<Console>, signed: SignedIn) -> Response
         Ok(v) => v,
         Err(e) => return api_error_page(t, e),
     };
-    let rfm = match http::customers::get_rfm(
+    let Json(rfm) = match http::customers::get_rfm_grid(
         State(c.app.clone()),
         signed.caller.clone(),
         Query::try_from_uri(&at),
     )
     .await
     {
-        Ok(r) => r,
+        Ok(v) => v,
         Err(e) => return api_error_page(t, e),
     };
-    let rfm: Value = axum::body::to_bytes(rfm.into_body(), usize::MAX)
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
     let Json(lifecycle) = match http::customers::lifecycle_by_month(
         State(c.app.clone()),
         signed.caller.clone(),
@@ -117,13 +112,14 @@ pub(crate) async fn page(State(c): State<Console>, signed: SignedIn) -> Response
         .unwrap_or_default();
     let width = cohort_rows.iter().map(|r| r.cells.len()).max().unwrap_or(0);
     let mut grid: Vec<(u8, Vec<usize>)> = (1..=5).rev().map(|r| (r, vec![0; 5])).collect();
-    for row in rfm["customers"].as_array().into_iter().flatten() {
+    for cell in rfm["grid"].as_array().into_iter().flatten() {
         let (r, f) = (
-            row["r"].as_u64().unwrap_or(0),
-            row["f"].as_u64().unwrap_or(0),
+            cell["r"].as_u64().unwrap_or(0),
+            cell["f"].as_u64().unwrap_or(0),
         );
         if (1..=5).contains(&r) && (1..=5).contains(&f) {
-            grid[(5 - r) as usize].1[(f - 1) as usize] += 1;
+            grid[(5 - r) as usize].1[(f - 1) as usize] =
+                cell["customers"].as_u64().unwrap_or(0) as usize;
         }
     }
     let segments = rfm["segments"]

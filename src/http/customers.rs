@@ -382,6 +382,28 @@ pub(crate) async fn get_rfm(
     )
 }
 
+/// `GET /v1/rfm/grid`: the RFM summary without a row per customer: customers and net
+/// revenue per recency × frequency cell and per segment (what a dashboard draws).
+pub(crate) async fn get_rfm_grid(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Q,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let q = query(q)?;
+    let (st, as_of) = view(&state, &q).await?;
+    let c = &st.customers;
+    let currency = currency(&q, c, as_of);
+    let rows = rfm::rfm(c, as_of, &currency);
+    Ok(Json(json!({
+        "as_of": as_of,
+        "currency": currency,
+        "customers": rows.len(),
+        "grid": rfm::grid(&rows),
+        "segments": rfm::segment_totals(&rows),
+    })))
+}
+
 pub(crate) async fn get_cohorts(
     State(state): State<AppState>,
     caller: Caller,

@@ -176,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/lifecycle/changes", get(customers::lifecycle_changes))
         .route("/v1/lifecycle/by-month", get(customers::lifecycle_by_month))
         .route("/v1/rfm", get(customers::get_rfm))
+        .route("/v1/rfm/grid", get(customers::get_rfm_grid))
         .route("/v1/cohorts", get(customers::get_cohorts))
         .route("/v1/reactivation", get(customers::get_reactivation))
         .route("/v1/campaigns", get(customers::get_campaigns))

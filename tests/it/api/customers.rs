@@ -314,6 +314,23 @@ async fn rfm_scores_every_buyer_and_sums_segments() {
         .map(|s| s["customers"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 2);
+    // The grid: the same customers by recency and frequency score, without a row each.
+    let (status, g) = s.get("/v1/rfm/grid?as_of=2026-04-01", &s.admin).await;
+    assert_eq!(status, 200, "{g}");
+    assert_eq!(g["customers"], 2);
+    assert_eq!(g["segments"], r["segments"]);
+    let cells = g["grid"].as_array().unwrap();
+    assert_eq!(cells.len(), 25);
+    assert_eq!((&cells[0]["r"], &cells[0]["f"]), (&json!(5), &json!(1)));
+    for row in rows {
+        let cell = cells
+            .iter()
+            .find(|c| c["r"] == row["r"] && c["f"] == row["f"])
+            .unwrap();
+        assert!(cell["customers"].as_u64().unwrap() >= 1, "{row} in {cell}");
+    }
+    let in_cells: u64 = cells.iter().map(|c| c["customers"].as_u64().unwrap()).sum();
+    assert_eq!(in_cells, 2);
     let (status, csv) = s
         .get_text("/v1/rfm?as_of=2026-04-01&format=csv", &s.admin)
         .await;

@@ -46,6 +46,7 @@ async fn money_overflow_the_largest_amounts_keep_every_revenue_query_answering()
     let last = body["last_position"].as_u64().unwrap();
     for path in [
         "/v1/rfm",
+        "/v1/rfm/grid",
         "/v1/cohorts",
         "/v1/customers?sort=revenue",
         "/v1/customers/c-1",
@@ -91,6 +92,7 @@ async fn valid_at_after_an_erasure_answers_on_every_route() {
         "/v1/customers",
         "/v1/segments/buyers/members",
         "/v1/rfm",
+        "/v1/rfm/grid",
         "/v1/cohorts",
     ] {
         let sep = if path.contains('?') { '&' } else { '?' };
