@@ -9,7 +9,6 @@ use axum::{
     response::Response,
     Json,
 };
-use serde_json::Value;
 
 use super::{api_error_page, render, text, Console, Frame, SignedIn, Tr};
 use crate::http;

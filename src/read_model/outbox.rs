@@ -81,6 +81,8 @@ pub(super) type Row = (FeedName, u64, u64, String);
 pub enum OutboxError {
     #[error("outbox database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("outbox file: {0}")]
+    File(std::io::Error),
     #[error("outbox row {feed} {seq} cannot be read: {error}")]
     Decode {
         feed: &'static str,
@@ -97,6 +99,19 @@ pub struct Outbox {
 impl Outbox {
     /// Opens (or creates) the outbox at `path`, with the floors it last wrote.
     pub fn open(path: &Path) -> Result<Arc<Outbox>, OutboxError> {
+        // Customer ids and alert evidence: readable by this user only (SQLite gives its
+        // journal files the database's mode).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(OutboxError::File)?;
+        }
         let db = Connection::open(path)?;
         // Every commit is synced: a snapshot may rely on what was written here.
         // The catch-up child writes here while the server reads.

@@ -348,11 +348,13 @@ async fn subscriptions_are_for_admins_and_bad_ones_are_refused_naming_the_field(
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(s.data_dir().join("webhooks.json"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        for file in ["webhooks.json", "outbox.sqlite"] {
+            let mode = std::fs::metadata(s.data_dir().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
     }
     let resp = s
         .http
