@@ -104,6 +104,13 @@ pub(crate) async fn append(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Ingest, Role::Admin, Role::Support])?;
+    // Whether a stream is at a version says how many events a customer has: only for
+    // those who may read the stream.
+    if caller.role == Role::Ingest && q.expected_version.is_some() {
+        return Err(ApiError::Forbidden(
+            "expected_version: an ingest key cannot read streams, so it cannot state their version; append without it, or with a support or admin key".into(),
+        ));
+    }
     let format = body_format(&headers)?;
     let expected = match &q.expected_version {
         Some(v) => Some(
@@ -205,7 +212,11 @@ pub(crate) async fn append(
         Some(s) => crate::log::AppendRules::in_stream(s, expected.unwrap_or(ExpectedVersion::Any)),
         None => crate::log::AppendRules::all_or_nothing(),
     };
-    let appended = state.log.append(&events, rules).await?;
+    let appended = if caller.role == Role::Ingest {
+        append_blind(&state, &caller, events, rules).await?
+    } else {
+        state.log.append(&events, rules).await?
+    };
     let positions: Vec<u64> = appended.iter().map(|a| a.position).collect();
     let status = if appended.iter().all(|a| a.duplicate) {
         StatusCode::OK
@@ -213,6 +224,60 @@ pub(crate) async fn append(
         StatusCode::CREATED
     };
     Ok((status, Json(json!({"positions": positions, "events": appended, "last_position": state.log.last_position()}))).into_response())
+}
+
+/// Appends for a key that cannot read: an id already stored with other content is
+/// answered as the duplicate it would be with the same content (the stored event kept,
+/// the rest of the batch written), so that re-sending an id with a guessed name cannot
+/// tell whether the guess was right. Operators see it in the log.
+async fn append_blind(
+    state: &AppState,
+    caller: &Caller,
+    mut events: Vec<Event>,
+    rules: crate::log::AppendRules,
+) -> Result<Vec<crate::store::Appended>, ApiError> {
+    use crate::store::{Appended, StoreError};
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+    let mut kept: Vec<Appended> = Vec::new();
+    // Each round sets aside at least one event, so this ends.
+    let appended = loop {
+        match state.log.append(&events, rules.clone()).await {
+            Ok(a) => break a,
+            Err(StoreError::IdConflict { id, position }) => {
+                let stored = state.log.read_at(&[position]).await?;
+                // Two events of this batch with one id: the client's own contradiction.
+                let Some(s) = stored.into_iter().find(|s| s.event.id == id) else {
+                    return Err(StoreError::IdConflict { id, position }.into());
+                };
+                tracing::warn!(key = %caller.key_id, %id, position, "an ingest key re-sent a stored id with other content; the stored event was kept");
+                kept.push(Appended {
+                    id,
+                    position,
+                    stream: s.event.stream,
+                    stream_version: s.stream_version,
+                    duplicate: true,
+                });
+                events.retain(|e| e.id != id);
+                if events.is_empty() {
+                    break Vec::new();
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if kept.is_empty() {
+        return Ok(appended);
+    }
+    // In the order the events were sent.
+    let order: std::collections::HashMap<uuid::Uuid, usize> = ids
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    let mut all: Vec<Appended> = appended.into_iter().chain(kept).collect();
+    all.sort_by_key(|a| order.get(&a.id).copied());
+    Ok(all)
 }
 
 #[derive(Deserialize)]

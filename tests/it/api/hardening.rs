@@ -503,3 +503,88 @@ async fn personal_data_that_escapes_erasure_ids_shaped_like_addresses_or_numbers
         assert_eq!(status, 201, "{customer}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oracles_for_the_ingest_role_a_resent_id_or_a_stated_version_says_nothing() {
+    let s = TestServer::start().await;
+    let ingest = s.key(rapport::auth::Role::Ingest);
+    let registered = |name: &str| {
+        json!({"id": "01932b6e-0000-7000-8000-0000000000aa", "type": "customer_registered",
+               "customer": "c-1", "occurred_at": "2026-03-01T10:00:00Z",
+               "data": {"name": name, "region": "Shanghai"}})
+        .to_string()
+    };
+    let (status, first) = s
+        .post(
+            "/v1/events",
+            &ingest,
+            "application/json",
+            registered("李小龙"),
+        )
+        .await;
+    assert_eq!(status, 201, "{first}");
+    // A right guess and a wrong one get the same answer: the stored event, unchanged.
+    let (right_status, right) = s
+        .post(
+            "/v1/events",
+            &ingest,
+            "application/json",
+            registered("李小龙"),
+        )
+        .await;
+    let (wrong_status, wrong) = s
+        .post(
+            "/v1/events",
+            &ingest,
+            "application/json",
+            registered("王小明"),
+        )
+        .await;
+    assert_eq!((right_status, wrong_status), (200, 200), "{right} {wrong}");
+    assert_eq!(right["events"], wrong["events"]);
+    assert_eq!(wrong["events"][0]["duplicate"], true);
+    let (_, profile) = s.get("/v1/customers/c-1", &s.admin).await;
+    assert_eq!(
+        profile["identity"]["name"], "李小龙",
+        "the stored event was kept: {profile}"
+    );
+    // In a batch, the rest is written.
+    let batch = format!(
+        "{}\n{}\n",
+        registered("王小明"),
+        purchase("c-2", "o-1", "5.00")
+    );
+    let (status, body) = s
+        .post("/v1/events", &ingest, "application/x-ndjson", batch)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["events"][0]["duplicate"], true);
+    assert_eq!(body["events"][1]["duplicate"], false);
+    // A stream's version is for those who may read it.
+    let (status, body) = s
+        .post(
+            "/v1/events?expected_version=0",
+            &ingest,
+            "application/json",
+            purchase("c-1", "o-2", "1").to_string(),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("expected_version"));
+    // Keys that may read keep the conflict and the version check.
+    let (status, body) = s
+        .post(
+            "/v1/events",
+            &s.admin.clone(),
+            "application/json",
+            registered("王小明"),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("id_conflict"))
+    );
+}
