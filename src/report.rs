@@ -49,7 +49,8 @@ pub fn write(
     );
 
     // Cohorts.
-    let cohorts = cohorts::monthly(c, as_of);
+    // A report shows the whole history the table can hold.
+    let cohorts = cohorts::monthly(c, as_of, cohorts::MONTHS_MAX).cohorts;
     let _ = writeln!(md, "## Monthly cohort retention\n\nCustomers by month of first purchase; each cell: customers who bought in that month (and % of the cohort).\n");
     let width = cohorts
         .iter()
@@ -126,7 +127,7 @@ pub fn write(
     }
 
     // Lifecycle by month.
-    let months = rapport_projections::lifecycle::by_month::by_month(c, lc, as_of);
+    let months = rapport_projections::lifecycle::by_month::by_month(c, lc, as_of, cohorts::MONTHS_MAX);
     // Buyers only: every state but `prospect`.
     let states = &Lifecycle::ALL[1..];
     let _ = write!(

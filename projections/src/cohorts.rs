@@ -43,8 +43,30 @@ fn month_label(i: i32) -> String {
 /// currency.
 type Cell = (usize, BTreeMap<String, Decimal>);
 
-pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
+/// Months a cohort table spans by default: its latest cohorts and their first months.
+pub const MONTHS_DEFAULT: u32 = 36;
+/// The most months a cohort table may span (twenty years): its size is bounded by the
+/// square of this, whatever dates the log holds.
+pub const MONTHS_MAX: u32 = 240;
+
+/// The cohort table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    /// The cohorts of the latest `months` months, oldest first, each with its first
+    /// `months` periods at most.
+    pub cohorts: Vec<Cohort>,
+    pub months: u32,
+    /// Buyers whose first purchase came before the table's first month (counted, not
+    /// shown).
+    pub earlier_customers: usize,
+}
+
+/// The cohorts of the `months` months up to `as_of` (clamped to 1..=[`MONTHS_MAX`]).
+pub fn monthly(customers: &Customers, as_of: DateTime<Utc>, months: u32) -> Table {
+    let months = months.clamp(1, MONTHS_MAX);
     let last = month_index(as_of);
+    let first_shown = last - months as i32 + 1;
+    let mut earlier = 0;
     // cohort month → offset → (distinct customers, revenue per currency)
     let mut cells: BTreeMap<i32, BTreeMap<u32, Cell>> = BTreeMap::new();
     let mut sizes: BTreeMap<i32, usize> = BTreeMap::new();
@@ -55,6 +77,10 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
             continue;
         }
         let first = month_index(p.purchases[0].at());
+        if first < first_shown {
+            earlier += 1;
+            continue;
+        }
         *sizes.entry(first).or_default() += 1;
         let cohort = cells.entry(first).or_default();
         // Purchases are in time order, so a person's months come in order: each counts
@@ -75,7 +101,7 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
             }
         }
     }
-    sizes
+    let cohorts = sizes
         .into_iter()
         .map(|(month, size)| {
             let mut cohort_cells = cells.remove(&month).unwrap_or_default();
@@ -99,5 +125,10 @@ pub fn monthly(customers: &Customers, as_of: DateTime<Utc>) -> Vec<Cohort> {
                 periods,
             }
         })
-        .collect()
+        .collect();
+    Table {
+        cohorts,
+        months,
+        earlier_customers: earlier,
+    }
 }

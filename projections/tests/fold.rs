@@ -232,7 +232,7 @@ fn lifecycle_by_month_counts_every_buyer_in_their_state_at_each_month_end() {
             .collect();
         let c = fold(&evs);
         let as_of = evs.iter().map(|e| e.occurred_at).max().unwrap() + Duration::days(200);
-        let got = by_month(&c, &lc, as_of);
+        let got = by_month(&c, &lc, as_of, rapport_projections::cohorts::MONTHS_MAX);
         assert!(!got.is_empty(), "seed {seed}");
         for (month, states) in &got {
             let (y, m): (i32, u32) = (month[..4].parse().unwrap(), month[5..].parse().unwrap());
@@ -256,4 +256,58 @@ fn lifecycle_by_month_counts_every_buyer_in_their_state_at_each_month_end() {
             assert_eq!(states, &want, "seed {seed}, {month}");
         }
     }
+}
+
+/// The cohort and lifecycle tables span the latest months asked for, whatever dates the
+/// log holds; the cohorts before are counted, not shown.
+#[test]
+fn cohort_and_lifecycle_tables_span_the_months_asked_for_and_count_the_rest() {
+    use rapport_projections::{
+        cohorts::{monthly, MONTHS_MAX},
+        lifecycle::{by_month::by_month, LifecycleConfig},
+    };
+    let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+    let evs: Vec<RecordedEvent> = events(7, 400)
+        .into_iter()
+        .map(|mut e| {
+            e.occurred_at = t0 + (e.occurred_at - t0) * 24;
+            e
+        })
+        .collect();
+    let c = fold(&evs);
+    let as_of = evs.iter().map(|e| e.occurred_at).max().unwrap();
+    let full = monthly(&c, as_of, MONTHS_MAX);
+    assert!(full.cohorts.len() > 3, "the log spans more than three months");
+    assert_eq!(full.earlier_customers, 0);
+    // A window that holds the latest cohort but not the first.
+    use chrono::Datelike;
+    let index = |label: &str| {
+        label[..4].parse::<i32>().unwrap() * 12 + label[5..].parse::<i32>().unwrap() - 1
+    };
+    let now = as_of.year() * 12 + as_of.month0() as i32;
+    let k = (now - index(&full.cohorts.last().unwrap().cohort) + 1) as u32;
+    assert!(now - index(&full.cohorts[0].cohort) + 1 > k as i32);
+    let latest = monthly(&c, as_of, k);
+    assert_eq!(latest.months, k);
+    assert!(!latest.cohorts.is_empty());
+    let shown: Vec<_> = full
+        .cohorts
+        .iter()
+        .filter(|co| latest.cohorts.iter().any(|x| x.cohort == co.cohort))
+        .cloned()
+        .collect();
+    assert_eq!(latest.cohorts, shown, "the latest cohorts, as the full table has them");
+    assert!(latest.cohorts.iter().all(|co| co.periods.len() <= k as usize));
+    let before: usize = full
+        .cohorts
+        .iter()
+        .filter(|co| !shown.contains(co))
+        .map(|co| co.customers)
+        .sum();
+    assert_eq!(latest.earlier_customers, before);
+    let lc = LifecycleConfig::default();
+    let all_months = by_month(&c, &lc, as_of, MONTHS_MAX);
+    let three = by_month(&c, &lc, as_of, 3);
+    assert_eq!(three, all_months[all_months.len() - 3..]);
+    assert!(all_months.len() > 3);
 }

@@ -107,7 +107,7 @@ fn a_staff_merge_makes_one_profile_whose_first_purchase_is_the_earliest() {
         .collect();
     assert_eq!(people, ["till-7"], "one person, listed once");
     // The cohort table counts the person once, in the month of the first purchase.
-    let table = cohorts::monthly(&st.customers, day(90));
+    let table = cohorts::monthly(&st.customers, day(90), cohorts::MONTHS_DEFAULT).cohorts;
     assert_eq!(table.iter().map(|c| c.customers).sum::<usize>(), 1);
     assert_eq!(table[0].cohort, "2026-01");
     // The per-id profile is untouched: events keep the id they were recorded with.

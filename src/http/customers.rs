@@ -414,11 +414,28 @@ pub(crate) async fn get_cohorts(
     if q.period.as_deref().is_some_and(|p| p != "month") {
         return Err(ApiError::bad("period", "only `month` is supported"));
     }
+    let months = months(&q)?;
     let (st, as_of) = view(&state, &q).await?;
-    let c = &st.customers;
-    Ok(Json(
-        json!({"period": "month", "as_of": as_of, "cohorts": cohorts::monthly(c, as_of)}),
-    ))
+    let table = cohorts::monthly(&st.customers, as_of, months);
+    Ok(Json(json!({
+        "period": "month",
+        "as_of": as_of,
+        "months": table.months,
+        "cohorts": table.cohorts,
+        "earlier_customers": table.earlier_customers,
+    })))
+}
+
+/// `months=` of the cohort and lifecycle tables: 1 to [`cohorts::MONTHS_MAX`].
+fn months(q: &super::query::ReadQuery) -> Result<u32, ApiError> {
+    match q.months {
+        None => Ok(cohorts::MONTHS_DEFAULT),
+        Some(m) if (1..=cohorts::MONTHS_MAX).contains(&m) => Ok(m),
+        Some(_) => Err(ApiError::bad(
+            "months",
+            format!("must be from 1 to {}", cohorts::MONTHS_MAX),
+        )),
+    }
 }
 
 /// `GET /v1/lifecycle/by-month`: buyers by lifecycle state at the end of every month, from
@@ -430,11 +447,13 @@ pub(crate) async fn lifecycle_by_month(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
+    let window = months(&q)?;
     let (st, as_of) = view(&state, &q).await?;
     let months: Vec<Value> = rapport_projections::lifecycle::by_month::by_month(
         &st.customers,
         &state.read_model.lifecycle,
         as_of,
+        window,
     )
     .into_iter()
     .map(|(month, states)| json!({"month": month, "states": states}))

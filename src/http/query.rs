@@ -58,6 +58,8 @@ pub(crate) struct ReadQuery {
     // RFM and cohorts.
     pub(super) currency: Option<String>,
     pub(super) period: Option<String>,
+    /// Cohorts and lifecycle by month: how many of the latest months.
+    pub(super) months: Option<u32>,
     pub(super) format: Option<String>,
     /// CSV only: begin with a UTF-8 byte-order mark.
     pub(super) bom: Option<bool>,

@@ -146,7 +146,7 @@ async fn online_retail_cohorts_and_customer_count_match_an_independent_sql_compu
     let as_of = chrono::DateTime::parse_from_rfc3339("2011-12-10T00:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let ours = cohorts::monthly(&customers, as_of);
+    let ours = cohorts::monthly(&customers, as_of, cohorts::MONTHS_DEFAULT).cohorts;
     let buyers: usize = ours.iter().map(|c| c.customers).sum();
 
     // Independent: the raw rows in SQLite, the same definitions in SQL.

@@ -26,9 +26,16 @@ fn month_end(year: i32, month: u32) -> Option<DateTime<Utc>> {
 }
 
 /// Buyers by lifecycle state at the end of every month from the first purchase's month
-/// to the month of `as_of` (that last month counted at `as_of`). Each person is read
+/// to the month of `as_of` (that last month counted at `as_of`), the latest `months`
+/// months at most (clamped to 1..=[`crate::cohorts::MONTHS_MAX`]). Each person is read
 /// once, at every month end from their first purchase on.
-pub fn by_month(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Vec<MonthStates> {
+pub fn by_month(
+    c: &Customers,
+    lc: &LifecycleConfig,
+    as_of: DateTime<Utc>,
+    months: u32,
+) -> Vec<MonthStates> {
+    let months = months.clamp(1, crate::cohorts::MONTHS_MAX) as i32;
     let people: Vec<_> = c.people().collect();
     let first = people
         .iter()
@@ -37,8 +44,11 @@ pub fn by_month(c: &Customers, lc: &LifecycleConfig, as_of: DateTime<Utc>) -> Ve
     let Some(first) = first.filter(|f| *f <= as_of) else {
         return Vec::new();
     };
+    let index = |y: i32, m: u32| y * 12 + m as i32 - 1;
+    let from = index(first.year(), first.month()).max(index(as_of.year(), as_of.month()) - months + 1);
+    let first = (from.div_euclid(12), from.rem_euclid(12) as u32 + 1);
     let mut ends: Vec<(String, DateTime<Utc>)> = Vec::new();
-    let (mut y, mut m) = (first.year(), first.month());
+    let (mut y, mut m) = first;
     while let Some(end) = month_end(y, m).map(|e| e.min(as_of)) {
         ends.push((format!("{y:04}-{m:02}"), end));
         if end >= as_of {

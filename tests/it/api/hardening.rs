@@ -363,6 +363,40 @@ async fn dates_far_from_now_an_event_in_the_future_is_refused_naming_the_field()
     assert_eq!(status, 201, "{body}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn dates_far_from_now_a_century_of_old_purchases_keeps_the_cohort_table_small() {
+    let s = TestServer::start().await;
+    let mut batch: Vec<serde_json::Value> = (0..101)
+        .map(|i| {
+            let mut p = purchase(&format!("c-{i}"), &format!("o-{i}"), "1.00");
+            p["occurred_at"] = json!(format!("{}-06-01T00:00:00Z", 1900 + i.min(99)));
+            p
+        })
+        .collect();
+    batch.push(purchase("c-now", "o-now", "1.00"));
+    let (status, body) = s.post_json("/v1/events", &json!(batch)).await;
+    assert_eq!(status, 201, "{body}");
+    let last = body["last_position"].as_u64().unwrap();
+    let (status, text) = s
+        .get_text(&format!("/v1/cohorts?min_position={last}"), &s.admin)
+        .await;
+    assert_eq!(status, 200);
+    assert!(text.len() < 300_000, "{} bytes", text.len());
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["months"], 36);
+    assert_eq!(v["earlier_customers"], 101, "the old buyers are counted, not shown");
+    let (status, v) = s.get("/v1/lifecycle/by-month", &s.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["months"].as_array().unwrap().len(), 36);
+    // The largest window is still bounded; a larger one is refused naming the field.
+    let (status, text) = s.get_text("/v1/cohorts?months=240", &s.admin).await;
+    assert_eq!(status, 200);
+    assert!(text.len() < 2_000_000, "{} bytes", text.len());
+    let (status, body) = s.get("/v1/cohorts?months=241", &s.admin).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["details"][0]["path"], "months", "{body}");
+}
+
 /// Reads until the server closes the connection; how long that took.
 async fn closed_after(mut stream: tokio::net::TcpStream) -> std::time::Duration {
     use tokio::io::AsyncReadExt as _;
