@@ -127,11 +127,7 @@ fn candidate(
         .iter()
         .filter(|x| x.currency() == currency)
         .count();
-    let revenue = p
-        .net_revenue(as_of)
-        .get(currency)
-        .copied()
-        .unwrap_or_default();
+    let revenue = p.net_revenue_in(as_of, currency);
     // Net of refunds: an order that was cancelled in full is worth nothing.
     let net = revenue.max(Decimal::ZERO);
     let aov = if in_currency == 0 {

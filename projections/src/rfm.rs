@@ -75,12 +75,9 @@ pub fn segment(r: u8, f: u8) -> &'static str {
 fn quintiles<T: Ord + Copy>(values: &[(T, &str)]) -> Vec<u8> {
     let n = values.len();
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| {
-        values[a]
-            .0
-            .cmp(&values[b].0)
-            .then_with(|| values[a].1.cmp(values[b].1))
-    });
+    // Equal values share the score of the first of them, so their order among
+    // themselves does not matter.
+    order.sort_unstable_by(|&a, &b| values[a].0.cmp(&values[b].0));
     let mut scores = vec![0u8; n];
     let mut first_rank = 0;
     for (rank, &i) in order.iter().enumerate() {
@@ -153,11 +150,15 @@ pub fn segment_totals(rows: &[RfmRow]) -> Vec<SegmentTotal> {
 
 /// The currency with the most purchases up to `as_of` (ties: alphabetical).
 pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<String> {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    // A firm has a handful of currencies: a short list beats a map over 10 M purchases.
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let until = crate::customers::Moment::from(as_of);
     for p in customers.people() {
-        let until = crate::customers::Moment::from(as_of);
         for x in p.purchases.iter().take_while(|x| x.moment() <= until) {
-            *counts.entry(x.currency()).or_default() += 1;
+            match counts.iter_mut().find(|(c, _)| *c == x.currency()) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((x.currency(), 1)),
+            }
         }
     }
     counts
@@ -168,8 +169,16 @@ pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<Stri
 
 /// RFM rows of every customer with a purchase up to `as_of`, in customer-id order.
 pub fn rfm(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Vec<RfmRow> {
+    let mut rows = scores(customers, as_of, currency);
+    rows.sort_unstable_by(|a, b| a.customer.cmp(&b.customer));
+    rows
+}
+
+/// RFM rows of every customer with a purchase up to `as_of`, in no particular order (for
+/// totals: no sort of a million ids).
+pub fn scores(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Vec<RfmRow> {
     let mut rows = Vec::new();
-    for p in customers.people_sorted() {
+    for p in customers.people() {
         let n = p.orders_until(as_of);
         if n == 0 {
             continue;
@@ -179,11 +188,7 @@ pub fn rfm(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Vec<R
             customer: p.id.to_string(),
             recency_days: (as_of - last).num_days(),
             frequency: n as u64,
-            monetary: p
-                .net_revenue(as_of)
-                .get(currency)
-                .copied()
-                .unwrap_or_default(),
+            monetary: p.net_revenue_in(as_of, currency),
             r: 0,
             f: 0,
             m: 0,
@@ -215,6 +220,29 @@ pub fn rfm(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Vec<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quintile_counts_the_values_below_so_ties_share_a_score_whatever_their_order() {
+        let mut seed = 7u64;
+        let ids: Vec<String> = (0..500).map(|i| format!("c-{i}")).collect();
+        let values: Vec<(u64, &str)> = ids
+            .iter()
+            .map(|id| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                ((seed >> 33) % 17, id.as_str())
+            })
+            .collect();
+        let got = quintiles(&values);
+        for (i, (v, _)) in values.iter().enumerate() {
+            let below = values.iter().filter(|(w, _)| w < v).count();
+            assert_eq!(got[i], 1 + (5 * below / values.len()) as u8);
+        }
+        let mut reversed = values.clone();
+        reversed.reverse();
+        let mut again = quintiles(&reversed);
+        again.reverse();
+        assert_eq!(again, got);
+    }
 
     #[test]
     fn every_score_pair_has_exactly_one_segment_and_all_eleven_are_used() {

@@ -394,7 +394,7 @@ pub(crate) async fn get_rfm_grid(
     let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     let currency = currency(&q, c, as_of);
-    let rows = rfm::rfm(c, as_of, &currency);
+    let rows = rfm::scores(c, as_of, &currency);
     Ok(Json(json!({
         "as_of": as_of,
         "currency": currency,

@@ -70,8 +70,13 @@ fn strings(m: BTreeMap<String, Decimal>) -> BTreeMap<String, String> {
 }
 
 fn add(into: &mut BTreeMap<String, Decimal>, currency: &str, amount: Decimal) {
-    let e = into.entry(currency.to_owned()).or_default();
-    *e = e.checked_add(amount).unwrap_or(Decimal::MAX);
+    // The currency's name is allocated once per map, not once a purchase.
+    match into.get_mut(currency) {
+        Some(e) => *e = e.checked_add(amount).unwrap_or(Decimal::MAX),
+        None => {
+            into.insert(currency.to_owned(), amount);
+        }
+    }
 }
 
 /// What a community's figures are read with.

@@ -167,13 +167,40 @@ impl Profile {
     pub fn net_revenue(&self, as_of: DateTime<Utc>) -> BTreeMap<String, Decimal> {
         let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
         let as_of = Moment::from(as_of);
+        // A currency's name is allocated once, not once a purchase.
+        let mut add = |currency: &str, amount: Decimal| match out.get_mut(currency) {
+            Some(sum) => *sum += amount,
+            None => {
+                out.insert(currency.to_owned(), amount);
+            }
+        };
         for p in self.purchases.iter().take_while(|p| p.moment() <= as_of) {
-            *out.entry(p.currency().to_owned()).or_default() += p.amount();
+            add(p.currency(), p.amount());
         }
         for r in self.refunds.iter().take_while(|r| r.moment() <= as_of) {
-            *out.entry(r.currency().to_owned()).or_default() -= r.amount();
+            add(r.currency(), -r.amount());
         }
         out
+    }
+
+    /// Revenue net of refunds in one currency, up to `as_of` (inclusive).
+    pub fn net_revenue_in(&self, as_of: DateTime<Utc>, currency: &str) -> Decimal {
+        let as_of = Moment::from(as_of);
+        let bought: Decimal = self
+            .purchases
+            .iter()
+            .take_while(|p| p.moment() <= as_of)
+            .filter(|p| p.currency() == currency)
+            .map(|p| p.amount())
+            .sum();
+        let refunded: Decimal = self
+            .refunds
+            .iter()
+            .take_while(|r| r.moment() <= as_of)
+            .filter(|r| r.currency() == currency)
+            .map(|r| r.amount())
+            .sum();
+        bought - refunded
     }
 
     pub fn last_purchase_until(&self, as_of: DateTime<Utc>) -> Option<DateTime<Utc>> {
