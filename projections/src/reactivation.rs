@@ -73,23 +73,25 @@ pub fn candidates(
     as_of: DateTime<Utc>,
     currency: &str,
 ) -> Vec<Candidate> {
-    // Read in no order: the ranking's ties are broken by id below.
-    let profiles: Vec<&Profile> = c.people().collect();
-    let states: HashMap<&str, Lifecycle> = profiles
-        .iter()
-        .map(|p| (p.id.as_str(), lc.state(p, as_of)))
-        .collect();
-    let mut active_members: BTreeMap<&str, usize> = BTreeMap::new();
-    for p in &profiles {
-        if is_active(states[p.id.as_str()]) {
-            for g in c.names_of(&p.communities) {
+    // Read in no order (the ranking's ties are broken by id below), and by number: a
+    // million ids are neither sorted nor hashed.
+    let profiles: Vec<(u32, &Profile)> = c.people_numbered().collect();
+    let mut states = States(vec![None; c.len()]);
+    for (n, p) in &profiles {
+        states.0[*n as usize] = Some(lc.state(p, as_of));
+    }
+    // Active members per community, by the community's name number.
+    let mut active_members: HashMap<u32, usize> = HashMap::new();
+    for (n, p) in &profiles {
+        if states.of(*n).is_some_and(is_active) {
+            for g in p.communities.numbers() {
                 *active_members.entry(g).or_default() += 1;
             }
         }
     }
     let mut out = Vec::new();
-    for p in &profiles {
-        let state = states[p.id.as_str()];
+    for (n, p) in &profiles {
+        let Some(state) = states.of(*n) else { continue };
         if !matches!(state, Lifecycle::Dormant | Lifecycle::Churned) {
             continue;
         }
@@ -111,12 +113,22 @@ pub fn candidates(
     out
 }
 
+/// Each person's state, by the number of its root id (`None` for the other ids of a
+/// person: a tie to one of them counts for nothing, as a tie to an unknown id).
+struct States(Vec<Option<Lifecycle>>);
+
+impl States {
+    fn of(&self, n: u32) -> Option<Lifecycle> {
+        self.0.get(n as usize).copied().flatten()
+    }
+}
+
 fn candidate(
     c: &Customers,
     p: &Profile,
     state: Lifecycle,
-    states: &HashMap<&str, Lifecycle>,
-    active_members: &BTreeMap<&str, usize>,
+    states: &States,
+    active_members: &HashMap<u32, usize>,
     as_of: DateTime<Utc>,
     currency: &str,
 ) -> Candidate {
@@ -146,18 +158,20 @@ fn candidate(
     }
     .max(1.0);
     let p_alive = 1.0 / (1.0 + since_days / gap_days);
-    let active_referrer = c
-        .referred_by(p)
-        .filter(|r| states.get(r).is_some_and(|s| is_active(*s)))
+    let active_referrer = p
+        .referred_by
+        .filter(|&r| states.of(r).is_some_and(is_active))
+        .and(c.referred_by(p))
         .map(str::to_owned);
-    let active_referees = c
-        .referees(p)
-        .filter(|r| states.get(r).is_some_and(|s| is_active(*s)))
+    let active_referees = p
+        .referees
+        .iter()
+        .filter(|&&r| states.of(r).is_some_and(is_active))
         .count();
-    let active_co_members: usize = c
-        .names_of(&p.communities)
-        .into_iter()
-        .map(|g| active_members.get(g).copied().unwrap_or(0))
+    let active_co_members: usize = p
+        .communities
+        .numbers()
+        .map(|g| active_members.get(&g).copied().unwrap_or(0))
         .sum::<usize>()
         .min(CO_MEMBERS_MAX);
     let reach = 1.0

@@ -311,3 +311,50 @@ fn cohort_and_lifecycle_tables_span_the_months_asked_for_and_count_the_rest() {
     assert_eq!(three, all_months[all_months.len() - 3..]);
     assert!(all_months.len() > 3);
 }
+
+/// The reactivation ranking's reach, read by number, is what its definition says: the
+/// referrer and referees who are active at `as_of`, and the active members of the
+/// candidate's communities (at most 20). Seeded, with referrals and community joins.
+#[test]
+fn reactivation_reach_counts_the_active_people_around_each_candidate() {
+    use rapport_projections::{
+        lifecycle::{Lifecycle, LifecycleConfig},
+        reactivation::candidates,
+    };
+    let lc = LifecycleConfig::default();
+    let active = |s: Lifecycle| matches!(s, Lifecycle::New | Lifecycle::Active | Lifecycle::Reactivated);
+    let mut checked = 0;
+    for seed in 1..=6u64 {
+        let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+        let evs: Vec<RecordedEvent> = events(seed, 600)
+            .into_iter()
+            .map(|mut e| {
+                e.occurred_at = t0 + (e.occurred_at - t0) * 12;
+                e
+            })
+            .collect();
+        let c = fold(&evs);
+        let as_of = evs.iter().map(|e| e.occurred_at).max().unwrap() + Duration::days(120);
+        let state = |id: &str| c.person(id).map(|p| lc.state(p, as_of));
+        for cand in candidates(&c, &lc, as_of, "CNY") {
+            let p = c.person(&cand.customer).unwrap();
+            let referrer = c.referred_by(p).filter(|r| state(r).is_some_and(active));
+            assert_eq!(cand.active_referrer.as_deref(), referrer, "seed {seed}");
+            let referees = c.referees(p).filter(|r| state(r).is_some_and(active)).count();
+            assert_eq!(cand.active_referees, referees, "seed {seed}");
+            let co: usize = c
+                .names_of(&p.communities)
+                .iter()
+                .map(|g| {
+                    c.people_sorted()
+                        .iter()
+                        .filter(|q| c.has_name(&q.communities, g) && active(lc.state(q, as_of)))
+                        .count()
+                })
+                .sum();
+            assert_eq!(cand.active_co_members, co.min(20), "seed {seed}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "{checked} candidates checked");
+}

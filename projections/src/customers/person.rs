@@ -234,12 +234,17 @@ impl Customers {
     /// Every person, in no particular order (the order customers first appeared): for
     /// counts and sums, which need no sort of a million ids.
     pub fn people(&self) -> impl Iterator<Item = &Profile> + '_ {
+        self.people_numbered().map(|(_, p)| p)
+    }
+
+    /// Every person with the number of its root id, in number order.
+    pub fn people_numbered(&self) -> impl Iterator<Item = (u32, &Profile)> + '_ {
         let merged = self.identity.any_merged();
         (0..self.profiles.len() as u32)
             .filter(move |&n| !merged || self.identity.root(n) == n)
             .map(move |n| match merged {
-                true => self.people.get(&n).unwrap_or(&self.profiles[n as usize]),
-                false => &self.profiles[n as usize],
+                true => (n, self.people.get(&n).unwrap_or(&self.profiles[n as usize])),
+                false => (n, &self.profiles[n as usize]),
             })
     }
 

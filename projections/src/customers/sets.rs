@@ -83,7 +83,7 @@ impl NameSet {
     }
 
     /// The numbers, sorted.
-    pub(super) fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
+    pub fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().copied()
     }
 
