@@ -127,7 +127,8 @@ pub fn write(
     }
 
     // Lifecycle by month.
-    let months = rapport_projections::lifecycle::by_month::by_month(c, lc, as_of, cohorts::MONTHS_MAX);
+    let months =
+        rapport_projections::lifecycle::by_month::by_month(c, lc, as_of, cohorts::MONTHS_MAX);
     // Buyers only: every state but `prospect`.
     let states = &Lifecycle::ALL[1..];
     let _ = write!(

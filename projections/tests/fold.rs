@@ -277,7 +277,10 @@ fn cohort_and_lifecycle_tables_span_the_months_asked_for_and_count_the_rest() {
     let c = fold(&evs);
     let as_of = evs.iter().map(|e| e.occurred_at).max().unwrap();
     let full = monthly(&c, as_of, MONTHS_MAX);
-    assert!(full.cohorts.len() > 3, "the log spans more than three months");
+    assert!(
+        full.cohorts.len() > 3,
+        "the log spans more than three months"
+    );
     assert_eq!(full.earlier_customers, 0);
     // A window that holds the latest cohort but not the first.
     use chrono::Datelike;
@@ -296,8 +299,14 @@ fn cohort_and_lifecycle_tables_span_the_months_asked_for_and_count_the_rest() {
         .filter(|co| latest.cohorts.iter().any(|x| x.cohort == co.cohort))
         .cloned()
         .collect();
-    assert_eq!(latest.cohorts, shown, "the latest cohorts, as the full table has them");
-    assert!(latest.cohorts.iter().all(|co| co.periods.len() <= k as usize));
+    assert_eq!(
+        latest.cohorts, shown,
+        "the latest cohorts, as the full table has them"
+    );
+    assert!(latest
+        .cohorts
+        .iter()
+        .all(|co| co.periods.len() <= k as usize));
     let before: usize = full
         .cohorts
         .iter()
@@ -322,7 +331,12 @@ fn reactivation_reach_counts_the_active_people_around_each_candidate() {
         reactivation::candidates,
     };
     let lc = LifecycleConfig::default();
-    let active = |s: Lifecycle| matches!(s, Lifecycle::New | Lifecycle::Active | Lifecycle::Reactivated);
+    let active = |s: Lifecycle| {
+        matches!(
+            s,
+            Lifecycle::New | Lifecycle::Active | Lifecycle::Reactivated
+        )
+    };
     let mut checked = 0;
     for seed in 1..=6u64 {
         let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
@@ -340,7 +354,10 @@ fn reactivation_reach_counts_the_active_people_around_each_candidate() {
             let p = c.person(&cand.customer).unwrap();
             let referrer = c.referred_by(p).filter(|r| state(r).is_some_and(active));
             assert_eq!(cand.active_referrer.as_deref(), referrer, "seed {seed}");
-            let referees = c.referees(p).filter(|r| state(r).is_some_and(active)).count();
+            let referees = c
+                .referees(p)
+                .filter(|r| state(r).is_some_and(active))
+                .count();
             assert_eq!(cand.active_referees, referees, "seed {seed}");
             let co: usize = c
                 .names_of(&p.communities)
@@ -357,4 +374,78 @@ fn reactivation_reach_counts_the_active_people_around_each_candidate() {
         }
     }
     assert!(checked > 10, "{checked} candidates checked");
+}
+
+/// The lifecycle rules on packed times give what the rules say in calendar time, at
+/// random instants and exactly on every threshold (seeded).
+#[test]
+fn lifecycle_states_on_packed_times_equal_the_rules_in_calendar_time() {
+    use rapport_projections::lifecycle::{Lifecycle, LifecycleConfig};
+    let lc = LifecycleConfig::default();
+    let rules = |p: &rapport_projections::Profile, as_of: DateTime<Utc>| {
+        let n = p.orders_until(as_of);
+        if n == 0 {
+            return Lifecycle::Prospect;
+        }
+        let (first, last) = (p.purchases[0].at(), p.purchases[n - 1].at());
+        let since = as_of - last;
+        if as_of - first <= Duration::days(lc.new_days) {
+            Lifecycle::New
+        } else if since <= Duration::days(lc.active_days) {
+            if n >= 2 && last - p.purchases[n - 2].at() > Duration::days(lc.dormant_days) {
+                Lifecycle::Reactivated
+            } else {
+                Lifecycle::Active
+            }
+        } else if since <= Duration::days(lc.dormant_days) {
+            Lifecycle::AtRisk
+        } else if since <= Duration::days(lc.churned_days) {
+            Lifecycle::Dormant
+        } else {
+            Lifecycle::Churned
+        }
+    };
+    let t0 = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+    let mut checked = 0;
+    for seed in 1..=5u64 {
+        let evs: Vec<RecordedEvent> = events(seed, 500)
+            .into_iter()
+            .map(|mut e| {
+                e.occurred_at =
+                    t0 + (e.occurred_at - t0) * 20 + Duration::nanoseconds(seed as i64 * 7);
+                e
+            })
+            .collect();
+        let c = fold(&evs);
+        for p in c.people_sorted() {
+            let mut instants: Vec<DateTime<Utc>> =
+                (0..40).map(|d| t0 + Duration::days(d * 11)).collect();
+            for x in &p.purchases {
+                for d in [
+                    0,
+                    lc.new_days,
+                    lc.active_days,
+                    lc.dormant_days,
+                    lc.churned_days,
+                ] {
+                    let at = x.at() + Duration::days(d);
+                    instants.extend([
+                        at - Duration::nanoseconds(1),
+                        at,
+                        at + Duration::nanoseconds(1),
+                    ]);
+                }
+            }
+            for at in instants {
+                assert_eq!(
+                    lc.state(p, at),
+                    rules(p, at),
+                    "seed {seed}, {} at {at}",
+                    p.id
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 10_000);
 }

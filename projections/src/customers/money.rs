@@ -109,6 +109,14 @@ impl Moment {
     pub(super) fn new(biased_seconds: u64, nanos: u32) -> Moment {
         Moment(u128::from(biased_seconds) << 32 | u128::from(nanos))
     }
+
+    /// Nanoseconds from `earlier` to this (negative when it is later): exact, and with no
+    /// calendar arithmetic.
+    pub fn nanos_since(self, earlier: Moment) -> i128 {
+        let (s, n) = ((self.0 >> 32) as i128, (self.0 & 0xFFFF_FFFF) as i128);
+        let (es, en) = ((earlier.0 >> 32) as i128, (earlier.0 & 0xFFFF_FFFF) as i128);
+        (s - es) * 1_000_000_000 + (n - en)
+    }
 }
 
 impl From<DateTime<Utc>> for Moment {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::{Lifecycle, LifecycleConfig};
-use crate::Customers;
+use crate::{customers::Moment, Customers};
 
 /// One month's close: `YYYY-MM` and the number of buyers in each state then (customers
 /// who had bought by then; prospects are not counted).
@@ -45,7 +45,8 @@ pub fn by_month(
         return Vec::new();
     };
     let index = |y: i32, m: u32| y * 12 + m as i32 - 1;
-    let from = index(first.year(), first.month()).max(index(as_of.year(), as_of.month()) - months + 1);
+    let from =
+        index(first.year(), first.month()).max(index(as_of.year(), as_of.month()) - months + 1);
     let first = (from.div_euclid(12), from.rem_euclid(12) as u32 + 1);
     let mut ends: Vec<(String, DateTime<Utc>)> = Vec::new();
     let (mut y, mut m) = first;
@@ -56,6 +57,7 @@ pub fn by_month(
         }
         (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
     }
+    let moments: Vec<Moment> = ends.iter().map(|(_, end)| Moment::from(*end)).collect();
     let mut counts = vec![[0usize; Lifecycle::ALL.len()]; ends.len()];
     for p in &people {
         let Some(bought) = p.purchases.first().map(|x| x.at()) else {
@@ -63,8 +65,8 @@ pub fn by_month(
         };
         // Counted from the first month end at or after the first purchase.
         let from = ends.partition_point(|(_, end)| *end < bought);
-        for (i, (_, end)) in ends.iter().enumerate().skip(from) {
-            counts[i][lc.state(p, *end) as usize] += 1;
+        for (i, end) in moments.iter().enumerate().skip(from) {
+            counts[i][lc.state_at(p, *end) as usize] += 1;
         }
     }
     ends.into_iter()

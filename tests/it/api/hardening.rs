@@ -384,7 +384,10 @@ async fn dates_far_from_now_a_century_of_old_purchases_keeps_the_cohort_table_sm
     assert!(text.len() < 300_000, "{} bytes", text.len());
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["months"], 36);
-    assert_eq!(v["earlier_customers"], 101, "the old buyers are counted, not shown");
+    assert_eq!(
+        v["earlier_customers"], 101,
+        "the old buyers are counted, not shown"
+    );
     let (status, v) = s.get("/v1/lifecycle/by-month", &s.admin).await;
     assert_eq!(status, 200);
     assert_eq!(v["months"].as_array().unwrap().len(), 36);
