@@ -89,6 +89,19 @@ fn quintiles<T: Ord + Copy>(values: &[(T, &str)]) -> Vec<u8> {
     scores
 }
 
+/// The amounts as integers of one scale (the largest among them), which order as the
+/// amounts do; `None` when one would not fit.
+fn integer_amounts(amounts: impl Iterator<Item = Decimal> + Clone) -> Option<Vec<i128>> {
+    let scale = amounts.clone().map(|a| a.scale()).max().unwrap_or(0);
+    amounts
+        .map(|a| {
+            10i128
+                .checked_pow(scale - a.scale())
+                .and_then(|f| a.mantissa().checked_mul(f))
+        })
+        .collect()
+}
+
 /// Customers and net revenue per segment, every segment listed (in [`SEGMENTS`] order).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentTotal {
@@ -151,18 +164,20 @@ pub fn segment_totals(rows: &[RfmRow]) -> Vec<SegmentTotal> {
 /// The currency with the most purchases up to `as_of` (ties: alphabetical).
 pub fn main_currency(customers: &Customers, as_of: DateTime<Utc>) -> Option<String> {
     // A firm has a handful of currencies: a short list beats a map over 10 M purchases.
-    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut counts: Vec<([u8; 3], &str, usize)> = Vec::new();
     let until = crate::customers::Moment::from(as_of);
     for p in customers.people() {
         for x in p.purchases.iter().take_while(|x| x.moment() <= until) {
-            match counts.iter_mut().find(|(c, _)| *c == x.currency()) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((x.currency(), 1)),
+            let code = x.currency_code();
+            match counts.iter_mut().find(|(c, ..)| *c == code) {
+                Some((.., n)) => *n += 1,
+                None => counts.push((code, x.currency(), 1)),
             }
         }
     }
     counts
         .into_iter()
+        .map(|(_, c, n)| (c, n))
         .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
         .map(|(c, _)| c.to_owned())
 }
@@ -203,11 +218,23 @@ pub fn scores(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Ve
         .iter()
         .map(|x| (x.frequency, x.customer.as_str()))
         .collect();
-    let m: Vec<(Decimal, &str)> = rows
-        .iter()
-        .map(|x| (x.monetary, x.customer.as_str()))
-        .collect();
-    let (rs, fs, ms) = (quintiles(&r), quintiles(&f), quintiles(&m));
+    let ms = match integer_amounts(rows.iter().map(|x| x.monetary)) {
+        // The same order, compared as integers (decimal comparison was most of the cost).
+        Some(keys) => quintiles(
+            &keys
+                .into_iter()
+                .zip(&rows)
+                .map(|(k, x)| (k, x.customer.as_str()))
+                .collect::<Vec<_>>(),
+        ),
+        None => quintiles(
+            &rows
+                .iter()
+                .map(|x| (x.monetary, x.customer.as_str()))
+                .collect::<Vec<_>>(),
+        ),
+    };
+    let (rs, fs) = (quintiles(&r), quintiles(&f));
     for (i, row) in rows.iter_mut().enumerate() {
         row.r = rs[i];
         row.f = fs[i];
@@ -220,6 +247,35 @@ pub fn scores(customers: &Customers, as_of: DateTime<Utc>, currency: &str) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_of_different_scales_order_as_integers_as_they_do_as_decimals() {
+        let amounts: Vec<Decimal> = [
+            "10",
+            "9.99",
+            "10.001",
+            "-3.5",
+            "0",
+            "10.00",
+            "79228162514264337593543950335",
+            "0.0000000000000000000000000001",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        assert_eq!(
+            integer_amounts(amounts.iter().copied()),
+            None,
+            "the largest does not fit at scale 28"
+        );
+        let small = &amounts[..6];
+        let keys = integer_amounts(small.iter().copied()).unwrap();
+        for (i, a) in small.iter().enumerate() {
+            for (j, b) in small.iter().enumerate() {
+                assert_eq!(keys[i].cmp(&keys[j]), a.cmp(b), "{a} against {b}");
+            }
+        }
+    }
 
     #[test]
     fn a_quintile_counts_the_values_below_so_ties_share_a_score_whatever_their_order() {

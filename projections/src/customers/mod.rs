@@ -190,14 +190,14 @@ impl Profile {
             .purchases
             .iter()
             .take_while(|p| p.moment() <= as_of)
-            .filter(|p| p.currency() == currency)
+            .filter(|p| p.is_in(currency))
             .map(|p| p.amount())
             .sum();
         let refunded: Decimal = self
             .refunds
             .iter()
             .take_while(|r| r.moment() <= as_of)
-            .filter(|r| r.currency() == currency)
+            .filter(|r| r.is_in(currency))
             .map(|r| r.amount())
             .sum();
         bought - refunded

@@ -92,6 +92,11 @@ impl Money3 {
         out
     }
 
+    /// Whether its currency is `code`, without reading the code as a string.
+    pub fn is_in(&self, code: &str) -> bool {
+        code.as_bytes() == self.currency_code()
+    }
+
     /// The currency code.
     pub fn currency(&self) -> &'static str {
         let c = self.currency_code();
