@@ -85,13 +85,13 @@ pub(crate) async fn list(
     let limit = super::query::limit_within(q.limit, 50, COMMUNITIES_PAGE_MAX)?;
     let offset = super::query::offset_cursor(q.cursor.as_deref())?;
     let (st, as_of) = super::query::view(&state, &q.travel()).await?;
-    let cx = Context {
-        customers: &st.customers,
-        warnings: &st.warnings,
-        lifecycle: st.segments.config(),
+    let cx = Context::new(
+        &st.customers,
+        &st.warnings,
+        st.segments.config(),
         as_of,
         window_months,
-    };
+    );
     let (page, total) = if sort == "size" {
         // By size only the page's communities need their members read.
         let mut by_size: Vec<_> = st.communities.iter().collect();
@@ -153,13 +153,13 @@ pub(crate) async fn get_one(
         .communities
         .get(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no community `{id}`")))?;
-    let cx = Context {
-        customers: &st.customers,
-        warnings: &st.warnings,
-        lifecycle: st.segments.config(),
+    let cx = Context::new(
+        &st.customers,
+        &st.warnings,
+        st.segments.config(),
         as_of,
         window_months,
-    };
+    );
     let mut out = serde_json::to_value(c.detail(&id, &cx)).expect("a community serializes");
     out["as_of"] = json!(as_of);
     out["position"] = json!(st.position());

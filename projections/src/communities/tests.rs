@@ -82,13 +82,13 @@ fn a_community_shows_its_members_over_time_its_leaders_and_its_complaints() {
     );
     let st = log.fold();
     let c = st.communities.get("tea-lovers").unwrap();
-    let cx = Context {
-        customers: &st.customers,
-        warnings: &st.warnings,
-        lifecycle: st.segments.config(),
-        as_of: st.communities.clock().unwrap(),
-        window_months: 1,
-    };
+    let cx = Context::new(
+        &st.customers,
+        &st.warnings,
+        st.segments.config(),
+        st.communities.clock().unwrap(),
+        1,
+    );
     let s = c.summary("tea-lovers", &cx);
     assert_eq!((s.members, s.joined_total, s.left_total), (3, 4, 1));
     assert_eq!((s.posts_in_window, s.complaints_in_window), (3, 1));

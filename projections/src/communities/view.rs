@@ -8,6 +8,16 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{month_of, Community};
+use crate::customers::Moment;
+
+/// The first instant of month number `m` (`year × 12 + month0`), packed.
+fn month_start(m: i32) -> Moment {
+    let start = chrono::NaiveDate::from_ymd_opt(m.div_euclid(12), m.rem_euclid(12) as u32 + 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    Moment::from(start)
+}
 use crate::{
     lifecycle::{Lifecycle, LifecycleConfig},
     warnings::Warnings,
@@ -82,10 +92,38 @@ fn add(into: &mut BTreeMap<String, Decimal>, currency: &str, amount: Decimal) {
 /// What a community's figures are read with.
 pub struct Context<'a> {
     pub customers: &'a Customers,
-    pub warnings: &'a Warnings,
     pub lifecycle: &'a LifecycleConfig,
     pub as_of: DateTime<Utc>,
     pub window_months: u32,
+    /// Active alerts by community they touch, read once for every community listed.
+    open_alerts: BTreeMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        customers: &'a Customers,
+        warnings: &'a Warnings,
+        lifecycle: &'a LifecycleConfig,
+        as_of: DateTime<Utc>,
+        window_months: u32,
+    ) -> Context<'a> {
+        let mut open_alerts: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for a in warnings.alerts().filter(|a| a.status.is_active()) {
+            for c in &a.evidence.communities {
+                open_alerts
+                    .entry(c.as_str())
+                    .or_default()
+                    .push(a.id.as_str());
+            }
+        }
+        Context {
+            customers,
+            lifecycle,
+            as_of,
+            window_months,
+            open_alerts,
+        }
+    }
 }
 
 impl Community {
@@ -98,6 +136,11 @@ impl Community {
         let now = month_of(cx.as_of);
         let from = now - cx.window_months.max(1) as i32 + 1;
         let before = from - cx.window_months.max(1) as i32;
+        let (as_of, from_start, before_start) = (
+            Moment::from(cx.as_of),
+            month_start(from),
+            month_start(before),
+        );
         let in_window = self.months.range(from..=now);
         let (posts, complaints) =
             in_window.fold((0, 0), |(p, c), (_, m)| (p + m.posts, c + m.complaints));
@@ -112,22 +155,22 @@ impl Community {
                 .last_post_at
                 .is_some_and(|t| month_of(t) >= from && t <= cx.as_of);
             let mut bought = false;
-            for x in p.purchases.iter().take_while(|x| x.at() <= cx.as_of) {
-                let mo = month_of(x.at());
+            // Packed times: no calendar arithmetic per purchase.
+            for x in p.purchases.iter().take_while(|x| x.moment() <= as_of) {
                 add(&mut revenue, x.currency(), x.amount());
-                if mo >= from {
+                if x.moment() >= from_start {
                     bought = true;
                     add(&mut window, x.currency(), x.amount());
-                } else if mo >= before {
+                } else if x.moment() >= before_start {
                     add(&mut previous, x.currency(), x.amount());
                 }
             }
-            for r in p.refunds.iter().take_while(|x| x.at() <= cx.as_of) {
+            for r in p.refunds.iter().take_while(|x| x.moment() <= as_of) {
                 add(&mut revenue, r.currency(), -r.amount());
             }
             active += usize::from(posted || bought);
             if matches!(
-                cx.lifecycle.state(p, cx.as_of),
+                cx.lifecycle.state_at(p, as_of),
                 Lifecycle::Dormant | Lifecycle::AtRisk
             ) {
                 dormant += 1;
@@ -145,11 +188,10 @@ impl Community {
                 .flatten()
         });
         let open_alerts = cx
-            .warnings
-            .alerts()
-            .filter(|a| a.status.is_active() && a.evidence.communities.iter().any(|c| c == id))
-            .map(|a| a.id.clone())
-            .collect();
+            .open_alerts
+            .get(id)
+            .map(|ids| ids.iter().map(|a| a.to_string()).collect())
+            .unwrap_or_default();
         let members = self.members.len();
         CommunitySummary {
             id: id.to_owned(),
