@@ -42,7 +42,27 @@ pub(crate) struct HookRow {
 #[derive(Default)]
 pub(crate) struct Notice {
     pub(crate) created: Option<(String, String)>,
-    pub(crate) error: Option<String>,
+    /// The form's field (`url`, `segment`, `batch`) and the message shown on it.
+    pub(crate) error: Option<(&'static str, String)>,
+}
+
+impl Notice {
+    /// The message for `field`, if the error is about it.
+    pub(crate) fn error_for(&self, field: &str) -> Option<&str> {
+        self.error
+            .as_ref()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+/// The form field an API error names (the URL field for anything else).
+fn form_field(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::BadRequest { field, .. } if field == "/batch" => "batch",
+        ApiError::BadRequest { field, .. } if field == "/segment" => "segment",
+        _ => "url",
+    }
 }
 
 /// The subscriptions, as the API lists them to this key.
@@ -80,6 +100,8 @@ pub(crate) struct SubscribeForm {
     /// Checked topics (the form sends one `events` per box).
     #[serde(default)]
     events: Vec<String>,
+    segment: Option<String>,
+    batch: Option<String>,
 }
 
 /// `POST /system/webhooks`.
@@ -90,21 +112,36 @@ pub(crate) async fn subscribe(State(c): State<Console>, signed: SignedIn, form: 
         csrf: None,
         url: None,
         events: Vec::new(),
+        segment: None,
+        batch: None,
     };
     for (k, v) in pairs {
         match k.as_str() {
             "csrf" => f.csrf = Some(v),
             "url" => f.url = Some(v),
             "events" => f.events.push(v),
+            "segment" => f.segment = Some(v),
+            "batch" => f.batch = Some(v),
             _ => {}
         }
     }
     if let Some(refused) = signed.csrf_refused(f.csrf.as_deref()) {
         return refused;
     }
-    let body = Bytes::from(
-        json!({"url": f.url.unwrap_or_default().trim(), "events": f.events}).to_string(),
-    );
+    let mut body = json!({"url": f.url.unwrap_or_default().trim(), "events": f.events});
+    if let Some(s) = f
+        .segment
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        body["segment"] = json!(s);
+    }
+    if let Some(b) = f.batch.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        // What is not a number goes to the API as text, which names the field.
+        body["batch"] = b.parse::<u64>().map_or(json!(b), |n| json!(n));
+    }
+    let body = Bytes::from(body.to_string());
     match http::webhooks::create(State(c.app.clone()), signed.caller.clone(), body).await {
         Ok((_, Json(v))) => {
             let notice = Notice {
@@ -118,7 +155,7 @@ pub(crate) async fn subscribe(State(c): State<Console>, signed: SignedIn, form: 
         Err(e @ (ApiError::BadRequest { .. } | ApiError::Invalid(_))) => {
             let notice = Notice {
                 created: None,
-                error: Some(message(&e)),
+                error: Some((form_field(&e), message(&e))),
             };
             let mut r = super::system::system_page(&c, &signed, None, notice).await;
             *r.status_mut() = StatusCode::BAD_REQUEST;

@@ -391,6 +391,25 @@ async fn admins_subscribe_resume_and_delete_from_the_system_page() {
     assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
     assert!(bad.text().await.unwrap().contains("id=\"webhook-error\""));
     let url = r.url();
+    // A batch out of range: the message is on the batch field.
+    let bad = b
+        .post(
+            "/system/webhooks",
+            &[
+                ("csrf", csrf.as_str()),
+                ("url", url.as_str()),
+                ("events", "segment.entered"),
+                ("batch", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    let html = bad.text().await.unwrap();
+    assert!(html.contains("id=\"webhook-batch-error\""), "{html}");
+    assert!(!html.contains("id=\"webhook-error\""));
+    // The page's title is text, not the webhook form.
+    let title = &html[html.find("<title>").unwrap() + 7..html.find("</title>").unwrap()];
+    assert!(!title.contains('<'), "{title}");
     let ok = b
         .post(
             "/system/webhooks",
@@ -399,6 +418,8 @@ async fn admins_subscribe_resume_and_delete_from_the_system_page() {
                 ("url", url.as_str()),
                 ("events", "segment.entered"),
                 ("events", "alert.raised"),
+                ("segment", "buyers"),
+                ("batch", "25"),
             ],
         )
         .await;
@@ -411,6 +432,8 @@ async fn admins_subscribe_resume_and_delete_from_the_system_page() {
         list["webhooks"][0]["topics"],
         json!(["segment.entered", "alert.raised"])
     );
+    assert_eq!(list["webhooks"][0]["segment"], "buyers");
+    assert_eq!(list["webhooks"][0]["batch"], 25);
     // A receiver that keeps failing: parked, shown with its error and a resume button.
     buyers(&s, 0..1).await;
     parked(&s, &id).await;
