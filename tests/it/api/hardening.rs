@@ -625,3 +625,45 @@ async fn oracles_for_the_ingest_role_a_resent_id_or_a_stated_version_says_nothin
         (409, &json!("id_conflict"))
     );
 }
+
+/// What survives an erasure is exactly what `docs/privacy.md` says survives: the
+/// customer id, the facts, `metadata` (documented as never for personal data) and staff's
+/// own text on operator events. The personal fields do not.
+#[tokio::test(flavor = "multi_thread")]
+async fn personal_data_that_escapes_erasure_what_survives_is_exactly_what_is_documented() {
+    let s = TestServer::start().await;
+    let registered = json!({"type": "customer_registered", "customer": "c-77",
+        "occurred_at": "2026-03-01T10:00:00Z",
+        "data": {"name": "Erased Name Seventy", "email": "seventy@example.cn", "region": "Hangzhou"},
+        "metadata": {"import_batch": "meta-kept-77"}});
+    let (status, body) = s
+        .post_json(
+            "/v1/events",
+            &json!([registered, purchase("c-77", "o-77", "12.00")]),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .post_json(
+            "/v1/problems",
+            &json!({"title": "Staff text kept 77", "note": "c-77 called twice"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let (status, body) = s.delete("/v1/customers/c-77/personal-data", &s.admin).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, all) = s.get_text("/v1/events?limit=100", &s.admin).await;
+    assert_eq!(status, 200);
+    for gone in ["Erased Name Seventy", "seventy@example.cn"] {
+        assert!(!all.contains(gone), "{gone} survived: {all}");
+    }
+    for kept in [
+        "c-77",
+        "12.00",
+        "Hangzhou",
+        "meta-kept-77",
+        "Staff text kept 77",
+    ] {
+        assert!(all.contains(kept), "{kept} is documented to survive: {all}");
+    }
+}
