@@ -228,10 +228,39 @@ pub struct Window {
     pub lifecycles: Vec<LifecycleChange>,
 }
 
-enum Held {
-    Alerts(Vec<AlertChange>),
-    Segments(Vec<SegmentChange>),
-    Lifecycles(Vec<LifecycleChange>),
+impl Window {
+    /// Whether `cursor` has passed the end of a feed's part read `limit` at a time: that
+    /// feed may hold more after it, which could come before what the others hold next.
+    pub fn used_up(&self, cursor: &Cursor, limit: usize) -> bool {
+        fn one<T: FeedItem>(items: &[T], at: u64, limit: usize) -> bool {
+            items.len() >= limit && items.last().is_none_or(|c| at >= c.seq())
+        }
+        one(&self.alerts, cursor.alerts, limit)
+            || one(&self.segments, cursor.segments, limit)
+            || one(&self.lifecycles, cursor.lifecycles, limit)
+    }
+}
+
+/// Changes of `name` after `after` from the outbox, off the async workers;
+/// `Err(first held after it)` when the next one is not there (a failed read says so in
+/// the log and counts as a gap).
+async fn from_outbox<T: serde::de::DeserializeOwned + Send + 'static>(
+    outbox: Arc<Outbox>,
+    name: FeedName,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<T>, Option<u64>> {
+    match tokio::task::spawn_blocking(move || outbox.read(name, after, limit)).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the outbox");
+            Err(None)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the outbox");
+            Err(None)
+        }
+    }
 }
 
 /// Holds `feed` after its floor, or after what the outbox already has when that is
@@ -618,28 +647,16 @@ impl ReadModel {
                 return Err((name, oldest));
             };
             let after = cursor.get(name);
-            let read = tokio::task::spawn_blocking(move || match name {
-                FeedName::Alerts => outbox.read(name, after, limit).map(|r| r.map(Held::Alerts)),
-                FeedName::Segments => outbox
-                    .read(name, after, limit)
-                    .map(|r| r.map(Held::Segments)),
-                FeedName::Lifecycles => outbox
-                    .read(name, after, limit)
-                    .map(|r| r.map(Held::Lifecycles)),
-            })
-            .await;
-            match read {
-                Ok(Ok(Ok(Held::Alerts(c)))) => w.alerts = c,
-                Ok(Ok(Ok(Held::Segments(c)))) => w.segments = c,
-                Ok(Ok(Ok(Held::Lifecycles(c)))) => w.lifecycles = c,
-                Ok(Ok(Err(first))) => return Err((name, first.map_or(oldest, |f| f.min(oldest)))),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot read the outbox");
-                    return Err((name, oldest));
+            let gap = |first: Option<u64>| (name, first.map_or(oldest, |f| f.min(oldest)));
+            match name {
+                FeedName::Alerts => {
+                    w.alerts = from_outbox(outbox, name, after, limit).await.map_err(gap)?
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the outbox");
-                    return Err((name, oldest));
+                FeedName::Segments => {
+                    w.segments = from_outbox(outbox, name, after, limit).await.map_err(gap)?
+                }
+                FeedName::Lifecycles => {
+                    w.lifecycles = from_outbox(outbox, name, after, limit).await.map_err(gap)?
                 }
             }
         }

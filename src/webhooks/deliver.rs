@@ -131,30 +131,10 @@ fn past(mut cursor: Cursor, next: &Next) -> Cursor {
 /// them (or past what it skipped, when there are none). A batch ends where a feed's
 /// window ends while that feed may have more: what comes next there could come first.
 fn pick_batch(st: &ReadState, sub: &Subscription, w: &Window) -> (Vec<Next>, Cursor) {
-    let full = |feed: Feed, len: usize, last: Option<u64>, cursor: &Cursor| {
-        len >= SCAN_CHANGES_MAX && last.is_none_or(|l| cursor.get(feed) >= l)
-    };
     let mut cursor = sub.cursor;
     let mut batch = Vec::new();
     while batch.len() < sub.batch.max(1) as usize {
-        if !batch.is_empty()
-            && (full(
-                Feed::Alerts,
-                w.alerts.len(),
-                w.alerts.last().map(|c| c.seq),
-                &cursor,
-            ) || full(
-                Feed::Segments,
-                w.segments.len(),
-                w.segments.last().map(|c| c.seq),
-                &cursor,
-            ) || full(
-                Feed::Lifecycles,
-                w.lifecycles.len(),
-                w.lifecycles.last().map(|c| c.seq),
-                &cursor,
-            ))
-        {
+        if !batch.is_empty() && w.used_up(&cursor, SCAN_CHANGES_MAX) {
             break;
         }
         match pick(st, sub, cursor, w) {

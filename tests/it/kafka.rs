@@ -126,7 +126,8 @@ async fn produce(addr: &str, topic: &str, payloads: &[String]) {
 }
 
 /// Reads `n` messages from `topic` (from the start) as (key, payload, headers).
-async fn consume(addr: &str, topic: &str, n: usize) -> Vec<(String, Value, Vec<(String, String)>)> {
+/// A consumer of `topic` from its start, in a group of its own.
+fn reader(addr: &str, topic: &str) -> StreamConsumer {
     let c: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", format!("test-{topic}-{}", uuid::Uuid::now_v7()))
@@ -135,6 +136,11 @@ async fn consume(addr: &str, topic: &str, n: usize) -> Vec<(String, Value, Vec<(
         .create()
         .unwrap();
     c.subscribe(&[topic]).unwrap();
+    c
+}
+
+async fn consume(addr: &str, topic: &str, n: usize) -> Vec<(String, Value, Vec<(String, String)>)> {
+    let c = reader(addr, topic);
     let mut out = Vec::new();
     while out.len() < n {
         let m = tokio::time::timeout(Duration::from_secs(60), c.recv())
@@ -401,17 +407,7 @@ async fn a_segment_over_every_imported_customer_is_published_whole_after_the_pub
     let publisher = kafka::spawn_outbox(opts.clone(), model.clone()).unwrap();
     // Only what is checked is kept: a million parsed messages would not fit a small CI
     // machine beside the server.
-    let c: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &b.addr)
-        .set(
-            "group.id",
-            format!("test-audience-{}", uuid::Uuid::now_v7()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    c.subscribe(&["rapport.segments"]).unwrap();
+    let c = reader(&b.addr, "rapport.segments");
     let mut ids = std::collections::HashSet::new();
     let mut customers = std::collections::HashSet::new();
     let mut messages = 0;

@@ -129,18 +129,7 @@ async fn a_segment_over_every_imported_customer_reaches_a_receiver_that_was_down
     tokio::time::timeout(Duration::from_secs(1_800), applied)
         .await
         .expect("the read model applies the definition");
-    let parked = async {
-        loop {
-            let (_, w) = s.get(&format!("/v1/webhooks/{id}"), &s.admin).await;
-            if w["status"] == "parked" {
-                return w;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let w = tokio::time::timeout(Duration::from_secs(60), parked)
-        .await
-        .expect("the subscription parks while its receiver is down");
+    let w = super::webhooks::parked(&s, &id).await;
     assert_eq!(w["delivered"], 0, "{w}");
 
     // The receiver comes back; staff resume the subscription; everything arrives.

@@ -551,32 +551,12 @@ async fn oracles_for_the_ingest_role_a_resent_id_or_a_stated_version_says_nothin
                "data": {"name": name, "region": "Shanghai"}})
         .to_string()
     };
-    let (status, first) = s
-        .post(
-            "/v1/events",
-            &ingest,
-            "application/json",
-            registered("李小龙"),
-        )
-        .await;
+    let send = |name: &str| s.post("/v1/events", &ingest, "application/json", registered(name));
+    let (status, first) = send("李小龙").await;
     assert_eq!(status, 201, "{first}");
     // A right guess and a wrong one get the same answer: the stored event, unchanged.
-    let (right_status, right) = s
-        .post(
-            "/v1/events",
-            &ingest,
-            "application/json",
-            registered("李小龙"),
-        )
-        .await;
-    let (wrong_status, wrong) = s
-        .post(
-            "/v1/events",
-            &ingest,
-            "application/json",
-            registered("王小明"),
-        )
-        .await;
+    let (right_status, right) = send("李小龙").await;
+    let (wrong_status, wrong) = send("王小明").await;
     assert_eq!((right_status, wrong_status), (200, 200), "{right} {wrong}");
     assert_eq!(right["events"], wrong["events"]);
     assert_eq!(wrong["events"][0]["duplicate"], true);

@@ -271,7 +271,7 @@ async fn status_until(s: &TestServer, id: &str, done: impl Fn(&Value) -> bool) -
         .expect("the state was reached")
 }
 
-async fn parked(s: &TestServer, id: &str) -> Value {
+pub(super) async fn parked(s: &TestServer, id: &str) -> Value {
     status_until(s, id, |w| w["status"] == "parked").await
 }
 
