@@ -21,9 +21,10 @@ pub async fn replay(
     config: &Config,
     projections: &[String],
     verify: bool,
+    costs: bool,
 ) -> anyhow::Result<()> {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    const NAMES: [&str; 4] = ["customers", "segments", "warnings", "lifecycles"];
+    const NAMES: [&str; 5] = ["customers", "segments", "warnings", "lifecycles", "alerts"];
     for p in projections {
         anyhow::ensure!(
             NAMES.contains(&p.as_str()),
@@ -84,13 +85,18 @@ pub async fn replay(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let rebuilt = fold::fold(
-        &log,
-        ReadState::new(lifecycle, warnings.clone()),
-        until,
-        |n| bar.inc(n),
-    )
-    .await?;
+    let fresh = ReadState::new(lifecycle, warnings.clone());
+    let rebuilt = if costs {
+        let mut timed = fold::fold_from(&log, fold::costs::Timed::new(fresh), 0, until, |n| {
+            bar.inc(n)
+        })
+        .await?;
+        bar.finish_and_clear();
+        println!("{}", timed.table());
+        timed.state
+    } else {
+        fold::fold(&log, fresh, until, |n| bar.inc(n)).await?
+    };
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
@@ -169,8 +175,9 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         master,
         projection,
         verify,
+        costs,
     } = args;
     let config = config.load()?;
     let master = master.resolve(false)?;
-    replay(&data.data_dir, master, &config, &projection, verify).await
+    replay(&data.data_dir, master, &config, &projection, verify, costs).await
 }

@@ -5,9 +5,10 @@
 //! - [`snapshot`]: the snapshot file format; [`history`]: snapshots kept for time travel;
 //! - [`time_travel`]: past states (`as_of_position`, `known_at`, `valid_at`);
 //! - [`valid_time`]: business-time builds for `valid_at`;
-//! - [`child`]: a fold run in a child process.
+//! - [`child`]: a fold run in a child process; [`costs`]: the fold timed per event type.
 
 pub mod child;
+pub mod costs;
 pub mod history;
 pub mod snapshot;
 pub mod time_travel;
@@ -122,5 +123,8 @@ pub fn digests(state: &ReadState) -> Vec<(&'static str, String)> {
             "lifecycles",
             hex(&serde_json::to_vec(&state.lifecycles).expect("lifecycles serialize")),
         ),
+        // What the detector said, apart from how it keeps its state: equal across any
+        // change of the detector's internals that keeps its results.
+        ("alerts", hex(&state.warnings.alert_stream_bytes())),
     ]
 }

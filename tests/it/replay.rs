@@ -371,7 +371,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
         drop(live);
         drop(resumed);
         let key = || MasterKey::from_text(&master_text).unwrap();
-        replay(dir.path(), key(), &Default::default(), &[], true)
+        replay(dir.path(), key(), &Default::default(), &[], true, false)
             .await
             .unwrap();
         let path = snapshots.join("read_state.snapshot");
@@ -394,7 +394,7 @@ async fn live_replayed_resumed_and_verified_states_are_byte_identical() {
             &tampered,
         )
         .unwrap();
-        let err = replay(dir.path(), key(), &Default::default(), &[], true)
+        let err = replay(dir.path(), key(), &Default::default(), &[], true, false)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("warnings"), "{err}");

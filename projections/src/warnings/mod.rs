@@ -164,6 +164,17 @@ impl Warnings {
         self.changes.last_seq()
     }
 
+    /// The alerts, their changes in order and the problems, serialized: what the detector
+    /// told its users, without the state it keeps to tell it.
+    pub fn alert_stream_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&(
+            &self.alerts,
+            self.changes.after(0, usize::MAX).ok(),
+            &self.problems,
+        ))
+        .expect("alerts serialize")
+    }
+
     /// The feed of changes (for the service's outbox).
     pub fn feed(&self) -> &crate::feed::Feed<AlertChange> {
         &self.changes
