@@ -70,7 +70,7 @@ pub struct ReadState {
 impl ReadState {
     /// The snapshot format and meaning of this state: bumped whenever either changes, so
     /// snapshots written by other code are rebuilt (the history of bumps is in git).
-    pub const VERSION: u32 = 24;
+    pub const VERSION: u32 = 25;
 
     pub fn new(lifecycle: LifecycleConfig, warnings: warnings::WarningConfig) -> ReadState {
         let warnings_exposure_days = warnings.exposure_days;

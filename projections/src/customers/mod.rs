@@ -306,6 +306,11 @@ impl Customers {
             .unwrap_or(0)
     }
 
+    /// Members of the community numbered `n` (see [`NameSet::numbers`]) now.
+    pub fn community_size_by_number(&self, n: u32) -> u32 {
+        self.community_sizes.get(&n).copied().unwrap_or(0)
+    }
+
     /// The customer's number (see `profiles`), if the log has mentioned them.
     pub fn number(&self, id: &str) -> Option<u32> {
         self.numbers

@@ -315,14 +315,14 @@ impl Warnings {
             let Some(ties) = self.ties.get(x) else {
                 continue;
             };
-            for (y, (label, _)) in ties.range::<str, _>((
+            for (y, (label, at)) in ties.range::<str, _>((
                 std::ops::Bound::Excluded(x.as_str()),
                 std::ops::Bound::Unbounded,
             )) {
                 if lines.len() >= EVIDENCE_LINES_MAX {
                     break 'pairs;
                 }
-                if among.contains(y.as_str()) {
+                if among.contains(y.as_str()) && self.tie_is_live(*at) {
                     let (l, a, b) = match label.strip_prefix('~') {
                         Some(l) => (l, y.as_str(), x.as_str()),
                         None => (label.as_str(), x.as_str(), y.as_str()),

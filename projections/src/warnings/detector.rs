@@ -18,6 +18,44 @@ pub(super) struct KeyState {
     pub(super) entries: Vec<Entry>,
     /// day number → distinct complainants that day.
     pub(super) days: BTreeMap<i64, BTreeSet<String>>,
+    /// The distinct customers of `entries`, each with how many entries it has there: how
+    /// many are on the key, without a pass over the entries.
+    pub(super) people: BTreeMap<String, u32>,
+}
+
+impl KeyState {
+    /// Drops the entries at or before `window_start`.
+    fn expire(&mut self, window_start: DateTime<Utc>) {
+        let people = &mut self.people;
+        self.entries.retain(|e| {
+            let keep = e.at > window_start;
+            if !keep {
+                forget(people, &e.customer);
+            }
+            keep
+        });
+    }
+
+    /// Files `entry`, dropping the oldest past `KEY_ENTRIES_MAX`.
+    fn push(&mut self, entry: Entry) {
+        *self.people.entry(entry.customer.clone()).or_default() += 1;
+        self.entries.push(entry);
+        if self.entries.len() > KEY_ENTRIES_MAX {
+            let drop = self.entries.len() - KEY_ENTRIES_MAX;
+            for e in self.entries.drain(..drop) {
+                forget(&mut self.people, &e.customer);
+            }
+        }
+    }
+}
+
+fn forget(people: &mut BTreeMap<String, u32>, customer: &str) {
+    if let Some(n) = people.get_mut(customer) {
+        *n -= 1;
+        if *n == 0 {
+            people.remove(customer);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,17 +84,22 @@ impl Warnings {
         let window_start = now - self.window();
         let keep_days = self.config.baseline_days + self.config.guard_days + 4;
         self.keys.retain(|_, k| {
-            k.entries.retain(|e| e.at > window_start);
+            k.expire(window_start);
             k.days.retain(|d, _| *d > today - keep_days);
             !k.entries.is_empty() || !k.days.is_empty()
         });
         self.complaints.retain(|_, c| c.at > window_start);
         self.echo_posts.retain(|_, (_, at)| *at > window_start);
+        // Ties older than the tie window are out from now on (`ties_of` reads past them);
+        // the pass that frees them runs once every `TIE_SWEEP_DAYS`, as it walks them all.
         let tie_start = now - Duration::days(self.config.tie_window_days);
-        self.ties.retain(|_, m| {
-            m.retain(|_, (_, at)| *at > tie_start);
-            !m.is_empty()
-        });
+        self.tie_cutoff = Some(tie_start);
+        if today.rem_euclid(TIE_SWEEP_DAYS) == 0 {
+            self.ties.retain(|_, m| {
+                m.retain(|_, (_, at)| *at > tie_start);
+                !m.is_empty()
+            });
+        }
         let stale: Vec<String> = self
             .clusters
             .values()
@@ -66,11 +109,6 @@ impl Warnings {
         for id in stale {
             self.drop_cluster(&id);
         }
-        let clusters = &self.clusters;
-        self.signatures_of.retain(|_, set| {
-            set.retain(|c| clusters.contains_key(c));
-            !set.is_empty()
-        });
         let keys = &self.keys;
         self.spike_of.retain(|k, _| keys.contains_key(k));
         // An alert whose complaints have all left the window keeps its level, and says
@@ -159,7 +197,7 @@ impl Warnings {
         let cfg = self.config.clone();
         let today = day_of(now);
         let ks = self.keys.entry(k.to_owned()).or_default();
-        ks.entries.retain(|e| e.at > window_start);
+        ks.expire(window_start);
         if entry.at <= window_start {
             return; // a late event older than the window changes nothing now
         }
@@ -167,63 +205,43 @@ impl Warnings {
             .entry(day_of(entry.at))
             .or_default()
             .insert(entry.customer.clone());
-        ks.entries.push(entry.clone());
-        if ks.entries.len() > KEY_ENTRIES_MAX {
-            let drop = ks.entries.len() - KEY_ENTRIES_MAX;
-            ks.entries.drain(..drop);
-        }
+        ks.push(entry.clone());
         // Baseline: distinct complainants per day before the guard gap.
         let from = today - cfg.guard_days - cfg.baseline_days;
         let to = today - cfg.guard_days;
         let total: usize = ks.days.range(from..to).map(|(_, s)| s.len()).sum();
         let rate = (total as f64 / cfg.baseline_days as f64).max(cfg.prior_daily_rate);
         let expected = rate * cfg.window_hours as f64 / 24.0;
-        let ks = &self.keys[k];
-        // Distinct customers on the key, in first-seen order (a fixed order).
-        let mut people: Vec<&str> = Vec::new();
-        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        for e in &ks.entries {
-            if seen.insert(&e.customer) {
-                people.push(&e.customer);
-            }
-        }
         let z = |observed: usize| (observed as f64 - expected) / expected.sqrt();
-        let adjacency = self.adjacency(&people, customers);
-        // The new entry's connected component, by breadth-first search over the ties.
-        let me = people
-            .iter()
-            .position(|p| *p == entry.customer)
-            .expect("just added");
-        let mut in_component = vec![false; people.len()];
-        in_component[me] = true;
-        let mut queue = vec![me];
-        while let Some(i) = queue.pop() {
-            for &j in &adjacency[i] {
-                if !in_component[j] {
-                    in_component[j] = true;
-                    queue.push(j);
-                }
-            }
+        // Nothing can be raised when even all the key's customers, connected, would be
+        // ordinary: a component is never larger than the key, and the statistic grows with
+        // the count. This is most complaints (a busy product's steady trickle), and spares
+        // them the search for connections.
+        if z(ks.people.len()) < cfg.watch_threshold.min(cfg.threshold) {
+            return;
         }
-        let component: BTreeSet<&str> = (0..people.len())
-            .filter(|i| in_component[*i])
+        let ks = &self.keys[k];
+        // Distinct customers on the key (in id order: what follows does not depend on it).
+        let people: Vec<&str> = ks.people.keys().map(String::as_str).collect();
+        // Components over every tie at once (union-find): the new entry's, and the largest.
+        let mut dsu = self.connect(&people, customers);
+        let Ok(me) = people.binary_search(&entry.customer.as_str()) else {
+            return; // unreachable: the entry was just filed, and its customer with it
+        };
+        let roots: Vec<usize> = (0..people.len()).map(|i| dsu.find(i)).collect();
+        let root = roots[me];
+        let in_component = |c: &str| people.binary_search(&c).is_ok_and(|i| roots[i] == root);
+        let component: Vec<&str> = (0..people.len())
+            .filter(|i| roots[*i] == root)
             .map(|i| people[i])
             .collect();
         let size = component.len();
         let zt = z(people.len());
-        // The largest component (union-find over every tie) only when a spike is possible.
         let spike_possible = people.len() >= cfg.spike_min && zt >= cfg.threshold;
         let largest = if spike_possible {
-            let mut dsu = Dsu((0..people.len()).collect());
-            for (i, next) in adjacency.iter().enumerate() {
-                for &j in next {
-                    dsu.union(i, j);
-                }
-            }
             let mut sizes = vec![0usize; people.len()];
-            for i in 0..people.len() {
-                let r = dsu.find(i);
-                sizes[r] += 1;
+            for r in &roots {
+                sizes[*r] += 1;
             }
             sizes.into_iter().max().unwrap_or(0)
         } else {
@@ -232,13 +250,13 @@ impl Warnings {
         let entries = &ks.entries;
         let has_echo = entries
             .iter()
-            .any(|e| e.echo.is_some() && component.contains(e.customer.as_str()));
+            .any(|e| e.echo.is_some() && in_component(&e.customer));
         // Communities shared by at least two of the cluster's customers: one pass over the
         // cluster, and only when a warning is in question.
         let shared_communities = || {
-            let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+            let mut per: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
             for p in component.iter().filter_map(|c| customers.person(c)) {
-                for g in customers.names_of(&p.communities) {
+                for g in p.communities.numbers() {
                     *per.entry(g).or_default() += 1;
                 }
             }
@@ -274,11 +292,7 @@ impl Warnings {
             if size >= cfg.critical_size
                 || shared_communities() >= cfg.critical_communities
                 || influential()
-                || self.severe(
-                    entries
-                        .iter()
-                        .filter(|e| component.contains(e.customer.as_str())),
-                )
+                || self.severe(entries.iter().filter(|e| in_component(&e.customer)))
             {
                 Some(Level::Critical)
             } else {
@@ -293,7 +307,7 @@ impl Warnings {
         let group = group_level.map(|level| {
             let members: Vec<Entry> = entries
                 .iter()
-                .filter(|e| component.contains(e.customer.as_str()))
+                .filter(|e| in_component(&e.customer))
                 .cloned()
                 .collect();
             (level, members)

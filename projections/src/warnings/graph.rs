@@ -90,23 +90,34 @@ impl Warnings {
         }
     }
 
-    /// For each of `people`, the indices of the others it is tied to: shared community,
-    /// referral, or a reply / mention / echo tie. Built from buckets, not pairs, so a key
-    /// with many unrelated customers costs about one lookup per customer.
-    pub(super) fn adjacency(&self, people: &[&str], customers: &Customers) -> Vec<Vec<usize>> {
+    /// Whether a tie last seen `at` is inside the tie window (as of the last sweep).
+    pub(super) fn tie_is_live(&self, at: DateTime<Utc>) -> bool {
+        self.tie_cutoff.is_none_or(|cutoff| at > cutoff)
+    }
+
+    /// Who of `people` (sorted by id) is connected to whom, as union-find over their ties:
+    /// shared community, referral, or a reply / mention / echo tie. Each tie is one
+    /// union, and a community's members on the key one chain of them, so a key costs
+    /// about one lookup per customer, never one per pair.
+    pub(super) fn connect(&self, people: &[&str], customers: &Customers) -> Dsu {
         use std::collections::HashMap;
-        let index: HashMap<&str, usize> = people.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-        let profiles: Vec<Option<&Profile>> = people.iter().map(|p| customers.person(p)).collect();
-        let mut by_community: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut adjacency: Vec<Vec<usize>> = vec![Vec::new(); people.len()];
-        for (i, p) in profiles.iter().enumerate() {
-            let Some(p) = p else { continue };
-            for g in customers.names_of(&p.communities) {
+        let numbers: Vec<Option<u32>> = people.iter().map(|p| customers.number(p)).collect();
+        let index: HashMap<u32, usize> = numbers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.map(|n| (n, i)))
+            .collect();
+        let mut by_community: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut dsu = Dsu((0..people.len()).collect());
+        for (i, n) in numbers.iter().enumerate() {
+            let Some(p) = n.and_then(|n| customers.person_by_number(n)) else {
+                continue;
+            };
+            for g in p.communities.numbers() {
                 by_community.entry(g).or_default().push(i);
             }
-            if let Some(&j) = customers.referred_by(p).and_then(|r| index.get(r)) {
-                adjacency[i].push(j);
-                adjacency[j].push(i);
+            if let Some(&j) = p.referred_by.and_then(|r| index.get(&r)) {
+                dsu.union(i, j);
             }
         }
         // A shared community ties its members on the key when it is small, or when more
@@ -116,35 +127,37 @@ impl Warnings {
         let base = customers.len().max(1) as f64;
         let tests = by_community.len();
         for (g, members) in &by_community {
-            let size = customers.community_size(g);
+            let size = customers.community_size_by_number(*g);
             if members.len() > 1 && self.enriched(members.len(), people.len(), size, base, tests) {
-                for &i in members {
-                    adjacency[i].extend(members.iter().copied().filter(|j| *j != i));
+                for pair in members.windows(2) {
+                    dsu.union(pair[0], pair[1]);
                 }
             }
         }
         for (i, a) in people.iter().enumerate() {
-            if let Some(m) = self.ties.get(*a) {
-                // Walk the smaller side: the key's people or this customer's ties.
-                if m.len() < people.len() {
-                    adjacency[i].extend(m.keys().filter_map(|b| index.get(b.as_str()).copied()));
-                } else {
-                    adjacency[i].extend(
-                        people
-                            .iter()
-                            .enumerate()
-                            .filter(|(j, b)| *j != i && m.contains_key(**b))
-                            .map(|(j, _)| j),
-                    );
+            let Some(m) = self.ties.get(*a) else { continue };
+            // Walk the smaller side: the key's people or this customer's ties.
+            if m.len() < people.len() {
+                for (b, (_, at)) in m {
+                    if let Some(j) = index_of(people, b).filter(|_| self.tie_is_live(*at)) {
+                        dsu.union(i, j);
+                    }
+                }
+            } else {
+                for (j, b) in people.iter().enumerate() {
+                    if m.get(*b).is_some_and(|(_, at)| self.tie_is_live(*at)) {
+                        dsu.union(i, j);
+                    }
                 }
             }
         }
-        for next in &mut adjacency {
-            next.sort_unstable();
-            next.dedup();
-        }
-        adjacency
+        dsu
     }
+}
+
+/// Where `id` is in `people` (sorted by id).
+fn index_of(people: &[&str], id: &str) -> Option<usize> {
+    people.binary_search(&id).ok()
 }
 
 /// A tie between two customers as an alert's graph draws it.
@@ -184,7 +197,12 @@ impl Warnings {
                 };
                 let tie = if referral(a, b) || referral(b, a) {
                     Some("referral".to_owned())
-                } else if let Some((label, _)) = self.ties.get(*a).and_then(|m| m.get(*b)) {
+                } else if let Some((label, _)) = self
+                    .ties
+                    .get(*a)
+                    .and_then(|m| m.get(*b))
+                    .filter(|(_, at)| self.tie_is_live(*at))
+                {
                     Some(label.trim_start_matches('~').to_owned())
                 } else {
                     communities[i]

@@ -47,7 +47,7 @@ use chrono::{DateTime, Duration, Utc};
 use rapport_events::{fold as facts, Facts, FoldEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::{Customers, Profile};
+use crate::Customers;
 
 mod alert;
 mod config;
@@ -60,7 +60,6 @@ mod workflow;
 pub use alert::*;
 pub use config::*;
 use detector::*;
-use graph::*;
 pub use pyramid::network_alert_id;
 use text::*;
 pub use text::{shared_phrases, signature, similarity};
@@ -84,6 +83,8 @@ const LSH_BANDS: usize = 64;
 /// Signatures kept per text cluster (paraphrases chain through them).
 const CLUSTER_SIGNATURES_MAX: usize = 8;
 const LSH_ROWS: usize = MINHASH_K / LSH_BANDS;
+/// Days of event time between the passes that free ties gone out of their window.
+const TIE_SWEEP_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Warnings {
@@ -97,6 +98,8 @@ pub struct Warnings {
     /// customer → tied customer → (tie kind from the first's side, when last seen); both
     /// directions are stored.
     ties: BTreeMap<String, BTreeMap<String, (String, DateTime<Utc>)>>,
+    /// Ties last seen at or before this are out of the tie window (freed in a later pass).
+    tie_cutoff: Option<DateTime<Utc>>,
     /// Text clusters by LSH band bucket (`bucket_key`).
     buckets: BTreeMap<u64, Vec<String>>,
     clusters: BTreeMap<String, TextCluster>,
@@ -131,6 +134,7 @@ impl Warnings {
             complaints: BTreeMap::new(),
             echo_posts: BTreeMap::new(),
             ties: BTreeMap::new(),
+            tie_cutoff: None,
             buckets: BTreeMap::new(),
             clusters: BTreeMap::new(),
             signatures_of: BTreeMap::new(),

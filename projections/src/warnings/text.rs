@@ -8,6 +8,8 @@ pub(super) struct TextCluster {
     pub(super) id: String,
     pub(super) signatures: Vec<Vec<u32>>,
     pub(super) last_at: DateTime<Utc>,
+    /// The customers whose complaints joined it: whose `signatures_of` names it.
+    pub(super) contributors: BTreeSet<String>,
 }
 
 /// FNV-1a, 64 bits: fixed, so signatures and ids are the same on every run.
@@ -136,6 +138,14 @@ impl Warnings {
         let Some(c) = self.clusters.remove(id) else {
             return;
         };
+        for customer in &c.contributors {
+            if let Some(set) = self.signatures_of.get_mut(customer) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.signatures_of.remove(customer);
+                }
+            }
+        }
         for sig in &c.signatures {
             for band in 0..LSH_BANDS {
                 let k = band_hash(sig, band);
@@ -187,6 +197,7 @@ impl Warnings {
                         id: id.clone(),
                         signatures: vec![],
                         last_at: ev.occurred_at,
+                        contributors: BTreeSet::new(),
                     },
                 );
                 id
@@ -194,6 +205,7 @@ impl Warnings {
         };
         let c = self.clusters.get_mut(&id).expect("found or inserted");
         c.last_at = c.last_at.max(ev.occurred_at);
+        c.contributors.insert(ev.customer.clone());
         if c.signatures.len() < CLUSTER_SIGNATURES_MAX {
             for band in 0..LSH_BANDS {
                 let ids = self.buckets.entry(band_hash(&sig, band)).or_default();
