@@ -264,7 +264,7 @@ impl Warnings {
         });
     }
 
-    /// The evidence sentences, from projection state only.
+    /// The evidence sentences, from projection state only; `people` sorted by id.
     pub(super) fn describe(
         &self,
         people: &[String],
@@ -299,7 +299,7 @@ impl Warnings {
         for a in people {
             if let Some(p) = customers.person(a) {
                 if let Some(r) = customers.referred_by(p) {
-                    if people.iter().any(|x| x == r) {
+                    if people.binary_search_by(|x| x.as_str().cmp(r)).is_ok() {
                         lines.push(Said::new(
                             "referred",
                             &[("a", r.to_owned()), ("b", a.clone())],

@@ -223,14 +223,14 @@ impl Warnings {
         let ks = &self.keys[k];
         // Distinct customers on the key (in id order: what follows does not depend on it).
         let people: Vec<&str> = ks.people.keys().map(String::as_str).collect();
+        let index: FastMap<&str, usize> = people.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         // Components over every tie at once (union-find): the new entry's, and the largest.
-        let mut dsu = self.connect(&people, customers);
-        let Ok(me) = people.binary_search(&entry.customer.as_str()) else {
+        let mut dsu = self.connect(&people, &index, customers);
+        let Some(&me) = index.get(entry.customer.as_str()) else {
             return; // unreachable: the entry was just filed, and its customer with it
         };
         let roots: Vec<usize> = (0..people.len()).map(|i| dsu.find(i)).collect();
         let root = roots[me];
-        let in_component = |c: &str| people.binary_search(&c).is_ok_and(|i| roots[i] == root);
         let component: Vec<&str> = (0..people.len())
             .filter(|i| roots[*i] == root)
             .map(|i| people[i])
@@ -248,13 +248,33 @@ impl Warnings {
             size
         };
         let entries = &ks.entries;
-        let has_echo = entries
+        // Whether each entry is the component's, and who complained themselves (an echo,
+        // "+1", ties and counts for `watch`, but a warning needs `min_count` complainants).
+        let mut complained = vec![false; people.len()];
+        let in_component: Vec<bool> = entries
             .iter()
-            .any(|e| e.echo.is_some() && in_component(&e.customer));
+            .map(|e| {
+                let i = index.get(e.customer.as_str()).copied();
+                if e.echo.is_none() {
+                    if let Some(i) = i {
+                        complained[i] = true;
+                    }
+                }
+                i.is_some_and(|i| roots[i] == root)
+            })
+            .collect();
+        let of_component = || {
+            entries
+                .iter()
+                .zip(&in_component)
+                .filter(|(_, inside)| **inside)
+                .map(|(e, _)| e)
+        };
+        let has_echo = of_component().any(|e| e.echo.is_some());
         // Communities shared by at least two of the cluster's customers: one pass over the
         // cluster, and only when a warning is in question.
         let shared_communities = || {
-            let mut per: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+            let mut per: FastMap<u32, usize> = FastMap::default();
             for p in component.iter().filter_map(|c| customers.person(c)) {
                 for g in p.communities.numbers() {
                     *per.entry(g).or_default() += 1;
@@ -270,16 +290,9 @@ impl Warnings {
             })
         };
         let zc = z(size);
-        // Customers of the component who complained themselves: an echo ("+1") ties and
-        // counts for `watch`, but a warning needs `min_count` complainants.
-        let complained: std::collections::HashSet<&str> = entries
-            .iter()
-            .filter(|e| e.echo.is_none())
-            .map(|e| e.customer.as_str())
-            .collect();
         // People, not ids: two ids found to be one person after they complained count once
         // (a set only when some ids are one person: the count is the common case's cost).
-        let complaining = component.iter().filter(|c| complained.contains(**c));
+        let complaining = component.iter().filter(|c| index.get(**c).is_some_and(|i| complained[*i]));
         let complainants = if customers.identity().any_merged() {
             complaining
                 .map(|c| customers.person_id(c))
@@ -292,7 +305,7 @@ impl Warnings {
             if size >= cfg.critical_size
                 || shared_communities() >= cfg.critical_communities
                 || influential()
-                || self.severe(entries.iter().filter(|e| in_component(&e.customer)))
+                || self.severe(of_component())
             {
                 Some(Level::Critical)
             } else {
@@ -305,11 +318,7 @@ impl Warnings {
         };
         let on_key = people.len();
         let group = group_level.map(|level| {
-            let members: Vec<Entry> = entries
-                .iter()
-                .filter(|e| in_component(&e.customer))
-                .cloned()
-                .collect();
+            let members: Vec<Entry> = of_component().cloned().collect();
             (level, members)
         });
         // A spike already raised on this key (still on the key's entries) is updated with the

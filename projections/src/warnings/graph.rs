@@ -95,19 +95,23 @@ impl Warnings {
         self.tie_cutoff.is_none_or(|cutoff| at > cutoff)
     }
 
-    /// Who of `people` (sorted by id) is connected to whom, as union-find over their ties:
+    /// Who of `people` (`index` says where each is) is connected to whom, as union-find over their ties:
     /// shared community, referral, or a reply / mention / echo tie. Each tie is one
     /// union, and a community's members on the key one chain of them, so a key costs
     /// about one lookup per customer, never one per pair.
-    pub(super) fn connect(&self, people: &[&str], customers: &Customers) -> Dsu {
-        use std::collections::HashMap;
+    pub(super) fn connect(
+        &self,
+        people: &[&str],
+        index: &FastMap<&str, usize>,
+        customers: &Customers,
+    ) -> Dsu {
         let numbers: Vec<Option<u32>> = people.iter().map(|p| customers.number(p)).collect();
-        let index: HashMap<u32, usize> = numbers
+        let by_number: FastMap<u32, usize> = numbers
             .iter()
             .enumerate()
             .filter_map(|(i, n)| n.map(|n| (n, i)))
             .collect();
-        let mut by_community: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut by_community: FastMap<u32, Vec<usize>> = FastMap::default();
         let mut dsu = Dsu((0..people.len()).collect());
         for (i, n) in numbers.iter().enumerate() {
             let Some(p) = n.and_then(|n| customers.person_by_number(n)) else {
@@ -116,7 +120,7 @@ impl Warnings {
             for g in p.communities.numbers() {
                 by_community.entry(g).or_default().push(i);
             }
-            if let Some(&j) = p.referred_by.and_then(|r| index.get(&r)) {
+            if let Some(&j) = p.referred_by.and_then(|r| by_number.get(&r)) {
                 dsu.union(i, j);
             }
         }
@@ -139,7 +143,7 @@ impl Warnings {
             // Walk the smaller side: the key's people or this customer's ties.
             if m.len() < people.len() {
                 for (b, (_, at)) in m {
-                    if let Some(j) = index_of(people, b).filter(|_| self.tie_is_live(*at)) {
+                    if let Some(&j) = index.get(b.as_str()).filter(|_| self.tie_is_live(*at)) {
                         dsu.union(i, j);
                     }
                 }
@@ -155,10 +159,9 @@ impl Warnings {
     }
 }
 
-/// Where `id` is in `people` (sorted by id).
-fn index_of(people: &[&str], id: &str) -> Option<usize> {
-    people.binary_search(&id).ok()
-}
+/// Hash maps for the detector's per-complaint work, seeded alike on every run (their
+/// order is never what a result depends on).
+pub(super) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 /// A tie between two customers as an alert's graph draws it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -60,6 +60,7 @@ mod workflow;
 pub use alert::*;
 pub use config::*;
 use detector::*;
+use graph::FastMap;
 pub use pyramid::network_alert_id;
 use text::*;
 pub use text::{shared_phrases, signature, similarity};
@@ -97,7 +98,9 @@ pub struct Warnings {
     echo_posts: BTreeMap<String, (String, DateTime<Utc>)>,
     /// customer → tied customer → (tie kind from the first's side, when last seen); both
     /// directions are stored.
-    ties: BTreeMap<String, BTreeMap<String, (String, DateTime<Utc>)>>,
+    /// (Hashed: every complaint on a busy key looks up each of its customers here.)
+    #[serde(serialize_with = "sorted")]
+    ties: FastMap<String, BTreeMap<String, (String, DateTime<Utc>)>>,
     /// Ties last seen at or before this are out of the tie window (freed in a later pass).
     tie_cutoff: Option<DateTime<Utc>>,
     /// Text clusters by LSH band bucket (`bucket_key`).
@@ -118,6 +121,14 @@ pub struct Warnings {
     problems: BTreeMap<String, Problem>,
 }
 
+/// A hash map serialized in key order, so equal states serialize alike.
+fn sorted<S: serde::Serializer, K: Ord + Serialize, V: Serialize>(
+    map: &FastMap<K, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    map.iter().collect::<BTreeMap<&K, &V>>().serialize(s)
+}
+
 impl Default for Warnings {
     fn default() -> Self {
         Warnings::new(WarningConfig::default())
@@ -133,7 +144,7 @@ impl Warnings {
             keys: BTreeMap::new(),
             complaints: BTreeMap::new(),
             echo_posts: BTreeMap::new(),
-            ties: BTreeMap::new(),
+            ties: FastMap::default(),
             tie_cutoff: None,
             buckets: BTreeMap::new(),
             clusters: BTreeMap::new(),
