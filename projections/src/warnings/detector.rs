@@ -220,7 +220,29 @@ impl Warnings {
         if z(ks.people.len()) < cfg.watch_threshold.min(cfg.threshold) {
             return;
         }
-        let ks = &self.keys[k];
+        // The key's state is taken out while judged, so the alerts it updates can borrow
+        // its entries.
+        let Some((k, ks)) = self.keys.remove_entry(k) else {
+            return; // unreachable: filed above
+        };
+        self.judge(&k, &ks, &entry, expected, ev, customers);
+        self.keys.insert(k, ks);
+    }
+
+    /// Raises or updates what key `k` shows now that `entry` is on it: the new entry's
+    /// connected component as a group complaint, or the key as a spike.
+    fn judge(
+        &mut self,
+        k: &str,
+        ks: &KeyState,
+        entry: &Entry,
+        expected: f64,
+        ev: &FoldEvent,
+        customers: &Customers,
+    ) {
+        let now = self.clock.unwrap_or(ev.occurred_at);
+        let cfg = self.config.clone();
+        let z = |observed: usize| (observed as f64 - expected) / expected.sqrt();
         // Distinct customers on the key (in id order: what follows does not depend on it).
         let people: Vec<&str> = ks.people.keys().map(String::as_str).collect();
         let index: FastMap<&str, usize> = people.iter().enumerate().map(|(i, p)| (*p, i)).collect();
@@ -292,7 +314,9 @@ impl Warnings {
         let zc = z(size);
         // People, not ids: two ids found to be one person after they complained count once
         // (a set only when some ids are one person: the count is the common case's cost).
-        let complaining = component.iter().filter(|c| index.get(**c).is_some_and(|i| complained[*i]));
+        let complaining = component
+            .iter()
+            .filter(|c| index.get(**c).is_some_and(|i| complained[*i]));
         let complainants = if customers.identity().any_merged() {
             complaining
                 .map(|c| customers.person_id(c))
@@ -317,10 +341,7 @@ impl Warnings {
             None
         };
         let on_key = people.len();
-        let group = group_level.map(|level| {
-            let members: Vec<Entry> = of_component().cloned().collect();
-            (level, members)
-        });
+        let group = group_level.map(|level| (level, of_component().collect::<Vec<&Entry>>()));
         // A spike already raised on this key (still on the key's entries) is updated with the
         // new entry alone; a new one takes every entry on the key.
         let spike = (spike_possible && largest * 2 < on_key).then(|| {
@@ -331,12 +352,11 @@ impl Warnings {
                         .any(|e| a.complaint_positions.contains(&e.position))
                 })
             }) {
-                Some(id) => (Some(id.clone()), vec![entry.clone()]),
-                None => (None, entries.clone()),
+                Some(id) => (Some(id.clone()), vec![entry]),
+                None => (None, entries.iter().collect::<Vec<&Entry>>()),
             }
         });
         if let Some((level, members)) = group {
-            let members: Vec<&Entry> = members.iter().collect();
             self.upsert(
                 Kind::GroupComplaint,
                 level,
@@ -348,8 +368,7 @@ impl Warnings {
             );
         }
         if let Some((known, all)) = spike {
-            let all: Vec<&Entry> = all.iter().collect();
-            let level = if self.severe(self.keys[k].entries.iter()) {
+            let level = if self.severe(entries.iter()) {
                 Level::Critical
             } else {
                 Level::Warning
