@@ -154,6 +154,15 @@ pub struct AppOptions {
     pub min_position_wait: std::time::Duration,
     /// Connections, header and body timeouts of the listener.
     pub limits: http::ServeLimits,
+    /// TLS on the listener: the certificate chain and its private key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the listener's certificate chain and private key are (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl AppOptions {
@@ -169,6 +178,7 @@ impl AppOptions {
                 crate::read_model::MIN_POSITION_WAIT_MS,
             ),
             limits: Default::default(),
+            tls: None,
         }
     }
 }
@@ -186,6 +196,7 @@ pub struct App {
     data_dir: PathBuf,
     store_identity: String,
     limits: http::ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     /// Ticks the deadline clock when an alert's deadline falls due (unless configured off).
     deadlines: Option<tokio::task::JoinHandle<()>>,
 }
@@ -196,6 +207,11 @@ impl App {
     /// builds (embedded store) and Kafka (when configured).
     pub async fn build(opts: AppOptions) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
+        // A certificate that cannot be used stops the start before anything is opened.
+        let tls = match &opts.tls {
+            Some(f) => Some(http::tls::acceptor(&f.cert, &f.key)?),
+            None => None,
+        };
         check_store_identity(&opts.data_dir, &opts.store)?;
         let layout = DataDir::new(&opts.data_dir);
         // For the standard input of the children.
@@ -329,6 +345,7 @@ impl App {
             data_dir: opts.data_dir,
             store_identity: opts.store.identity(),
             limits: opts.limits,
+            tls,
             deadlines,
         })
     }
@@ -366,7 +383,9 @@ impl App {
         tracing::info!(%addr, data_dir = %self.data_dir.display(), store = %self.store_identity, last_position = self.state.log.last_position(), "serving");
         let stopping = self.state.stopping.clone();
         let webhooks = self.state.webhooks.clone();
-        let routes = http::router(self.state.clone()).merge(crate::console::router(self.state));
+        let secure = self.tls.is_some();
+        let routes =
+            http::router(self.state.clone()).merge(crate::console::router(self.state, secure));
         http::serve(
             listener,
             routes,
@@ -376,6 +395,7 @@ impl App {
                 tracing::info!("shutting down: finishing in-flight requests");
             },
             self.limits,
+            self.tls,
         )
         .await?;
         if let Some(d) = self.deadlines {
@@ -408,10 +428,11 @@ pub async fn run(
     listen: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     let app = App::build(opts).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("failed to listen on {listen}"))?;
-    println!("rapport listening on http://{}", listener.local_addr()?);
+    println!("rapport listening on {scheme}://{}", listener.local_addr()?);
     app.serve(listener, shutdown).await
 }

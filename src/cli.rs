@@ -143,6 +143,13 @@ pub struct ServeArgs {
     /// The consumer group.
     #[arg(long, default_value = "rapport")]
     pub kafka_group: String,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. The
+    /// console's session cookie is then `Secure`.
+    #[arg(long, env = "RAPPORT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "RAPPORT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]

@@ -15,6 +15,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         kafka_brokers,
         kafka_in_topic,
         kafka_group,
+        tls_cert,
+        tls_key,
     } = args;
     let config = config.load()?;
     let master = master.resolve(true)?;
@@ -29,6 +31,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             store,
             kafka,
             config,
+            tls: tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| app::TlsFiles { cert, key }),
             ..AppOptions::embedded(data.data_dir, master)
         },
         listen,

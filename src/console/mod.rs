@@ -61,12 +61,12 @@ impl FromRef<Console> for AppState {
     }
 }
 
-/// The console's routes, to merge with the API's.
-pub fn router(app: AppState) -> Router {
+/// The console's routes, to merge with the API's; `secure` when served over TLS.
+pub fn router(app: AppState, secure: bool) -> Router {
     let console = Console {
         app,
         sessions: Arc::new(Sessions::default()),
-        secure: false,
+        secure,
     };
     Router::new()
         .route("/", get(home))

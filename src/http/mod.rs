@@ -16,6 +16,7 @@ pub(crate) mod privacy;
 pub(crate) mod problems;
 pub(crate) mod query;
 pub(crate) mod segments;
+pub mod tls;
 pub(crate) mod webhooks;
 pub(crate) mod workflow;
 
@@ -349,20 +350,17 @@ impl Default for ServeLimits {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, under `limits`: connections are counted,
-/// slow headers and bodies time out, and in-flight requests finish (within the grace)
-/// after shutdown begins.
+/// Serves `app` on `listener` until `shutdown`, under `limits`, over TLS when `tls` is
+/// given: connections are counted, slow handshakes, headers and bodies time out, and
+/// in-flight requests finish (within the grace) after shutdown begins.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    use hyper_util::{
-        rt::{TokioIo, TokioTimer},
-        server::graceful::GracefulShutdown,
-        service::TowerToHyperService,
-    };
+    use hyper_util::{rt::TokioTimer, server::graceful::GracefulShutdown};
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         limits.body_read_timeout,
     ));
@@ -391,12 +389,21 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
-        // HTTP/1.1 without upgrades: the API and the console use none (SSE is a response).
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let (http, app, watcher) = (http.clone(), app.clone(), graceful.watcher());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => serve_connection(&http, stream, app, watcher).await,
+                // The handshake is held to the same limit as a request's headers.
+                Some(tls) => {
+                    match tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => serve_connection(&http, stream, app, watcher).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -408,4 +415,19 @@ pub async fn serve(
         tracing::warn!("connections still open after the shutdown grace period; closing them");
     }
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it closes or shutdown ends it.
+async fn serve_connection<S>(
+    http: &hyper::server::conn::http1::Builder,
+    stream: S,
+    app: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+    // HTTP/1.1 without upgrades: the API and the console use none (SSE is a response).
+    let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    let _ = watcher.watch(conn).await;
 }

@@ -3,6 +3,7 @@
 mod backup;
 mod cli;
 mod crash;
+mod tls;
 
 use std::{
     io::{BufRead, BufReader},
