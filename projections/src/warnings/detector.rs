@@ -194,7 +194,7 @@ impl Warnings {
     pub(super) fn add(&mut self, k: &str, entry: Entry, ev: &FoldEvent, customers: &Customers) {
         let now = self.clock.unwrap_or(ev.occurred_at);
         let window_start = now - self.window();
-        let cfg = self.config.clone();
+        let cfg = &self.config;
         let today = day_of(now);
         let ks = self.keys.entry(k.to_owned()).or_default();
         ks.expire(window_start);

@@ -69,11 +69,15 @@ pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
 
 /// The bucket of a signature's band: the band number in the top 6 bits, its hash below.
 pub(super) fn band_hash(sig: &[u32], band: usize) -> u64 {
-    let mut bytes = Vec::with_capacity(LSH_ROWS * 4);
+    // FNV-1a over the band's values as little-endian bytes, fed as they come.
+    let mut h: u64 = 0xcbf29ce484222325;
     for v in &sig[band * LSH_ROWS..(band + 1) * LSH_ROWS] {
-        bytes.extend_from_slice(&v.to_le_bytes());
+        for b in v.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
     }
-    ((band as u64) << 58) | (fnv(&bytes) >> 6)
+    ((band as u64) << 58) | (h >> 6)
 }
 
 /// Phrases shared by at least half of `texts` (and at least two), longest and most shared
@@ -167,16 +171,16 @@ impl Warnings {
     ) -> Option<String> {
         let text = text?;
         let sig = signature(text)?;
-        let mut candidates = BTreeSet::new();
+        let mut candidates: BTreeSet<&String> = BTreeSet::new();
         for band in 0..LSH_BANDS {
             if let Some(ids) = self.buckets.get(&band_hash(&sig, band)) {
-                candidates.extend(ids.iter().cloned());
+                candidates.extend(ids.iter());
             }
         }
         // The most similar earlier cluster above the threshold; ties by cluster id.
         let best = candidates
             .iter()
-            .filter_map(|id| self.clusters.get(id))
+            .filter_map(|id| self.clusters.get(*id))
             .map(|c| {
                 let best = c
                     .signatures
@@ -225,6 +229,21 @@ impl Warnings {
 
 #[cfg(test)]
 mod phrase_tests {
+    #[test]
+    fn a_band_hashes_as_fnv_of_its_bytes() {
+        let sig: Vec<u32> = (0..super::MINHASH_K as u32)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
+        for band in 0..super::LSH_BANDS {
+            let bytes: Vec<u8> = sig[band * super::LSH_ROWS..(band + 1) * super::LSH_ROWS]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            let expected = ((band as u64) << 58) | (super::fnv(&bytes) >> 6);
+            assert_eq!(super::band_hash(&sig, band), expected);
+        }
+    }
+
     #[test]
     fn shared_phrases_are_found_in_chinese_and_english() {
         let p = super::shared_phrases(
