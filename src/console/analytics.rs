@@ -11,7 +11,8 @@ use axum::{
 };
 
 use super::{api_error_page, render, text, Console, Frame, SignedIn, Tr};
-use crate::http;
+use crate::http::{self, ApiError};
+use serde_json::Value;
 
 struct CohortRow {
     cohort: String,
@@ -54,35 +55,34 @@ pub(crate) async fn page(State(c): State<Console>, signed: SignedIn) -> Response
     let at: Uri = format!("/?{}", past.trim_start_matches('&'))
         .parse()
         .unwrap_or_default();
-    let Json(cohorts) = match http::customers::get_cohorts(
-        State(c.app.clone()),
-        signed.caller.clone(),
-        Query::try_from_uri(&at),
-    )
-    .await
-    {
-        Ok(v) => v,
-        Err(e) => return api_error_page(t, e),
+    // The three tables are independent: computed side by side, one task each.
+    let (cohorts, rfm, lifecycle) = tokio::join!(
+        tokio::spawn(http::customers::get_cohorts(
+            State(c.app.clone()),
+            signed.caller.clone(),
+            Query::try_from_uri(&at),
+        )),
+        tokio::spawn(http::customers::get_rfm_grid(
+            State(c.app.clone()),
+            signed.caller.clone(),
+            Query::try_from_uri(&at),
+        )),
+        tokio::spawn(http::customers::lifecycle_by_month(
+            State(c.app.clone()),
+            signed.caller.clone(),
+            Query::try_from_uri(&at),
+        )),
+    );
+    let table = |r: Result<Result<Json<Value>, ApiError>, tokio::task::JoinError>| match r {
+        Ok(Ok(Json(v))) => Ok(v),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(ApiError::Internal(format!(
+            "an analytics table failed: {e}"
+        ))),
     };
-    let Json(rfm) = match http::customers::get_rfm_grid(
-        State(c.app.clone()),
-        signed.caller.clone(),
-        Query::try_from_uri(&at),
-    )
-    .await
-    {
-        Ok(v) => v,
-        Err(e) => return api_error_page(t, e),
-    };
-    let Json(lifecycle) = match http::customers::lifecycle_by_month(
-        State(c.app.clone()),
-        signed.caller.clone(),
-        Query::try_from_uri(&at),
-    )
-    .await
-    {
-        Ok(v) => v,
-        Err(e) => return api_error_page(t, e),
+    let (cohorts, rfm, lifecycle) = match (table(cohorts), table(rfm), table(lifecycle)) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return api_error_page(t, e),
     };
     let cohort_rows: Vec<CohortRow> = cohorts["cohorts"]
         .as_array()
