@@ -339,7 +339,7 @@ mod tests {
     fn placeholders_are_told_from_values() {
         assert!(super::is_placeholder("0000"));
         assert!(
-            super::is_placeholder("+8600000000") == false,
+            !super::is_placeholder("+8600000000"),
             "86 then zeros is a number"
         );
         assert!(super::is_placeholder("+1111111111"));

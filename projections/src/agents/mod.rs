@@ -584,8 +584,8 @@ impl Agents {
         }
         // A flagged network's evidence follows every event (its sentences come from sums);
         // its agents are listed again, and the change announced, as it grows by a tenth.
-        let grew = net.participants
-            >= net.described_at_participants + net.described_at_participants / 10 + 1;
+        let grew =
+            net.participants > net.described_at_participants + net.described_at_participants / 10;
         if rose {
             net.level = level;
             if level >= Some(Level::Warning) && net.flagged_at.is_none() {
