@@ -301,7 +301,11 @@ impl App {
         }
         let kafka = match &opts.kafka {
             Some(k) => {
-                let ingest = crate::kafka::spawn_ingest(k.clone(), log.clone())?;
+                let ingest = crate::kafka::spawn_ingest(
+                    k.clone(),
+                    log.clone(),
+                    metrics.kafka_dead_letters.clone(),
+                )?;
                 let outbox = crate::kafka::spawn_outbox(k.clone(), read_model.clone())?;
                 tracing::info!(brokers = %k.brokers, topic = %k.in_topic, group = %k.group, "kafka: consuming and publishing");
                 Some((ingest, outbox))

@@ -187,7 +187,12 @@ impl TaskHandle {
 }
 
 /// Starts consuming `opts.in_topic` into `log`.
-pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> {
+/// `dead_letters` counts the messages sent to the dead-letter topic.
+pub fn spawn_ingest(
+    opts: KafkaOptions,
+    log: Log,
+    dead_letters: prometheus_client::metrics::counter::Counter<u64, std::sync::atomic::AtomicU64>,
+) -> anyhow::Result<TaskHandle> {
     let consumer = consumer(&opts.brokers, &opts.group)?;
     consumer.subscribe(&[&opts.in_topic])?;
     let producer = producer(&opts.brokers)?;
@@ -289,6 +294,7 @@ pub fn spawn_ingest(opts: KafkaOptions, log: Log) -> anyhow::Result<TaskHandle> 
                         }
                     }
                 }
+                dead_letters.inc();
                 tracing::warn!(
                     topic = m.topic(),
                     partition = m.partition(),

@@ -54,6 +54,15 @@ pub(super) struct FeedGuard {
 }
 
 impl FeedCounts {
+    /// Feeds open now, of every key.
+    pub(super) fn open(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
+    }
+
     /// Counts a feed of `key` in, or says why not (429).
     pub(super) fn enter(
         counts: &std::sync::Arc<FeedCounts>,

@@ -17,6 +17,13 @@ pub struct RouteLabels {
     pub status: u16,
 }
 
+/// An alert's level and status, as the API names them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub level: String,
+    pub status: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_appended: Counter<u64, AtomicU64>,
@@ -33,6 +40,12 @@ pub struct Metrics {
     pub read_model_stopped: Gauge<u64, AtomicU64>,
     /// Set when metrics are read (Kafka configured): messages not yet consumed.
     pub kafka_consumer_lag: Gauge<u64, AtomicU64>,
+    /// Kafka messages sent to the dead-letter topic (counted by the ingest).
+    pub kafka_dead_letters: Counter<u64, AtomicU64>,
+    /// Set when metrics are read: alerts by level and status, every pair (zeros too).
+    pub alerts: Family<AlertLabels, Gauge<u64, AtomicU64>>,
+    /// Set when metrics are read: live feeds (Server-Sent Events) open now.
+    pub sse_clients: Gauge<u64, AtomicU64>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -103,7 +116,28 @@ impl Metrics {
             "Messages on the Kafka in topic's assigned partitions not yet consumed (when Kafka is configured)",
             kafka_consumer_lag.clone(),
         );
+        let kafka_dead_letters = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "kafka_dead_letters",
+            "Kafka messages that could not be appended and went to the dead-letter topic",
+            kafka_dead_letters.clone(),
+        );
+        let alerts = Family::<AlertLabels, Gauge<u64, AtomicU64>>::default();
+        registry.register(
+            "alerts",
+            "Early-warning alerts by level and status",
+            alerts.clone(),
+        );
+        let sse_clients = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "sse_clients",
+            "Live feeds (Server-Sent Events) open",
+            sse_clients.clone(),
+        );
         Metrics {
+            kafka_dead_letters,
+            alerts,
+            sse_clients,
             kafka_consumer_lag,
             read_model_stopped,
             read_model_compactions,

@@ -310,6 +310,8 @@ async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<R
     if let Some(lag) = state.kafka_lag.as_ref().and_then(|l| *l.borrow()) {
         state.metrics.kafka_consumer_lag.set(lag);
     }
+    state.metrics.sse_clients.set(state.feeds.open() as u64);
+    set_alert_counts(&state).await;
     state.metrics.read_model_lag_events.set(
         state
             .log
@@ -322,6 +324,44 @@ async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<R
         state.metrics.render(),
     )
         .into_response())
+}
+
+/// The alerts gauge: every level × status pair, zeros included, so a count that falls
+/// to nothing reads 0 rather than its last value.
+async fn set_alert_counts(state: &AppState) {
+    use rapport_projections::warnings::{Level, Status};
+    let name = |v: serde_json::Value| match v {
+        serde_json::Value::String(s) => s,
+        _ => String::new(),
+    };
+    let levels = [Level::Watch, Level::Warning, Level::Critical];
+    let statuses = [
+        Status::Open,
+        Status::Acknowledged,
+        Status::Resolved,
+        Status::Merged,
+    ];
+    let mut counts = [[0u64; 4]; 3];
+    for a in state.read_model.state.read().await.warnings.alerts() {
+        let l = levels.iter().position(|l| *l == a.level);
+        let s = statuses.iter().position(|s| *s == a.status);
+        if let (Some(l), Some(s)) = (l, s) {
+            counts[l][s] += 1;
+        }
+    }
+    for (l, level) in levels.into_iter().enumerate() {
+        for (s, status) in statuses.into_iter().enumerate() {
+            let labels = metrics::AlertLabels {
+                level: name(serde_json::json!(level)),
+                status: name(serde_json::json!(status)),
+            };
+            state
+                .metrics
+                .alerts
+                .get_or_create(&labels)
+                .set(counts[l][s]);
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; in-flight requests finish.

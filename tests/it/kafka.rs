@@ -207,7 +207,9 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
                "data": {"complaint_id": "k-2", "about": {"batch": "L1"}, "text": "mould too"}}).to_string(),
     ];
     produce(&b.addr, "rapport.events.in", &first).await;
-    let ingest = kafka::spawn_ingest(opts.clone(), log.clone()).unwrap();
+    // One count across the restart, as `/metrics` shows it.
+    let dead_letters = prometheus_client::metrics::counter::Counter::<u64>::default();
+    let ingest = kafka::spawn_ingest(opts.clone(), log.clone(), dead_letters.clone()).unwrap();
     let model = ReadModel::spawn(log.clone(), ReadModelOptions::service(None)).await;
     let outbox = kafka::spawn_outbox(opts.clone(), model.clone()).unwrap();
     let mut applied = model.watch_applied();
@@ -247,7 +249,7 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
         ),
     ];
     produce(&b.addr, "rapport.events.in", &second).await;
-    let ingest = kafka::spawn_ingest(opts.clone(), log.clone()).unwrap();
+    let ingest = kafka::spawn_ingest(opts.clone(), log.clone(), dead_letters.clone()).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(60), applied.wait_for(|p| *p >= 6)).await;
     assert_eq!(
         store.last_position(),
@@ -323,6 +325,7 @@ async fn kafka_ingest_survives_a_restart_dead_letters_bad_messages_and_publishes
     }
     ingest.stop().await.unwrap();
     outbox.stop().await.unwrap();
+    assert_eq!(dead_letters.get(), 2, "both dead letters counted");
     let checkpoint: Value =
         serde_json::from_slice(&std::fs::read(&opts.checkpoint).unwrap()).unwrap();
     assert_eq!(checkpoint["alerts"], 2);

@@ -118,6 +118,19 @@ async fn a_group_complaint_is_raised_live_explained_and_handled_by_staff() {
     assert!(ties.contains(&"3 of 3 in community g-12"), "{ties:?}");
     assert!(ties.contains(&"c-1 referred c-3"), "{ties:?}");
 
+    // Operations see it too: alerts by level and status (every pair, so the watch it was
+    // reads 0 now), and the feed open.
+    let (_, metrics) = s.get_text("/metrics", &s.admin).await;
+    for line in [
+        r#"rapport_alerts{level="warning",status="open"} 1"#,
+        r#"rapport_alerts{level="watch",status="open"} 0"#,
+        r#"rapport_alerts{level="critical",status="merged"} 0"#,
+        "rapport_sse_clients 1",
+        "rapport_kafka_dead_letters_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+
     // Support sees the phrases the complaints share; an analyst sees none.
     let (status, one) = s
         .get(&format!("/v1/alerts/{id}"), &s.key(Role::Support))
