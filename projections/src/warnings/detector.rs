@@ -80,6 +80,8 @@ impl Warnings {
         if today == self.swept_day {
             return;
         }
+        let new_week =
+            today.div_euclid(TIE_SWEEP_DAYS) != self.swept_day.div_euclid(TIE_SWEEP_DAYS);
         self.swept_day = today;
         let window_start = now - self.window();
         let keep_days = self.config.baseline_days + self.config.guard_days + 4;
@@ -90,11 +92,12 @@ impl Warnings {
         });
         self.complaints.retain(|_, c| c.at > window_start);
         self.echo_posts.retain(|_, (_, at)| *at > window_start);
-        // Ties older than the tie window are out from now on (`ties_of` reads past them);
-        // the pass that frees them runs once every `TIE_SWEEP_DAYS`, as it walks them all.
+        // Ties older than the tie window are out from now on (`tie_is_live` reads past
+        // them); the pass that frees them walks them all, so it runs at the first sweep of
+        // each `TIE_SWEEP_DAYS` of event time.
         let tie_start = now - Duration::days(self.config.tie_window_days);
         self.tie_cutoff = Some(tie_start);
-        if today.rem_euclid(TIE_SWEEP_DAYS) == 0 {
+        if new_week {
             self.ties.retain(|_, m| {
                 m.retain(|_, (_, at)| *at > tie_start);
                 !m.is_empty()

@@ -394,6 +394,27 @@ mod tests {
     }
 
     #[test]
+    fn a_tie_older_than_the_tie_window_no_longer_connects() {
+        for (gap_days, connected) in [(10, true), (200, false)] {
+            let mut w = World::new();
+            w.push(
+                EventType::Post,
+                "a",
+                json!({"post_id": "p1", "text": "see you there", "mentions": ["b"]}),
+            );
+            w.hour += gap_days * 24;
+            w.complain("a", "k1", json!({"batch": "L1"}), "the tea smells of mould");
+            w.complain("b", "k2", json!({"batch": "L1"}), "mouldy tea again");
+            let st = w.fold();
+            assert_eq!(
+                !group(&st).is_empty(),
+                connected,
+                "a mention {gap_days} days before"
+            );
+        }
+    }
+
+    #[test]
     fn unconnected_customers_hitting_one_outage_are_a_spike_not_a_group() {
         let mut w = World::new();
         for i in 0..8 {
