@@ -18,9 +18,18 @@ pub(super) struct KeyState {
     pub(super) entries: Vec<Entry>,
     /// day number → distinct complainants that day.
     pub(super) days: BTreeMap<i64, BTreeSet<String>>,
-    /// The distinct customers of `entries`, each with how many entries it has there: how
-    /// many are on the key, without a pass over the entries.
-    pub(super) people: BTreeMap<String, u32>,
+    /// The distinct customers of `entries`: how many are on the key without a pass over
+    /// the entries, and each one's number, looked up once.
+    pub(super) people: BTreeMap<String, OnKey>,
+}
+
+/// A customer on a key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct OnKey {
+    /// Their entries on the key.
+    entries: u32,
+    /// Their customer number (`Customers::number`, which never changes).
+    pub(super) number: Option<u32>,
 }
 
 impl KeyState {
@@ -36,9 +45,18 @@ impl KeyState {
         });
     }
 
-    /// Files `entry`, dropping the oldest past `KEY_ENTRIES_MAX`.
-    fn push(&mut self, entry: Entry) {
-        *self.people.entry(entry.customer.clone()).or_default() += 1;
+    /// Files `entry` last, dropping the oldest past `KEY_ENTRIES_MAX`.
+    fn push(&mut self, entry: Entry, customers: &Customers) {
+        match self.people.get_mut(&entry.customer) {
+            Some(on) => on.entries += 1,
+            None => {
+                let on = OnKey {
+                    entries: 1,
+                    number: customers.number(&entry.customer),
+                };
+                self.people.insert(entry.customer.clone(), on);
+            }
+        }
         self.entries.push(entry);
         if self.entries.len() > KEY_ENTRIES_MAX {
             let drop = self.entries.len() - KEY_ENTRIES_MAX;
@@ -49,10 +67,10 @@ impl KeyState {
     }
 }
 
-fn forget(people: &mut BTreeMap<String, u32>, customer: &str) {
-    if let Some(n) = people.get_mut(customer) {
-        *n -= 1;
-        if *n == 0 {
+fn forget(people: &mut BTreeMap<String, OnKey>, customer: &str) {
+    if let Some(on) = people.get_mut(customer) {
+        on.entries -= 1;
+        if on.entries == 0 {
             people.remove(customer);
         }
     }
@@ -204,11 +222,11 @@ impl Warnings {
         if entry.at <= window_start {
             return; // a late event older than the window changes nothing now
         }
-        ks.days
-            .entry(day_of(entry.at))
-            .or_default()
-            .insert(entry.customer.clone());
-        ks.push(entry.clone());
+        let day = ks.days.entry(day_of(entry.at)).or_default();
+        if !day.contains(&entry.customer) {
+            day.insert(entry.customer.clone());
+        }
+        ks.push(entry, customers);
         // Baseline: distinct complainants per day before the guard gap.
         let from = today - cfg.guard_days - cfg.baseline_days;
         let to = today - cfg.guard_days;
@@ -228,29 +246,32 @@ impl Warnings {
         let Some((k, ks)) = self.keys.remove_entry(k) else {
             return; // unreachable: filed above
         };
-        self.judge(&k, &ks, &entry, expected, ev, customers);
+        self.judge(&k, &ks, expected, ev, customers);
         self.keys.insert(k, ks);
     }
 
-    /// Raises or updates what key `k` shows now that `entry` is on it: the new entry's
-    /// connected component as a group complaint, or the key as a spike.
+    /// Raises or updates what key `k` shows now that its last entry is on it: the new
+    /// entry's connected component as a group complaint, or the key as a spike.
     fn judge(
         &mut self,
         k: &str,
         ks: &KeyState,
-        entry: &Entry,
         expected: f64,
         ev: &FoldEvent,
         customers: &Customers,
     ) {
+        let Some(entry) = ks.entries.last() else {
+            return; // unreachable: an entry was just filed
+        };
         let now = self.clock.unwrap_or(ev.occurred_at);
         let cfg = self.config.clone();
         let z = |observed: usize| (observed as f64 - expected) / expected.sqrt();
         // Distinct customers on the key (in id order: what follows does not depend on it).
         let people: Vec<&str> = ks.people.keys().map(String::as_str).collect();
+        let numbers: Vec<Option<u32>> = ks.people.values().map(|on| on.number).collect();
         let index: FastMap<&str, usize> = people.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         // Components over every tie at once (union-find): the new entry's, and the largest.
-        let mut dsu = self.connect(&people, &index, customers);
+        let mut dsu = self.connect(&people, &numbers, &index, customers);
         let Some(&me) = index.get(entry.customer.as_str()) else {
             return; // unreachable: the entry was just filed, and its customer with it
         };

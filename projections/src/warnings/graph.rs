@@ -119,17 +119,18 @@ impl Warnings {
         self.tie_cutoff.is_none_or(|cutoff| at > cutoff)
     }
 
-    /// Who of `people` (`index` says where each is) is connected to whom, as union-find over their ties:
-    /// shared community, referral, or a reply / mention / echo tie. Each tie is one
-    /// union, and a community's members on the key one chain of them, so a key costs
-    /// about one lookup per customer, never one per pair.
+    /// Who of `people` (`index` says where each is, `numbers` their customer numbers) is
+    /// connected to whom, as union-find over their ties: shared community, referral, or a
+    /// reply / mention / echo tie. Each tie is one union, and a community's members on the
+    /// key one chain of them, so a key costs about one lookup per customer, never one per
+    /// pair.
     pub(super) fn connect(
         &self,
         people: &[&str],
+        numbers: &[Option<u32>],
         index: &FastMap<&str, usize>,
         customers: &Customers,
     ) -> Dsu {
-        let numbers: Vec<Option<u32>> = people.iter().map(|p| customers.number(p)).collect();
         let by_number: FastMap<u32, usize> = numbers
             .iter()
             .enumerate()
