@@ -10,14 +10,6 @@ use serde::Serialize;
 use super::{month_of, Community};
 use crate::customers::Moment;
 
-/// The first instant of month number `m` (`year × 12 + month0`), packed.
-fn month_start(m: i32) -> Moment {
-    let start = chrono::NaiveDate::from_ymd_opt(m.div_euclid(12), m.rem_euclid(12) as u32 + 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    Moment::from(start)
-}
 use crate::{
     lifecycle::{Lifecycle, LifecycleConfig},
     warnings::Warnings,
@@ -77,6 +69,15 @@ fn month_name(m: i32) -> String {
 
 fn strings(m: BTreeMap<String, Decimal>) -> BTreeMap<String, String> {
     m.into_iter().map(|(k, v)| (k, v.to_string())).collect()
+}
+
+/// The first instant of month number `m` (`year × 12 + month0`), packed.
+fn month_start(m: i32) -> Moment {
+    let start = chrono::NaiveDate::from_ymd_opt(m.div_euclid(12), m.rem_euclid(12) as u32 + 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    Moment::from(start)
 }
 
 fn add(into: &mut BTreeMap<String, Decimal>, currency: &str, amount: Decimal) {

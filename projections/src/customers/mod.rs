@@ -186,21 +186,15 @@ impl Profile {
     /// Revenue net of refunds in one currency, up to `as_of` (inclusive).
     pub fn net_revenue_in(&self, as_of: DateTime<Utc>, currency: &str) -> Decimal {
         let as_of = Moment::from(as_of);
-        let bought: Decimal = self
-            .purchases
-            .iter()
-            .take_while(|p| p.moment() <= as_of)
-            .filter(|p| p.is_in(currency))
-            .map(|p| p.amount())
-            .sum();
-        let refunded: Decimal = self
-            .refunds
-            .iter()
-            .take_while(|r| r.moment() <= as_of)
-            .filter(|r| r.is_in(currency))
-            .map(|r| r.amount())
-            .sum();
-        bought - refunded
+        let sum = |amounts: &[Money3]| -> Decimal {
+            amounts
+                .iter()
+                .take_while(|a| a.moment() <= as_of)
+                .filter(|a| a.is_in(currency))
+                .map(|a| a.amount())
+                .sum()
+        };
+        sum(&self.purchases) - sum(&self.refunds)
     }
 
     pub fn last_purchase_until(&self, as_of: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -295,15 +289,6 @@ impl Customers {
         self.complaint_authors
             .get(id)
             .and_then(|n| self.by_number(n))
-    }
-
-    /// Members of the community named `name` now.
-    pub fn community_size(&self, name: &str) -> u32 {
-        self.names
-            .find(name)
-            .and_then(|n| self.community_sizes.get(&n))
-            .copied()
-            .unwrap_or(0)
     }
 
     /// Members of the community numbered `n` (see [`NameSet::numbers`]) now.
