@@ -137,6 +137,14 @@ async fn keyring_for<S: EventStore>(
     }
     let wrapped = store.load_keys().await?;
     let keyring = Keyring::load(master, wrapped).context("failed to unwrap the data keys")?;
+    if let Some((customer, generation)) = keyring.damaged().first() {
+        tracing::error!(
+            damaged = keyring.damaged().len(),
+            first_customer = %customer,
+            first_generation = generation,
+            "data keys are damaged in the store: the personal data they sealed is shown as `damaged`; everything else is served (rapport check lists the events; restore from a backup to recover them)"
+        );
+    }
     let log = Log::new(store.clone() as Arc<dyn EventStore>, Arc::new(keyring));
     Ok((store, log))
 }

@@ -143,6 +143,32 @@ pub struct ServeArgs {
     /// The consumer group.
     #[arg(long, default_value = "rapport")]
     pub kafka_group: String,
+    /// How to reach the brokers: in the clear, over TLS, with SASL credentials, or both
+    /// (managed Kafka services ask for sasl-ssl).
+    #[arg(
+        long,
+        env = "RAPPORT_KAFKA_SECURITY_PROTOCOL",
+        value_enum,
+        default_value = "plaintext"
+    )]
+    pub kafka_security_protocol: crate::kafka::Protocol,
+    #[arg(long, env = "RAPPORT_KAFKA_SASL_MECHANISM", value_enum)]
+    pub kafka_sasl_mechanism: Option<crate::kafka::Mechanism>,
+    #[arg(long, env = "RAPPORT_KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    /// A file holding the SASL password (or set RAPPORT_KAFKA_SASL_PASSWORD; never on the
+    /// command line, where `ps` shows it).
+    #[arg(long, env = "RAPPORT_KAFKA_SASL_PASSWORD_FILE")]
+    pub kafka_sasl_password_file: Option<std::path::PathBuf>,
+    /// CA certificates (PEM) that sign the brokers' certificates; the system's by default.
+    #[arg(long, env = "RAPPORT_KAFKA_SSL_CA")]
+    pub kafka_ssl_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) for brokers that authenticate clients by TLS; needs
+    /// --kafka-ssl-key.
+    #[arg(long, env = "RAPPORT_KAFKA_SSL_CERT")]
+    pub kafka_ssl_cert: Option<std::path::PathBuf>,
+    #[arg(long, env = "RAPPORT_KAFKA_SSL_KEY")]
+    pub kafka_ssl_key: Option<std::path::PathBuf>,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. The
     /// console's session cookie is then `Secure`.
     #[arg(long, env = "RAPPORT_TLS_CERT", requires = "tls_key")]

@@ -223,8 +223,11 @@ fn open_bytes(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, 
 #[derive(Clone)]
 pub struct DataKey {
     pub generation: u32,
-    /// `None` once destroyed.
+    /// `None` once destroyed, or when damaged.
     expanded: Option<Arc<ExpandedKey>>,
+    /// The key's stored form was damaged: nothing it sealed can be opened, though nothing
+    /// was erased.
+    damaged: bool,
 }
 
 /// What a raw data key expands to. The raw bytes themselves are not kept here.
@@ -247,11 +250,18 @@ impl DataKey {
         DataKey {
             generation,
             expanded,
+            damaged: false,
         }
     }
 
+    /// Destroyed by an erasure (a damaged key is not).
     pub fn is_destroyed(&self) -> bool {
-        self.expanded.is_none()
+        self.expanded.is_none() && !self.damaged
+    }
+
+    /// Its stored form did not unwrap when the keyring was loaded.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged
     }
 
     pub fn seal(&self, id: Uuid, plain: &[u8]) -> Option<Vec<u8>> {
@@ -360,7 +370,10 @@ struct Generation {
     /// travels with every append that uses it. A flag here (it fits in the padding) spares
     /// the look-up in that map for the keys that are durable, nearly all of them.
     pending: bool,
-    /// `None` once destroyed.
+    /// Its stored wrapped form did not unwrap (the row was damaged): `key` is `None`, but
+    /// the key was not destroyed and what it sealed is not erased; it cannot be opened.
+    damaged: bool,
+    /// `None` once destroyed, or when damaged.
     key: Option<Zeroizing<[u8; KEY_LEN]>>,
 }
 
@@ -430,7 +443,8 @@ impl Expanded {
         match &mut self.slots[i] {
             Some((c, k)) if c == customer && k.generation == g.generation => k.clone(),
             slot => {
-                let k = DataKey::new(g.generation, g.key.as_deref());
+                let mut k = DataKey::new(g.generation, g.key.as_deref());
+                k.damaged = g.damaged;
                 match slot {
                     // The slot's string is reused when the new id fits where the old one was.
                     Some((c, old)) => {
@@ -482,15 +496,31 @@ impl Keys {
 pub struct Keyring {
     master: MasterKey,
     keys: Mutex<Keys>,
+    /// Keys found damaged on load: (customer, generation).
+    damaged: Vec<(String, u32)>,
+}
+
+/// What became of one generation of a customer's data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Live,
+    /// Destroyed by an erasure.
+    Destroyed,
+    /// Its stored form does not unwrap: what it sealed cannot be opened.
+    Damaged,
 }
 
 impl Keyring {
-    /// Unwraps every stored key. Fails if a key was wrapped by another master key.
+    /// Unwraps every stored key. Fails if a key was wrapped by another master key (the
+    /// wrong master key was given). A key that does not unwrap under the right one was
+    /// damaged where it is stored: it is kept as damaged ([`Keyring::damaged`]), so the
+    /// damage stays with that customer's personal data and the rest of the store opens.
     pub fn load(master: MasterKey, wrapped: Vec<WrappedKey>) -> Result<Keyring, CryptoError> {
         let id = master.id();
         let mut customers: StrMap<CustomerKeys> = StrMap::default();
+        let mut damaged = Vec::new();
         for w in wrapped {
-            let key = match &w.wrapped {
+            let (key, is_damaged) = match &w.wrapped {
                 Some(bytes) => {
                     if w.master_key_id != id {
                         return Err(CryptoError::MasterKey(format!(
@@ -498,13 +528,20 @@ impl Keyring {
                             w.master_key_id
                         )));
                     }
-                    Some(master.unwrap(&w.customer, w.generation, bytes)?)
+                    match master.unwrap(&w.customer, w.generation, bytes) {
+                        Ok(k) => (Some(k), false),
+                        Err(_) => {
+                            damaged.push((w.customer.clone(), w.generation));
+                            (None, true)
+                        }
+                    }
                 }
-                None => None,
+                None => (None, false),
             };
             let g = Generation {
                 generation: w.generation,
                 pending: false,
+                damaged: is_damaged,
                 key,
             };
             match customers.get_mut(w.customer.as_str()) {
@@ -519,6 +556,7 @@ impl Keyring {
         }
         customers.shrink_to_fit();
         Ok(Keyring {
+            damaged,
             master,
             keys: Mutex::new(Keys {
                 customers,
@@ -572,6 +610,7 @@ impl Keyring {
         let g = Generation {
             generation,
             pending: true,
+            damaged: false,
             key: Some(raw),
         };
         let c = match customers.get_mut(customer) {
@@ -595,12 +634,23 @@ impl Keyring {
         self.expand(customer, |c| c.find(generation))
     }
 
-    /// Whether the key of `(customer, generation)` was destroyed; `None` if unknown. Cheaper
-    /// than [`Keyring::get`] for readers that will not decrypt: nothing is expanded.
-    pub fn is_destroyed(&self, customer: &str, generation: u32) -> Option<bool> {
+    /// Whether the key of `(customer, generation)` is live, destroyed or damaged; `None` if
+    /// unknown. Cheaper than [`Keyring::get`] for readers that will not decrypt: nothing is
+    /// expanded.
+    pub fn state(&self, customer: &str, generation: u32) -> Option<KeyState> {
         let keys = self.lock();
         let g = keys.customers.get(customer)?.find(generation)?;
-        Some(g.key.is_none())
+        Some(match (&g.key, g.damaged) {
+            (Some(_), _) => KeyState::Live,
+            (None, true) => KeyState::Damaged,
+            (None, false) => KeyState::Destroyed,
+        })
+    }
+
+    /// The keys whose stored form did not unwrap when the store was opened: (customer,
+    /// generation).
+    pub fn damaged(&self) -> &[(String, u32)] {
+        &self.damaged
     }
 
     /// The current generation, if the customer has a usable key.
@@ -670,7 +720,9 @@ impl Keyring {
         keys.forget_pending(customer, generation);
     }
 
-    /// Every live key, re-wrapped under `new_master` (for master-key rotation).
+    /// Every live key, re-wrapped under `new_master` (for master-key rotation). A damaged
+    /// key cannot be re-wrapped; the caller refuses to rotate while there is one (its row
+    /// would keep naming the old master key, and the store would not open under the new).
     pub fn rewrap_all(&self, new_master: &MasterKey) -> Vec<WrappedKey> {
         let keys = self.lock();
         let mut out = Vec::new();
@@ -769,20 +821,41 @@ mod tests {
         let mut new = NewKeys::default();
         let k1 = ring.current_or_create("c", &mut new);
         ring.mark_durable(&new.into_vec());
-        assert_eq!(ring.is_destroyed("c", 1), Some(false));
+        assert_eq!(ring.state("c", 1), Some(KeyState::Live));
         ring.destroy("c", k1.generation);
         assert!(ring.get("c", 1).unwrap().is_destroyed());
-        assert_eq!(ring.is_destroyed("c", 1), Some(true));
+        assert_eq!(ring.state("c", 1), Some(KeyState::Destroyed));
         let mut new2 = NewKeys::default();
         assert_eq!(ring.current_or_create("c", &mut new2).generation, 2);
         // Both generations stay known, the first one destroyed, whatever the cache holds.
         assert_eq!(
-            (ring.is_destroyed("c", 1), ring.is_destroyed("c", 2)),
-            (Some(true), Some(false))
+            (ring.state("c", 1), ring.state("c", 2)),
+            (Some(KeyState::Destroyed), Some(KeyState::Live))
         );
-        assert_eq!(ring.is_destroyed("c", 3), None);
-        assert_eq!(ring.is_destroyed("nobody", 1), None);
+        assert_eq!(ring.state("c", 3), None);
+        assert_eq!(ring.state("nobody", 1), None);
         assert!(ring.get("c", 1).unwrap().is_destroyed());
         assert!(!ring.current("c").unwrap().is_destroyed());
+    }
+
+    #[test]
+    fn a_damaged_key_is_kept_as_damaged_and_the_rest_load() {
+        let master = MasterKey::generate();
+        let ring = Keyring::load(master.clone(), vec![]).unwrap();
+        let mut new = NewKeys::default();
+        ring.current_or_create("a", &mut new);
+        ring.current_or_create("b", &mut new);
+        let mut wrapped = new.into_vec();
+        let b = wrapped.iter_mut().find(|w| w.customer == "b").unwrap();
+        *b.wrapped.as_mut().unwrap().last_mut().unwrap() ^= 1;
+        let again = Keyring::load(master, wrapped).unwrap();
+        assert_eq!(again.damaged(), &[("b".to_owned(), 1)]);
+        assert_eq!(again.state("a", 1), Some(KeyState::Live));
+        assert_eq!(again.state("b", 1), Some(KeyState::Damaged));
+        let b1 = again.get("b", 1).unwrap();
+        assert!(b1.is_damaged() && !b1.is_destroyed());
+        // New personal data of b is sealed under a new generation, not the damaged one.
+        let mut new = NewKeys::default();
+        assert_eq!(again.current_or_create("b", &mut new).generation, 2);
     }
 }

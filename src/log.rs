@@ -15,7 +15,7 @@ use rapport_events::{
 use uuid::Uuid;
 
 use crate::{
-    crypto::{public_digest, Keyring, NewKeys, INDEX_KEY_OWNER},
+    crypto::{public_digest, KeyState, Keyring, NewKeys, INDEX_KEY_OWNER},
     store::{
         AppendRequest, Appended, EventStore, ExpectedVersion, SealedEvent, StoreError, StoredEvent,
     },
@@ -131,6 +131,15 @@ impl Log {
         self.store.last_position()
     }
 
+    /// Waits until the log holds `position` (at once if it does).
+    pub async fn wait_for_position(&self, position: u64) {
+        while self.store.last_position() < position {
+            self.store
+                .wait_for_position_after(self.store.last_position())
+                .await;
+        }
+    }
+
     /// The version of the last event of `stream`, if it has any.
     pub fn stream_version(&self, stream: &str) -> Option<u64> {
         self.store.stream_version(stream)
@@ -212,6 +221,9 @@ impl Log {
             Some((blob, generation)) => match self.keys.get(&ev.customer, *generation) {
                 None => return Verified::Damaged("its data key is missing".into()),
                 Some(key) if key.is_destroyed() => return Verified::Erased,
+                Some(key) if key.is_damaged() => {
+                    return Verified::Damaged("its customer's data key is damaged".into())
+                }
                 Some(key) => match key.open(ev.id, blob) {
                     Some(Ok(plain)) => Some(plain),
                     _ => return Verified::Damaged("its personal data does not decrypt".into()),
@@ -507,38 +519,48 @@ impl Log {
                             .ok_or_else(unknown)?,
                     ),
                 };
-                match key {
-                    None if self
+                let state = match &key {
+                    None => self
                         .keys
-                        .is_destroyed(&ev.customer, *generation)
-                        .ok_or_else(unknown)? =>
-                    {
-                        Some(PersonalView::Erased)
+                        .state(&ev.customer, *generation)
+                        .ok_or_else(unknown)?,
+                    Some(k) if k.is_damaged() => KeyState::Damaged,
+                    Some(k) if k.is_destroyed() => KeyState::Destroyed,
+                    Some(_) => KeyState::Live,
+                };
+                match (key, state) {
+                    (_, KeyState::Destroyed) => Some(PersonalView::Erased),
+                    (_, KeyState::Damaged) => {
+                        tracing::error!(position, customer = %ev.customer, generation, "personal data left out: the customer's data key is damaged in the store");
+                        Some(PersonalView::Damaged)
                     }
-                    None => Some(PersonalView::Withheld),
-                    Some(key) if key.is_destroyed() => Some(PersonalView::Erased),
-                    Some(key) => {
-                        let plain = key
-                            .open(ev.id, blob)
-                            .expect("checked: not destroyed")
-                            .map_err(|e| StoreError::Integrity {
-                                position,
-                                what: format!("personal data: {e}"),
-                            })?;
-                        let fields: PersonalFields =
-                            serde_json::from_slice(&plain).map_err(|e| StoreError::Integrity {
-                                position,
-                                what: format!("personal data is not JSON: {e}"),
-                            })?;
-                        if access == PersonalAccess::Pseudonymised {
-                            let pseud = fields.map_strings(|path, v| {
-                                key.pseudonym(path, v).expect("checked: not destroyed")
-                            });
-                            personal::merge(&mut data, &pseud);
-                            Some(PersonalView::Pseudonymised)
-                        } else {
-                            personal::merge(&mut data, &fields);
-                            Some(PersonalView::Plain)
+                    (None, KeyState::Live) => Some(PersonalView::Withheld),
+                    (Some(key), KeyState::Live) => {
+                        match key.open(ev.id, blob) {
+                            Some(Ok(plain)) => {
+                                let fields: PersonalFields = serde_json::from_slice(&plain)
+                                    .map_err(|e| StoreError::Integrity {
+                                        position,
+                                        what: format!("personal data is not JSON: {e}"),
+                                    })?;
+                                if access == PersonalAccess::Pseudonymised {
+                                    let pseud = fields.map_strings(|path, v| {
+                                        key.pseudonym(path, v).expect("checked: live")
+                                    });
+                                    personal::merge(&mut data, &pseud);
+                                    Some(PersonalView::Pseudonymised)
+                                } else {
+                                    personal::merge(&mut data, &fields);
+                                    Some(PersonalView::Plain)
+                                }
+                            }
+                            // The ciphertext was changed where it is stored: the event's other
+                            // fields are intact (they are checked against their digest by
+                            // `rapport check`), only its personal data is lost.
+                            _ => {
+                                tracing::error!(position, customer = %ev.customer, "personal data left out: its ciphertext is damaged in the store");
+                                Some(PersonalView::Damaged)
+                            }
                         }
                     }
                 }

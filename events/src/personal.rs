@@ -28,6 +28,9 @@ pub enum PersonalView {
     Withheld,
     /// Left out: the customer's key was destroyed (crypto-shredded); they cannot come back.
     Erased,
+    /// Left out: the stored ciphertext or the customer's data key was damaged, so they
+    /// cannot be opened. Nothing was erased; the event's other fields are intact.
+    Damaged,
 }
 
 /// The top-level `data` fields of `ty` that are personal.

@@ -94,8 +94,8 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         let report = super::check::check_log(&log).await?;
         report.print();
         anyhow::ensure!(
-            report.damaged.is_empty(),
-            "the backup holds damaged events (see above)"
+            report.is_intact(),
+            "the backup holds damaged events or data keys (see above)"
         );
     }
     std::fs::create_dir_all(&args.data.data_dir)?;

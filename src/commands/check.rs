@@ -19,11 +19,16 @@ pub struct LogCheck {
     /// Events whose personal data was erased: their keyed digest cannot be recomputed.
     pub erased: u64,
     pub damaged: Vec<(u64, String)>,
+    /// Data keys that do not unwrap under the master key: (customer, generation).
+    pub damaged_keys: Vec<(String, u32)>,
 }
 
 /// Checks every event of `log` against its digest.
 pub async fn check_log(log: &Log) -> anyhow::Result<LogCheck> {
-    let mut out = LogCheck::default();
+    let mut out = LogCheck {
+        damaged_keys: log.keys.damaged().to_vec(),
+        ..LogCheck::default()
+    };
     let mut after = 0;
     loop {
         let page = log.read_all(after, READ_EVENTS_MAX).await?;
@@ -57,6 +62,15 @@ impl LogCheck {
         if self.damaged.len() > DAMAGED_SHOWN_MAX {
             println!("  … and {} more", self.damaged.len() - DAMAGED_SHOWN_MAX);
         }
+        println!("data keys: {} damaged", self.damaged_keys.len());
+        for (customer, generation) in self.damaged_keys.iter().take(DAMAGED_SHOWN_MAX) {
+            println!("  customer {customer}, generation {generation}: does not unwrap under the master key");
+        }
+    }
+
+    /// Nothing damaged.
+    pub fn is_intact(&self) -> bool {
+        self.damaged.is_empty() && self.damaged_keys.is_empty()
     }
 }
 
@@ -76,7 +90,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     let report = check_log(&log).await?;
     report.print();
     anyhow::ensure!(
-        file_ok && report.damaged.is_empty(),
+        file_ok && report.is_intact(),
         "the store is damaged (see above): restore it from a backup"
     );
     Ok(())

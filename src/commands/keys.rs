@@ -51,6 +51,12 @@ async fn run_command(data: DataDir, command: KeysCommand) -> anyhow::Result<()> 
         } => {
             let old = master.resolve(false)?;
             let (store, log) = app::open_log(&data.data_dir, old, SqliteOptions::default()).await?;
+            if let Some((customer, generation)) = log.keys.damaged().first() {
+                anyhow::bail!(
+                    "{} data key(s) are damaged in the store (the first: customer {customer}, generation {generation}) and cannot be re-wrapped; restore the store from a backup (rapport restore) before rotating the master key",
+                    log.keys.damaged().len()
+                );
+            }
             let new = MasterKey::generate();
             crate::crypto::write_secret_file(&new_master_key_file, new.to_text().as_bytes())
                 .with_context(|| format!("failed to write {}", new_master_key_file.display()))?;

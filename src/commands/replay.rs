@@ -134,9 +134,10 @@ pub async fn replay(
             let check = crate::commands::check::check_log(&log).await?;
             check.print();
             anyhow::ensure!(
-                check.damaged.is_empty(),
-                "{} events do not match the digests they were written with",
-                check.damaged.len()
+                check.is_intact(),
+                "{} events do not match the digests they were written with, {} data keys are damaged",
+                check.damaged.len(),
+                check.damaged_keys.len()
             );
         }
         None => {

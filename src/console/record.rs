@@ -96,7 +96,7 @@ pub(crate) async fn record(
     match http::events::append(
         State(c.app.clone()),
         signed.caller.clone(),
-        Query(q),
+        Ok(Query(q)),
         headers,
         Body::from(event.to_string()),
     )

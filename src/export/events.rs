@@ -25,6 +25,7 @@ pub(super) fn view_name(v: PersonalView) -> &'static str {
         PersonalView::Pseudonymised => "pseudonymised",
         PersonalView::Withheld => "withheld",
         PersonalView::Erased => "erased",
+        PersonalView::Damaged => "damaged",
     }
 }
 
@@ -290,6 +291,7 @@ pub fn stored_view(
         }
         (Some(_), Some(g)) if g != 0 => match log.keys.get(r.customer, g) {
             Some(k) if k.is_destroyed() => Some(Some(PersonalView::Erased)),
+            Some(k) if k.is_damaged() => Some(Some(PersonalView::Damaged)),
             Some(_) if access == PersonalAccess::Withheld => Some(Some(PersonalView::Withheld)),
             _ => None,
         },

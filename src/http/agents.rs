@@ -17,18 +17,24 @@ const NETWORKS_PAGE_MAX: usize = 500;
 /// Agents listed on a network's page.
 const NETWORK_AGENTS_MAX: usize = 1000;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AgentQuery {
     /// Only networks at least at this risk level.
+    #[schemars(extend("enum" = ["watch", "warning", "critical"]))]
     risk: Option<String>,
     /// Only networks with at least this many participants.
     min_participants: Option<u32>,
     cursor: Option<String>,
+    #[schemars(range(min = 1, max = NETWORKS_PAGE_MAX))]
     limit: Option<usize>,
     min_position: Option<u64>,
     as_of_position: Option<u64>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     known_at: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     valid_at: Option<String>,
 }
 

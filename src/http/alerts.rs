@@ -23,11 +23,15 @@ const PHRASE_COMPLAINTS_MAX: usize = 50;
 /// Agents drawn on a network alert's graph.
 const GRAPH_NODES_MAX: usize = 30;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AlertQuery {
+    #[schemars(extend("enum" = ["open", "acknowledged", "resolved", "merged"]))]
     status: Option<String>,
+    /// At least this level.
+    #[schemars(extend("enum" = ["watch", "warning", "critical"]))]
     level: Option<String>,
+    #[schemars(extend("enum" = ["group_complaint", "spike", "pyramid_risk"]))]
     kind: Option<String>,
     /// Only alerts owned by this key id (`me`: the caller's).
     assignee: Option<String>,
@@ -36,10 +40,15 @@ pub(crate) struct AlertQuery {
     /// Only alerts updated after this log position.
     after: Option<u64>,
     min_position: Option<u64>,
+    #[schemars(range(min = 1, max = ALERTS_PAGE_MAX))]
     limit: Option<usize>,
     // Time travel: the alerts as they were (see `crate::fold::time_travel`).
     as_of_position: Option<u64>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     known_at: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     valid_at: Option<String>,
 }
 
@@ -236,7 +245,7 @@ pub(crate) async fn verdicts(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubscribeQuery {
     after: Option<u64>,

@@ -17,19 +17,28 @@ const COMMUNITIES_PAGE_MAX: usize = 500;
 /// The longest window, in months.
 const WINDOW_MONTHS_MAX: u32 = 24;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CommunityQuery {
     /// `size` (default), `activity`, `revenue`, `complaint_rate`.
+    #[schemars(extend("enum" = ["size", "activity", "revenue", "complaint_rate"]))]
     sort: Option<String>,
     /// Months of event time counted as recent (this one included); 3 by default.
+    #[schemars(range(min = 1, max = WINDOW_MONTHS_MAX))]
     window_months: Option<u32>,
     cursor: Option<String>,
+    #[schemars(range(min = 1, max = COMMUNITIES_PAGE_MAX))]
     limit: Option<usize>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     as_of: Option<String>,
     min_position: Option<u64>,
     as_of_position: Option<u64>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     known_at: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     valid_at: Option<String>,
 }
 

@@ -351,11 +351,16 @@ pub(crate) async fn get_rfm(
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
     let q = query(q)?;
+    let csv_asked = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::bad("format", "must be json or csv")),
+    };
     let (st, as_of) = view(&state, &q).await?;
     let c = &st.customers;
     let currency = currency(&q, c, as_of);
     let rows = rfm::rfm(c, as_of, &currency);
-    if q.format.as_deref() == Some("csv") {
+    if csv_asked {
         let mut out = super::query::csv_start(&q);
         out.push_str("customer,recency_days,frequency,monetary,r,f,m,segment\n");
         for r in &rows {
@@ -583,11 +588,12 @@ pub(crate) async fn get_campaigns(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LifecycleChangesQuery {
     after: Option<u64>,
     /// Only changes into this state.
+    #[schemars(extend("enum" = ["prospect", "new", "active", "reactivated", "at_risk", "dormant", "churned"]))]
     to: Option<String>,
 }
 

@@ -28,9 +28,12 @@ const INLINE_PARSE_BYTES_MAX: usize = 64 * 1024;
 /// Default page size of reads.
 const READ_EVENTS_DEFAULT: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(crate) struct AppendQuery {
+    /// The stream to append to (all events of the request must belong to it).
     stream: Option<String>,
+    /// `any`, `no_stream`, or the stream's current version.
+    #[schemars(regex(pattern = r"^(any|no_stream|[0-9]+)$"))]
     expected_version: Option<String>,
 }
 
@@ -99,11 +102,12 @@ const SUPPORT_MAY_RECORD: &[EventType] = &[
 pub(crate) async fn append(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<AppendQuery>,
+    q: Result<Query<AppendQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Ingest, Role::Admin, Role::Support])?;
+    let Query(q) = q.map_err(ApiError::query)?;
     // Whether a stream is at a version says how many events a customer has: only for
     // those who may read the stream.
     if caller.role == Role::Ingest && q.expected_version.is_some() {
@@ -280,10 +284,12 @@ async fn append_blind(
     Ok(all)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ReadAllQuery {
+    /// Events after this log position.
     #[serde(default)]
     after: u64,
+    #[schemars(range(min = 1, max = READ_EVENTS_MAX))]
     limit: Option<usize>,
 }
 
@@ -322,10 +328,11 @@ pub(super) async fn read_all(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct ReadStreamQuery {
     #[serde(default)]
     from_version: u64,
+    #[schemars(range(min = 1, max = READ_EVENTS_MAX))]
     limit: Option<usize>,
 }
 
@@ -357,7 +364,7 @@ pub(super) async fn read_stream(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub(super) struct SubscribeQuery {
     after: Option<u64>,
 }

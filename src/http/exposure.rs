@@ -29,6 +29,15 @@ use crate::{auth::Role, store::ExpectedVersion};
 /// Rows in one JSON answer (the CSV holds them all).
 const EXPOSED_PAGE_MAX: usize = 1_000;
 
+/// `POST /v1/alerts/{id}/exposure/segment`: the new segment's id, and its name ("Exposed
+/// to <alert>" when absent).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExposureSegment {
+    id: String,
+    name: Option<String>,
+}
+
 /// The alert's exposure, read from one state.
 struct Exposure {
     keys: Vec<String>,
@@ -193,22 +202,10 @@ pub(crate) async fn to_segment(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Support, Role::Analyst, Role::Admin])?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad("/", format!("the body must be a JSON object: {e}")))?;
-    let segment = match body.get("id") {
-        Some(Value::String(s)) => s.clone(),
-        _ => return Err(ApiError::bad("/id", "must be the new segment's id")),
-    };
+    let body: ExposureSegment = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("/", format!("the body must be {{\"id\", \"name\"?}}: {e}")))?;
+    let segment = body.id;
     super::segments::check_id(&segment)?;
-    if let Some(k) = body
-        .as_object()
-        .and_then(|o| o.keys().find(|k| !["id", "name"].contains(&k.as_str())))
-    {
-        return Err(ApiError::bad(
-            &format!("/{k}"),
-            "unknown field; give id and name",
-        ));
-    }
     super::workflow::caught_up(&state).await?;
     let ids: Vec<String> = {
         let st = state.read_model.state.read().await;
@@ -233,10 +230,7 @@ pub(crate) async fn to_segment(
             ),
         });
     }
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .map_or_else(|| format!("Exposed to {id}"), str::to_owned);
+    let name = body.name.unwrap_or_else(|| format!("Exposed to {id}"));
     let definition = json!({
         "name": name,
         "description": format!("Customers who bought what alert {id} is about and had not complained when it was made"),

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub alerts: Family<AlertLabels, Gauge<u64, AtomicU64>>,
     /// Set when metrics are read: live feeds (Server-Sent Events) open now.
     pub sse_clients: Gauge<u64, AtomicU64>,
+    /// Set when metrics are read: data keys found damaged when the store was opened.
+    pub damaged_data_keys: Gauge<u64, AtomicU64>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -134,7 +136,14 @@ impl Metrics {
             "Live feeds (Server-Sent Events) open",
             sse_clients.clone(),
         );
+        let damaged_data_keys = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "damaged_data_keys",
+            "Customers' data keys that did not unwrap when the store was opened: their personal data is shown as `damaged` (the keys are named in the log at start)",
+            damaged_data_keys.clone(),
+        );
         Metrics {
+            damaged_data_keys,
             kafka_dead_letters,
             alerts,
             sse_clients,

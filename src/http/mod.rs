@@ -311,6 +311,10 @@ async fn metrics_text(State(state): State<AppState>, caller: Caller) -> Result<R
         state.metrics.kafka_consumer_lag.set(lag);
     }
     state.metrics.sse_clients.set(state.feeds.open() as u64);
+    state
+        .metrics
+        .damaged_data_keys
+        .set(state.log.keys.damaged().len() as u64);
     set_alert_counts(&state).await;
     state.metrics.read_model_lag_events.set(
         state

@@ -11,8 +11,10 @@ use serde_json::json;
 use super::{ApiError, AppState, Caller};
 use crate::{auth::Role, log::PersonalAccess, store::READ_EVENTS_MAX};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
+    #[schemars(extend("enum" = ["ingest", "support", "analyst", "admin"]))]
     role: String,
     label: Option<String>,
 }
@@ -190,11 +192,12 @@ pub(super) async fn export_customer(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     customer: Option<String>,
     key_id: Option<String>,
+    #[schemars(range(min = 1, max = crate::audit::AUDIT_READ_MAX))]
     limit: Option<usize>,
 }
 

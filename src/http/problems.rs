@@ -69,9 +69,10 @@ pub(crate) async fn create(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProblemQuery {
+    #[schemars(extend("enum" = ["open", "resolved"]))]
     status: Option<String>,
     min_position: Option<u64>,
 }

@@ -34,19 +34,28 @@ pub(crate) fn csv_start(q: &ReadQuery) -> String {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReadQuery {
     pub(super) min_position: Option<u64>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     pub(super) as_of: Option<String>,
     // Time travel (see `crate::fold::time_travel`).
     pub(super) as_of_position: Option<u64>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     pub(super) known_at: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::http::query::time_param")]
     pub(super) valid_at: Option<String>,
     // Lists.
+    /// Only customers in this lifecycle state.
+    #[schemars(extend("enum" = ["prospect", "new", "active", "reactivated", "at_risk", "dormant", "churned"]))]
     pub(super) status: Option<String>,
     pub(super) community: Option<String>,
     pub(super) segment: Option<String>,
+    #[schemars(extend("enum" = ["id", "revenue", "last_seen", "influence"]))]
     pub(super) sort: Option<String>,
     /// Reactivation and segment members: `true` leaves out customers with no channel
     /// they consented to be contacted on for marketing.
@@ -54,15 +63,29 @@ pub(crate) struct ReadQuery {
     /// `kind:value`: only the people holding this identifier (support, admin).
     pub(super) identifier: Option<String>,
     pub(super) cursor: Option<String>,
+    #[schemars(range(min = 1, max = LIST_LIMIT_MAX))]
     pub(super) limit: Option<usize>,
     // RFM and cohorts.
     pub(super) currency: Option<String>,
+    #[schemars(extend("enum" = ["month"]))]
     pub(super) period: Option<String>,
     /// Cohorts and lifecycle by month: how many of the latest months.
+    #[schemars(range(min = 1, max = rapport_projections::cohorts::MONTHS_MAX))]
     pub(super) months: Option<u32>,
+    #[schemars(extend("enum" = ["json", "csv"]))]
     pub(super) format: Option<String>,
     /// CSV only: begin with a UTF-8 byte-order mark.
     pub(super) bom: Option<bool>,
+}
+
+/// The schema of a time in a query (`as_of`, `known_at`, `valid_at`): what
+/// [`parse_as_of`] reads.
+pub(crate) fn time_param(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "anyOf": [{"format": "date-time"}, {"format": "date"}],
+        "description": "An RFC 3339 time, or a date YYYY-MM-DD (midnight UTC)",
+    })
 }
 
 pub(crate) type Q = Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>;
@@ -203,6 +226,22 @@ pub(super) async fn wait_min_position(
     min_position: Option<u64>,
 ) -> Result<(), ApiError> {
     if let Some(p) = min_position {
+        // Positions come from appends, so one beyond the end of the log is a mistake; it
+        // is waited for all the same (bounded), as another writer's event may not have
+        // reached this server yet (a shared KurrentDB).
+        let wait = state.read_model.min_position_wait;
+        if tokio::time::timeout(wait, state.log.wait_for_position(p))
+            .await
+            .is_err()
+        {
+            return Err(ApiError::bad(
+                "min_position",
+                format!(
+                    "is beyond the end of the log (last position {}); give a position an append answered",
+                    state.log.last_position()
+                ),
+            ));
+        }
         // A stopped read model will not get there: say so at once.
         let stopped =
             p > state.read_model.applied_position() && state.read_model.stopped().is_some();

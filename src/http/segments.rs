@@ -385,7 +385,7 @@ pub(crate) async fn members(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ChangesQuery {
     after: Option<u64>,
@@ -435,13 +435,14 @@ pub(super) async fn changes(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DiffQuery {
     from: String,
     to: Option<String>,
     /// How times in `from`/`to` are read: `occurred` (business time, the default: only
     /// events that occurred by then) or `recorded` (what the system knew then).
+    #[schemars(extend("enum" = ["occurred", "recorded"]))]
     basis: Option<String>,
     min_position: Option<u64>,
 }

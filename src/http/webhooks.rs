@@ -16,9 +16,9 @@ use crate::{
     webhooks::{Topic, WebhookError},
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Create {
+pub(super) struct Create {
     url: String,
     events: Vec<String>,
     #[serde(default)]
@@ -113,9 +113,9 @@ pub(crate) async fn resume(
     Ok(Json(state.webhooks.resume(&id, None)?.public()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Replay {
+pub(super) struct Replay {
     from_position: u64,
 }
 

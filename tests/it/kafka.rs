@@ -32,9 +32,9 @@ use rdkafka::{
 };
 use serde_json::{json, Value};
 
-struct Broker {
+pub(crate) struct Broker {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Drop for Broker {
@@ -57,6 +57,12 @@ fn tansu() -> Option<std::path::PathBuf> {
 
 /// Starts Tansu on a free loopback port and waits until it accepts connections.
 async fn broker() -> Option<Broker> {
+    broker_advertising(None).await
+}
+
+/// Like [`broker`], telling clients to connect to `advertised` (`HOST:PORT`) instead of
+/// where it listens (a proxy in front of it).
+pub(crate) async fn broker_advertising(advertised: Option<&str>) -> Option<Broker> {
     let Some(bin) = tansu() else {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("the Tansu broker is missing under CI=true; .ci/run installs it");
@@ -75,7 +81,7 @@ async fn broker() -> Option<Broker> {
         .arg("--listener-url")
         .arg(format!("tcp://{addr}"))
         .arg("--advertised-listener-url")
-        .arg(format!("tcp://{addr}"))
+        .arg(format!("tcp://{}", advertised.unwrap_or(&addr)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -15,6 +15,7 @@ macro_rules! skipped {
 mod api;
 mod datasets;
 mod kafka;
+mod kafka_tls;
 mod privacy_doc;
 mod process;
 mod read_model;

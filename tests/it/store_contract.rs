@@ -437,13 +437,15 @@ async fn tampered_ciphertext_is_detected_not_decrypted_to_garbage() {
     drop(conn);
     let (store, log) = open(dir.path(), &master);
     let stored = store.read_all(0, 10).await.unwrap();
-    let err = log
-        .open(stored[0].clone(), PersonalAccess::Plain)
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Integrity { position: 1, .. }),
-        "{err}"
-    );
+    // The event reads without its personal data, marked damaged (not erased), and
+    // `rapport check` names it.
+    let ev = log.open(stored[0].clone(), PersonalAccess::Plain).unwrap();
+    assert_eq!(ev.personal, Some(rapport_events::PersonalView::Damaged));
+    assert!(ev.data.get("name").is_none() && ev.data.get("email").is_none());
+    assert!(matches!(
+        log.verify(&stored[0]),
+        rapport::log::Verified::Damaged(_)
+    ));
     // Without access to personal data the event still reads (nothing is decrypted).
     assert!(log
         .open(stored[0].clone(), PersonalAccess::Withheld)

@@ -341,8 +341,10 @@ async fn rfm_scores_every_buyer_and_sums_segments() {
     );
 }
 
+/// Positions come from appends: one beyond the end of the log, still beyond it after the
+/// bounded wait, is the caller's mistake (a 503 would invite retrying for ever).
 #[tokio::test(flavor = "multi_thread")]
-async fn min_position_beyond_the_log_is_a_503_with_a_clear_message() {
+async fn min_position_beyond_the_log_is_a_400_naming_the_field() {
     let wait = std::time::Duration::from_millis(300);
     let (s, last) = seeded_on(TestServer::start_with_min_position_wait(wait).await).await;
     let (status, body) = s
@@ -351,12 +353,16 @@ async fn min_position_beyond_the_log_is_a_503_with_a_clear_message() {
             &s.admin,
         )
         .await;
-    assert_eq!(status, 503);
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["details"][0]["path"], "min_position",
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("min_position"),
+            .contains("beyond the end of the log"),
         "{body}"
     );
 }

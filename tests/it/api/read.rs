@@ -134,6 +134,41 @@ async fn every_documented_route_exists_and_the_document_is_openapi_3_1() {
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["components"]["schemas"]["purchase_v1"].is_object());
+    // Every reference resolves inside the document, and every link names an operation.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"").skip(1) {
+        let target = &r[..r.find('"').unwrap()];
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("a reference outside the components: {target}"));
+        assert!(doc["components"]["schemas"][name].is_object(), "{target}");
+    }
+    let ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|ops| ops.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    for ops in doc["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            for response in op["responses"].as_object().unwrap().values() {
+                for link in response["links"].as_object().into_iter().flatten() {
+                    let target = link.1["operationId"].as_str().unwrap();
+                    assert!(ids.contains(&target), "a link to no operation: {target}");
+                }
+            }
+        }
+    }
+    // A route's query parameters come from the type its query is read into.
+    let alerts = &doc["paths"]["/v1/alerts"]["get"]["parameters"];
+    let limit = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["maximum"], 500, "{limit}");
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
             let url = format!(

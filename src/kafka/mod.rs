@@ -36,6 +36,10 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+mod security;
+
+pub use security::{Given as SecurityGiven, KafkaSecurity, Mechanism, Protocol};
+
 use crate::{
     log::Log,
     read_model::{outbox::Cursor, ReadModel},
@@ -58,6 +62,8 @@ const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct KafkaOptions {
     pub brokers: String,
+    /// TLS and SASL (plaintext without credentials by default).
+    pub security: KafkaSecurity,
     pub in_topic: String,
     pub dlq_topic: String,
     pub group: String,
@@ -73,6 +79,7 @@ impl KafkaOptions {
     pub fn defaults(brokers: &str, data_dir: &std::path::Path) -> KafkaOptions {
         KafkaOptions {
             brokers: brokers.to_owned(),
+            security: KafkaSecurity::default(),
             in_topic: "rapport.events.in".into(),
             dlq_topic: "rapport.events.dlq".into(),
             group: "rapport".into(),
@@ -85,9 +92,10 @@ impl KafkaOptions {
 }
 
 /// The producer's options, set explicitly (never left to defaults).
-pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+pub fn producer(opts: &KafkaOptions) -> anyhow::Result<FutureProducer> {
+    let mut c = ClientConfig::new();
+    opts.security.apply(&mut c);
+    Ok(c.set("bootstrap.servers", &opts.brokers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("max.in.flight.requests.per.connection", "5")
@@ -100,10 +108,11 @@ pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
 
 /// The consumer's options: offsets are stored by Rapport after a durable append and
 /// committed by librdkafka every second; nothing is committed before it is stored.
-pub fn consumer(brokers: &str, group: &str) -> anyhow::Result<StreamConsumer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
+pub fn consumer(opts: &KafkaOptions) -> anyhow::Result<StreamConsumer> {
+    let mut c = ClientConfig::new();
+    opts.security.apply(&mut c);
+    Ok(c.set("bootstrap.servers", &opts.brokers)
+        .set("group.id", &opts.group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
@@ -193,9 +202,9 @@ pub fn spawn_ingest(
     log: Log,
     dead_letters: prometheus_client::metrics::counter::Counter<u64, std::sync::atomic::AtomicU64>,
 ) -> anyhow::Result<TaskHandle> {
-    let consumer = consumer(&opts.brokers, &opts.group)?;
+    let consumer = consumer(&opts)?;
     consumer.subscribe(&[&opts.in_topic])?;
-    let producer = producer(&opts.brokers)?;
+    let producer = producer(&opts)?;
     let (stop, mut stopped) = watch::channel(false);
     let (lag_tx, lag) = watch::channel(None);
     let task = tokio::spawn(async move {
@@ -401,7 +410,7 @@ fn cloud_event(id: String, ty: String, subject: &str, data: Value) -> String {
 
 /// Starts publishing alert and segment changes from `model`.
 pub fn spawn_outbox(opts: KafkaOptions, model: Arc<ReadModel>) -> anyhow::Result<TaskHandle> {
-    let producer = producer(&opts.brokers)?;
+    let producer = producer(&opts)?;
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut ck = read_checkpoint(&opts.checkpoint);
