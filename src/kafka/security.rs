@@ -29,6 +29,11 @@ impl Protocol {
         }
     }
 
+    /// As the command line spells it.
+    fn option(self) -> String {
+        self.as_str().replace('_', "-")
+    }
+
     fn tls(self) -> bool {
         matches!(self, Protocol::Ssl | Protocol::SaslSsl)
     }
@@ -42,7 +47,9 @@ impl Protocol {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mechanism {
     Plain,
+    #[value(name = "scram-sha-256")]
     ScramSha256,
+    #[value(name = "scram-sha-512")]
     ScramSha512,
 }
 
@@ -107,13 +114,13 @@ impl KafkaSecurity {
                 username,
                 password,
             }),
-            (true, None, _, _) => return Err(format!("--kafka-security-protocol {}: give --kafka-sasl-mechanism", g.protocol.as_str())),
-            (true, _, None, _) => return Err(format!("--kafka-security-protocol {}: give --kafka-sasl-username", g.protocol.as_str())),
-            (true, _, _, None) => return Err(format!("--kafka-security-protocol {}: give the password in RAPPORT_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file", g.protocol.as_str())),
+            (true, None, _, _) => return Err(format!("--kafka-security-protocol {}: give --kafka-sasl-mechanism", g.protocol.option())),
+            (true, _, None, _) => return Err(format!("--kafka-security-protocol {}: give --kafka-sasl-username", g.protocol.option())),
+            (true, _, _, None) => return Err(format!("--kafka-security-protocol {}: give the password in RAPPORT_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file", g.protocol.option())),
             (false, None, None, None) => None,
             (false, ..) => return Err(format!(
-                "SASL credentials were given but --kafka-security-protocol is {}; use sasl_plaintext or sasl_ssl",
-                g.protocol.as_str()
+                "SASL credentials were given but --kafka-security-protocol is {}; use sasl-plaintext or sasl-ssl",
+                g.protocol.option()
             )),
         };
         let client_cert = match (g.cert, g.key) {
@@ -123,8 +130,8 @@ impl KafkaSecurity {
         };
         if !g.protocol.tls() && (g.ca.is_some() || client_cert.is_some()) {
             return Err(format!(
-                "TLS files were given but --kafka-security-protocol is {}; use ssl or sasl_ssl",
-                g.protocol.as_str()
+                "TLS files were given but --kafka-security-protocol is {}; use ssl or sasl-ssl",
+                g.protocol.option()
             ));
         }
         let files =
@@ -214,7 +221,7 @@ mod tests {
         };
         assert!(KafkaSecurity::new(credentials_in_the_clear)
             .unwrap_err()
-            .contains("sasl_ssl"));
+            .contains("sasl-ssl"));
         let ca_without_tls = Given {
             ca: Some("/etc/hostname".into()),
             ..Given::default()
