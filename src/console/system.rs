@@ -34,6 +34,9 @@ struct SystemPage {
     lag: u64,
     /// Why the read model stopped following the log, if it has.
     stopped: Option<String>,
+    /// Data keys found damaged when the store was opened: their customers' personal data
+    /// shows as damaged.
+    damaged_keys: usize,
     clock: String,
     kafka: Option<String>,
     /// Messages on the in topic not yet consumed (`None`: not measured yet, or no Kafka).
@@ -82,6 +85,7 @@ pub(crate) async fn system_page(
             applied_position,
             lag: store_position.saturating_sub(applied_position),
             stopped: c.app.read_model.stopped(),
+            damaged_keys: c.app.log.keys.damaged().len(),
             clock,
             kafka: c.app.kafka.clone(),
             kafka_lag: c.app.kafka_lag.as_ref().and_then(|l| *l.borrow()),

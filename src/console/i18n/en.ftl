@@ -270,6 +270,7 @@ channel-email = E-mail
 channel-wechat = WeChat / WeCom
 channel-phone = Phone call
 system-stopped = The read model stopped
+system-damaged-keys = Customers' data keys damaged in the store (their personal data cannot be read; run rapport check, restore from a backup)
 rfm-champions = Champions
 rfm-loyal = Loyal
 rfm-potential-loyalist = Potential Loyalist

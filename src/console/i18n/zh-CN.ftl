@@ -264,6 +264,7 @@ channel-email = 电子邮件
 channel-wechat = 微信 / 企业微信
 channel-phone = 电话
 system-stopped = 读模型已停止
+system-damaged-keys = 存储中已损坏的客户数据密钥（其个人数据无法读取；请运行 rapport check，并从备份恢复）
 rfm-champions = 冠军客户
 rfm-loyal = 忠诚客户
 rfm-potential-loyalist = 潜在忠诚客户

@@ -82,6 +82,30 @@ fn a_damaged_data_key_loses_only_its_customers_personal_data() {
         .text()
         .unwrap();
     assert!(metrics.contains("rapport_damaged_data_keys 1"), "{metrics}");
+    // The console's system page says so too.
+    let console = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = console
+        .post(format!("{}/sign-in", server.base))
+        .form(&[("key", server.admin.as_str())])
+        .send()
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let system = console
+        .get(format!("{}/system", server.base))
+        .header("cookie", cookie)
+        .header("accept-language", "en")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        system.contains("data keys damaged in the store"),
+        "{system}"
+    );
     // New personal data of that customer is sealed under a new key, and reads back.
     let resp = client
         .post(format!("{}/v1/events", server.base))
