@@ -715,6 +715,7 @@ impl Keyring {
             .and_then(|c| c.find_mut(generation))
         {
             g.key = None;
+            g.damaged = false;
         }
         keys.expanded.forget(customer, generation);
         keys.forget_pending(customer, generation);

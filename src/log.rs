@@ -680,7 +680,19 @@ impl Log {
         };
         let mut req =
             self.seal_request(std::slice::from_ref(&event), AppendRules::all_or_nothing());
-        let destroyed: Vec<u32> = current.iter().map(|k| k.generation).collect();
+        // A damaged key goes too: its row could be mended from a copy, and the erasure
+        // must hold then as well.
+        let damaged = self
+            .keys
+            .damaged()
+            .iter()
+            .filter(|(c, _)| c == customer)
+            .map(|(_, g)| *g);
+        let destroyed: Vec<u32> = current
+            .iter()
+            .map(|k| k.generation)
+            .chain(damaged)
+            .collect();
         req.destroy_keys = destroyed
             .iter()
             .map(|g| (customer.to_owned(), *g))

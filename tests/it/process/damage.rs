@@ -120,6 +120,17 @@ fn a_damaged_data_key_loses_only_its_customers_personal_data() {
     let events = page(&server);
     assert_eq!(events[4]["personal"], "plain", "{}", events[4]);
     assert_eq!(events[4]["data"]["traits"]["nickname"], "B");
+    // An erasure destroys the damaged key with the live one: all of it reads as erased.
+    let resp = client
+        .delete(format!("{}/v1/customers/c-2/personal-data", server.base))
+        .bearer_auth(&server.admin)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
+    let events = page(&server);
+    for e in [&events[1], &events[2], &events[4]] {
+        assert_eq!(e["personal"], "erased", "{e}");
+    }
 }
 
 #[test]
