@@ -130,6 +130,45 @@ const PROBLEM_LINKS: Links = &[
         "$response.body#/problem",
     ),
 ];
+/// From the list to the first alert listed: what support staff do with it.
+const ALERT_LINKS: Links = &[
+    ("get_v1_alerts_id", "id", "$response.body#/alerts/0/id"),
+    (
+        "post_v1_alerts_id_acknowledge",
+        "id",
+        "$response.body#/alerts/0/id",
+    ),
+    (
+        "post_v1_alerts_id_resolve",
+        "id",
+        "$response.body#/alerts/0/id",
+    ),
+    (
+        "post_v1_alerts_id_assign",
+        "id",
+        "$response.body#/alerts/0/id",
+    ),
+    (
+        "post_v1_alerts_id_review",
+        "id",
+        "$response.body#/alerts/0/id",
+    ),
+    (
+        "post_v1_alerts_id_merge",
+        "id",
+        "$response.body#/alerts/0/id",
+    ),
+    (
+        "get_v1_alerts_id_exposure",
+        "id",
+        "$response.body#/alerts/0/id",
+    ),
+    (
+        "post_v1_alerts_id_exposure_segment",
+        "id",
+        "$response.body#/alerts/0/id",
+    ),
+];
 const WEBHOOK_LINKS: Links = &[
     ("get_v1_webhooks_id", "id", "$response.body#/webhook/id"),
     ("delete_v1_webhooks_id", "id", "$response.body#/webhook/id"),
@@ -191,7 +230,7 @@ pub(super) const OPS: &[Op] = &[
     Op { path: "/v1/agents/{id}", summary: "One agent: upline chain, depth, direct and total downline, retail sales to end customers, own purchases, sell-through (all time and the latest 3 months), entry fees, commissions by basis, quiet or left with stock; and its network's risk", query: Some((schema::<AgentQuery>, fields!["min_position"; TIME_TRAVEL])), ..Op::GET },
     Op { path: "/v1/communities", summary: "Communities with members now, joined and left in all, active members (posted or bought in the window), posts and complaints in the window, complaint rate, members' revenue all time and in the window, its trend against the window before, dormant or at-risk members, open alerts touching it; largest first by `sort`", query: Some((schema::<CommunityQuery>, &[])), returns: &["communities", "total"], ..Op::GET },
     Op { path: "/v1/communities/{id}", summary: "One community: its summary, the latest 12 months (joined, left, members at the end, posts, complaints, members' revenue), leaders by posts, replies received, echoes received and influence, and its dormant or at-risk members, most spent first", query: Some((schema::<CommunityQuery>, fields!["window_months", "as_of", "min_position"; TIME_TRAVEL])), returns: &["id", "members"], ..Op::GET },
-    Op { path: "/v1/alerts", summary: "Early-warning alerts, oldest update first. assignee: a key id, or me", query: Some((schema::<AlertQuery>, &[])), returns: &["alerts", "total"], ..Op::GET },
+    Op { path: "/v1/alerts", summary: "Early-warning alerts, oldest update first. assignee: a key id, or me", query: Some((schema::<AlertQuery>, &[])), returns: &["alerts", "total"], links: ALERT_LINKS, ..Op::GET },
     Op { path: "/v1/alerts/subscribe", summary: "Server-Sent Events: alert changes (raised, updated, escalated, acknowledged, resolved, reopened, assigned, reviewed, merged, linked, overdue) with the alert, after `after` (or Last-Event-ID), then live", query: Some((schema::<AlertSubscribeQuery>, &[])), answer: Answer::Sse, ..Op::GET },
     Op { path: "/v1/alerts/verdicts", summary: "The detector's precision on staff's verdicts, per level reached", query: Some((schema::<AlertQuery>, fields!["min_position"])), returns: &["verdicts"], ..Op::GET },
     Op { path: "/v1/alerts/{id}", summary: "One alert with its evidence and its graph (graph.nodes: the customers of its timeline in the order they first appear, with the step at which they do; graph.edges: referral, replied to, mentioned, echoed or a shared community between them; a network alert: its first agents and who recruited whom; evidence.said: the evidence sentences as message ids with arguments); support and admin also get the phrases its complaints share and the texts of its first 50 complaints", query: Some((schema::<AlertQuery>, fields!["min_position"; TIME_TRAVEL])), returns: &["id", "kind", "level", "status", "customers", "evidence", "graph"], ..Op::GET },

@@ -43,6 +43,17 @@ async fn schemathesis_finds_no_server_error_no_undocumented_answer_and_no_accept
         )
         .await;
     assert_eq!(status, 201);
+    // An agent network rooted at c-1 (the document's example id for agents).
+    let (status, body) = s
+        .post_json(
+            "/v1/events",
+            &json!([
+                {"type": "agent_joined", "customer": "c-1", "occurred_at": "2026-03-01T09:00:00Z", "data": {}},
+                {"type": "agent_joined", "customer": "c-2", "occurred_at": "2026-03-01T09:30:00Z", "data": {"upline": "c-1", "fee": "399.00", "currency": "CNY"}},
+            ]),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let (status, _) = s
         .post_json(
             "/v1/segments",
