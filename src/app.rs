@@ -137,9 +137,10 @@ async fn keyring_for<S: EventStore>(
     }
     let wrapped = store.load_keys().await?;
     let keyring = Keyring::load(master, wrapped).context("failed to unwrap the data keys")?;
-    if let Some((customer, generation)) = keyring.damaged().first() {
+    let damaged = keyring.damaged();
+    if let Some((customer, generation)) = damaged.first() {
         tracing::error!(
-            damaged = keyring.damaged().len(),
+            damaged = damaged.len(),
             first_customer = %customer,
             first_generation = generation,
             "data keys are damaged in the store: the personal data they sealed is shown as `damaged`; everything else is served (rapport check lists the events; restore from a backup to recover them)"

@@ -472,6 +472,8 @@ struct Keys {
     /// Generations created in memory but not yet durable in the store (few at a time).
     pending: FastMap<CompactString, Vec<WrappedKey>>,
     expanded: Expanded,
+    /// Generations found damaged on load and not destroyed since: (customer, generation).
+    damaged: Vec<(String, u32)>,
 }
 
 impl Keys {
@@ -496,8 +498,6 @@ impl Keys {
 pub struct Keyring {
     master: MasterKey,
     keys: Mutex<Keys>,
-    /// Keys found damaged on load: (customer, generation).
-    damaged: Vec<(String, u32)>,
 }
 
 /// What became of one generation of a customer's data key.
@@ -556,9 +556,9 @@ impl Keyring {
         }
         customers.shrink_to_fit();
         Ok(Keyring {
-            damaged,
             master,
             keys: Mutex::new(Keys {
+                damaged,
                 customers,
                 pending: FastMap::default(),
                 expanded: Expanded::new(),
@@ -583,6 +583,7 @@ impl Keyring {
             customers,
             pending,
             expanded,
+            ..
         } = &mut *keys;
         let current = customers.get(customer).map(|c| &c.current);
         if let Some(g) = current.filter(|g| g.key.is_some()) {
@@ -647,10 +648,10 @@ impl Keyring {
         })
     }
 
-    /// The keys whose stored form did not unwrap when the store was opened: (customer,
-    /// generation).
-    pub fn damaged(&self) -> &[(String, u32)] {
-        &self.damaged
+    /// The keys whose stored form did not unwrap when the store was opened and that no
+    /// erasure has destroyed since: (customer, generation).
+    pub fn damaged(&self) -> Vec<(String, u32)> {
+        self.lock().damaged.clone()
     }
 
     /// The current generation, if the customer has a usable key.
@@ -717,6 +718,8 @@ impl Keyring {
             g.key = None;
             g.damaged = false;
         }
+        keys.damaged
+            .retain(|(c, g)| (c.as_str(), *g) != (customer, generation));
         keys.expanded.forget(customer, generation);
         keys.forget_pending(customer, generation);
     }
@@ -850,7 +853,7 @@ mod tests {
         let b = wrapped.iter_mut().find(|w| w.customer == "b").unwrap();
         *b.wrapped.as_mut().unwrap().last_mut().unwrap() ^= 1;
         let again = Keyring::load(master, wrapped).unwrap();
-        assert_eq!(again.damaged(), &[("b".to_owned(), 1)]);
+        assert_eq!(again.damaged(), [("b".to_owned(), 1)]);
         assert_eq!(again.state("a", 1), Some(KeyState::Live));
         assert_eq!(again.state("b", 1), Some(KeyState::Damaged));
         let b1 = again.get("b", 1).unwrap();

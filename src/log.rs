@@ -685,9 +685,9 @@ impl Log {
         let damaged = self
             .keys
             .damaged()
-            .iter()
+            .into_iter()
             .filter(|(c, _)| c == customer)
-            .map(|(_, g)| *g);
+            .map(|(_, g)| g);
         let destroyed: Vec<u32> = current
             .iter()
             .map(|k| k.generation)

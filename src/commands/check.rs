@@ -26,7 +26,7 @@ pub struct LogCheck {
 /// Checks every event of `log` against its digest.
 pub async fn check_log(log: &Log) -> anyhow::Result<LogCheck> {
     let mut out = LogCheck {
-        damaged_keys: log.keys.damaged().to_vec(),
+        damaged_keys: log.keys.damaged(),
         ..LogCheck::default()
     };
     let mut after = 0;

@@ -51,10 +51,11 @@ async fn run_command(data: DataDir, command: KeysCommand) -> anyhow::Result<()> 
         } => {
             let old = master.resolve(false)?;
             let (store, log) = app::open_log(&data.data_dir, old, SqliteOptions::default()).await?;
-            if let Some((customer, generation)) = log.keys.damaged().first() {
+            let damaged = log.keys.damaged();
+            if let Some((customer, generation)) = damaged.first() {
                 anyhow::bail!(
                     "{} data key(s) are damaged in the store (the first: customer {customer}, generation {generation}) and cannot be re-wrapped; restore the store from a backup (rapport restore) before rotating the master key",
-                    log.keys.damaged().len()
+                    damaged.len()
                 );
             }
             let new = MasterKey::generate();

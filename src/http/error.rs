@@ -52,6 +52,16 @@ impl ApiError {
         }
     }
 
+    /// A JSON body read into the type an endpoint takes, or a 400 saying why not.
+    pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad(
+                "/",
+                format!("the body is not what this endpoint takes: {e}"),
+            )
+        })
+    }
+
     /// A query string that does not deserialize, naming the parameter when axum's message
     /// does (`Failed to deserialize query string: as_of_position: invalid digit …`).
     pub fn query(e: axum::extract::rejection::QueryRejection) -> ApiError {

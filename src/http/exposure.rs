@@ -202,8 +202,7 @@ pub(crate) async fn to_segment(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Support, Role::Analyst, Role::Admin])?;
-    let body: ExposureSegment = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad("/", format!("the body must be {{\"id\", \"name\"?}}: {e}")))?;
+    let body: ExposureSegment = ApiError::json_body(&body)?;
     let segment = body.id;
     super::segments::check_id(&segment)?;
     super::workflow::caught_up(&state).await?;

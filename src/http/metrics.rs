@@ -46,7 +46,7 @@ pub struct Metrics {
     pub alerts: Family<AlertLabels, Gauge<u64, AtomicU64>>,
     /// Set when metrics are read: live feeds (Server-Sent Events) open now.
     pub sse_clients: Gauge<u64, AtomicU64>,
-    /// Set when metrics are read: data keys found damaged when the store was opened.
+    /// Set when metrics are read: data keys found damaged when the store was opened and not erased since.
     pub damaged_data_keys: Gauge<u64, AtomicU64>,
 }
 

@@ -27,15 +27,6 @@ pub(super) struct Create {
     batch: Option<u32>,
 }
 
-fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(b).map_err(|e| {
-        ApiError::bad(
-            "/",
-            format!("the body is not what this endpoint takes: {e}"),
-        )
-    })
-}
-
 /// `POST /v1/webhooks` `{"url", "events": [...], "segment"?, "batch"?}`.
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -43,7 +34,7 @@ pub(crate) async fn create(
     b: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let c: Create = body(&b)?;
+    let c: Create = ApiError::json_body(&b)?;
     let mut topics = Vec::new();
     for (i, e) in c.events.iter().enumerate() {
         let t = Topic::parse(e).ok_or_else(|| {
@@ -128,7 +119,7 @@ pub(crate) async fn replay(
     b: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let r: Replay = body(&b)?;
+    let r: Replay = ApiError::json_body(&b)?;
     if state.webhooks.get(&id).is_none() {
         return Err(WebhookError::NotFound(id).into());
     }

@@ -898,13 +898,7 @@ fn a_read_model_stopped_by_an_unreadable_event_says_so_everywhere() {
             && message.contains("the event at position 2 could not be read"),
         "{body}"
     );
-    let metrics = client
-        .get(format!("{}/metrics", server.base))
-        .bearer_auth(&server.admin)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = server.get_text("/metrics");
     assert!(
         metrics.contains("rapport_read_model_stopped 1"),
         "{metrics}"

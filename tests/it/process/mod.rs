@@ -76,6 +76,17 @@ impl Server {
             .unwrap()
     }
 
+    /// `GET path` as admin, its body as text (`/metrics`).
+    pub(crate) fn get_text(&self, path: &str) -> String {
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
     pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
